@@ -1,0 +1,80 @@
+"""The one error envelope of SPEC §3, for every error the HTTP API can give.
+
+``{"error": {"code", "message", "details", "request_id", "timestamp"}}`` with a
+stable machine ``code``: domain errors carry their own, framework errors
+(unknown route, wrong method, bad JSON, oversized body) are mapped here, and
+anything unexpected is logged with its traceback and answered as
+``internal_error`` without one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from qris_soundbox.core.errors import DomainError, RateLimited
+from qris_soundbox.core.logging import request_id_var
+
+log = logging.getLogger(__name__)
+
+_CODE_BY_STATUS = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "request_id": request_id_var.get(),
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+    }
+    return Response(body, status_code=status, headers=headers)
+
+
+def domain_error_handler(_: Request, exc: DomainError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+
+def http_error_handler(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("http error", extra={"status": status, "detail": exc.detail})
+        return error_response(status, _CODE_BY_STATUS.get(status, "internal_error"), "internal error")
+    details = exc.extra if isinstance(exc, ValidationException) and exc.extra else None
+    message = exc.detail or "request failed"
+    if status == 404:
+        message = "no such resource" if message == "Not Found" else message
+    return error_response(status, _CODE_BY_STATUS.get(status, "error"), message, details, exc.headers)
+
+
+def unexpected_error_handler(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: domain_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}

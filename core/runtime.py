@@ -1,0 +1,77 @@
+"""Process bookkeeping shared by every role: instance heartbeat and deep health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.context import PlatformContext
+
+log = logging.getLogger(__name__)
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_FRESH_S = 3 * HEARTBEAT_INTERVAL_S
+FORGET_AFTER_S = 24 * 3600
+
+
+class ComponentHealth(msgspec.Struct, kw_only=True):
+    status: str
+    detail: str | None = None
+
+
+class DeepHealth(msgspec.Struct, kw_only=True):
+    status: str
+    database: ComponentHealth
+    broker: ComponentHealth
+
+
+async def register_instance(platform: PlatformContext) -> None:
+    await platform.db.execute(
+        "register_instance", platform.instance_id, socket.gethostname(), os.getpid(), sorted(platform.roles)
+    )
+
+
+async def heartbeat_forever(platform: PlatformContext) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+        try:
+            await platform.db.execute("touch_instance", platform.instance_id)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("instance heartbeat failed", extra={"error": str(exc)})
+
+
+async def unregister_instance(platform: PlatformContext) -> None:
+    await platform.db.execute("remove_instance", platform.instance_id)
+
+
+async def prune_instances(platform: PlatformContext) -> None:
+    """Job ``runtime.prune_instances``: forget processes silent for a day."""
+    await platform.db.execute("prune_instances", FORGET_AFTER_S)
+
+
+async def deep_health(platform: PlatformContext) -> DeepHealth:
+    try:
+        await asyncio.wait_for(platform.db.pool.fetchval("SELECT 1"), timeout=2)
+        database = ComponentHealth(status="ok")
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        database = ComponentHealth(status="error", detail=type(exc).__name__)
+
+    if platform.broker is not None:
+        running = platform.broker.is_running
+        broker = ComponentHealth(status="ok" if running else "error", detail="in this process")
+    elif database.status == "ok":
+        # --only api: a broker in another process sharing this database is enough.
+        live = await platform.db.fetch("live_broker_instances", HEARTBEAT_FRESH_S)
+        broker = (
+            ComponentHealth(status="ok", detail=f"instance {live[0]['id']} on {live[0]['hostname']}")
+            if live
+            else ComponentHealth(status="error", detail="no broker process has reported in")
+        )
+    else:
+        broker = ComponentHealth(status="unknown", detail="database unavailable")
+    status = "ok" if database.status == broker.status == "ok" else "degraded"
+    return DeepHealth(status=status, database=database, broker=broker)

@@ -1,0 +1,122 @@
+"""SPEC §3 basics through the real HTTP server: request ids and the error envelope."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import post
+
+from qris_soundbox.control_plane.app import create_app
+from qris_soundbox.control_plane.deps import JSONBody
+from qris_soundbox.control_plane.schemas import Base
+from tests.support import RunningPlatform
+
+ENVELOPE_KEYS = {"code", "message", "details", "request_id", "timestamp"}
+
+
+def assert_envelope(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == ENVELOPE_KEYS
+    assert body["error"]["code"] == code
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    return body["error"]
+
+
+async def test_health_answers_ok(running: RunningPlatform) -> None:
+    response = await running.http.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_deep_health_checks_database_and_broker(running: RunningPlatform) -> None:
+    response = await running.http.get("/health/deep")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["status"] == "ok"
+    assert body["broker"]["status"] == "ok"
+
+
+async def test_request_id_is_echoed_when_given(running: RunningPlatform) -> None:
+    response = await running.http.get("/health", headers={"X-Request-Id": "req-42.abc"})
+    assert response.headers["x-request-id"] == "req-42.abc"
+
+
+async def test_request_id_is_generated_when_absent_or_unsafe(running: RunningPlatform) -> None:
+    plain = await running.http.get("/health")
+    unsafe = await running.http.get("/health", headers={"X-Request-Id": "x" * 300})
+    assert len(plain.headers["x-request-id"]) == 32
+    assert unsafe.headers["x-request-id"] != "x" * 300
+
+
+async def test_unknown_route_is_enveloped_not_found(running: RunningPlatform) -> None:
+    response = await running.http.get("/no/such/route", headers={"X-Request-Id": "r-404"})
+    error = assert_envelope(response, 404, "not_found")
+    assert error["request_id"] == "r-404"
+
+
+async def test_wrong_method_is_enveloped(running: RunningPlatform) -> None:
+    assert_envelope(await running.http.delete("/health"), 405, "method_not_allowed")
+
+
+async def test_openapi_schema_documents_routes(running: RunningPlatform) -> None:
+    response = await running.http.get("/schema/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/health" in paths and "/health/deep" in paths
+
+
+# A JSON route of the real app factory, to prove body handling without waiting
+# for a domain module: bad JSON, wrong types and oversized bodies.
+class _Echo(Base):
+    amount: int
+
+
+@post("/_test/echo", sync_to_thread=False)
+def _echo(data: JSONBody[_Echo]) -> dict:
+    return {"amount": data.amount}
+
+
+async def _serve_app_with_echo(running: RunningPlatform):
+    import asyncio
+
+    import httpx
+    import uvicorn
+
+    from qris_soundbox.tools.serve import _EmbeddedUvicorn
+    from tests.support import free_port
+
+    app = create_app(running.platform)
+    app.register(_echo)
+    port = free_port()
+    server = _EmbeddedUvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
+
+
+async def test_body_errors_are_enveloped(running: RunningPlatform) -> None:
+    server, task, client = await _serve_app_with_echo(running)
+    try:
+        ok = await client.post("/_test/echo", json={"amount": 5})
+        assert ok.status_code == 201 and ok.json() == {"amount": 5}
+
+        bad_json = await client.post("/_test/echo", content=b"{not json", headers={"content-type": "application/json"})
+        assert_envelope(bad_json, 400, "validation_error")
+
+        wrong_type = await client.post("/_test/echo", json={"amount": "five"})
+        assert_envelope(wrong_type, 400, "validation_error")
+
+        unknown_field = await client.post("/_test/echo", json={"amount": 1, "extra": True})
+        assert_envelope(unknown_field, 400, "validation_error")
+
+        limit = running.platform.settings.json_body_limit
+        oversized = msgspec.json.encode({"amount": 1, "pad": "x" * (limit + 10)})
+        too_big = await client.post("/_test/echo", content=oversized, headers={"content-type": "application/json"})
+        assert_envelope(too_big, 413, "payload_too_large")
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await task

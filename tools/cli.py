@@ -1,0 +1,104 @@
+"""The ``qris-soundbox`` command: one subcommand per tool, thin over the services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import msgspec
+
+from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, default_bind, load_broker_config
+from qris_soundbox.core.config import ConfigError, parse_port
+from qris_soundbox.core.context import ROLES, PlatformContext
+from qris_soundbox.core.demo import demo_overrides
+from qris_soundbox.core.logging import configure_logging
+from qris_soundbox.tools.common import open_database, settings_or_exit
+
+
+def _port(value: str) -> int:
+    try:
+        return parse_port(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qris-soundbox", description="QRIS soundbox platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run database, migrations, MQTT broker, HTTP API and jobs")
+    serve.add_argument("--only", action="append", choices=ROLES, help="run only this part (repeatable)")
+    serve.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL and exports (default ./var)")
+    serve.add_argument("--http-host", default="127.0.0.1")
+    serve.add_argument("--http-port", type=_port, default=None, help="default: $PORT or 8000")
+    serve.add_argument("--mqtt-host", default=None, help="default: from broker.yaml")
+    serve.add_argument("--mqtt-port", type=_port, default=None, help="default: from broker.yaml (1883)")
+    serve.add_argument("--broker-config", type=Path, default=DEFAULT_CONFIG_PATH)
+    serve.add_argument("--demo", action="store_true", help="development secrets if unset, demo data, credentials printed")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.add_argument("--data-dir", type=Path, default=Path("var"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    handler = {"serve": _serve, "migrate": _migrate}[args.command]
+    handler(args)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from qris_soundbox.tools.serve import ServeOptions, StartupError, run_until_signal
+
+    settings = settings_or_exit()
+    if args.demo:
+        settings = settings_or_exit(**demo_overrides(msgspec.structs.asdict(settings)))
+    configure_logging(settings.log_level)
+    try:
+        mqtt_default_host, mqtt_default_port = default_bind(load_broker_config(args.broker_config))
+    except (BrokerConfigError, ValueError) as exc:
+        sys.exit(f"qris-soundbox: {exc}")
+    options = ServeOptions(
+        roles=frozenset(args.only or ROLES),
+        data_dir=args.data_dir,
+        http_host=args.http_host,
+        http_port=args.http_port or settings.http_port,
+        mqtt_host=args.mqtt_host or mqtt_default_host,
+        mqtt_port=args.mqtt_port or mqtt_default_port,
+        broker_config=args.broker_config,
+        demo=args.demo,
+        on_ready=_print_banner,
+    )
+    try:
+        run_until_signal(settings, options)
+    except StartupError as exc:
+        sys.exit(f"qris-soundbox: {exc}")
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_banner(platform: PlatformContext, urls: dict[str, str], demo_lines: list[str]) -> None:
+    lines = ["", "QRIS Soundbox Platform is running  (Ctrl-C stops everything)"]
+    lines += [f"  {name:<8} {url}" for name, url in urls.items()]
+    if demo_lines:
+        lines += ["", "Demo credentials (development only):"] + [f"  {line}" for line in demo_lines]
+    print("\n".join(lines) + "\n", flush=True)
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        async with open_database(settings, args.data_dir, pool_size=1):
+            pass
+
+    asyncio.run(run())
+    print("migrations applied", flush=True)
+
+
+if __name__ == "__main__":
+    main()
