@@ -6,12 +6,14 @@ Each domain module exports ``routes``; adding a domain is one line in
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from qris_soundbox.control_plane import health
+from qris_soundbox.control_plane.auth import permission_guard
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
 from qris_soundbox.control_plane.middleware import request_context_middleware
 from qris_soundbox.core.context import PlatformContext
@@ -25,13 +27,16 @@ def create_app(platform: PlatformContext) -> Litestar:
 
     app = Litestar(
         route_handlers=[handler for module in ROUTE_MODULES for handler in module.routes],
+        guards=[permission_guard],
+        state=State({"platform": platform}),
         dependencies={"platform": Provide(provide_platform, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=platform.settings.json_body_limit,
         openapi_config=OpenAPIConfig(
             title="QRIS Soundbox Platform",
             version="0.1.0",
-            path="/schema",
+            # The documentation is public on purpose (see control_plane/auth.py).
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"public": True}),
             render_plugins=[SwaggerRenderPlugin()],
         ),
         logging_config=None,

@@ -70,6 +70,26 @@ class RunningPlatform:
             yield client
 
 
+@asynccontextmanager
+async def serve_app(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve an app built by ``create_app`` (plus test-only routes) on a real socket."""
+    import uvicorn
+
+    from qris_soundbox.tools.serve import _EmbeddedUvicorn
+
+    port = free_port()
+    server = _EmbeddedUvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
 class PlatformFactory:
     def __init__(self, database_url: str, data_dir: Path) -> None:
         self.database_url = database_url

@@ -8,7 +8,7 @@ from litestar import post
 from qris_soundbox.control_plane.app import create_app
 from qris_soundbox.control_plane.deps import JSONBody
 from qris_soundbox.control_plane.schemas import Base
-from tests.support import RunningPlatform
+from tests.support import RunningPlatform, serve_app
 
 ENVELOPE_KEYS = {"code", "message", "details", "request_id", "timestamp"}
 
@@ -73,33 +73,15 @@ class _Echo(Base):
     amount: int
 
 
-@post("/_test/echo", sync_to_thread=False)
+@post("/_test/echo", sync_to_thread=False, opt={"public": True})
 def _echo(data: JSONBody[_Echo]) -> dict:
     return {"amount": data.amount}
 
 
-async def _serve_app_with_echo(running: RunningPlatform):
-    import asyncio
-
-    import httpx
-    import uvicorn
-
-    from qris_soundbox.tools.serve import _EmbeddedUvicorn
-    from tests.support import free_port
-
+async def test_body_errors_are_enveloped(running: RunningPlatform) -> None:
     app = create_app(running.platform)
     app.register(_echo)
-    port = free_port()
-    server = _EmbeddedUvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, task, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
-
-
-async def test_body_errors_are_enveloped(running: RunningPlatform) -> None:
-    server, task, client = await _serve_app_with_echo(running)
-    try:
+    async with serve_app(app) as client:
         ok = await client.post("/_test/echo", json={"amount": 5})
         assert ok.status_code == 201 and ok.json() == {"amount": 5}
 
@@ -116,7 +98,3 @@ async def test_body_errors_are_enveloped(running: RunningPlatform) -> None:
         oversized = msgspec.json.encode({"amount": 1, "pad": "x" * (limit + 10)})
         too_big = await client.post("/_test/echo", content=oversized, headers={"content-type": "application/json"})
         assert_envelope(too_big, 413, "payload_too_large")
-    finally:
-        await client.aclose()
-        server.should_exit = True
-        await task

@@ -1,0 +1,92 @@
+"""Bearer-token authentication and the permission guard.
+
+Every route declares how it is reached, in its ``opt``:
+
+- ``opt={"permission": "merchant:write"}`` — an admin or merchant principal
+  whose role has that permission (``core/auth.py``);
+- ``opt={"public": True}`` — no bearer token (health, logins, the signed
+  acquirer callback, device routes with their own credentials).
+
+The guard runs on every route and fails closed: a route that declares neither
+is refused, and a test walks all routes to keep it that way.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from qris_soundbox.core.audit import AuditActor
+from qris_soundbox.core.auth import STATIC_ADMIN, Principal
+from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.errors import Forbidden, Unauthorized
+from qris_soundbox.core.logging import request_id_var
+
+
+def bearer_token(connection: ASGIConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def resolve_principal(platform: PlatformContext, token: str) -> Principal | None:
+    """The principal a bearer token stands for, or None."""
+    admin_token = platform.settings.admin_token
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return STATIC_ADMIN
+    return None
+
+
+def platform_of(connection: ASGIConnection) -> PlatformContext:
+    return connection.app.state["platform"]
+
+
+async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    if handler.opt.get("public") or _is_generated_options(handler):
+        return
+    permission = handler.opt.get("permission")
+    if not permission:
+        raise Forbidden("this route declares no permission")
+    token = bearer_token(connection)
+    if token is None:
+        raise Unauthorized("a bearer token is required")
+    principal = await resolve_principal(platform_of(connection), token)
+    if principal is None:
+        raise Unauthorized("the bearer token is invalid or expired")
+    if not principal.may(permission):
+        raise Forbidden(f"role {principal.role!r} lacks permission {permission!r}", details={"permission": permission})
+    connection.state["principal"] = principal
+
+
+def _is_generated_options(handler: BaseRouteHandler) -> bool:
+    # Litestar adds an OPTIONS handler per path; it only lists the allowed methods.
+    return getattr(handler, "http_methods", None) == {"OPTIONS"}
+
+
+def principal_of(connection: ASGIConnection) -> Principal:
+    return connection.state["principal"]
+
+
+def client_ip(connection: ASGIConnection) -> str | None:
+    if platform_of(connection).settings.trust_proxy:
+        forwarded = connection.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return connection.client.host if connection.client else None
+
+
+def audit_actor(connection: ASGIConnection) -> AuditActor:
+    principal: Principal | None = connection.state.get("principal")
+    if principal is None:
+        return AuditActor(actor_type="anonymous", request_id=request_id_var.get(), ip=client_ip(connection))
+    return AuditActor(
+        actor_type=principal.kind,
+        actor_id=principal.id,
+        actor_role=principal.role,
+        request_id=request_id_var.get(),
+        ip=client_ip(connection),
+    )

@@ -1,0 +1,56 @@
+"""The audit log: every admin or merchant write, every login, every rejected callback.
+
+Written on the caller's connection, inside the transaction of the change it
+records, so an audited change and its audit row commit or fail together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.ids import new_id
+
+
+class AuditActor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who did it and from where; built by the control plane per request."""
+
+    actor_type: str  # admin | merchant | device | system | acquirer | anonymous
+    actor_id: str | None = None
+    actor_role: str | None = None
+    request_id: str | None = None
+    ip: str | None = None
+
+
+SYSTEM = AuditActor(actor_type="system")
+
+
+async def record(
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    action: str,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    merchant_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row. ``payload`` must never hold a secret."""
+    await conn.execute(
+        db.q["insert_audit_log"],
+        new_id("aud"),
+        actor.actor_type,
+        actor.actor_id,
+        actor.actor_role,
+        action,
+        entity_type,
+        entity_id,
+        merchant_id,
+        actor.request_id,
+        actor.ip,
+        payload or {},
+    )

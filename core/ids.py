@@ -1,0 +1,21 @@
+"""Opaque, time-ordered ids: ``<prefix>_<ULID>``.
+
+Sorting by id sorts by creation time, so a list's cursor is simply the last id
+it returned (see ``core.paging``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+
+
+def new_id(prefix: str) -> str:
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
