@@ -39,15 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--broker-config", type=Path, default=DEFAULT_CONFIG_PATH)
     serve.add_argument("--demo", action="store_true", help="development secrets if unset, demo data, credentials printed")
 
+    serve.set_defaults(handler=_serve)
+
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.add_argument("--data-dir", type=Path, default=Path("var"))
+    migrate.set_defaults(handler=_migrate)
+
+    # Each tool module adds its subcommands: register(subparsers) sets `handler`.
+    for module in TOOL_MODULES:
+        module.register(sub)
     return parser
+
+
+# Tool modules (tools/<name>.py), each with ``register(subparsers)``.
+TOOL_MODULES: list = []
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    handler = {"serve": _serve, "migrate": _migrate}[args.command]
-    handler(args)
+    args.handler(args)
 
 
 def _serve(args: argparse.Namespace) -> None:
