@@ -22,8 +22,9 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
+    # 400 like the framework's own body/query validation, so one code has one status.
     code = "validation_error"
-    status = 422
+    status = 400
 
 
 class Unauthorized(DomainError):

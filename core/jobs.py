@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from qris_soundbox.core import runtime
+from qris_soundbox.core.payments import transactions as payments_transactions
 from qris_soundbox.core.context import PlatformContext
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,14 @@ def _guarded(name: str, func: Callable[[], Awaitable[object]]) -> Callable[[], A
 
 
 def scheduled_jobs(platform: PlatformContext) -> list[Job]:
+    settings = platform.settings
     specs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
         ("runtime.prune_instances", 3600, lambda: runtime.prune_instances(platform)),
     ]
+    if settings.dynamic_qr_expiry_scheduler_enabled:
+        specs.append((
+            "payments.expire_due",
+            settings.dynamic_qr_expiry_sweep_interval_ms / 1000,
+            lambda: payments_transactions.expire_due(platform.db, settings.dynamic_qr_expiry_sweep_limit),
+        ))
     return [Job(name, interval, _guarded(name, func)) for name, interval, func in specs]

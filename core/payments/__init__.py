@@ -1,0 +1,1 @@
+"""The payment spine: transactions, acquirer callbacks, ledger, dynamic QR."""

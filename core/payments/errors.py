@@ -1,0 +1,43 @@
+"""Payment errors with their stable codes (HTTP and MQTT error downlinks alike)."""
+
+from __future__ import annotations
+
+from qris_soundbox.core.errors import Conflict, DomainError, InvalidState, NotFound, Unauthorized, ValidationFailed
+
+
+class CallbackSignatureInvalid(Unauthorized):
+    code = "invalid_signature"
+
+
+class CallbackTimestampStale(Unauthorized):
+    code = "stale_timestamp"
+
+
+class TransactionNotFound(NotFound):
+    code = "transaction_not_found"
+
+
+class TerminalNotFound(DomainError):
+    code = "unknown_terminal"
+    status = 422
+
+
+class MerchantNotActive(InvalidState):
+    code = "merchant_not_active"
+
+
+class AmountMismatch(DomainError):
+    code = "amount_mismatch"
+    status = 422
+
+
+class AlreadyPaid(Conflict):
+    code = "already_paid"
+
+
+class TransactionFinal(InvalidState):
+    code = "transaction_final"
+
+
+class PaymentInputInvalid(ValidationFailed):
+    pass
