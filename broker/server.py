@@ -23,3 +23,11 @@ class PlatformBroker(Broker):
     @property
     def is_running(self) -> bool:
         return self.transitions.state == "started"
+
+    def is_device_online(self, client_id: str) -> bool:
+        session = self._sessions.get(client_id, (None, None))[0]
+        return session is not None and session.transitions.is_connected()
+
+    async def deliver_downlink(self, client_id: str, topic: str, payload: bytes) -> None:
+        """QoS 1 to the device's own downlink topic (at-least-once; the outbox retries until acked)."""
+        await self.internal_message_broadcast(topic, payload, qos=1)

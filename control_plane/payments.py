@@ -13,6 +13,7 @@ from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, Quer
 from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core import audit
 from qris_soundbox.core.errors import DomainError
+from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.paging import page_limit, split_page
 from qris_soundbox.core.payments import callbacks, transactions as txns
 from qris_soundbox.core.payments.errors import TransactionNotFound
@@ -63,7 +64,11 @@ async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> 
     row = await platform.db.fetchrow("transaction_by_id", transaction_id)
     if row is None:
         raise TransactionNotFound(f"transaction {transaction_id} does not exist")
-    return txns.transaction_from_row(row)
+    transaction = txns.transaction_from_row(row)
+    notification = await platform.db.fetchrow("payment_notification_for_transaction", transaction_id)
+    if notification is not None:
+        transaction.notification = NotificationState(**{k: notification[k] for k in NotificationState.__struct_fields__})
+    return transaction
 
 
 @get("/admin/transactions/{transaction_id:str}/events", tags=["payments"], summary="A transaction's state changes",

@@ -19,6 +19,7 @@ import msgspec
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import ledger
 from qris_soundbox.core.payments.errors import (
     MerchantNotActive,
@@ -49,6 +50,8 @@ class Transaction(msgspec.Struct, kw_only=True):
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    # The soundbox announcement of this payment (detail view only).
+    notification: NotificationState | None = None
 
 
 class TransactionEvent(msgspec.Struct, kw_only=True):

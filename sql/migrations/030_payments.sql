@@ -108,3 +108,4 @@ CREATE INDEX device_outbox_open ON device_outbox (device_id, id) WHERE status IN
 CREATE INDEX device_outbox_due ON device_outbox (next_attempt_at) WHERE status IN ('pending', 'sent');
 CREATE INDEX device_outbox_device_kind ON device_outbox (device_id, kind, id);
 CREATE INDEX device_outbox_transaction ON device_outbox (transaction_id) WHERE transaction_id IS NOT NULL;
+CREATE INDEX device_outbox_expiry ON device_outbox (expires_at) WHERE status IN ('pending', 'sent');

@@ -1,0 +1,94 @@
+"""The device outbox: downlinks written in the transaction of the change they
+announce, delivered at least once by the broker process, acknowledged by the
+device (devices de-duplicate by ``message_id``).
+
+Statuses: ``pending`` (written) → ``sent`` (handed to the device's session;
+re-sent with back-off until acked) → ``acked``; or ``expired`` /
+``skipped_late`` (a payment announcement past its age is never played late)
+/ ``superseded`` (a newer config replaced it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.ids import new_id
+
+TOPIC_SUFFIX = {
+    "payment": "payment",
+    "dynamic_qr_response": "dynamic-qr/response",
+    "config": "config",
+    "command": "command",
+}
+
+
+class Downlink(msgspec.Struct, kw_only=True):
+    """A downlink as operators see it (``GET /admin/devices/{id}/notifications``)."""
+
+    id: str
+    message_id: str
+    device_id: str
+    kind: str
+    topic: str
+    payload: dict[str, Any]
+    status: str
+    transaction_id: str | None
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    acked_at: datetime | None
+    expires_at: datetime
+
+
+class NotificationState(msgspec.Struct, kw_only=True):
+    """A transaction's announcement, as its detail shows it."""
+
+    message_id: str
+    device_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    acked_at: datetime | None
+    expires_at: datetime
+
+
+def downlink_topic(device_id: str, kind: str) -> str:
+    return f"devices/{device_id}/downlink/{TOPIC_SUFFIX[kind]}"
+
+
+async def enqueue(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    device_id: str,
+    kind: str,
+    body: dict[str, Any],
+    expires_at: datetime,
+    transaction_id: str | None = None,
+) -> str:
+    """Queue one downlink on ``conn``'s transaction; returns its ``message_id``."""
+    message_id = new_id("msg")
+    await conn.execute(
+        db.q["insert_downlink"],
+        new_id("obx"),
+        message_id,
+        device_id,
+        kind,
+        downlink_topic(device_id, kind),
+        {"message_id": message_id, **body},
+        expires_at,
+        transaction_id,
+    )
+    await conn.execute(db.q["notify_outbox"], device_id)
+    return message_id
+
+
+async def acknowledge(db: Database, device_id: str, message_id: str) -> asyncpg.Record | None:
+    """The device's ack; None if unknown, not its own, or already closed."""
+    return await db.fetchrow("acknowledge_downlink", device_id, message_id)

@@ -1,0 +1,68 @@
+-- insert_downlink --
+-- $1 id, $2 message_id, $3 device, $4 kind, $5 topic, $6 payload, $7 expires_at, $8 transaction
+INSERT INTO device_outbox (id, message_id, device_id, kind, topic, payload, expires_at, transaction_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- notify_outbox --
+-- $1 = device id: wakes the broker process's publisher when the transaction commits
+SELECT pg_notify('device_outbox', $1);
+
+-- open_downlinks_for_devices --
+-- $1 device ids, $2 limit: what to (re)send now, oldest first, locked against a second publisher
+SELECT id, message_id, device_id, kind, topic, payload, attempts FROM device_outbox
+WHERE device_id = ANY ($1::text[])
+  AND status IN ('pending', 'sent') AND next_attempt_at <= now() AND expires_at > now()
+ORDER BY id
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- mark_downlinks_sent --
+-- $1 outbox ids, $2 first retry delay s, $3 max retry delay s: exponential back-off until acked
+UPDATE device_outbox
+SET status = 'sent', attempts = attempts + 1, sent_at = now(),
+    next_attempt_at = now() + make_interval(secs => least($3::float8, $2::float8 * power(2, attempts)))
+WHERE id = ANY ($1::text[]);
+
+-- due_downlink_devices --
+-- $1 limit: devices with something due (a retry, or a pending row whose wake-up was missed)
+SELECT DISTINCT device_id FROM device_outbox
+WHERE status IN ('pending', 'sent') AND next_attempt_at <= now() AND expires_at > now()
+LIMIT $1;
+
+-- defer_downlinks --
+-- $1 device ids, $2 seconds: offline devices are not rescanned every tick; connecting resets this
+UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
+WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent');
+
+-- wake_downlinks --
+-- $1 device id: on (re)connect everything unacked is due at once
+UPDATE device_outbox SET next_attempt_at = now()
+WHERE device_id = $1 AND status IN ('pending', 'sent');
+
+-- expire_downlinks --
+-- Past their expiry: a payment announcement becomes skipped_late (never played late), the rest expired.
+UPDATE device_outbox
+SET status = CASE WHEN kind = 'payment' THEN 'skipped_late' ELSE 'expired' END
+WHERE status IN ('pending', 'sent') AND expires_at <= now()
+RETURNING id, message_id, device_id, kind, status;
+
+-- acknowledge_downlink --
+-- $1 device, $2 message_id: only the addressed device can ack; a repeated ack changes nothing
+UPDATE device_outbox SET status = 'acked', acked_at = now()
+WHERE device_id = $1 AND message_id = $2 AND status IN ('pending', 'sent')
+RETURNING id, message_id, kind, transaction_id, payload;
+
+-- downlinks_for_device --
+-- $1 device, $2 kind or NULL, $3 cursor, $4 limit+1
+SELECT id, message_id, device_id, kind, topic, payload, status, transaction_id, attempts,
+       created_at, sent_at, acked_at, expires_at
+FROM device_outbox
+WHERE device_id = $1 AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR id < $3)
+ORDER BY id DESC
+LIMIT $4;
+
+-- payment_notification_for_transaction --
+-- $1 transaction id: its latest announcement
+SELECT id, message_id, device_id, kind, status, attempts, created_at, sent_at, acked_at, expires_at
+FROM device_outbox WHERE transaction_id = $1 AND kind = 'payment'
+ORDER BY id DESC LIMIT 1;
