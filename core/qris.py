@@ -130,7 +130,8 @@ def build_static_qris(data: QrisInput) -> str:
 def _build(data: QrisInput, initiation: str) -> str:
     _check_nmid(data.nmid)
     if data.merchant_criteria not in MERCHANT_CRITERIA:
-        raise QrisError("invalid_field", f"merchant_criteria must be one of {MERCHANT_CRITERIA}", field="merchant_criteria")
+        message = f"merchant_criteria must be one of {MERCHANT_CRITERIA}"
+        raise QrisError("invalid_field", message, field="merchant_criteria")
     fields = [_tlv("00", "01"), _tlv("01", initiation)]
     if data.acquirer_guid is not None:
         fields.append(_tlv("26", _acquirer_template(data)))
@@ -227,7 +228,8 @@ def parse_qris(payload: str) -> ParsedQris:
     if tags[0] != "00":
         raise QrisError("bad_format", "the payload format indicator (tag 00) must come first", tag="00", position=0)
     if tags[-1] != "63":
-        raise QrisError("bad_format", "the CRC (tag 63) must be the last field", tag="63", position=fields["63"].start - 4)
+        position = fields["63"].start - 4
+        raise QrisError("bad_format", "the CRC (tag 63) must be the last field", tag="63", position=position)
     _check_crc(payload, fields["63"].value)
     return _interpret(fields)
 
@@ -247,14 +249,16 @@ def _split_tlv(data: str, *, offset: int, parent: str | None) -> dict[str, _Fiel
             raise QrisError("bad_length", f"a truncated field header at {position}", tag=parent, position=position)
         tag, length_text = data[index : index + 2], data[index + 2 : index + 4]
         if not (_DIGITS.fullmatch(tag) and _DIGITS.fullmatch(length_text)):
-            raise QrisError("bad_format", f"tag and length must be two digits each at {position}", tag=parent, position=position)
+            message = f"tag and length must be two digits each at {position}"
+            raise QrisError("bad_format", message, tag=parent, position=position)
         name = f"{parent}.{tag}" if parent else tag
         length = int(length_text)
         if length == 0:
             raise QrisError("bad_format", f"tag {name} has length 00", tag=name, position=position)
         if index + 4 + length > len(data):
             remaining = len(data) - index - 4
-            raise QrisError("bad_length", f"tag {name} declares {length} characters but {remaining} remain", tag=name, position=position)
+            message = f"tag {name} declares {length} characters but {remaining} remain"
+            raise QrisError("bad_length", message, tag=name, position=position)
         if tag in fields:
             raise QrisError("bad_format", f"tag {name} appears twice", tag=name, position=position)
         fields[tag] = _Field(position + 4, data[index + 4 : index + 4 + length])
@@ -337,7 +341,8 @@ def _amount(text: str) -> int:
     # all-zero fraction ("39000.00", as some acquirers emit) is accepted.
     match = _AMOUNT.fullmatch(text)
     if match is None or len(text) > 13:
-        raise QrisError("bad_format", "the amount (tag 54) must be at most 13 digits with an optional '.' fraction", tag="54")
+        message = "the amount (tag 54) must be at most 13 digits with an optional '.' fraction"
+        raise QrisError("bad_format", message, tag="54")
     whole, fraction = match.group(1), match.group(2) or ""
     if fraction.strip("0"):
         raise QrisError("bad_format", "the amount (tag 54) has a fractional rupiah part", tag="54")

@@ -26,7 +26,9 @@ def replace(fields: list[tuple[str, str]], tag: str, value: str | None) -> list[
 
 
 NATIONAL_TEMPLATE = tlv("00", "ID.CO.QRIS.WWW") + tlv("02", "ID1020012345678") + tlv("03", "UMI")
-ACQUIRER_TEMPLATE = tlv("00", "ID.CO.BANKX.WWW") + tlv("01", "936000081234567890") + tlv("02", "BX0001") + tlv("03", "UMI")
+ACQUIRER_TEMPLATE = (
+    tlv("00", "ID.CO.BANKX.WWW") + tlv("01", "936000081234567890") + tlv("02", "BX0001") + tlv("03", "UMI")
+)
 
 # The layout the builder is documented to emit (docs/qris.md), for a dynamic QR.
 DYNAMIC_FIELDS: list[tuple[str, str]] = [

@@ -1,4 +1,4 @@
-"""Property-based: build → parse round-trips, every single-character corruption is caught, nothing but QrisError escapes."""
+"""Property-based: build → parse round-trips, single-character corruption is caught, only QrisError escapes."""
 
 from __future__ import annotations
 
@@ -105,7 +105,9 @@ def test_any_single_character_substitution_is_rejected(data: QrisInput, draw: st
 
 
 @given(qris_inputs(), st.data())
-def test_an_inserted_or_deleted_character_is_rejected_or_parses_consistently(data: QrisInput, draw: st.DataObject) -> None:
+def test_an_inserted_or_deleted_character_is_rejected_or_parses_consistently(
+    data: QrisInput, draw: st.DataObject
+) -> None:
     payload = build_dynamic_qris(data)
     index = draw.draw(st.integers(min_value=0, max_value=len(payload)))
     if draw.draw(st.booleans()):
@@ -137,7 +139,9 @@ TAGS = st.integers(min_value=0, max_value=99).map(lambda n: f"{n:02d}")
 
 @settings(max_examples=300)
 @given(st.lists(st.tuples(TAGS, text(40)), max_size=14), st.booleans())
-def test_arbitrary_tlv_with_a_valid_crc_raises_nothing_but_qris_error(fields: list[tuple[str, str]], lead: bool) -> None:
+def test_arbitrary_tlv_with_a_valid_crc_raises_nothing_but_qris_error(
+    fields: list[tuple[str, str]], lead: bool
+) -> None:
     if lead:  # start like a real payload so the deeper checks are reached
         fields = [("00", "01"), ("01", "12"), *fields]
     try:
