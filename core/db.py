@@ -56,15 +56,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """The asyncpg pool plus the named queries."""
 
-    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
+    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str], dsn: str | None = None) -> None:
         self.pool = pool
         self.q = queries
+        self.dsn = dsn  # None: the libpq PG* variables
 
     @classmethod
     async def connect(cls, dsn: str | None, *, min_size: int = 2, max_size: int = 10) -> Database:
         # dsn None: asyncpg reads the libpq PG* variables, as the seed did.
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
-        return cls(pool, load_queries())
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection
+        )
+        return cls(pool, load_queries(), dsn)
 
     async def close(self) -> None:
         await self.pool.close()

