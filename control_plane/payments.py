@@ -9,13 +9,13 @@ import msgspec
 from litestar import Request, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, QueryParameter
-from qris_soundbox.control_plane.schemas import Page
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
+from qris_soundbox.control_plane.schemas import Base, Page
 from qris_soundbox.core import audit
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.paging import page_limit, split_page
-from qris_soundbox.core.payments import callbacks, transactions as txns
+from qris_soundbox.core.payments import callbacks, dynamic_qr, transactions as txns
 from qris_soundbox.core.payments.errors import TransactionNotFound
 from qris_soundbox.core.payments.ledger import LedgerEntry
 
@@ -56,6 +56,25 @@ async def list_transactions(
     rows = await platform.db.fetch("list_transactions", cursor, size + 1, merchant_id, terminal_id, status, from_, to)
     items, next_cursor = split_page(rows, size)
     return Page(items=[txns.transaction_from_row(r) for r in items], next_cursor=next_cursor)
+
+
+class TransactionCreate(Base):
+    terminal_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
+    expires_in_s: Annotated[int, msgspec.Meta(ge=30, le=dynamic_qr.MAX_TTL_S)] | None = None
+
+
+@post("/admin/transactions", tags=["payments"], summary="Issue a dynamic QR transaction on a terminal",
+      opt={"permission": "transaction:write", "idempotent": True, "rate_limit": "admin_write"})
+async def create_transaction(request: Request, platform: Platform, data: JSONBody[TransactionCreate]) -> txns.Transaction:
+    async with platform.db.transaction() as conn:
+        qr = await dynamic_qr.issue_dynamic_qr(platform.db, conn, platform.settings, data.terminal_id, data.amount,
+                                               source="admin", ttl_s=data.expires_in_s)
+        row = await conn.fetchrow(platform.db.q["transaction_by_id"], qr.transaction_id)
+        await audit.record(platform.db, conn, audit_actor(request), "transaction.create", entity_type="transaction",
+                           entity_id=row["id"], merchant_id=row["merchant_id"],
+                           payload={"amount": data.amount, "terminal_id": data.terminal_id})
+    return txns.transaction_from_row(row)
 
 
 @get("/admin/transactions/{transaction_id:str}", tags=["payments"], summary="One transaction",
@@ -108,4 +127,4 @@ async def list_ledger_entries(
     return Page(items=[LedgerEntry(**dict(r)) for r in items], next_cursor=next_cursor)
 
 
-routes = [qris_callback, list_transactions, get_transaction, transaction_events, expire_due, list_ledger_entries]
+routes = [qris_callback, create_transaction, list_transactions, get_transaction, transaction_events, expire_due, list_ledger_entries]

@@ -196,3 +196,28 @@ async def test_ledger_rows_cannot_be_updated_or_deleted(running: RunningPlatform
         await pool.execute("DELETE FROM ledger_entries WHERE transaction_id = $1", result["transaction_id"])
     assert await count(running, "SELECT sum(amount) FROM ledger_entries WHERE transaction_id = $1 "
                                 "AND entry_type = 'gross_income'", result["transaction_id"]) == 1_000
+
+
+async def test_admin_issued_dynamic_qr_parses_and_is_paid_by_callback(running: RunningPlatform) -> None:
+    from qris_soundbox.core.qris import parse_qris
+
+    ids = await active_terminal(running)
+    await running.platform.db.pool.execute(
+        "UPDATE merchants SET nmid = 'ID1020304050607', postal_code = '10110' WHERE id = $1", ids["merchant_id"])
+    response = await running.http.post("/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 37_500},
+                                       headers=running.admin_headers)
+    assert response.status_code == 201, response.text
+    txn = response.json()
+    parsed = parse_qris(txn["qr_payload"])
+    assert parsed.point_of_initiation == "dynamic" and parsed.amount == 37_500 and parsed.nmid == "ID1020304050607"
+    assert parsed.additional_data.bill_number == txn["reference"]
+    paid = await post_callback(running, callback_body(amount=37_500, transaction_id=txn["id"]))
+    assert paid.json()["status"] == "paid"
+
+
+async def test_dynamic_qr_needs_merchant_nmid(running: RunningPlatform) -> None:
+    ids = await active_terminal(running)
+    response = await running.http.post("/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 1_000},
+                                       headers=running.admin_headers)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "merchant_qris_incomplete"

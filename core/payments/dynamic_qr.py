@@ -1,0 +1,71 @@
+"""Dynamic QRIS: one function issues a QR for an amount on a terminal.
+
+The admin API, the device HTTP API and the MQTT uplink all call
+``issue_dynamic_qr``, so the three paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.config import Settings
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.errors import InvalidState
+from qris_soundbox.core.payments import transactions as txns
+from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
+
+MAX_TTL_S = 24 * 3600
+
+
+class MerchantQrisIncomplete(InvalidState):
+    code = "merchant_qris_incomplete"
+
+
+class DynamicQr(msgspec.Struct, kw_only=True):
+    transaction_id: str
+    qr_payload: str
+    expires_at: datetime
+    amount: int
+    reference: str
+
+
+async def issue_dynamic_qr(
+    db: Database,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    terminal_id: str,
+    amount: int,
+    *,
+    source: str,
+    device_id: str | None = None,
+    ttl_s: int | None = None,
+) -> DynamicQr:
+    terminal = await txns.payable_terminal(db, conn, terminal_id)
+    missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
+    if missing:
+        raise MerchantQrisIncomplete(
+            f"merchant {terminal['merchant_id']} lacks {', '.join(missing)} needed in a QRIS payload",
+            details={"merchant_id": terminal["merchant_id"], "missing": missing},
+        )
+    reference = txns.new_reference()
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
+    payload = build_dynamic_qris(
+        QrisInput(
+            merchant_name=terminal["merchant_name"],
+            merchant_city=terminal["merchant_city"],
+            postal_code=terminal["postal_code"],
+            mcc=terminal["mcc"],
+            nmid=terminal["nmid"],
+            amount=amount,
+            bill_number=reference,
+            terminal_label=terminal["terminal_code"],
+        )
+    )
+    row = await txns.create_transaction(db, conn, settings, terminal, kind="dynamic", amount=amount, source=source,
+                                        device_id=device_id, qr_payload=payload, reference=reference,
+                                        expires_at=expires_at)
+    return DynamicQr(transaction_id=row["id"], qr_payload=payload, expires_at=expires_at, amount=amount,
+                     reference=reference)
