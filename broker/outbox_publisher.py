@@ -34,7 +34,7 @@ class OutboxPublisher:
         self,
         db: Database,
         is_online: Callable[[str], bool],
-        deliver: Callable[[str, str, bytes], Awaitable[None]],
+        deliver: Callable[[str, str, bytes], Awaitable[bool]],
         on_delivered: Callable[[str, str, bytes, str], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
@@ -44,15 +44,17 @@ class OutboxPublisher:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[bool]] = set()
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, *self._in_flight):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._task, *self._in_flight) if t is not None), return_exceptions=True)
         await self._close_listener()
 
     def device_ready(self, device_id: str) -> None:
@@ -131,14 +133,16 @@ class OutboxPublisher:
             rows = await conn.fetch(self._db.q["open_downlinks_for_devices"], devices, BATCH)
             if not rows:
                 return
-            sent = []
             for row in rows:
                 data = msgspec.json.encode(row["payload"])
-                await self._deliver(row["device_id"], row["topic"], data)
-                sent.append(row["id"])
+                # Not awaited: the PUBACK round trip must not hold the rows' locks or
+                # serialise devices. The device's own ack (or a retry) closes the row.
+                task = asyncio.create_task(self._deliver(row["device_id"], row["topic"], data))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
                 if self._on_delivered is not None:
                     await self._on_delivered(row["device_id"], row["topic"], data, row["message_id"])
-            await conn.execute(self._db.q["mark_downlinks_sent"], sent, FIRST_RETRY_S, MAX_RETRY_S)
+            await conn.execute(self._db.q["mark_downlinks_sent"], [r["id"] for r in rows], FIRST_RETRY_S, MAX_RETRY_S)
         if len(rows) == BATCH:
             self._dirty.update(devices)
             self._wake.set()

@@ -18,19 +18,24 @@ AMOUNT_WORDS_PLACEHOLDER = "amount_words"
 AnnouncementFormat = Literal["amount_only", "text", "clips"]
 
 
-class UnsupportedLanguage(ValidationFailed):
+class _CannotSay(ValidationFailed):
+    # 422: the request is well-formed, but the model cannot say it.
+    status = 422
+
+
+class UnsupportedLanguage(_CannotSay):
     code = "unsupported_language"
 
 
-class AmountNotSpeakable(ValidationFailed):
+class AmountNotSpeakable(_CannotSay):
     code = "amount_not_speakable"
 
 
-class AnnouncementTooLong(ValidationFailed):
+class AnnouncementTooLong(_CannotSay):
     code = "announcement_too_long"
 
 
-class InvalidTextTemplate(ValidationFailed):
+class InvalidTextTemplate(_CannotSay):
     code = "invalid_text_template"
 
 

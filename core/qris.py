@@ -31,6 +31,7 @@ class QrisError(ValidationFailed):
     """A QRIS payload (or builder input) that cannot be accepted; ``details.reason`` says why."""
 
     code = "qris_invalid"
+    status = 422  # well-formed request, unacceptable payload
 
     def __init__(
         self,

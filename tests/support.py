@@ -96,7 +96,9 @@ class PlatformFactory:
         self.data_dir = data_dir
         self._running: list[tuple[asyncio.Event, asyncio.Task[None], httpx.AsyncClient]] = []
 
-    async def start(self, roles: frozenset[str] = frozenset(ROLES), **setting_overrides: object) -> RunningPlatform:
+    async def start(
+        self, roles: frozenset[str] = frozenset(ROLES), broker_config: Path | None = None, **setting_overrides: object
+    ) -> RunningPlatform:
         settings = settings_for_tests(self.database_url, **setting_overrides)
         options = ServeOptions(
             roles=roles,
@@ -106,6 +108,8 @@ class PlatformFactory:
             mqtt_host="127.0.0.1",
             mqtt_port=free_port(),
         )
+        if broker_config is not None:
+            options.broker_config = broker_config
         ready: asyncio.Future[PlatformContext] = asyncio.get_running_loop().create_future()
         options.on_ready = lambda platform, _urls, _demo: ready.set_result(platform)
         stop = asyncio.Event()

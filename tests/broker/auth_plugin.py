@@ -1,0 +1,22 @@
+"""Test-only amqtt auth plugin: one shared password for every client (also used by bench/ with ``--auth test``).
+
+Not anonymous access: a CONNECT without a username or with another password is
+refused, so the broker's refusal paths are exercised too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
+
+
+class SharedPasswordAuthPlugin(BaseAuthPlugin):
+    @dataclass
+    class Config:
+        password: str = "shared-test-password"
+        """The password every client must present, with any non-empty username."""
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        return bool(session.username) and session.password == self.config.password
