@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from qris_soundbox.core import runtime
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices import trace as device_trace
 
 log = logging.getLogger(__name__)
 
@@ -33,5 +34,7 @@ def _guarded(name: str, func: Callable[[], Awaitable[object]]) -> Callable[[], A
 def scheduled_jobs(platform: PlatformContext) -> list[Job]:
     specs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
         ("runtime.prune_instances", 3600, lambda: runtime.prune_instances(platform)),
+        ("devices.prune_trace", 3600,
+         lambda: device_trace.prune(platform.db, platform.settings.device_trace_retention_days)),
     ]
     return [Job(name, interval, _guarded(name, func)) for name, interval, func in specs]
