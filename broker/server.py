@@ -23,3 +23,16 @@ class PlatformBroker(Broker):
     @property
     def is_running(self) -> bool:
         return self.transitions.state == "started"
+
+    async def disconnect_client(self, client_id: str) -> bool:
+        """Close the live connection of ``client_id`` (e.g. its credential was rotated).
+
+        The client's message loop then runs amqtt's normal disconnect handling
+        (handler stopped, socket closed, ``broker_client_disconnected`` fired).
+        Returns False when no connected session has that id.
+        """
+        session, handler = self.sessions.get(client_id, (None, None))
+        if session is None or handler is None or not session.transitions.is_connected():
+            return False
+        await handler.handle_connection_closed()
+        return True

@@ -1,0 +1,50 @@
+"""amqtt plugin: device uplinks (``devices/<id>/uplink/<suffix>``) to the domain core.
+
+The table below is the one place a new uplink is wired in: one line per
+topic suffix. Handlers take ``(platform, Uplink)``, decode with
+``core.devices.uplinks.decode`` and raise ``MalformedUplink`` (or any
+``DomainError``) for bad payloads: the dispatcher logs and drops those, so a
+device can never crash the broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from amqtt.plugins.base import BasePlugin
+from amqtt.session import ApplicationMessage
+
+from qris_soundbox.core.devices import uplinks
+from qris_soundbox.core.devices.uplinks import UplinkHandler
+from qris_soundbox.plugins._platform import platform_of
+
+HANDLERS: dict[str, UplinkHandler] = {
+    "heartbeat": uplinks.heartbeat_uplink,
+    # "payment/ack": payments.ack_uplink,
+    # "dynamic-qr/request": dynamic_qr.request_uplink,
+    # "config/ack": device_config.ack_uplink,
+    # "command/ack": commands.ack_uplink,
+}
+
+
+class DeviceUplinksPlugin(BasePlugin):  # type: ignore[type-arg]
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self.platform = platform_of(context)
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
+        # Fired only for messages the ACL let through (a refused publish never gets here).
+        await uplinks.dispatch(
+            self.platform,
+            HANDLERS,
+            client_id=client_id,
+            topic=message.topic,
+            payload=bytes(message.data or b""),
+            qos=message.qos,
+            received_at=datetime.now(UTC),
+        )
