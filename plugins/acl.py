@@ -17,7 +17,6 @@ from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
 from qris_soundbox.core.devices.acl import AclDenialCounter, AclRules
-from qris_soundbox.core.logging import device_id_var
 from qris_soundbox.plugins._platform import platform_of
 
 log = logging.getLogger("qris_soundbox.broker.acl")
@@ -50,9 +49,7 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
         if action is not Action.RECEIVE and username:
             # RECEIVE is the broker's own fan-out check, not something the device asked for.
             self.denials.count(username)
-            token = device_id_var.set(username)
-            try:
-                log.warning("topic access refused", extra={"action": action.value, "topic": topic[:256]})
-            finally:
-                device_id_var.reset(token)
+            log.warning(
+                "topic access refused", extra={"device_id": username, "action": action.value, "topic": topic[:256]}
+            )
         return False

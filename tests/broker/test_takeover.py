@@ -1,0 +1,52 @@
+"""amqtt 0.12.1 handles session take-over and clean-session deletion before it
+authenticates the CONNECT, so a CONNECT that is then refused can still evict a
+connected device's session (its subscriptions are gone; downlinks stop)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiomqtt
+import pytest
+from aiomqtt.exceptions import MqttConnectError
+
+from tests.devices.helpers import provisioned_device
+from tests.support import RunningPlatform
+
+
+@pytest.mark.xfail(reason="fixed in broker-scale branch", strict=False)
+async def test_refused_connect_with_a_devices_client_id_does_not_evict_it(running: RunningPlatform) -> None:
+    device_id, secret = await provisioned_device(running)
+    async with running.mqtt(device_id, secret) as victim:
+        await victim.subscribe(f"devices/{device_id}/downlink/#", qos=1)
+        with pytest.raises(MqttConnectError):
+            async with running.mqtt(device_id, "wrong-secret"):
+                pass
+        broker = running.platform.broker
+        assert broker is not None
+        await broker.internal_message_broadcast(f"devices/{device_id}/downlink/command", b'{"message_id": "m1"}', 1)
+
+        async def first() -> aiomqtt.Message:
+            async for message in victim.messages:
+                return message
+            raise AssertionError("stream ended")
+
+        message = await asyncio.wait_for(first(), 2)
+        assert message.payload == b'{"message_id": "m1"}'
+
+
+async def test_control_a_broadcast_downlink_reaches_the_subscribed_device(running: RunningPlatform) -> None:
+    """The check above is meaningful: without the refused CONNECT the downlink arrives."""
+    device_id, secret = await provisioned_device(running)
+    async with running.mqtt(device_id, secret) as device:
+        await device.subscribe(f"devices/{device_id}/downlink/#", qos=1)
+        broker = running.platform.broker
+        assert broker is not None
+        await broker.internal_message_broadcast(f"devices/{device_id}/downlink/command", b'{"message_id": "m0"}', 1)
+
+        async def first() -> aiomqtt.Message:
+            async for message in device.messages:
+                return message
+            raise AssertionError("stream ended")
+
+        assert (await asyncio.wait_for(first(), 2)).payload == b'{"message_id": "m0"}'
