@@ -8,9 +8,11 @@ is ours; this is the one place that touches that attribute (pinned amqtt).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from amqtt.broker import BrokerContext
+from amqtt.plugins.base import BasePlugin
 
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
@@ -26,3 +28,15 @@ def broker_of(context: object) -> PlatformBroker:
 
 def platform_of(context: object) -> PlatformContext:
     return broker_of(context).platform
+
+
+class PlatformPlugin(BasePlugin):  # type: ignore[type-arg]
+    """An event plugin of ours: ``self.platform`` is the running platform."""
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, context: BrokerContext) -> None:
+        super().__init__(context)
+        self.platform = platform_of(context)

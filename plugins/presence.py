@@ -7,26 +7,17 @@ reporting as offline; a broker stopping marks its own devices offline.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from amqtt.plugins.base import BasePlugin
 from amqtt.session import Session
 
 from qris_soundbox.core.devices import presence
-from qris_soundbox.plugins._platform import platform_of
+from qris_soundbox.plugins._platform import PlatformPlugin
 
 log = logging.getLogger("qris_soundbox.broker.presence")
 
 
-class DevicePresencePlugin(BasePlugin):  # type: ignore[type-arg]
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self.platform = platform_of(context)
+class DevicePresencePlugin(PlatformPlugin):
 
     async def on_broker_post_start(self) -> None:
         await presence.release_stale(self.platform.db)

@@ -9,15 +9,13 @@ device can never crash the broker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from amqtt.plugins.base import BasePlugin
 from amqtt.session import ApplicationMessage
 
 from qris_soundbox.core.devices import uplinks
 from qris_soundbox.core.devices.uplinks import UplinkHandler
-from qris_soundbox.plugins._platform import platform_of
+from qris_soundbox.plugins._platform import PlatformPlugin
 
 HANDLERS: dict[str, UplinkHandler] = {
     "heartbeat": uplinks.heartbeat_uplink,
@@ -28,14 +26,7 @@ HANDLERS: dict[str, UplinkHandler] = {
 }
 
 
-class DeviceUplinksPlugin(BasePlugin):  # type: ignore[type-arg]
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self.platform = platform_of(context)
+class DeviceUplinksPlugin(PlatformPlugin):
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
         # Fired only for messages the ACL let through (a refused publish never gets here).

@@ -31,20 +31,19 @@ def validate_capabilities(capabilities: Capabilities) -> None:
     def problem(field: str, message: str) -> None:
         problems.append({"field": f"capabilities.{field}", "message": message})
 
+    def subset(field: str, values: list[str], allowed: tuple[str, ...]) -> None:
+        unknown = [value for value in values if value not in allowed]
+        if unknown:
+            problem(field, f"unknown value(s) {unknown}; supported: {list(allowed)}")
+        if len(set(values)) != len(values):
+            problem(field, f"{field} must not repeat")
+
     if capabilities.dynamic_qr and not capabilities.screen:
         problem("dynamic_qr", "a model without a screen cannot show a dynamic QR")
-    unknown = [lang for lang in capabilities.languages if lang not in SUPPORTED_LANGUAGES]
-    if unknown:
-        problem("languages", f"unsupported language(s) {unknown}; supported: {list(SUPPORTED_LANGUAGES)}")
-    if len(set(capabilities.languages)) != len(capabilities.languages):
-        problem("languages", "languages must not repeat")
+    subset("languages", capabilities.languages, SUPPORTED_LANGUAGES)
+    subset("commands", capabilities.commands, KNOWN_COMMANDS)
     if capabilities.volume_min >= capabilities.volume_max:
         problem("volume_min", "volume_min must be below volume_max")
-    unknown = [cmd for cmd in capabilities.commands if cmd not in KNOWN_COMMANDS]
-    if unknown:
-        problem("commands", f"unknown command(s) {unknown}; known: {list(KNOWN_COMMANDS)}")
-    if len(set(capabilities.commands)) != len(capabilities.commands):
-        problem("commands", "commands must not repeat")
     if problems:
         raise ValidationFailed("the model's capabilities are inconsistent", details=problems)
 

@@ -74,3 +74,12 @@ CREATE TABLE device_mqtt_messages (
 );
 CREATE INDEX device_mqtt_messages_device ON device_mqtt_messages (device_id, id);
 CREATE INDEX device_mqtt_messages_time ON device_mqtt_messages (created_at);
+
+-- A device as the registry shows it: never the credential hash; merchant and outlet through its terminal.
+CREATE VIEW device_details AS
+SELECT d.id, d.serial_number, d.model_id, d.status, d.role, d.terminal_id, t.merchant_id, t.outlet_id,
+       d.bound_at, d.credential_fingerprint, d.credential_rotated_at, d.disabled_reason,
+       d.online, d.last_seen_at, d.last_heartbeat_at, d.battery_level, d.network_strength,
+       d.firmware_version, d.heartbeat, d.acl_denials, d.last_acl_denial_at,
+       d.created_at, d.updated_at, d.retired_at
+FROM devices d LEFT JOIN terminals t ON t.id = d.terminal_id;

@@ -20,29 +20,18 @@ RETURNING id;
 
 -- device_by_id --
 -- $1 = device id; the device with its terminal's merchant and outlet
-SELECT d.id, d.serial_number, d.model_id, d.status, d.role, d.terminal_id, t.merchant_id, t.outlet_id,
-       d.bound_at, d.credential_fingerprint, d.credential_rotated_at, d.disabled_reason,
-       d.online, d.last_seen_at, d.last_heartbeat_at, d.battery_level, d.network_strength,
-       d.firmware_version, d.heartbeat, d.acl_denials, d.last_acl_denial_at,
-       d.created_at, d.updated_at, d.retired_at
-FROM devices d LEFT JOIN terminals t ON t.id = d.terminal_id
-WHERE d.id = $1;
+SELECT * FROM device_details WHERE id = $1;
 
 -- device_page --
 -- $1 cursor, $2 limit + 1, $3 status, $4 model_id, $5 terminal_id, $6 merchant_id, $7 online (NULL = any filter)
-SELECT d.id, d.serial_number, d.model_id, d.status, d.role, d.terminal_id, t.merchant_id, t.outlet_id,
-       d.bound_at, d.credential_fingerprint, d.credential_rotated_at, d.disabled_reason,
-       d.online, d.last_seen_at, d.last_heartbeat_at, d.battery_level, d.network_strength,
-       d.firmware_version, d.heartbeat, d.acl_denials, d.last_acl_denial_at,
-       d.created_at, d.updated_at, d.retired_at
-FROM devices d LEFT JOIN terminals t ON t.id = d.terminal_id
-WHERE ($1::text IS NULL OR d.id < $1)
-  AND ($3::text IS NULL OR d.status = $3)
-  AND ($4::text IS NULL OR d.model_id = $4)
-  AND ($5::text IS NULL OR d.terminal_id = $5)
-  AND ($6::text IS NULL OR t.merchant_id = $6)
-  AND ($7::boolean IS NULL OR d.online = $7)
-ORDER BY d.id DESC
+SELECT * FROM device_details
+WHERE ($1::text IS NULL OR id < $1)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR model_id = $4)
+  AND ($5::text IS NULL OR terminal_id = $5)
+  AND ($6::text IS NULL OR merchant_id = $6)
+  AND ($7::boolean IS NULL OR online = $7)
+ORDER BY id DESC
 LIMIT $2;
 
 -- device_lock --

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiomqtt
 import pytest
 
-from tests.devices.helpers import device_detail, eventually, provisioned_device
+from tests.devices.helpers import device_detail, eventually, first_message, provisioned_device
 from tests.support import RunningPlatform
 
 REFUSED = 0x80
@@ -21,18 +19,6 @@ async def _granted_qos(client: aiomqtt.Client, topic_filter: str) -> int:
 
 async def _denials(running: RunningPlatform, device_id: str) -> int:
     return (await device_detail(running, device_id))["acl_denials"]
-
-
-async def _next_message(client: aiomqtt.Client, timeout: float) -> aiomqtt.Message | None:
-    async def first() -> aiomqtt.Message:
-        async for message in client.messages:
-            return message
-        raise AssertionError("message stream ended")
-
-    try:
-        return await asyncio.wait_for(first(), timeout)
-    except asyncio.TimeoutError:
-        return None
 
 
 @pytest.mark.parametrize(
@@ -85,7 +71,7 @@ async def test_publishing_outside_own_uplink_is_dropped_and_counted(running: Run
         ]
         for topic in forbidden:
             await attacker.publish(topic, b'{"message_id": "forged", "amount": 1}', qos=1)
-        assert await _next_message(victim, timeout=0.5) is None
+        assert await first_message(victim, timeout=0.5) is None
     assert await eventually(lambda: _has_denials(running, device_a, len(forbidden)))
     assert await _denials(running, device_a) == len(forbidden)
     assert await _denials(running, device_b) == 0

@@ -4,13 +4,10 @@ connected device's session (its subscriptions are gone; downlinks stop)."""
 
 from __future__ import annotations
 
-import asyncio
-
-import aiomqtt
 import pytest
 from aiomqtt.exceptions import MqttConnectError
 
-from tests.devices.helpers import provisioned_device
+from tests.devices.helpers import first_message, provisioned_device
 from tests.support import RunningPlatform
 
 
@@ -25,14 +22,8 @@ async def test_refused_connect_with_a_devices_client_id_does_not_evict_it(runnin
         broker = running.platform.broker
         assert broker is not None
         await broker.internal_message_broadcast(f"devices/{device_id}/downlink/command", b'{"message_id": "m1"}', 1)
-
-        async def first() -> aiomqtt.Message:
-            async for message in victim.messages:
-                return message
-            raise AssertionError("stream ended")
-
-        message = await asyncio.wait_for(first(), 2)
-        assert message.payload == b'{"message_id": "m1"}'
+        message = await first_message(victim, timeout=2)
+        assert message is not None and message.payload == b'{"message_id": "m1"}'
 
 
 async def test_control_a_broadcast_downlink_reaches_the_subscribed_device(running: RunningPlatform) -> None:
@@ -43,10 +34,5 @@ async def test_control_a_broadcast_downlink_reaches_the_subscribed_device(runnin
         broker = running.platform.broker
         assert broker is not None
         await broker.internal_message_broadcast(f"devices/{device_id}/downlink/command", b'{"message_id": "m0"}', 1)
-
-        async def first() -> aiomqtt.Message:
-            async for message in device.messages:
-                return message
-            raise AssertionError("stream ended")
-
-        assert (await asyncio.wait_for(first(), 2)).payload == b'{"message_id": "m0"}'
+        message = await first_message(device, timeout=2)
+        assert message is not None and message.payload == b'{"message_id": "m0"}'

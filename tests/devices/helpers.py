@@ -7,6 +7,8 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiomqtt
+
 from qris_soundbox.core.ids import new_id
 from tests.support import RunningPlatform
 
@@ -74,3 +76,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
         if asyncio.get_running_loop().time() > deadline:
             return False
         await asyncio.sleep(interval)
+
+
+async def first_message(client: aiomqtt.Client, timeout: float) -> aiomqtt.Message | None:
+    """The next message this client receives, or None if none comes within ``timeout``."""
+
+    async def first() -> aiomqtt.Message:
+        async for message in client.messages:
+            return message
+        raise AssertionError("message stream ended")
+
+    try:
+        return await asyncio.wait_for(first(), timeout)
+    except asyncio.TimeoutError:
+        return None
