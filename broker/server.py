@@ -90,6 +90,19 @@ class PlatformBroker(Broker):
         session = self._sessions.get(client_id, (None, None))[0]
         return session is not None and session.transitions.is_connected()
 
+    async def disconnect_client(self, client_id: str) -> bool:
+        """Close the live connection of ``client_id`` (e.g. its credential was rotated).
+
+        The client's message loop then runs amqtt's normal disconnect handling
+        (handler stopped, socket closed, ``broker_client_disconnected`` fired).
+        Returns False when no connected session has that id.
+        """
+        session, handler = self.sessions.get(client_id, (None, None))
+        if session is None or handler is None or not session.transitions.is_connected():
+            return False
+        await handler.handle_connection_closed()
+        return True
+
     async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1) -> bool:
         """Publish ``topic`` to ``client_id`` alone, if one of its subscriptions matches.
 

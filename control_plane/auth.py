@@ -5,7 +5,8 @@ Every route declares how it is reached, in its ``opt``:
 - ``opt={"permission": "merchant:write"}`` — an admin or merchant principal
   whose role has that permission (``core/auth.py``);
 - ``opt={"public": True}`` — no bearer token (health, logins, the signed
-  acquirer callback, device routes with their own credentials).
+  acquirer callback);
+- ``opt={"device": True}`` — a device's own credentials (``device_auth.py``).
 
 The guard runs on every route and fails closed: a route that declares neither
 is refused, and a test walks all routes to keep it that way.
@@ -18,6 +19,7 @@ import hmac
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from qris_soundbox.control_plane.device_auth import authenticate_device
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.auth import STATIC_ADMIN, Principal
 from qris_soundbox.core.context import PlatformContext
@@ -47,6 +49,9 @@ def platform_of(connection: ASGIConnection) -> PlatformContext:
 
 async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     if handler.opt.get("public") or _is_generated_options(handler):
+        return
+    if handler.opt.get("device"):
+        await authenticate_device(connection)  # raises unless a device proved who it is
         return
     permission = handler.opt.get("permission")
     if not permission:

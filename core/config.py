@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_key_ttl_seconds: int = 24 * 3600
     log_level: str = "INFO"
     http_port: int = 8000
+    # Devices: where they connect (shown in provisioning profiles) and how long the MQTT trace is kept.
+    mqtt_public_host: str | None = None
+    mqtt_public_port: int | None = None
+    device_trace_retention_days: int = 14
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -158,6 +162,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),
     "LOG_LEVEL": ("log_level", parse_log_level),
     "PORT": ("http_port", parse_port),
+    "MQTT_PUBLIC_HOST": ("mqtt_public_host", str.strip),
+    "MQTT_PUBLIC_PORT": ("mqtt_public_port", parse_port),
+    "DEVICE_TRACE_RETENTION_DAYS": ("device_trace_retention_days", parse_positive_int),
 }
 
 

@@ -8,6 +8,7 @@ newcomer needs (logins, ids, secrets) for the start-up banner.
 from __future__ import annotations
 
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices.demo import seed_demo_device
 
 # The earlier implementation's development values, so its scripts keep working.
 DEMO_SECRETS = {
@@ -28,4 +29,5 @@ async def seed_demo(platform: PlatformContext) -> list[str]:
         f"ADMIN_TOKEN                 {settings.admin_token}   (Authorization: Bearer ...)",
         f"DEVICE_TOKEN                {settings.device_token}",
         f"INTEGRATION_WEBHOOK_SECRET  {settings.integration_webhook_secret}",
+        *await seed_demo_device(platform),
     ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from qris_soundbox.core import runtime
 from qris_soundbox.core.payments import transactions as payments_transactions
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices import trace as device_trace
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
     settings = platform.settings
     specs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
         ("runtime.prune_instances", 3600, lambda: runtime.prune_instances(platform)),
+        ("devices.prune_trace", 3600,
+         lambda: device_trace.prune(platform.db, platform.settings.device_trace_retention_days)),
     ]
     if settings.dynamic_qr_expiry_scheduler_enabled:
         specs.append((

@@ -16,6 +16,7 @@ from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.tools import backup
+from qris_soundbox.tools import devices as devices_tools
 from qris_soundbox.tools.common import open_database, settings_or_exit
 
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Tool modules (tools/<name>.py), each with ``register(subparsers)``.
-TOOL_MODULES: list = [backup]
+TOOL_MODULES: list = [backup, devices_tools]
 
 
 def main(argv: list[str] | None = None) -> None:

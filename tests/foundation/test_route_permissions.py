@@ -26,7 +26,7 @@ async def test_every_route_declares_a_known_permission_or_is_public(running: Run
     undeclared = []
     for path, handler in all_handlers(app):
         permission = handler.opt.get("permission")
-        if handler.opt.get("public") or handler.http_methods == {"OPTIONS"}:
+        if handler.opt.get("public") or handler.opt.get("device") is True or handler.http_methods == {"OPTIONS"}:
             continue
         if permission not in KNOWN_PERMISSIONS:
             undeclared.append((path, sorted(handler.http_methods), permission))

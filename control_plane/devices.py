@@ -1,0 +1,170 @@
+"""Device routes: models, registry, binding, credentials, trace, and the device API.
+
+Routes only: parse → call ``core.devices`` → shape the response.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
+
+from qris_soundbox.control_plane.auth import audit_actor
+from qris_soundbox.control_plane.deps import JSONBody, Platform
+from qris_soundbox.control_plane.device_auth import device_of
+from qris_soundbox.control_plane.schemas import Page
+from qris_soundbox.core.devices import credentials, models, presence, registry, trace
+from qris_soundbox.core.devices.schemas import (
+    BindRequest,
+    Device,
+    DeviceCreate,
+    DeviceModel,
+    DeviceModelCreate,
+    DisableRequest,
+    Heartbeat,
+    HeartbeatRecorded,
+    IssuedCredential,
+    MqttMessage,
+)
+from qris_soundbox.core.errors import Forbidden
+
+TAGS = ["devices"]
+DeviceId = Annotated[str, PathParameter(max_length=64)]
+Cursor = Annotated[str | None, QueryParameter(max_length=64)]
+Limit = FromQuery[int | None]
+ShortText = Annotated[str | None, QueryParameter(max_length=64)]
+
+
+@get("/admin/device-models", summary="List device models and their capabilities", tags=TAGS,
+     opt={"permission": "device:read"})
+async def list_device_models(platform: Platform) -> Page[DeviceModel]:
+    async with platform.db.transaction() as conn:
+        return Page(items=await models.list_models(platform.db, conn))
+
+
+@get("/admin/device-models/{model_id:str}", summary="One device model", tags=TAGS, opt={"permission": "device:read"})
+async def get_device_model(platform: Platform, model_id: FromPath[str]) -> DeviceModel:
+    async with platform.db.transaction() as conn:
+        return await models.get_model(platform.db, conn, model_id)
+
+
+@post("/admin/device-models", summary="Register a device model (capabilities validated)", tags=TAGS,
+      opt={"permission": "device_model:write"})
+async def create_device_model(platform: Platform, request: Request, data: JSONBody[DeviceModelCreate]) -> DeviceModel:
+    async with platform.db.transaction() as conn:
+        return await models.create_model(platform.db, conn, audit_actor(request), data)
+
+
+@post("/admin/devices", summary="Register a device (status registered)", tags=TAGS, opt={"permission": "device:write"})
+async def create_device(platform: Platform, request: Request, data: JSONBody[DeviceCreate]) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.register_device(platform.db, conn, audit_actor(request), data)
+
+
+@get("/admin/devices", summary="List devices (filters: status, model, terminal_id, merchant_id, online)", tags=TAGS,
+     opt={"permission": "device:read"})
+async def list_devices(
+    platform: Platform,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    status: FromQuery[Literal["registered", "active", "disabled", "retired"] | None] = None,
+    model: ShortText = None,
+    terminal_id: ShortText = None,
+    merchant_id: ShortText = None,
+    online: FromQuery[bool | None] = None,
+) -> Page[Device]:
+    async with platform.db.transaction() as conn:
+        items, next_cursor = await registry.list_devices(
+            platform.db, conn, cursor=cursor, limit=limit, status=status, model=model,
+            terminal_id=terminal_id, merchant_id=merchant_id, online=online,
+        )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@get("/admin/devices/{device_id:str}", summary="One device with its health summary", tags=TAGS,
+     opt={"permission": "device:read"})
+async def get_device(platform: Platform, device_id: DeviceId) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.get_device(platform.db, conn, device_id)
+
+
+@post("/admin/devices/{device_id:str}/bind", summary="Bind the device to a terminal", tags=TAGS, status_code=200,
+      opt={"permission": "device:bind"})
+async def bind_device(platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[BindRequest]) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.bind(platform.db, conn, audit_actor(request), device_id, data.terminal_id)
+
+
+@post("/admin/devices/{device_id:str}/unbind", summary="Unbind the device from its terminal", tags=TAGS,
+      status_code=200, opt={"permission": "device:bind"})
+async def unbind_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.unbind(platform.db, conn, audit_actor(request), device_id)
+
+
+@post("/admin/devices/{device_id:str}/disable", summary="Disable: refuse its connections, drop its session",
+      tags=TAGS, status_code=200, opt={"permission": "device:write"})
+async def disable_device(
+    platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[DisableRequest | None] = None
+) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.disable(platform.db, conn, audit_actor(request), device_id, data.reason if data else None)
+
+
+@post("/admin/devices/{device_id:str}/enable", summary="Enable a disabled device", tags=TAGS, status_code=200,
+      opt={"permission": "device:write"})
+async def enable_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.enable(platform.db, conn, audit_actor(request), device_id)
+
+
+@post("/admin/devices/{device_id:str}/retire", summary="Retire for good: unbound, credential destroyed", tags=TAGS,
+      status_code=200, opt={"permission": "device:write"})
+async def retire_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
+    async with platform.db.transaction() as conn:
+        return await registry.retire(platform.db, conn, audit_actor(request), device_id)
+
+
+@post("/admin/devices/{device_id:str}/credentials/rotate",
+      summary="Issue a new MQTT/HTTP secret (shown only in this response); the old one stops working",
+      tags=TAGS, status_code=200, opt={"permission": "device:credential"})
+async def rotate_credential(platform: Platform, request: Request, device_id: DeviceId) -> IssuedCredential:
+    broker = credentials.broker_address(platform)
+    async with platform.db.transaction() as conn:
+        return await credentials.rotate(platform.db, conn, audit_actor(request), device_id, broker)
+
+
+@get("/admin/devices/{device_id:str}/mqtt-messages", summary="The device's MQTT trace (uplinks and downlinks)",
+     tags=TAGS, opt={"permission": "device:read"})
+async def list_mqtt_messages(
+    platform: Platform,
+    device_id: DeviceId,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    direction: FromQuery[Literal["uplink", "downlink"] | None] = None,
+) -> Page[MqttMessage]:
+    async with platform.db.transaction() as conn:
+        await registry.get_device(platform.db, conn, device_id)  # 404 for an unknown device, not an empty list
+        items, next_cursor = await trace.list_messages(
+            platform.db, conn, device_id, cursor=cursor, limit=limit, direction=direction
+        )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@post("/device/heartbeat", summary="Device heartbeat over HTTP (same as MQTT devices/<id>/uplink/heartbeat)",
+      tags=["device API"], status_code=200, opt={"device": True})
+async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[Heartbeat]) -> HeartbeatRecorded:
+    device = device_of(request)
+    if data.device_id is not None and data.device_id != device.device_id:
+        raise Forbidden("device_id in the body is not the authenticated device", details={"field": "device_id"})
+    async with platform.db.transaction() as conn:
+        return await presence.record_heartbeat(platform.db, conn, device.device_id, data)
+
+
+routes = [
+    list_device_models, get_device_model, create_device_model,
+    create_device, list_devices, get_device, bind_device, unbind_device,
+    disable_device, enable_device, retire_device, rotate_credential, list_mqtt_messages,
+    device_heartbeat,
+]

@@ -1,0 +1,31 @@
+"""Demo data for devices (``serve --demo``): one screen soundbox bound to nothing, freshly credentialed."""
+
+from __future__ import annotations
+
+from qris_soundbox.core.audit import SYSTEM
+from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices import credentials, registry
+from qris_soundbox.core.devices.errors import SerialNumberTaken
+from qris_soundbox.core.devices.schemas import DeviceCreate
+
+DEMO_SERIAL = "DEMO-SB-0001"
+
+
+async def seed_demo_device(platform: PlatformContext) -> list[str]:
+    """Register the demo device once; issue it a new secret on every start (secrets are shown only once)."""
+    db = platform.db
+    async with db.transaction() as conn:
+        device_id = await conn.fetchval("SELECT id FROM devices WHERE serial_number = $1", DEMO_SERIAL)
+        if device_id is None:
+            try:
+                device_id = (await registry.register_device(
+                    db, conn, SYSTEM, DeviceCreate(serial_number=DEMO_SERIAL, model="generic-screen")
+                )).id
+            except SerialNumberTaken:
+                return []
+        issued = await credentials.rotate(db, conn, SYSTEM, device_id, credentials.broker_address(platform))
+    return [
+        f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL})",
+        f"  MQTT {issued.broker.host}:{issued.broker.port}  username = client id = {device_id}",
+        f"  password {issued.mqtt_password}",
+    ]

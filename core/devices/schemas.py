@@ -1,0 +1,160 @@
+"""msgspec Structs that cross a boundary (HTTP bodies, MQTT payloads, responses).
+
+Capability field names are a contract: the announcement shaper, the config and
+command services read them as spelled here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+
+class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Inbound payloads: unknown fields are an error, not silently dropped."""
+
+
+AnnouncementFormat = Literal["amount_only", "text", "clips"]
+Percent = Annotated[int, Meta(ge=0, le=100)]
+ModelId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")]
+SerialNumber = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+TextId = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Capabilities(Body, kw_only=True, frozen=True):
+    """What a device model can do (SPEC §5 "universal soundbox")."""
+
+    screen: bool = False
+    dynamic_qr: bool = False
+    languages: Annotated[list[str], Meta(min_length=1, max_length=8)] = msgspec.field(default_factory=lambda: ["id"])
+    announcement_format: AnnouncementFormat = "text"
+    max_text_length: Annotated[int, Meta(ge=20, le=10_000)] | None = None
+    volume_min: Percent = 0
+    volume_max: Percent = 100
+    commands: list[str] = msgspec.field(default_factory=list)
+
+
+class DeviceModel(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    vendor: str | None
+    capabilities: Capabilities
+    builtin: bool
+    created_at: datetime
+
+
+class DeviceModelCreate(Body, kw_only=True):
+    id: ModelId
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    vendor: Annotated[str, Meta(min_length=1, max_length=120)] | None = None
+    capabilities: Capabilities
+
+
+class DeviceCreate(Body, kw_only=True):
+    serial_number: SerialNumber
+    model: ModelId
+
+
+class BindRequest(Body, kw_only=True):
+    terminal_id: TextId
+
+
+class DisableRequest(Body, kw_only=True):
+    reason: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class HealthSummary(msgspec.Struct, kw_only=True):
+    status: str  # healthy | degraded | critical | offline | unprovisioned | disabled | retired
+    score: int  # 0..100
+    age_seconds: int | None  # since the device was last heard from (presence or heartbeat)
+    reasons: list[str]
+
+
+class Credential(msgspec.Struct, kw_only=True):
+    """The credential as the registry shows it: never the secret, never the hash."""
+
+    fingerprint: str | None
+    rotated_at: datetime | None
+
+
+class Device(msgspec.Struct, kw_only=True):
+    id: str
+    serial_number: str
+    model: str
+    status: str
+    role: str
+    terminal_id: str | None
+    merchant_id: str | None
+    outlet_id: str | None
+    bound_at: datetime | None
+    credential: Credential
+    disabled_reason: str | None
+    online: bool
+    last_seen_at: datetime | None
+    last_heartbeat_at: datetime | None
+    battery_level: int | None
+    network_strength: int | None
+    firmware_version: str | None
+    heartbeat: dict[str, Any] | None
+    acl_denials: int
+    last_acl_denial_at: datetime | None
+    mqtt_username: str
+    health_summary: HealthSummary
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+class BrokerAddress(msgspec.Struct, kw_only=True):
+    host: str
+    port: int
+
+
+class IssuedCredential(msgspec.Struct, kw_only=True):
+    """SPEC §9: the only time the secret is ever shown."""
+
+    device_id: str
+    mqtt_username: str
+    mqtt_password: str
+    mqtt_client_id: str
+    fingerprint: str
+    rotated_at: datetime
+    broker: BrokerAddress
+
+
+class Heartbeat(Body, kw_only=True):
+    """``devices/<id>/uplink/heartbeat`` and ``POST /device/heartbeat`` (same struct, same core function)."""
+
+    device_id: str | None = None  # optional; must be the authenticated device when given
+    message_id: Annotated[str, Meta(max_length=128)] | None = None
+    timestamp: datetime | None = None  # the device's clock, kept for drift diagnosis
+    battery_level: Percent | None = None
+    charging: bool | None = None
+    network_strength: Percent | None = None  # signal, 0..100
+    network_type: Annotated[str, Meta(max_length=16)] | None = None  # wifi | 4g | ethernet ...
+    firmware_version: Annotated[str, Meta(max_length=64)] | None = None
+    volume: Percent | None = None
+    uptime_s: Annotated[int, Meta(ge=0)] | None = None
+    ip_address: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class HeartbeatRecorded(msgspec.Struct, kw_only=True):
+    device_id: str
+    received_at: datetime
+    health_summary: HealthSummary
+
+
+class MqttMessage(msgspec.Struct, kw_only=True):
+    id: str
+    device_id: str
+    direction: str  # uplink | downlink
+    topic: str
+    qos: int | None
+    message_id: str | None
+    payload: str  # UTF-8 text (undecodable bytes replaced), truncated to the trace bound
+    payload_bytes: int
+    truncated: bool
+    created_at: datetime

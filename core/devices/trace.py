@@ -1,0 +1,99 @@
+"""The per-device MQTT trace: every uplink and downlink, payload bounded.
+
+``record_downlink`` is what every publisher calls (in its own transaction,
+next to its outbox row); the broker's uplink dispatcher records uplinks.
+Rows older than ``DEVICE_TRACE_RETENTION_DAYS`` are removed by the job
+``devices.prune_trace``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.schemas import MqttMessage
+from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.paging import page_limit, split_page
+
+TRACE_PAYLOAD_LIMIT = 4096  # bytes of payload kept per message
+
+
+class _MessageIdOnly(msgspec.Struct):
+    message_id: str | None = None
+
+
+def message_id_of(payload: bytes) -> str | None:
+    """The application ``message_id`` of a JSON payload, if it has a string one."""
+    try:
+        found = msgspec.json.decode(payload, type=_MessageIdOnly).message_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return found[:128] if found else None
+
+
+def _bounded(payload: bytes) -> tuple[str, int, bool]:
+    truncated = len(payload) > TRACE_PAYLOAD_LIMIT
+    text = payload[:TRACE_PAYLOAD_LIMIT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return text, len(payload), truncated
+
+
+async def _record(
+    db: Database, conn: asyncpg.Connection, direction: str, device_id: str, topic: str,
+    payload: bytes, qos: int | None, message_id: str | None,
+) -> None:
+    text, size, truncated = _bounded(payload)
+    await conn.execute(
+        db.q["insert_device_mqtt_message"], new_id("mqm"), device_id, direction, topic[:512], qos,
+        message_id if message_id is not None else message_id_of(payload), text, size, truncated,
+    )
+
+
+async def record_uplink(
+    db: Database, conn: asyncpg.Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None
+) -> None:
+    await _record(db, conn, "uplink", device_id, topic, payload, qos, None)
+
+
+async def record_downlink(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    device_id: str,
+    topic: str,
+    payload: bytes | str | dict[str, Any] | msgspec.Struct,
+    qos: int | None = 1,
+    message_id: str | None = None,
+) -> None:
+    """Trace one downlink. ``payload`` may be the encoded bytes or the object to be encoded."""
+    if isinstance(payload, str):
+        raw = payload.encode()
+    elif isinstance(payload, (bytes, bytearray)):
+        raw = bytes(payload)
+    else:
+        raw = msgspec.json.encode(payload)
+    await _record(db, conn, "downlink", device_id, topic, raw, qos, message_id)
+
+
+async def list_messages(
+    db: Database,
+    conn: asyncpg.Connection,
+    device_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int | None = None,
+    direction: str | None = None,
+) -> tuple[list[MqttMessage], str | None]:
+    size = page_limit(limit)
+    rows = await conn.fetch(db.q["device_mqtt_message_page"], device_id, cursor, size + 1, direction)
+    page, next_cursor = split_page(rows, size)
+    return [MqttMessage(**dict(row)) for row in page], next_cursor
+
+
+async def prune(db: Database, retention_days: int) -> int:
+    """Job ``devices.prune_trace``: drop trace rows older than the retention window."""
+    async with db.transaction() as conn:
+        status = await conn.execute(db.q["prune_device_mqtt_messages"], retention_days)
+    return int(status.split()[-1])

@@ -1,0 +1,42 @@
+"""How an amqtt plugin reaches the platform (database, settings) and the broker.
+
+amqtt 0.12.1 gives each plugin a copy of the ``BrokerContext``, which keeps
+the broker only as ``_broker_instance``. ``PlatformBroker`` sets
+``self.platform`` before amqtt builds the plugins, so the context's broker
+is ours; this is the one place that touches that attribute (pinned amqtt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from amqtt.broker import BrokerContext
+from amqtt.plugins.base import BasePlugin
+
+if TYPE_CHECKING:
+    from qris_soundbox.broker.server import PlatformBroker
+    from qris_soundbox.core.context import PlatformContext
+
+
+def broker_of(context: object) -> PlatformBroker:
+    broker = getattr(context, "_broker_instance", None) if isinstance(context, BrokerContext) else None
+    if broker is None or not hasattr(broker, "platform"):
+        raise RuntimeError("the project's plugins run only inside qris_soundbox.broker.server.PlatformBroker")
+    return broker
+
+
+def platform_of(context: object) -> PlatformContext:
+    return broker_of(context).platform
+
+
+class PlatformPlugin(BasePlugin):  # type: ignore[type-arg]
+    """An event plugin of ours: ``self.platform`` is the running platform."""
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, context: BrokerContext) -> None:
+        super().__init__(context)
+        self.platform = platform_of(context)

@@ -1,0 +1,127 @@
+"""amqtt auth plugin: a device connects with username = client id = device id
+and password = its secret, checked against the argon2id hash in PostgreSQL.
+
+Refused (CONNACK "not authorized"): unknown device, wrong secret, disabled,
+retired, no credential yet, a client id other than the username. Usernames
+that are not device ids are left to other plugins (None); with no plugin
+saying yes, amqtt refuses them too.
+
+When a credential is rotated or a device disabled/retired (in this process or
+an ``--only api`` one), PostgreSQL ``NOTIFY device_credentials`` reaches
+``_on_change`` and sessions using a secret that is no longer valid are closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
+
+from qris_soundbox.core.devices.credentials import DeviceChange, DeviceChangeListener, verifier_for
+from qris_soundbox.core.logging import device_id_var
+from qris_soundbox.plugins._platform import broker_of, platform_of
+
+log = logging.getLogger("qris_soundbox.broker.auth")
+DEVICE_ID_PREFIX = "dev_"
+
+
+class DeviceAuthPlugin(BaseAuthPlugin):
+    @dataclass
+    class Config:
+        listen_for_changes: bool = True
+        """LISTEN for credential/status changes and drop sessions whose secret stopped being valid."""
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self.platform = platform_of(context)
+        self.verifier = verifier_for(self.platform)
+        # device id -> fingerprint of the secret its current session authenticated with
+        self._session_fingerprint: dict[str, str | None] = {}
+        # device id -> (fingerprint, status) last announced by NOTIFY
+        self._announced: dict[str, tuple[str | None, str]] = {}
+        # device id -> count of announcements, to notice one landing during a verification
+        self._generation: dict[str, int] = {}
+        self._listener: DeviceChangeListener | None = None
+
+    async def on_broker_pre_start(self) -> None:
+        if self.config.listen_for_changes:
+            self._listener = DeviceChangeListener(self.platform.db, self._on_change, self._on_resync)
+            await self._listener.start()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        username = session.username
+        if not username or not username.startswith(DEVICE_ID_PREFIX):
+            return None
+        token = device_id_var.set(username)
+        try:
+            return await self._authenticate_device(session, username)
+        except Exception:
+            log.exception("device authentication failed with an error; refusing")
+            return False
+        finally:
+            device_id_var.reset(token)
+
+    async def _authenticate_device(self, session: Session, device_id: str) -> bool:
+        if session.client_id != device_id:
+            log.warning("connect refused: client id differs from username", extra={"client_id": session.client_id})
+            return False
+        for _ in range(3):
+            generation = self._generation.get(device_id, 0)
+            verified = await self.verifier.verify(device_id, session.password or "")
+            if verified is None:
+                log.warning("connect refused: unknown device, wrong secret, or device not active")
+                return False
+            if self._generation.get(device_id, 0) == generation:
+                self._session_fingerprint[device_id] = verified.fingerprint
+                return True
+            # a change was announced while verifying: check again against the new state
+        return False
+
+    async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
+        # A change announced between authentication and the session going live would otherwise be missed.
+        announced = self._announced.get(client_id)
+        if announced is not None and not self._still_valid(client_id, announced):
+            await self._disconnect(client_id, "credential changed while connecting")
+
+    def _still_valid(self, device_id: str, announced: tuple[str | None, str]) -> bool:
+        fingerprint, status = announced
+        return status == "active" and fingerprint is not None and self._session_fingerprint.get(device_id) == fingerprint
+
+    async def _on_change(self, change: DeviceChange) -> None:
+        device_id = change.device_id
+        self._generation[device_id] = self._generation.get(device_id, 0) + 1
+        self._announced[device_id] = (change.fingerprint, change.status)
+        self.verifier.forget(device_id)
+        if not self._still_valid(device_id, self._announced[device_id]):
+            await self._disconnect(device_id, f"credential or status changed ({change.status})")
+
+    async def _on_resync(self) -> None:
+        """Notifications may have been lost: re-check every live device session against the database."""
+        self.verifier.forget()
+        for session in list(self.context.sessions):
+            device_id = session.client_id
+            if not device_id or not device_id.startswith(DEVICE_ID_PREFIX) or not session.transitions.is_connected():
+                continue
+            row = await self.platform.db.fetchrow("device_credential", device_id)
+            current = (row["credential_fingerprint"], row["status"]) if row else (None, "unknown")
+            self._announced[device_id] = current
+            if not self._still_valid(device_id, current):
+                await self._disconnect(device_id, "credential no longer valid (resync)")
+
+    async def _disconnect(self, device_id: str, reason: str) -> None:
+        session = self.context.get_session(device_id)
+        if session is None or not session.transitions.is_connected():
+            return
+        token = device_id_var.set(device_id)
+        try:
+            log.info("disconnecting device session", extra={"reason": reason})
+            await broker_of(self.context).disconnect_client(device_id)
+        finally:
+            device_id_var.reset(token)

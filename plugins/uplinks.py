@@ -1,0 +1,41 @@
+"""amqtt plugin: device uplinks (``devices/<id>/uplink/<suffix>``) to the domain core.
+
+The table below is the one place a new uplink is wired in: one line per
+topic suffix. Handlers take ``(platform, Uplink)``, decode with
+``core.devices.uplinks.decode`` and raise ``MalformedUplink`` (or any
+``DomainError``) for bad payloads: the dispatcher logs and drops those, so a
+device can never crash the broker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from amqtt.session import ApplicationMessage
+
+from qris_soundbox.core.devices import uplinks
+from qris_soundbox.core.devices.uplinks import UplinkHandler
+from qris_soundbox.plugins._platform import PlatformPlugin
+
+HANDLERS: dict[str, UplinkHandler] = {
+    "heartbeat": uplinks.heartbeat_uplink,
+    # "payment/ack": payments.ack_uplink,
+    # "dynamic-qr/request": dynamic_qr.request_uplink,
+    # "config/ack": device_config.ack_uplink,
+    # "command/ack": commands.ack_uplink,
+}
+
+
+class DeviceUplinksPlugin(PlatformPlugin):
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
+        # Fired only for messages the ACL let through (a refused publish never gets here).
+        await uplinks.dispatch(
+            self.platform,
+            HANDLERS,
+            client_id=client_id,
+            topic=message.topic,
+            payload=bytes(message.data or b""),
+            qos=message.qos,
+            received_at=datetime.now(UTC),
+        )

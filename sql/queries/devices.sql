@@ -1,0 +1,128 @@
+-- device_model_list --
+-- every model, built-in ones first
+SELECT id, name, vendor, capabilities, builtin, created_at FROM device_models ORDER BY builtin DESC, id;
+
+-- device_model_by_id --
+-- $1 = model id
+SELECT id, name, vendor, capabilities, builtin, created_at FROM device_models WHERE id = $1;
+
+-- insert_device_model --
+-- $1 id, $2 name, $3 vendor, $4 capabilities; no row back when the id is taken
+INSERT INTO device_models (id, name, vendor, capabilities) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO NOTHING
+RETURNING id, name, vendor, capabilities, builtin, created_at;
+
+-- insert_device --
+-- $1 id, $2 serial_number, $3 model_id; no row back when the serial number is taken
+INSERT INTO devices (id, serial_number, model_id) VALUES ($1, $2, $3)
+ON CONFLICT (serial_number) DO NOTHING
+RETURNING id;
+
+-- device_by_id --
+-- $1 = device id; the device with its terminal's merchant and outlet
+SELECT * FROM device_details WHERE id = $1;
+
+-- device_page --
+-- $1 cursor, $2 limit + 1, $3 status, $4 model_id, $5 terminal_id, $6 merchant_id, $7 online (NULL = any filter)
+SELECT * FROM device_details
+WHERE ($1::text IS NULL OR id < $1)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR model_id = $4)
+  AND ($5::text IS NULL OR terminal_id = $5)
+  AND ($6::text IS NULL OR merchant_id = $6)
+  AND ($7::boolean IS NULL OR online = $7)
+ORDER BY id DESC
+LIMIT $2;
+
+-- device_lock --
+-- $1 = device id; the row a state change works on, locked for the transaction
+SELECT id, status, role, terminal_id, credential_fingerprint FROM devices WHERE id = $1 FOR UPDATE;
+
+-- device_bind_target_terminal --
+-- $1 = terminal id
+SELECT id, merchant_id, outlet_id, status FROM terminals WHERE id = $1;
+
+-- device_bound_at_terminal --
+-- $1 terminal id, $2 role
+SELECT id FROM devices WHERE terminal_id = $1 AND role = $2;
+
+-- device_bind --
+-- $1 device id, $2 terminal id
+UPDATE devices SET terminal_id = $2, bound_at = now(), updated_at = now() WHERE id = $1;
+
+-- device_unbind --
+-- $1 device id
+UPDATE devices SET terminal_id = NULL, bound_at = NULL, updated_at = now() WHERE id = $1;
+
+-- device_set_status --
+-- $1 device id, $2 status, $3 disabled_reason
+UPDATE devices SET status = $2, disabled_reason = $3, updated_at = now()
+WHERE id = $1;
+
+-- device_retire --
+-- $1 device id; unbound, credential destroyed, never again usable
+UPDATE devices SET status = 'retired', terminal_id = NULL, bound_at = NULL, credential_hash = NULL,
+       credential_fingerprint = NULL, retired_at = now(), updated_at = now()
+WHERE id = $1;
+
+-- device_set_credential --
+-- $1 device id, $2 argon2id hash, $3 fingerprint; a registered device becomes active
+UPDATE devices SET credential_hash = $2, credential_fingerprint = $3, credential_rotated_at = now(),
+       status = CASE WHEN status = 'registered' THEN 'active' ELSE status END, updated_at = now()
+WHERE id = $1
+RETURNING status, credential_rotated_at;
+
+-- device_credential --
+-- $1 device id; what authentication needs
+SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = $1;
+
+-- device_notify_change --
+-- $1 = JSON payload for the broker process(es): {"device_id", "fingerprint", "status"}
+SELECT pg_notify('device_credentials', $1);
+
+-- device_presence --
+-- $1 device id, $2 online, $3 event time, $4 broker instance id; an older event never overwrites a newer one
+UPDATE devices SET online = $2, last_seen_at = $3, presence_changed_at = $3, broker_instance_id = $4
+WHERE id = $1 AND (presence_changed_at IS NULL OR presence_changed_at <= $3);
+
+-- device_presence_release_instance --
+-- $1 broker instance id: its devices are offline once it stops
+UPDATE devices SET online = false, presence_changed_at = now()
+WHERE online AND broker_instance_id = $1;
+
+-- device_presence_release_stale --
+-- $1 seconds a broker heartbeat stays fresh: devices of brokers that died are offline
+UPDATE devices SET online = false, presence_changed_at = now()
+WHERE online AND (broker_instance_id IS NULL OR broker_instance_id NOT IN (
+    SELECT id FROM runtime_instances WHERE last_seen_at > now() - make_interval(secs => $1)));
+
+-- device_record_heartbeat --
+-- $1 device id, $2 battery_level, $3 network_strength, $4 firmware_version, $5 heartbeat json
+UPDATE devices SET last_heartbeat_at = now(), last_seen_at = now(),
+       battery_level = COALESCE($2, battery_level), network_strength = COALESCE($3, network_strength),
+       firmware_version = COALESCE($4, firmware_version), heartbeat = $5
+WHERE id = $1 AND status IN ('registered', 'active')
+RETURNING id;
+
+-- device_add_acl_denials --
+-- $1 device ids, $2 counts (parallel arrays)
+UPDATE devices d SET acl_denials = d.acl_denials + c.n, last_acl_denial_at = now()
+FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
+WHERE d.id = c.id;
+
+-- insert_device_mqtt_message --
+-- $1 id, $2 device_id, $3 direction, $4 topic, $5 qos, $6 message_id, $7 payload, $8 payload_bytes, $9 truncated
+INSERT INTO device_mqtt_messages (id, device_id, direction, topic, qos, message_id, payload, payload_bytes, truncated)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- device_mqtt_message_page --
+-- $1 device id, $2 cursor, $3 limit + 1, $4 direction (NULL = both)
+SELECT id, device_id, direction, topic, qos, message_id, payload, payload_bytes, truncated, created_at
+FROM device_mqtt_messages
+WHERE device_id = $1 AND ($2::text IS NULL OR id < $2) AND ($4::text IS NULL OR direction = $4)
+ORDER BY id DESC
+LIMIT $3;
+
+-- prune_device_mqtt_messages --
+-- $1 = days of trace to keep
+DELETE FROM device_mqtt_messages WHERE created_at < now() - make_interval(days => $1);

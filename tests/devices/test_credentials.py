@@ -1,0 +1,72 @@
+"""Credential rotation: the secret is shown once and stored nowhere, hashed with cheap argon2id."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pytest
+from argon2 import extract_parameters
+
+from tests.devices.helpers import device_detail, register_device, rotate
+from tests.support import RunningPlatform
+
+
+async def test_rotation_answers_the_spec_shape_and_a_strong_secret(running: RunningPlatform) -> None:
+    device = await register_device(running)
+    issued = await rotate(running, device["id"])
+    assert issued["device_id"] == device["id"]
+    assert issued["mqtt_username"] == device["id"] and issued["mqtt_client_id"] == device["id"]
+    assert len(issued["mqtt_password"]) >= 43  # 32 random bytes, urlsafe base64
+    assert issued["fingerprint"] == hashlib.sha256(issued["mqtt_password"].encode()).hexdigest()[:16]
+    assert issued["broker"] == {"host": running.mqtt_host, "port": running.mqtt_port}
+    again = await rotate(running, device["id"])
+    assert again["mqtt_password"] != issued["mqtt_password"] and again["fingerprint"] != issued["fingerprint"]
+
+
+async def test_detail_shows_fingerprint_and_rotation_time_only(running: RunningPlatform) -> None:
+    device = await register_device(running)
+    issued = await rotate(running, device["id"])
+    detail = await device_detail(running, device["id"])
+    assert detail["status"] == "active"
+    assert detail["credential"]["fingerprint"] == issued["fingerprint"]
+    assert detail["credential"]["rotated_at"] is not None
+    text = str(detail)
+    assert issued["mqtt_password"] not in text and "argon2" not in text
+
+
+async def test_only_an_argon2id_hash_is_stored_with_fleet_friendly_parameters(running: RunningPlatform) -> None:
+    device = await register_device(running)
+    issued = await rotate(running, device["id"])
+    row = await running.platform.db.pool.fetchrow(
+        "SELECT credential_hash, credential_fingerprint FROM devices WHERE id = $1", device["id"]
+    )
+    assert row["credential_hash"].startswith("$argon2id$")
+    params = extract_parameters(row["credential_hash"])
+    assert (params.time_cost, params.memory_cost, params.parallelism) == (1, 1024, 1)
+    assert issued["mqtt_password"] not in row["credential_hash"]
+    dump = await running.platform.db.pool.fetchval("SELECT string_agg(payload::text, ' ') FROM audit_logs")
+    assert issued["mqtt_password"] not in dump
+    assert issued["fingerprint"] in dump
+
+
+async def test_the_secret_is_never_logged(running: RunningPlatform, caplog: pytest.LogCaptureFixture) -> None:
+    from qris_soundbox.core.logging import JsonFormatter
+
+    formatter = JsonFormatter()
+    with caplog.at_level(logging.DEBUG):
+        device = await register_device(running)
+        issued = await rotate(running, device["id"])
+        async with running.mqtt(device["id"], issued["mqtt_password"]) as client:
+            await client.publish(f"devices/{device['id']}/uplink/heartbeat", b"{}", qos=1)
+        await running.http.post(
+            "/device/heartbeat", json={"battery_level": 50},
+            headers={"X-Device-Id": device["id"], "X-Device-Secret": issued["mqtt_password"]},
+        )
+        # a wrong secret is not logged either
+        await running.http.post(
+            "/device/heartbeat", json={}, headers={"X-Device-Id": device["id"], "X-Device-Secret": "guess-123"}
+        )
+    lines = [formatter.format(record) for record in caplog.records]
+    assert lines, "expected some log lines while doing all that"
+    assert not [line for line in lines if issued["mqtt_password"] in line or "guess-123" in line]
