@@ -63,6 +63,23 @@ async def test_cutoff_leaves_later_payables_for_the_next_batch(running: RunningP
     assert [b["gross_amount"] for b in second] == [7_000]
 
 
+async def test_create_without_a_body_settles_every_merchant(running: RunningPlatform) -> None:
+    ids = await merchant_with_payments(running, [2_500])
+    response = await running.http.post("/admin/settlement-batches", headers=running.admin_headers)
+    assert response.status_code == 201, response.text
+    assert ids["merchant_id"] in {b["merchant_id"] for b in response.json()["items"]}
+    again = await running.http.post("/admin/settlement-batches", headers=running.admin_headers)
+    assert again.status_code == 201 and again.json() == {"items": []}
+
+
+async def test_finance_routes_are_in_the_openapi_schema(running: RunningPlatform) -> None:
+    paths = (await running.http.get("/schema/openapi.json")).json()["paths"]
+    for path in ("/admin/settlement-batches", "/admin/settlement-batches/{batch_id}/export.csv",
+                 "/admin/exports/settlement-adjustments", "/admin/reconciliation/settlement-batches",
+                 "/merchant/settlement-batches/{batch_id}"):
+        assert path in paths, path
+
+
 async def test_create_validates_its_input(running: RunningPlatform) -> None:
     missing = await post(running, "/admin/settlement-batches", {"merchant_id": "mer_nope"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "merchant_not_found"
