@@ -337,3 +337,32 @@ async def test_roles(running: RunningPlatform, monkeypatch: pytest.MonkeyPatch) 
         assert paid.status_code == 200
     anonymous = await running.http.get("/admin/settlement-batches")
     assert anonymous.status_code == 401
+
+
+async def test_malformed_requests_never_answer_500(running: RunningPlatform) -> None:
+    ids = await merchant_with_payments(running, [1_500])
+    batch = await batch_for(running, ids["merchant_id"])
+    base = f"/admin/settlement-batches/{batch['id']}"
+    attempts = [
+        ("GET", "/admin/settlement-batches", {"params": {"limit": "0"}}),
+        ("GET", "/admin/settlement-batches", {"params": {"limit": "abc"}}),
+        ("GET", "/admin/settlement-batches", {"params": {"from": "2026-13-45"}}),
+        ("GET", "/admin/settlement-batches", {"params": {"to": "2026-01-01"}}),
+        ("GET", "/admin/settlement-adjustments", {"params": {"adjustment_type": "x" * 300}}),
+        ("GET", "/admin/reconciliation/settlement-batches", {"params": {"status": "nope"}}),
+        ("GET", f"/admin/settlement-batches/{'x' * 5000}", {}),
+        ("POST", "/admin/settlement-batches", {"json": {"cutoff": "yesterday"}}),
+        ("POST", "/admin/settlement-batches", {"json": [1, 2]}),
+        ("POST", "/admin/settlement-batches", {"json": {"merchant_id": 5}}),
+        ("POST", f"{base}/mark-paid", {"json": {}}),
+        ("POST", f"{base}/mark-paid", {"json": {"payout_reference": "R" * 129}}),
+        ("POST", f"{base}/mark-failed", {"content": b"\xff\xfe", "headers": {"Content-Type": "application/json"}}),
+        ("POST", f"{base}/adjustments", {"json": {"adjustment_type": "bonus", "amount": 10**30, "reason": "x"}}),
+        ("PATCH", f"{base}/reference", {"json": {"payout_reference": None}}),
+        ("POST", "/admin/exports/settlement-adjustments", {"json": {"to": "soon"}}),
+    ]
+    for method, path, kwargs in attempts:
+        headers = running.admin_headers | kwargs.pop("headers", {})
+        response = await running.http.request(method, path, headers=headers, **kwargs)
+        assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+        assert "error" in response.json(), response.text
