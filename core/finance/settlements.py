@@ -70,7 +70,7 @@ async def create_batches(db: Database, actor: AuditActor, *, merchant_id: str | 
                                   details={"field": "cutoff"})
     if merchant_id is not None and await db.fetchrow("finance_merchant", merchant_id) is None:
         raise MerchantNotFound(f"merchant {merchant_id} does not exist", details={"merchant_id": merchant_id})
-    now: datetime = await db.pool.fetchval("SELECT now()")
+    now: datetime = await db.fetchval("finance_now")
     effective = now if cutoff is None or cutoff > now else cutoff
     merchants = await db.fetch("merchants_with_unbatched_payables", effective, merchant_id)
     batches: list[SettlementBatch] = []

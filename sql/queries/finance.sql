@@ -5,6 +5,10 @@
 -- $1 = merchant id
 SELECT id, code, name, legal_name, email, status FROM merchants WHERE id = $1;
 
+-- finance_now --
+-- The database's clock: one cut-off for every merchant of a batch run, on the clock the ledger uses
+SELECT now();
+
 -- merchants_with_unbatched_payables --
 -- $1 cutoff, $2 merchant id or NULL: merchants that have something to settle
 SELECT DISTINCT le.merchant_id FROM ledger_entries le
