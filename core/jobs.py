@@ -10,6 +10,7 @@ from qris_soundbox.core import runtime
 from qris_soundbox.core.payments import transactions as payments_transactions
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.devices import trace as device_trace
+from qris_soundbox.core.finance import exports as finance_exports
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +45,11 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
             "payments.expire_due",
             settings.dynamic_qr_expiry_sweep_interval_ms / 1000,
             lambda: payments_transactions.expire_due(platform.db, settings.dynamic_qr_expiry_sweep_limit),
+        ))
+    if settings.export_worker_enabled:
+        specs.append((
+            "exports.process",
+            settings.export_worker_interval_ms / 1000,
+            lambda: finance_exports.process(platform),
         ))
     return [Job(name, interval, _guarded(name, func)) for name, interval, func in specs]

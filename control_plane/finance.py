@@ -1,0 +1,295 @@
+"""Finance routes: settlement batches, adjustments, CSV reports, async exports,
+reconciliation and the dashboards. Thin: parse → core/finance → shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, patch, post
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.response import File, Stream
+from msgspec import Meta
+
+from qris_soundbox.control_plane.auth import audit_actor, principal_of
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
+from qris_soundbox.control_plane.schemas import Base, Page
+from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
+from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
+from qris_soundbox.core.finance.errors import ExportTooLarge, FinanceInputInvalid
+from qris_soundbox.core.finance.schemas import (
+    ExportJob,
+    SettlementAdjustment,
+    SettlementAdjustmentCreated,
+    SettlementBatch,
+    SettlementBatchDetail,
+)
+from qris_soundbox.core.paging import page_limit
+
+Text = Annotated[str, Meta(min_length=1, max_length=500)]
+Reference = Annotated[str, Meta(min_length=1, max_length=128)]
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Admin finance routes see every merchant: a merchant token is refused even
+    where its role carries the same permission name (e.g. ``settlement:read``)."""
+    if principal_of(connection).kind != "admin":
+        raise Forbidden("this route is for platform staff; merchants use /merchant/*")
+
+
+class SettlementBatchCreate(Base):
+    merchant_id: Id | None = None
+    cutoff: datetime | None = None
+
+
+class SettlementBatchesCreated(msgspec.Struct, kw_only=True):
+    items: list[SettlementBatch]
+
+
+class MarkPaid(Base):
+    payout_reference: Reference
+    note: Text | None = None
+
+
+class Reason(Base):
+    reason: Text
+
+
+class ReferenceUpdate(Base):
+    payout_reference: Reference
+
+
+class AdjustmentCreate(Base):
+    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)]
+    amount: int
+    reason: Text
+
+
+class AdjustmentExportCreate(Base):
+    merchant_id: Id | None = None
+    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    from_: datetime | None = msgspec.field(default=None, name="from")
+    to: datetime | None = None
+
+
+def csv_stream(chunks: Any, filename: str) -> Stream:
+    return Stream(chunks, media_type="text/csv; charset=utf-8",
+                  headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                           "Cache-Control": "no-store"})
+
+
+def report_format(fmt: str | None) -> str:
+    value = fmt or "standard"
+    if value not in csv_reports.FORMATS:
+        raise FinanceInputInvalid(f"format must be one of {', '.join(csv_reports.FORMATS)}",
+                                  details={"field": "format"})
+    return value
+
+
+def check_window(from_: datetime | None, to: datetime | None) -> None:
+    for name, value in (("from", from_), ("to", to)):
+        if value is not None and value.tzinfo is None:
+            raise FinanceInputInvalid(f"{name} must carry a time zone (ISO-8601 with Z or an offset)",
+                                      details={"field": name})
+
+
+_ADMIN = {"tags": ["finance"], "guards": [admin_only]}
+
+
+@post("/admin/settlement-batches", status_code=201, summary="Build settlement batches from unbatched payables",
+      opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
+async def create_settlement_batches(request: Request, platform: Platform,
+                                    data: JSONBody[SettlementBatchCreate | None] = None) -> SettlementBatchesCreated:
+    body = data or SettlementBatchCreate()
+    batches = await settlements.create_batches(platform.db, audit_actor(request), merchant_id=body.merchant_id,
+                                               cutoff=body.cutoff)
+    return SettlementBatchesCreated(items=batches)
+
+
+@get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, **_ADMIN)
+async def list_settlement_batches(
+    platform: Platform,
+    limit: FromQuery[int | None] = None,
+    cursor: FromQuery[str | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    to: FromQuery[datetime | None] = None,
+) -> Page[SettlementBatch]:
+    check_window(from_, to)
+    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
+                                                        merchant_id=merchant_id, status=status, from_=from_, to=to)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@get("/admin/settlement-batches/{batch_id:str}", summary="One settlement batch with entries, adjustments, history",
+     opt={"permission": "settlement:read"}, **_ADMIN)
+async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> SettlementBatchDetail:
+    return await settlements.batch_detail(platform.db, batch_id)
+
+
+@get("/admin/settlement-batches/{batch_id:str}/export.csv", summary="Settlement batch CSV (standard or bank_generic)",
+     opt={"permission": "settlement:export"}, **_ADMIN)
+async def export_settlement_batch(
+    platform: Platform,
+    batch_id: FromPath[str],
+    fmt: Annotated[str | None, QueryParameter(name="format")] = None,
+) -> Stream:
+    value = report_format(fmt)
+    batch = await settlements.scoped_batch(platform.db, batch_id)
+    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+
+
+@post("/admin/settlement-batches/{batch_id:str}/mark-paid", status_code=200, summary="Record the payout of a batch",
+      opt={"permission": "settlement:pay", "idempotent": True}, **_ADMIN)
+async def mark_paid(request: Request, platform: Platform, batch_id: FromPath[str],
+                    data: JSONBody[MarkPaid]) -> SettlementBatch:
+    async with platform.db.transaction() as conn:
+        return await settlements.mark_paid(platform.db, conn, batch_id, audit_actor(request),
+                                           payout_reference=data.payout_reference, note=data.note)
+
+
+@post("/admin/settlement-batches/{batch_id:str}/mark-failed", status_code=200,
+      summary="The payout failed: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
+async def mark_failed(request: Request, platform: Platform, batch_id: FromPath[str],
+                      data: JSONBody[Reason]) -> SettlementBatch:
+    async with platform.db.transaction() as conn:
+        return await settlements.mark_failed(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
+
+
+@post("/admin/settlement-batches/{batch_id:str}/cancel", status_code=200,
+      summary="Cancel a pending batch: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
+async def cancel(request: Request, platform: Platform, batch_id: FromPath[str],
+                 data: JSONBody[Reason]) -> SettlementBatch:
+    async with platform.db.transaction() as conn:
+        return await settlements.cancel(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
+
+
+@post("/admin/settlement-batches/{batch_id:str}/reprocess", status_code=201,
+      summary="Re-batch a failed or cancelled batch into a new pending batch",
+      opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
+async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> SettlementBatch:
+    async with platform.db.transaction() as conn:
+        return await settlements.reprocess(platform.db, conn, batch_id, audit_actor(request))
+
+
+@patch("/admin/settlement-batches/{batch_id:str}/reference", summary="Set or correct the payout reference",
+       opt={"permission": "settlement:pay"}, **_ADMIN)
+async def update_reference(request: Request, platform: Platform, batch_id: FromPath[str],
+                           data: JSONBody[ReferenceUpdate]) -> SettlementBatch:
+    async with platform.db.transaction() as conn:
+        return await settlements.update_reference(platform.db, conn, batch_id, audit_actor(request),
+                                                  payout_reference=data.payout_reference)
+
+
+@post("/admin/settlement-batches/{batch_id:str}/adjustments", status_code=201,
+      summary="Adjust a pending batch's payable", opt={"permission": "settlement:adjust", "idempotent": True}, **_ADMIN)
+async def create_adjustment(request: Request, platform: Platform, batch_id: FromPath[str],
+                            data: JSONBody[AdjustmentCreate]) -> SettlementAdjustmentCreated:
+    async with platform.db.transaction() as conn:
+        return await adjustments.add_adjustment(platform.db, conn, batch_id, audit_actor(request),
+                                                adjustment_type=data.adjustment_type, amount=data.amount,
+                                                reason=data.reason)
+
+
+@get("/admin/settlement-adjustments", summary="Adjustments across batches",
+     opt={"permission": "settlement:read"}, **_ADMIN)
+async def list_adjustments(
+    platform: Platform,
+    limit: FromQuery[int | None] = None,
+    cursor: FromQuery[str | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+    adjustment_type: FromQuery[str | None] = None,
+    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    to: FromQuery[datetime | None] = None,
+) -> Page[SettlementAdjustment]:
+    check_window(from_, to)
+    items, next_cursor = await adjustments.list_adjustments(platform.db, cursor=cursor, limit=page_limit(limit),
+                                                            merchant_id=merchant_id, adjustment_type=adjustment_type,
+                                                            from_=from_, to=to)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@get("/admin/settlement-adjustments/export.csv", summary="Adjustment report as CSV (small; use an export job above "
+     "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS)", opt={"permission": "settlement:export"}, **_ADMIN)
+async def export_adjustments(
+    platform: Platform,
+    merchant_id: FromQuery[str | None] = None,
+    adjustment_type: FromQuery[str | None] = None,
+    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    to: FromQuery[datetime | None] = None,
+) -> Stream:
+    check_window(from_, to)
+    adjustments.check_filter_type(adjustment_type)
+    filters = AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=from_, to=to)
+    cap = platform.settings.export_settlement_adjustment_max_rows
+    rows = await platform.db.fetchval("count_settlement_adjustments", merchant_id, adjustment_type, from_, to)
+    if rows > cap:
+        raise ExportTooLarge(f"{rows} adjustments match; more than {cap} rows must be exported as a job "
+                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": cap})
+    return csv_stream(csv_reports.adjustment_report(platform.db, filters, cap), "settlement-adjustments.csv")
+
+
+@post("/admin/exports/settlement-adjustments", status_code=201, summary="Start an async adjustment export",
+      opt={"permission": "settlement:export", "idempotent": True}, **_ADMIN)
+async def create_adjustment_export(request: Request, platform: Platform,
+                                   data: JSONBody[AdjustmentExportCreate | None] = None) -> ExportJob:
+    body = data or AdjustmentExportCreate()
+    filters = AdjustmentFilters(merchant_id=body.merchant_id, adjustment_type=body.adjustment_type,
+                                from_=body.from_, to=body.to)
+    async with platform.db.transaction() as conn:
+        return await exports.create_adjustment_export(platform.db, conn, audit_actor(request), filters)
+
+
+@get("/admin/exports/{job_id:str}", summary="An export job's status", opt={"permission": "settlement:export"},
+     **_ADMIN)
+async def get_export(platform: Platform, job_id: FromPath[str]) -> ExportJob:
+    return await exports.get_job(platform.db, job_id)
+
+
+@get("/admin/exports/{job_id:str}/download", summary="Download a completed export",
+     opt={"permission": "settlement:export"}, **_ADMIN)
+async def download_export(platform: Platform, job_id: FromPath[str]) -> File:
+    path, job = await exports.download_path(platform.db, platform.settings, job_id)
+    return File(path=path, filename=f"{job.export_type.replace('_', '-')}-{job.id}.csv",
+                media_type="text/csv; charset=utf-8")
+
+
+@get("/admin/reconciliation/settlement-batches", summary="Batches against the ledger, plus callback exceptions",
+     opt={"permission": "settlement:read"}, **_ADMIN)
+async def reconcile_settlement_batches(
+    platform: Platform,
+    limit: FromQuery[int | None] = None,
+    cursor: FromQuery[str | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    to: FromQuery[datetime | None] = None,
+) -> reconciliation.ReconciliationReport:
+    check_window(from_, to)
+    return await reconciliation.settlement_batches(platform.db, cursor=cursor, limit=page_limit(limit),
+                                                   merchant_id=merchant_id, status=status, from_=from_, to=to)
+
+
+@get("/admin/dashboard/summary", summary="Finance and settlement overview", opt={"permission": "dashboard:read"},
+     **_ADMIN)
+async def dashboard_summary(platform: Platform) -> dashboard.DashboardSummary:
+    return await dashboard.settlement_summary(platform.db)  # type: ignore[return-value]
+
+
+@get("/admin/observability/summary", summary="Outbox, export jobs, processes and recent transactions",
+     opt={"permission": "observability:read"}, **_ADMIN)
+async def observability_summary(platform: Platform) -> dashboard.ObservabilitySummary:
+    return await dashboard.observability_summary(platform)
+
+
+routes = [
+    create_settlement_batches, list_settlement_batches, get_settlement_batch, export_settlement_batch, mark_paid,
+    mark_failed, cancel, reprocess, update_reference, create_adjustment, list_adjustments, export_adjustments,
+    create_adjustment_export, get_export, download_export, reconcile_settlement_batches, dashboard_summary,
+    observability_summary,
+]

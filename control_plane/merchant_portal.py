@@ -1,0 +1,84 @@
+"""Merchant portal: a merchant user's own settlements, scoped to the token's merchant.
+
+Another merchant's batch answers 404, never 403: its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Request, get
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.response import Stream
+
+from qris_soundbox.control_plane.auth import principal_of
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, QueryParameter
+from qris_soundbox.control_plane.finance import check_window, csv_stream, report_format
+from qris_soundbox.control_plane.schemas import Page
+from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.finance import csv_reports, dashboard, settlements
+from qris_soundbox.core.finance.schemas import SettlementBatch, SettlementBatchDetail
+from qris_soundbox.core.paging import page_limit
+
+
+def merchant_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    principal = principal_of(connection)
+    if principal.kind != "merchant" or not principal.merchant_id:
+        raise Forbidden("this route needs a merchant user's token (POST /merchant/login)")
+
+
+def own_merchant(request: Request) -> str:
+    merchant_id = principal_of(request).merchant_id
+    assert merchant_id is not None  # merchant_only ran first
+    return merchant_id
+
+
+_MERCHANT = {"tags": ["merchant portal"], "guards": [merchant_only]}
+
+
+@get("/merchant/settlement-summary", summary="My payouts: pending, paid, adjustments",
+     opt={"permission": "settlement:read"}, **_MERCHANT)
+async def settlement_summary(request: Request, platform: Platform) -> dashboard.SettlementSummary:
+    return await dashboard.settlement_summary(platform.db, own_merchant(request))
+
+
+@get("/merchant/settlement-batches", summary="My settlement batches", opt={"permission": "settlement:read"},
+     **_MERCHANT)
+async def list_settlement_batches(
+    request: Request,
+    platform: Platform,
+    limit: FromQuery[int | None] = None,
+    cursor: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    to: FromQuery[datetime | None] = None,
+) -> Page[SettlementBatch]:
+    check_window(from_, to)
+    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
+                                                        merchant_id=own_merchant(request), status=status,
+                                                        from_=from_, to=to)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@get("/merchant/settlement-batches/{batch_id:str}", summary="One of my settlement batches",
+     opt={"permission": "settlement:read"}, **_MERCHANT)
+async def get_settlement_batch(request: Request, platform: Platform, batch_id: FromPath[str]) -> SettlementBatchDetail:
+    return await settlements.batch_detail(platform.db, batch_id, merchant_id=own_merchant(request))
+
+
+@get("/merchant/settlement-batches/{batch_id:str}/export.csv", summary="My settlement batch as CSV",
+     opt={"permission": "settlement:export"}, **_MERCHANT)
+async def export_settlement_batch(
+    request: Request,
+    platform: Platform,
+    batch_id: FromPath[str],
+    fmt: Annotated[str | None, QueryParameter(name="format")] = None,
+) -> Stream:
+    value = report_format(fmt)
+    batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=own_merchant(request))
+    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+
+
+routes = [settlement_summary, list_settlement_batches, get_settlement_batch, export_settlement_batch]

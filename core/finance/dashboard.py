@@ -1,0 +1,167 @@
+"""Dashboards: the admin finance summary, the merchant's settlement summary and
+the operations (observability) summary.
+
+Definitions (docs/finance.md): ``pending_payout_amount`` = Σ adjusted payable
+of pending batches; ``paid_payout_amount`` = Σ payable (before adjustments) of
+paid batches; ``settlement_adjustment_amount`` = Σ adjustments of live (pending
+and paid) batches; ``settlement_adjusted_paid_amount`` = Σ adjusted payable of
+paid batches, i.e. what was actually transferred. "Today" is the calendar day
+in Asia/Jakarta (WIB, UTC+7), the platform's business day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+
+import msgspec
+
+from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.finance import exports
+from qris_soundbox.core.finance.schemas import SettlementBatch
+from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
+from qris_soundbox.core.runtime import HEARTBEAT_FRESH_S
+
+BUSINESS_TIMEZONE = "Asia/Jakarta"
+LATEST_BATCHES = 5
+
+
+def business_tz() -> tzinfo:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(BUSINESS_TIMEZONE)
+    except Exception:  # no tz database on the host: WIB has had no DST since 1964
+        return timezone(timedelta(hours=7), "WIB")
+
+
+def business_day(now: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """Today's date in Jakarta and its [start, end) in UTC."""
+    local = (now or datetime.now(UTC)).astimezone(business_tz())
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=1)).replace(hour=0)
+    return start.date().isoformat(), start.astimezone(UTC), end.astimezone(UTC)
+
+
+class TodayTransactions(msgspec.Struct, kw_only=True):
+    date: str
+    timezone: str
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    transaction_count: int  # created today, any status
+    paid_count: int  # paid today
+    paid_volume: int  # rupiah paid today
+
+
+class SettlementSummary(msgspec.Struct, kw_only=True):
+    generated_at: datetime
+    pending_payout_amount: int
+    paid_payout_amount: int
+    settlement_adjustment_amount: int
+    settlement_adjusted_paid_amount: int
+    unbatched_payable_amount: int
+    unbatched_payable_count: int
+    batch_counts: dict[str, int]
+    latest_batches: list[SettlementBatch]
+    today: TodayTransactions
+
+
+class DashboardSummary(SettlementSummary, kw_only=True):
+    platform_fee_total: int
+
+
+async def settlement_summary(db: Database, merchant_id: str | None = None) -> SettlementSummary:
+    date, start, end = business_day()
+    async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        totals = {r["status"]: r for r in await conn.fetch(db.q["settlement_totals_by_status"], merchant_id)}
+        unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
+        latest = await conn.fetch(db.q["latest_settlement_batches"], merchant_id, LATEST_BATCHES)
+        today = await conn.fetchrow(db.q["transactions_in_window"], start, end, merchant_id)
+        fee_total = await conn.fetchval(db.q["platform_fee_total"]) if merchant_id is None else None
+
+    def total(status: str, field: str) -> int:
+        row = totals.get(status)
+        return int(row[field]) if row else 0
+
+    values = dict(
+        generated_at=datetime.now(UTC),
+        pending_payout_amount=total("pending", "adjusted_payable_amount"),
+        paid_payout_amount=total("paid", "payable_amount"),
+        settlement_adjustment_amount=total("pending", "adjustment_amount") + total("paid", "adjustment_amount"),
+        settlement_adjusted_paid_amount=total("paid", "adjusted_payable_amount"),
+        unbatched_payable_amount=unbatched["amount"],
+        unbatched_payable_count=unbatched["entry_count"],
+        batch_counts={status: total(status, "batch_count") for status in STATUSES},
+        latest_batches=[batch_from_row(r) for r in latest],
+        today=TodayTransactions(date=date, timezone=BUSINESS_TIMEZONE, from_=start, to=end,
+                                transaction_count=today["created_count"], paid_count=today["paid_count"],
+                                paid_volume=today["paid_volume"]),
+    )
+    if merchant_id is None:
+        return DashboardSummary(**values, platform_fee_total=fee_total)
+    return SettlementSummary(**values)
+
+
+class RuntimeInstance(msgspec.Struct, kw_only=True):
+    id: str
+    hostname: str
+    pid: int
+    roles: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+    alive: bool
+
+
+class ExportWorkerOverview(msgspec.Struct, kw_only=True):
+    this_process: exports.WorkerState
+    oldest_pending_age_seconds: float | None
+    stale_running_jobs: int
+    last_completed_at: datetime | None
+
+
+class ExportJobsOverview(msgspec.Struct, kw_only=True):
+    counts: dict[str, int]
+    worker: ExportWorkerOverview
+
+
+class StatusAmount(msgspec.Struct, kw_only=True):
+    count: int
+    amount: int
+
+
+class ObservabilitySummary(msgspec.Struct, kw_only=True):
+    generated_at: datetime
+    outbox: dict[str, int]
+    export_jobs: ExportJobsOverview
+    runtime_instances: list[RuntimeInstance]
+    transactions_last_hour: dict[str, StatusAmount]
+
+
+async def observability_summary(platform: PlatformContext) -> ObservabilitySummary:
+    db, settings = platform.db, platform.settings
+    now = datetime.now(UTC)
+    async with db.pool.acquire() as conn:
+        outbox = await conn.fetch(db.q["outbox_counts_by_status"])
+        job_counts = await conn.fetch(db.q["export_job_counts"])
+        queue = await conn.fetchrow(db.q["export_queue_state"], settings.export_job_stale_running_ms)
+        instances = await conn.fetch(db.q["runtime_instances_overview"])
+        recent = await conn.fetch(db.q["transactions_by_status_since"], now - timedelta(hours=1))
+    oldest = queue["oldest_pending_at"]
+    return ObservabilitySummary(
+        generated_at=now,
+        outbox={r["status"]: r["count"] for r in outbox},
+        export_jobs=ExportJobsOverview(
+            counts={r["status"]: r["count"] for r in job_counts},
+            worker=ExportWorkerOverview(
+                this_process=exports.worker_state(platform),
+                oldest_pending_age_seconds=(now - oldest).total_seconds() if oldest else None,
+                stale_running_jobs=queue["stale_running"],
+                last_completed_at=queue["last_completed_at"],
+            ),
+        ),
+        runtime_instances=[
+            RuntimeInstance(**dict(r), alive=(now - r["last_seen_at"]).total_seconds() <= HEARTBEAT_FRESH_S)
+            for r in instances
+        ],
+        transactions_last_hour={r["status"]: StatusAmount(count=r["count"], amount=r["amount"]) for r in recent},
+    )

@@ -1,0 +1,54 @@
+"""Finance errors with their stable codes."""
+
+from __future__ import annotations
+
+from qris_soundbox.core.errors import Conflict, DomainError, InvalidState, NotFound, ValidationFailed
+
+
+class MerchantNotFound(NotFound):
+    code = "merchant_not_found"
+
+
+class SettlementBatchNotFound(NotFound):
+    code = "settlement_batch_not_found"
+
+
+class SettlementStateInvalid(InvalidState):
+    """A lifecycle move the batch's status does not allow (stable code ``invalid_state``)."""
+
+
+class NothingToReprocess(InvalidState):
+    code = "nothing_to_reprocess"
+
+
+class AdjustedPayableNegative(DomainError):
+    """An adjustment (or a reprocess carrying adjustments) would pay the merchant less than zero."""
+
+    code = "adjusted_payable_negative"
+    status = 422
+
+
+class SettlementConflict(Conflict):
+    code = "settlement_conflict"
+
+
+class FinanceInputInvalid(ValidationFailed):
+    pass
+
+
+class ExportJobNotFound(NotFound):
+    code = "export_job_not_found"
+
+
+class ExportNotReady(InvalidState):
+    code = "export_not_ready"
+
+
+class ExportExpired(DomainError):
+    code = "export_expired"
+    status = 410
+
+
+class ExportTooLarge(DomainError):
+    code = "export_too_large"
+    status = 422

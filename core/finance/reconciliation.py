@@ -1,0 +1,124 @@
+"""Settlement reconciliation: each batch beside the ledger rows it points at,
+its adjustment rows and its payout state, plus the callbacks the payment spine
+could not apply (``reconciliation_exceptions``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.finance.errors import FinanceInputInvalid
+from qris_soundbox.core.finance.settlements import STATUSES
+from qris_soundbox.core.paging import split_page
+
+PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed",
+                 "cancelled": "cancelled"}
+EXCEPTIONS_SHOWN = 100
+
+
+class BatchReconciliation(msgspec.Struct, kw_only=True):
+    batch_id: str
+    merchant_id: str
+    status: str
+    payout_state: str
+    payout_reference: str | None
+    paid_at: datetime | None
+    created_at: datetime
+    reprocessed_into_batch_id: str | None
+    entry_count: int
+    ledger_entry_count: int
+    live_entry_count: int
+    gross_amount: int
+    ledger_gross_amount: int
+    fee_amount: int
+    ledger_fee_amount: int
+    payable_amount: int
+    ledger_payable_amount: int
+    adjustment_amount: int
+    adjustment_rows_amount: int
+    adjustment_count: int
+    adjusted_payable_amount: int
+    matched: bool
+    mismatches: list[str]
+
+
+class ReconciliationException(msgspec.Struct, kw_only=True):
+    id: str
+    kind: str
+    event_id: str
+    transaction_id: str | None
+    merchant_id: str | None
+    provider_reference: str | None
+    expected_amount: int | None
+    received_amount: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class UnbatchedPayables(msgspec.Struct, kw_only=True):
+    entry_count: int
+    amount: int
+
+
+class ReconciliationReport(msgspec.Struct, kw_only=True):
+    items: list[BatchReconciliation]
+    next_cursor: str | None
+    mismatched_count: int  # among the items of this page
+    unbatched_payables: UnbatchedPayables
+    exception_counts: dict[str, int]
+    exceptions: list[ReconciliationException]
+
+
+def mismatches_of(row: Any) -> list[str]:
+    found = []
+    if row["entry_count"] != row["ledger_entry_count"]:
+        found.append("entry_count_mismatch")
+    for field in ("gross", "fee", "payable"):
+        if row[f"{field}_amount"] != row[f"ledger_{field}_amount"]:
+            found.append(f"{field}_amount_mismatch")
+    if row["adjustment_amount"] != row["adjustment_rows_amount"]:
+        found.append("adjustment_amount_mismatch")
+    if row["status"] in ("pending", "paid") and row["live_entry_count"] != row["ledger_entry_count"]:
+        found.append("entries_not_live")
+    if row["status"] in ("failed", "cancelled") and row["live_entry_count"] != 0:
+        found.append("entries_not_released")
+    if row["status"] == "paid" and not row["payout_reference"]:
+        found.append("paid_without_reference")
+    if row["duplicate_reference_count"]:
+        found.append("duplicate_payout_reference")
+    return found
+
+
+async def settlement_batches(db: Database, *, cursor: str | None, limit: int, merchant_id: str | None = None,
+                             status: str | None = None, from_: datetime | None = None,
+                             to: datetime | None = None) -> ReconciliationReport:
+    if status is not None and status not in STATUSES:
+        raise FinanceInputInvalid(f"status must be one of {', '.join(STATUSES)}", details={"field": "status"})
+    async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(db.q["reconcile_settlement_batches"], cursor, limit + 1, merchant_id, status,
+                                from_, to)
+        unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
+        counts = await conn.fetch(db.q["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
+        exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to,
+                                      EXCEPTIONS_SHOWN)
+    page, next_cursor = split_page(rows, limit)
+    items = []
+    for row in page:
+        found = mismatches_of(row)
+        items.append(BatchReconciliation(
+            batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
+            **{name: row[name] for name in BatchReconciliation.__struct_fields__
+               if name not in ("batch_id", "payout_state", "matched", "mismatches")},
+        ))
+    return ReconciliationReport(
+        items=items,
+        next_cursor=next_cursor,
+        mismatched_count=sum(1 for item in items if not item.matched),
+        unbatched_payables=UnbatchedPayables(entry_count=unbatched["entry_count"], amount=unbatched["amount"]),
+        exception_counts={r["kind"]: r["count"] for r in counts},
+        exceptions=[ReconciliationException(**{name: r[name] for name in ReconciliationException.__struct_fields__})
+                    for r in exceptions],
+    )

@@ -1,0 +1,359 @@
+-- Finance: settlement batches, their entries/adjustments/events, CSV reports,
+-- async export jobs, reconciliation and the dashboards.
+
+-- finance_merchant --
+-- $1 = merchant id
+SELECT id, code, name, legal_name, email, status FROM merchants WHERE id = $1;
+
+-- finance_now --
+-- The database's clock: one cut-off for every merchant of a batch run, on the clock the ledger uses
+SELECT now();
+
+-- merchants_with_unbatched_payables --
+-- $1 cutoff, $2 merchant id or NULL: merchants that have something to settle
+SELECT DISTINCT le.merchant_id FROM ledger_entries le
+WHERE le.entry_type = 'merchant_payable' AND le.created_at <= $1
+  AND ($2::text IS NULL OR le.merchant_id = $2)
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = le.id AND e.live)
+ORDER BY le.merchant_id;
+
+-- lock_merchant_settlement --
+-- $1 = merchant id: serialises batch building for one merchant until the transaction ends
+SELECT pg_advisory_xact_lock(hashtextextended('settlement:' || $1, 0));
+
+-- unbatched_payables_for_merchant --
+-- $1 merchant, $2 cutoff: its merchant_payable entries in no live batch, with their transaction's gross and fee
+SELECT p.id AS ledger_entry_id, p.transaction_id, g.amount AS gross_amount, f.amount AS fee_amount,
+       p.amount AS payable_amount
+FROM ledger_entries p
+JOIN ledger_entries g ON g.transaction_id = p.transaction_id AND g.entry_type = 'gross_income'
+JOIN ledger_entries f ON f.transaction_id = p.transaction_id AND f.entry_type = 'platform_fee'
+WHERE p.merchant_id = $1 AND p.entry_type = 'merchant_payable' AND p.created_at <= $2
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = p.id AND e.live)
+ORDER BY p.id;
+
+-- reprocessable_entries --
+-- $1 = released batch: its entries that no live batch holds now
+SELECT e.ledger_entry_id, e.transaction_id, e.gross_amount, e.fee_amount, e.payable_amount
+FROM settlement_batch_entries e
+WHERE e.batch_id = $1
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries x WHERE x.ledger_entry_id = e.ledger_entry_id AND x.live)
+ORDER BY e.ledger_entry_id;
+
+-- insert_settlement_batch --
+-- $1 id, $2 merchant, $3 cutoff, $4 entry_count, $5 gross, $6 fee, $7 payable, $8 adjustment,
+-- $9 created_by, $10 reprocessed_from
+INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, payable_amount,
+                                adjustment_amount, created_by, reprocessed_from_batch_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING *;
+
+-- insert_settlement_batch_entries --
+-- $1 batch, $2 merchant, $3 ledger entry ids, $4 transaction ids, $5 gross, $6 fee, $7 payable (arrays)
+INSERT INTO settlement_batch_entries (batch_id, ledger_entry_id, transaction_id, merchant_id,
+                                      gross_amount, fee_amount, payable_amount)
+SELECT $1, u.ledger_entry_id, u.transaction_id, $2, u.gross, u.fee, u.payable
+FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+     AS u (ledger_entry_id, transaction_id, gross, fee, payable);
+
+-- release_settlement_batch_entries --
+-- $1 = batch: a failed or cancelled batch gives its entries back
+UPDATE settlement_batch_entries SET live = false, released_at = now() WHERE batch_id = $1 AND live;
+
+-- settlement_batch_by_id --
+-- $1 = batch id
+SELECT * FROM settlement_batches WHERE id = $1;
+
+-- settlement_batch_for_update --
+-- $1 = batch id
+SELECT * FROM settlement_batches WHERE id = $1 FOR UPDATE;
+
+-- list_settlement_batches --
+-- $1 cursor, $2 limit+1, $3 merchant, $4 status, $5 from, $6 to (created_at)
+SELECT * FROM settlement_batches
+WHERE ($1::text IS NULL OR id < $1)
+  AND ($3::text IS NULL OR merchant_id = $3)
+  AND ($4::text IS NULL OR status = $4)
+  AND ($5::timestamptz IS NULL OR created_at >= $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6)
+ORDER BY id DESC
+LIMIT $2;
+
+-- mark_settlement_batch_paid --
+-- $1 batch, $2 payout_reference, $3 note
+UPDATE settlement_batches
+SET status = 'paid', payout_reference = $2, note = COALESCE($3, note), paid_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- mark_settlement_batch_failed --
+-- $1 batch, $2 reason
+UPDATE settlement_batches SET status = 'failed', failure_reason = $2, failed_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- mark_settlement_batch_cancelled --
+-- $1 batch, $2 reason
+UPDATE settlement_batches SET status = 'cancelled', cancellation_reason = $2, cancelled_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- set_settlement_batch_reprocessed_into --
+-- $1 old batch, $2 new batch
+UPDATE settlement_batches SET reprocessed_into_batch_id = $2, updated_at = now() WHERE id = $1
+RETURNING *;
+
+-- update_settlement_batch_reference --
+-- $1 batch, $2 payout_reference
+UPDATE settlement_batches SET payout_reference = $2, updated_at = now() WHERE id = $1
+RETURNING *;
+
+-- add_settlement_batch_adjustment_amount --
+-- $1 batch, $2 signed amount
+UPDATE settlement_batches SET adjustment_amount = adjustment_amount + $2, updated_at = now() WHERE id = $1
+RETURNING *;
+
+-- insert_settlement_batch_event --
+-- $1 id, $2 batch, $3 event_type, $4 from_status, $5 to_status, $6 actor_type, $7 actor_id, $8 payload
+INSERT INTO settlement_batch_events (id, batch_id, event_type, from_status, to_status, actor_type, actor_id, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- settlement_batch_events --
+-- $1 = batch id
+SELECT * FROM settlement_batch_events WHERE batch_id = $1 ORDER BY id;
+
+-- settlement_batch_entries --
+-- $1 = batch id: its entries with their transaction, oldest first
+SELECT e.ledger_entry_id, e.transaction_id, e.gross_amount, e.fee_amount, e.payable_amount, e.live,
+       e.released_at, t.paid_at, t.provider_reference, t.reference, t.terminal_id
+FROM settlement_batch_entries e JOIN transactions t ON t.id = e.transaction_id
+WHERE e.batch_id = $1
+ORDER BY e.ledger_entry_id;
+
+-- insert_settlement_adjustment --
+-- $1 id, $2 batch, $3 merchant, $4 type, $5 amount, $6 reason, $7 carried_from, $8 actor_type, $9 actor_id
+INSERT INTO settlement_batch_adjustments (id, batch_id, merchant_id, adjustment_type, amount, reason,
+                                          carried_from_adjustment_id, actor_type, actor_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING *;
+
+-- settlement_batch_adjustments --
+-- $1 = batch id
+SELECT a.*, b.status AS batch_status FROM settlement_batch_adjustments a
+JOIN settlement_batches b ON b.id = a.batch_id
+WHERE a.batch_id = $1 ORDER BY a.id;
+
+-- list_settlement_adjustments --
+-- $1 cursor, $2 limit+1, $3 merchant, $4 adjustment_type, $5 from, $6 to (created_at)
+SELECT a.*, b.status AS batch_status FROM settlement_batch_adjustments a
+JOIN settlement_batches b ON b.id = a.batch_id
+WHERE ($1::text IS NULL OR a.id < $1)
+  AND ($3::text IS NULL OR a.merchant_id = $3)
+  AND ($4::text IS NULL OR a.adjustment_type = $4)
+  AND ($5::timestamptz IS NULL OR a.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR a.created_at < $6)
+ORDER BY a.id DESC
+LIMIT $2;
+
+-- count_settlement_adjustments --
+-- $1 merchant, $2 adjustment_type, $3 from, $4 to
+SELECT count(*) FROM settlement_batch_adjustments a
+WHERE ($1::text IS NULL OR a.merchant_id = $1)
+  AND ($2::text IS NULL OR a.adjustment_type = $2)
+  AND ($3::timestamptz IS NULL OR a.created_at >= $3)
+  AND ($4::timestamptz IS NULL OR a.created_at < $4);
+
+-- settlement_adjustments_for_export --
+-- $1 merchant, $2 adjustment_type, $3 from, $4 to, $5 row cap: oldest first, for a server-side cursor
+SELECT a.id, a.created_at, a.batch_id, b.status AS batch_status, a.merchant_id, m.name AS merchant_name,
+       a.adjustment_type, a.amount, a.reason, a.actor_type, a.actor_id, a.carried_from_adjustment_id
+FROM settlement_batch_adjustments a
+JOIN settlement_batches b ON b.id = a.batch_id
+JOIN merchants m ON m.id = a.merchant_id
+WHERE ($1::text IS NULL OR a.merchant_id = $1)
+  AND ($2::text IS NULL OR a.adjustment_type = $2)
+  AND ($3::timestamptz IS NULL OR a.created_at >= $3)
+  AND ($4::timestamptz IS NULL OR a.created_at < $4)
+ORDER BY a.id
+LIMIT $5;
+
+-- settlement_batch_bank_details --
+-- $1 = batch id: the batch with the beneficiary fields for a bank upload file. Bank account
+-- columns are read by name from the merchant row so they appear once merchants carry them.
+SELECT b.*, m.code AS merchant_code, m.name AS merchant_name, m.legal_name AS merchant_legal_name,
+       m.email AS merchant_email,
+       to_jsonb(m) ->> 'bank_code' AS bank_code,
+       to_jsonb(m) ->> 'bank_account_number' AS bank_account_number,
+       to_jsonb(m) ->> 'bank_account_name' AS bank_account_name
+FROM settlement_batches b JOIN merchants m ON m.id = b.merchant_id
+WHERE b.id = $1;
+
+-- insert_export_job --
+-- $1 id, $2 export_type, $3 filters, $4 requested_by_type, $5 requested_by_id
+INSERT INTO export_jobs (id, export_type, filters, requested_by_type, requested_by_id)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING *;
+
+-- export_job_by_id --
+-- $1 = job id
+SELECT * FROM export_jobs WHERE id = $1;
+
+-- reclaim_stale_export_jobs --
+-- $1 stale after ms, $2 max attempts: running jobs whose worker went silent go back to pending (or fail)
+UPDATE export_jobs
+SET status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'pending' END,
+    error_code = CASE WHEN attempts >= $2 THEN 'export_worker_lost' ELSE error_code END,
+    error_message = CASE WHEN attempts >= $2 THEN 'the export worker stopped responding too many times'
+                         ELSE error_message END,
+    completed_at = CASE WHEN attempts >= $2 THEN now() ELSE completed_at END,
+    worker_id = NULL
+WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)
+RETURNING id, status;
+
+-- claim_export_jobs --
+-- $1 limit, $2 worker id: oldest pending first; a second worker skips what this one took
+UPDATE export_jobs
+SET status = 'running', worker_id = $2, attempts = attempts + 1, started_at = now(), heartbeat_at = now()
+WHERE id IN (SELECT id FROM export_jobs WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING *;
+
+-- heartbeat_export_job --
+-- $1 job, $2 worker: NULL when the job was taken back from this worker
+UPDATE export_jobs SET heartbeat_at = now() WHERE id = $1 AND worker_id = $2 AND status = 'running'
+RETURNING id;
+
+-- complete_export_job --
+-- $1 job, $2 worker, $3 row_count, $4 byte_size, $5 file_name, $6 retention days
+UPDATE export_jobs
+SET status = 'completed', row_count = $3, byte_size = $4, file_name = $5, completed_at = now(),
+    heartbeat_at = now(), expires_at = now() + make_interval(days => $6)
+WHERE id = $1 AND worker_id = $2 AND status = 'running'
+RETURNING *;
+
+-- fail_export_job --
+-- $1 job, $2 worker, $3 error_code, $4 error_message, $5 row_count
+UPDATE export_jobs
+SET status = 'failed', error_code = $3, error_message = $4, row_count = $5, completed_at = now()
+WHERE id = $1 AND worker_id = $2 AND status = 'running'
+RETURNING *;
+
+-- due_expired_export_jobs --
+-- $1 limit: completed exports past their retention, locked for the cleaner
+SELECT id, file_name FROM export_jobs
+WHERE status = 'completed' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- mark_export_job_expired --
+-- $1 = job id
+UPDATE export_jobs SET status = 'expired', expired_at = now(), file_name = NULL WHERE id = $1;
+
+-- export_job_counts --
+SELECT status, count(*) AS count FROM export_jobs GROUP BY status ORDER BY status;
+
+-- export_queue_state --
+-- $1 stale after ms
+SELECT min(created_at) FILTER (WHERE status = 'pending') AS oldest_pending_at,
+       count(*) FILTER (WHERE status = 'running'
+                          AND heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)) AS stale_running,
+       max(completed_at) FILTER (WHERE status = 'completed') AS last_completed_at
+FROM export_jobs;
+
+-- settlement_totals_by_status --
+-- $1 merchant or NULL
+SELECT status, count(*) AS batch_count, COALESCE(sum(entry_count), 0)::bigint AS entry_count,
+       COALESCE(sum(gross_amount), 0)::bigint AS gross_amount, COALESCE(sum(fee_amount), 0)::bigint AS fee_amount,
+       COALESCE(sum(payable_amount), 0)::bigint AS payable_amount,
+       COALESCE(sum(adjustment_amount), 0)::bigint AS adjustment_amount,
+       COALESCE(sum(adjusted_payable_amount), 0)::bigint AS adjusted_payable_amount
+FROM settlement_batches
+WHERE ($1::text IS NULL OR merchant_id = $1)
+GROUP BY status;
+
+-- unbatched_payable_totals --
+-- $1 merchant or NULL
+SELECT count(*) AS entry_count, COALESCE(sum(le.amount), 0)::bigint AS amount FROM ledger_entries le
+WHERE le.entry_type = 'merchant_payable' AND ($1::text IS NULL OR le.merchant_id = $1)
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = le.id AND e.live);
+
+-- platform_fee_total --
+SELECT COALESCE(sum(amount), 0)::bigint FROM ledger_entries WHERE entry_type = 'platform_fee';
+
+-- latest_settlement_batches --
+-- $1 merchant or NULL, $2 limit
+SELECT * FROM settlement_batches WHERE ($1::text IS NULL OR merchant_id = $1) ORDER BY id DESC LIMIT $2;
+
+-- transactions_in_window --
+-- $1 from, $2 to, $3 merchant or NULL: created in the window, and paid in the window
+SELECT count(*) FILTER (WHERE created_at >= $1 AND created_at < $2) AS created_count,
+       count(*) FILTER (WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2) AS paid_count,
+       COALESCE(sum(amount) FILTER (WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2), 0)::bigint
+           AS paid_volume
+FROM transactions
+WHERE ($3::text IS NULL OR merchant_id = $3)
+  AND ((created_at >= $1 AND created_at < $2) OR (paid_at >= $1 AND paid_at < $2));
+
+-- outbox_counts_by_status --
+SELECT status, count(*) AS count FROM device_outbox GROUP BY status ORDER BY status;
+
+-- transactions_by_status_since --
+-- $1 = since
+SELECT status, count(*) AS count, COALESCE(sum(amount), 0)::bigint AS amount FROM transactions
+WHERE created_at >= $1 GROUP BY status ORDER BY status;
+
+-- runtime_instances_overview --
+SELECT id, hostname, pid, roles, started_at, last_seen_at FROM runtime_instances ORDER BY started_at;
+
+-- reconcile_settlement_batches --
+-- $1 cursor, $2 limit+1, $3 merchant, $4 status, $5 from, $6 to (created_at):
+-- each batch beside the ledger rows it points at and its adjustment rows
+SELECT b.*, ent.ledger_entry_count, ent.live_entry_count, ent.ledger_gross_amount, ent.ledger_fee_amount,
+       ent.ledger_payable_amount, adj.adjustment_rows_amount, adj.adjustment_count, dup.duplicate_reference_count
+FROM settlement_batches b
+CROSS JOIN LATERAL (
+    SELECT count(*) AS ledger_entry_count, count(*) FILTER (WHERE e.live) AS live_entry_count,
+           COALESCE(sum(g.amount), 0)::bigint AS ledger_gross_amount,
+           COALESCE(sum(f.amount), 0)::bigint AS ledger_fee_amount,
+           COALESCE(sum(p.amount), 0)::bigint AS ledger_payable_amount
+    FROM settlement_batch_entries e
+    JOIN ledger_entries p ON p.id = e.ledger_entry_id
+    LEFT JOIN ledger_entries g ON g.transaction_id = e.transaction_id AND g.entry_type = 'gross_income'
+    LEFT JOIN ledger_entries f ON f.transaction_id = e.transaction_id AND f.entry_type = 'platform_fee'
+    WHERE e.batch_id = b.id
+) ent
+CROSS JOIN LATERAL (
+    SELECT COALESCE(sum(a.amount), 0)::bigint AS adjustment_rows_amount, count(*) AS adjustment_count
+    FROM settlement_batch_adjustments a WHERE a.batch_id = b.id
+) adj
+CROSS JOIN LATERAL (
+    SELECT count(*) AS duplicate_reference_count FROM settlement_batches o
+    WHERE b.payout_reference IS NOT NULL AND o.payout_reference = b.payout_reference
+      AND o.id <> b.id AND o.status = 'paid'
+) dup
+WHERE ($1::text IS NULL OR b.id < $1)
+  AND ($3::text IS NULL OR b.merchant_id = $3)
+  AND ($4::text IS NULL OR b.status = $4)
+  AND ($5::timestamptz IS NULL OR b.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR b.created_at < $6)
+ORDER BY b.id DESC
+LIMIT $2;
+
+-- list_reconciliation_exceptions --
+-- $1 merchant or NULL, $2 from, $3 to, $4 limit: callbacks finance must look at, newest first
+SELECT x.*, t.merchant_id FROM reconciliation_exceptions x
+LEFT JOIN transactions t ON t.id = x.transaction_id
+WHERE ($1::text IS NULL OR t.merchant_id = $1)
+  AND ($2::timestamptz IS NULL OR x.created_at >= $2)
+  AND ($3::timestamptz IS NULL OR x.created_at < $3)
+ORDER BY x.id DESC
+LIMIT $4;
+
+-- count_reconciliation_exceptions_by_kind --
+-- $1 merchant or NULL, $2 from, $3 to
+SELECT x.kind, count(*) AS count FROM reconciliation_exceptions x
+LEFT JOIN transactions t ON t.id = x.transaction_id
+WHERE ($1::text IS NULL OR t.merchant_id = $1)
+  AND ($2::timestamptz IS NULL OR x.created_at >= $2)
+  AND ($3::timestamptz IS NULL OR x.created_at < $3)
+GROUP BY x.kind ORDER BY x.kind;

@@ -1,0 +1,87 @@
+"""Payments generated through the real callback API, and principals for role tests."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from qris_soundbox.core.auth import Principal
+from tests.payments.helpers import active_terminal, callback_body, post_callback
+from tests.support import ADMIN_TOKEN, RunningPlatform
+
+
+async def pay(running: RunningPlatform, terminal_id: str, amount: int, *, paid_at: str | None = None) -> str:
+    """A static-QR payment through the signed callback: one paid transaction, three ledger rows."""
+    body = callback_body(amount=amount, terminal_id=terminal_id)
+    if paid_at is not None:
+        body["paid_at"] = paid_at
+    response = await post_callback(running, body)
+    assert response.status_code == 200, response.text
+    return response.json()["transaction_id"]
+
+
+async def merchant_with_payments(running: RunningPlatform, amounts: list[int], *, fee_bps: int | None = 70) -> dict:
+    ids = await active_terminal(running, fee_bps=fee_bps)
+    ids["transaction_ids"] = [await pay(running, ids["terminal_id"], amount) for amount in amounts]
+    return ids
+
+
+async def ledger_sums(running: RunningPlatform, merchant_id: str) -> dict[str, int]:
+    rows = await running.platform.db.pool.fetch(
+        "SELECT entry_type, sum(amount)::bigint AS total FROM ledger_entries WHERE merchant_id = $1 GROUP BY entry_type",
+        merchant_id,
+    )
+    return {r["entry_type"]: r["total"] for r in rows}
+
+
+async def create_batches(running: RunningPlatform, body: dict | None = None, headers: dict | None = None) -> list[dict]:
+    response = await running.http.post("/admin/settlement-batches", json=body or {},
+                                       headers=headers or running.admin_headers)
+    assert response.status_code == 201, response.text
+    return response.json()["items"]
+
+
+async def batch_for(running: RunningPlatform, merchant_id: str) -> dict:
+    batches = await create_batches(running, {"merchant_id": merchant_id})
+    assert len(batches) == 1, batches
+    return batches[0]
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+# Bearer tokens standing for principals that the login flows (built on another
+# branch) will issue; resolved by patching the control plane's token lookup.
+TOKENS: dict[str, Principal] = {
+    "viewer-token": Principal(kind="admin", id="usr_viewer", role="viewer"),
+    "finance-token": Principal(kind="admin", id="usr_finance", role="finance"),
+    "ops-token": Principal(kind="admin", id="usr_ops", role="ops"),
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def principals(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Principal] | None = None) -> Iterator[None]:
+    from qris_soundbox.control_plane import auth
+
+    original = auth.resolve_principal
+    table = TOKENS | (extra or {})
+
+    async def resolve(platform, token: str):  # type: ignore[no-untyped-def]
+        if token in table:
+            return table[token]
+        return await original(platform, token)
+
+    monkeypatch.setattr(auth, "resolve_principal", resolve)
+    yield
+
+
+__all__ = ["ADMIN_TOKEN", "active_terminal", "pay"]
