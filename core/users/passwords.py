@@ -1,0 +1,57 @@
+"""argon2id password hashing, run in a worker thread so the event loop never waits on it.
+
+argon2-cffi's defaults are RFC 9106's second recommended profile (argon2id,
+t=3, m=64 MiB, p=4); a hash made with older parameters is upgraded at the next
+successful login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from qris_soundbox.core.errors import ValidationFailed
+
+MIN_LENGTH = 10
+MAX_LENGTH = 256  # argon2 takes any length; this only bounds the work a request can ask for
+
+_hasher = PasswordHasher()
+
+
+def check_policy(password: str) -> str:
+    if len(password) < MIN_LENGTH:
+        raise ValidationFailed(f"password: at least {MIN_LENGTH} characters", details={"field": "password"})
+    if len(password) > MAX_LENGTH:
+        raise ValidationFailed(f"password: at most {MAX_LENGTH} characters", details={"field": "password"})
+    return password
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, check_policy(password))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not-a-real-password-only-spends-the-same-time")
+
+
+async def verify_password(password_hash: str | None, password: str) -> tuple[bool, str | None]:
+    """(matches, a new hash when the stored one should be upgraded).
+
+    With no stored hash (unknown email) a dummy hash is verified anyway, so the
+    answer takes as long as for a known email and does not reveal which emails exist.
+    """
+    stored = password_hash or await asyncio.to_thread(_dummy_hash)
+    password = password[:MAX_LENGTH + 1]
+    try:
+        await asyncio.to_thread(_hasher.verify, stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False, None
+    if password_hash is None:
+        return False, None
+    if _hasher.check_needs_rehash(password_hash):
+        return True, await asyncio.to_thread(_hasher.hash, password)
+    return True, None
