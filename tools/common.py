@@ -37,7 +37,7 @@ async def open_database(settings: Settings, data_dir: Path, *, pool_size: int = 
             await migrate(conn)
         finally:
             await conn.close()
-        db = await Database.connect(dsn, max_size=pool_size)
+        db = await Database.connect(dsn, min_size=min(2, pool_size), max_size=pool_size)
         try:
             yield db
         finally:
