@@ -103,7 +103,7 @@ async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoDa
 
 
 def banner_lines(data: DemoData) -> list[str]:
-    lines = [f"{login.kind} {login.role:<8} {login.email:<26} {login.password:<22} ({login.login})"
+    lines = [f"{login.kind:<9} {login.role:<8} {login.email:<26} {login.password:<22} ({login.login})"
              for login in data.logins]
     lines.append(f"merchant  {data.merchant.code}  {data.merchant.id}  {data.merchant.name} ({data.merchant.status})")
     lines.append(f"terminal  {data.terminal.terminal_code}  {data.terminal.id}  {data.terminal.name}")

@@ -103,11 +103,19 @@ async def create_merchant(
     return merchant
 
 
-async def get_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
-    row = await conn.fetchrow(db.q["merchant_by_id"], merchant_id, scope)
+async def _one(
+    db: Database, conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
+) -> asyncpg.Record:
+    """One row by id within the caller's merchant scope; out of scope is the same 404 as absent."""
+    row = await conn.fetchrow(db.q[query], object_id, scope)
     if row is None:
-        raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
-    return merchant_of(row)
+        kind = query.removesuffix("_by_id")
+        raise missing(f"no such {kind}", details={f"{kind}_id": object_id})
+    return row
+
+
+async def get_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
+    return merchant_of(await _one(db, conn, "merchant_by_id", merchant_id, scope, MerchantNotFound))
 
 
 async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str) -> Merchant:
@@ -174,29 +182,34 @@ async def update_merchant(
     return merchant_of(updated)
 
 
-async def approve_merchant(db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
+async def _review(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, decision: str,
+    reason: str | None = None,
+) -> Merchant:
+    """approve (→ active) or reject (→ rejected): both only from pending_review."""
     row = await _locked(db, conn, merchant_id)
     if row["status"] != "pending_review":
-        raise InvalidState(f"only a merchant pending review can be approved; this one is {row['status']}",
+        raise InvalidState(f"only a merchant pending review can be {decision}d; this one is {row['status']}",
                            details={"status": row["status"]})
-    updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
-    await audit.record(db, conn, actor, "merchant.approve", entity_type="merchant", entity_id=merchant_id,
-                       merchant_id=merchant_id, payload={"from": row["status"], "to": "active"})
+    if decision == "approve":
+        updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
+    else:
+        updated = await conn.fetchrow(db.q["reject_merchant"], merchant_id, reason, actor.actor_id)
+    payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
+    await audit.record(db, conn, actor, f"merchant.{decision}", entity_type="merchant", entity_id=merchant_id,
+                       merchant_id=merchant_id, payload=payload)
     return merchant_of(updated)
+
+
+async def approve_merchant(db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
+    return await _review(db, conn, actor, merchant_id, "approve")
 
 
 async def reject_merchant(
     db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, reason: str
 ) -> Merchant:
     cleaned = identity.plain_text("reason", reason, 500, required=True)
-    row = await _locked(db, conn, merchant_id)
-    if row["status"] != "pending_review":
-        raise InvalidState(f"only a merchant pending review can be rejected; this one is {row['status']}",
-                           details={"status": row["status"]})
-    updated = await conn.fetchrow(db.q["reject_merchant"], merchant_id, cleaned, actor.actor_id)
-    await audit.record(db, conn, actor, "merchant.reject", entity_type="merchant", entity_id=merchant_id,
-                       merchant_id=merchant_id, payload={"from": row["status"], "to": "rejected", "reason": cleaned})
-    return merchant_of(updated)
+    return await _review(db, conn, actor, merchant_id, "reject", cleaned)
 
 
 async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_id: str, what: str) -> asyncpg.Record:
@@ -224,10 +237,7 @@ async def create_outlet(
 
 
 async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, scope: str | None = None) -> Outlet:
-    row = await conn.fetchrow(db.q["outlet_by_id"], outlet_id, scope)
-    if row is None:
-        raise OutletNotFound("no such outlet", details={"outlet_id": outlet_id})
-    return outlet_of(row)
+    return outlet_of(await _one(db, conn, "outlet_by_id", outlet_id, scope, OutletNotFound))
 
 
 async def list_outlets(
@@ -259,10 +269,7 @@ async def create_terminal(
 
 
 async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str, scope: str | None = None) -> Terminal:
-    row = await conn.fetchrow(db.q["terminal_by_id"], terminal_id, scope)
-    if row is None:
-        raise TerminalNotFound("no such terminal", details={"terminal_id": terminal_id})
-    return terminal_of(row)
+    return terminal_of(await _one(db, conn, "terminal_by_id", terminal_id, scope, TerminalNotFound))
 
 
 async def list_terminals(

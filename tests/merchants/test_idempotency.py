@@ -176,3 +176,14 @@ async def test_a_request_arriving_while_the_first_runs_waits_then_gives_up(
         # Another device's credentials: another caller, so the same key runs again.
         other = await client.post("/_test/slow-write", headers=headers | {"X-Device-Id": "dev-2"})
         assert other.status_code == 201 and "idempotent-replayed" not in other.headers
+
+
+async def test_oversized_bodies_are_refused_before_a_key_is_claimed(running: RunningPlatform) -> None:
+    key = unique("big-")
+    limit = running.platform.settings.json_body_limit
+    body = json.dumps({"name": "Big", "city": "Jambi", "legal_name": "x" * limit})
+    response = await running.http.post("/admin/merchants", content=body,
+                                       headers=keyed(running.admin_headers, key) | {"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    claimed = await running.platform.db.pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", key)
+    assert claimed == 0
