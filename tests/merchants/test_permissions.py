@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 
+import httpx
 import pytest
 from litestar.handlers import HTTPRouteHandler
 
@@ -84,12 +85,17 @@ async def test_each_role_is_allowed_or_refused_per_the_permission_table(
         for principal, user_id in principals:
             # A fresh token per call: logout routes revoke the one they are called with.
             headers = bearer(await mint_token(running, principal.kind, user_id))
-            response = await running.http.request(method, path, headers=headers,
-                                                  json={} if method in ("POST", "PATCH", "PUT") else None)
+            try:
+                response = await running.http.request(method, path, headers=headers,
+                                                      json={} if method in ("POST", "PATCH", "PUT") else None)
+            except httpx.HTTPError as exc:  # reported with the route, not as a bare traceback
+                mismatches.append((f"{principal.kind}/{principal.role}", method, path, repr(exc)))
+                continue
             allowed = expected_allowed(principal, handler)
             refused = response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
             if allowed == refused or response.status_code in (401, 500):
-                mismatches.append((f"{principal.kind}/{principal.role}", method, path, response.status_code))
+                mismatches.append((f"{principal.kind}/{principal.role}", method, path, response.status_code,
+                                   response.text[:200]))
     assert mismatches == []
 
 
