@@ -34,8 +34,8 @@ def protected_routes(app) -> list[tuple[str, str, HTTPRouteHandler]]:
         for handler in getattr(route, "route_handlers", []):
             if not isinstance(handler, HTTPRouteHandler) or handler.http_methods == {"OPTIONS"}:
                 continue
-            if handler.opt.get("public"):
-                continue
+            if handler.opt.get("public") or handler.opt.get("device"):
+                continue  # no bearer token: public, or the device's own credentials (devices domain)
             path = _PARAM.sub(lambda m: _PARAM_VALUE.get(m.group(2) or "str", "zz_missing"), route.path)
             for method in sorted(handler.http_methods):
                 routes.append((method, path, handler))
