@@ -12,13 +12,24 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from qris_soundbox.control_plane import devices, finance, health, merchant_portal, payments
+from qris_soundbox.control_plane import (
+    audit,
+    demo,
+    devices,
+    finance,
+    health,
+    merchant_portal,
+    merchants,
+    payments,
+    users,
+)
 from qris_soundbox.control_plane.auth import permission_guard
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
 from qris_soundbox.control_plane.middleware import request_context_middleware
+from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, devices, payments, finance, merchant_portal]
+ROUTE_MODULES = [health, users, merchants, audit, demo, devices, payments, finance, merchant_portal]
 
 
 def create_app(platform: PlatformContext) -> Litestar:
@@ -28,6 +39,8 @@ def create_app(platform: PlatformContext) -> Litestar:
     app = Litestar(
         route_handlers=[handler for module in ROUTE_MODULES for handler in module.routes],
         guards=[permission_guard],
+        # Rate limits and Idempotency-Key, for the routes that declare them in `opt`.
+        middleware=[route_policies],
         state=State({"platform": platform}),
         dependencies={"platform": Provide(provide_platform, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

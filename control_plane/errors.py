@@ -16,7 +16,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from qris_soundbox.core.errors import DomainError, RateLimited
+from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import request_id_var
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ def error_response(
 
 
 def domain_error_handler(_: Request, exc: DomainError) -> Response[dict[str, Any]]:
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    # RateLimited, and any other domain error that knows when to come back (idempotency_in_progress).
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 

@@ -6,6 +6,7 @@ records, so an audited change and its audit row commit or fail together.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ import msgspec
 
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.paging import split_page
 
 
 class AuditActor(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,3 +56,38 @@ async def record(
         actor.ip,
         payload or {},
     )
+
+
+class AuditLog(msgspec.Struct, kw_only=True):
+    id: str
+    occurred_at: datetime
+    actor_type: str
+    actor_id: str | None
+    actor_role: str | None
+    action: str
+    entity_type: str | None
+    entity_id: str | None
+    merchant_id: str | None
+    request_id: str | None
+    ip: str | None
+    payload: dict[str, Any]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without an offset is read as UTC, like every time this API gives out.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+async def list_logs(
+    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    action: str | None = None, entity_type: str | None = None, entity_id: str | None = None,
+    actor_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    merchant_id: str | None = None,
+) -> tuple[list[AuditLog], str | None]:
+    """Newest first; ``since`` inclusive, ``until`` exclusive."""
+    rows = await conn.fetch(db.q["list_audit_logs"], cursor, limit + 1, action, entity_type, entity_id, actor_id,
+                            _utc(since), _utc(until), merchant_id)
+    items, next_cursor = split_page(rows, limit)
+    return [AuditLog(**dict(r)) for r in items], next_cursor

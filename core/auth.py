@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import msgspec
 
+from qris_soundbox.core.errors import Forbidden
+
 ADMIN_ROLES = ("admin", "finance", "ops", "support", "viewer")
 MERCHANT_ROLES = ("owner", "finance", "ops", "viewer")
 
 _READ = {
-    "merchant:read", "outlet:read", "terminal:read", "device:read", "transaction:read",
+    "session:logout", "merchant:read", "outlet:read", "terminal:read", "device:read", "transaction:read",
     "ledger:read", "settlement:read", "audit:read", "dashboard:read", "observability:read",
 }
 
@@ -40,11 +42,12 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 # Merchant users only ever see their own merchant (enforced by scoping, not by this table).
+_MERCHANT_READ = {"session:logout", "merchant:profile", "outlet:read", "terminal:read", "transaction:read"}
 MERCHANT_PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset({"merchant:profile", "settlement:read", "settlement:export", "transaction:read"}),
-    "finance": frozenset({"merchant:profile", "settlement:read", "settlement:export", "transaction:read"}),
-    "ops": frozenset({"merchant:profile", "transaction:read"}),
-    "viewer": frozenset({"merchant:profile", "settlement:read", "transaction:read"}),
+    "owner": frozenset(_MERCHANT_READ | {"settlement:read", "settlement:export"}),
+    "finance": frozenset(_MERCHANT_READ | {"settlement:read", "settlement:export"}),
+    "ops": frozenset(_MERCHANT_READ),
+    "viewer": frozenset(_MERCHANT_READ | {"settlement:read"}),
 }
 
 
@@ -61,3 +64,17 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 STATIC_ADMIN = Principal(kind="admin", id="static-admin-token", role="admin")
+
+
+def merchant_scope(principal: Principal) -> str | None:
+    """The merchant id every query of this caller must be limited to; None for admins.
+
+    Services pass it down to the SQL as ``AND ($n::text IS NULL OR merchant_id = $n)``,
+    so another merchant's object is simply not found (404), never forbidden (403):
+    a merchant cannot even learn that the id exists.
+    """
+    if principal.kind == "admin":
+        return None
+    if principal.merchant_id is None:  # a merchant principal always has one; fail closed if not
+        raise Forbidden("this principal belongs to no merchant")
+    return principal.merchant_id

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
@@ -28,3 +29,5 @@ class PlatformContext:
         self.roles = roles
         self.instance_id = instance_id
         self.broker: PlatformBroker | None = None
+        # One limiter per process, shared by the HTTP routes and the broker.
+        self.rate_limiter = RateLimiter.from_settings(settings)

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from qris_soundbox.core import runtime
-from qris_soundbox.core.payments import transactions as payments_transactions
+from qris_soundbox.core import idempotency, runtime
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.devices import trace as device_trace
 from qris_soundbox.core.finance import exports as finance_exports
+from qris_soundbox.core.payments import transactions as payments_transactions
+from qris_soundbox.core.users import service as users
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
         ("runtime.prune_instances", 3600, lambda: runtime.prune_instances(platform)),
         ("devices.prune_trace", 3600,
          lambda: device_trace.prune(platform.db, platform.settings.device_trace_retention_days)),
+        ("idempotency.purge", 300, lambda: idempotency.purge(platform.db)),
+        ("auth.purge_tokens", 3600, lambda: users.purge_tokens(platform.db)),
     ]
     if settings.dynamic_qr_expiry_scheduler_enabled:
         specs.append((

@@ -1,4 +1,4 @@
-"""Demo data for devices (``serve --demo``): one screen soundbox bound to nothing, freshly credentialed."""
+"""Demo data for devices (``serve --demo``): one screen soundbox bound to the demo terminal, freshly credentialed."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from qris_soundbox.core.devices.schemas import DeviceCreate
 DEMO_SERIAL = "DEMO-SB-0001"
 
 
-async def seed_demo_device(platform: PlatformContext) -> list[str]:
-    """Register the demo device once; issue it a new secret on every start (secrets are shown only once)."""
+async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[str]:
+    """Register and bind the demo device once; issue it a new secret on every start (secrets are shown only once)."""
     db = platform.db
     async with db.transaction() as conn:
         device_id = await conn.fetchval("SELECT id FROM devices WHERE serial_number = $1", DEMO_SERIAL)
@@ -23,9 +23,12 @@ async def seed_demo_device(platform: PlatformContext) -> list[str]:
                 )).id
             except SerialNumberTaken:
                 return []
+        device = await registry.get_device(db, conn, device_id)
+        if device.terminal_id is None and device.status != "retired":
+            await registry.bind(db, conn, SYSTEM, device_id, terminal_id)
         issued = await credentials.rotate(db, conn, SYSTEM, device_id, credentials.broker_address(platform))
     return [
-        f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL})",
+        f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
         f"  MQTT {issued.broker.host}:{issued.broker.port}  username = client id = {device_id}",
         f"  password {issued.mqtt_password}",
     ]

@@ -1,0 +1,1 @@
+"""Merchants, their outlets and terminals: onboarding states and QRIS identity."""

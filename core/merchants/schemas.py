@@ -1,0 +1,66 @@
+"""What merchants, outlets and terminals look like outside the core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def from_row(cls: type[S], row: Any, **extra: Any) -> S:
+    """Build ``cls`` from a database row, taking only the fields it declares."""
+    return cls(**{name: row[name] for name in cls.__struct_fields__ if name not in extra}, **extra)
+
+
+class Merchant(msgspec.Struct, kw_only=True):
+    id: str
+    code: str
+    name: str
+    legal_name: str | None
+    city: str
+    postal_code: str | None
+    mcc: str
+    nmid: str | None
+    email: str | None
+    fee_bps: int | None  # None: the platform default (FINANCE_PLATFORM_FEE_BPS)
+    status: str  # pending_review | active | rejected | suspended
+    rejection_reason: str | None
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Outlet(msgspec.Struct, kw_only=True):
+    id: str
+    merchant_id: str
+    name: str
+    address: str | None
+    city: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BoundDevice(msgspec.Struct, kw_only=True):
+    id: str
+    serial_number: str | None = None
+    model: str | None = None
+    status: str | None = None
+
+
+class Terminal(msgspec.Struct, kw_only=True):
+    id: str
+    outlet_id: str
+    merchant_id: str
+    name: str
+    terminal_code: str
+    static_qris: str | None
+    status: str
+    # The soundbox bound to this terminal; filled in by the devices domain.
+    bound_device: BoundDevice | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,284 @@
+"""Merchant onboarding: create, review (approve / reject), edit, outlets and terminals.
+
+Services take the caller's connection (the caller owns the transaction) and
+write the audit row on it. States (docs/merchants.md)::
+
+    pending_review ──approve──▶ active
+          │
+          └──────reject──────▶ rejected   (final)
+
+Outlets and terminals may be added while a merchant is pending review or
+active, not once it is rejected or suspended; only an active merchant's
+terminals take payments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from qris_soundbox.core import audit
+from qris_soundbox.core.audit import AuditActor
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
+from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.merchants import identity
+from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal, from_row
+from qris_soundbox.core.paging import split_page
+
+DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
+ACCEPTS_CHILDREN = ("pending_review", "active")
+EDITABLE = ("pending_review", "active", "suspended")
+MERCHANT_STATUSES = ("pending_review", "active", "rejected", "suspended")
+TERMINAL_STATUSES = ("active", "inactive")
+
+
+class MerchantNotFound(NotFound):
+    pass
+
+
+class OutletNotFound(NotFound):
+    pass
+
+
+class TerminalNotFound(NotFound):
+    pass
+
+
+def merchant_of(row: Any) -> Merchant:
+    return from_row(Merchant, row)
+
+
+def outlet_of(row: Any) -> Outlet:
+    return from_row(Outlet, row)
+
+
+def terminal_of(row: Any) -> Terminal:
+    # bound_device is filled in by the devices domain from its bindings.
+    return from_row(Terminal, row, bound_device=None)
+
+
+async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:
+    if nmid is None:
+        return
+    holder = await conn.fetchrow(db.q["merchant_by_nmid"], nmid)
+    if holder is not None and holder["id"] != merchant_id:
+        raise Conflict("another merchant already has this NMID", details={"field": "nmid"})
+
+
+async def create_merchant(
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    *,
+    name: str,
+    city: str,
+    mcc: str | None = None,
+    nmid: str | None = None,
+    email: str | None = None,
+    fee_bps: int | None = None,
+    legal_name: str | None = None,
+    postal_code: str | None = None,
+) -> Merchant:
+    values = {
+        "name": identity.merchant_name(name),
+        "legal_name": identity.plain_text("legal_name", legal_name, 200),
+        "city": identity.merchant_city(city),
+        "postal_code": identity.postal_code(postal_code),
+        "mcc": identity.mcc(mcc if mcc is not None else DEFAULT_MCC),
+        "nmid": identity.nmid(nmid),
+        "email": identity.email(email),
+        "fee_bps": identity.fee_bps(fee_bps),
+    }
+    await _nmid_is_free(db, conn, values["nmid"], None)
+    try:
+        row = await conn.fetchrow(db.q["insert_merchant"], new_id("mer"), *values.values())
+    except asyncpg.UniqueViolationError:
+        # Two creates with one NMID racing: the loser gets the same answer as above.
+        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+    merchant = merchant_of(row)
+    await audit.record(db, conn, actor, "merchant.create", entity_type="merchant", entity_id=merchant.id,
+                       merchant_id=merchant.id, payload={"code": merchant.code, **values})
+    return merchant
+
+
+async def _one(
+    db: Database, conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
+) -> asyncpg.Record:
+    """One row by id within the caller's merchant scope; out of scope is the same 404 as absent."""
+    row = await conn.fetchrow(db.q[query], object_id, scope)
+    if row is None:
+        kind = query.removesuffix("_by_id")
+        raise missing(f"no such {kind}", details={f"{kind}_id": object_id})
+    return row
+
+
+async def get_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
+    return merchant_of(await _one(db, conn, "merchant_by_id", merchant_id, scope, MerchantNotFound))
+
+
+async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str) -> Merchant:
+    """A merchant by id or by code (``M000001``), as operators type it in the CLI."""
+    row = await conn.fetchrow(db.q["merchant_by_id_or_code"], id_or_code.strip())
+    if row is None:
+        raise MerchantNotFound(f"no merchant with id or code {id_or_code!r}")
+    return merchant_of(row)
+
+
+async def list_merchants(
+    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    status: str | None = None, scope: str | None = None,
+) -> tuple[list[Merchant], str | None]:
+    if status is not None and status not in MERCHANT_STATUSES:
+        raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
+    rows = await conn.fetch(db.q["list_merchants"], cursor, limit + 1, status, scope)
+    items, next_cursor = split_page(rows, limit)
+    return [merchant_of(r) for r in items], next_cursor
+
+
+async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(db.q["merchant_by_id_for_update"], merchant_id)
+    if row is None:
+        raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
+    return row
+
+
+async def update_merchant(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]
+) -> Merchant:
+    """Apply the fields present in ``changes``; ``None`` clears an optional field
+    (``fee_bps: null`` goes back to the platform fee)."""
+    row = await _locked(db, conn, merchant_id)
+    if row["status"] not in EDITABLE:
+        raise InvalidState(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
+    validators = {
+        "name": identity.merchant_name,
+        "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
+        "city": identity.merchant_city,
+        "postal_code": identity.postal_code,
+        "mcc": identity.mcc,
+        "nmid": identity.nmid,
+        "email": identity.email,
+        "fee_bps": identity.fee_bps,
+    }
+    new = {field: row[field] for field in validators}
+    for field, value in changes.items():
+        if field not in validators:
+            raise identity.invalid(field, "cannot be changed")
+        if value is None and field in ("name", "city", "mcc"):
+            raise identity.invalid(field, "is required")
+        new[field] = validators[field](value)
+    changed = {field: {"from": row[field], "to": new[field]} for field in validators if new[field] != row[field]}
+    if not changed:
+        return merchant_of(row)
+    await _nmid_is_free(db, conn, new["nmid"], merchant_id)
+    try:
+        updated = await conn.fetchrow(db.q["update_merchant"], merchant_id, *new.values())
+    except asyncpg.UniqueViolationError:
+        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+    await audit.record(db, conn, actor, "merchant.update", entity_type="merchant", entity_id=merchant_id,
+                       merchant_id=merchant_id, payload={"changes": changed})
+    return merchant_of(updated)
+
+
+async def _review(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, decision: str,
+    reason: str | None = None,
+) -> Merchant:
+    """approve (→ active) or reject (→ rejected): both only from pending_review."""
+    row = await _locked(db, conn, merchant_id)
+    if row["status"] != "pending_review":
+        raise InvalidState(f"only a merchant pending review can be {decision}d; this one is {row['status']}",
+                           details={"status": row["status"]})
+    if decision == "approve":
+        updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
+    else:
+        updated = await conn.fetchrow(db.q["reject_merchant"], merchant_id, reason, actor.actor_id)
+    payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
+    await audit.record(db, conn, actor, f"merchant.{decision}", entity_type="merchant", entity_id=merchant_id,
+                       merchant_id=merchant_id, payload=payload)
+    return merchant_of(updated)
+
+
+async def approve_merchant(db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
+    return await _review(db, conn, actor, merchant_id, "approve")
+
+
+async def reject_merchant(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, reason: str
+) -> Merchant:
+    cleaned = identity.plain_text("reason", reason, 500, required=True)
+    return await _review(db, conn, actor, merchant_id, "reject", cleaned)
+
+
+async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_id: str, what: str) -> asyncpg.Record:
+    # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
+    row = await _locked(db, conn, merchant_id)
+    if row["status"] not in ACCEPTS_CHILDREN:
+        raise InvalidState(f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]})
+    return row
+
+
+async def create_outlet(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str,
+    *, name: str, address: str | None = None, city: str | None = None,
+) -> Outlet:
+    values = {
+        "name": identity.plain_text("name", name, 100, required=True),
+        "address": identity.plain_text("address", address, 300),
+        "city": identity.merchant_city(city) if city is not None else None,
+    }
+    await _accepting_children(db, conn, merchant_id, "an outlet")
+    outlet = outlet_of(await conn.fetchrow(db.q["insert_outlet"], new_id("out"), merchant_id, *values.values()))
+    await audit.record(db, conn, actor, "outlet.create", entity_type="outlet", entity_id=outlet.id,
+                       merchant_id=merchant_id, payload=values)
+    return outlet
+
+
+async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, scope: str | None = None) -> Outlet:
+    return outlet_of(await _one(db, conn, "outlet_by_id", outlet_id, scope, OutletNotFound))
+
+
+async def list_outlets(
+    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    merchant_id: str | None = None, scope: str | None = None,
+) -> tuple[list[Outlet], str | None]:
+    rows = await conn.fetch(db.q["list_outlets"], cursor, limit + 1, merchant_id, scope)
+    items, next_cursor = split_page(rows, limit)
+    return [outlet_of(r) for r in items], next_cursor
+
+
+async def create_terminal(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, outlet_id: str,
+    *, name: str, static_qris: str | None = None,
+) -> Terminal:
+    values = {
+        "name": identity.plain_text("name", name, 100, required=True),
+        "static_qris": identity.static_qris(static_qris),
+    }
+    outlet = await get_outlet(db, conn, outlet_id)
+    await _accepting_children(db, conn, outlet.merchant_id, "a terminal")
+    row = await conn.fetchrow(db.q["insert_terminal"], new_id("ter"), outlet_id, outlet.merchant_id, *values.values())
+    terminal = terminal_of(row)
+    await audit.record(db, conn, actor, "terminal.create", entity_type="terminal", entity_id=terminal.id,
+                       merchant_id=outlet.merchant_id,
+                       payload={"outlet_id": outlet_id, "terminal_code": terminal.terminal_code,
+                                "name": values["name"], "has_static_qris": values["static_qris"] is not None})
+    return terminal
+
+
+async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str, scope: str | None = None) -> Terminal:
+    return terminal_of(await _one(db, conn, "terminal_by_id", terminal_id, scope, TerminalNotFound))
+
+
+async def list_terminals(
+    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    merchant_id: str | None = None, outlet_id: str | None = None, status: str | None = None,
+    scope: str | None = None,
+) -> tuple[list[Terminal], str | None]:
+    if status is not None and status not in TERMINAL_STATUSES:
+        raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
+    rows = await conn.fetch(db.q["list_terminals"], cursor, limit + 1, merchant_id, outlet_id, status, scope)
+    items, next_cursor = split_page(rows, limit)
+    return [terminal_of(r) for r in items], next_cursor

@@ -1,0 +1,1 @@
+"""Platform (admin) and merchant users, passwords and login tokens."""
