@@ -254,3 +254,12 @@ async def test_http_bridge_answers_over_mqtt(running: RunningPlatform) -> None:
         message = await first_message(device, timeout=5)
     reply = msgspec.json.decode(message.payload)
     assert reply["message_id"] == response.json()["message_id"] and parse_qris(reply["qr_payload"]).amount == 8_000
+
+
+async def test_terminal_detail_shows_its_bound_soundbox(running: RunningPlatform) -> None:
+    ids, device_id, _ = await bound_soundbox(running, "generic-screen")
+    terminal = (await running.http.get(f"/admin/terminals/{ids['terminal_id']}", headers=running.admin_headers)).json()
+    assert terminal["bound_device"]["id"] == device_id and terminal["bound_device"]["model"] == "generic-screen"
+    await running.http.post(f"/admin/devices/{device_id}/unbind", headers=running.admin_headers)
+    terminal = (await running.http.get(f"/admin/terminals/{ids['terminal_id']}", headers=running.admin_headers)).json()
+    assert terminal["bound_device"] is None
