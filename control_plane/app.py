@@ -12,13 +12,13 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from qris_soundbox.control_plane import devices, finance, health, merchant_portal, payments
+from qris_soundbox.control_plane import device_config, devices, finance, health, merchant_portal, payments
 from qris_soundbox.control_plane.auth import permission_guard
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
 from qris_soundbox.control_plane.middleware import request_context_middleware
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, devices, payments, finance, merchant_portal]
+ROUTE_MODULES = [health, devices, device_config, payments, finance, merchant_portal]
 
 
 def create_app(platform: PlatformContext) -> Litestar:
