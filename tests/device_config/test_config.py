@@ -331,3 +331,17 @@ async def test_a_retired_device_cannot_be_configured_and_unknown_devices_are_404
     for method, path in (("GET", "config"), ("GET", "config/status"), ("POST", "config/retry-push")):
         response = await admin(running, method, f"/admin/devices/dev_missing/{path}")
         assert response.status_code == 404, (path, response.text)
+
+
+async def test_the_config_and_command_routes_are_documented_in_openapi(running: RunningPlatform) -> None:
+    response = await running.http.get("/schema/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema["paths"]
+    for path in ("/admin/devices/{device_id}/config", "/admin/devices/{device_id}/config/status",
+                 "/admin/devices/{device_id}/config/retry-push", "/admin/devices/{device_id}/commands",
+                 "/admin/devices/{device_id}/commands/{command_id}", "/device/config", "/device/config/ack",
+                 "/device/commands/ack"):
+        assert path in paths, path
+    patch_schema = schema["components"]["schemas"]["ConfigPatch"]
+    assert set(patch_schema["properties"]) == set(device_config.CONFIG_KEYS)
