@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -109,8 +110,10 @@ async def test_an_offline_device_gets_only_the_latest_desired_config_on_reconnec
         assert body["version"] == 3 and body["config"]["volume"] == 30
         await publish(client, device_id, "config/ack",
                       {"message_id": body["message_id"], "version": 3, "status": "applied"})
-        # Nothing else is on its way: the superseded versions are never delivered.
-        assert await first_message(client, 1.0) is None
+        # Nothing else is on its way: the superseded versions are never delivered (at-least-once
+        # delivery may repeat the latest one, which the device de-duplicates by message_id).
+        while (extra := await first_message(client, 1.0)) is not None:
+            assert json.loads(bytes(extra.payload))["message_id"] == body["message_id"]
     assert [row["status"] for row in await outbox_rows(running, device_id, "config")] == [
         "superseded", "superseded", "acked",
     ]
@@ -151,6 +154,8 @@ async def test_retry_push_re_sends_the_latest_desired_config(running: RunningPla
         assert status["last_push"]["message_id"] != first["message_id"]
 
         _, again = await next_downlink(client)
+        while again["message_id"] == first["message_id"]:  # an at-least-once repeat of the first push
+            _, again = await next_downlink(client)
         assert again["message_id"] == status["last_push"]["message_id"]
         assert again["version"] == 1 and again["config"] == first["config"]
         await publish(client, device_id, "config/ack",
