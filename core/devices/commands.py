@@ -21,15 +21,14 @@ from msgspec import Meta
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices import health, uplinks
+from qris_soundbox.core.devices import health
 from qris_soundbox.core.devices.config import (
     MessageId,
     VolumeOutOfRange,
-    device_actor,
     device_with_capabilities,
+    handle_ack_uplink,
     refuse_if_retired,
 )
-from qris_soundbox.core.devices.errors import MalformedUplink
 from qris_soundbox.core.devices.schemas import Body, Capabilities, Percent
 from qris_soundbox.core.errors import InvalidState, NotFound, ValidationFailed
 from qris_soundbox.core.ids import new_id
@@ -251,11 +250,7 @@ async def acknowledge(
 
 async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
     """``devices/<id>/uplink/command/ack``: the same core function as ``POST /device/commands/ack``."""
-    ack = uplinks.decode(uplink.payload, CommandAck)
-    if ack.device_id is not None and ack.device_id != uplink.device_id:
-        raise MalformedUplink("device_id in the payload is not the publishing device")
-    async with platform.db.transaction() as conn:
-        await acknowledge(platform.db, conn, device_actor(uplink.device_id), uplink.device_id, ack)
+    await handle_ack_uplink(platform, uplink, CommandAck, acknowledge)
 
 
 async def pending_command_acks(db: Database, conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:

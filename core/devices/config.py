@@ -12,7 +12,8 @@ version) or ``rejected`` with a reason. Rules and defaults: docs/device-config.m
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
@@ -416,13 +417,24 @@ def device_actor(device_id: str) -> AuditActor:
     return AuditActor(actor_type="device", actor_id=device_id)
 
 
-async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
-    """``devices/<id>/uplink/config/ack``: the same core function as ``POST /device/config/ack``."""
-    ack = uplinks.decode(uplink.payload, ConfigAck)
-    if ack.device_id is not None and ack.device_id != uplink.device_id:
+AckT = TypeVar("AckT", bound=Body)
+Acknowledge = Callable[[Database, asyncpg.Connection, AuditActor, str, AckT], Awaitable[object]]
+
+
+async def handle_ack_uplink(
+    platform: PlatformContext, uplink: Uplink, type_: type[AckT], acknowledge_: Acknowledge[AckT]
+) -> None:
+    """An ack uplink: decode, refuse a ``device_id`` other than the publisher, then the HTTP path's core function."""
+    ack = uplinks.decode(uplink.payload, type_)
+    if getattr(ack, "device_id", None) not in (None, uplink.device_id):
         raise MalformedUplink("device_id in the payload is not the publishing device")
     async with platform.db.transaction() as conn:
-        await acknowledge(platform.db, conn, device_actor(uplink.device_id), uplink.device_id, ack)
+        await acknowledge_(platform.db, conn, device_actor(uplink.device_id), uplink.device_id, ack)
+
+
+async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
+    """``devices/<id>/uplink/config/ack``: the same core function as ``POST /device/config/ack``."""
+    await handle_ack_uplink(platform, uplink, ConfigAck, acknowledge)
 
 
 # --------------------------------------------------------------------------- readers for other domains

@@ -51,3 +51,13 @@ CREATE TABLE device_commands (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX device_commands_device ON device_commands (device_id, id);
+
+-- A command with its status read from its downlink: pending reads queued, and a row
+-- past its expiry reads expired even before the publisher's sweep has marked it.
+CREATE VIEW device_command_details AS
+SELECT c.id, c.device_id, c.type, c.params, c.message_id, c.result_detail, c.completed_at, c.created_by,
+       c.created_at, o.attempts, o.sent_at, o.expires_at,
+       CASE WHEN o.status IN ('pending', 'sent') AND o.expires_at <= now() THEN 'expired'
+            WHEN o.status = 'pending' THEN 'queued'
+            ELSE o.status END AS status
+FROM device_commands c JOIN device_outbox o ON o.message_id = c.message_id;

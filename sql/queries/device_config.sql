@@ -74,25 +74,14 @@ INSERT INTO device_commands (id, device_id, type, params, message_id, created_by
 VALUES ($1, $2, $3, $4, $5, $6);
 
 -- device_command --
--- $1 device id, $2 command id: status is its downlink's (pending = queued; past expiry = expired even before the sweep)
-SELECT c.id, c.device_id, c.type, c.params, c.message_id, c.result_detail, c.completed_at, c.created_by,
-       c.created_at, o.attempts, o.sent_at, o.expires_at,
-       CASE WHEN o.status IN ('pending', 'sent') AND o.expires_at <= now() THEN 'expired'
-            WHEN o.status = 'pending' THEN 'queued'
-            ELSE o.status END AS status
-FROM device_commands c JOIN device_outbox o ON o.message_id = c.message_id
-WHERE c.device_id = $1 AND c.id = $2;
+-- $1 device id, $2 command id: with its status, read from its downlink (see the view)
+SELECT * FROM device_command_details WHERE device_id = $1 AND id = $2;
 
 -- device_command_page --
 -- $1 device id, $2 cursor, $3 limit + 1: newest first
-SELECT c.id, c.device_id, c.type, c.params, c.message_id, c.result_detail, c.completed_at, c.created_by,
-       c.created_at, o.attempts, o.sent_at, o.expires_at,
-       CASE WHEN o.status IN ('pending', 'sent') AND o.expires_at <= now() THEN 'expired'
-            WHEN o.status = 'pending' THEN 'queued'
-            ELSE o.status END AS status
-FROM device_commands c JOIN device_outbox o ON o.message_id = c.message_id
-WHERE c.device_id = $1 AND ($2::text IS NULL OR c.id < $2)
-ORDER BY c.id DESC
+SELECT * FROM device_command_details
+WHERE device_id = $1 AND ($2::text IS NULL OR id < $2)
+ORDER BY id DESC
 LIMIT $3;
 
 -- close_command_downlink --
