@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices import trace
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,10 @@ class OutboxPublisher:
         db: Database,
         is_online: Callable[[str], bool],
         deliver: Callable[[str, str, bytes], Awaitable[bool]],
-        on_delivered: Callable[[str, str, bytes, str], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
         self._is_online = is_online
         self._deliver = deliver
-        self._on_delivered = on_delivered
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -140,8 +139,8 @@ class OutboxPublisher:
                 task = asyncio.create_task(self._deliver(row["device_id"], row["topic"], data))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-                if self._on_delivered is not None:
-                    await self._on_delivered(row["device_id"], row["topic"], data, row["message_id"])
+                await trace.record_downlink(self._db, conn, device_id=row["device_id"], topic=row["topic"],
+                                            payload=data, message_id=row["message_id"])
             await conn.execute(self._db.q["mark_downlinks_sent"], [r["id"] for r in rows], FIRST_RETRY_S, MAX_RETRY_S)
         if len(rows) == BATCH:
             self._dirty.update(devices)

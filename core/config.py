@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dynamic_qr_expiry_sweep_interval_ms: int = 30_000
     dynamic_qr_expiry_sweep_limit: int = 500
     dynamic_qr_ttl_seconds: int = 900
+    payment_announcement_max_age_seconds: int = 300
     export_worker_enabled: bool = True
     export_worker_interval_ms: int = 5_000
     export_worker_batch_size: int = 5
@@ -140,6 +141,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),
     "DYNAMIC_QR_EXPIRY_SWEEP_LIMIT": ("dynamic_qr_expiry_sweep_limit", parse_positive_int),
     "DYNAMIC_QR_TTL_SECONDS": ("dynamic_qr_ttl_seconds", parse_positive_int),
+    "PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS": ("payment_announcement_max_age_seconds", parse_positive_int),
     "EXPORT_WORKER_ENABLED": ("export_worker_enabled", parse_bool),
     "EXPORT_WORKER_INTERVAL_MS": ("export_worker_interval_ms", parse_positive_int),
     "EXPORT_WORKER_BATCH_SIZE": ("export_worker_batch_size", parse_positive_int),

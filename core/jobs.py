@@ -44,7 +44,7 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
         specs.append((
             "payments.expire_due",
             settings.dynamic_qr_expiry_sweep_interval_ms / 1000,
-            lambda: payments_transactions.expire_due(platform.db, settings.dynamic_qr_expiry_sweep_limit),
+            lambda: payments_transactions.expire_due(platform.db, settings),
         ))
     if settings.export_worker_enabled:
         specs.append((

@@ -3,7 +3,8 @@ announce, delivered at least once by the broker process, acknowledged by the
 device (devices de-duplicate by ``message_id``).
 
 Statuses: ``pending`` (written) → ``sent`` (handed to the device's session;
-re-sent with back-off until acked) → ``acked``; or ``expired`` /
+re-sent with back-off until acked) → ``acked``; a dynamic-QR reply, which
+expects no ack, is ``delivered`` once handed over; or ``expired`` /
 ``skipped_late`` (a payment announcement past its age is never played late)
 / ``superseded`` (a newer config replaced it).
 """
@@ -89,6 +90,12 @@ async def enqueue(
     return message_id
 
 
-async def acknowledge(db: Database, device_id: str, message_id: str) -> asyncpg.Record | None:
-    """The device's ack; None if unknown, not its own, or already closed."""
-    return await db.fetchrow("acknowledge_downlink", device_id, message_id)
+async def acknowledge(db: Database, device_id: str, message_id: str, kind: str | None = None) -> asyncpg.Record | None:
+    """The device's ack (of a downlink of ``kind``); None if unknown, not its own, or already closed."""
+    return await db.fetchrow("acknowledge_downlink", device_id, message_id, kind)
+
+
+async def unacked_counts(db: Database, conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:
+    """Downlinks each device has not acknowledged yet (payments, config, commands)."""
+    rows = await conn.fetch(db.q["unacked_downlink_counts"], device_ids)
+    return {row["device_id"]: row["pending"] for row in rows}

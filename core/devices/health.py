@@ -3,8 +3,9 @@
 A score out of 100 with the reasons that lowered it; the rules are documented
 in docs/devices.md. Pure: the registry gathers the inputs, this decides.
 
-Pending acknowledgements come from the domains that send downlinks needing an
-ack (payments, config, commands): each adds a counter to ``PENDING_ACK_SOURCES``.
+Pending acknowledgements are the device's unacknowledged downlinks in the
+outbox, which carries every downlink that needs an ack (payments, config,
+commands); ``PENDING_ACK_SOURCES`` can take other counters.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
+from qris_soundbox.core import outbox
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.schemas import HealthSummary
 
@@ -35,7 +37,7 @@ MAX_PENDING_ACK_PENALTY = 20
 
 # (db, conn, device ids) -> {device id: downlinks still waiting for the device's ack}
 PendingAckCounter = Callable[[Database, asyncpg.Connection, list[str]], Awaitable[dict[str, int]]]
-PENDING_ACK_SOURCES: list[PendingAckCounter] = []
+PENDING_ACK_SOURCES: list[PendingAckCounter] = [outbox.unacked_counts]
 
 
 async def pending_acks(db: Database, conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:

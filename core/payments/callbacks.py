@@ -168,7 +168,7 @@ async def _apply(db: Database, conn: Any, settings: Settings, notification: Call
                 "paid_twice", current["id"], current["amount"],
             )
     return await txns.transition(
-        db, conn, current, notification.status, source="callback",
+        db, conn, settings, current, notification.status, source="callback",
         paid_at=notification.paid_at, provider_reference=notification.provider_reference,
         reason=notification.failure_reason or (None if notification.status == "paid" else notification.status),
         payload={"event_id": notification.event_id},

@@ -20,7 +20,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.outbox import NotificationState
-from qris_soundbox.core.payments import ledger
+from qris_soundbox.core.payments import ledger, notifications
 from qris_soundbox.core.payments.errors import (
     MerchantNotActive,
     TerminalNotFound,
@@ -160,6 +160,7 @@ async def locked_transaction(db: Database, conn: asyncpg.Connection, transaction
 async def transition(
     db: Database,
     conn: asyncpg.Connection,
+    settings: Settings,
     current: asyncpg.Record,
     to_status: str,
     *,
@@ -169,7 +170,8 @@ async def transition(
     reason: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> asyncpg.Record:
-    """Move a locked transaction to ``to_status``; ``paid`` also writes the ledger."""
+    """Move a locked transaction to ``to_status``; ``paid`` also writes the ledger
+    and queues the soundbox announcement."""
     from_status = current["status"]
     if from_status == "paid":
         raise TransactionFinal(f"transaction {current['id']} is paid, which is final",
@@ -192,13 +194,14 @@ async def transition(
                        to_status=to_status, payload=(payload or {}) | ({"reason": reason} if reason else {}))
     if to_status == "paid":
         await ledger.record_paid_transaction(db, conn, updated)
+        await notifications.announce_payment(db, conn, settings, updated)
     return updated
 
 
-async def expire_due(db: Database, limit: int) -> list[str]:
+async def expire_due(db: Database, settings: Settings) -> list[str]:
     """Job ``payments.expire_due``: pending dynamic QRs past their expiry become expired."""
     async with db.transaction() as conn:
-        due = await conn.fetch(db.q["due_pending_transactions"], limit)
+        due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
         for row in due:
-            await transition(db, conn, row, "expired", source="sweep", reason="qr_expired")
+            await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
     return [row["id"] for row in due]

@@ -17,9 +17,10 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
 -- mark_downlinks_sent --
--- $1 outbox ids, $2 first retry delay s, $3 max retry delay s: exponential back-off until acked
+-- $1 outbox ids, $2 first retry delay s, $3 max retry delay s: exponential back-off until acked;
+-- a reply that expects no ack is delivered once
 UPDATE device_outbox
-SET status = 'sent', attempts = attempts + 1, sent_at = now(),
+SET status = CASE WHEN kind = 'dynamic_qr_response' THEN 'delivered' ELSE 'sent' END, attempts = attempts + 1, sent_at = now(),
     next_attempt_at = now() + make_interval(secs => least($3::float8, $2::float8 * power(2, attempts)))
 WHERE id = ANY ($1::text[]);
 
@@ -47,9 +48,9 @@ WHERE status IN ('pending', 'sent') AND expires_at <= now()
 RETURNING id, message_id, device_id, kind, status;
 
 -- acknowledge_downlink --
--- $1 device, $2 message_id: only the addressed device can ack; a repeated ack changes nothing
+-- $1 device, $2 message_id, $3 kind or NULL: only the addressed device can ack; a repeated ack changes nothing
 UPDATE device_outbox SET status = 'acked', acked_at = now()
-WHERE device_id = $1 AND message_id = $2 AND status IN ('pending', 'sent')
+WHERE device_id = $1 AND message_id = $2 AND ($3::text IS NULL OR kind = $3) AND status IN ('pending', 'sent')
 RETURNING id, message_id, kind, transaction_id, payload;
 
 -- downlinks_for_device --
@@ -66,3 +67,9 @@ LIMIT $4;
 SELECT id, message_id, device_id, kind, status, attempts, created_at, sent_at, acked_at, expires_at
 FROM device_outbox WHERE transaction_id = $1 AND kind = 'payment'
 ORDER BY id DESC LIMIT 1;
+
+-- unacked_downlink_counts --
+-- $1 device ids: downlinks waiting for the device's ack, per device (a QR reply expects none)
+SELECT device_id, count(*) AS pending FROM device_outbox
+WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND kind <> 'dynamic_qr_response'
+GROUP BY device_id;

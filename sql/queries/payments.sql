@@ -98,3 +98,29 @@ INSERT INTO reconciliation_exceptions (id, kind, event_id, transaction_id, provi
                                        expected_amount, received_amount, payload)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (kind, event_id) DO NOTHING;
+
+-- soundbox_for_terminal --
+-- $1 = terminal id: the active soundbox bound there, its model's capabilities and the merchant's name
+SELECT d.id AS device_id, dm.capabilities, m.name AS merchant_name
+FROM devices d
+JOIN device_models dm ON dm.id = d.model_id
+JOIN terminals t ON t.id = d.terminal_id
+JOIN merchants m ON m.id = t.merchant_id
+WHERE d.terminal_id = $1 AND d.role = 'soundbox' AND d.status = 'active';
+
+-- device_for_dynamic_qr --
+-- $1 = device id: its status, terminal and model capabilities
+SELECT d.id, d.status, d.terminal_id, dm.capabilities
+FROM devices d JOIN device_models dm ON dm.id = d.model_id
+WHERE d.id = $1;
+
+-- latest_payment_downlink --
+-- $1 = transaction id: its newest announcement row, locked for a retry
+SELECT id, message_id, device_id, status FROM device_outbox
+WHERE transaction_id = $1 AND kind = 'payment'
+ORDER BY id DESC LIMIT 1
+FOR UPDATE;
+
+-- wake_downlink --
+-- $1 = outbox id: due now (an operator asked for a retry)
+UPDATE device_outbox SET next_attempt_at = now() WHERE id = $1;

@@ -1,0 +1,127 @@
+"""What a soundbox asks of the payment spine: a dynamic QR, and its payment acks.
+
+``answer_dynamic_qr_request`` serves the MQTT uplink
+``devices/<id>/uplink/dynamic-qr/request`` and the seed's HTTP bridge
+``POST /device/mqtt/uplink/dynamic-qr/request``; ``issue_for_device`` also
+serves ``POST /device/transactions/dynamic-qr``. All end in
+``dynamic_qr.issue_dynamic_qr``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import asyncpg
+import msgspec
+from msgspec import Meta
+
+from qris_soundbox.core import outbox
+from qris_soundbox.core.config import Settings
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.errors import DeviceNotFound
+from qris_soundbox.core.devices.uplinks import Uplink, decode
+from qris_soundbox.core.errors import DomainError, InvalidState
+from qris_soundbox.core.payments.dynamic_qr import DynamicQr, issue_dynamic_qr
+
+if TYPE_CHECKING:
+    from qris_soundbox.core.context import PlatformContext
+
+log = logging.getLogger(__name__)
+ERROR_REPLY_TTL_S = 60
+
+
+class DeviceNotBound(InvalidState):
+    code = "device_not_bound"
+
+
+class DeviceNotActive(InvalidState):
+    code = "device_not_active"
+
+
+class CapabilityNotSupported(DomainError):
+    code = "capability_not_supported"
+    status = 422
+
+
+class DynamicQrRequest(msgspec.Struct, kw_only=True):
+    request_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    amount: Annotated[int, Meta(gt=0, le=10_000_000_000)]
+
+
+class PaymentAck(msgspec.Struct, kw_only=True):
+    message_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+async def issue_for_device(db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str,
+                           amount: int) -> DynamicQr:
+    device = await conn.fetchrow(db.q["device_for_dynamic_qr"], device_id)
+    if device is None:
+        raise DeviceNotFound(device_id)
+    if device["status"] != "active":
+        raise DeviceNotActive(f"device {device_id} is {device['status']}", details={"status": device["status"]})
+    capabilities = device["capabilities"]
+    if not (capabilities.get("screen") and capabilities.get("dynamic_qr")):
+        raise CapabilityNotSupported(
+            f"model of device {device_id} has no screen for dynamic QR codes",
+            details={"capability": "dynamic_qr"},
+        )
+    if device["terminal_id"] is None:
+        raise DeviceNotBound(f"device {device_id} is bound to no terminal")
+    return await issue_dynamic_qr(db, conn, settings, device["terminal_id"], amount, source="device",
+                                  device_id=device_id)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def answer_dynamic_qr_request(platform: PlatformContext, device_id: str, request_id: str | None,
+                                    amount: int | None, problem: DomainError | None = None) -> str:
+    """Issue the QR (or the error) and queue the reply downlink; returns its ``message_id``."""
+    db, settings = platform.db, platform.settings
+    if problem is None and amount is not None:
+        try:
+            async with db.transaction() as conn:
+                qr = await issue_for_device(db, conn, settings, device_id, amount)
+                body = {"request_id": request_id, "transaction_id": qr.transaction_id, "qr_payload": qr.qr_payload,
+                        "expires_at": _iso(qr.expires_at)}
+                return await outbox.enqueue(db, conn, device_id=device_id, kind="dynamic_qr_response", body=body,
+                                            expires_at=qr.expires_at, transaction_id=qr.transaction_id)
+        except DomainError as error:
+            problem = error
+    assert problem is not None
+    log.info("dynamic QR request refused", extra={"device_id": device_id, "code": problem.code})
+    async with db.transaction() as conn:
+        body = {"request_id": request_id, "error": {"code": problem.code, "message": problem.message}}
+        return await outbox.enqueue(db, conn, device_id=device_id, kind="dynamic_qr_response", body=body,
+                                    expires_at=datetime.now(UTC) + timedelta(seconds=ERROR_REPLY_TTL_S))
+
+
+def _request_id_of(payload: bytes) -> str | None:
+    """Best effort, for the error reply to a malformed request."""
+    try:
+        value = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    request_id = value.get("request_id") if isinstance(value, dict) else None
+    return request_id if isinstance(request_id, str) and 0 < len(request_id) <= 64 else None
+
+
+async def dynamic_qr_request_uplink(platform: PlatformContext, uplink: Uplink) -> None:
+    """``devices/<id>/uplink/dynamic-qr/request``: a reply is expected, so a malformed
+    request is answered with an error downlink rather than only logged."""
+    try:
+        request = decode(uplink.payload, DynamicQrRequest)
+    except DomainError as problem:
+        await answer_dynamic_qr_request(platform, uplink.device_id, _request_id_of(uplink.payload), None, problem)
+        return
+    await answer_dynamic_qr_request(platform, uplink.device_id, request.request_id, request.amount)
+
+
+async def payment_ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
+    """``devices/<id>/uplink/payment/ack``: the announcement was played."""
+    ack = decode(uplink.payload, PaymentAck)
+    if await outbox.acknowledge(platform.db, uplink.device_id, ack.message_id, "payment") is None:
+        log.info("payment ack for no open downlink ignored", extra={"message_id": ack.message_id})

@@ -1,0 +1,83 @@
+"""The payment announcement: what the bound soundbox says when a payment is paid.
+
+Queued in the same database transaction that marks the transaction paid, shaped
+for the device's model by the capability resolver (``core/announcement.py``),
+and valid until ``paid_at + PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS``: an older
+payment is never played late (``skipped_late``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core import outbox
+from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
+from qris_soundbox.core.config import Settings
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.errors import DomainError, InvalidState
+
+log = logging.getLogger(__name__)
+DEFAULT_LANGUAGE = "id"
+
+
+def payment_announcement(capabilities: dict, *, language: str, amount: int, merchant_name: str) -> Announcement:
+    caps = msgspec.convert(capabilities, AnnouncementCapabilities)
+    try:
+        return shape_announcement(caps, language=language, amount=amount, merchant_name=merchant_name)
+    except DomainError as exc:
+        # Config-time checks make this rare (e.g. an amount above the sized bound); a
+        # payment must never fail for its announcement: the device shows/says the number.
+        log.warning("announcement fell back to amount_only", extra={"code": exc.code, "amount": amount})
+        return Announcement(format="amount_only", language=language, amount=amount)
+
+
+async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Settings,
+                           transaction: asyncpg.Record, *, not_before: datetime | None = None) -> str | None:
+    """Queue the payment downlink for the terminal's soundbox; None when none is bound.
+
+    It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
+    ``not_before``, for an operator's retry)."""
+    soundbox = await conn.fetchrow(db.q["soundbox_for_terminal"], transaction["terminal_id"])
+    if soundbox is None:
+        return None
+    paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
+    announcement = payment_announcement(soundbox["capabilities"], language=DEFAULT_LANGUAGE,
+                                        amount=transaction["amount"], merchant_name=soundbox["merchant_name"])
+    body = {
+        "type": "payment",
+        "transaction_id": transaction["id"],
+        "amount": transaction["amount"],
+        "currency": transaction["currency"],
+        "paid_at": paid_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "announcement": msgspec.to_builtins(announcement),
+    }
+    return await outbox.enqueue(
+        db, conn, device_id=soundbox["device_id"], kind="payment", body=body,
+        expires_at=max(paid_at, not_before or paid_at) + timedelta(seconds=settings.payment_announcement_max_age_seconds),
+        transaction_id=transaction["id"],
+    )
+
+
+class NothingToRetry(InvalidState):
+    code = "nothing_to_retry"
+
+
+async def retry(db: Database, conn: asyncpg.Connection, settings: Settings, transaction: asyncpg.Record) -> str:
+    """``retry-notification``: an unacked announcement is due again now; an acked,
+    expired or skipped one is queued afresh (an operator asked for it, so the age
+    rule restarts from now)."""
+    if transaction["status"] != "paid":
+        raise NothingToRetry(f"transaction {transaction['id']} is {transaction['status']}, not paid")
+    latest = await conn.fetchrow(db.q["latest_payment_downlink"], transaction["id"])
+    if latest is not None and latest["status"] in ("pending", "sent"):
+        await conn.execute(db.q["wake_downlink"], latest["id"])
+        await conn.execute(db.q["notify_outbox"], latest["device_id"])
+        return latest["message_id"]
+    message_id = await announce_payment(db, conn, settings, transaction, not_before=datetime.now(UTC))
+    if message_id is None:
+        raise NothingToRetry(f"no active soundbox is bound to terminal {transaction['terminal_id']}")
+    return message_id

@@ -1,0 +1,256 @@
+"""A paid callback makes the bound soundbox speak: real broker, real MQTT client as
+the device, real HTTP, real PostgreSQL (SPEC §5, §9, §10)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import msgspec
+
+from qris_soundbox.core.qris import parse_qris
+from tests.devices.helpers import eventually, first_message, provisioned_device
+from tests.payments.helpers import active_terminal, callback_body, post_callback
+from tests.support import PlatformFactory, RunningPlatform
+
+
+async def bound_soundbox(running: RunningPlatform, model: str = "generic-audio", *, qris_ready: bool = True):
+    ids = await active_terminal(running)
+    if qris_ready:
+        await running.platform.db.pool.execute(
+            "UPDATE merchants SET nmid = $2, postal_code = '10110', name = 'Warung Bu Sri' WHERE id = $1",
+            ids["merchant_id"], "ID" + "".join(random.choices("0123456789", k=13)))
+    device_id, secret = await provisioned_device(running, model)
+    bound = await running.http.post(f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]},
+                                    headers=running.admin_headers)
+    assert bound.status_code == 200, bound.text
+    return ids, device_id, secret
+
+
+async def subscribed(client: aiomqtt.Client, device_id: str) -> None:
+    await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
+
+
+async def notification_status(running: RunningPlatform, transaction_id: str) -> str | None:
+    txn = (await running.http.get(f"/admin/transactions/{transaction_id}", headers=running.admin_headers)).json()
+    return (txn.get("notification") or {}).get("status")
+
+
+async def test_paid_callback_is_announced_and_acked(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        result = (await post_callback(running, callback_body(amount=25_000, terminal_id=ids["terminal_id"]))).json()
+        message = await first_message(device, timeout=5)
+        assert message is not None and str(message.topic) == f"devices/{device_id}/downlink/payment"
+        assert message.qos == 1
+        payload = msgspec.json.decode(message.payload)
+        assert payload["type"] == "payment" and payload["transaction_id"] == result["transaction_id"]
+        assert payload["amount"] == 25_000 and payload["currency"] == "IDR" and payload["paid_at"]
+        assert payload["announcement"] == {
+            "format": "clips",
+            "language": "id",
+            "amount": 25_000,
+            "text": "Pembayaran QRIS diterima, dua puluh lima ribu rupiah",
+            "clips": ["pembayaran_qris_diterima", "dua", "puluh", "lima", "ribu", "rupiah"],
+        }
+        assert await notification_status(running, result["transaction_id"]) == "sent"
+        await device.publish(f"devices/{device_id}/uplink/payment/ack",
+                             msgspec.json.encode({"message_id": payload["message_id"]}), qos=1)
+
+        async def acked() -> bool:
+            return await notification_status(running, result["transaction_id"]) == "acked"
+
+        assert await eventually(acked)
+    trace = (await running.http.get(f"/admin/devices/{device_id}/mqtt-messages", headers=running.admin_headers)).json()
+    directions = {(m["direction"], m["topic"].rsplit("/", 2)[-2:][-1]) for m in trace["items"]}
+    assert ("downlink", "payment") in directions and ("uplink", "ack") in directions
+
+
+async def test_screen_model_announcement_carries_display(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running, "generic-screen")
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        await post_callback(running, callback_body(amount=1_500, terminal_id=ids["terminal_id"]))
+        message = await first_message(device, timeout=5)
+        announcement = msgspec.json.decode(message.payload)["announcement"]
+        assert announcement["format"] == "text"
+        assert announcement["text"] == "Pembayaran QRIS diterima, seribu lima ratus rupiah"
+        assert announcement["display"]["merchant_name"] == "Warung Bu Sri"
+        assert announcement["display"]["formatted_amount"] == "Rp1.500"
+
+
+async def test_fifty_concurrent_replays_announce_once(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        body = callback_body(amount=11_000, terminal_id=ids["terminal_id"])
+        await asyncio.gather(*(post_callback(running, body) for _ in range(50)))
+        first = await first_message(device, timeout=5)
+        assert first is not None
+        assert await first_message(device, timeout=1.5) is None
+    rows = await running.platform.db.pool.fetchval(
+        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment'", device_id)
+    assert rows == 1
+
+
+async def test_offline_device_gets_the_payment_on_reconnect(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    result = (await post_callback(running, callback_body(amount=5_000, terminal_id=ids["terminal_id"]))).json()
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        message = await first_message(device, timeout=5)
+        assert message is not None
+        assert msgspec.json.decode(message.payload)["transaction_id"] == result["transaction_id"]
+
+
+async def test_unacked_announcement_is_resent_with_the_same_message_id(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        await post_callback(running, callback_body(amount=7_000, terminal_id=ids["terminal_id"]))
+        first = msgspec.json.decode((await first_message(device, timeout=5)).payload)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        again = msgspec.json.decode((await first_message(device, timeout=5)).payload)
+    assert again["message_id"] == first["message_id"]
+
+
+async def test_payment_older_than_the_announcement_age_is_not_played(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    body = callback_body(amount=9_000, terminal_id=ids["terminal_id"])
+    max_age = running.platform.settings.payment_announcement_max_age_seconds
+    body["paid_at"] = (datetime.now(UTC) - timedelta(seconds=max_age + 60)).isoformat()
+    result = (await post_callback(running, body)).json()
+    assert result["status"] == "paid"
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        assert await first_message(device, timeout=2.5) is None
+
+    async def skipped() -> bool:
+        return await notification_status(running, result["transaction_id"]) == "skipped_late"
+
+    assert await eventually(skipped)
+
+
+async def test_another_devices_ack_does_not_close_the_announcement(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    intruder_id, intruder_secret = await provisioned_device(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        result = (await post_callback(running, callback_body(amount=3_000, terminal_id=ids["terminal_id"]))).json()
+        message_id = msgspec.json.decode((await first_message(device, timeout=5)).payload)["message_id"]
+    async with running.mqtt(intruder_id, intruder_secret) as intruder:
+        await intruder.publish(f"devices/{intruder_id}/uplink/payment/ack",
+                               msgspec.json.encode({"message_id": message_id}), qos=1)
+        await intruder.publish(f"devices/{intruder_id}/uplink/payment/ack", b"not json", qos=1)
+    await asyncio.sleep(0.3)
+    assert await notification_status(running, result["transaction_id"]) == "sent"
+
+
+async def test_outbox_rows_survive_a_server_restart(platform_factory: PlatformFactory) -> None:
+    first = await platform_factory.start()
+    ids, device_id, secret = await bound_soundbox(first)
+    # The device is offline; the payment's outbox row is written, then the server goes away.
+    response = await post_callback(first, callback_body(amount=4_000, terminal_id=ids["terminal_id"]))
+    assert response.status_code == 200
+    await platform_factory.stop(first)
+
+    restarted = await platform_factory.start()
+    try:
+        async with restarted.mqtt(device_id, secret) as device:
+            await subscribed(device, device_id)
+            message = await first_message(device, timeout=5)
+        assert message is not None
+        assert msgspec.json.decode(message.payload)["transaction_id"] == response.json()["transaction_id"]
+    finally:
+        await platform_factory.stop(restarted)
+
+
+async def test_retry_notification_announces_again(platform_factory: PlatformFactory) -> None:
+    running = await platform_factory.start()
+    ids, device_id, secret = await bound_soundbox(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        result = (await post_callback(running, callback_body(amount=2_000, terminal_id=ids["terminal_id"]))).json()
+        first = msgspec.json.decode((await first_message(device, timeout=5)).payload)
+        await device.publish(f"devices/{device_id}/uplink/payment/ack",
+                             msgspec.json.encode({"message_id": first["message_id"]}), qos=1)
+
+        async def acked() -> bool:
+            return await notification_status(running, result["transaction_id"]) == "acked"
+
+        assert await eventually(acked)
+        retried = await running.http.post(f"/admin/transactions/{result['transaction_id']}/retry-notification",
+                                          headers=running.admin_headers)
+        assert retried.status_code == 200, retried.text
+        again = msgspec.json.decode((await first_message(device, timeout=5)).payload)
+        assert again["transaction_id"] == result["transaction_id"] and again["message_id"] != first["message_id"]
+    listed = (await running.http.get(f"/admin/devices/{device_id}/notifications", headers=running.admin_headers)).json()
+    assert [n["status"] for n in listed["items"]] == ["sent", "acked"]
+
+
+async def _dynamic_qr_reply(running: RunningPlatform, device_id: str, secret: str, request: bytes) -> dict:
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        await device.publish(f"devices/{device_id}/uplink/dynamic-qr/request", request, qos=1)
+        message = await first_message(device, timeout=5)
+    assert message is not None and str(message.topic).endswith("/downlink/dynamic-qr/response")
+    return msgspec.json.decode(message.payload)
+
+
+async def test_dynamic_qr_over_mqtt_gives_a_valid_qris_payload(running: RunningPlatform) -> None:
+    _, device_id, secret = await bound_soundbox(running, "generic-screen")
+    reply = await _dynamic_qr_reply(running, device_id, secret,
+                                    msgspec.json.encode({"request_id": "req-1", "amount": 45_000}))
+    assert reply["request_id"] == "req-1" and reply["message_id"] and reply["expires_at"]
+    parsed = parse_qris(reply["qr_payload"])
+    assert parsed.amount == 45_000 and parsed.point_of_initiation == "dynamic"
+    txn = (await running.http.get(f"/admin/transactions/{reply['transaction_id']}", headers=running.admin_headers)).json()
+    assert txn["status"] == "pending" and txn["device_id"] == device_id
+
+
+async def test_dynamic_qr_errors_over_mqtt(running: RunningPlatform) -> None:
+    _, audio_id, audio_secret = await bound_soundbox(running, "generic-audio")
+    reply = await _dynamic_qr_reply(running, audio_id, audio_secret,
+                                    msgspec.json.encode({"request_id": "a", "amount": 1_000}))
+    assert reply["error"]["code"] == "capability_not_supported" and reply["request_id"] == "a"
+
+    unbound_id, unbound_secret = await provisioned_device(running, "generic-screen")
+    reply = await _dynamic_qr_reply(running, unbound_id, unbound_secret,
+                                    msgspec.json.encode({"request_id": "b", "amount": 1_000}))
+    assert reply["error"]["code"] == "device_not_bound"
+
+    _, screen_id, screen_secret = await bound_soundbox(running, "generic-screen")
+    reply = await _dynamic_qr_reply(running, screen_id, screen_secret, b'{"request_id": "c", "amount": -5}')
+    assert reply["error"]["code"] == "malformed_uplink" and reply["request_id"] == "c"
+    reply = await _dynamic_qr_reply(running, screen_id, screen_secret, b"garbage")
+    assert reply["error"]["code"] == "malformed_uplink" and reply["request_id"] is None
+
+
+async def test_dynamic_qr_over_http(running: RunningPlatform) -> None:
+    _, device_id, secret = await bound_soundbox(running, "generic-screen")
+    headers = {"X-Device-Id": device_id, "X-Device-Secret": secret}
+    response = await running.http.post("/device/transactions/dynamic-qr", json={"amount": 12_345}, headers=headers)
+    assert response.status_code == 201, response.text
+    assert parse_qris(response.json()["qr_payload"]).amount == 12_345
+
+    _, audio_id, audio_secret = await bound_soundbox(running, "generic-audio")
+    refused = await running.http.post("/device/transactions/dynamic-qr", json={"amount": 1_000},
+                                      headers={"X-Device-Id": audio_id, "X-Device-Secret": audio_secret})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "capability_not_supported"
+
+
+async def test_http_bridge_answers_over_mqtt(running: RunningPlatform) -> None:
+    _, device_id, secret = await bound_soundbox(running, "generic-screen")
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        response = await running.http.post(
+            "/device/mqtt/uplink/dynamic-qr/request", json={"request_id": "bridge-1", "amount": 8_000},
+            headers={"X-Device-Id": device_id, "X-Device-Secret": secret})
+        assert response.status_code == 202, response.text
+        message = await first_message(device, timeout=5)
+    reply = msgspec.json.decode(message.payload)
+    assert reply["message_id"] == response.json()["message_id"] and parse_qris(reply["qr_payload"]).amount == 8_000
