@@ -60,7 +60,7 @@ LISTEN_BACKLOG = 4096
 # Connection states.
 _NEW, _CONNECTING, _CONNECTED, _CLOSING, _CLOSED = range(5)
 # Kinds of queued work.
-_CONNECT, _PUBLISH, _SUBSCRIBE, _UNSUBSCRIBE, _DISCONNECT, _CLOSED_ITEM = range(6)
+_CONNECT, _PUBLISH, _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT, _CLOSED_ITEM = range(7)
 
 
 class MalformedPacket(Exception):
@@ -474,7 +474,10 @@ class Connection(asyncio.Protocol):
         elif kind == PINGREQ:
             if stop != i:
                 raise MalformedPacket("PINGREQ length")
-            self.write(PINGRESP_PACKET)
+            if self._worker is None:
+                self.write(PINGRESP_PACKET)
+            else:  # behind the answers still being worked out, so responses keep the requests' order
+                self._submit((_PINGREQ,))
         elif kind == SUBSCRIBE:
             self._submit((_SUBSCRIBE, *decode_subscribe(data, i, stop)))
         elif kind == UNSUBSCRIBE:
@@ -589,6 +592,8 @@ class Connection(asyncio.Protocol):
                             await broker._client_unsubscribe(self, item[1], item[2])
                         elif kind == _CONNECT:
                             await broker._client_connect(self, item[1])
+                        elif kind == _PINGREQ:
+                            self.write(PINGRESP_PACKET)
                         elif kind == _DISCONNECT:
                             self.close()
                         else:
