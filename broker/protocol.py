@@ -767,6 +767,9 @@ class Connection(asyncio.Protocol):
         await asyncio.wait([waiter], timeout=timeout)
 
     def _finished(self) -> None:
+        # A keep-alive bucket may hold this object until its deadline: let the session and transport go now.
+        self.session = None
+        self.transport = None
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
