@@ -212,12 +212,19 @@ async def test_pings_keep_a_client_connected_past_its_keep_alive(broker_platform
 # -- QoS 1 in flight -------------------------------------------------------------------------------------------
 
 
+async def downlink_in_flight(platform: RunningPlatform, broker: PlatformBroker,
+                             device: str) -> tuple[RawClient, asyncio.Task[bool], raw.Packet]:
+    """A subscribed raw device, a ``deliver_to_client`` to it still waiting, and the PUBLISH the device got."""
+    client = await subscribed(platform, device, f"devices/{device}/downlink/#")
+    delivery = asyncio.create_task(broker.deliver_to_client(device, f"devices/{device}/downlink/payment", b"pay"))
+    publish = await client.read()
+    assert (publish.kind, publish.qos, publish.dup, publish.payload) == (3, 1, False, b"pay")
+    return client, delivery, publish
+
+
 async def test_unacknowledged_qos1_is_resent_with_dup_until_acknowledged(broker_platform: RunningPlatform,
                                                                          broker: PlatformBroker) -> None:
-    client = await subscribed(broker_platform, "no-ack", "devices/no-ack/downlink/#")
-    delivery = asyncio.create_task(broker.deliver_to_client("no-ack", "devices/no-ack/downlink/payment", b"pay"))
-    first = await client.read()
-    assert (first.kind, first.qos, first.dup, first.payload) == (3, 1, False, b"pay")
+    client, delivery, first = await downlink_in_flight(broker_platform, broker, "no-ack")
     again = await client.read()  # no PUBACK from us: the broker's tick sends it again
     assert (again.kind, again.dup, again.packet_id, again.payload) == (3, True, first.packet_id, b"pay")
     assert await delivery is False  # deliver_to_client stops waiting at the first resend
@@ -231,9 +238,7 @@ async def test_unacknowledged_qos1_is_resent_with_dup_until_acknowledged(broker_
 
 async def test_deliver_to_client_is_true_once_acknowledged(broker_platform: RunningPlatform,
                                                            broker: PlatformBroker) -> None:
-    client = await subscribed(broker_platform, "acker", "devices/acker/downlink/#")
-    delivery = asyncio.create_task(broker.deliver_to_client("acker", "devices/acker/downlink/payment", b"pay"))
-    publish = await client.read()
+    client, delivery, publish = await downlink_in_flight(broker_platform, broker, "acker")
     await client.send(raw.ack(4, publish.packet_id))
     assert await delivery is True
     await client.close()
@@ -241,9 +246,7 @@ async def test_deliver_to_client_is_true_once_acknowledged(broker_platform: Runn
 
 async def test_deliver_to_client_is_false_when_the_connection_ends_first(broker_platform: RunningPlatform,
                                                                          broker: PlatformBroker) -> None:
-    client = await subscribed(broker_platform, "vanisher", "devices/vanisher/downlink/#")
-    delivery = asyncio.create_task(broker.deliver_to_client("vanisher", "devices/vanisher/downlink/payment", b"x"))
-    await client.read()
+    client, delivery, _ = await downlink_in_flight(broker_platform, broker, "vanisher")
     client.abort()
     assert await delivery is False
 
