@@ -376,7 +376,12 @@ class Connection(asyncio.Protocol):
         buffer = self._buffer
         if buffer is not None:
             buffer += data
-            if len(buffer) < self._need or self._state == _CONNECTING:
+            if self._state == _CONNECTING:
+                # A client sending ahead of its CONNACK: keep it, within reason.
+                if len(buffer) > self._hub.settings.max_packet_size:
+                    self._pause_reading()
+                return
+            if len(buffer) < self._need:
                 return
             self._buffer = None
             data = bytes(buffer)
@@ -469,7 +474,6 @@ class Connection(asyncio.Protocol):
                 raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
             request = decode_connect(data, i, stop)
             self._state = _CONNECTING
-            self._pause_reading()
             self._submit((_CONNECT, request))
         elif kind == PINGREQ:
             if stop != i:

@@ -399,7 +399,7 @@ class PlatformBroker(Broker):
 
         session: Session = incoming
         existing = self._sessions.get(client_id)
-        if incoming.clean_session:
+        if incoming.clean_session and existing is not None:
             await self._delete_session(client_id)
         elif existing is not None:
             # A resumed session keeps its subscriptions and queues but takes this CONNECT's will,
