@@ -545,11 +545,11 @@ class Connection(asyncio.Protocol):
     def _protocol_error(self, reason: str) -> None:
         log.warning("closing connection: protocol error",
                     extra={"client_id": self.client_id, "peer": self.peer, "reason": reason})
-        self._pending_closed()
+        self._mark_closing()
         if self.transport is not None:
             self.transport.abort()
 
-    def _pending_closed(self) -> None:
+    def _mark_closing(self) -> None:
         if self._state < _CLOSING:
             self._state = _CLOSING
 
@@ -714,7 +714,7 @@ class Connection(asyncio.Protocol):
         state = self._state
         if state == _NEW:
             log.info("closing connection: no CONNECT in time", extra={"peer": self.peer})
-            self._pending_closed()
+            self._mark_closing()
             assert self.transport is not None
             self.transport.abort()
         elif state == _CONNECTED and self._keep_alive_ticks:
@@ -723,7 +723,7 @@ class Connection(asyncio.Protocol):
                 self._hub.at(due, self)
                 return
             log.info("closing connection: keep-alive expired", extra={"client_id": self.client_id, "peer": self.peer})
-            self._pending_closed()
+            self._mark_closing()
             assert self.transport is not None
             self.transport.abort()
 
@@ -745,7 +745,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Flush what is queued and close; the end of the connection is then handled like any other."""
-        self._pending_closed()
+        self._mark_closing()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             self.flush()
