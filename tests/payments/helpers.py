@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import hmac
 import time
 import uuid
@@ -57,6 +58,13 @@ async def active_terminal(running: RunningPlatform, *, fee_bps: int | None = Non
             terminal_id, outlet_id, merchant_id, f"T{terminal_id[-8:]}",
         )
     return {"merchant_id": merchant_id, "outlet_id": outlet_id, "terminal_id": terminal_id}
+
+
+async def make_qris_ready(running: RunningPlatform, merchant_id: str, name: str = "Warung Bu Sri") -> None:
+    """Give a merchant what a dynamic QRIS needs: a (unique) NMID and a postal code."""
+    nmid = "ID" + "".join(random.choices("0123456789", k=13))
+    await running.platform.db.pool.execute(
+        "UPDATE merchants SET nmid = $2, postal_code = '10110', name = $3 WHERE id = $1", merchant_id, nmid, name)
 
 
 async def pending_transaction(running: RunningPlatform, terminal_id: str, amount: int) -> str:

@@ -4,7 +4,6 @@ the device, real HTTP, real PostgreSQL (SPEC §5, §9, §10)."""
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -12,16 +11,14 @@ import msgspec
 
 from qris_soundbox.core.qris import parse_qris
 from tests.devices.helpers import eventually, first_message, provisioned_device
-from tests.payments.helpers import active_terminal, callback_body, post_callback
+from tests.payments.helpers import active_terminal, callback_body, make_qris_ready, post_callback
 from tests.support import PlatformFactory, RunningPlatform
 
 
 async def bound_soundbox(running: RunningPlatform, model: str = "generic-audio", *, qris_ready: bool = True):
     ids = await active_terminal(running)
     if qris_ready:
-        await running.platform.db.pool.execute(
-            "UPDATE merchants SET nmid = $2, postal_code = '10110', name = 'Warung Bu Sri' WHERE id = $1",
-            ids["merchant_id"], "ID" + "".join(random.choices("0123456789", k=13)))
+        await make_qris_ready(running, ids["merchant_id"])
     device_id, secret = await provisioned_device(running, model)
     bound = await running.http.post(f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]},
                                     headers=running.admin_headers)
@@ -281,3 +278,20 @@ async def test_announcement_speaks_the_devices_configured_language(running: Runn
                 break
     assert announcement is not None and announcement["language"] == "en"
     assert announcement["text"] == "QRIS payment received, twenty-five thousand rupiah"
+
+
+async def test_api_only_process_payment_is_delivered_by_the_broker_process(
+    platform_factory: PlatformFactory, running: RunningPlatform
+) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    api_only = await platform_factory.start(roles=frozenset({"api"}))
+    try:
+        async with running.mqtt(device_id, secret) as device:  # connected to the broker of `running`
+            await subscribed(device, device_id)
+            response = await post_callback(api_only, callback_body(amount=6_500, terminal_id=ids["terminal_id"]))
+            assert response.status_code == 200, response.text
+            message = await first_message(device, timeout=5)
+        assert message is not None
+        assert msgspec.json.decode(message.payload)["transaction_id"] == response.json()["transaction_id"]
+    finally:
+        await platform_factory.stop(api_only)

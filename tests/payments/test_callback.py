@@ -9,7 +9,14 @@ import asyncpg
 import msgspec
 import pytest
 
-from tests.payments.helpers import active_terminal, callback_body, pending_transaction, post_callback, signed_headers
+from tests.payments.helpers import (
+    active_terminal,
+    callback_body,
+    make_qris_ready,
+    pending_transaction,
+    post_callback,
+    signed_headers,
+)
 from tests.support import RunningPlatform
 
 
@@ -202,14 +209,13 @@ async def test_admin_issued_dynamic_qr_parses_and_is_paid_by_callback(running: R
     from qris_soundbox.core.qris import parse_qris
 
     ids = await active_terminal(running)
-    await running.platform.db.pool.execute(
-        "UPDATE merchants SET nmid = 'ID1020304050607', postal_code = '10110' WHERE id = $1", ids["merchant_id"])
+    await make_qris_ready(running, ids["merchant_id"])
     response = await running.http.post("/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 37_500},
                                        headers=running.admin_headers)
     assert response.status_code == 201, response.text
     txn = response.json()
     parsed = parse_qris(txn["qr_payload"])
-    assert parsed.point_of_initiation == "dynamic" and parsed.amount == 37_500 and parsed.nmid == "ID1020304050607"
+    assert parsed.point_of_initiation == "dynamic" and parsed.amount == 37_500 and parsed.nmid.startswith("ID")
     assert parsed.additional_data.bill_number == txn["reference"]
     paid = await post_callback(running, callback_body(amount=37_500, transaction_id=txn["id"]))
     assert paid.json()["status"] == "paid"
@@ -221,3 +227,16 @@ async def test_dynamic_qr_needs_merchant_nmid(running: RunningPlatform) -> None:
                                        headers=running.admin_headers)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "merchant_qris_incomplete"
+
+
+async def test_transaction_create_honours_idempotency_key(running: RunningPlatform) -> None:
+    ids = await active_terminal(running)
+    await make_qris_ready(running, ids["merchant_id"])
+    headers = {**running.admin_headers, "Idempotency-Key": f"txn-{ids['terminal_id']}"}
+    body = {"terminal_id": ids["terminal_id"], "amount": 5_000}
+    first = await running.http.post("/admin/transactions", json=body, headers=headers)
+    again = await running.http.post("/admin/transactions", json=body, headers=headers)
+    other = await running.http.post("/admin/transactions", json={**body, "amount": 6_000}, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert await count(running, "SELECT count(*) FROM transactions WHERE terminal_id = $1", ids["terminal_id"]) == 1
