@@ -127,8 +127,9 @@ def random_nmid() -> str:
 
 
 def run_stamp() -> str:
-    """A UTC timestamp for naming a tool's objects (``Smoke Merchant 20261126T101500``): findable, never deleted."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    """A UTC month-day-time stamp naming a tool's objects (``Smoke Merchant 1126101500``), findable since
+    they are never deleted. Short because a QRIS merchant name holds at most 25 characters."""
+    return datetime.now(UTC).strftime("%m%d%H%M%S")
 
 
 def paid_callback(amount: int, *, transaction_id: str | None = None, terminal_id: str | None = None) -> dict[str, Any]:
