@@ -8,15 +8,18 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q --upgrade pip > /dev/null 2>&1 || true
 
+# pip's build chatter goes to a log; it is shown only if the install fails.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
-	touch $@
+	@echo "installing the platform into $(VENV) ..."
+	@$(BIN)/python -m pip install -q -e . > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $@
+	@echo "installing the platform and its test dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install -q -e ".[test]" > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -28,7 +28,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -48,7 +47,7 @@ BEGIN, END = "<!-- broker-scale:begin -->", "<!-- broker-scale:end -->"
 HOST = "127.0.0.1"
 TEST_PASSWORD = "bench-shared-password"
 TEST_PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
-CONNECT_CONCURRENCY = 64  # below amqtt's listen backlog (100), so no SYN is dropped and retried
+CONNECT_CONCURRENCY = 64  # below the brokers' listen backlogs (Mosquitto's is 100), so no SYN is dropped and retried
 PAYLOAD_PAD = b"x" * 112  # ~128-byte payload, the size of a payment downlink
 
 
@@ -401,7 +400,7 @@ async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan) -
         results[f"throughput_qos{qos}"] = await throughput(broker, credentials, qos, plan.throughput_messages,
                                                            f"throughput{qos}")
         print(f"  {broker.name}: 1->1 QoS {qos}: {results[f'throughput_qos{qos}']}", flush=True)
-    await asyncio.sleep(1.5)  # let amqtt's session monitor drop the throughput sessions
+    await asyncio.sleep(1.5)  # let the broker drop the throughput sessions before RSS is sampled
     fleet = Fleet(broker, credentials)
     rss_start = broker.rss
     publisher_id, publisher_secret = credentials.of(len(credentials.ids) - 3)

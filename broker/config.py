@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,45 @@ class BrokerConfigError(Exception):
     pass
 
 
+# broker.yaml's section read by broker/protocol.py; amqtt's strict BrokerConfig must not see it.
+PROTOCOL_SECTION = "protocol"
+# MQTT's remaining-length field cannot express more (four bytes of seven bits).
+MQTT_MAX_REMAINING_LENGTH = 268_435_455
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSettings:
+    """The packet path's limits (broker.yaml ``protocol:``); see docs/broker.md."""
+
+    max_packet_size: int = 256 * 1024
+    """Largest remaining length accepted; a larger packet closes the connection."""
+    connect_timeout: int = 10
+    """Seconds a new TCP connection may take to send CONNECT."""
+    retry_interval: int = 5
+    """Seconds before an unacknowledged QoS 1 PUBLISH is sent again with DUP=1."""
+
+    @classmethod
+    def from_config(cls, section: Any) -> ProtocolSettings:
+        if section is None:
+            return cls()
+        if not isinstance(section, dict) or set(section) - {"max_packet_size", "connect_timeout", "retry_interval"}:
+            raise BrokerConfigError(f"'{PROTOCOL_SECTION}' takes max_packet_size, connect_timeout, retry_interval")
+        settings = cls(**section)
+        for name in ("max_packet_size", "connect_timeout", "retry_interval"):
+            value = getattr(settings, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BrokerConfigError(f"'{PROTOCOL_SECTION}.{name}' must be a positive integer, not {value!r}")
+        if settings.max_packet_size > MQTT_MAX_REMAINING_LENGTH:
+            raise BrokerConfigError(f"'{PROTOCOL_SECTION}.max_packet_size' is at most {MQTT_MAX_REMAINING_LENGTH}")
+        return settings
+
+
+def split_protocol_settings(config: dict[str, Any]) -> tuple[dict[str, Any], ProtocolSettings]:
+    """amqtt's part of ``config`` and the packet path's settings."""
+    rest = {key: value for key, value in config.items() if key != PROTOCOL_SECTION}
+    return rest, ProtocolSettings.from_config(config.get(PROTOCOL_SECTION))
+
+
 def load_broker_config(path: Path = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text())
@@ -27,6 +67,10 @@ def load_broker_config(path: Path = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
         # Without a 'plugins' key amqtt falls back to entry points, which include
         # its anonymous-allowing auth plugin: refuse rather than run open.
         raise BrokerConfigError(f"{path}: a 'plugins' section is required")
+    for name, listener in config["listeners"].items():
+        if isinstance(listener, dict) and listener.get("type", "tcp") != "tcp":
+            raise BrokerConfigError(f"{path}: listener {name!r}: only 'tcp' listeners are served (docs/broker.md)")
+    ProtocolSettings.from_config(config.get(PROTOCOL_SECTION))
     return config
 
 

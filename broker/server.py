@@ -1,14 +1,19 @@
-"""The project's broker: amqtt 0.12.1's ``Broker`` made to cost O(1) per message and per connect.
+"""The project's broker: amqtt 0.12.1's ``Broker`` with its own packet path and O(1) routing.
 
 Plugins are built by amqtt's plugin manager inside ``Broker.__init__``; they
 reach the database and settings through ``broker.platform`` (see
 ``plugins``), which is why it is set before ``super().__init__``.
 
-Each override below names what it replaces; docs/broker.md is the overview.
-``self._subscriptions`` keeps amqtt's shape (filter -> [(session, qos)]) for
-amqtt and its plugins, and two indexes sit beside it: a trie of the wildcard
-filters and, per client id, that client's own filters. Retained messages are
-kept in a dict that maintains a topic trie (``topics.RetainedMessages``).
+amqtt keeps: the plugin manager (authentication through ``map_plugin_auth``,
+topic plugins, events), configuration, listeners' lifecycle, retained
+messages, sessions (``self._sessions``: client id -> (session, handler)) and
+the subscription table's shape. The wire is ``protocol.Connection`` (the
+"handler" in ``self._sessions``), which calls the ``_client_*`` and
+``_connection_closed`` methods below. ``self._subscriptions`` keeps amqtt's
+shape (filter -> [(session, qos)]) for amqtt and its plugins, and two indexes
+sit beside it: a trie of the wildcard filters and, per client id, that
+client's own filters. Retained messages are kept in a dict that maintains a
+topic trie (``topics.RetainedMessages``). docs/broker.md is the overview.
 """
 
 from __future__ import annotations
@@ -18,40 +23,40 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker, Server
-from amqtt.contexts import Action
-from amqtt.errors import MQTTError
+from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker
+from amqtt.contexts import Action, ListenerType
+from amqtt.errors import BrokerError
 from amqtt.events import BrokerEvents, MQTTEvents
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
-from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
-from amqtt.session import ApplicationMessage, Session
+from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION
+from amqtt.mqtt.constants import QOS_0, QOS_1
+from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
-from qris_soundbox.broker.session import Control, DeviceProtocolHandler, DeviceSession
+from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
+from qris_soundbox.broker.protocol import (
+    LISTEN_BACKLOG,
+    UNSUBACK,
+    Connection,
+    ConnectRequest,
+    Hub,
+    encode_ack,
+    encode_suback,
+)
+from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
 
 if TYPE_CHECKING:
-    from amqtt.adapters import ReaderAdapter, WriterAdapter
-    from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+    import ssl
 
     from qris_soundbox.core.context import PlatformContext
 
 log = logging.getLogger(__name__)
 
-# How long a take-over waits for the displaced connection to finish its disconnect handling.
+# How long a take-over (or shutdown) waits for a closed connection's end to be handled.
 TAKEOVER_TIMEOUT_S = 5.0
-
-
-class _Ready:
-    """A finished 'future' for amqtt handlers that read their argument with ``.result()``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def result(self) -> Any:
-        return self._value
+# Outgoing QoS 2 is not implemented: subscriptions are granted at most QoS 1 (docs/broker.md).
+MAX_QOS = QOS_1
+_MQTT_PROTOCOL_LEVEL = 4
 
 
 def _valid_filter(topic_filter: str) -> bool:
@@ -71,8 +76,19 @@ class PlatformBroker(Broker):
         self.platform = platform
         self._wildcard_filters = FilterTrie()
         self._filters_by_client: dict[str, dict[str, int]] = {}
-        super().__init__(config)
+        amqtt_config, settings = split_protocol_settings(config)
+        super().__init__(amqtt_config)
         self._retained_messages = RetainedMessages()
+        self._hub = Hub(self, settings)
+        # Per client id, plugin events not yet delivered (see _fire).
+        self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
+        manager = self.plugins_manager
+        for event in MQTTEvents:
+            if manager._event_plugin_callbacks.get(event):
+                raise BrokerConfigError(f"a plugin listens to '{event}': PlatformBroker's packet path builds no"
+                                        " amqtt packet objects, so it does not fire packet events (docs/broker.md)")
+        # Topic plugins answer only if there are some and filtering is on (amqtt's rule, fixed at start).
+        self._filtering = bool(manager._topic_plugins) and manager.is_topic_filtering_enabled()
 
     @property
     def is_running(self) -> bool:
@@ -83,6 +99,35 @@ class PlatformBroker(Broker):
         self._wildcard_filters.clear()
         self._filters_by_client.clear()
         await super().start()
+        self._hub.start()
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        self._hub.stop()
+
+    async def _create_server_instance(self, listener_name: str, listener_type: ListenerType, address: str | None,
+                                      port: int, ssl_context: ssl.SSLContext | None) -> asyncio.Server:
+        """Replaces the stock version: TCP (and TLS) connections are served by ``protocol.Connection``.
+
+        amqtt's stream and websocket paths (two tasks per connection, a task per
+        packet) are not used; a websocket listener is refused.
+        """
+        if listener_type != ListenerType.TCP:
+            raise BrokerError(f"listener {listener_name!r}: only 'tcp' listeners are served by PlatformBroker")
+        hub = self._hub
+        return await asyncio.get_running_loop().create_server(
+            lambda: Connection(hub, listener_name), address, port, reuse_address=True, ssl=ssl_context,
+            backlog=LISTEN_BACKLOG)
+
+    async def _session_monitor(self) -> None:
+        """Replaces the stock monitor's once-a-second scan of every session.
+
+        A clean or anonymous session now ends with its connection
+        (``_connection_closed``); only ``session_expiry_interval``, when set,
+        still needs the scan.
+        """
+        if self.config.session_expiry_interval is not None:
+            await super()._session_monitor()
 
     # -- public API for the platform ---------------------------------------------------------
 
@@ -106,13 +151,15 @@ class PlatformBroker(Broker):
     async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1) -> bool:
         """Publish ``topic`` to ``client_id`` alone, if one of its subscriptions matches.
 
-        No broadcast queue and no scan: the session is found by id and the topic
-        checked against that session's own filters. A connected session gets the
-        PUBLISH; the call returns True once the client acknowledged it (QoS 1/2)
-        or it was written (QoS 0), False on timeout or disconnect. An offline
-        persistent session (clean_session=False) gets it queued for its
-        reconnect, as amqtt does for broadcasts; that, or no matching
-        subscription, returns False.
+        No scan: the session is found by id and the topic checked against that
+        session's own filters. A connected session gets the PUBLISH (QoS 2 is
+        sent at QoS 1); the call returns True once the client acknowledged it
+        (QoS 1) or it was written (QoS 0), False if the connection ended first
+        or no PUBACK came within ``protocol.retry_interval`` (the message stays
+        in flight: it is resent, and redelivered on reconnect to a persistent
+        session). An offline persistent session (clean_session=False) gets it
+        queued for its reconnect, as amqtt does for broadcasts; that, or no
+        matching subscription, returns False.
         """
         if has_wildcard(topic) or not topic:
             raise ValueError(f"cannot publish to topic filter {topic!r}")
@@ -120,25 +167,24 @@ class PlatformBroker(Broker):
         own = self._filters_by_client.get(client_id)
         if entry is None or not own or not any(self._matches(topic, f) for f in own):
             return False
-        session, handler = entry
+        session = entry[0]
         if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
             return False
-        if session.transitions.state != "connected":
-            if not session.clean_session and qos in (QOS_1, QOS_2) and not session.is_anonymous:
+        qos = min(qos, MAX_QOS)
+        connection = self._live_connection(session)
+        if connection is None:
+            if not session.clean_session and qos == QOS_1 and not session.is_anonymous:
                 await self._retain_broadcast_message({"session": None, "topic": topic, "data": payload}, qos, session)
             return False
-        try:
-            await handler.mqtt_publish(topic, payload, qos, retain=False)
-        except asyncio.CancelledError:
-            # amqtt cancels the PUBACK waiter when the connection ends; only our own cancellation propagates.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-        except (TimeoutError, MQTTError, OSError) as exc:
-            log.info("downlink not acknowledged", extra={"client_id": client_id, "topic": topic, "error": repr(exc)})
-        else:
-            return True
-        return False
+        if qos == QOS_0:
+            return connection.publish(topic, payload, QOS_0, False)
+        acknowledged: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if not connection.publish(topic, payload, QOS_1, False, acknowledged):
+            return False
+        if not await acknowledged:
+            log.info("downlink not acknowledged", extra={"client_id": client_id, "topic": topic})
+            return False
+        return True
 
     # -- subscriptions: indexed instead of scanned ---------------------------------------------
 
@@ -146,7 +192,8 @@ class PlatformBroker(Broker):
         """Replaces ``Broker.add_subscription``: same checks and return codes, plus the indexes.
 
         Unlike amqtt, a repeated SUBSCRIBE to the same filter replaces the
-        granted QoS, as MQTT 3.1.1 §3.8.4 requires.
+        granted QoS, as MQTT 3.1.1 §3.8.4 requires, and QoS 2 is granted as 1
+        (``MAX_QOS``).
         """
         topic_filter, qos = subscription
         if not _valid_filter(topic_filter):
@@ -154,7 +201,7 @@ class PlatformBroker(Broker):
         if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
             return AMQTT_MAGIC_VALUE_RET_SUBSCRIBED
         max_qos = self.config.get("max-qos", qos)
-        qos = min(qos, max_qos if isinstance(max_qos, int) else qos)
+        qos = min(qos, max_qos if isinstance(max_qos, int) else qos, MAX_QOS)
 
         client_id = session.client_id or ""
         subscribers = self._subscriptions.get(topic_filter)
@@ -198,27 +245,48 @@ class PlatformBroker(Broker):
 
     # -- routing ---------------------------------------------------------------------------------
 
-    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
-        """Replaces ``Broker._run_broadcast``: matching subscriptions come from the index.
+    async def _broadcast_message(self, session: Session | None, topic: str | None, data: bytes | bytearray | None,
+                                 force_qos: int | None = None) -> None:
+        """Replaces the stock version, which queued the message for amqtt's broadcast loop: routed now.
 
-        Per target the stock rules are kept: the RECEIVE topic check, queueing
-        for an offline persistent session, delivery at the forced QoS if any,
-        else the subscription's.
+        Used by ``internal_message_broadcast`` (and so plugins'
+        ``context.broadcast_message``); amqtt's broadcast loop stays idle.
         """
-        broadcast = await self._broadcast_queue.get()
-        topic = broadcast["topic"]
-        for target_session, sub_qos in self._subscribers(topic):
-            qos = broadcast.get("qos", sub_qos)
-            if not await self._topic_filtering(target_session, topic=topic, action=Action.RECEIVE):
+        if topic is not None and data is not None:
+            await self._route(session, topic, data, force_qos=force_qos)
+
+    async def _route(self, source: Session | None, topic: str, data: bytes | bytearray, *, qos: int | None = None,
+                     force_qos: int | None = None) -> None:
+        """Deliver to every matching subscription (one dict lookup plus one trie walk).
+
+        QoS: ``force_qos`` if given (amqtt's internal broadcasts), else the
+        minimum of the message's and the subscription's [MQTT-3.8.4-6], else
+        the subscription's; at most 1. Per target, amqtt's rules: the RECEIVE
+        topic check, and queueing for an offline persistent non-anonymous
+        session at QoS 1.
+        """
+        for target, sub_qos in self._subscribers(topic):
+            if self._filtering and not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
                 continue
-            state = target_session.transitions.state
-            if state != "connected":
-                if not target_session.clean_session and qos in (QOS_1, QOS_2) and not target_session.is_anonymous:
-                    await self._retain_broadcast_message(broadcast, qos, target_session)
-                continue
-            handler = self._get_handler(target_session)
-            if handler is not None:
-                running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)))
+            out_qos = force_qos if force_qos is not None else sub_qos if qos is None else min(qos, sub_qos)
+            out_qos = min(out_qos, MAX_QOS)
+            connection = self._live_connection(target)
+            if connection is not None:
+                connection.publish(topic, data, out_qos, False)
+            elif not target.clean_session and out_qos and not target.is_anonymous:
+                await self._retain_broadcast_message({"session": source, "topic": topic, "data": data}, out_qos, target)
+
+    def _live_connection(self, session: Session) -> Connection | None:
+        """The connection serving ``session``, unless it is offline or its connection is ending.
+
+        A connection that received DISCONNECT (or failed) is still the
+        session's until its end is handled; what a persistent session gets
+        meanwhile is queued for its reconnect like any offline delivery.
+        """
+        if session.transitions.state != "connected":
+            return None
+        connection = self._sessions.get(session.client_id or "", (None, None))[1]
+        return connection if isinstance(connection, Connection) and not connection.closed else None
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """Replaces ``Broker._topic_filtering``: same verdict, without a task per plugin per call.
@@ -227,79 +295,111 @@ class PlatformBroker(Broker):
         on every delivery, so the plugins are awaited in turn instead. As in
         amqtt, every plugin must answer truthy (None counts as a refusal).
         """
-        plugins = self.plugins_manager._topic_plugins
-        if plugins and not self.plugins_manager.is_topic_filtering_enabled():
+        if not self._filtering:
             return True
-        for plugin in plugins:
+        for plugin in self.plugins_manager._topic_plugins:
             if not await plugin.topic_filtering(session=session, topic=topic, action=action):
                 return False
         return True
 
-    # -- retained messages -----------------------------------------------------------------------
+    def _send_retained(self, connection: Connection, topic_filter: str, qos: int) -> None:
+        """Retained messages matching a new subscription: RETAIN=1, at most the subscription's QoS."""
+        for retained in self._retained_messages.matching(topic_filter):  # type: ignore[attr-defined]
+            message_qos = retained.qos if retained.qos is not None else qos
+            connection.publish(retained.topic, retained.data, min(qos, message_qos), True)
 
-    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Session) -> None:
-        """Replaces the stock version, which string-matched every retained topic, with a trie lookup."""
-        topic_filter, qos = subscription
-        handler = self._get_handler(session)
-        matching = self._retained_messages.matching(topic_filter)  # type: ignore[attr-defined]
-        if handler is None or not matching:
-            return
-        await asyncio.wait([
-            asyncio.ensure_future(handler.mqtt_publish(r.topic, r.data, min(qos, r.qos or qos), retain=True))
-            for r in matching
-        ])
+    # -- plugin events ---------------------------------------------------------------------------
 
-    async def _publish_session_retained_messages(self, session: Session) -> None:
-        """Replaces the stock version: messages queued offline go out in order, with RETAIN=0.
+    def _fire(self, lane_id: str, event: BrokerEvents, /, **kwargs: Any) -> None:
+        """Fire a client's event to the plugins, after that client's earlier events.
 
-        They matched an established subscription, so [MQTT-3.3.1-9] wants
-        RETAIN=0 (amqtt sends 1). Writes are ordered by the handler's lock.
+        amqtt's ``fire_event`` starts a task per plugin per event, so one
+        device's uplinks (or its connect and disconnect) could be handled out
+        of order. Here each client id has a lane: a deque drained by one task
+        that exists while it is non-empty and calls the plugins in turn. The
+        socket reader never waits for it; a slow plugin delays only that
+        client's later events. The task is registered with the plugin manager,
+        so shutdown waits for it as for amqtt's own.
         """
-        handler = self._get_handler(session)
-        taken = session.take_offline_messages() if isinstance(session, DeviceSession) else []
-        if handler is None or not taken:
+        callbacks = self.plugins_manager._event_plugin_callbacks.get(event)
+        if not callbacks:
             return
-        await asyncio.wait([
-            asyncio.ensure_future(handler.mqtt_publish(m.topic, m.data, m.qos, retain=False)) for m in taken
-        ])
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            lane = self._lanes[lane_id] = deque()
+            manager = self.plugins_manager
+            task = asyncio.ensure_future(self._run_lane(lane_id, lane))
+            manager._fired_events.append(task)
+            task.add_done_callback(manager._clean_fired_events)
+        lane.append((callbacks, kwargs))
 
-    # -- connect: authenticate first, then touch existing sessions -------------------------------
+    async def _run_lane(self, client_id: str, lane: deque[tuple[list[Any], dict[str, Any]]]) -> None:
+        try:
+            while lane:
+                callbacks, kwargs = lane.popleft()
+                for callback in callbacks:
+                    try:
+                        await callback(**kwargs)
+                    except Exception:
+                        log.exception("plugin event handler failed",
+                                      extra={"client_id": client_id, "handler": getattr(callback, "__qualname__", "")})
+        finally:
+            if self._lanes.get(client_id) is lane:
+                del self._lanes[client_id]
 
-    def create_offline_session(self, client_id: str) -> tuple[BrokerProtocolHandler, Session]:
-        """Replaces the stock version to build the lighter session and handler."""
+    # -- what clients send (called by protocol.Connection, in each connection's arrival order) -----
+
+    def create_offline_session(self, client_id: str) -> tuple[Any, Session]:
+        """Replaces the stock version: the lighter session, and no handler until a connection serves it."""
         session = DeviceSession()
         session.client_id = client_id
         session.transitions.disconnect()
-        return DeviceProtocolHandler(self.plugins_manager, session), session
+        return None, session
 
-    async def _initialize_client_session(
-        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
-    ) -> tuple[BrokerProtocolHandler, Session]:
-        """Replaces the stock version, which took over or deleted a client's session before authenticating.
+    async def _client_connect(self, connection: Connection, request: ConnectRequest) -> None:
+        """CONNECT: amqtt's checks and refusal codes, then authenticate, and only then touch sessions.
 
         amqtt 0.12.1 deleted the existing session of a clean-session CONNECT
-        here, and took over a connected one in ``_handle_client_session``,
-        before asking the auth plugins: anyone could knock a device offline or
-        erase its session with its client id. Now: parse, authenticate, and
-        only an accepted CONNECT takes over (and waits for the displaced
-        connection to finish), deletes or resumes the existing session. A
-        refused CONNECT gets CONNACK 5 and changes nothing.
+        and took over a connected one before asking the auth plugins: anyone
+        could knock a device offline or erase its session with its client id.
+        Here a refused CONNECT gets its CONNACK code and changes nothing. An
+        accepted one takes over a connected session (waiting for the displaced
+        connection's end to be handled), deletes (clean) or resumes
+        (persistent) the existing one.
         """
-        try:
-            handler, incoming = await DeviceProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
-        except MQTTError:
-            self.logger.warning("invalid CONNECT from %s:%s", remote_address, remote_port)
-            await writer.close()
-            raise
-        if not incoming.client_id:
-            incoming.client_id = gen_client_id()
+        refusal = None
+        if request.protocol_level != _MQTT_PROTOCOL_LEVEL:
+            refusal = UNACCEPTABLE_PROTOCOL_VERSION
+        elif request.password is not None and request.username is None:
+            refusal = BAD_USERNAME_PASSWORD  # [MQTT-3.1.2-22]
+        elif not request.clean_session and not request.client_id:
+            refusal = IDENTIFIER_REJECTED  # [MQTT-3.1.3-8]
+        if refusal is not None:
+            log.warning("CONNECT refused", extra={"client_id": request.client_id, "peer": connection.peer,
+                                                   "return_code": refusal})
+            connection.refuse(refusal)
+            return
 
-        if not await self._authenticate(incoming, None):  # type: ignore[arg-type]
-            connack = ConnackPacket.build(0, NOT_AUTHORIZED)
-            await self.plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=connack)
-            await connack.to_stream(writer)
-            await writer.close()
-            raise MQTTError(f"CONNECT refused for client {incoming.client_id!r} from {remote_address}:{remote_port}")
+        incoming = DeviceSession()
+        incoming.client_id = request.client_id or gen_client_id()
+        incoming.clean_session = request.clean_session
+        incoming.will_flag = request.will_topic is not None
+        incoming.will_topic = request.will_topic
+        incoming.will_message = request.will_message
+        incoming.will_qos = request.will_qos
+        incoming.will_retain = request.will_retain
+        incoming.username = request.username
+        incoming.password = request.password
+        incoming.remote_address, incoming.remote_port = connection.peer or (None, None)
+        incoming.ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
+        incoming.keep_alive = request.keep_alive
+        if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
+            log.warning("CONNECT refused: not authorized", extra={"client_id": incoming.client_id,
+                                                                  "peer": connection.peer})
+            connection.refuse(NOT_AUTHORIZED)
+            return
+        if connection.closed:
+            return
 
         client_id = incoming.client_id
         for _ in range(3):  # another CONNECT for the same id may slip in while we wait
@@ -307,12 +407,13 @@ class PlatformBroker(Broker):
             if existing is None or existing[0].transitions.state != "connected":
                 break
             await self._take_over(client_id, existing[1])
+        if connection.closed:
+            return
 
         session: Session = incoming
         existing = self._sessions.get(client_id)
-        if incoming.clean_session:
+        if incoming.clean_session and existing is not None:
             await self._delete_session(client_id)
-            session.parent = 0
         elif existing is not None:
             # A resumed session keeps its subscriptions and queues but takes this CONNECT's will,
             # keep-alive and credentials, and what the auth plugins attached to it just now.
@@ -321,80 +422,119 @@ class PlatformBroker(Broker):
                          "username", "password", "remote_address", "remote_port", "ssl_object", "is_anonymous"):
                 setattr(session, name, getattr(incoming, name))
             session.attributes.update(incoming.attributes)
-            session.parent = 1
-        else:
-            session.parent = 0
+        session.parent = int(existing is not None and not incoming.clean_session)
+        if session.transitions.state == "connected":
+            # The displaced connection's end was not handled within TAKEOVER_TIMEOUT_S.
+            session.transitions.disconnect()
 
-        delay = self.config.get("timeout-disconnect-delay", 0)
-        if session.keep_alive > 0 and isinstance(delay, int):
-            session.keep_alive += delay
-        return handler, session
+        self._sessions[client_id] = (session, connection)  # type: ignore[assignment]
+        session.transitions.connect()
+        connection.accept(session, bool(session.parent))  # type: ignore[arg-type]
+        self._fire(client_id, BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session)
+        if session.parent:
+            connection.resend_inflight()
+            for message in session.take_offline_messages():  # type: ignore[attr-defined]
+                # Queued for an established subscription, not retained: RETAIN=0 [MQTT-3.3.1-9].
+                connection.publish(message.topic, message.data, min(message.qos or 0, MAX_QOS), False)
+            for topic_filter in self._filters_by_client.get(client_id, ()):
+                self._send_retained(connection, topic_filter, QOS_0)
+        connection.start_reading()
 
-    async def _take_over(self, client_id: str, handler: BrokerProtocolHandler) -> None:
-        self.logger.warning("client %s is already connected: taking over its session", client_id)
-        await handler.handle_connection_closed()
-        await handler.stop()
-        task = getattr(handler, "connection_task", None)
-        if task is not None and task is not asyncio.current_task() and not task.done():
-            await asyncio.wait([task], timeout=TAKEOVER_TIMEOUT_S)
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        """Replaces ``Broker._authenticate``: same verdict, without a task per plugin per CONNECT.
 
-    async def _handle_client_session(
-        self,
-        reader: ReaderAdapter,
-        writer: WriterAdapter,
-        client_session: Session,
-        handler: BrokerProtocolHandler,
-        server: Server,
-        listener_name: str,
-    ) -> None:
-        """Replaces the stock version: the client is authenticated already (see above), and
-        on resume only this session's own filters are looked up for retained messages
-        (amqtt looped over every filter of every client on each connect)."""
-        if client_session.transitions.state == "connected":
-            # The displaced connection did not finish within TAKEOVER_TIMEOUT_S.
-            client_session.transitions.disconnect()
-        client_session.transitions.connect()
-        handler.attach(client_session, reader, writer)
-        handler.connection_task = asyncio.current_task()  # type: ignore[attr-defined]
-        self._sessions[client_session.client_id] = (client_session, handler)  # type: ignore[index]
-
-        await handler.mqtt_connack_authorize(True)
-        await self.plugins_manager.fire_event(BrokerEvents.CLIENT_CONNECTED, client_id=client_session.client_id,
-                                              client_session=client_session)
-        await handler.start()
-        await self._publish_session_retained_messages(client_session)
-        if client_session.parent:
-            for topic_filter in list(self._filters_by_client.get(client_session.client_id or "", ())):
-                await self._publish_retained_messages_for_subscription((topic_filter, QOS_0), client_session)
-        await self._client_message_loop(client_session, handler)
-
-    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
-        """Replaces the stock loop, which kept four waiter tasks per client and rebuilt an
-        ``asyncio.wait`` over them for every packet, and ran ``repr(self._subscriptions)``
-        (the whole table) after each SUBSCRIBE.
-
-        The handler queues publishes, SUBSCRIBE, UNSUBSCRIBE and the end of the
-        connection in one inbox, so they are also handled in arrival order.
+        amqtt's ``map_plugin_auth`` wraps each ``authenticate`` call in a task
+        and a gather (half of a CONNECT's cost here); the plugins are awaited
+        in turn instead. As in amqtt: None abstains, at least one plugin must
+        answer, and every answer must be truthy.
         """
-        inbox = client_session.delivered_message_queue
-        try:
-            while True:
-                item = await inbox.get()
-                if isinstance(item, Control):
-                    if item.handler is not handler:
-                        continue  # left over from an earlier connection of this persistent session
-                    if item.kind == Control.DISCONNECT:
-                        await self._handle_disconnect(client_session, handler, item)  # type: ignore[arg-type]
-                        return
-                    if item.kind == Control.SUBSCRIBE:
-                        await self._handle_subscription(client_session, handler, item)  # type: ignore[arg-type]
-                    else:
-                        await self._handle_unsubscription(client_session, handler, item)  # type: ignore[arg-type]
-                elif isinstance(item, ApplicationMessage):
-                    if not await self._handle_message_delivery(client_session, handler, _Ready(item)):  # type: ignore[arg-type]
-                        # A forbidden topic closes the connection (amqtt left it open with no loop).
-                        await self._handle_disconnect(client_session, handler, _Ready(None))  # type: ignore[arg-type]
-                        return
-        except asyncio.CancelledError:
-            self.logger.debug("client loop cancelled")
+        answers = [await plugin.authenticate(session=session) for plugin in self.plugins_manager._auth_plugins]
+        answers = [answer for answer in answers if answer is not None]
+        return bool(answers) and all(answers)
 
+    async def _take_over(self, client_id: str, handler: Any) -> None:
+        log.warning("client already connected: taking over its session", extra={"client_id": client_id})
+        if isinstance(handler, Connection):
+            # As amqtt: the displaced connection ends as if the network failed (its will is published).
+            await handler.handle_connection_closed()
+            await handler.wait_closed(TAKEOVER_TIMEOUT_S)
+
+    async def _client_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """PUBLISH from a client (topic already checked by the parser): events, PUBLISH check, routing, retain."""
+        session = connection.session
+        assert session is not None
+        client_id = session.client_id or ""
+        callbacks = self.plugins_manager._event_plugin_callbacks
+        message = None
+        if callbacks.get(BrokerEvents.MESSAGE_RECEIVED) or callbacks.get(BrokerEvents.MESSAGE_BROADCAST):
+            message = IncomingApplicationMessage(None, topic, qos, payload, retain)
+            # As amqtt: told of every message received, even one the client may not publish.
+            self._fire(client_id, BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
+        if self._filtering and not await self._topic_filtering(session, topic=topic, action=Action.PUBLISH):
+            log.info("publish refused by topic plugins", extra={"client_id": client_id, "topic": topic})
+            return
+        if message is not None:
+            self._fire(client_id, BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+        await self._route(session, topic, payload, qos=qos)
+        if retain:
+            await self.retain_message(session, topic, payload, qos)
+
+    async def _client_subscribe(self, connection: Connection, packet_id: int, topics: list[tuple[str, int]]) -> None:
+        """SUBSCRIBE: as amqtt's ``_handle_subscription``; retained messages at the granted QoS."""
+        session = connection.session
+        assert session is not None
+        client_id = session.client_id or ""
+        codes = [await self.add_subscription(subscription, session) for subscription in topics]
+        connection.write(encode_suback(packet_id, codes))
+        for (topic_filter, qos), code in zip(topics, codes, strict=True):
+            if code != AMQTT_MAGIC_VALUE_RET_SUBSCRIBED:
+                self._fire(client_id, BrokerEvents.CLIENT_SUBSCRIBED, client_id=client_id, topic=topic_filter, qos=qos)
+                self._send_retained(connection, topic_filter, code)
+
+    async def _client_unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
+        """UNSUBSCRIBE: as amqtt's ``_handle_unsubscription``."""
+        session = connection.session
+        assert session is not None
+        client_id = session.client_id or ""
+        for topic_filter in filters:
+            self._del_subscription(topic_filter, session)
+            self._fire(client_id, BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter)
+        connection.write(encode_ack(UNSUBACK, packet_id))
+
+    async def _connection_closed(self, connection: Connection) -> None:
+        """The end of an accepted connection: as amqtt's ``_handle_disconnect``, plus clean sessions end here.
+
+        The will is published unless the client sent DISCONNECT (or the broker
+        closed it on shutdown). If another connection has since taken the
+        client id, its session is left alone.
+        """
+        session = connection.session
+        if session is None:
+            return
+        client_id = session.client_id or ""
+        if not connection.graceful and session.will_flag and session.will_topic and session.will_message is not None:
+            await self._route(session, session.will_topic, session.will_message, qos=session.will_qos or 0)
+            if session.will_retain:
+                await self.retain_message(session, session.will_topic, session.will_message, session.will_qos)
+        entry = self._sessions.get(client_id)
+        if entry is not None and entry[1] is not connection:
+            return
+        session.transitions.disconnect()
+        self._fire(client_id, BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session)
+        if entry is not None and (session.clean_session or session.is_anonymous):
+            await self._cleanup_session(client_id)
+
+    async def _cleanup_session(self, client_id: str) -> None:
+        """Replaces the stock version: a live connection is closed and its end handled before the session goes.
+
+        Called on shutdown, for expired sessions, and by ``_connection_closed``
+        for clean sessions.
+        """
+        handler = self._sessions.get(client_id, (None, None))[1]
+        if isinstance(handler, Connection) and not handler.closed:
+            await handler.stop()
+            await handler.wait_closed(TAKEOVER_TIMEOUT_S)
+        session = self._sessions.pop(client_id, (None, None))[0]
+        if session is not None:
+            await self._del_all_subscriptions(session)
+            session.clear_queues()

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from qris_soundbox.control_plane import (
     audit,
     demo,
+    device_config,
     devices,
     finance,
     health,
@@ -29,7 +30,7 @@ from qris_soundbox.control_plane.middleware import request_context_middleware
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, users, merchants, audit, demo, devices, payments, finance, merchant_portal]
+ROUTE_MODULES = [health, users, merchants, audit, demo, devices, device_config, payments, finance, merchant_portal]
 
 
 def create_app(platform: PlatformContext) -> Litestar:

@@ -62,7 +62,8 @@ async def create_device(platform: Platform, request: Request, data: JSONBody[Dev
         return await registry.register_device(platform.db, conn, audit_actor(request), data)
 
 
-@get("/admin/devices", summary="List devices (filters: status, model, terminal_id, merchant_id, online)", tags=TAGS,
+@get("/admin/devices", summary="List devices (filters: status, model, terminal_id, merchant_id, online, drift)",
+     tags=TAGS,
      opt={"permission": "device:read"})
 async def list_devices(
     platform: Platform,
@@ -73,11 +74,12 @@ async def list_devices(
     terminal_id: ShortText = None,
     merchant_id: ShortText = None,
     online: FromQuery[bool | None] = None,
+    drift: FromQuery[bool | None] = None,
 ) -> Page[Device]:
     async with platform.db.transaction() as conn:
         items, next_cursor = await registry.list_devices(
             platform.db, conn, cursor=cursor, limit=limit, status=status, model=model,
-            terminal_id=terminal_id, merchant_id=merchant_id, online=online,
+            terminal_id=terminal_id, merchant_id=merchant_id, online=online, drift=drift,
         )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -8,15 +8,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, patch, post
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.response import File, Stream
 from msgspec import Meta
 
-from qris_soundbox.control_plane.auth import audit_actor, principal_of
+from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
 from qris_soundbox.control_plane.schemas import Base, Page
-from qris_soundbox.core.errors import Forbidden
 from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
 from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
 from qris_soundbox.core.finance.errors import ExportTooLarge, FinanceInputInvalid
@@ -32,13 +29,6 @@ from qris_soundbox.core.paging import page_limit
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
 Reference = Annotated[str, Meta(min_length=1, max_length=128)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
-
-
-def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Admin finance routes see every merchant: a merchant token is refused even
-    where its role carries the same permission name (e.g. ``settlement:read``)."""
-    if principal_of(connection).kind != "admin":
-        raise Forbidden("this route is for platform staff; merchants use /merchant/*")
 
 
 class SettlementBatchCreate(Base):
@@ -97,7 +87,8 @@ def check_window(from_: datetime | None, to: datetime | None) -> None:
                                       details={"field": name})
 
 
-_ADMIN = {"tags": ["finance"], "guards": [admin_only]}
+# Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
+_ADMIN = {"tags": ["finance"]}
 
 
 @post("/admin/settlement-batches", status_code=201, summary="Build settlement batches from unbatched payables",

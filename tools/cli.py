@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 import msgspec
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, default_bind, load_broker_config
-from qris_soundbox.core.config import ConfigError, parse_port
+from qris_soundbox.core.config import parse_port
 from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging

@@ -82,7 +82,10 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
         )
         async with contextlib.AsyncExitStack() as stack:
             if broker_config is not None:
-                broker = PlatformBroker(broker_config, platform)
+                try:
+                    broker = PlatformBroker(broker_config, platform)
+                except BrokerConfigError as exc:
+                    raise StartupError(str(exc)) from None
                 try:
                     await broker.start()
                 except BrokerError as exc:

@@ -93,9 +93,12 @@ async def list_devices(
     terminal_id: str | None = None,
     merchant_id: str | None = None,
     online: bool | None = None,
+    drift: bool | None = None,
 ) -> tuple[list[Device], str | None]:
     size = page_limit(limit)
-    rows = await conn.fetch(db.q["device_page"], cursor, size + 1, status, model, terminal_id, merchant_id, online)
+    rows = await conn.fetch(
+        db.q["device_page"], cursor, size + 1, status, model, terminal_id, merchant_id, online, drift
+    )
     page, next_cursor = split_page(rows, size)
     acks = await health.pending_acks(db, conn, [row["id"] for row in page])
     now = datetime.now(UTC)

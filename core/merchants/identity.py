@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from qris_soundbox.core.errors import ValidationFailed
+from qris_soundbox.core.qris import QrisError, parse_qris
 
 NAME_MAX = 25
 CITY_MAX = 15
@@ -114,11 +115,8 @@ def plain_text(field: str, value: str | None, max_length: int, *, required: bool
 
 
 def static_qris(value: str | None) -> str | None:
-    """A terminal's printed static QRIS string.
-
-    Interim check (non-empty, printable, ≤ 512 chars) until the QRIS parser in
-    ``core.qris`` validates the TLV structure and CRC.
-    """
+    """A terminal's printed static QRIS string: parsed by ``core.qris`` (TLV, mandatory
+    tags, CRC) and required to be static (tag 01 = 11) — a dynamic code is single-use."""
     if value is None:
         return None
     cleaned = value.strip()
@@ -128,4 +126,10 @@ def static_qris(value: str | None) -> str | None:
         raise invalid("static_qris", f"at most {STATIC_QRIS_MAX} characters")
     if not _PRINTABLE_ASCII.match(cleaned):
         raise invalid("static_qris", "printable ASCII characters only")
+    try:
+        parsed = parse_qris(cleaned)
+    except QrisError as exc:
+        raise invalid("static_qris", f"not a valid QRIS payload: {exc.message}") from None
+    if parsed.point_of_initiation != "static":
+        raise invalid("static_qris", "a terminal's printed code must be a static QRIS (tag 01 = 11)")
     return cleaned

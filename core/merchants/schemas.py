@@ -60,7 +60,7 @@ class Terminal(msgspec.Struct, kw_only=True):
     terminal_code: str
     static_qris: str | None
     status: str
-    # The soundbox bound to this terminal; filled in by the devices domain.
+    # The soundbox bound to this terminal (role soundbox), if any.
     bound_device: BoundDevice | None = None
     created_at: datetime
     updated_at: datetime

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
@@ -24,7 +25,7 @@ from qris_soundbox.core.db import Database
 from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
-from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal, from_row
+from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal, from_row
 from qris_soundbox.core.paging import split_page
 
 DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
@@ -55,8 +56,9 @@ def outlet_of(row: Any) -> Outlet:
 
 
 def terminal_of(row: Any) -> Terminal:
-    # bound_device is filled in by the devices domain from its bindings.
-    return from_row(Terminal, row, bound_device=None)
+    # A freshly inserted terminal has no bound_device column (and no device yet).
+    bound = row["bound_device"] if "bound_device" in row.keys() else None
+    return from_row(Terminal, row, bound_device=msgspec.convert(bound, BoundDevice) if bound else None)
 
 
 async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:

@@ -1,7 +1,8 @@
 """The payment announcement: what the bound soundbox says when a payment is paid.
 
 Queued in the same database transaction that marks the transaction paid, shaped
-for the device's model by the capability resolver (``core/announcement.py``),
+for the device's model by the capability resolver (``core/announcement.py``) in
+the device's configured language and text template (``core/devices/config.py``),
 and valid until ``paid_at + PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS``: an older
 payment is never played late (``skipped_late``).
 """
@@ -18,16 +19,18 @@ from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.config import announcement_preferences
 from qris_soundbox.core.errors import DomainError, InvalidState
 
 log = logging.getLogger(__name__)
-DEFAULT_LANGUAGE = "id"
 
 
-def payment_announcement(capabilities: dict, *, language: str, amount: int, merchant_name: str) -> Announcement:
+def payment_announcement(capabilities: dict, *, language: str, amount: int, merchant_name: str,
+                         text_template: str | None = None) -> Announcement:
     caps = msgspec.convert(capabilities, AnnouncementCapabilities)
     try:
-        return shape_announcement(caps, language=language, amount=amount, merchant_name=merchant_name)
+        return shape_announcement(caps, language=language, amount=amount, merchant_name=merchant_name,
+                                  text_template=text_template)
     except DomainError as exc:
         # Config-time checks make this rare (e.g. an amount above the sized bound); a
         # payment must never fail for its announcement: the device shows/says the number.
@@ -45,8 +48,10 @@ async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Set
     if soundbox is None:
         return None
     paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
-    announcement = payment_announcement(soundbox["capabilities"], language=DEFAULT_LANGUAGE,
-                                        amount=transaction["amount"], merchant_name=soundbox["merchant_name"])
+    preferences = await announcement_preferences(db, conn, soundbox["device_id"])
+    announcement = payment_announcement(soundbox["capabilities"], language=preferences.language,
+                                        amount=transaction["amount"], merchant_name=soundbox["merchant_name"],
+                                        text_template=preferences.text_template)
     body = {
         "type": "payment",
         "transaction_id": transaction["id"],

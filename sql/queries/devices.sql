@@ -23,14 +23,18 @@ RETURNING id;
 SELECT * FROM device_details WHERE id = $1;
 
 -- device_page --
--- $1 cursor, $2 limit + 1, $3 status, $4 model_id, $5 terminal_id, $6 merchant_id, $7 online (NULL = any filter)
-SELECT * FROM device_details
+-- $1 cursor, $2 limit + 1, $3 status, $4 model_id, $5 terminal_id, $6 merchant_id, $7 online,
+-- $8 config drift (desired version not yet reported; no config row = version 0, no drift) (NULL = any filter)
+SELECT * FROM device_details d
 WHERE ($1::text IS NULL OR id < $1)
   AND ($3::text IS NULL OR status = $3)
   AND ($4::text IS NULL OR model_id = $4)
   AND ($5::text IS NULL OR terminal_id = $5)
   AND ($6::text IS NULL OR merchant_id = $6)
   AND ($7::boolean IS NULL OR online = $7)
+  AND ($8::boolean IS NULL OR $8 = EXISTS (
+      SELECT 1 FROM device_configs c
+      WHERE c.device_id = d.id AND c.desired_version <> COALESCE(c.reported_version, 0)))
 ORDER BY id DESC
 LIMIT $2;
 

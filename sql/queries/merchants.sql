@@ -78,19 +78,25 @@ VALUES ($1, $2, $3, $4, 'T' || lpad(nextval('terminal_code_seq')::text, 6, '0'),
 RETURNING *;
 
 -- terminal_by_id --
--- $1 terminal id, $2 merchant scope (NULL: any merchant)
-SELECT * FROM terminals WHERE id = $1 AND ($2::text IS NULL OR merchant_id = $2);
+-- $1 terminal id, $2 merchant scope (NULL: any merchant); with its bound soundbox
+SELECT t.*, (SELECT jsonb_build_object('id', d.id, 'serial_number', d.serial_number, 'model', d.model_id, 'status', d.status)
+        FROM devices d WHERE d.terminal_id = t.id AND d.role = 'soundbox') AS bound_device
+FROM terminals t WHERE t.id = $1 AND ($2::text IS NULL OR t.merchant_id = $2);
 
 -- terminal_by_outlet_and_name --
 -- $1 outlet id, $2 terminal name
-SELECT * FROM terminals WHERE outlet_id = $1 AND name = $2 ORDER BY id LIMIT 1;
+SELECT t.*, (SELECT jsonb_build_object('id', d.id, 'serial_number', d.serial_number, 'model', d.model_id, 'status', d.status)
+        FROM devices d WHERE d.terminal_id = t.id AND d.role = 'soundbox') AS bound_device
+FROM terminals t WHERE t.outlet_id = $1 AND t.name = $2 ORDER BY t.id LIMIT 1;
 
 -- list_terminals --
 -- $1 cursor, $2 limit + 1, $3 merchant id filter, $4 outlet id filter, $5 status filter, $6 merchant scope
-SELECT * FROM terminals
-WHERE ($1::text IS NULL OR id < $1)
-  AND ($3::text IS NULL OR merchant_id = $3)
-  AND ($4::text IS NULL OR outlet_id = $4)
-  AND ($5::text IS NULL OR status = $5)
-  AND ($6::text IS NULL OR merchant_id = $6)
-ORDER BY id DESC LIMIT $2;
+SELECT t.*, (SELECT jsonb_build_object('id', d.id, 'serial_number', d.serial_number, 'model', d.model_id, 'status', d.status)
+        FROM devices d WHERE d.terminal_id = t.id AND d.role = 'soundbox') AS bound_device
+FROM terminals t
+WHERE ($1::text IS NULL OR t.id < $1)
+  AND ($3::text IS NULL OR t.merchant_id = $3)
+  AND ($4::text IS NULL OR t.outlet_id = $4)
+  AND ($5::text IS NULL OR t.status = $5)
+  AND ($6::text IS NULL OR t.merchant_id = $6)
+ORDER BY t.id DESC LIMIT $2;

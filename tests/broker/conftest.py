@@ -20,10 +20,13 @@ PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
 MqttFactory = Callable[..., AbstractAsyncContextManager[aiomqtt.Client]]
 
 
-def test_broker_config(directory: Path, password: str = PASSWORD) -> Path:
-    """The project's broker.yaml with the shared-password test plugin as its only plugin."""
+def test_broker_config(directory: Path, password: str = PASSWORD, *, extra_plugins: tuple[str, ...] = (),
+                       protocol: dict[str, int] | None = None) -> Path:
+    """The project's broker.yaml with the shared-password test plugin (plus ``extra_plugins``) as its plugins,
+    and ``protocol`` settings overriding broker.yaml's."""
     config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    config["plugins"] = {PLUGIN: {"password": password}}
+    config["plugins"] = {PLUGIN: {"password": password}, **{name: {} for name in extra_plugins}}
+    config["protocol"] = {**config.get("protocol", {}), **(protocol or {})}
     path = directory / "broker-test.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

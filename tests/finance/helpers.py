@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import pytest
-
-from qris_soundbox.core.auth import Principal
+from tests.actors import Client, bearer, logged_in
 from tests.payments.helpers import active_terminal, callback_body, post_callback
 from tests.support import ADMIN_TOKEN, RunningPlatform
 
@@ -55,33 +50,9 @@ def parse_csv(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
-# Bearer tokens standing for principals that the login flows (built on another
-# branch) will issue; resolved by patching the control plane's token lookup.
-TOKENS: dict[str, Principal] = {
-    "viewer-token": Principal(kind="admin", id="usr_viewer", role="viewer"),
-    "finance-token": Principal(kind="admin", id="usr_finance", role="finance"),
-    "ops-token": Principal(kind="admin", id="usr_ops", role="ops"),
-}
+async def admin_logins(running: RunningPlatform, *roles: str) -> dict[str, Client]:
+    """Real admin users of these roles, logged in through POST /admin/login."""
+    return {role: await logged_in(running, "admin", role) for role in roles}
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-@contextmanager
-def principals(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Principal] | None = None) -> Iterator[None]:
-    from qris_soundbox.control_plane import auth
-
-    original = auth.resolve_principal
-    table = TOKENS | (extra or {})
-
-    async def resolve(platform, token: str):  # type: ignore[no-untyped-def]
-        if token in table:
-            return table[token]
-        return await original(platform, token)
-
-    monkeypatch.setattr(auth, "resolve_principal", resolve)
-    yield
-
-
-__all__ = ["ADMIN_TOKEN", "active_terminal", "pay"]
+__all__ = ["ADMIN_TOKEN", "Client", "active_terminal", "bearer", "pay"]

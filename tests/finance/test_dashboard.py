@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 
 from qris_soundbox.core.finance.dashboard import business_day
-from tests.finance.helpers import batch_for, bearer, merchant_with_payments, principals
+from tests.finance.helpers import admin_logins, batch_for, merchant_with_payments
 from tests.payments.helpers import callback_body, pending_transaction, post_callback
 from tests.support import RunningPlatform
 
@@ -117,12 +116,11 @@ async def test_observability_summary(running: RunningPlatform) -> None:
     assert summary["export_jobs"]["worker"]["this_process"]["interval_ms"] == 5_000
 
 
-async def test_read_roles(running: RunningPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
-    with principals(monkeypatch):
-        for path in ("/admin/dashboard/summary", "/admin/observability/summary",
-                     "/admin/reconciliation/settlement-batches", "/admin/settlement-adjustments"):
-            response = await running.http.get(path, headers=bearer("viewer-token"))
-            assert response.status_code == 200, (path, response.text)
-        export = await running.http.post("/admin/exports/settlement-adjustments", json={},
-                                         headers=bearer("viewer-token"))
-        assert export.status_code == 403
+async def test_read_roles(running: RunningPlatform) -> None:
+    viewer = (await admin_logins(running, "viewer"))["viewer"]
+    for path in ("/admin/dashboard/summary", "/admin/observability/summary",
+                 "/admin/reconciliation/settlement-batches", "/admin/settlement-adjustments"):
+        response = await running.http.get(path, headers=viewer.headers)
+        assert response.status_code == 200, (path, response.text)
+    export = await running.http.post("/admin/exports/settlement-adjustments", json={}, headers=viewer.headers)
+    assert export.status_code == 403

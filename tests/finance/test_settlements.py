@@ -12,13 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.finance.helpers import (
+    admin_logins,
     batch_for,
-    bearer,
     create_batches,
     ledger_sums,
     merchant_with_payments,
     pay,
-    principals,
 )
 from tests.payments.helpers import active_terminal
 from tests.support import RunningPlatform
@@ -315,26 +314,24 @@ async def test_lists_filter_and_page(running: RunningPlatform) -> None:
     assert bad.status_code == 400
 
 
-async def test_roles(running: RunningPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_roles(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [6_000])
-    with principals(monkeypatch):
-        viewer = await post(running, "/admin/settlement-batches", {"merchant_id": ids["merchant_id"]},
-                            headers=bearer("viewer-token"))
-        assert viewer.status_code == 403 and viewer.json()["error"]["code"] == "forbidden"
-        assert (await running.http.get("/admin/settlement-batches", headers=bearer("viewer-token"))).status_code == 200
-        ops = await post(running, "/admin/settlement-batches", {}, headers=bearer("ops-token"))
-        assert ops.status_code == 403
-        batch = (await create_batches(running, {"merchant_id": ids["merchant_id"]}, headers=bearer("finance-token")))[0]
-        assert batch["created_by"] == "usr_finance"
-        viewer_pay = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid",
-                                {"payout_reference": "R"}, headers=bearer("viewer-token"))
-        assert viewer_pay.status_code == 403
-        viewer_csv = await running.http.get(f"/admin/settlement-batches/{batch['id']}/export.csv",
-                                            headers=bearer("viewer-token"))
-        assert viewer_csv.status_code == 403
-        paid = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid",
-                          {"payout_reference": "R"}, headers=bearer("finance-token"))
-        assert paid.status_code == 200
+    users = await admin_logins(running, "viewer", "ops", "finance")
+    viewer, ops, finance = users["viewer"].headers, users["ops"].headers, users["finance"].headers
+    refused = await post(running, "/admin/settlement-batches", {"merchant_id": ids["merchant_id"]}, headers=viewer)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert (await running.http.get("/admin/settlement-batches", headers=viewer)).status_code == 200
+    assert (await post(running, "/admin/settlement-batches", {}, headers=ops)).status_code == 403
+    batch = (await create_batches(running, {"merchant_id": ids["merchant_id"]}, headers=finance))[0]
+    assert batch["created_by"] == users["finance"].user_id
+    viewer_pay = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid",
+                            {"payout_reference": "R"}, headers=viewer)
+    assert viewer_pay.status_code == 403
+    viewer_csv = await running.http.get(f"/admin/settlement-batches/{batch['id']}/export.csv", headers=viewer)
+    assert viewer_csv.status_code == 403
+    paid = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid", {"payout_reference": "R"},
+                      headers=finance)
+    assert paid.status_code == 200
     anonymous = await running.http.get("/admin/settlement-batches")
     assert anonymous.status_code == 401
 

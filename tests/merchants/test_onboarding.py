@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.merchants.conftest import audit_rows, new_merchant, new_outlet, new_terminal, unique
+from tests.qris.test_published_samples import BCA_STATIC, DOKU_DYNAMIC_FIXED_FEE
 from tests.support import RunningPlatform
 
 
@@ -169,10 +170,11 @@ async def test_unknown_ids_answer_404(running: RunningPlatform) -> None:
 
 async def test_static_qris_is_checked_on_the_way_in(running: RunningPlatform, active_merchant: dict) -> None:
     outlet = await new_outlet(running, active_merchant["id"])
-    qris = "00020101021126570011ID.DANA.WWW011893600915302259148102090225914810303UMI51440014ID.CO.QRIS.WWW0215ID10200211817450303UMI5204549953033605802ID5914Warung Sejahtera6007Jakarta61051011062070703A016304ABCD"
+    qris = BCA_STATIC  # a real published static QRIS
     terminal = await new_terminal(running, outlet["id"], static_qris=qris)
     assert terminal["static_qris"] == qris
-    for bad in ("", "x" * 513, "line\nbreak"):
+    bad_crc = qris[:-4] + ("0000" if not qris.endswith("0000") else "1111")
+    for bad in ("", "x" * 513, "line\nbreak", bad_crc, DOKU_DYNAMIC_FIXED_FEE):
         response = await running.http.post(f"/admin/outlets/{outlet['id']}/terminals",
                                            json={"name": "Bad QR", "static_qris": bad}, headers=running.admin_headers)
         assert response.status_code == 400, (bad, response.text)

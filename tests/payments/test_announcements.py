@@ -254,3 +254,30 @@ async def test_http_bridge_answers_over_mqtt(running: RunningPlatform) -> None:
         message = await first_message(device, timeout=5)
     reply = msgspec.json.decode(message.payload)
     assert reply["message_id"] == response.json()["message_id"] and parse_qris(reply["qr_payload"]).amount == 8_000
+
+
+async def test_terminal_detail_shows_its_bound_soundbox(running: RunningPlatform) -> None:
+    ids, device_id, _ = await bound_soundbox(running, "generic-screen")
+    terminal = (await running.http.get(f"/admin/terminals/{ids['terminal_id']}", headers=running.admin_headers)).json()
+    assert terminal["bound_device"]["id"] == device_id and terminal["bound_device"]["model"] == "generic-screen"
+    await running.http.post(f"/admin/devices/{device_id}/unbind", headers=running.admin_headers)
+    terminal = (await running.http.get(f"/admin/terminals/{ids['terminal_id']}", headers=running.admin_headers)).json()
+    assert terminal["bound_device"] is None
+
+
+async def test_announcement_speaks_the_devices_configured_language(running: RunningPlatform) -> None:
+    ids, device_id, secret = await bound_soundbox(running)
+    patched = await running.http.patch(f"/admin/devices/{device_id}/config", json={"language": "en"},
+                                       headers=running.admin_headers)
+    assert patched.status_code == 200, patched.text
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        await post_callback(running, callback_body(amount=25_000, terminal_id=ids["terminal_id"]))
+        announcement = None
+        for _ in range(3):  # the config push may arrive first
+            message = await first_message(device, timeout=5)
+            if str(message.topic).endswith("/downlink/payment"):
+                announcement = msgspec.json.decode(message.payload)["announcement"]
+                break
+    assert announcement is not None and announcement["language"] == "en"
+    assert announcement["text"] == "QRIS payment received, twenty-five thousand rupiah"

@@ -1,0 +1,780 @@
+"""MQTT 3.1.1 on the wire for ``PlatformBroker``: one ``asyncio.Protocol`` per TCP connection.
+
+amqtt 0.12.1 serves a connection with two tasks (connection and reader),
+decodes each packet field by field through ``StreamReader.readexactly``,
+starts a task per received packet, writes and drains every packet on its own
+under a lock, and waits for each PUBACK with a ``wait_for`` timer. Here:
+
+- packets are parsed from the receive buffer in ``data_received``: a partial
+  packet waits in a bytearray, many packets in one read are handled in one
+  pass. Parsing is strict: anything malformed, or larger than
+  ``max_packet_size``, closes the connection;
+- what may await plugins (CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE,
+  DISCONNECT, the end of the connection) is queued per connection and handled
+  in arrival order by a task that exists only while there is work; PUBACK,
+  PUBREL and PINGREQ are answered on the spot;
+- writes are gathered per connection and flushed once per loop iteration;
+- an outgoing QoS 1 message waits for its PUBACK in ``session.inflight_out``;
+  one tick a second (``Hub``) resends overdue ones, and enforces keep-alive
+  (1.5 × the client's value) and the CONNECT timeout.
+
+An idle connection holds no task, no timer and no buffer. What the packets
+mean (sessions, routing, plugins) is ``server.PlatformBroker``'s: the
+``_client_*`` and ``_connection_closed`` methods called below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from amqtt.errors import AMQTTError
+from amqtt.session import OutgoingApplicationMessage
+
+from qris_soundbox.broker.config import ProtocolSettings
+
+if TYPE_CHECKING:
+    from amqtt.broker import Server
+
+    from qris_soundbox.broker.server import PlatformBroker
+    from qris_soundbox.broker.session import DeviceSession
+
+log = logging.getLogger(__name__)
+
+# Packet types (MQTT 3.1.1 §2.2.1).
+CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 3, 4, 5, 6, 7
+SUBSCRIBE, UNSUBSCRIBE, UNSUBACK, PINGREQ, DISCONNECT = 8, 10, 11, 12, 14
+# Fixed-header flags every packet but PUBLISH must carry [MQTT-2.2.2-2].
+_REQUIRED_FLAGS = {PUBACK: 0, PUBREL: 2, SUBSCRIBE: 2, UNSUBSCRIBE: 2, PINGREQ: 0, DISCONNECT: 0, CONNECT: 0}
+
+PINGRESP_PACKET = b"\xd0\x00"
+# A transport holding more than this unsent is a slow reader: QoS 0 messages to it are dropped.
+WRITE_HIGH_WATER = 1 << 20
+# Received packets waiting for their turn beyond which the connection stops reading.
+PENDING_PAUSE = 512
+# A fleet reconnecting at once (broker restart) must not overflow the accept queue.
+LISTEN_BACKLOG = 4096
+
+# Connection states.
+_NEW, _CONNECTING, _CONNECTED, _CLOSING, _CLOSED = range(5)
+# Kinds of queued work.
+_CONNECT, _PUBLISH, _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT, _CLOSED_ITEM = range(7)
+
+
+class MalformedPacket(Exception):
+    """The peer broke the protocol; the connection is closed."""
+
+
+class ConnectRequest:
+    """A decoded CONNECT (variable header and payload); checks with CONNACK codes are the broker's."""
+
+    __slots__ = ("clean_session", "client_id", "keep_alive", "password", "protocol_level", "username",
+                 "will_message", "will_qos", "will_retain", "will_topic")
+
+    def __init__(self) -> None:
+        self.protocol_level = 4
+        self.clean_session = True
+        self.keep_alive = 0
+        self.client_id = ""
+        self.will_topic: str | None = None
+        self.will_message: bytes | None = None
+        self.will_qos = 0
+        self.will_retain = False
+        self.username: str | None = None
+        self.password: str | None = None
+
+
+class InflightMessage(OutgoingApplicationMessage):
+    """An outgoing QoS 1 message awaiting PUBACK: amqtt's message plus when it was last sent and who waits."""
+
+    __slots__ = ("sent_tick", "waiter")
+
+    def __init__(self, packet_id: int, topic: str, data: bytes, retain: bool, tick: int,
+                 waiter: asyncio.Future[bool] | None) -> None:
+        super().__init__(packet_id, topic, 1, data, retain)
+        self.sent_tick = tick
+        self.waiter = waiter
+
+    def settle(self, acknowledged: bool) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(acknowledged)
+
+
+# ---- encoding -------------------------------------------------------------------------------------------------
+
+
+def _remaining_length(header: bytearray, length: int) -> None:
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        if length:
+            header.append(byte | 0x80)
+        else:
+            header.append(byte)
+            return
+
+
+def encode_publish(topic: bytes, payload: bytes, qos: int, packet_id: int, retain: bool, dup: bool) -> bytearray:
+    packet = bytearray((0x30 | (dup << 3) | (qos << 1) | retain,))
+    _remaining_length(packet, 2 + len(topic) + (2 if qos else 0) + len(payload))
+    packet += len(topic).to_bytes(2, "big")
+    packet += topic
+    if qos:
+        packet += packet_id.to_bytes(2, "big")
+    packet += payload
+    return packet
+
+
+def encode_ack(kind: int, packet_id: int) -> bytes:
+    """PUBACK, PUBREC, PUBCOMP or UNSUBACK: a packet id and nothing else."""
+    return bytes((kind << 4 | (2 if kind == PUBREL else 0), 2, packet_id >> 8, packet_id & 0xFF))
+
+
+def encode_suback(packet_id: int, codes: list[int]) -> bytes:
+    packet = bytearray((0x90,))
+    _remaining_length(packet, 2 + len(codes))
+    packet += packet_id.to_bytes(2, "big")
+    packet += bytes(codes)
+    return bytes(packet)
+
+
+# ---- decoding -------------------------------------------------------------------------------------------------
+
+
+def _string(data: bytes, i: int, stop: int) -> tuple[str, int]:
+    if i + 2 > stop:
+        raise MalformedPacket("string length past the end of the packet")
+    end = i + 2 + ((data[i] << 8) | data[i + 1])
+    if end > stop:
+        raise MalformedPacket("string past the end of the packet")
+    try:
+        text = data[i + 2:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("string is not well-formed UTF-8 [MQTT-1.5.3-1]") from None
+    if "\x00" in text:
+        raise MalformedPacket("string contains U+0000 [MQTT-1.5.3-2]")
+    return text, end
+
+
+def _packet_id(data: bytes, i: int, stop: int) -> int:
+    if i + 2 > stop:
+        raise MalformedPacket("packet identifier missing")
+    packet_id = (data[i] << 8) | data[i + 1]
+    if not packet_id:
+        raise MalformedPacket("packet identifier 0 [MQTT-2.3.1-1]")
+    return packet_id
+
+
+def _topic_name(topic: str) -> str:
+    if not topic:
+        raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")
+    if "+" in topic or "#" in topic:
+        raise MalformedPacket("wildcard in a topic name [MQTT-3.3.2-2]")
+    return topic
+
+
+def decode_connect(data: bytes, i: int, stop: int) -> ConnectRequest:
+    request = ConnectRequest()
+    name, i = _string(data, i, stop)
+    if name != "MQTT":
+        raise MalformedPacket(f"protocol name {name!r} [MQTT-3.1.2-1]")
+    if i + 4 > stop:
+        raise MalformedPacket("CONNECT variable header cut short")
+    request.protocol_level, flags = data[i], data[i + 1]
+    request.keep_alive = (data[i + 2] << 8) | data[i + 3]
+    i += 4
+    if flags & 0x01:
+        raise MalformedPacket("CONNECT reserved flag set [MQTT-3.1.2-3]")
+    request.clean_session = bool(flags & 0x02)
+    will = flags & 0x04
+    request.will_qos = (flags >> 3) & 3
+    request.will_retain = bool(flags & 0x20)
+    if request.will_qos == 3 or (not will and (request.will_qos or request.will_retain)):
+        raise MalformedPacket("will QoS/retain flags invalid [MQTT-3.1.2-13/14/15]")
+    request.client_id, i = _string(data, i, stop)
+    if will:
+        topic, i = _string(data, i, stop)
+        request.will_topic = _topic_name(topic)
+        if i + 2 > stop or i + 2 + ((data[i] << 8) | data[i + 1]) > stop:
+            raise MalformedPacket("will message past the end of the packet")
+        end = i + 2 + ((data[i] << 8) | data[i + 1])
+        request.will_message = bytes(data[i + 2:end])
+        i = end
+    if flags & 0x80:
+        request.username, i = _string(data, i, stop)
+    if flags & 0x40:
+        request.password, i = _string(data, i, stop)
+    if i != stop:
+        raise MalformedPacket("bytes after the CONNECT payload")
+    return request
+
+
+def decode_subscribe(data: bytes, i: int, stop: int) -> tuple[int, list[tuple[str, int]]]:
+    packet_id = _packet_id(data, i, stop)
+    i += 2
+    topics: list[tuple[str, int]] = []
+    while i < stop:
+        topic_filter, i = _string(data, i, stop)
+        if not topic_filter:
+            raise MalformedPacket("empty topic filter [MQTT-4.7.3-1]")
+        if i >= stop or data[i] > 2:
+            raise MalformedPacket("requested QoS missing or invalid [MQTT-3.8.3-4]")
+        topics.append((topic_filter, data[i]))
+        i += 1
+    if not topics:
+        raise MalformedPacket("SUBSCRIBE without a topic filter [MQTT-3.8.3-3]")
+    return packet_id, topics
+
+
+def decode_unsubscribe(data: bytes, i: int, stop: int) -> tuple[int, list[str]]:
+    packet_id = _packet_id(data, i, stop)
+    i += 2
+    filters: list[str] = []
+    while i < stop:
+        topic_filter, i = _string(data, i, stop)
+        if not topic_filter:
+            raise MalformedPacket("empty topic filter [MQTT-4.7.3-1]")
+        filters.append(topic_filter)
+    if not filters:
+        raise MalformedPacket("UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]")
+    return packet_id, filters
+
+
+# ---- what all connections share --------------------------------------------------------------------------------
+
+
+class Hub:
+    """What the connections of one broker share: settings, the one-second tick and the write flush.
+
+    The tick drives a wheel of per-second buckets (CONNECT timeout, keep-alive:
+    a connection is looked at only when its deadline comes, and re-filed if it
+    was heard from since) and resends the overdue QoS 1 messages of the
+    connections that have any (``unacked``).
+    """
+
+    def __init__(self, broker: PlatformBroker, settings: ProtocolSettings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.tick = 0
+        self.unacked: set[Connection] = set()
+        self._wheel: dict[int, list[Connection]] = {}
+        self._dirty: list[Connection] = []
+        self._loop = asyncio.get_running_loop()
+        self._origin = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._origin = self._loop.time() - self.tick
+        self._timer = self._loop.call_at(self._origin + self.tick + 1, self._on_tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def at(self, tick: int, connection: Connection) -> None:
+        """Look at ``connection`` (``Connection.on_timer``) when the clock reaches ``tick``."""
+        bucket = self._wheel.get(tick)
+        if bucket is None:
+            self._wheel[tick] = [connection]
+        else:
+            bucket.append(connection)
+
+    def _on_tick(self) -> None:
+        self.tick += 1
+        # Scheduled from the origin, so a slow tick does not make the clock drift.
+        self._timer = self._loop.call_at(self._origin + self.tick + 1, self._on_tick)
+        tick = self.tick
+        try:
+            for connection in self._wheel.pop(tick, ()):
+                connection.on_timer(tick)
+            interval = self.settings.retry_interval
+            for connection in list(self.unacked):
+                if not connection.resend_overdue(tick, interval):
+                    self.unacked.discard(connection)
+        except Exception:
+            log.exception("broker tick failed")
+
+    def mark_dirty(self, connection: Connection) -> None:
+        if not self._dirty:
+            self._loop.call_soon(self._flush)
+        self._dirty.append(connection)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
+
+
+# ---- one connection -----------------------------------------------------------------------------------------------
+
+
+class Connection(asyncio.Protocol):
+    """One client's TCP connection: parser, writer, in-flight tracking. Also its handler in ``broker.sessions``."""
+
+    __slots__ = ("_buffer", "_hub", "_keep_alive_ticks", "_last_heard", "_need", "_out", "_pending",
+                 "_read_paused", "_server", "_state", "_waiters", "_worker", "_write_paused", "graceful",
+                 "listener_name", "peer", "session", "transport")
+
+    def __init__(self, hub: Hub, listener_name: str) -> None:
+        self._hub = hub
+        self._server: Server | None = None
+        self.listener_name = listener_name
+        self.transport: asyncio.Transport | None = None
+        self.session: DeviceSession | None = None
+        self.peer: tuple[str, int] | None = None
+        self._state = _NEW
+        self._buffer: bytearray | None = None
+        self._need = 0
+        self._out: list[bytes | bytearray] | None = None
+        self._pending: list[tuple[Any, ...]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self._read_paused = False
+        self._write_paused = False
+        self._last_heard = 0
+        self._keep_alive_ticks = 0
+        # A DISCONNECT packet was received (or the broker closed us): no will message.
+        self.graceful = False
+
+    def __repr__(self) -> str:
+        client_id = self.session.client_id if self.session is not None else None
+        return f"<Connection {client_id!r} from {self.peer}>"
+
+    @property
+    def client_id(self) -> str | None:
+        return self.session.client_id if self.session is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._state >= _CLOSING
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        # amqtt registers the listener's Server after it starts serving: the first connection may come earlier.
+        server = self._server = self._hub.broker._servers.get(self.listener_name)
+        if server is not None:
+            server.conn_count += 1
+            if 0 < server.max_connections < server.conn_count:
+                log.warning("connection refused: listener full", extra={"listener": self.listener_name, "peer": self.peer})
+                self._state = _CLOSING
+                transport.close()
+                return
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        hub = self._hub
+        self._last_heard = hub.tick
+        hub.at(hub.tick + hub.settings.connect_timeout + 1, self)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_heard = self._hub.tick
+        buffer = self._buffer
+        if buffer is not None:
+            buffer += data
+            if self._state == _CONNECTING:
+                # A client sending ahead of its CONNACK: keep it, within reason.
+                if len(buffer) > self._hub.settings.max_packet_size:
+                    self._pause_reading()
+                return
+            if len(buffer) < self._need:
+                return
+            self._buffer = None
+            data = bytes(buffer)
+        try:
+            self._parse(data)
+        except MalformedPacket as exc:
+            self._protocol_error(str(exc))
+        except Exception:
+            # A bug here must cost this connection, never the broker.
+            log.exception("packet handling failed", extra={"client_id": self.client_id, "peer": self.peer})
+            self._protocol_error("internal error")
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: MQTT has no half-open use
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._state = _CLOSED
+        if self._server is not None:
+            self._server.conn_count -= 1
+        self._out = self._buffer = None
+        if self.session is not None:
+            for message in self.session.inflight_out.values():
+                if isinstance(message, InflightMessage):
+                    message.settle(False)
+        if self.session is not None or self._worker is not None:
+            self._submit((_CLOSED_ITEM,))
+        else:
+            self._finished()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+
+    # -- parsing ------------------------------------------------------------------------------------------------
+
+    def _parse(self, data: bytes) -> None:
+        position, end = 0, len(data)
+        max_size = self._hub.settings.max_packet_size
+        while position < end:
+            state = self._state
+            if state == _CONNECTING:
+                break  # the rest waits until the CONNECT is answered
+            if state != _NEW and state != _CONNECTED:
+                return
+            # Fixed header: type and flags, then 1-4 bytes of remaining length (§2.2.3).
+            index, length, shift = position + 1, 0, 0
+            while True:
+                if index >= end:
+                    self._keep(data, position, index + 1 - position)
+                    return
+                byte = data[index]
+                length |= (byte & 0x7F) << shift
+                index += 1
+                if byte < 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise MalformedPacket("remaining length longer than four bytes")
+            if length > max_size:
+                raise MalformedPacket(f"packet of {length} bytes exceeds max_packet_size {max_size}")
+            stop = index + length
+            if stop > end:
+                self._keep(data, position, stop - position)
+                return
+            self._packet(data[position], data, index, stop)
+            position = stop
+        if position < end:
+            self._keep(data, position, 0)
+
+    def _keep(self, data: bytes, start: int, need: int) -> None:
+        """Keep ``data[start:]`` (a partial packet, or what arrived during CONNECT) until ``need`` bytes are in."""
+        self._buffer = bytearray(memoryview(data)[start:])
+        self._need = need
+
+    def _packet(self, first: int, data: bytes, i: int, stop: int) -> None:
+        kind, flags = first >> 4, first & 0x0F
+        if kind == PUBLISH:
+            self._publish_received(flags, data, i, stop)
+            return
+        if _REQUIRED_FLAGS.get(kind, -1) != flags:
+            raise MalformedPacket(f"packet type {kind} with flags {flags:#x} is not one a client sends")
+        if kind == PUBACK:
+            if stop - i != 2:
+                raise MalformedPacket("PUBACK length")
+            self._puback((data[i] << 8) | data[i + 1])
+        elif self._state == _NEW:
+            if kind != CONNECT:
+                raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
+            request = decode_connect(data, i, stop)
+            self._state = _CONNECTING
+            self._submit((_CONNECT, request))
+        elif kind == PINGREQ:
+            if stop != i:
+                raise MalformedPacket("PINGREQ length")
+            if self._worker is None:
+                self.write(PINGRESP_PACKET)
+            else:  # behind the answers still being worked out, so responses keep the requests' order
+                self._submit((_PINGREQ,))
+        elif kind == SUBSCRIBE:
+            self._submit((_SUBSCRIBE, *decode_subscribe(data, i, stop)))
+        elif kind == UNSUBSCRIBE:
+            self._submit((_UNSUBSCRIBE, *decode_unsubscribe(data, i, stop)))
+        elif kind == PUBREL:
+            if stop - i != 2:
+                raise MalformedPacket("PUBREL length")
+            packet_id = (data[i] << 8) | data[i + 1]
+            assert self.session is not None
+            self.session.inflight_in.pop(packet_id, None)
+            self.write(encode_ack(PUBCOMP, packet_id))
+        elif kind == DISCONNECT:
+            if stop != i:
+                raise MalformedPacket("DISCONNECT length")
+            # [MQTT-3.14.4-3] the will is discarded; what came before is still handled, then we close.
+            self.graceful = True
+            self._state = _CLOSING
+            self._submit((_DISCONNECT,))
+        else:  # a second CONNECT [MQTT-3.1.0-2], or a packet only a server sends
+            raise MalformedPacket(f"unexpected packet type {kind}")
+
+    def _publish_received(self, flags: int, data: bytes, i: int, stop: int) -> None:
+        if self._state != _CONNECTED:
+            raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
+        qos = (flags >> 1) & 3
+        if qos == 3:
+            raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
+        topic, i = _string(data, i, stop)
+        if _topic_name(topic)[0] == "$":
+            raise MalformedPacket("clients may not publish to '$' topics (amqtt's rule)")
+        packet_id = 0
+        if qos:
+            packet_id = _packet_id(data, i, stop)
+            i += 2
+        payload = data[i:stop]
+        if qos == 2:
+            assert self.session is not None
+            inflight_in = self.session.inflight_in
+            if packet_id in inflight_in:
+                self.write(encode_ack(PUBREC, packet_id))  # a resend of a message already taken: not routed twice
+                return
+            # Method B of §4.3.3: route now, remember the id until PUBREL.
+            inflight_in[packet_id] = None  # type: ignore[assignment]
+        self._submit((_PUBLISH, topic, payload if isinstance(payload, bytes) else bytes(payload), qos,
+                      bool(flags & 1), packet_id))
+
+    def _puback(self, packet_id: int) -> None:
+        session = self.session
+        if session is None or self._state != _CONNECTED:
+            raise MalformedPacket("PUBACK before CONNECT")
+        inflight = session.inflight_out
+        message = inflight.pop(packet_id, None)
+        if message is None:
+            log.debug("PUBACK for unknown packet id", extra={"client_id": session.client_id, "packet_id": packet_id})
+            return
+        if isinstance(message, InflightMessage):
+            message.settle(True)
+        if not inflight:
+            self._hub.unacked.discard(self)
+
+    def _protocol_error(self, reason: str) -> None:
+        log.warning("closing connection: protocol error",
+                    extra={"client_id": self.client_id, "peer": self.peer, "reason": reason})
+        self._mark_closing()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _mark_closing(self) -> None:
+        if self._state < _CLOSING:
+            self._state = _CLOSING
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and self._state == _CONNECTED and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    # -- work in arrival order ------------------------------------------------------------------------------------
+
+    def _submit(self, item: tuple[Any, ...]) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = [item]
+            if self._worker is None:
+                self._worker = asyncio.get_running_loop().create_task(self._work())
+        else:
+            pending.append(item)
+            if len(pending) >= PENDING_PAUSE:
+                self._pause_reading()
+
+    async def _work(self) -> None:
+        broker = self._hub.broker
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, None
+                for item in batch:
+                    kind = item[0]
+                    try:
+                        if kind == _PUBLISH:
+                            await broker._client_publish(self, item[1], item[2], item[3], item[4])
+                            if item[3] == 1:
+                                self.write(encode_ack(PUBACK, item[5]))
+                            elif item[3] == 2:
+                                self.write(encode_ack(PUBREC, item[5]))
+                        elif kind == _SUBSCRIBE:
+                            await broker._client_subscribe(self, item[1], item[2])
+                        elif kind == _UNSUBSCRIBE:
+                            await broker._client_unsubscribe(self, item[1], item[2])
+                        elif kind == _CONNECT:
+                            await broker._client_connect(self, item[1])
+                        elif kind == _PINGREQ:
+                            self.write(PINGRESP_PACKET)
+                        elif kind == _DISCONNECT:
+                            self.close()
+                        else:
+                            await broker._connection_closed(self)
+                            self._finished()
+                    except Exception:
+                        log.exception("client packet handling failed", extra={"client_id": self.client_id,
+                                                                               "peer": self.peer, "kind": kind})
+                        if kind == _CLOSED_ITEM:
+                            self._finished()
+                        else:
+                            self.close()
+                if self._pending is None:
+                    self._resume_reading()
+        finally:
+            self._worker = None
+
+    # -- called by the broker ---------------------------------------------------------------------------------------
+
+    def accept(self, session: DeviceSession, session_present: bool) -> None:
+        """CONNACK 0: the connection serves ``session`` from now on."""
+        self.session = session
+        self._state = _CONNECTED
+        self.write(bytes((0x20, 2, int(session_present), 0)))
+        if session.keep_alive > 0:
+            hub = self._hub
+            # [MQTT-3.1.2-24] 1.5 × keep-alive; +1 because a tick is a whole second.
+            self._keep_alive_ticks = math.ceil(1.5 * session.keep_alive) + 1
+            hub.at(self._last_heard + self._keep_alive_ticks, self)
+
+    def start_reading(self) -> None:
+        """After the CONNECT is answered: packets that came with or after it are handled now."""
+        self._resume_reading()
+        buffer = self._buffer
+        if buffer is not None and self._state == _CONNECTED:
+            self._buffer = None
+            try:
+                self._parse(bytes(buffer))
+            except MalformedPacket as exc:
+                self._protocol_error(str(exc))
+
+    def refuse(self, return_code: int) -> None:
+        """CONNACK with a refusal code, then close [MQTT-3.2.2-5]."""
+        self.write(bytes((0x20, 2, 0, return_code)))
+        self.close()
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                waiter: asyncio.Future[bool] | None = None) -> bool:
+        """Send a PUBLISH at QoS 0 or 1; False if it could not be sent (closed, slow reader at QoS 0, no packet id).
+
+        At QoS 1 the message stays in ``session.inflight_out`` until PUBACK;
+        ``waiter`` gets True then, or False at the first resend or when the
+        connection ends.
+        """
+        if self._state != _CONNECTED:
+            return False
+        if not qos:
+            if self._write_paused:
+                log.debug("QoS 0 message dropped: slow reader", extra={"client_id": self.client_id, "topic": topic})
+                return False
+            self.write(encode_publish(topic.encode(), payload, 0, 0, retain, False))
+            return True
+        session = self.session
+        assert session is not None
+        try:
+            packet_id = session.next_packet_id
+        except AMQTTError:
+            log.warning("QoS 1 message dropped: 65,535 in flight", extra={"client_id": self.client_id, "topic": topic})
+            return False
+        inflight = session.inflight_out
+        inflight[packet_id] = InflightMessage(packet_id, topic, payload, retain, self._hub.tick, waiter)
+        if len(inflight) == 1:
+            self._hub.unacked.add(self)
+        self.write(encode_publish(topic.encode(), payload, 1, packet_id, retain, False))
+        return True
+
+    def resend_inflight(self) -> None:
+        """[MQTT-4.4.0-1] on resuming a session: every unacknowledged message again, DUP=1, same ids."""
+        session = self.session
+        assert session is not None
+        inflight = session.inflight_out
+        tick = self._hub.tick
+        for packet_id, message in list(inflight.items()):
+            if not isinstance(message, InflightMessage):  # a session made by stock amqtt code
+                message = inflight[packet_id] = InflightMessage(packet_id, message.topic, bytes(message.data),
+                                                                message.retain, tick, None)
+            message.sent_tick = tick
+            self.write(encode_publish(message.topic.encode(), message.data, 1, packet_id, message.retain, True))
+        if inflight:
+            self._hub.unacked.add(self)
+
+    def resend_overdue(self, tick: int, interval: int) -> bool:
+        """Resend (DUP=1) what waited for PUBACK longer than ``interval``; False once nothing is in flight."""
+        if self._state != _CONNECTED or self.session is None:
+            return False
+        inflight = self.session.inflight_out
+        if self._write_paused:
+            return bool(inflight)
+        overdue = []
+        for message in inflight.values():  # oldest first: a resend moves a message to the end
+            if tick - message.sent_tick <= interval:
+                break
+            overdue.append(message)
+        for message in overdue:
+            packet_id = message.packet_id
+            del inflight[packet_id]
+            inflight[packet_id] = message
+            message.sent_tick = tick
+            message.settle(False)
+            self.write(encode_publish(message.topic.encode(), message.data, 1, packet_id, message.retain, True))
+        return bool(inflight)
+
+    def on_timer(self, tick: int) -> None:
+        state = self._state
+        if state == _NEW:
+            log.info("closing connection: no CONNECT in time", extra={"peer": self.peer})
+            self._mark_closing()
+            assert self.transport is not None
+            self.transport.abort()
+        elif state == _CONNECTED and self._keep_alive_ticks:
+            due = self._last_heard + self._keep_alive_ticks
+            if tick < due:
+                self._hub.at(due, self)
+                return
+            log.info("closing connection: keep-alive expired", extra={"client_id": self.client_id, "peer": self.peer})
+            self._mark_closing()
+            assert self.transport is not None
+            self.transport.abort()
+
+    def write(self, packet: bytes | bytearray) -> None:
+        out = self._out
+        if out is None:
+            if self._state == _CLOSED:
+                return
+            self._out = [packet]
+            self._hub.mark_dirty(self)
+        else:
+            out.append(packet)
+
+    def flush(self) -> None:
+        out, self._out = self._out, None
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        """Flush what is queued and close; the end of the connection is then handled like any other."""
+        self._mark_closing()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self.flush()
+            transport.close()
+
+    async def stop(self) -> None:
+        """amqtt's ``handler.stop()`` (``Broker._cleanup_session``, shutdown): close without a will message."""
+        self.graceful = True
+        self.close()
+
+    async def handle_connection_closed(self) -> None:
+        """amqtt's name for dropping a connection as if the network failed (the will is published)."""
+        self.close()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Until the broker has finished with this connection's end (will, events, session state)."""
+        if self._state == _CLOSED and self._worker is None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await asyncio.wait([waiter], timeout=timeout)
+
+    def _finished(self) -> None:
+        # A keep-alive bucket may hold this object until its deadline: let the session and transport go now.
+        self.session = None
+        self.transport = None
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
