@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import platform as py_platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,15 +34,13 @@ from typing import Any
 
 import aiohttp
 import aiomqtt
+from common import DOC, HOST, free_port, write_section
 
-from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_headers, paid_callback
+from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers
 from qris_soundbox.tools.loadtest import LoadConfig, LoadTest
 from qris_soundbox.tools.stats import latency_summary
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- http-payments:begin -->", "<!-- http-payments:end -->"
-HOST = "127.0.0.1"
 ADMIN_TOKEN = "bench-admin-token"
 WEBHOOK_SECRET = "bench-webhook-secret"
 
@@ -66,12 +63,6 @@ FULL = Plan(health=4000, callbacks=1000, heartbeats=2000, dynamic_qr=1000, reads
             sequential_announcements=200, concurrent_announcements=800)
 QUICK = Plan(health=400, callbacks=100, heartbeats=200, dynamic_qr=100, reads=50, concurrency=32,
              sequential_announcements=30, concurrent_announcements=100)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -153,7 +144,7 @@ async def announcement_latency(base_url: str, plan: Plan) -> dict[str, Any]:
             answered_ms: list[float] = []
 
             async def pay(listener: Listener, amount: int) -> None:
-                raw = json.dumps(paid_callback(amount, terminal_id=listener.terminal_id)).encode()
+                raw = json.dumps(callback_body(amount, terminal_id=listener.terminal_id)).encode()
                 started = time.perf_counter()
                 async with http.post("/integrations/qris/callback", data=raw,
                                      headers=callback_headers(WEBHOOK_SECRET, raw)) as response:
@@ -232,16 +223,6 @@ def render(plan: Plan, report: dict[str, Any], announcements: dict[str, Any], in
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(current)
-
-
 async def run(plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="qris-bench-http-") as tmp:
         async with platform_process(Path(tmp)) as base_url:
@@ -269,7 +250,7 @@ def main() -> int:
     text = render(plan, report, announcements, machine(), (before, uptime()), time.monotonic() - started)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, BEGIN, END)
         print(f"written to {DOC}")
     return 1 if report["totals"]["errors"] else 0
 

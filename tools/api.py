@@ -132,14 +132,17 @@ def run_stamp() -> str:
     return datetime.now(UTC).strftime("%m%d%H%M%S")
 
 
-def paid_callback(amount: int, *, transaction_id: str | None = None, terminal_id: str | None = None) -> dict[str, Any]:
-    """An acquirer's ``paid`` notification for a dynamic QR (``transaction_id``) or a static QR (``terminal_id``)."""
+def callback_body(amount: int, *, transaction_id: str | None = None, terminal_id: str | None = None,
+                  status: str = "paid", event_id: str | None = None,
+                  provider_reference: str | None = None) -> dict[str, Any]:
+    """An acquirer's notification for a dynamic QR (``transaction_id``) or a static QR (``terminal_id``);
+    fresh ``event_id`` and ``provider_reference`` unless given (a replay reuses them)."""
     body: dict[str, Any] = {
-        "event_id": f"evt-{uuid.uuid4().hex}",
-        "status": "paid",
+        "event_id": event_id or f"evt-{uuid.uuid4().hex}",
+        "status": status,
         "amount": amount,
         "currency": "IDR",
-        "provider_reference": f"RRN{uuid.uuid4().hex[:16].upper()}",
+        "provider_reference": provider_reference or f"RRN{uuid.uuid4().hex[:16].upper()}",
         "paid_at": datetime.now(UTC).isoformat(),
     }
     if transaction_id:

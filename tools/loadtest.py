@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from qris_soundbox.tools.api import (BASE_URL_HELP, AdminApi, ApiError, DeviceCredential, admin_token,
-                                     callback_headers, default_base_url, device_headers, paid_callback, run_stamp,
+                                     callback_body, callback_headers, default_base_url, device_headers, run_stamp,
                                      webhook_secret)
 from qris_soundbox.tools.stats import latency_summary
 
@@ -277,7 +277,7 @@ class LoadTest:
 
     async def callback_paid(self, index: int) -> str | None:
         transaction_id, amount = self.created[index]
-        raw = json.dumps(paid_callback(amount, transaction_id=transaction_id)).encode()
+        raw = json.dumps(callback_body(amount, transaction_id=transaction_id)).encode()
         return (await expect_status(self.http.post(
             "/integrations/qris/callback", data=raw, headers=callback_headers(self.config.webhook_secret, raw)), 200))[0]
 

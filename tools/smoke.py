@@ -36,7 +36,7 @@ import httpx
 
 from qris_soundbox.core.qris import QrisError, parse_qris
 from qris_soundbox.tools.api import (BASE_URL_HELP, AdminApi, ApiError, DeviceCredential, admin_token,
-                                     callback_headers, default_base_url, device_headers, paid_callback, run_stamp,
+                                     callback_body, callback_headers, default_base_url, device_headers, run_stamp,
                                      webhook_secret)
 
 AMOUNT = 25_000
@@ -231,7 +231,7 @@ class Smoke:
                                         headers=callback_headers(secret or self.secret, raw))
 
     async def callback(self) -> str:
-        self.state["callback"] = body = paid_callback(AMOUNT, terminal_id=self.state["terminal"]["id"])
+        self.state["callback"] = body = callback_body(AMOUNT, terminal_id=self.state["terminal"]["id"])
         response = await self._post_callback(body)
         expect(response.status_code == 200, f"HTTP {response.status_code}: {response.text[:200]}")
         result = response.json()
@@ -287,7 +287,7 @@ class Smoke:
         return "duplicate: true, same transaction, ledger unchanged"
 
     async def bad_signature(self) -> str:
-        body = paid_callback(AMOUNT, terminal_id=self.state["terminal"]["id"])
+        body = callback_body(AMOUNT, terminal_id=self.state["terminal"]["id"])
         response = await self._post_callback(body, secret=self.secret + "-wrong")
         expect(response.status_code == 401, f"HTTP {response.status_code}: {response.text[:200]}")
         code = response.json()["error"]["code"]

@@ -42,17 +42,39 @@ async def test_simulated_soundbox_announces_acks_and_ignores_a_resend(running: R
             " WHERE transaction_id = $1 AND kind = 'payment' RETURNING message_id", transaction_id)
         await sim.wait_for(lambda line: f"duplicate payment {message_id}" in line)
         assert await eventually(lambda: _is(running, transaction_id, "acked")), "the resend was not acked again"
+
+        # Config is acked applied and a command succeeded: the platform's own status says so.
+        pushed = await running.http.patch(f"/admin/devices/{device_id}/config", json={"volume": 55},
+                                          headers=running.admin_headers)
+        assert pushed.status_code == 200, pushed.text
+        await sim.wait_for(lambda line: "applied" in line and '"volume": 55' in line)
+        assert await eventually(lambda: _config_in_sync(running, device_id)), "the config ack was not applied"
+        command = (await running.http.post(f"/admin/devices/{device_id}/commands", json={"type": "play_test_sound"},
+                                           headers=running.admin_headers)).json()
+        await sim.wait_for(lambda line: command["id"] in line)
+        assert await eventually(lambda: _command_status(running, device_id, command["id"], "acked"))
     finally:
         code, lines = await sim.interrupt()
     summary = json.loads(lines[-1])
     assert code == 0
     assert summary["connected"] == 1 and summary["announced"] == 1 and summary["duplicates"] == 1
-    assert summary["acks"] == 2 and summary["payment_latency"]["count"] == 1
+    assert summary["acks"] == 4 and summary["payment_latency"]["count"] == 1
     assert sum(transaction_id in line for line in lines) == 1, "the payment was announced more than once"
 
 
 async def _is(running: RunningPlatform, transaction_id: str, status: str) -> bool:
     return await notification_status(running, transaction_id) == status
+
+
+async def _config_in_sync(running: RunningPlatform, device_id: str) -> bool:
+    status = (await running.http.get(f"/admin/devices/{device_id}/config/status", headers=running.admin_headers)).json()
+    return status["drift"] is False and status["reported_version"] == status["desired_version"]
+
+
+async def _command_status(running: RunningPlatform, device_id: str, command_id: str, status: str) -> bool:
+    command = (await running.http.get(f"/admin/devices/{device_id}/commands/{command_id}",
+                                      headers=running.admin_headers)).json()
+    return command["status"] == status
 
 
 async def test_simulator_refused_with_a_wrong_secret_exits_non_zero(running: RunningPlatform) -> None:
