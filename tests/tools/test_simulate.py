@@ -109,3 +109,18 @@ async def test_fleet_mode_connects_every_session_and_heartbeats(running: Running
     assert len(rows) == 3 and not any(secret in out for _, secret in rows), "a secret was printed"
     detail = (await running.http.get(f"/admin/devices/{device_ids[0]}", headers=running.admin_headers)).json()
     assert detail["last_heartbeat_at"] is not None
+
+
+async def test_screen_device_shows_a_dynamic_qr_it_requested_over_mqtt(running: RunningPlatform) -> None:
+    terminal = await active_terminal(running)
+    await running.platform.db.pool.execute(
+        "UPDATE merchants SET nmid = 'ID1020000000777', postal_code = '10110', name = 'Warung Sim' WHERE id = $1",
+        terminal["merchant_id"])
+    code, out, err = await run_cli(
+        "simulate", "--provision", "1", "--model", "generic-screen", "--bind-terminal", terminal["terminal_id"],
+        "--base-url", running.http_url, "--dynamic-qr", "12345", "--duration", "4", "--heartbeat-s", "0", "--json",
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    assert code == 0, err
+    assert "dynamic QR txn_" in out and "(Rp 12345 to Warung Sim, Jakarta;" in out
+    assert json.loads(out.splitlines()[-1])["dynamic_qr"] == 1
