@@ -27,7 +27,6 @@ import platform as py_platform
 import resource
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -40,11 +39,10 @@ from pathlib import Path
 
 import psutil
 import yaml
+from common import DOC, HOST, free_port, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- broker-scale:begin -->", "<!-- broker-scale:end -->"
-HOST = "127.0.0.1"
 TEST_PASSWORD = "bench-shared-password"
 TEST_PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
 CONNECT_CONCURRENCY = 64  # below the brokers' listen backlogs (Mosquitto's is 100), so no SYN is dropped and retried
@@ -194,12 +192,6 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -495,16 +487,6 @@ def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(current)
-
-
 # ---- entry points ---------------------------------------------------------------------------------------------
 
 
@@ -557,7 +539,7 @@ async def run(args: argparse.Namespace) -> int:
     text = render(plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, BEGIN, END)
         print(f"written to {DOC}")
     return 0
 

@@ -43,7 +43,7 @@ class OutboxPublisher:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[bool]] = set()
+        self._in_flight: set[asyncio.Task[object]] = set()  # deliveries and wake-ups, cancelled on stop
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -57,10 +57,14 @@ class OutboxPublisher:
         await self._close_listener()
 
     def device_ready(self, device_id: str) -> None:
-        """The device (re)subscribed to its downlinks: everything unacked is due now."""
-        self._dirty.add(device_id)
-        self._wake.set()
-        asyncio.create_task(self._wake_device(device_id))
+        """The device (re)subscribed to its downlinks: everything unacked is due now.
+
+        The rows are made due first and drained after, never both at once: a drain
+        racing the wake-up would send a row, then see it made due again and send it twice.
+        """
+        task = asyncio.create_task(self._wake_device(device_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def _wake_device(self, device_id: str) -> None:
         try:

@@ -14,7 +14,7 @@ from qris_soundbox.core.config import parse_port
 from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging
-from qris_soundbox.tools import backup, seed, users
+from qris_soundbox.tools import backup, loadtest, seed, simulate, smoke, users
 from qris_soundbox.tools import devices as devices_tools
 from qris_soundbox.tools.common import open_database, settings_or_exit
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Tool modules (tools/<name>.py), each with ``register(subparsers)``.
-TOOL_MODULES: list = [users, seed, devices_tools, backup]
+TOOL_MODULES: list = [users, seed, devices_tools, backup, simulate, smoke, loadtest]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ import httpx
 import yaml
 
 from qris_soundbox.core.devices.acl import AclRules, AclRulesError, parse_mosquitto_acl
+from qris_soundbox.tools.api import BASE_URL_HELP, AdminApi, ApiError, admin_token, default_base_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     device_sub = device.add_subparsers(dest="device_command", required=True)
     provision = device_sub.add_parser("provision", help="issue MQTT credentials and print the connection profile")
     provision.add_argument("--device-id", required=True)
-    provision.add_argument("--base-url", default=os.environ.get("BASE_URL") or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}",
-                           help="the control plane (default: $BASE_URL or http://127.0.0.1:$PORT)")
+    provision.add_argument("--base-url", default=default_base_url(), help=BASE_URL_HELP)
     provision.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
     provision.add_argument("--json", action="store_true", help="print the profile as JSON")
     provision.set_defaults(handler=_provision)
@@ -53,28 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     smoke.set_defaults(handler=_acl_smoke)
 
 
-def _admin_token(given: str | None) -> str:
-    token = given or os.environ.get("ADMIN_TOKEN")
-    if not token:
-        token = getpass.getpass("admin token: ")
-    return token.strip()
-
-
 def _provision(args: argparse.Namespace) -> None:
-    token = _admin_token(args.admin_token)
-    url = f"{args.base_url.rstrip('/')}/admin/devices/{args.device_id}/credentials/rotate"
+    token = admin_token(args.admin_token)
+
+    async def rotate() -> dict:
+        async with AdminApi(args.base_url, token) as api:
+            return await api.rotate_credential(args.device_id)
+
     try:
-        response = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
-    except httpx.HTTPError as exc:
-        sys.exit(f"qris-soundbox: cannot reach {args.base_url}: {exc}")
-    if response.status_code != 200:
-        try:
-            error = response.json()["error"]
-            detail = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200]
-        sys.exit(f"qris-soundbox: rotation failed ({response.status_code} {detail})")
-    issued = response.json()
+        issued = asyncio.run(rotate())
+    except ApiError as exc:
+        sys.exit(f"qris-soundbox: rotation failed ({exc.status or 'no answer'} {exc.code}: {exc.message})")
     device_id = issued["device_id"]
     profile = {
         "host": issued["broker"]["host"],

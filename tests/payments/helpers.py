@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
-import hmac
-import time
-import uuid
-from datetime import UTC, datetime
 
 import msgspec
 
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.tools.api import callback_body, callback_headers
 from tests.support import WEBHOOK_SECRET, RunningPlatform
 
 
+__all__ = ["active_terminal", "callback_body", "make_qris_ready", "pending_transaction", "post_callback",
+           "signed_headers"]
+
+
 def signed_headers(body: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {"X-Callback-Timestamp": ts, "X-Callback-Signature": signature, "Content-Type": "application/json"}
-
-
-def callback_body(*, amount: int, transaction_id: str | None = None, terminal_id: str | None = None,
-                  status: str = "paid", event_id: str | None = None, provider_reference: str | None = None) -> dict:
-    body = {
-        "event_id": event_id or f"evt-{uuid.uuid4().hex}",
-        "status": status,
-        "amount": amount,
-        "currency": "IDR",
-        "provider_reference": provider_reference or f"RRN{uuid.uuid4().hex[:12].upper()}",
-        "paid_at": datetime.now(UTC).isoformat(),
-    }
-    if transaction_id:
-        body["transaction_id"] = transaction_id
-    if terminal_id:
-        body["terminal_id"] = terminal_id
-    return body
+    return callback_headers(secret, body, timestamp)
 
 
 async def post_callback(running: RunningPlatform, body: dict, **header_kwargs: object):

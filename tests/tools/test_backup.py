@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -13,15 +10,7 @@ import asyncpg
 
 from qris_soundbox.core.ids import new_id
 from tests.support import with_database
-
-
-async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qris_soundbox.tools.cli", *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    return proc.returncode or 0, out.decode(), err.decode()
+from tests.tools.helpers import run_cli
 
 
 async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_dsn: str, tmp_path: Path) -> None:
@@ -35,7 +24,7 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
     finally:
         await source.close()
 
-    code, out, err = await _cli("backup", "--out", str(tmp_path), env={"DATABASE_URL": database_url})
+    code, out, err = await run_cli("backup", "--out", str(tmp_path), env={"DATABASE_URL": database_url})
     assert code == 0, err
     dump = next(tmp_path.glob("*.dump"))
     manifest = json.loads(dump.with_suffix(".json").read_text())
@@ -46,13 +35,13 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
     await admin.execute(f'CREATE DATABASE "{target_name}"')
     target = with_database(pg_admin_dsn, target_name)
     try:
-        code, out, err = await _cli("restore", "plan", "--backup", str(dump), env={"DATABASE_URL": target})
+        code, out, err = await run_cli("restore", "plan", "--backup", str(dump), env={"DATABASE_URL": target})
         assert code == 0 and "pg_restore" in out and "--execute" in out
 
-        code, out, err = await _cli("restore", "plan", "--backup", str(dump), "--execute", env={"DATABASE_URL": target})
+        code, out, err = await run_cli("restore", "plan", "--backup", str(dump), "--execute", env={"DATABASE_URL": target})
         assert code == 0, err
 
-        code, out, err = await _cli("restore", "validate", "--backup", str(dump), env={"DATABASE_URL": target})
+        code, out, err = await run_cli("restore", "validate", "--backup", str(dump), env={"DATABASE_URL": target})
         assert code == 0, err + out
         assert "restore validation passed" in out
 
@@ -63,7 +52,7 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
         finally:
             await restored.close()
         # A restore that lost rows fails validation.
-        code, out, err = await _cli("restore", "validate", "--backup", str(dump), env={"DATABASE_URL": target})
+        code, out, err = await run_cli("restore", "validate", "--backup", str(dump), env={"DATABASE_URL": target})
         assert code != 0 and "merchants" in err
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{target_name}" WITH (FORCE)')
@@ -71,5 +60,5 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
 
 
 async def test_restore_plan_refuses_missing_file(tmp_path: Path, database_url: str) -> None:
-    code, _, err = await _cli("restore", "plan", "--backup", str(tmp_path / "nope.dump"), env={"DATABASE_URL": database_url})
+    code, _, err = await run_cli("restore", "plan", "--backup", str(tmp_path / "nope.dump"), env={"DATABASE_URL": database_url})
     assert code != 0 and "does not exist" in err
