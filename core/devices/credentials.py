@@ -137,11 +137,17 @@ class CredentialVerifier:
     fingerprint, SHA-256 of the presented secret): a rotation changes the
     fingerprint and so invalidates the entry by construction; a reconnect
     storm costs one query per device and no hashing.
+
+    ``hashed`` and ``cached`` count successful verifications by argon2 and
+    from the cache: after a broker restart the cache is empty, so every
+    device of the storm costs one hash (bench/broker_scale.py reports both).
     """
 
     def __init__(self, db: Database, *, workers: int | None = None) -> None:
         self._db = db
         self._verified: dict[str, tuple[str, bytes]] = {}
+        self.hashed = 0
+        self.cached = 0
         self._executor = ThreadPoolExecutor(
             max_workers=workers or max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="device-argon2"
         )
@@ -156,11 +162,13 @@ class CredentialVerifier:
         digest = hashlib.sha256(secret.encode()).digest()
         cached = self._verified.get(device_id)
         if cached is not None and cached[0] == fingerprint and hmac.compare_digest(cached[1], digest):
+            self.cached += 1
             return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(self._executor, _verify_hash, row["credential_hash"], secret):
             return None
         self._verified[device_id] = (fingerprint, digest)
+        self.hashed += 1
         return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
 
     async def verify_legacy(self, device_id: str) -> VerifiedDevice | None:
