@@ -80,6 +80,10 @@ RETURNING status, credential_rotated_at;
 -- $1 device id; what authentication needs
 SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = $1;
 
+-- device_credentials --
+-- $1 device ids; what authentication needs, for every connect waiting at once
+SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = ANY ($1::text[]);
+
 -- device_notify_change --
 -- $1 = JSON payload for the broker process(es): {"device_id", "fingerprint", "status"}
 SELECT pg_notify('device_credentials', $1);
