@@ -176,21 +176,25 @@ class CredentialVerifier:
 
     Every check reads the device row (status, hash, fingerprint: one indexed
     query, shared by the checks waiting at the same moment), so a disabled,
-    retired or rotated device is refused at once. Only
-    the argon2 verification is cached, keyed by (device id, current
-    fingerprint, SHA-256 of the presented secret): a rotation changes the
-    fingerprint and so invalidates the entry by construction; a reconnect
-    storm costs one query per device and no hashing.
+    retired or rotated device is refused at once. Only the argon2
+    verification is cached, keyed by (device id, current fingerprint, SHA-256
+    of the presented secret): a rotation changes the fingerprint and so
+    invalidates the entry by construction; a reconnect storm costs one query
+    per device and no hashing. A check arriving while the same key is being
+    hashed (a device that gave up waiting and tried again) waits for that
+    hash instead of starting another.
 
-    ``hashed`` and ``cached`` count successful verifications by argon2 and
-    from the cache: after a broker restart the cache is empty, so every
-    device of the storm costs one hash (bench/broker_scale.py reports both).
+    ``hashed`` counts successful verifications that ran argon2, ``cached``
+    those served without (cache, or a hash already running): after a broker
+    restart the cache is empty, so every device of the storm costs one hash
+    (bench/broker_scale.py reports both).
     """
 
     def __init__(self, db: Database, *, workers: int | None = None) -> None:
         self._db = db
         self._verified: dict[str, tuple[str, bytes]] = {}
         self._rows = _CredentialRows(db)
+        self._hashing: dict[tuple[str, str, bytes], asyncio.Future[bool]] = {}
         self.hashed = 0
         self.cached = 0
         self._executor = ThreadPoolExecutor(
@@ -209,11 +213,21 @@ class CredentialVerifier:
         if cached is not None and cached[0] == fingerprint and hmac.compare_digest(cached[1], digest):
             self.cached += 1
             return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(self._executor, _verify_hash, row["credential_hash"], secret):
+        key = (device_id, fingerprint, digest)
+        running = self._hashing.get(key)
+        joined = running is not None
+        if running is None:
+            running = self._hashing[key] = asyncio.get_running_loop().run_in_executor(
+                self._executor, _verify_hash, row["credential_hash"], secret)
+            running.add_done_callback(lambda _: self._hashing.pop(key, None))
+        # Shielded: a CONNECT given up must not cancel a hash another one waits for.
+        if not await asyncio.shield(running):
             return None
-        self._verified[device_id] = (fingerprint, digest)
-        self.hashed += 1
+        if joined:
+            self.cached += 1
+        else:
+            self._verified[device_id] = (fingerprint, digest)
+            self.hashed += 1
         return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
 
     async def verify_legacy(self, device_id: str) -> VerifiedDevice | None:

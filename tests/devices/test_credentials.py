@@ -93,3 +93,17 @@ async def test_checks_waiting_together_each_get_their_own_answer(running: Runnin
     finally:
         verifier.close()
     assert [r.device_id if r else None for r in results] == [first, None, second, first, None, None]
+
+
+async def test_a_retry_while_its_secret_is_being_hashed_waits_for_that_hash(running: RunningPlatform) -> None:
+    """A device that gave up waiting and connects again must not cost a second argon2 run."""
+    device_id, secret = await provisioned_device(running)
+    verifier = CredentialVerifier(running.platform.db)
+    try:
+        first, retry, wrong = await asyncio.gather(
+            verifier.verify(device_id, secret), verifier.verify(device_id, secret),
+            verifier.verify(device_id, "not-the-secret"))
+    finally:
+        verifier.close()
+    assert first is not None and retry is not None and wrong is None
+    assert (verifier.hashed, verifier.cached) == (1, 1)
