@@ -331,14 +331,17 @@ async def provisioned_fleet(workdir: Path, count: int, facts: dict[str, object])
     ``fingerprint_of``, ``DEVICE_SECRET_HASHER``), in a process pool (argon2
     holds no lock, but one process per core is simplest), and written with
     one INSERT from arrays. Yields the database and the credentials; with
-    DATABASE_URL the bench's devices are deleted again on the way out.
+    DATABASE_URL (or PG* variables) the bench's devices are deleted again on the way out.
     """
     from qris_soundbox.core.config import load_settings
     from qris_soundbox.core.devices.credentials import fingerprint_of, new_secret
+    from qris_soundbox.core.embedded_pg import external_database_configured
     from qris_soundbox.core.ids import new_id
     from qris_soundbox.tools.common import open_database
 
-    async with open_database(load_settings(), workdir, pool_size=4) as db:
+    settings = load_settings()
+    external = external_database_configured(settings.database_url)
+    async with open_database(settings, workdir, pool_size=4) as db:
         started = time.perf_counter()
         secrets = [new_secret() for _ in range(count)]
         ids = [new_id("dev") for _ in range(count)]
@@ -353,12 +356,12 @@ async def provisioned_fleet(workdir: Path, count: int, facts: dict[str, object])
             " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t (id, h, f, n)",
             ids, hashes, [fingerprint_of(secret) for secret in secrets], run)
         facts.update(provisioned=count, hash_seconds=hashed - started, insert_seconds=time.perf_counter() - hashed,
-                     hash_workers=os.cpu_count() or 2, database="DATABASE_URL" if db.dsn and os.environ.get(
-                         "DATABASE_URL") else "embedded PostgreSQL (temporary directory)", dsn=db.dsn)
+                     hash_workers=os.cpu_count() or 2, dsn=db.dsn,
+                     database="DATABASE_URL" if external else "embedded PostgreSQL (temporary directory)")
         try:
             yield db, Credentials(ids, secrets)
         finally:
-            if os.environ.get("DATABASE_URL"):
+            if external:
                 async with db.transaction() as conn:
                     for table in ("device_mqtt_messages", "device_outbox"):
                         await conn.execute(f"DELETE FROM {table} WHERE device_id = ANY ($1::text[])", ids)
@@ -681,6 +684,19 @@ def _ratio(ours: float, theirs: float | None, higher_is_better: bool) -> str:
     return f"{(theirs / ours if higher_is_better else ours / theirs):,.1f}×"
 
 
+# (row label, reconnect_storm() field, decimals): Mosquitto has no auth cache and no presence, so n/a there.
+STORM_ROWS = (
+    ("crash → listening again (s)", "to_listen", 2),
+    ("listening → all CONNACKed + subscribed (s)", "listen_to_all", 2),
+    ("crash → all back (s)", "crash_to_all", 2),
+    ("broker CPU from listening to all back (s)", "storm_cpu", 2),
+    ("connect attempts per device, mean", "attempts_mean", 2),
+    ("argon2 verifications in the new broker", "hashed", 0),
+    ("verifications served without hashing (cache, or a hash already running)", "cached", 0),
+    ("crash → PostgreSQL shows all online (s)", "presence_all", 2),
+)
+
+
 def _pick(results: dict[str, object] | None, key: str, pick: Callable[[object], float]) -> float | None:
     """A figure, or None where a broker has none (Mosquitto keeps no auth cache and no presence)."""
     try:
@@ -742,22 +758,9 @@ def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None
     for stage in plan.storm_at:
         key = f"storm_{stage}"
         label = f"reconnect storm, {stage:,} devices"
-        row(f"{label}: crash → listening again (s)", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["to_listen"])  # type: ignore[index]
-        row(f"{label}: listening → all CONNACKed + subscribed (s)", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["listen_to_all"])  # type: ignore[index]
-        row(f"{label}: crash → all back (s)", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["crash_to_all"])  # type: ignore[index]
-        row(f"{label}: broker CPU from listening to all back (s)", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["storm_cpu"])  # type: ignore[index]
-        row(f"{label}: connect attempts per device, mean", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["attempts_mean"])  # type: ignore[index]
-        row(f"{label}: argon2 verifications in the new broker", key, lambda v: f"{v:,.0f}", False,
-            lambda r: r["hashed"])  # type: ignore[index]
-        row(f"{label}: verifications served from its cache", key, lambda v: f"{v:,.0f}", False,
-            lambda r: r["cached"])  # type: ignore[index]
-        row(f"{label}: crash → PostgreSQL shows all online (s)", key, lambda v: f"{v:,.2f}", False,
-            lambda r: r["presence_all"])  # type: ignore[index]
+        for what, field_name, digits in STORM_ROWS:
+            row(f"{label}: {what}", key, lambda v, d=digits: f"{v:,.{d}f}", False,
+                lambda r, f=field_name: r[f])  # type: ignore[index,misc]
     lines += ["", f"Broker CPU time over the whole run: PlatformBroker {ours['cpu_seconds']:.1f} s"
               + (f", Mosquitto {theirs['cpu_seconds']:.1f} s." if theirs else "."), "", END]
     return "\n".join(lines)
