@@ -3,16 +3,40 @@
 Each broker runs in its own process (the project's under uvloop); this process
 is the load generator: one asyncio loop (uvloop) with a minimal hand-written
 MQTT 3.1.1 client (asyncio.Protocol, no task per connection), loopback only.
+
+``--auth devices`` (the default) measures the platform as deployed: this
+process starts an embedded PostgreSQL in a temporary directory (or uses
+DATABASE_URL: a database of your own, the bench adds its devices and deletes
+them again), applies the migrations, provisions as many devices as the
+largest stage with the platform's own device-secret hasher, and runs the
+broker with broker.yaml's plugins (device auth, ACL, presence, uplinks,
+outbox). Each session connects with username = client id = device id and
+its secret and subscribes to ``devices/<id>/downlink/#``. Devices may not
+publish downlinks (ACL), so downlinks enter the broker process through a
+bench-only control socket that calls ``PlatformBroker.deliver_to_client``,
+the call the outbox publisher makes for a payment: one loopback hop, like
+the publishing client used for Mosquitto, without the outbox's database
+round trips. ``--auth test`` swaps the plugins for the shared-password test
+plugin, which measures the broker's own cost. Mosquitto runs anonymous.
+
 Measured for both brokers:
 
-- 1 publisher -> 1 subscriber throughput at QoS 0 and QoS 1 (fresh broker);
-- connect + subscribe rate from 0 to 1k, 1k to 5k and 5k to 10k sessions,
-  each session a device subscribed to ``devices/<id>/downlink/#``, and the
-  broker's RSS per session;
+- 1 publisher -> 1 subscriber throughput at QoS 0 and QoS 1 (fresh broker;
+  not with ``--auth devices``: the ACL lets no device publish to another);
+- connect + subscribe rate from 0 to 1k, 1k to 5k and 5k to 10k sessions and
+  the broker's RSS per session;
 - per-device QoS 1 downlink latency (publish -> device) p50/p95/p99 and loss
-  at 200 and 1,000 msg/s with 5k and 10k sessions connected.
+  at 200 and 1,000 msg/s with 5k and 10k sessions connected;
+- a reconnect storm at 5k and 10k sessions: the broker process is killed
+  (SIGKILL, a crash: nothing is handed over) and started again at once, as a
+  supervisor would; every device notices the lost connection and reconnects
+  on its own, first after a random 0-1 s, then with a jittered doubling
+  back-off (0.25 s to 2 s). Timed until every device is CONNACKed and
+  subscribed again, with the new broker's CPU, its argon2 verifications vs
+  cache hits and (devices) how long until PostgreSQL shows every device
+  online again.
 
-Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth test|devices] [--no-write]``.
+Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth devices|test] [--no-write]``.
 Writes the "Broker at fleet scale" section of docs/performance.md.
 """
 
@@ -21,9 +45,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
+import json
 import os
 import platform as py_platform
+import random
 import resource
 import shutil
 import signal
@@ -32,7 +57,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -93,7 +120,7 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.connack: asyncio.Future[int] = loop.create_future()
-        self.suback: asyncio.Future[None] | None = None
+        self.suback: asyncio.Future[int] | None = None
         self.on_message = on_message
         self.on_puback: Callable[[], None] | None = None
         self.lost = False
@@ -140,7 +167,7 @@ class Client(asyncio.Protocol):
             elif kind == 2 and not self.connack.done():  # CONNACK
                 self.connack.set_result(body[1])
             elif kind == 9 and self.suback is not None and not self.suback.done():  # SUBACK
-                self.suback.set_result(None)
+                self.suback.set_result(body[2])
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -152,18 +179,23 @@ class Client(asyncio.Protocol):
 
 
 async def open_client(port: int, client_id: str, password: str, topic: str | None = None, qos: int = 1,
-                      on_message: Callable[[bytes], None] | None = None) -> Client:
+                      on_message: Callable[[bytes], None] | None = None, timeout: float = 30) -> Client:
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(lambda: Client(on_message), HOST, port)
-    client.write(connect_packet(client_id, client_id, password))
-    code = await asyncio.wait_for(client.connack, 30)
-    if code != 0:
+    try:
+        code = 0
+        client.write(connect_packet(client_id, client_id, password))
+        code = await asyncio.wait_for(client.connack, timeout)
+        if code != 0:
+            raise ConnectionRefusedError(f"CONNACK {code} for {client_id}")
+        if topic is not None:
+            client.suback = loop.create_future()
+            client.write(subscribe_packet(1, topic, qos))
+            if await asyncio.wait_for(client.suback, timeout) == 0x80:
+                raise PermissionError(f"SUBSCRIBE {topic} refused for {client_id}")
+    except BaseException:
         client.close()
-        raise ConnectionRefusedError(f"CONNACK {code} for {client_id}")
-    if topic is not None:
-        client.suback = loop.create_future()
-        client.write(subscribe_packet(1, topic, qos))
-        await asyncio.wait_for(client.suback, 30)
+        raise
     return client
 
 
@@ -172,20 +204,38 @@ async def open_client(port: int, client_id: str, password: str, topic: str | Non
 
 @dataclass
 class BrokerProcess:
+    """A broker in its own process, which can be crashed and started again on the same port."""
+
     name: str
-    process: subprocess.Popen[bytes]
+    command: list[str]
     port: int
+    cwd: Path = ROOT
+    env: dict[str, str] | None = None
+    control_port: int | None = None  # the project's broker with --auth devices: see BenchControl
+    process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, poll: float = 0.1) -> None:
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env)
+        await wait_for_port(self.port, self.process, poll=poll)
 
     @property
     def rss(self) -> int:
+        assert self.process is not None
         return psutil.Process(self.process.pid).memory_info().rss
 
     def cpu_seconds(self) -> float:
+        assert self.process is not None
         times = psutil.Process(self.process.pid).cpu_times()
         return times.user + times.system
 
+    def crash(self) -> None:
+        """SIGKILL: no shutdown hook runs, as when the process or its machine dies."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=60)
@@ -194,7 +244,7 @@ class BrokerProcess:
                 self.process.wait()
 
 
-async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60, poll: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -203,7 +253,7 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: fl
             _, writer = await asyncio.open_connection(HOST, port)
             writer.close()
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll)
     raise TimeoutError(f"broker did not listen on {port} within {timeout} s")
 
 
@@ -212,34 +262,41 @@ def find_mosquitto() -> str | None:
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
 
 
-async def start_platform_broker(args: argparse.Namespace, workdir: Path) -> BrokerProcess:
+async def start_platform_broker(args: argparse.Namespace, workdir: Path, dsn: str | None) -> BrokerProcess:
     port = free_port()
     command = [sys.executable, str(Path(__file__).resolve()), "serve-broker", "--port", str(port), "--auth", args.auth]
+    env, control_port = None, None
     if args.auth == "test":
         config = yaml.safe_load((ROOT / "broker.yaml").read_text())
         config["plugins"] = {TEST_PLUGIN: {"password": TEST_PASSWORD}}
         path = workdir / "broker-bench.yaml"
         path.write_text(yaml.safe_dump(config))
         command += ["--config", str(path)]
+    else:
+        control_port = free_port()
+        command += ["--control-port", str(control_port)]
+        # None: DATABASE_URL or the PG* variables are already in this environment.
+        env = {**os.environ, "DATABASE_URL": dsn} if dsn else None
     if args.profile:
+        # Dumped when the process stops: a process killed by a reconnect storm leaves none, the last one does.
         command += ["--profile", str(workdir / "platform-broker.pstats")]
-    process = subprocess.Popen(command, cwd=ROOT)
-    await wait_for_port(port, process)
-    return BrokerProcess("PlatformBroker (amqtt 0.12.1)", process, port)
+    broker = BrokerProcess("PlatformBroker (amqtt 0.12.1)", command, port, env=env, control_port=control_port)
+    await broker.start()
+    return broker
 
 
 async def start_mosquitto(binary: str, workdir: Path) -> BrokerProcess:
     port = free_port()
     conf = workdir / "mosquitto.conf"
-    # Anonymous: its auth costs nothing here, like the test plugin's string comparison on the other side.
+    # Anonymous: it checks no credential at all, which the tables say next to its figures.
     conf.write_text(f"listener {port} {HOST}\nallow_anonymous true\npersistence false\nlog_type error\n"
                     "max_connections -1\n")
-    process = subprocess.Popen([binary, "-c", str(conf)], cwd=workdir)
-    await wait_for_port(port, process)
-    return BrokerProcess("Mosquitto", process, port)
+    broker = BrokerProcess("Mosquitto", [binary, "-c", str(conf)], port, cwd=workdir)
+    await broker.start()
+    return broker
 
 
-# ---- scenarios --------------------------------------------------------------------------------------------------
+# ---- the platform's database and devices (--auth devices) --------------------------------------------------------
 
 
 @dataclass
@@ -249,6 +306,99 @@ class Credentials:
 
     def of(self, index: int) -> tuple[str, str]:
         return self.ids[index], self.secrets[index]
+
+
+def _hash_secret(secret: str) -> str:
+    from qris_soundbox.core.devices.credentials import DEVICE_SECRET_HASHER
+
+    return DEVICE_SECRET_HASHER.hash(secret)
+
+
+@asynccontextmanager
+async def provisioned_fleet(workdir: Path, count: int, facts: dict[str, object]) -> AsyncIterator[
+        tuple[object, Credentials]]:
+    """The platform's database (DATABASE_URL, else embedded in ``workdir``), migrated, with ``count`` active devices.
+
+    Secrets are issued and hashed exactly as a rotation does (``new_secret``,
+    ``fingerprint_of``, ``DEVICE_SECRET_HASHER``), in a process pool (argon2
+    holds no lock, but one process per core is simplest), and written with
+    one INSERT from arrays. Yields the database and the credentials; with
+    DATABASE_URL (or PG* variables) the bench's devices are deleted again on the way out.
+    """
+    from qris_soundbox.core.config import load_settings
+    from qris_soundbox.core.devices.credentials import fingerprint_of, new_secret
+    from qris_soundbox.core.embedded_pg import external_database_configured
+    from qris_soundbox.core.ids import new_id
+    from qris_soundbox.tools.common import open_database
+
+    settings = load_settings()
+    external = external_database_configured(settings.database_url)
+    async with open_database(settings, workdir, pool_size=4) as db:
+        started = time.perf_counter()
+        secrets = [new_secret() for _ in range(count)]
+        ids = [new_id("dev") for _ in range(count)]
+        run = ids[0][-8:]
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            hashes = await loop.run_in_executor(None, lambda: list(pool.map(_hash_secret, secrets, chunksize=250)))
+        hashed = time.perf_counter()
+        await db.pool.execute(
+            "INSERT INTO devices (id, serial_number, model_id, status, credential_hash, credential_fingerprint,"
+            " credential_rotated_at) SELECT id, 'BENCH-' || $4 || '-' || n, 'generic-audio', 'active', h, f, now()"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t (id, h, f, n)",
+            ids, hashes, [fingerprint_of(secret) for secret in secrets], run)
+        facts.update(provisioned=count, hash_seconds=hashed - started, insert_seconds=time.perf_counter() - hashed,
+                     hash_workers=os.cpu_count() or 2, dsn=db.dsn,
+                     database="DATABASE_URL" if external else "embedded PostgreSQL (temporary directory)")
+        try:
+            yield db, Credentials(ids, secrets)
+        finally:
+            if external:
+                async with db.transaction() as conn:
+                    for table in ("device_mqtt_messages", "device_outbox"):
+                        await conn.execute(f"DELETE FROM {table} WHERE device_id = ANY ($1::text[])", ids)
+                    await conn.execute("DELETE FROM devices WHERE id = ANY ($1::text[])", ids)
+
+
+def verify_cost(samples: int = 500) -> float:
+    """Seconds per argon2id verification of a device secret with the platform's parameters, in this process."""
+    from qris_soundbox.core.devices.credentials import DEVICE_SECRET_HASHER, new_secret
+
+    secret = new_secret()
+    stored = DEVICE_SECRET_HASHER.hash(secret)
+    started = time.perf_counter()
+    for _ in range(samples):
+        DEVICE_SECRET_HASHER.verify(stored, secret)
+    return (time.perf_counter() - started) / samples
+
+
+class Control:
+    """The load generator's end of the broker's bench control socket (see ``BenchControl``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Control:
+        return cls(*await asyncio.open_connection(HOST, port))
+
+    def downlink(self, device_id: bytes, payload: bytes) -> None:
+        self.writer.write(b"D" + struct.pack(">HH", len(device_id), len(payload)) + device_id + payload)
+
+    async def stats(self) -> dict[str, int]:
+        self.writer.write(b"S")
+        return json.loads(await self.reader.readline())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# ---- scenarios --------------------------------------------------------------------------------------------------
+
+STORM_FIRST_TRY_S = 1.0  # a device notices the lost connection and tries again after a random 0..1 s
+STORM_RETRY_S = 0.25  # then back-off doubling up to STORM_MAX_RETRY_S, each wait jittered to 50-100%
+STORM_MAX_RETRY_S = 2.0
+STORM_ATTEMPT_TIMEOUT_S = 5.0  # no CONNACK/SUBACK within this: give up the attempt and back off
 
 
 @dataclass
@@ -263,6 +413,9 @@ class Fleet:
         self.latencies.append(time.perf_counter() - struct.unpack_from(">d", payload)[0])
         self.received += 1
 
+    def topic(self, index: int) -> str:
+        return f"devices/{self.credentials.ids[index]}/downlink/#"
+
     async def grow(self, target: int) -> float:
         """Connect and subscribe devices up to ``target``; returns sessions per second."""
         semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
@@ -270,33 +423,82 @@ class Fleet:
         async def one(index: int) -> Client:
             device, secret = self.credentials.of(index)
             async with semaphore:
-                return await open_client(self.broker.port, device, secret, f"devices/{device}/downlink/#", 1,
-                                         self.on_downlink)
+                return await open_client(self.broker.port, device, secret, self.topic(index), 1, self.on_downlink)
 
         start, first = time.perf_counter(), len(self.clients)
         self.clients.extend(await asyncio.gather(*(one(i) for i in range(first, target))))
         return (target - first) / (time.perf_counter() - start)
 
+    async def reconnect(self, index: int, rng: random.Random) -> tuple[Client, int, float]:
+        """One device after losing its connection, as firmware does; returns the client, attempts, when it was back."""
+        device, secret = self.credentials.of(index)
+        await asyncio.sleep(rng.uniform(0, STORM_FIRST_TRY_S))
+        delay, attempts = STORM_RETRY_S, 0
+        while True:
+            attempts += 1
+            try:
+                client = await open_client(self.broker.port, device, secret, self.topic(index), 1, self.on_downlink,
+                                           timeout=STORM_ATTEMPT_TIMEOUT_S)
+                return client, attempts, time.perf_counter()
+            except (OSError, asyncio.TimeoutError):  # refused (broker not up yet), reset, or no answer in time
+                await asyncio.sleep(delay * rng.uniform(0.5, 1.0))
+                delay = min(delay * 2, STORM_MAX_RETRY_S)
 
-async def downlink_latency(fleet: Fleet, publisher: Client, rate: int, seconds: float) -> dict[str, float]:
-    """Paced QoS 1 publishes, each to one device; latency measured at the device."""
+
+async def reconnect_storm(fleet: Fleet, db: object | None) -> dict[str, float]:
+    """Crash the broker with every device connected, restart it at once; every device reconnects by itself."""
+    broker = fleet.broker
+    sessions = len(fleet.clients)
+    rng = random.Random(sessions)
+    crashed_at_db = await db.pool.fetchval("SELECT now()") if db is not None else None  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    broker.crash()
+    devices = [asyncio.create_task(fleet.reconnect(i, rng)) for i in range(sessions)]
+    await broker.start(poll=0.01)
+    listening = time.perf_counter()
+    cpu_at_listen = broker.cpu_seconds()
+    outcomes = await asyncio.gather(*devices)
+    back = max(at for _, _, at in outcomes)
+    cpu_storm = broker.cpu_seconds() - cpu_at_listen
+    for old in fleet.clients:
+        old.close()
+    fleet.clients = [client for client, _, _ in outcomes]
+    attempts = [n for _, n, _ in outcomes]
+    result = {"sessions": sessions, "to_listen": listening - start, "listen_to_all": back - listening,
+              "crash_to_all": back - start, "startup_cpu": cpu_at_listen, "storm_cpu": cpu_storm,
+              "attempts_mean": sum(attempts) / sessions, "attempts_max": max(attempts)}
+    if broker.control_port is not None:
+        control = await Control.open(broker.control_port)
+        result.update(await control.stats())
+        control.close()
+    if db is not None:
+        # Presence is written off the CONNACK path: how long until PostgreSQL shows the whole fleet online again.
+        ids = fleet.credentials.ids[:sessions]
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            updated = await db.pool.fetchval(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM devices WHERE id = ANY ($1::text[]) AND online AND presence_changed_at >= $2",
+                ids, crashed_at_db)
+            if updated == sessions:
+                result["presence_all"] = time.perf_counter() - start
+                break
+            await asyncio.sleep(0.05)
+    return result
+
+
+Sender = Callable[[int, int], None]  # (device index, sequence number): send one timestamped downlink
+
+
+async def downlink_latency(fleet: Fleet, send: Sender, rate: int, seconds: float) -> dict[str, float]:
+    """Paced QoS 1 downlinks, each to one device; latency measured at the device."""
     sessions = len(fleet.clients)
     total = int(rate * seconds)
-    topics = [f"devices/{fleet.credentials.ids[i]}/downlink/payment".encode() for i in range(sessions)]
     fleet.latencies, fleet.received = [], 0
-    acked = 0
-
-    def on_puback() -> None:
-        nonlocal acked
-        acked += 1
-
-    publisher.on_puback = on_puback
     start, sent = time.perf_counter(), 0
     while sent < total and time.perf_counter() - start < seconds * 3:
         due = min(total, int((time.perf_counter() - start) * rate) + 1)
         while sent < due:
-            device = (sent * 7919) % sessions  # a different device each time, all of them in turn
-            publisher.write(publish_packet(topics[device], timestamped_payload(sent), 1, sent % 65535 + 1))
+            send((sent * 7919) % sessions, sent)  # a different device each time, all of them in turn
             sent += 1
         await asyncio.sleep(0.001)
     deadline = time.perf_counter() + 15
@@ -310,6 +512,26 @@ async def downlink_latency(fleet: Fleet, publisher: Client, rate: int, seconds: 
     return {"sent": sent, "received": fleet.received, "lost": sent - fleet.received, "p50": pct(0.50),
             "p95": pct(0.95), "p99": pct(0.99), "max": 1000 * ordered[-1] if ordered else float("nan"),
             "achieved_rate": sent / max(time.perf_counter() - start, 1e-9)}
+
+
+async def downlink_sender(fleet: Fleet, publisher_index: int) -> tuple[Sender, Callable[[], None]]:
+    """How downlinks reach the broker: its control socket if it has one, else a publishing client."""
+    ids = [device.encode() for device in fleet.credentials.ids]
+    if fleet.broker.control_port is not None:
+        control = await Control.open(fleet.broker.control_port)
+
+        def through_control(device: int, seq: int) -> None:
+            control.downlink(ids[device], timestamped_payload(seq))
+
+        return through_control, control.close
+    publisher_id, publisher_secret = fleet.credentials.of(publisher_index)
+    publisher = await open_client(fleet.broker.port, publisher_id, publisher_secret)
+
+    def through_publisher(device: int, seq: int) -> None:
+        topic = b"devices/" + ids[device] + b"/downlink/payment"
+        publisher.write(publish_packet(topic, timestamped_payload(seq), 1, seq % 65535 + 1))
+
+    return through_publisher, publisher.close
 
 
 async def throughput(broker: BrokerProcess, credentials: Credentials, qos: int, count: int, tag: str) -> dict[str, float]:
@@ -377,26 +599,27 @@ class Plan:
     rates: tuple[int, ...]
     latency_seconds: float
     throughput_messages: int
+    storm_at: tuple[int, ...]
 
 
 FULL = Plan(stages=(1_000, 5_000, 10_000), latency_at=(5_000, 10_000), rates=(200, 1_000), latency_seconds=5,
-            throughput_messages=30_000)
+            throughput_messages=30_000, storm_at=(5_000, 10_000))
 QUICK = Plan(stages=(500, 2_000), latency_at=(2_000,), rates=(200, 1_000), latency_seconds=2,
-             throughput_messages=5_000)
+             throughput_messages=5_000, storm_at=(2_000,))
 
 
-async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan) -> dict[str, object]:
+async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan, db: object | None = None
+                  ) -> dict[str, object]:
     results: dict[str, object] = {}
-    cpu_before = broker.cpu_seconds()
-    for qos in (0, 1):
-        results[f"throughput_qos{qos}"] = await throughput(broker, credentials, qos, plan.throughput_messages,
-                                                           f"throughput{qos}")
-        print(f"  {broker.name}: 1->1 QoS {qos}: {results[f'throughput_qos{qos}']}", flush=True)
-    await asyncio.sleep(1.5)  # let the broker drop the throughput sessions before RSS is sampled
+    cpu_before, cpu_of_killed = broker.cpu_seconds(), 0.0
+    if broker.control_port is None:  # with the device ACL no device may publish to another
+        for qos in (0, 1):
+            results[f"throughput_qos{qos}"] = await throughput(broker, credentials, qos, plan.throughput_messages,
+                                                               f"throughput{qos}")
+            print(f"  {broker.name}: 1->1 QoS {qos}: {results[f'throughput_qos{qos}']}", flush=True)
+        await asyncio.sleep(1.5)  # let the broker drop the throughput sessions before RSS is sampled
     fleet = Fleet(broker, credentials)
     rss_start = broker.rss
-    publisher_id, publisher_secret = credentials.of(len(credentials.ids) - 3)
-    publisher = await open_client(broker.port, publisher_id, publisher_secret)
     previous = 0
     for stage in plan.stages:
         rate = await fleet.grow(stage)
@@ -409,12 +632,19 @@ async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan) -
               flush=True)
         previous = stage
         if stage in plan.latency_at:
+            send, close = await downlink_sender(fleet, len(credentials.ids) - 3)
             for per_second in plan.rates:
-                outcome = await downlink_latency(fleet, publisher, per_second, plan.latency_seconds)
+                outcome = await downlink_latency(fleet, send, per_second, plan.latency_seconds)
                 results[f"latency_{stage}_{per_second}"] = outcome
                 print(f"  {broker.name}: downlink {per_second}/s with {stage} sessions: {outcome}", flush=True)
-    results["cpu_seconds"] = broker.cpu_seconds() - cpu_before
-    publisher.close()
+            close()
+        if stage in plan.storm_at:
+            # The killed process's CPU time is counted before it goes; the new one's starts at zero.
+            cpu_of_killed += broker.cpu_seconds() - cpu_before
+            cpu_before = 0.0
+            results[f"storm_{stage}"] = outcome = await reconnect_storm(fleet, db)
+            print(f"  {broker.name}: reconnect storm with {stage} sessions: {outcome}", flush=True)
+    results["cpu_seconds"] = cpu_of_killed + broker.cpu_seconds() - cpu_before
     for client in fleet.clients:
         client.close()
     return results
@@ -446,20 +676,55 @@ def _ratio(ours: float, theirs: float | None, higher_is_better: bool) -> str:
     return f"{(theirs / ours if higher_is_better else ours / theirs):,.1f}×"
 
 
+# (row label, reconnect_storm() field, decimals): Mosquitto has no auth cache and no presence, so n/a there.
+STORM_ROWS = (
+    ("crash → listening again (s)", "to_listen", 2),
+    ("listening → all CONNACKed + subscribed (s)", "listen_to_all", 2),
+    ("crash → all back (s)", "crash_to_all", 2),
+    ("broker CPU from listening to all back (s)", "storm_cpu", 2),
+    ("connect attempts per device, mean", "attempts_mean", 2),
+    ("argon2 verifications in the new broker", "hashed", 0),
+    ("verifications served without hashing (cache, or a hash already running)", "cached", 0),
+    ("crash → PostgreSQL shows all online (s)", "presence_all", 2),
+)
+
+
+def _pick(results: dict[str, object] | None, key: str, pick: Callable[[object], float]) -> float | None:
+    """A figure, or None where a broker has none (Mosquitto keeps no auth cache and no presence)."""
+    try:
+        return pick(results[key]) if results is not None else None
+    except KeyError:
+        return None
+
+
+def auth_notes(auth: str, facts: dict[str, object]) -> list[str]:
+    if auth == "test":
+        return ["PlatformBroker: broker.yaml with the shared-password test plugin as its only plugin (no database):"
+                " the broker's own cost. Mosquitto: anonymous.", ""]
+    return [f"PlatformBroker: broker.yaml's plugins (device auth, ACL, presence, uplinks, outbox) on"
+            f" {facts['database']}; {facts['provisioned']:,} devices provisioned with the platform's device-secret"
+            f" hasher (argon2id t=1, m=1 MiB, p=1: {facts['verify_ms']:.2f} ms per verify here) in"
+            f" {facts['hash_seconds']:.1f} s on {facts['hash_workers']} processes + {facts['insert_seconds']:.1f} s"
+            " INSERT. Downlinks enter through a bench control socket calling `deliver_to_client` (devices may not"
+            " publish downlinks), so there is no 1 → 1 test. Mosquitto: anonymous, no ACL, downlinks from a"
+            " publishing client.", ""]
+
+
 def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None, info: dict[str, str],
-           load: tuple[tuple[float, ...], tuple[float, ...]], auth: str, seconds: float) -> str:
+           load: tuple[tuple[float, ...], tuple[float, ...]], auth: str, seconds: float,
+           facts: dict[str, object]) -> str:
     lines = [BEGIN, "", "## Broker at fleet scale", "",
              f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
              f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).", "",
              "| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in info.items()),
              f"| load average (1/5/15 min) before / after | {' / '.join(f'{x:.2f}' for x in load[0])} →"
              f" {' / '.join(f'{x:.2f}' for x in load[1])} |", "",
-             "| test | PlatformBroker | Mosquitto | ratio |", "|---|---|---|---|"]
+             *auth_notes(auth, facts),
+             "| test | PlatformBroker | Mosquitto (anonymous) | ratio |", "|---|---|---|---|"]
 
     def row(label: str, key: str, fmt: Callable[[float], str], higher_is_better: bool,
             pick: Callable[[object], float] = float) -> None:  # type: ignore[assignment]
-        mine = pick(ours[key]) if key in ours else None
-        other = pick(theirs[key]) if theirs and key in theirs else None
+        mine, other = _pick(ours, key, pick), _pick(theirs, key, pick)
         lines.append(f"| {label} | {fmt(mine) if mine is not None else 'n/a'} | "
                      f"{fmt(other) if other is not None else 'n/a'} | "
                      f"{_ratio(mine or 0.0, other, higher_is_better)} |")
@@ -482,6 +747,12 @@ def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None
                     False, lambda r, n=name: r[n])  # type: ignore[index,misc]
             row(f"downlink QoS 1, {stage:,} sessions, {rate:,} msg/s: lost of sent", key, lambda v: f"{v:,.0f}",
                 False, lambda r: r["lost"])  # type: ignore[index]
+    for stage in plan.storm_at:
+        key = f"storm_{stage}"
+        label = f"reconnect storm, {stage:,} devices"
+        for what, field_name, digits in STORM_ROWS:
+            row(f"{label}: {what}", key, lambda v, d=digits: f"{v:,.{d}f}", False,
+                lambda r, f=field_name: r[f])  # type: ignore[index,misc]
     lines += ["", f"Broker CPU time over the whole run: PlatformBroker {ours['cpu_seconds']:.1f} s"
               + (f", Mosquitto {theirs['cpu_seconds']:.1f} s." if theirs else "."), "", END]
     return "\n".join(lines)
@@ -497,19 +768,9 @@ def raise_fd_limit() -> None:
         print(f"warning: only {hard} file descriptors allowed; 10,000 sessions need more", file=sys.stderr)
 
 
-def load_credentials(args: argparse.Namespace, needed: int) -> Credentials:
-    if args.auth == "test":
-        ids = [f"bench-{i}" for i in range(needed)]
-        return Credentials(ids, [TEST_PASSWORD] * needed)
-    rows = [line.split(",", 1) for line in Path(args.devices_file).read_text().splitlines() if line.strip()]
-    if len(rows) < needed:
-        raise SystemExit(f"--devices-file has {len(rows)} devices; this plan needs {needed}")
-    return Credentials([r[0].strip() for r in rows], [r[1].strip() for r in rows])
-
-
 async def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
-    credentials = load_credentials(args, plan.stages[-1] + 3)
+    needed = plan.stages[-1] + 3  # the fleet, plus the 1 -> 1 pair and the downlink publisher
     mosquitto = find_mosquitto()
     if mosquitto is None:
         print("mosquitto is not installed: `apt-get install -y mosquitto` to compare against it;"
@@ -517,31 +778,88 @@ async def run(args: argparse.Namespace) -> int:
     info = machine()
     load_before = os.getloadavg()
     started = time.perf_counter()
+    facts: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="broker-bench-") as tmp:
         workdir = Path(tmp)
-        ours_process = await start_platform_broker(args, workdir)
-        try:
-            print(f"measuring {ours_process.name} on port {ours_process.port}", flush=True)
-            ours = await measure(ours_process, credentials, plan)
-        finally:
-            ours_process.stop()
+        async with contextlib.AsyncExitStack() as stack:
+            db = None
+            if args.auth == "devices":
+                print(f"provisioning {needed:,} devices ...", flush=True)
+                db, credentials = await stack.enter_async_context(provisioned_fleet(workdir, needed, facts))
+                facts["verify_ms"] = 1000 * verify_cost()
+                print(f"  {facts}", flush=True)
+            else:
+                ids = [f"bench-{i}" for i in range(needed)]
+                credentials = Credentials(ids, [TEST_PASSWORD] * needed)
+            ours_process = await start_platform_broker(args, workdir, facts.get("dsn"))  # type: ignore[arg-type]
+            try:
+                print(f"measuring {ours_process.name} on port {ours_process.port}", flush=True)
+                ours = await measure(ours_process, credentials, plan, db)
+            finally:
+                ours_process.stop()
         theirs = None
         if mosquitto is not None:
             theirs_process = await start_mosquitto(mosquitto, workdir)
             try:
                 print(f"measuring Mosquitto on port {theirs_process.port}", flush=True)
-                theirs = await measure(theirs_process, Credentials(credentials.ids, credentials.secrets), plan)
+                theirs = await measure(theirs_process, credentials, plan)
             finally:
                 theirs_process.stop()
         if args.profile:
             print(f"profile of the project's broker: {workdir / 'platform-broker.pstats'} (copied to {args.profile})")
             shutil.copy(workdir / "platform-broker.pstats", args.profile)
-    text = render(plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started)
+    text = render(plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started,
+                  facts)
     print(text)
     if not args.no_write:
         write_section(text, BEGIN, END)
         print(f"written to {DOC}")
     return 0
+
+
+class BenchControl(asyncio.Protocol):
+    """Bench-only socket into the broker process (``--auth devices``).
+
+    ``D`` + lengths + device id + payload: ``deliver_to_client`` to
+    ``devices/<id>/downlink/payment`` at QoS 1, in its own task as the outbox
+    publisher does. ``S``: one JSON line with the device-auth counters.
+    """
+
+    def __init__(self, platform: object) -> None:
+        from qris_soundbox.core.devices.credentials import verifier_for
+
+        self.broker = platform.broker  # type: ignore[attr-defined]
+        self.verifier = verifier_for(platform)  # type: ignore[arg-type]
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.deliveries: set[asyncio.Task[bool]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while buffer:
+            if buffer[0] == ord("S"):
+                del buffer[:1]
+                assert self.transport is not None
+                self.transport.write(json.dumps({"hashed": self.verifier.hashed,
+                                                 "cached": self.verifier.cached}).encode() + b"\n")
+                continue
+            if len(buffer) < 5:
+                return
+            id_length, payload_length = struct.unpack_from(">HH", buffer, 1)
+            end = 5 + id_length + payload_length
+            if len(buffer) < end:
+                return
+            device = buffer[5:5 + id_length].decode()
+            payload = bytes(buffer[5 + id_length:end])
+            del buffer[:end]
+            task = asyncio.get_running_loop().create_task(
+                self.broker.deliver_to_client(device, f"devices/{device}/downlink/payment", payload))
+            self.deliveries.add(task)
+            task.add_done_callback(self.deliveries.discard)
 
 
 def serve_broker(args: argparse.Namespace) -> None:
@@ -561,8 +879,15 @@ def serve_broker(args: argparse.Namespace) -> None:
             from qris_soundbox.core.config import load_settings
             from qris_soundbox.tools.serve import ServeOptions, serve
 
-            options = ServeOptions(roles=frozenset({"broker"}), mqtt_host=HOST, mqtt_port=args.port)
-            await serve(load_settings(), options, stop)
+            ready: asyncio.Future[object] = loop.create_future()
+            options = ServeOptions(roles=frozenset({"broker"}), mqtt_host=HOST, mqtt_port=args.port,
+                                   on_ready=lambda platform, _urls, _demo: ready.set_result(platform))
+            serving = asyncio.create_task(serve(load_settings(), options, stop))
+            await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                platform = ready.result()
+                await loop.create_server(lambda: BenchControl(platform), HOST, args.control_port)
+            await serving
             return
         from qris_soundbox.broker.config import load_broker_config, with_bind
         from qris_soundbox.broker.server import PlatformBroker
@@ -595,28 +920,20 @@ def main() -> int:
         parser = argparse.ArgumentParser(prog="broker_scale.py serve-broker")
         parser.add_argument("serve", choices=["serve-broker"])
         parser.add_argument("--port", type=int, required=True)
-        parser.add_argument("--auth", choices=["test", "devices"], default="test")
+        parser.add_argument("--auth", choices=["test", "devices"], default="devices")
+        parser.add_argument("--control-port", type=int)
         parser.add_argument("--config")
         parser.add_argument("--profile")
         serve_broker(parser.parse_args())
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500/2,000 sessions, shorter runs")
-    parser.add_argument("--auth", choices=["test", "devices"], default="test",
-                        help="test: shared-password test plugin; devices: the project's plugins and provisioned devices")
-    parser.add_argument("--devices-file", help="with --auth devices: CSV lines 'device_id,secret' of provisioned devices")
+    parser.add_argument("--auth", choices=["devices", "test"], default="devices",
+                        help="devices: broker.yaml's plugins on PostgreSQL (embedded unless DATABASE_URL is set) with"
+                             " provisioned devices; test: the shared-password test plugin, the broker's own cost")
     parser.add_argument("--profile", help="write a cProfile of the project's broker process to this file")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md alone")
     args = parser.parse_args()
-    if args.auth == "devices":
-        if importlib.util.find_spec("qris_soundbox.plugins.device_auth") is None:
-            print("--auth devices needs the device auth plugin (qris_soundbox.plugins.device_auth), which this"
-                  " checkout does not have yet; use --auth test", file=sys.stderr)
-            return 2
-        if not args.devices_file or not os.environ.get("DATABASE_URL"):
-            print("--auth devices needs DATABASE_URL (the platform's database) and --devices-file with the"
-                  " provisioned devices' credentials", file=sys.stderr)
-            return 2
     raise_fd_limit()
     import uvloop
 

@@ -6,6 +6,11 @@ downlinks (reconnect), and by a one-second tick for retries, for wake-ups missed
 while the listening connection was down, and for expiry. Whichever process
 wrote the row (``serve --only api`` included), the process running the broker
 delivers it.
+
+Devices that subscribed since the last round are woken with one UPDATE for
+all of them, not one each: after a broker restart the whole fleet subscribes
+within seconds, and those writes would compete with authentication for the
+pool (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ class OutboxPublisher:
         self._is_online = is_online
         self._deliver = deliver
         self._dirty: set[str] = set()
+        self._subscribed: set[str] = set()  # to wake (their deferred rows become due), then drain
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[object]] = set()  # deliveries and wake-ups, cancelled on stop
+        self._in_flight: set[asyncio.Task[bool]] = set()  # deliveries awaiting PUBACK, cancelled on stop
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -57,21 +63,8 @@ class OutboxPublisher:
         await self._close_listener()
 
     def device_ready(self, device_id: str) -> None:
-        """The device (re)subscribed to its downlinks: everything unacked is due now.
-
-        The rows are made due first and drained after, never both at once: a drain
-        racing the wake-up would send a row, then see it made due again and send it twice.
-        """
-        task = asyncio.create_task(self._wake_device(device_id))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _wake_device(self, device_id: str) -> None:
-        try:
-            await self._db.execute("wake_downlinks", device_id)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("outbox wake failed", extra={"device_id": device_id, "error": str(exc)})
-        self._dirty.add(device_id)
+        """The device (re)subscribed to its downlinks: everything unacked is due now."""
+        self._subscribed.add(device_id)
         self._wake.set()
 
     def _notified(self, _conn: object, _pid: int, _channel: str, device_id: str) -> None:
@@ -104,6 +97,14 @@ class OutboxPublisher:
                 except TimeoutError:
                     ticked = True
                 self._wake.clear()
+                if self._subscribed:
+                    subscribed, self._subscribed = self._subscribed, set()
+                    try:
+                        await self._db.execute("wake_downlinks", list(subscribed))
+                    except BaseException:
+                        self._subscribed |= subscribed  # woken on the next round
+                        raise
+                    self._dirty |= subscribed
                 if self._dirty:
                     devices, self._dirty = self._dirty, set()
                     await self._drain([d for d in devices if self._is_online(d)])

@@ -128,20 +128,75 @@ def _verify_hash(secret_hash: str, secret: str) -> bool:
         return False
 
 
+class _CredentialRows:
+    """Reads device credential rows, one query for all the lookups waiting at once.
+
+    A lookup joins the next query, never one already sent, so it always sees
+    the row as it is after it was asked for. Alone, a lookup is one query as
+    before; in a reconnect storm, one query (and one pool round trip) serves
+    every CONNECT that arrived while the previous one ran, instead of one each.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, device_id: str) -> asyncpg.Record | None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[asyncpg.Record | None] = loop.create_future()
+        self._waiting.setdefault(device_id, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._read_while_waiting())
+        return await future
+
+    async def _read_while_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                rows = {row["id"]: row for row in await self._db.fetch("device_credentials", list(batch))}
+            except Exception as exc:  # each CONNECT fails as its own query would have
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for device_id, futures in batch.items():
+                for future in futures:
+                    if not future.done():  # a CONNECT given up (connection closed) cancels its wait
+                        future.set_result(rows.get(device_id))
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class CredentialVerifier:
     """Checks a device id + secret against PostgreSQL, argon2 off the event loop.
 
     Every check reads the device row (status, hash, fingerprint: one indexed
-    query), so a disabled, retired or rotated device is refused at once. Only
-    the argon2 verification is cached, keyed by (device id, current
-    fingerprint, SHA-256 of the presented secret): a rotation changes the
-    fingerprint and so invalidates the entry by construction; a reconnect
-    storm costs one query per device and no hashing.
+    query, shared by the checks waiting at the same moment), so a disabled,
+    retired or rotated device is refused at once. Only the argon2
+    verification is cached, keyed by (device id, current fingerprint, SHA-256
+    of the presented secret): a rotation changes the fingerprint and so
+    invalidates the entry by construction; a reconnect storm costs one query
+    per device and no hashing. A check arriving while the same key is being
+    hashed (a device that gave up waiting and tried again) waits for that
+    hash instead of starting another.
+
+    ``hashed`` counts successful verifications that ran argon2, ``cached``
+    those served without (cache, or a hash already running): after a broker
+    restart the cache is empty, so every device of the storm costs one hash
+    (bench/broker_scale.py reports both).
     """
 
     def __init__(self, db: Database, *, workers: int | None = None) -> None:
         self._db = db
         self._verified: dict[str, tuple[str, bytes]] = {}
+        self._rows = _CredentialRows(db)
+        self._hashing: dict[tuple[str, str, bytes], asyncio.Future[bool]] = {}
+        self.hashed = 0
+        self.cached = 0
         self._executor = ThreadPoolExecutor(
             max_workers=workers or max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="device-argon2"
         )
@@ -149,18 +204,30 @@ class CredentialVerifier:
     async def verify(self, device_id: str, secret: str) -> VerifiedDevice | None:
         if not device_id or not secret or len(secret) > MAX_SECRET_LENGTH:
             return None
-        row = await self._db.fetchrow("device_credential", device_id)
+        row = await self._rows.get(device_id)
         if row is None or row["status"] not in USABLE_STATUSES or not row["credential_hash"]:
             return None
         fingerprint = row["credential_fingerprint"]
         digest = hashlib.sha256(secret.encode()).digest()
         cached = self._verified.get(device_id)
         if cached is not None and cached[0] == fingerprint and hmac.compare_digest(cached[1], digest):
+            self.cached += 1
             return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(self._executor, _verify_hash, row["credential_hash"], secret):
+        key = (device_id, fingerprint, digest)
+        running = self._hashing.get(key)
+        joined = running is not None
+        if running is None:
+            running = self._hashing[key] = asyncio.get_running_loop().run_in_executor(
+                self._executor, _verify_hash, row["credential_hash"], secret)
+            running.add_done_callback(lambda _: self._hashing.pop(key, None))
+        # Shielded: a CONNECT given up must not cancel a hash another one waits for.
+        if not await asyncio.shield(running):
             return None
-        self._verified[device_id] = (fingerprint, digest)
+        if joined:
+            self.cached += 1
+        else:
+            self._verified[device_id] = (fingerprint, digest)
+            self.hashed += 1
         return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
 
     async def verify_legacy(self, device_id: str) -> VerifiedDevice | None:
@@ -177,6 +244,7 @@ class CredentialVerifier:
             self._verified.pop(device_id, None)
 
     def close(self) -> None:
+        self._rows.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -80,14 +80,20 @@ RETURNING status, credential_rotated_at;
 -- $1 device id; what authentication needs
 SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = $1;
 
+-- device_credentials --
+-- $1 device ids; what authentication needs, for every connect waiting at once
+SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = ANY ($1::text[]);
+
 -- device_notify_change --
 -- $1 = JSON payload for the broker process(es): {"device_id", "fingerprint", "status"}
 SELECT pg_notify('device_credentials', $1);
 
 -- device_presence --
--- $1 device id, $2 online, $3 event time, $4 broker instance id; an older event never overwrites a newer one
-UPDATE devices SET online = $2, last_seen_at = $3, presence_changed_at = $3, broker_instance_id = $4
-WHERE id = $1 AND (presence_changed_at IS NULL OR presence_changed_at <= $3);
+-- $1 device ids, $2 online, $3 event times (parallel arrays, one entry per device), $4 broker instance id;
+-- an older event never overwrites a newer one
+UPDATE devices d SET online = c.online, last_seen_at = c.at, presence_changed_at = c.at, broker_instance_id = $4
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
+WHERE d.id = c.id AND (d.presence_changed_at IS NULL OR d.presence_changed_at <= c.at);
 
 -- device_presence_release_instance --
 -- $1 broker instance id: its devices are offline once it stops

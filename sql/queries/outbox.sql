@@ -36,9 +36,9 @@ UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::flo
 WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent');
 
 -- wake_downlinks --
--- $1 device id: on (re)connect everything unacked is due at once
+-- $1 device ids: on (re)connect everything unacked is due at once
 UPDATE device_outbox SET next_attempt_at = now()
-WHERE device_id = $1 AND status IN ('pending', 'sent');
+WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent');
 
 -- expire_downlinks --
 -- Past their expiry: a payment announcement becomes skipped_late (never played late), the rest expired.

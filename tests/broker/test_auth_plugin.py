@@ -133,12 +133,17 @@ async def test_reconnect_uses_cached_verification(running: RunningPlatform) -> N
     from qris_soundbox.core.devices.credentials import verifier_for
 
     device_id, secret = await provisioned_device(running)
-    async with running.mqtt(device_id, secret):
-        pass
     verifier = verifier_for(running.platform)
-    assert device_id in verifier._verified
+    hashed = verifier.hashed
     async with running.mqtt(device_id, secret):
         pass
+    assert device_id in verifier._verified
+    assert verifier.hashed == hashed + 1
+    cached = verifier.cached
+    async with running.mqtt(device_id, secret):
+        pass
+    # the second connect is served from the cache: counted as such, no second hash
+    assert (verifier.hashed, verifier.cached) == (hashed + 1, cached + 1)
     # after a rotation the cached entry no longer matches the stored fingerprint
     await rotate(running, device_id)
     assert await eventually(lambda: _not_cached(verifier, device_id))
