@@ -192,8 +192,11 @@ class AclDenialCounter:
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self._flush_after_s)
-        await self.flush()
+        # Loops while denials keep coming: a count() made during a flush finds this
+        # task still running and schedules nothing, so this task must pick it up.
+        while self._pending:
+            await asyncio.sleep(self._flush_after_s)
+            await self.flush()
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}
