@@ -15,7 +15,7 @@ rows being immutable), then runs bounded bursts against the public routes:
 
 The client is aiohttp with a connector limit of ``LOAD_CONCURRENCY``: httpx's async
 pool is ~35× slower on this kind of machine and would measure itself
-(/work/shared/notes/load-generation.md). Each scenario reports count, errors,
+(the shared note notes/load-generation.md). Each scenario reports count, errors,
 throughput and p50/p95/p99 latency beside /health's from the same run.
 A non-loopback ``BASE_URL`` is refused unless ``--allow-remote``.
 """
