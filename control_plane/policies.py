@@ -2,7 +2,7 @@
 
 - ``opt={"rate_limit": "login" | "admin_write" | "device" | "callback"}``:
   counted in ``core.ratelimit`` per key — ``login``: client IP + the email in
-  the body; ``admin_write``: the principal; ``device``: the ``X-Device-Id``
+  the body, and all logins of the client IP (``RATE_LIMIT_LOGIN_IP_MAX``); ``admin_write``: the principal; ``device``: the ``X-Device-Id``
   header (else the IP); ``callback``: the client IP. Over the limit:
   ``429 rate_limited`` with ``Retry-After``.
 - ``opt={"idempotent": True}``: an ``Idempotency-Key`` header makes the write
@@ -49,6 +49,8 @@ def route_policies(app: ASGIApp) -> ASGIApp:
         platform = platform_of(request)
         if bucket:
             platform.rate_limiter.hit(bucket, await _rate_key(bucket, request, principal))
+            if bucket == "login":
+                platform.rate_limiter.hit("login_ip", client_ip(request) or "-")
         key = request.headers.get(IDEMPOTENCY_HEADER) if idempotent else None
         if key is None:
             await app(scope, receive, send)

@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_enabled: bool = True
     rate_limit_login_window_ms: int = 60_000
     rate_limit_login_max: int = 10
+    # Per client IP, whatever email is tried: the IP+email limit alone could be
+    # dodged by cycling emails (password spraying).
+    rate_limit_login_ip_max: int = 50
     rate_limit_device_window_ms: int = 60_000
     rate_limit_device_max: int = 600
     rate_limit_admin_write_window_ms: int = 60_000
@@ -152,6 +155,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_ENABLED": ("rate_limit_enabled", parse_bool),
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),
     "RATE_LIMIT_LOGIN_MAX": ("rate_limit_login_max", parse_positive_int),
+    "RATE_LIMIT_LOGIN_IP_MAX": ("rate_limit_login_ip_max", parse_positive_int),
     "RATE_LIMIT_DEVICE_WINDOW_MS": ("rate_limit_device_window_ms", parse_positive_int),
     "RATE_LIMIT_DEVICE_MAX": ("rate_limit_device_max", parse_positive_int),
     "RATE_LIMIT_ADMIN_WRITE_WINDOW_MS": ("rate_limit_admin_write_window_ms", parse_positive_int),

@@ -46,6 +46,8 @@ class RateLimiter:
                           getattr(settings, f"rate_limit_{bucket}_window_ms") / 1000)
             for bucket in BUCKETS
         }
+        # The login window also bounds all logins from one IP (counted by the login route's policy).
+        limits["login_ip"] = Limit(settings.rate_limit_login_ip_max, settings.rate_limit_login_window_ms / 1000)
         return cls(limits, enabled=settings.rate_limit_enabled)
 
     def hit(self, bucket: str, key: str) -> None:

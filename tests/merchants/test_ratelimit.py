@@ -51,7 +51,8 @@ def test_limits_come_from_the_rate_limit_variables() -> None:
                               "RATE_LIMIT_ENABLED": "false"})
     limiter = RateLimiter.from_settings(settings)
     assert limiter.limits["login"] == Limit(7, 1.5)
-    assert set(limiter.limits) == {"login", "device", "admin_write", "callback"}
+    assert limiter.limits["login_ip"] == Limit(50, 1.5)
+    assert set(limiter.limits) == {"login", "login_ip", "device", "admin_write", "callback"}
     for _ in range(20):
         limiter.hit("login", "x")  # disabled: never refuses
 
@@ -73,6 +74,19 @@ async def test_admin_writes_are_limited_per_principal(platform_factory: Platform
         other = await limited.http.post("/admin/merchants", json={"name": unique("RL "), "city": "Garut"},
                                         headers=limited.admin_headers)
         assert other.status_code == 201
+    finally:
+        await platform_factory.stop(limited)
+
+
+async def test_logins_from_one_ip_are_limited_whatever_the_email(platform_factory: PlatformFactory) -> None:
+    limited = await platform_factory.start(rate_limit_login_max=10, rate_limit_login_ip_max=3)
+    try:
+        statuses = []
+        for n in range(4):  # a new email each time: the IP+email limit alone would never trip
+            response = await limited.http.post("/admin/login", json={"email": f"spray{n}@y.test", "password": "nope nope"})
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 401, 429]
+        assert response.json()["error"]["code"] == "rate_limited"
     finally:
         await platform_factory.stop(limited)
 
