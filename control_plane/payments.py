@@ -13,7 +13,6 @@ from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
 from qris_soundbox.control_plane.schemas import Base, Page
 from qris_soundbox.core import audit
-from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.paging import page_limit, split_page
 from qris_soundbox.core import outbox
@@ -26,22 +25,14 @@ from qris_soundbox.core.payments.ledger import LedgerEntry
 @post("/integrations/qris/callback", status_code=200, tags=["payments"], summary="Signed acquirer payment callback",
       opt={"public": True, "rate_limit": "callback"})
 async def qris_callback(request: Request, platform: Platform) -> callbacks.CallbackResult:
-    body = await request.body()
-    actor = msgspec.structs.replace(audit_actor(request), actor_type="acquirer")
-    try:
-        callbacks.verify_signature(
-            platform.settings.integration_webhook_secret,
-            request.headers.get("x-callback-timestamp"),
-            request.headers.get("x-callback-signature"),
-            body,
-        )
-        notification = callbacks.parse_notification(body)
-    except DomainError as error:
-        async with platform.db.transaction() as conn:
-            await audit.record(platform.db, conn, actor, "qris.callback.rejected",
-                               payload={"code": error.code, "reason": error.message})
-        raise
-    return await callbacks.handle_callback(platform.db, platform.settings, notification, actor)
+    return await callbacks.receive_callback(
+        platform.db,
+        platform.settings,
+        timestamp=request.headers.get("x-callback-timestamp"),
+        signature=request.headers.get("x-callback-signature"),
+        body=await request.body(),
+        actor=msgspec.structs.replace(audit_actor(request), actor_type="acquirer"),
+    )
 
 
 @get("/admin/transactions", tags=["payments"], summary="List transactions", opt={"permission": "transaction:read"})
@@ -89,7 +80,7 @@ async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> 
     transaction = txns.transaction_from_row(row)
     notification = await platform.db.fetchrow("payment_notification_for_transaction", transaction_id)
     if notification is not None:
-        transaction.notification = NotificationState(**{k: notification[k] for k in NotificationState.__struct_fields__})
+        transaction.notification = outbox.notification_state(notification)
     return transaction
 
 
@@ -206,7 +197,7 @@ async def retry_notification(request: Request, platform: Platform, transaction_i
         await audit.record(db, conn, audit_actor(request), "transaction.retry_notification", entity_type="transaction",
                            entity_id=transaction_id, merchant_id=row["merchant_id"], payload={"message_id": message_id})
         state = await conn.fetchrow(db.q["payment_notification_for_transaction"], transaction_id)
-    return NotificationState(**{k: state[k] for k in NotificationState.__struct_fields__})
+    return outbox.notification_state(state)
 
 
 routes = [qris_callback, device_dynamic_qr, device_dynamic_qr_bridge, device_notifications, retry_notification,

@@ -59,6 +59,11 @@ class NotificationState(msgspec.Struct, kw_only=True):
     expires_at: datetime
 
 
+def notification_state(row: asyncpg.Record) -> NotificationState:
+    """A ``payment_notification_for_transaction`` row as the transaction detail shows it."""
+    return NotificationState(**{name: row[name] for name in NotificationState.__struct_fields__})
+
+
 def downlink_topic(device_id: str, kind: str) -> str:
     return f"devices/{device_id}/downlink/{TOPIC_SUFFIX[kind]}"
 

@@ -15,7 +15,7 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
     """Register and bind the demo device once; issue it a new secret on every start (secrets are shown only once)."""
     db = platform.db
     async with db.transaction() as conn:
-        device_id = await conn.fetchval("SELECT id FROM devices WHERE serial_number = $1", DEMO_SERIAL)
+        device_id = await conn.fetchval(db.q["device_id_by_serial"], DEMO_SERIAL)
         if device_id is None:
             try:
                 device_id = (await registry.register_device(

@@ -111,6 +111,20 @@ class _Rejection(Exception):
         self.expected_amount = expected_amount
 
 
+async def receive_callback(db: Database, settings: Settings, *, timestamp: str | None, signature: str | None,
+                           body: bytes, actor: AuditActor) -> CallbackResult:
+    """The whole callback: verify, parse, apply; every refusal is audited."""
+    try:
+        verify_signature(settings.integration_webhook_secret, timestamp, signature, body)
+        notification = parse_notification(body)
+    except DomainError as error:
+        async with db.transaction() as conn:
+            await audit.record(db, conn, actor, "qris.callback.rejected",
+                               payload={"code": error.code, "reason": error.message})
+        raise
+    return await handle_callback(db, settings, notification, actor)
+
+
 async def handle_callback(db: Database, settings: Settings, notification: CallbackNotification,
                           actor: AuditActor) -> CallbackResult:
     try:

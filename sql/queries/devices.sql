@@ -38,6 +38,10 @@ WHERE ($1::text IS NULL OR id < $1)
 ORDER BY id DESC
 LIMIT $2;
 
+-- device_id_by_serial --
+-- $1 = serial number
+SELECT id FROM devices WHERE serial_number = $1;
+
 -- device_lock --
 -- $1 = device id; the row a state change works on, locked for the transaction
 SELECT id, status, role, terminal_id, credential_fingerprint FROM devices WHERE id = $1 FOR UPDATE;
