@@ -167,11 +167,14 @@ def _packet_id(data: bytes, i: int, stop: int) -> int:
     return packet_id
 
 
-def _topic_name(topic: str) -> str:
+def _client_topic_name(topic: str) -> str:
+    """A topic a client may send a message to (a PUBLISH or its will): no wildcard, no '$' topic."""
     if not topic:
         raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")
     if "+" in topic or "#" in topic:
         raise MalformedPacket("wildcard in a topic name [MQTT-3.3.2-2]")
+    if topic[0] == "$":
+        raise MalformedPacket("clients may not publish to '$' topics (amqtt's rule)")
     return topic
 
 
@@ -196,7 +199,7 @@ def decode_connect(data: bytes, i: int, stop: int) -> ConnectRequest:
     request.client_id, i = _string(data, i, stop)
     if will:
         topic, i = _string(data, i, stop)
-        request.will_topic = _topic_name(topic)
+        request.will_topic = _client_topic_name(topic)
         if i + 2 > stop or i + 2 + ((data[i] << 8) | data[i + 1]) > stop:
             raise MalformedPacket("will message past the end of the packet")
         end = i + 2 + ((data[i] << 8) | data[i + 1])
@@ -510,8 +513,7 @@ class Connection(asyncio.Protocol):
         if qos == 3:
             raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
         topic, i = _string(data, i, stop)
-        if _topic_name(topic)[0] == "$":
-            raise MalformedPacket("clients may not publish to '$' topics (amqtt's rule)")
+        _client_topic_name(topic)
         packet_id = 0
         if qos:
             packet_id = _packet_id(data, i, stop)

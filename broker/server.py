@@ -136,16 +136,17 @@ class PlatformBroker(Broker):
         return session is not None and session.transitions.is_connected()
 
     async def disconnect_client(self, client_id: str) -> bool:
-        """Close the live connection of ``client_id`` (e.g. its credential was rotated).
+        """Close the live connection of ``client_id`` because its credential stopped being valid.
 
-        The client's message loop then runs amqtt's normal disconnect handling
-        (handler stopped, socket closed, ``broker_client_disconnected`` fired).
-        Returns False when no connected session has that id.
+        The end is handled as any other (``broker_client_disconnected`` fired,
+        a clean session ends) except that the will is not published: a revoked
+        credential makes the broker route nothing more on its behalf. Returns
+        False when no connected session has that id.
         """
         session, handler = self.sessions.get(client_id, (None, None))
         if session is None or handler is None or not session.transitions.is_connected():
             return False
-        await handler.handle_connection_closed()
+        await handler.stop()
         return True
 
     async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1) -> bool:
@@ -302,9 +303,17 @@ class PlatformBroker(Broker):
                 return False
         return True
 
-    def _send_retained(self, connection: Connection, topic_filter: str, qos: int) -> None:
-        """Retained messages matching a new subscription: RETAIN=1, at most the subscription's QoS."""
+    async def _send_retained(self, connection: Connection, topic_filter: str, qos: int) -> None:
+        """Retained messages matching a new subscription: RETAIN=1, at most the subscription's QoS.
+
+        Each passes the RECEIVE check, as a routed message does.
+        """
+        session = connection.session
+        assert session is not None
         for retained in self._retained_messages.matching(topic_filter):  # type: ignore[attr-defined]
+            if self._filtering and not await self._topic_filtering(session, topic=retained.topic,
+                                                                   action=Action.RECEIVE):
+                continue
             message_qos = retained.qos if retained.qos is not None else qos
             connection.publish(retained.topic, retained.data, min(qos, message_qos), True)
 
@@ -398,6 +407,13 @@ class PlatformBroker(Broker):
                                                                   "peer": connection.peer})
             connection.refuse(NOT_AUTHORIZED)
             return
+        if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
+            # A will is a message the client leaves for the broker to publish later: a will it may not
+            # publish would reach another device's downlink with no PUBLISH check (docs/security.md).
+            log.warning("CONNECT refused: will topic not allowed", extra={"client_id": incoming.client_id,
+                                                                          "peer": connection.peer})
+            connection.refuse(NOT_AUTHORIZED)
+            return
         if connection.closed:
             return
 
@@ -437,7 +453,7 @@ class PlatformBroker(Broker):
                 # Queued for an established subscription, not retained: RETAIN=0 [MQTT-3.3.1-9].
                 connection.publish(message.topic, message.data, min(message.qos or 0, MAX_QOS), False)
             for topic_filter in self._filters_by_client.get(client_id, ()):
-                self._send_retained(connection, topic_filter, QOS_0)
+                await self._send_retained(connection, topic_filter, QOS_0)
         connection.start_reading()
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
@@ -470,13 +486,32 @@ class PlatformBroker(Broker):
             message = IncomingApplicationMessage(None, topic, qos, payload, retain)
             # As amqtt: told of every message received, even one the client may not publish.
             self._fire(client_id, BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
-        if self._filtering and not await self._topic_filtering(session, topic=topic, action=Action.PUBLISH):
-            log.info("publish refused by topic plugins", extra={"client_id": client_id, "topic": topic})
+        if not await self._may_publish(session, topic):
             return
         if message is not None:
             self._fire(client_id, BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
         await self._route(session, topic, payload, qos=qos)
         if retain:
+            await self.retain_message(session, topic, payload, qos)
+
+    async def _may_publish(self, session: Session, topic: str) -> bool:
+        """The PUBLISH check, on every message a client makes the broker route: its PUBLISHes and its will."""
+        if self._filtering and not await self._topic_filtering(session, topic=topic, action=Action.PUBLISH):
+            log.info("publish refused by topic plugins", extra={"client_id": session.client_id, "topic": topic[:256]})
+            return False
+        return True
+
+    async def _publish_will(self, session: Session) -> None:
+        """The will of a connection that ended without DISCONNECT, under the same PUBLISH check as a PUBLISH.
+
+        CONNECT already refused a will the client may not publish; checked
+        again here because the rules are what holds at publication time.
+        """
+        topic, payload, qos = session.will_topic, session.will_message, session.will_qos or 0
+        if not session.will_flag or not topic or payload is None or not await self._may_publish(session, topic):
+            return
+        await self._route(session, topic, payload, qos=qos)
+        if session.will_retain:
             await self.retain_message(session, topic, payload, qos)
 
     async def _client_subscribe(self, connection: Connection, packet_id: int, topics: list[tuple[str, int]]) -> None:
@@ -489,7 +524,7 @@ class PlatformBroker(Broker):
         for (topic_filter, qos), code in zip(topics, codes, strict=True):
             if code != AMQTT_MAGIC_VALUE_RET_SUBSCRIBED:
                 self._fire(client_id, BrokerEvents.CLIENT_SUBSCRIBED, client_id=client_id, topic=topic_filter, qos=qos)
-                self._send_retained(connection, topic_filter, code)
+                await self._send_retained(connection, topic_filter, code)
 
     async def _client_unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
         """UNSUBSCRIBE: as amqtt's ``_handle_unsubscription``."""
@@ -512,10 +547,8 @@ class PlatformBroker(Broker):
         if session is None:
             return
         client_id = session.client_id or ""
-        if not connection.graceful and session.will_flag and session.will_topic and session.will_message is not None:
-            await self._route(session, session.will_topic, session.will_message, qos=session.will_qos or 0)
-            if session.will_retain:
-                await self.retain_message(session, session.will_topic, session.will_message, session.will_qos)
+        if not connection.graceful:
+            await self._publish_will(session)
         entry = self._sessions.get(client_id)
         if entry is not None and entry[1] is not connection:
             return

@@ -8,8 +8,10 @@ import aiomqtt
 import pytest
 
 from qris_soundbox.broker.server import PlatformBroker
-from tests.broker.conftest import MqttFactory
+from tests.broker import raw_client
+from tests.broker.conftest import PASSWORD, MqttFactory
 from tests.broker.test_routing import next_message
+from tests.support import RunningPlatform
 
 
 @pytest.mark.parametrize("clean_session", [True, False])
@@ -92,3 +94,23 @@ async def test_many_concurrent_connects_all_land_in_the_index(mqtt: MqttFactory,
     done.set()
     await asyncio.gather(*tasks)
     assert all(delivered)
+
+
+async def test_a_dropped_connection_publishes_its_will_but_a_revoked_one_does_not(
+    broker_platform: RunningPlatform, mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
+    async with mqtt("will-watcher") as watcher:
+        await watcher.subscribe("wills/#", qos=1)
+        for client_id in ("will-dropped", "will-revoked"):
+            raw = await raw_client.RawClient.open(broker_platform.mqtt_port)
+            await raw.send(raw_client.connect(client_id, PASSWORD, will=(f"wills/{client_id}", b"gone", 1)))
+            assert (await raw.read()).kind == 2
+            if client_id == "will-dropped":
+                raw.abort()  # as if the network failed: the will is published
+                assert (await next_message(watcher)).topic.value == "wills/will-dropped"
+            else:
+                # The platform revoked its credential: nothing more is published on its behalf.
+                assert await broker.disconnect_client(client_id)
+                await raw.closed_by_broker()
+        await broker.internal_message_broadcast("wills/sentinel", b"end", 1)
+        assert (await next_message(watcher)).topic.value == "wills/sentinel"
