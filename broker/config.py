@@ -33,15 +33,21 @@ class ProtocolSettings:
     """Seconds a new TCP connection may take to send CONNECT."""
     retry_interval: int = 5
     """Seconds before an unacknowledged QoS 1 PUBLISH is sent again with DUP=1."""
+    max_inflight_messages: int = 20
+    """QoS 1 messages a session may have awaiting PUBACK; more wait in its queue (Mosquitto's name)."""
+    max_queued_messages: int = 100
+    """QoS 1 messages a session may hold beyond those in flight, connected or offline; more are dropped.
+    Safe because the device outbox, not broker memory, is the durable store: it delivers them again."""
 
     @classmethod
     def from_config(cls, section: Any) -> ProtocolSettings:
         if section is None:
             return cls()
-        if not isinstance(section, dict) or set(section) - {"max_packet_size", "connect_timeout", "retry_interval"}:
-            raise BrokerConfigError(f"'{PROTOCOL_SECTION}' takes max_packet_size, connect_timeout, retry_interval")
+        names = cls.__dataclass_fields__
+        if not isinstance(section, dict) or set(section) - set(names):
+            raise BrokerConfigError(f"'{PROTOCOL_SECTION}' takes {', '.join(names)}")
         settings = cls(**section)
-        for name in ("max_packet_size", "connect_timeout", "retry_interval"):
+        for name in names:
             value = getattr(settings, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BrokerConfigError(f"'{PROTOCOL_SECTION}.{name}' must be a positive integer, not {value!r}")

@@ -11,23 +11,30 @@ Devices that subscribed since the last round are woken with one UPDATE for
 all of them, not one each: after a broker restart the whole fleet subscribes
 within seconds, and those writes would compete with authentication for the
 pool (docs/performance.md).
+
+One copy of a message per device session at a time: a row whose message the
+session still holds (awaiting PUBACK, or queued behind the in-flight window)
+is not handed over again — the broker resends it with DUP=1 under the same
+packet id — and a device gets no more rows than its session has room for, so
+a slow reader's backlog waits in PostgreSQL, not in broker memory. The SQL
+is in ``core/outbox.py``; this module is only the delivery loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import asyncpg
 import msgspec
 
+from qris_soundbox.core import outbox
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices import trace
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "device_outbox"
 TICK_S = 1.0
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 60.0
@@ -35,16 +42,23 @@ OFFLINE_RESCAN_S = 30.0
 BATCH = 500
 
 
+class DeviceSessions(Protocol):
+    """What the publisher needs of the broker (``PlatformBroker``)."""
+
+    def is_device_online(self, client_id: str) -> bool: ...
+
+    def downlink_room(self, client_id: str) -> int: ...
+
+    def holds_downlink(self, client_id: str, key: str) -> bool: ...
+
+    async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = ...,
+                                key: str | None = None) -> bool: ...
+
+
 class OutboxPublisher:
-    def __init__(
-        self,
-        db: Database,
-        is_online: Callable[[str], bool],
-        deliver: Callable[[str, str, bytes], Awaitable[bool]],
-    ) -> None:
+    def __init__(self, db: Database, sessions: DeviceSessions) -> None:
         self._db = db
-        self._is_online = is_online
-        self._deliver = deliver
+        self._sessions = sessions
         self._dirty: set[str] = set()
         self._subscribed: set[str] = set()  # to wake (their deferred rows become due), then drain
         self._wake = asyncio.Event()
@@ -76,13 +90,13 @@ class OutboxPublisher:
             return
         # One pooled connection is held for LISTEN for the publisher's lifetime.
         self._listener = await self._db.pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
+        await self._listener.add_listener(outbox.CHANNEL, self._notified)
 
     async def _close_listener(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
-                await listener.remove_listener(CHANNEL, self._notified)
+                await listener.remove_listener(outbox.CHANNEL, self._notified)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pass
             await self._db.pool.release(listener)
@@ -100,14 +114,14 @@ class OutboxPublisher:
                 if self._subscribed:
                     subscribed, self._subscribed = self._subscribed, set()
                     try:
-                        await self._db.execute("wake_downlinks", list(subscribed))
+                        await outbox.make_due(self._db, list(subscribed))
                     except BaseException:
                         self._subscribed |= subscribed  # woken on the next round
                         raise
                     self._dirty |= subscribed
                 if self._dirty:
                     devices, self._dirty = self._dirty, set()
-                    await self._drain([d for d in devices if self._is_online(d)])
+                    await self._drain([d for d in devices if self._sessions.is_device_online(d)])
                 if ticked:
                     await self._tick()
             except asyncio.CancelledError:
@@ -119,34 +133,48 @@ class OutboxPublisher:
                 await asyncio.sleep(TICK_S)
 
     async def _tick(self) -> None:
-        for row in await self._db.fetch("expire_downlinks"):
+        for row in await outbox.expire_overdue(self._db):
             log.info("downlink expired", extra={"device_id": row["device_id"], "message_id": row["message_id"],
                                                  "status": row["status"]})
-        due = [r["device_id"] for r in await self._db.fetch("due_downlink_devices", BATCH)]
-        online = [d for d in due if self._is_online(d)]
-        offline = [d for d in due if not self._is_online(d)]
+        due = await outbox.devices_with_due_downlinks(self._db, BATCH)
+        online = [d for d in due if self._sessions.is_device_online(d)]
+        offline = [d for d in due if not self._sessions.is_device_online(d)]
         if offline:
-            await self._db.execute("defer_downlinks", offline, OFFLINE_RESCAN_S)
+            await outbox.defer_for_offline(self._db, offline, OFFLINE_RESCAN_S)
         if online:
             await self._drain(online)
 
     async def _drain(self, devices: list[str]) -> None:
         if not devices:
             return
+        sessions = self._sessions
+        room = {device: sessions.downlink_room(device) for device in devices}
         async with self._db.transaction() as conn:
-            rows = await conn.fetch(self._db.q["open_downlinks_for_devices"], devices, BATCH)
-            if not rows:
+            due = await outbox.claim_due(self._db, conn, devices, BATCH)
+            if not due:
                 return
-            for row in rows:
-                data = msgspec.json.encode(row["payload"])
+            sent, held, no_room = [], [], []
+            for row in due:
+                if sessions.holds_downlink(row.device_id, row.message_id):
+                    held.append(row.id)  # the broker resends it; due again after the first back-off
+                    continue
+                if room[row.device_id] <= 0:
+                    no_room.append(row.id)  # looked at again on the next tick
+                    continue
+                room[row.device_id] -= 1
+                data = msgspec.json.encode(row.payload)
                 # Not awaited: the PUBACK round trip must not hold the rows' locks or
                 # serialise devices. The device's own ack (or a retry) closes the row.
-                task = asyncio.create_task(self._deliver(row["device_id"], row["topic"], data))
+                task = asyncio.create_task(
+                    sessions.deliver_to_client(row.device_id, row.topic, data, key=row.message_id))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-                await trace.record_downlink(self._db, conn, device_id=row["device_id"], topic=row["topic"],
-                                            payload=data, message_id=row["message_id"])
-            await conn.execute(self._db.q["mark_downlinks_sent"], [r["id"] for r in rows], FIRST_RETRY_S, MAX_RETRY_S)
-        if len(rows) == BATCH:
+                await trace.record_downlink(self._db, conn, device_id=row.device_id, topic=row.topic,
+                                            payload=data, message_id=row.message_id)
+                sent.append(row.id)
+            await outbox.mark_sent(self._db, conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
+            await outbox.postpone(self._db, conn, held, FIRST_RETRY_S)
+            await outbox.postpone(self._db, conn, no_room, TICK_S)
+        if len(due) == BATCH:
             self._dirty.update(devices)
             self._wake.set()

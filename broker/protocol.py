@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from amqtt.errors import AMQTTError
 from amqtt.session import OutgoingApplicationMessage
 
 from qris_soundbox.broker.config import ProtocolSettings
+from qris_soundbox.broker.session import QueuedMessage
 
 if TYPE_CHECKING:
     from amqtt.broker import Server
@@ -89,13 +90,14 @@ class ConnectRequest:
 class InflightMessage(OutgoingApplicationMessage):
     """An outgoing QoS 1 message awaiting PUBACK: amqtt's message plus when it was last sent and who waits."""
 
-    __slots__ = ("sent_tick", "waiter")
+    __slots__ = ("key", "sent_tick", "waiter")
 
     def __init__(self, packet_id: int, topic: str, data: bytes, retain: bool, tick: int,
-                 waiter: asyncio.Future[bool] | None) -> None:
+                 waiter: asyncio.Future[bool] | None, key: str | None = None) -> None:
         super().__init__(packet_id, topic, 1, data, retain)
         self.sent_tick = tick
         self.waiter = waiter
+        self.key = key
 
     def settle(self, acknowledged: bool) -> None:
         waiter, self.waiter = self.waiter, None
@@ -262,6 +264,8 @@ class Hub:
         self.settings = settings
         self.tick = 0
         self.unacked: set[Connection] = set()
+        # QoS 1 messages dropped because a session's queue was full (the outbox delivers them again).
+        self.dropped = 0
         self._wheel: dict[int, list[Connection]] = {}
         self._dirty: list[Connection] = []
         self._loop = asyncio.get_running_loop()
@@ -541,6 +545,7 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(message, InflightMessage):
             message.settle(True)
+        self._send_queued()
         if not inflight:
             self._hub.unacked.discard(self)
 
@@ -647,12 +652,18 @@ class Connection(asyncio.Protocol):
         self.close()
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
-                waiter: asyncio.Future[bool] | None = None) -> bool:
-        """Send a PUBLISH at QoS 0 or 1; False if it could not be sent (closed, slow reader at QoS 0, no packet id).
+                waiter: asyncio.Future[bool] | None = None, key: str | None = None) -> bool:
+        """Send a PUBLISH at QoS 0 or 1; False if it was not written now.
 
         At QoS 1 the message stays in ``session.inflight_out`` until PUBACK;
         ``waiter`` gets True then, or False at the first resend or when the
-        connection ends.
+        connection ends. Beyond ``protocol.max_inflight_messages`` awaiting
+        PUBACK, a QoS 1 message waits in the session's queue (False, waiter
+        unused) and goes out as PUBACKs make room; beyond
+        ``protocol.max_queued_messages`` there it is dropped. A ``key`` (the
+        outbox row's message id) already in flight or queued is not sent again:
+        the broker's own resends (DUP=1, same packet id) carry it.
+        False too when closed or, at QoS 0, for a slow reader.
         """
         if self._state != _CONNECTED:
             return False
@@ -664,17 +675,41 @@ class Connection(asyncio.Protocol):
             return True
         session = self.session
         assert session is not None
-        try:
-            packet_id = session.next_packet_id
-        except AMQTTError:
-            log.warning("QoS 1 message dropped: 65,535 in flight", extra={"client_id": self.client_id, "topic": topic})
+        if key is not None and session.holds(key):
             return False
+        if len(session.inflight_out) >= self._hub.settings.max_inflight_messages:
+            queued = session.queued_out
+            if queued is None:
+                queued = session.queued_out = deque()
+            if len(queued) >= session.max_queued:
+                self._hub.dropped += 1
+                log.warning("QoS 1 message dropped: session queue full",
+                            extra={"client_id": self.client_id, "topic": topic, "limit": session.max_queued})
+            else:
+                queued.append(QueuedMessage(topic, payload, retain, key))
+            return False
+        self._send_qos1(session, topic, payload, retain, waiter, key)
+        return True
+
+    def _send_qos1(self, session: DeviceSession, topic: str, payload: bytes, retain: bool,
+                   waiter: asyncio.Future[bool] | None, key: str | None) -> None:
+        # The in-flight window is far below 65,535, so a free packet id always exists.
+        packet_id = session.next_packet_id
         inflight = session.inflight_out
-        inflight[packet_id] = InflightMessage(packet_id, topic, payload, retain, self._hub.tick, waiter)
+        inflight[packet_id] = InflightMessage(packet_id, topic, payload, retain, self._hub.tick, waiter, key)
         if len(inflight) == 1:
             self._hub.unacked.add(self)
         self.write(encode_publish(topic.encode(), payload, 1, packet_id, retain, False))
-        return True
+
+    def _send_queued(self) -> None:
+        """Queued QoS 1 messages into the in-flight window, oldest first, while it has room."""
+        session = self.session
+        if session is None or not session.queued_out or self._state != _CONNECTED:
+            return
+        queued, limit = session.queued_out, self._hub.settings.max_inflight_messages
+        while queued and len(session.inflight_out) < limit:
+            message = queued.popleft()
+            self._send_qos1(session, message.topic, message.data, message.retain, None, message.key)
 
     def resend_inflight(self) -> None:
         """[MQTT-4.4.0-1] on resuming a session: every unacknowledged message again, DUP=1, same ids."""
@@ -688,6 +723,7 @@ class Connection(asyncio.Protocol):
                                                                 message.retain, tick, None)
             message.sent_tick = tick
             self.write(encode_publish(message.topic.encode(), message.data, 1, packet_id, message.retain, True))
+        self._send_queued()
         if inflight:
             self._hub.unacked.add(self)
 

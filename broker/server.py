@@ -149,7 +149,24 @@ class PlatformBroker(Broker):
         await handler.stop()
         return True
 
-    async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1) -> bool:
+    def downlink_room(self, client_id: str) -> int:
+        """How many more QoS 1 messages ``client_id``'s connected session takes now; 0 if it is not connected.
+
+        The outbox hands a device no more than this, so a slow reader's backlog
+        stays in PostgreSQL rather than in broker memory.
+        """
+        entry = self._sessions.get(client_id)
+        if entry is None or self._live_connection(entry[0]) is None:
+            return 0
+        return entry[0].room(self._hub.settings.max_inflight_messages)
+
+    def holds_downlink(self, client_id: str, key: str) -> bool:
+        """True while the message delivered with ``key`` is in flight or queued in ``client_id``'s session."""
+        entry = self._sessions.get(client_id)
+        return entry is not None and entry[0].holds(key)
+
+    async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1,
+                                key: str | None = None) -> bool:
         """Publish ``topic`` to ``client_id`` alone, if one of its subscriptions matches.
 
         No scan: the session is found by id and the topic checked against that
@@ -158,9 +175,14 @@ class PlatformBroker(Broker):
         (QoS 1) or it was written (QoS 0), False if the connection ended first
         or no PUBACK came within ``protocol.retry_interval`` (the message stays
         in flight: it is resent, and redelivered on reconnect to a persistent
-        session). An offline persistent session (clean_session=False) gets it
-        queued for its reconnect, as amqtt does for broadcasts; that, or no
-        matching subscription, returns False.
+        session), or if it waits in the session's queue (in-flight window full)
+        or was dropped (queue full). With a ``key`` (the outbox's message id),
+        a message already in flight or queued under that key is not sent again,
+        and nothing is queued for an offline session: the caller is the durable
+        store and delivers again on reconnect. Without one, an offline
+        persistent session (clean_session=False) gets it queued for its
+        reconnect, as amqtt does for broadcasts; that, or no matching
+        subscription, returns False.
         """
         if has_wildcard(topic) or not topic:
             raise ValueError(f"cannot publish to topic filter {topic!r}")
@@ -174,13 +196,13 @@ class PlatformBroker(Broker):
         qos = min(qos, MAX_QOS)
         connection = self._live_connection(session)
         if connection is None:
-            if not session.clean_session and qos == QOS_1 and not session.is_anonymous:
+            if key is None and not session.clean_session and qos == QOS_1 and not session.is_anonymous:
                 await self._retain_broadcast_message({"session": None, "topic": topic, "data": payload}, qos, session)
             return False
         if qos == QOS_0:
             return connection.publish(topic, payload, QOS_0, False)
         acknowledged: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if not connection.publish(topic, payload, QOS_1, False, acknowledged):
+        if not connection.publish(topic, payload, QOS_1, False, acknowledged, key):
             return False
         if not await acknowledged:
             log.info("downlink not acknowledged", extra={"client_id": client_id, "topic": topic})
@@ -360,7 +382,7 @@ class PlatformBroker(Broker):
 
     def create_offline_session(self, client_id: str) -> tuple[Any, Session]:
         """Replaces the stock version: the lighter session, and no handler until a connection serves it."""
-        session = DeviceSession()
+        session = DeviceSession(self._hub.settings.max_queued_messages)
         session.client_id = client_id
         session.transitions.disconnect()
         return None, session
@@ -389,7 +411,7 @@ class PlatformBroker(Broker):
             connection.refuse(refusal)
             return
 
-        incoming = DeviceSession()
+        incoming = DeviceSession(self._hub.settings.max_queued_messages)
         incoming.client_id = request.client_id or gen_client_id()
         incoming.clean_session = request.clean_session
         incoming.will_flag = request.will_topic is not None

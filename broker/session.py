@@ -9,30 +9,48 @@ offline-message queue only once it needs one. The connection itself is
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from amqtt.session import Session
 from transitions import MachineError
+
+log = logging.getLogger(__name__)
+
+
+class QueuedMessage(NamedTuple):
+    """A QoS 1 message waiting for room in its session's in-flight window."""
+
+    topic: str
+    data: bytes
+    retain: bool
+    key: str | None
 
 
 class OfflineQueue:
     """The messages kept for an offline persistent session, with the ``asyncio.Queue`` methods amqtt calls.
 
     ``asyncio.Queue`` keeps three deques and an Event (~2.5 KB empty); nobody
-    waits on this queue, so one deque does.
+    waits on this queue, so one deque does. At ``limit`` messages new ones
+    are dropped, as Mosquitto's ``max_queued_messages`` does.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._items: deque[Any] = deque()
+        self.limit = limit
 
     def put_nowait(self, item: Any) -> None:
+        if len(self._items) >= self.limit:
+            log.warning("offline message dropped: queue full", extra={"topic": getattr(item, "topic", None),
+                                                                      "limit": self.limit})
+            return
         self._items.append(item)
 
     async def put(self, item: Any) -> None:
-        self._items.append(item)
+        self.put_nowait(item)
 
     def get_nowait(self) -> Any:
         if not self._items:
@@ -87,8 +105,11 @@ class DeviceSession(Session):
     connection as they arrive (``protocol.Connection``), not queued.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_queued: int) -> None:
         # Session.__init__ is not called: it builds the Machine and two Queues this class replaces.
+        self.max_queued = max_queued
+        # QoS 1 messages beyond the in-flight window, sent as PUBACKs make room; created on first use.
+        self.queued_out: deque[QueuedMessage] | None = None
         self.transitions = SessionState(self)  # type: ignore[assignment]
         self.remote_address: str | None = None
         self.remote_port: int | None = None
@@ -123,7 +144,7 @@ class DeviceSession(Session):
     def retained_messages(self) -> OfflineQueue:
         """Messages queued while this persistent session is offline; created on first use."""
         if self._offline is None:
-            self._offline = OfflineQueue()
+            self._offline = OfflineQueue(self.max_queued)
         return self._offline
 
     @retained_messages.setter
@@ -144,6 +165,17 @@ class DeviceSession(Session):
 
     def clear_queues(self) -> None:
         self._offline = None
+        self.queued_out = None
+
+    def holds(self, key: str) -> bool:
+        """True while a message delivered with ``key`` is in flight or queued: one copy per key at a time."""
+        return any(getattr(m, "key", None) == key for m in self.inflight_out.values()) or (
+            self.queued_out is not None and any(m.key == key for m in self.queued_out))
+
+    def room(self, max_inflight: int) -> int:
+        """How many more QoS 1 messages this session takes now (free in-flight slots plus free queue places)."""
+        queued = len(self.queued_out) if self.queued_out is not None else 0
+        return max(0, max_inflight - len(self.inflight_out)) + max(0, self.max_queued - queued)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -20,6 +20,9 @@ import msgspec
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
 
+# LISTEN channel: ``enqueue`` notifies it with the device id, so the broker process delivers on commit.
+CHANNEL = "device_outbox"
+
 TOPIC_SUFFIX = {
     "payment": "payment",
     "dynamic_qr_response": "dynamic-qr/response",
@@ -104,3 +107,55 @@ async def unacked_counts(db: Database, conn: asyncpg.Connection, device_ids: lis
     """Downlinks each device has not acknowledged yet (payments, config, commands)."""
     rows = await conn.fetch(db.q["unacked_downlink_counts"], device_ids)
     return {row["device_id"]: row["pending"] for row in rows}
+
+
+# -- delivery bookkeeping, for the broker's delivery loop (broker/outbox_publisher.py) ---------------------
+
+
+class DueDownlink(msgspec.Struct, frozen=True):
+    """A downlink to hand to its device's session now."""
+
+    id: str
+    message_id: str
+    device_id: str
+    topic: str
+    payload: dict[str, Any]
+
+
+async def expire_overdue(db: Database) -> list[asyncpg.Record]:
+    """Close what is past its expiry: a payment announcement is ``skipped_late`` (never played late)."""
+    return await db.fetch("expire_downlinks")
+
+
+async def devices_with_due_downlinks(db: Database, limit: int) -> list[str]:
+    return [row["device_id"] for row in await db.fetch("due_downlink_devices", limit)]
+
+
+async def defer_for_offline(db: Database, device_ids: list[str], seconds: float) -> None:
+    """Offline devices' rows are not looked at again for ``seconds``; their reconnect makes them due."""
+    await db.execute("defer_downlinks", device_ids, seconds)
+
+
+async def make_due(db: Database, device_ids: list[str]) -> None:
+    """The devices (re)subscribed: everything they have not acknowledged is due now."""
+    await db.execute("wake_downlinks", device_ids)
+
+
+async def claim_due(db: Database, conn: asyncpg.Connection, device_ids: list[str], limit: int) -> list[DueDownlink]:
+    """Due rows of ``device_ids``, oldest first, locked (SKIP LOCKED) until ``conn``'s transaction ends."""
+    rows = await conn.fetch(db.q["open_downlinks_for_devices"], device_ids, limit)
+    return [DueDownlink(id=r["id"], message_id=r["message_id"], device_id=r["device_id"], topic=r["topic"],
+                        payload=r["payload"]) for r in rows]
+
+
+async def mark_sent(db: Database, conn: asyncpg.Connection, outbox_ids: list[str], first_retry_s: float,
+                    max_retry_s: float) -> None:
+    """Handed to the device's session: due again after an exponential back-off unless acknowledged."""
+    if outbox_ids:
+        await conn.execute(db.q["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)
+
+
+async def postpone(db: Database, conn: asyncpg.Connection, outbox_ids: list[str], seconds: float) -> None:
+    """Due rows not handed over now; looked at again after ``seconds``."""
+    if outbox_ids:
+        await conn.execute(db.q["postpone_downlinks"], outbox_ids, seconds)

@@ -25,7 +25,7 @@ class OutboxPlugin(BasePlugin[BaseContext]):
 
     async def on_broker_post_start(self) -> None:
         broker = self.context._broker_instance  # type: ignore[attr-defined]
-        self._publisher = OutboxPublisher(broker.platform.db, broker.is_device_online, broker.deliver_to_client)
+        self._publisher = OutboxPublisher(broker.platform.db, broker)
         await self._publisher.start()
 
     async def on_broker_client_subscribed(self, *, client_id: str, topic: str, qos: int) -> None:

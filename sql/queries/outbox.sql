@@ -73,3 +73,9 @@ ORDER BY id DESC LIMIT 1;
 SELECT device_id, count(*) AS pending FROM device_outbox
 WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND kind <> 'dynamic_qr_response'
 GROUP BY device_id;
+
+-- postpone_downlinks --
+-- $1 outbox ids, $2 seconds: due rows not handed over now (the device's session already holds the
+-- message, or has no room for more); attempts unchanged, since nothing was sent
+UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
+WHERE id = ANY ($1::text[]);

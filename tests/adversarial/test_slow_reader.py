@@ -1,0 +1,105 @@
+"""A device that stops acknowledging gets one copy of each message at a time, and its backlog stays in PostgreSQL.
+
+Before, two retry mechanisms stacked: the outbox handed the same row to the
+session again under a new packet id every back-off while the broker resent
+what was still in flight, so a slow reader received several times as many
+PUBLISH packets as messages and the broker's memory grew with its backlog.
+Here the real platform (device auth, ACL, outbox) runs with a 3-message
+in-flight window, a 2-message queue and a 1 s resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH
+from qris_soundbox.core import outbox
+from tests.broker import raw_client as raw
+from tests.broker.raw_client import RawClient
+from tests.devices.helpers import eventually, provisioned_device
+from tests.support import PlatformFactory, RunningPlatform
+
+PUBLISH, PUBACK = 3, 4
+IN_FLIGHT, QUEUED = 3, 2
+MESSAGES = 12
+
+
+@pytest.fixture(scope="module")
+async def running(platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory) -> RunningPlatform:
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    config["protocol"] |= {"retry_interval": 1, "max_inflight_messages": IN_FLIGHT, "max_queued_messages": QUEUED}
+    path = Path(tmp_path_factory.mktemp("slow-reader")) / "broker.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return await platform_factory.start(broker_config=path)
+
+
+async def _payments(running: RunningPlatform, device_id: str, count: int) -> set[str]:
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    async with running.platform.db.transaction() as conn:
+        return {await outbox.enqueue(running.platform.db, conn, device_id=device_id, kind="payment",
+                                     body={"type": "payment", "amount": 1000 + n}, expires_at=expires)
+                for n in range(count)}
+
+
+async def _read_for(client: RawClient, seconds: float) -> list[raw.Packet]:
+    packets: list[raw.Packet] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            packets.append(await asyncio.wait_for(client.read(), left))
+        except TimeoutError:
+            break
+    return packets
+
+
+def _message_id(packet: raw.Packet) -> str:
+    return str(json.loads(packet.payload)["message_id"])
+
+
+async def test_a_device_that_stops_reading_gets_each_message_once_at_a_time(running: RunningPlatform) -> None:
+    device_id, secret = await provisioned_device(running)
+    client = await RawClient.open(running.mqtt_port)
+    await client.send(raw.connect(device_id, secret))
+    assert (await client.read()).body == b"\x00\x00"
+    await client.send(raw.subscribe(1, f"devices/{device_id}/downlink/#", 1))
+    assert (await client.read()).kind == 9
+    sent = await _payments(running, device_id, MESSAGES)
+
+    # Not acknowledging for several resend intervals and outbox ticks.
+    stalled = await _read_for(client, 4)
+    assert stalled and all(p.kind == PUBLISH for p in stalled)
+    packet_ids: dict[str, set[int]] = defaultdict(set)
+    for packet in stalled:
+        packet_ids[_message_id(packet)].add(packet.packet_id)
+    assert len(packet_ids) == IN_FLIGHT, "only the in-flight window went out"
+    assert all(len(ids) == 1 for ids in packet_ids.values()), "a message was handed over again under a new packet id"
+    assert sum(not p.dup for p in stalled) == IN_FLIGHT, "every copy after the first is a DUP resend"
+
+    # Reading again, acknowledging (PUBACK and the payment ack) as a soundbox does: everything arrives.
+    acked: set[str] = set()
+    received = stalled
+    while True:
+        for packet in received:
+            await client.send(raw.ack(PUBACK, packet.packet_id))
+            if (message_id := _message_id(packet)) not in acked:
+                acked.add(message_id)
+                body = json.dumps({"message_id": message_id}).encode()
+                await client.send(raw.publish(f"devices/{device_id}/uplink/payment/ack", body, 0))
+        if acked == sent:
+            break
+        received = [packet for packet in [await client.read()] if packet.kind == PUBLISH]
+    assert await eventually(lambda: _all_acked(running, sent))
+    await client.close()
+
+
+async def _all_acked(running: RunningPlatform, message_ids: set[str]) -> bool:
+    rows = await running.platform.db.pool.fetch(
+        "SELECT status FROM device_outbox WHERE message_id = ANY($1::text[])", list(message_ids))
+    return len(rows) == len(message_ids) and {row["status"] for row in rows} == {"acked"}
