@@ -29,7 +29,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from amqtt.session import OutgoingApplicationMessage
 
@@ -60,8 +60,39 @@ LISTEN_BACKLOG = 4096
 
 # Connection states.
 _NEW, _CONNECTING, _CONNECTED, _CLOSING, _CLOSED = range(5)
-# Kinds of queued work.
-_CONNECT, _PUBLISH, _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT, _CLOSED_ITEM = range(7)
+
+
+# Work queued per connection, handled in arrival order by ``Connection._work``.
+class _Connect(NamedTuple):
+    request: ConnectRequest
+
+
+class _Publish(NamedTuple):
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    packet_id: int
+
+
+class _Subscribe(NamedTuple):
+    packet_id: int
+    topics: list[tuple[str, int]]
+
+
+class _Unsubscribe(NamedTuple):
+    packet_id: int
+    filters: list[str]
+
+
+class _Signal(NamedTuple):
+    """Work without data: a PINGREQ answered in turn, a DISCONNECT, the end of the connection."""
+
+    name: str
+
+
+_PINGREQ, _DISCONNECT, _CLOSED_ITEM = _Signal("pingreq"), _Signal("disconnect"), _Signal("closed")
+_Work = _Connect | _Publish | _Subscribe | _Unsubscribe | _Signal
 
 
 class MalformedPacket(Exception):
@@ -414,7 +445,7 @@ class Connection(asyncio.Protocol):
                 if isinstance(message, InflightMessage):
                     message.settle(False)
         if self.session is not None or self._worker is not None:
-            self._submit((_CLOSED_ITEM,))
+            self._submit(_CLOSED_ITEM)
         else:
             self._finished()
 
@@ -481,18 +512,18 @@ class Connection(asyncio.Protocol):
                 raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
             request = decode_connect(data, i, stop)
             self._state = _CONNECTING
-            self._submit((_CONNECT, request))
+            self._submit(_Connect(request))
         elif kind == PINGREQ:
             if stop != i:
                 raise MalformedPacket("PINGREQ length")
             if self._worker is None:
                 self.write(PINGRESP_PACKET)
             else:  # behind the answers still being worked out, so responses keep the requests' order
-                self._submit((_PINGREQ,))
+                self._submit(_PINGREQ)
         elif kind == SUBSCRIBE:
-            self._submit((_SUBSCRIBE, *decode_subscribe(data, i, stop)))
+            self._submit(_Subscribe(*decode_subscribe(data, i, stop)))
         elif kind == UNSUBSCRIBE:
-            self._submit((_UNSUBSCRIBE, *decode_unsubscribe(data, i, stop)))
+            self._submit(_Unsubscribe(*decode_unsubscribe(data, i, stop)))
         elif kind == PUBREL:
             if stop - i != 2:
                 raise MalformedPacket("PUBREL length")
@@ -506,7 +537,7 @@ class Connection(asyncio.Protocol):
             # [MQTT-3.14.4-3] the will is discarded; what came before is still handled, then we close.
             self.graceful = True
             self._state = _CLOSING
-            self._submit((_DISCONNECT,))
+            self._submit(_DISCONNECT)
         else:  # a second CONNECT [MQTT-3.1.0-2], or a packet only a server sends
             raise MalformedPacket(f"unexpected packet type {kind}")
 
@@ -531,8 +562,8 @@ class Connection(asyncio.Protocol):
                 return
             # Method B of §4.3.3: route now, remember the id until PUBREL.
             inflight_in[packet_id] = None  # type: ignore[assignment]
-        self._submit((_PUBLISH, topic, payload if isinstance(payload, bytes) else bytes(payload), qos,
-                      bool(flags & 1), packet_id))
+        self._submit(_Publish(topic, payload if isinstance(payload, bytes) else bytes(payload), qos, bool(flags & 1),
+                              packet_id))
 
     def _puback(self, packet_id: int) -> None:
         session = self.session
@@ -572,7 +603,7 @@ class Connection(asyncio.Protocol):
 
     # -- work in arrival order ------------------------------------------------------------------------------------
 
-    def _submit(self, item: tuple[Any, ...]) -> None:
+    def _submit(self, item: _Work) -> None:
         pending = self._pending
         if pending is None:
             self._pending = [item]
@@ -589,31 +620,32 @@ class Connection(asyncio.Protocol):
             while self._pending:
                 batch, self._pending = self._pending, None
                 for item in batch:
-                    kind = item[0]
                     try:
-                        if kind == _PUBLISH:
-                            await broker._client_publish(self, item[1], item[2], item[3], item[4])
-                            if item[3] == 1:
-                                self.write(encode_ack(PUBACK, item[5]))
-                            elif item[3] == 2:
-                                self.write(encode_ack(PUBREC, item[5]))
-                        elif kind == _SUBSCRIBE:
-                            await broker._client_subscribe(self, item[1], item[2])
-                        elif kind == _UNSUBSCRIBE:
-                            await broker._client_unsubscribe(self, item[1], item[2])
-                        elif kind == _CONNECT:
-                            await broker._client_connect(self, item[1])
-                        elif kind == _PINGREQ:
-                            self.write(PINGRESP_PACKET)
-                        elif kind == _DISCONNECT:
-                            self.close()
-                        else:
-                            await broker._connection_closed(self)
-                            self._finished()
+                        match item:
+                            case _Publish():
+                                await broker._client_publish(self, item.topic, item.payload, item.qos, item.retain)
+                                if item.qos == 1:
+                                    self.write(encode_ack(PUBACK, item.packet_id))
+                                elif item.qos == 2:
+                                    self.write(encode_ack(PUBREC, item.packet_id))
+                            case _Subscribe():
+                                await broker._client_subscribe(self, item.packet_id, item.topics)
+                            case _Unsubscribe():
+                                await broker._client_unsubscribe(self, item.packet_id, item.filters)
+                            case _Connect():
+                                await broker._client_connect(self, item.request)
+                            case _Signal(name="pingreq"):
+                                self.write(PINGRESP_PACKET)
+                            case _Signal(name="disconnect"):
+                                self.close()
+                            case _:
+                                await broker._connection_closed(self)
+                                self._finished()
                     except Exception:
                         log.exception("client packet handling failed", extra={"client_id": self.client_id,
-                                                                               "peer": self.peer, "kind": kind})
-                        if kind == _CLOSED_ITEM:
+                                                                               "peer": self.peer,
+                                                                               "work": type(item).__name__})
+                        if item is _CLOSED_ITEM:
                             self._finished()
                         else:
                             self.close()

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker
 from amqtt.contexts import Action, ListenerType
 from amqtt.errors import BrokerError
-from amqtt.events import BrokerEvents, MQTTEvents
+from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
+from qris_soundbox.broker import amqtt_compat
 from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
 from qris_soundbox.broker.protocol import (
     LISTEN_BACKLOG,
@@ -83,12 +84,13 @@ class PlatformBroker(Broker):
         # Per client id, plugin events not yet delivered (see _fire).
         self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
         manager = self.plugins_manager
-        for event in MQTTEvents:
-            if manager._event_plugin_callbacks.get(event):
-                raise BrokerConfigError(f"a plugin listens to '{event}': PlatformBroker's packet path builds no"
-                                        " amqtt packet objects, so it does not fire packet events (docs/broker.md)")
+        for event in amqtt_compat.packet_event_listeners(manager):
+            raise BrokerConfigError(f"a plugin listens to '{event}': PlatformBroker's packet path builds no"
+                                    " amqtt packet objects, so it does not fire packet events (docs/broker.md)")
+        self._auth_plugins = amqtt_compat.auth_plugins(manager)
+        self._topic_plugins = amqtt_compat.topic_plugins(manager)
         # Topic plugins answer only if there are some and filtering is on (amqtt's rule, fixed at start).
-        self._filtering = bool(manager._topic_plugins) and manager.is_topic_filtering_enabled()
+        self._filtering = bool(self._topic_plugins) and manager.is_topic_filtering_enabled()
 
     @property
     def is_running(self) -> bool:
@@ -320,7 +322,7 @@ class PlatformBroker(Broker):
         """
         if not self._filtering:
             return True
-        for plugin in self.plugins_manager._topic_plugins:
+        for plugin in self._topic_plugins:
             if not await plugin.topic_filtering(session=session, topic=topic, action=action):
                 return False
         return True
@@ -352,16 +354,13 @@ class PlatformBroker(Broker):
         client's later events. The task is registered with the plugin manager,
         so shutdown waits for it as for amqtt's own.
         """
-        callbacks = self.plugins_manager._event_plugin_callbacks.get(event)
+        callbacks = amqtt_compat.event_callbacks(self.plugins_manager, event)
         if not callbacks:
             return
         lane = self._lanes.get(lane_id)
         if lane is None:
             lane = self._lanes[lane_id] = deque()
-            manager = self.plugins_manager
-            task = asyncio.ensure_future(self._run_lane(lane_id, lane))
-            manager._fired_events.append(task)
-            task.add_done_callback(manager._clean_fired_events)
+            amqtt_compat.track_event_task(self.plugins_manager, asyncio.ensure_future(self._run_lane(lane_id, lane)))
         lane.append((callbacks, kwargs))
 
     async def _run_lane(self, client_id: str, lane: deque[tuple[list[Any], dict[str, Any]]]) -> None:
@@ -393,11 +392,14 @@ class PlatformBroker(Broker):
         amqtt 0.12.1 deleted the existing session of a clean-session CONNECT
         and took over a connected one before asking the auth plugins: anyone
         could knock a device offline or erase its session with its client id.
-        Here a refused CONNECT gets its CONNACK code and changes nothing. An
-        accepted one takes over a connected session (waiting for the displaced
-        connection's end to be handled), deletes (clean) or resumes
-        (persistent) the existing one.
+        Here a refused CONNECT gets its CONNACK code and changes nothing.
         """
+        incoming = await self._admit(connection, request)
+        if incoming is not None and not connection.closed:
+            await self._install_session(connection, incoming)
+
+    async def _admit(self, connection: Connection, request: ConnectRequest) -> DeviceSession | None:
+        """The session a CONNECT asks for, or None once it is refused (CONNACK sent, nothing else changed)."""
         refusal = None
         if request.protocol_level != _MQTT_PROTOCOL_LEVEL:
             refusal = UNACCEPTABLE_PROTOCOL_VERSION
@@ -409,8 +411,24 @@ class PlatformBroker(Broker):
             log.warning("CONNECT refused", extra={"client_id": request.client_id, "peer": connection.peer,
                                                    "return_code": refusal})
             connection.refuse(refusal)
-            return
+            return None
+        incoming = self._session_for(connection, request)
+        if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
+            log.warning("CONNECT refused: not authorized", extra={"client_id": incoming.client_id,
+                                                                  "peer": connection.peer})
+            connection.refuse(NOT_AUTHORIZED)
+            return None
+        if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
+            # A will is a message the client leaves for the broker to publish later: a will it may not
+            # publish would reach another device's downlink with no PUBLISH check (docs/security.md).
+            log.warning("CONNECT refused: will topic not allowed", extra={"client_id": incoming.client_id,
+                                                                          "peer": connection.peer})
+            connection.refuse(NOT_AUTHORIZED)
+            return None
+        return incoming
 
+    def _session_for(self, connection: Connection, request: ConnectRequest) -> DeviceSession:
+        """A new session carrying what the CONNECT says, for the auth plugins to judge."""
         incoming = DeviceSession(self._hub.settings.max_queued_messages)
         incoming.client_id = request.client_id or gen_client_id()
         incoming.clean_session = request.clean_session
@@ -424,22 +442,12 @@ class PlatformBroker(Broker):
         incoming.remote_address, incoming.remote_port = connection.peer or (None, None)
         incoming.ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
         incoming.keep_alive = request.keep_alive
-        if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
-            log.warning("CONNECT refused: not authorized", extra={"client_id": incoming.client_id,
-                                                                  "peer": connection.peer})
-            connection.refuse(NOT_AUTHORIZED)
-            return
-        if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
-            # A will is a message the client leaves for the broker to publish later: a will it may not
-            # publish would reach another device's downlink with no PUBLISH check (docs/security.md).
-            log.warning("CONNECT refused: will topic not allowed", extra={"client_id": incoming.client_id,
-                                                                          "peer": connection.peer})
-            connection.refuse(NOT_AUTHORIZED)
-            return
-        if connection.closed:
-            return
+        return incoming
 
-        client_id = incoming.client_id
+    async def _install_session(self, connection: Connection, incoming: DeviceSession) -> None:
+        """An accepted CONNECT: take over a connected session (waiting for the displaced connection's end
+        to be handled), delete (clean) or resume (persistent) the existing one, then CONNACK and resend."""
+        client_id = incoming.client_id or ""
         for _ in range(3):  # another CONNECT for the same id may slip in while we wait
             existing = self._sessions.get(client_id)
             if existing is None or existing[0].transitions.state != "connected":
@@ -486,7 +494,7 @@ class PlatformBroker(Broker):
         in turn instead. As in amqtt: None abstains, at least one plugin must
         answer, and every answer must be truthy.
         """
-        answers = [await plugin.authenticate(session=session) for plugin in self.plugins_manager._auth_plugins]
+        answers = [await plugin.authenticate(session=session) for plugin in self._auth_plugins]
         answers = [answer for answer in answers if answer is not None]
         return bool(answers) and all(answers)
 
@@ -502,9 +510,10 @@ class PlatformBroker(Broker):
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
-        callbacks = self.plugins_manager._event_plugin_callbacks
+        manager = self.plugins_manager
         message = None
-        if callbacks.get(BrokerEvents.MESSAGE_RECEIVED) or callbacks.get(BrokerEvents.MESSAGE_BROADCAST):
+        if (amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED)
+                or amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_BROADCAST)):
             message = IncomingApplicationMessage(None, topic, qos, payload, retain)
             # As amqtt: told of every message received, even one the client may not publish.
             self._fire(client_id, BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)

@@ -14,7 +14,8 @@ from collections import deque
 from typing import Any, NamedTuple
 
 from amqtt.session import Session
-from transitions import MachineError
+
+from qris_soundbox.broker.amqtt_compat import MachineError
 
 log = logging.getLogger(__name__)
 

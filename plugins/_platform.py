@@ -1,9 +1,9 @@
 """How an amqtt plugin reaches the platform (database, settings) and the broker.
 
 amqtt 0.12.1 gives each plugin a copy of the ``BrokerContext``, which keeps
-the broker only as ``_broker_instance``. ``PlatformBroker`` sets
+the broker privately (``broker/amqtt_compat.py``). ``PlatformBroker`` sets
 ``self.platform`` before amqtt builds the plugins, so the context's broker
-is ours; this is the one place that touches that attribute (pinned amqtt).
+is ours; plugins reach it only through this module.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 from amqtt.broker import BrokerContext
 from amqtt.plugins.base import BasePlugin
 
+from qris_soundbox.broker.amqtt_compat import broker_of_context
+
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
     from qris_soundbox.core.context import PlatformContext
 
 
 def broker_of(context: object) -> PlatformBroker:
-    broker = getattr(context, "_broker_instance", None) if isinstance(context, BrokerContext) else None
+    broker = broker_of_context(context)
     if broker is None or not hasattr(broker, "platform"):
         raise RuntimeError("the project's plugins run only inside qris_soundbox.broker.server.PlatformBroker")
     return broker

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amqtt.plugins.base import BasePlugin
 from amqtt.contexts import BaseContext
+from amqtt.plugins.base import BasePlugin
 
 from qris_soundbox.broker.outbox_publisher import OutboxPublisher
+from qris_soundbox.plugins._platform import broker_of
 
 _DOWNLINK_FILTER = re.compile(r"^devices/([^/+#]+)/downlink/")
 
@@ -24,7 +25,7 @@ class OutboxPlugin(BasePlugin[BaseContext]):
         self._publisher: OutboxPublisher | None = None
 
     async def on_broker_post_start(self) -> None:
-        broker = self.context._broker_instance  # type: ignore[attr-defined]
+        broker = broker_of(self.context)
         self._publisher = OutboxPublisher(broker.platform.db, broker)
         await self._publisher.start()
 
