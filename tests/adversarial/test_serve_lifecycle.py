@@ -14,15 +14,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from qris_soundbox.core.demo import DEMO_OUTLET, DEMO_USERS
-from qris_soundbox.core.embedded_pg import client_tool_path
 from tests.support import free_port
 
 DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD = next((email, password) for kind, email, _, role, password in DEMO_USERS
@@ -45,6 +46,13 @@ class ServeProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    async def line_starting(self, prefix: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while not (lines := [line.strip() for line in self.output().splitlines() if line.strip().startswith(prefix)]):
+            assert time.monotonic() < deadline, f"no line starting {prefix!r}:\n{self.output()}"
+            await asyncio.sleep(0.05)
+        return lines[0]
 
     async def first_health_200(self, http: httpx.AsyncClient, timeout: float = 120) -> None:
         """Poll ``/health`` as a start-up script would, returning at the first 200."""
@@ -86,17 +94,23 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return pid if running else None
 
 
-@contextlib.contextmanager
-def stop_postgres_left_in(pgdata: Path) -> Iterator[None]:
-    """A failing test must not leave a PostgreSQL running on the machine."""
-    try:
-        yield
-    finally:
-        if postmaster_pid(pgdata) is not None:
-            subprocess.run([str(client_tool_path("pg_ctl")), "-D", str(pgdata), "-m", "immediate", "stop"],
-                           capture_output=True, check=False)
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(postmaster_pid(pgdata) or 0).kill()
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A ``--data-dir`` outside pytest's tmp_path, which pytest keeps private (0700) and the PostgreSQL
+    system user of a root run cannot traverse. A PostgreSQL a failing test leaves in it is stopped."""
+    with tempfile.TemporaryDirectory(prefix="qris-serve-crash-") as tmp:
+        pgdata = Path(tmp) / "var" / "postgres"
+        try:
+            yield pgdata.parent
+        finally:
+            left = postmaster_pid(pgdata)
+            if left is not None:  # a signal, not pg_ctl: pg_ctl refuses to run as root
+                postmaster = psutil.Process(left)
+                postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+                with contextlib.suppress(psutil.TimeoutExpired):
+                    postmaster.wait(timeout=20)
+                if postmaster.is_running():
+                    postmaster.kill()
 
 
 async def test_health_answers_only_once_demo_data_is_seeded_and_broker_listens(
@@ -120,35 +134,41 @@ async def test_health_answers_only_once_demo_data_is_seeded_and_broker_listens(
             as_demo_admin = await http.get(f"{serve.base_url}/admin/outlets",
                                            headers={"Authorization": f"Bearer {login.json()['token']}"})
             assert DEMO_OUTLET["name"] in [outlet["name"] for outlet in as_demo_admin.json()["items"]]
+
+            # The demo switches the legacy shared device token on, and its banner says so.
+            assert "ON for the demo" in await serve.line_starting("DEVICE_TOKEN")
+            demo_device_id = (await serve.line_starting("demo device")).split()[2]
+            legacy = await http.post(f"{serve.base_url}/device/heartbeat", json={"battery_level": 50},
+                                     headers={"Authorization": "Bearer device-dev-token", "X-Device-Id": demo_device_id})
+            assert legacy.status_code == 200, legacy.text
         assert serve.stop(signal.SIGTERM) == 0, serve.output()
     finally:
         serve.kill_if_running()
 
 
-async def test_graceful_stop_after_a_crash_stops_the_adopted_embedded_postgres(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
-    pgdata = data_dir / "postgres"
+async def test_graceful_stop_after_a_crash_stops_the_adopted_embedded_postgres(
+    tmp_path: Path, embedded_data_dir: Path
+) -> None:
+    pgdata = embedded_data_dir / "postgres"
     env = embedded_env()
-    with stop_postgres_left_in(pgdata):
-        crashed = ServeProcess(tmp_path, "--data-dir", str(data_dir), env=env)
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                await crashed.first_health_200(http)
-            orphan = postmaster_pid(pgdata)
-            assert orphan is not None
-        finally:
-            crashed.kill_if_running()  # SIGKILL: no clean-up of any kind
-        assert postmaster_pid(pgdata) == orphan, "the embedded PostgreSQL outlives a SIGKILLed serve"
+    crashed = ServeProcess(tmp_path, "--data-dir", str(embedded_data_dir), env=env)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await crashed.first_health_200(http)
+        orphan = postmaster_pid(pgdata)
+        assert orphan is not None
+    finally:
+        crashed.kill_if_running()  # SIGKILL: no clean-up of any kind
+    assert postmaster_pid(pgdata) == orphan, "the embedded PostgreSQL outlives a SIGKILLed serve"
 
-        restarted = ServeProcess(tmp_path, "--data-dir", str(data_dir), env=env)
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                await restarted.first_health_200(http)
-            assert postmaster_pid(pgdata) == orphan, "the restarted serve adopts the running server"
-            assert restarted.stop(signal.SIGTERM) == 0, restarted.output()
-        finally:
-            restarted.kill_if_running()
-        # pg_ctl stop -w returns once the postmaster has exited.
-        assert postmaster_pid(pgdata) is None, f"PostgreSQL still runs after a graceful stop:\n{restarted.output()}"
-        assert not (pgdata / "postmaster.pid").exists()
-        assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
+    restarted = ServeProcess(tmp_path, "--data-dir", str(embedded_data_dir), env=env)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await restarted.first_health_200(http)
+        assert postmaster_pid(pgdata) == orphan, "the restarted serve adopts the running server"
+        assert restarted.stop(signal.SIGTERM) == 0, restarted.output()
+    finally:
+        restarted.kill_if_running()
+    # pg_ctl stop -w returns once the postmaster has exited.
+    assert postmaster_pid(pgdata) is None, f"PostgreSQL still runs after a graceful stop:\n{restarted.output()}"
+    assert not (pgdata / "postmaster.pid").exists()
