@@ -80,6 +80,8 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             roles=roles,
             instance_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
+        if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
+            log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
             if broker_config is not None:
                 try:
