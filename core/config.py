@@ -25,7 +25,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_url: str | None = None
     admin_token: str | None = None
     device_token: str | None = None
-    device_auth_allow_legacy_token: bool = True
+    # The shared DEVICE_TOKEN lets its holder act as any device: off unless asked for (core/devices/legacy_token.py).
+    device_auth_allow_legacy_token: bool = False
     integration_webhook_secret: str | None = None
     finance_platform_fee_bps: int = 70
     dynamic_qr_expiry_scheduler_enabled: bool = True
@@ -192,4 +193,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             # The value itself is not echoed: several of these are secrets.
             raise ConfigError(f"invalid value for {name}: {reason}") from None
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.device_auth_allow_legacy_token and not settings.device_token:
+        raise ConfigError(
+            "invalid value for DEVICE_AUTH_ALLOW_LEGACY_TOKEN: true needs DEVICE_TOKEN, the token it allows"
+        )
+    return settings

@@ -11,6 +11,9 @@ never seed a production database.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import msgspec
 
 from qris_soundbox.core.audit import AuditActor
@@ -59,9 +62,14 @@ class DemoData(msgspec.Struct, kw_only=True):
     logins: list[DemoLogin]
 
 
-def demo_overrides(current: dict[str, object]) -> dict[str, object]:
-    """Secrets for demo mode, leaving any the operator set alone."""
-    return {name: value for name, value in DEMO_SECRETS.items() if not current.get(name)}
+def demo_overrides(current: dict[str, object], environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Secrets for demo mode, leaving any the operator set alone; the shared device token
+    is accepted too, unless ``DEVICE_AUTH_ALLOW_LEGACY_TOKEN`` says otherwise."""
+    env = os.environ if environ is None else environ
+    overrides: dict[str, object] = {name: value for name, value in DEMO_SECRETS.items() if not current.get(name)}
+    if not env.get("DEVICE_AUTH_ALLOW_LEGACY_TOKEN", "").strip():
+        overrides["device_auth_allow_legacy_token"] = True
+    return overrides
 
 
 async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoData:
@@ -114,9 +122,11 @@ def banner_lines(data: DemoData) -> list[str]:
 async def seed_demo(platform: PlatformContext) -> list[str]:
     settings = platform.settings
     data = await seed_demo_data(platform.db)
+    legacy = ("ON for the demo; DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false turns it off"
+              if settings.device_auth_allow_legacy_token else "OFF, DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false")
     return [
         f"ADMIN_TOKEN                 {settings.admin_token}   (Authorization: Bearer ...)",
-        f"DEVICE_TOKEN                {settings.device_token}",
+        f"DEVICE_TOKEN                {settings.device_token}   (legacy, shared by every device: {legacy})",
         f"INTEGRATION_WEBHOOK_SECRET  {settings.integration_webhook_secret}",
         *banner_lines(data),
         *await seed_demo_device(platform, data.terminal.id),

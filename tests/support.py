@@ -18,7 +18,7 @@ from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.tools.serve import ServeOptions, serve
 
 ADMIN_TOKEN = "test-admin-token"
-DEVICE_TOKEN = "test-device-token"
+DEVICE_TOKEN = "test-device-token"  # the legacy shared token: set only by the tests about it
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
@@ -37,7 +37,6 @@ def settings_for_tests(database_url: str, **overrides: object) -> Settings:
     defaults: dict[str, object] = {
         "database_url": database_url,
         "admin_token": ADMIN_TOKEN,
-        "device_token": DEVICE_TOKEN,
         "integration_webhook_secret": WEBHOOK_SECRET,
         "log_level": "WARNING",
     }

@@ -80,6 +80,8 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             roles=roles,
             instance_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
+        if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
+            log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
             if broker_config is not None:
                 try:
@@ -104,6 +106,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 scheduler.start()
                 stack.callback(scheduler.shutdown, wait=False)
 
+            # Seeded before the HTTP server answers: a client that waits for /health finds the demo data.
+            demo_lines = await seed_demo(platform) if options.demo else []
+
             if http_socket is not None:
                 config = uvicorn.Config(create_app(platform), lifespan="off", log_config=None, access_log=False,
                                         server_header=False, proxy_headers=settings.trust_proxy)
@@ -123,7 +128,6 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             heartbeat = asyncio.create_task(runtime.heartbeat_forever(platform))
             stack.callback(heartbeat.cancel)
 
-            demo_lines = await seed_demo(platform) if options.demo else []
             urls = describe(options, roles)
             log.info("platform started", extra={"roles": sorted(roles), **urls})
             if options.on_ready is not None:

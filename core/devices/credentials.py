@@ -47,7 +47,6 @@ DEVICE_SECRET_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism
 CHANGE_CHANNEL = "device_credentials"
 # Statuses in which a device may authenticate.
 USABLE_STATUSES = frozenset({"active"})
-LEGACY_USABLE_STATUSES = frozenset({"registered", "active"})
 
 
 def new_secret() -> str:
@@ -117,7 +116,7 @@ async def rotate(
 
 class VerifiedDevice(msgspec.Struct, kw_only=True, frozen=True):
     device_id: str
-    fingerprint: str | None  # None: authenticated by the legacy DEVICE_TOKEN
+    fingerprint: str | None  # None: authenticated by the legacy DEVICE_TOKEN (legacy_token.py)
     method: str  # "secret" | "legacy_token"
 
 
@@ -229,13 +228,6 @@ class CredentialVerifier:
             self._verified[device_id] = (fingerprint, digest)
             self.hashed += 1
         return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
-
-    async def verify_legacy(self, device_id: str) -> VerifiedDevice | None:
-        """The shared DEVICE_TOKEN was accepted by the caller; the device must still exist and be usable."""
-        row = await self._db.fetchrow("device_credential", device_id)
-        if row is None or row["status"] not in LEGACY_USABLE_STATUSES:
-            return None
-        return VerifiedDevice(device_id=device_id, fingerprint=None, method="legacy_token")
 
     def forget(self, device_id: str | None = None) -> None:
         if device_id is None:

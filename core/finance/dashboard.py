@@ -17,6 +17,7 @@ import msgspec
 
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage, legacy_token_for
 from qris_soundbox.core.finance import exports
 from qris_soundbox.core.finance.schemas import SettlementBatch
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
@@ -135,6 +136,7 @@ class ObservabilitySummary(msgspec.Struct, kw_only=True):
     export_jobs: ExportJobsOverview
     runtime_instances: list[RuntimeInstance]
     transactions_last_hour: dict[str, StatusAmount]
+    legacy_device_token: LegacyTokenUsage  # this process's
 
 
 async def observability_summary(platform: PlatformContext) -> ObservabilitySummary:
@@ -164,4 +166,5 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
             for r in instances
         ],
         transactions_last_hour={r["status"]: StatusAmount(count=r["count"], amount=r["amount"]) for r in recent},
+        legacy_device_token=legacy_token_for(platform).usage,
     )

@@ -1,9 +1,10 @@
-"""``/device/*`` authentication: the device's own secret, and the legacy shared token."""
+"""``/device/*`` authentication with the device's own secret (the legacy shared token:
+tests/adversarial/test_legacy_device_token.py)."""
 
 from __future__ import annotations
 
-from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device
-from tests.support import DEVICE_TOKEN, PlatformFactory, RunningPlatform
+from tests.devices.helpers import admin_post, device_detail, provisioned_device
+from tests.support import RunningPlatform
 
 
 def _secret_headers(device_id: str, secret: str) -> dict[str, str]:
@@ -65,37 +66,3 @@ async def test_malformed_heartbeat_is_a_validation_error(running: RunningPlatfor
         "/device/heartbeat", content=b"{not json", headers=_secret_headers(device_id, secret) | {"Content-Type": "application/json"}
     )
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "validation_error"
-
-
-async def test_legacy_token_with_device_id_in_header_or_body(running: RunningPlatform) -> None:
-    device = await register_device(running)  # no credential needed on the legacy path
-    legacy = {"Authorization": f"Bearer {DEVICE_TOKEN}"}
-    by_header = await running.http.post(
-        "/device/heartbeat", json={"battery_level": 61}, headers=legacy | {"X-Device-Id": device["id"]}
-    )
-    assert by_header.status_code == 200, by_header.text
-    by_body = await running.http.post("/device/heartbeat", json={"device_id": device["id"], "battery_level": 62}, headers=legacy)
-    assert by_body.status_code == 200, by_body.text
-    assert (await device_detail(running, device["id"]))["battery_level"] == 62
-    nameless = await running.http.post("/device/heartbeat", json={"battery_level": 1}, headers=legacy)
-    assert nameless.status_code == 400 and nameless.json()["error"]["code"] == "validation_error"
-    unknown = await running.http.post("/device/heartbeat", json={"device_id": "dev_nobody"}, headers=legacy)
-    assert unknown.status_code == 401
-    await admin_post(running, f"/admin/devices/{device['id']}/retire")
-    retired = await running.http.post("/device/heartbeat", json={}, headers=legacy | {"X-Device-Id": device["id"]})
-    assert retired.status_code == 401
-
-
-async def test_legacy_token_can_be_switched_off(platform_factory: PlatformFactory) -> None:
-    strict = await platform_factory.start(roles=frozenset({"api"}), device_auth_allow_legacy_token=False)
-    device = await register_device(strict)
-    response = await strict.http.post(
-        "/device/heartbeat", json={"device_id": device["id"]},
-        headers={"Authorization": f"Bearer {DEVICE_TOKEN}", "X-Device-Id": device["id"]},
-    )
-    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
-    # the device's own secret still works in the strict process
-    issued = (await strict.http.post(f"/admin/devices/{device['id']}/credentials/rotate", headers=strict.admin_headers)).json()
-    ok = await strict.http.post("/device/heartbeat", json={}, headers=_secret_headers(device["id"], issued["mqtt_password"]))
-    assert ok.status_code == 200, ok.text
-    await platform_factory.stop(strict)
