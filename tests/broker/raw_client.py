@@ -113,8 +113,9 @@ class RawClient:
 
         return await asyncio.wait_for(one(), WAIT_S)
 
-    async def closed_by_broker(self) -> bytes:
-        """Everything the broker still sends, until it closes the connection (raises if it does not)."""
+    async def closed_by_broker(self, timeout: float = WAIT_S) -> bytes:
+        """Everything the broker still sends, until it closes the connection (raises if it does not within
+        ``timeout``)."""
         received = bytearray()
 
         async def until_eof() -> None:
@@ -124,7 +125,7 @@ class RawClient:
             except ConnectionResetError:
                 pass
 
-        await asyncio.wait_for(until_eof(), WAIT_S)
+        await asyncio.wait_for(until_eof(), timeout)
         return bytes(received)
 
     def abort(self) -> None:
