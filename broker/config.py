@@ -29,6 +29,8 @@ class ProtocolSettings:
 
     max_packet_size: int = 256 * 1024
     """Largest remaining length accepted; a larger packet closes the connection."""
+    max_connect_size: int = 16 * 1024
+    """Largest first packet (a CONNECT) accepted: what an unauthenticated client can make the broker hold."""
     connect_timeout: int = 10
     """Seconds a new TCP connection may take to send CONNECT."""
     retry_interval: int = 5

@@ -410,7 +410,6 @@ class Connection(asyncio.Protocol):
         hub.at(hub.tick + hub.settings.connect_timeout + 1, self)
 
     def data_received(self, data: bytes) -> None:
-        self._last_heard = self._hub.tick
         buffer = self._buffer
         if buffer is not None:
             buffer += data
@@ -482,10 +481,15 @@ class Connection(asyncio.Protocol):
                     raise MalformedPacket("remaining length longer than four bytes")
             if length > max_size:
                 raise MalformedPacket(f"packet of {length} bytes exceeds max_packet_size {max_size}")
+            if state == _NEW and length > self._hub.settings.max_connect_size:
+                # Before authentication a client may make the broker hold only a CONNECT's worth of bytes.
+                raise MalformedPacket(f"first packet of {length} bytes exceeds max_connect_size")
             stop = index + length
             if stop > end:
                 self._keep(data, position, stop - position)
                 return
+            # Keep-alive counts whole packets [MQTT-3.1.2-24]: a client trickling bytes is not heard from.
+            self._last_heard = self._hub.tick
             self._packet(data[position], data, index, stop)
             position = stop
         if position < end:

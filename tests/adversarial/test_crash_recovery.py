@@ -245,10 +245,6 @@ async def _assert_books(db: asyncpg.Pool, terminal_id: str, answered: dict[str, 
         assert entries["platform_fee"] + entries["merchant_payable"] == entries["gross_income"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "tools/simulate.py Soundbox.run sets first = False only after _serve returns, but a lost connection makes "
-    "_serve raise MqttError ('Disconnected during message iteration'), which the handler then treats as a "
-    "first connect that failed: the simulator counts the device as refused and stops instead of reconnecting"))
 async def test_the_simulators_soundbox_reconnects_when_its_connection_drops(platform_factory: PlatformFactory) -> None:
     running = await platform_factory.start()
     try:
