@@ -1,4 +1,4 @@
-"""MQTT 3.1.1 on the wire for ``PlatformBroker``: one ``asyncio.Protocol`` per TCP connection.
+"""MQTT 3.1.1 on the wire for ``PlatformBroker``: one ``asyncio.Protocol`` per TCP connection (bytes ↔ packets: ``codec``).
 
 amqtt 0.12.1 serves a connection with two tasks (connection and reader),
 decodes each packet field by field through ``StreamReader.readexactly``,
@@ -33,6 +33,31 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from amqtt.session import OutgoingApplicationMessage
 
+from qris_soundbox.broker.codec import (
+    CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PINGRESP_PACKET,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    REQUIRED_FLAGS,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    ConnectRequest,
+    MalformedPacket,
+    PublishPacket,
+    SubscribePacket,
+    UnsubscribePacket,
+    decode_connect,
+    decode_publish,
+    decode_subscribe,
+    decode_unsubscribe,
+    encode_ack,
+    encode_publish,
+)
 from qris_soundbox.broker.config import ProtocolSettings
 from qris_soundbox.broker.session import QueuedMessage
 
@@ -44,13 +69,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Packet types (MQTT 3.1.1 §2.2.1).
-CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 3, 4, 5, 6, 7
-SUBSCRIBE, UNSUBSCRIBE, UNSUBACK, PINGREQ, DISCONNECT = 8, 10, 11, 12, 14
-# Fixed-header flags every packet but PUBLISH must carry [MQTT-2.2.2-2].
-_REQUIRED_FLAGS = {PUBACK: 0, PUBREL: 2, SUBSCRIBE: 2, UNSUBSCRIBE: 2, PINGREQ: 0, DISCONNECT: 0, CONNECT: 0}
-
-PINGRESP_PACKET = b"\xd0\x00"
 # A transport holding more than this unsent is a slow reader: QoS 0 messages to it are dropped.
 WRITE_HIGH_WATER = 1 << 20
 # Received packets waiting for their turn beyond which the connection stops reading.
@@ -62,29 +80,6 @@ LISTEN_BACKLOG = 4096
 _NEW, _CONNECTING, _CONNECTED, _CLOSING, _CLOSED = range(5)
 
 
-# Work queued per connection, handled in arrival order by ``Connection._work``.
-class _Connect(NamedTuple):
-    request: ConnectRequest
-
-
-class _Publish(NamedTuple):
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    packet_id: int
-
-
-class _Subscribe(NamedTuple):
-    packet_id: int
-    topics: list[tuple[str, int]]
-
-
-class _Unsubscribe(NamedTuple):
-    packet_id: int
-    filters: list[str]
-
-
 class _Signal(NamedTuple):
     """Work without data: a PINGREQ answered in turn, a DISCONNECT, the end of the connection."""
 
@@ -92,30 +87,8 @@ class _Signal(NamedTuple):
 
 
 _PINGREQ, _DISCONNECT, _CLOSED_ITEM = _Signal("pingreq"), _Signal("disconnect"), _Signal("closed")
-_Work = _Connect | _Publish | _Subscribe | _Unsubscribe | _Signal
-
-
-class MalformedPacket(Exception):
-    """The peer broke the protocol; the connection is closed."""
-
-
-class ConnectRequest:
-    """A decoded CONNECT (variable header and payload); checks with CONNACK codes are the broker's."""
-
-    __slots__ = ("clean_session", "client_id", "keep_alive", "password", "protocol_level", "username",
-                 "will_message", "will_qos", "will_retain", "will_topic")
-
-    def __init__(self) -> None:
-        self.protocol_level = 4
-        self.clean_session = True
-        self.keep_alive = 0
-        self.client_id = ""
-        self.will_topic: str | None = None
-        self.will_message: bytes | None = None
-        self.will_qos = 0
-        self.will_retain = False
-        self.username: str | None = None
-        self.password: str | None = None
+# Work queued per connection, handled in arrival order by ``Connection._work``.
+_Work = ConnectRequest | PublishPacket | SubscribePacket | UnsubscribePacket | _Signal
 
 
 class InflightMessage(OutgoingApplicationMessage):
@@ -134,148 +107,6 @@ class InflightMessage(OutgoingApplicationMessage):
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(acknowledged)
-
-
-# ---- encoding -------------------------------------------------------------------------------------------------
-
-
-def _remaining_length(header: bytearray, length: int) -> None:
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        if length:
-            header.append(byte | 0x80)
-        else:
-            header.append(byte)
-            return
-
-
-def encode_publish(topic: bytes, payload: bytes, qos: int, packet_id: int, retain: bool, dup: bool) -> bytearray:
-    packet = bytearray((0x30 | (dup << 3) | (qos << 1) | retain,))
-    _remaining_length(packet, 2 + len(topic) + (2 if qos else 0) + len(payload))
-    packet += len(topic).to_bytes(2, "big")
-    packet += topic
-    if qos:
-        packet += packet_id.to_bytes(2, "big")
-    packet += payload
-    return packet
-
-
-def encode_ack(kind: int, packet_id: int) -> bytes:
-    """PUBACK, PUBREC, PUBCOMP or UNSUBACK: a packet id and nothing else."""
-    return bytes((kind << 4 | (2 if kind == PUBREL else 0), 2, packet_id >> 8, packet_id & 0xFF))
-
-
-def encode_suback(packet_id: int, codes: list[int]) -> bytes:
-    packet = bytearray((0x90,))
-    _remaining_length(packet, 2 + len(codes))
-    packet += packet_id.to_bytes(2, "big")
-    packet += bytes(codes)
-    return bytes(packet)
-
-
-# ---- decoding -------------------------------------------------------------------------------------------------
-
-
-def _string(data: bytes, i: int, stop: int) -> tuple[str, int]:
-    if i + 2 > stop:
-        raise MalformedPacket("string length past the end of the packet")
-    end = i + 2 + ((data[i] << 8) | data[i + 1])
-    if end > stop:
-        raise MalformedPacket("string past the end of the packet")
-    try:
-        text = data[i + 2:end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPacket("string is not well-formed UTF-8 [MQTT-1.5.3-1]") from None
-    if "\x00" in text:
-        raise MalformedPacket("string contains U+0000 [MQTT-1.5.3-2]")
-    return text, end
-
-
-def _packet_id(data: bytes, i: int, stop: int) -> int:
-    if i + 2 > stop:
-        raise MalformedPacket("packet identifier missing")
-    packet_id = (data[i] << 8) | data[i + 1]
-    if not packet_id:
-        raise MalformedPacket("packet identifier 0 [MQTT-2.3.1-1]")
-    return packet_id
-
-
-def _client_topic_name(topic: str) -> str:
-    """A topic a client may send a message to (a PUBLISH or its will): no wildcard, no '$' topic."""
-    if not topic:
-        raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")
-    if "+" in topic or "#" in topic:
-        raise MalformedPacket("wildcard in a topic name [MQTT-3.3.2-2]")
-    if topic[0] == "$":
-        raise MalformedPacket("clients may not publish to '$' topics (amqtt's rule)")
-    return topic
-
-
-def decode_connect(data: bytes, i: int, stop: int) -> ConnectRequest:
-    request = ConnectRequest()
-    name, i = _string(data, i, stop)
-    if name != "MQTT":
-        raise MalformedPacket(f"protocol name {name!r} [MQTT-3.1.2-1]")
-    if i + 4 > stop:
-        raise MalformedPacket("CONNECT variable header cut short")
-    request.protocol_level, flags = data[i], data[i + 1]
-    request.keep_alive = (data[i + 2] << 8) | data[i + 3]
-    i += 4
-    if flags & 0x01:
-        raise MalformedPacket("CONNECT reserved flag set [MQTT-3.1.2-3]")
-    request.clean_session = bool(flags & 0x02)
-    will = flags & 0x04
-    request.will_qos = (flags >> 3) & 3
-    request.will_retain = bool(flags & 0x20)
-    if request.will_qos == 3 or (not will and (request.will_qos or request.will_retain)):
-        raise MalformedPacket("will QoS/retain flags invalid [MQTT-3.1.2-13/14/15]")
-    request.client_id, i = _string(data, i, stop)
-    if will:
-        topic, i = _string(data, i, stop)
-        request.will_topic = _client_topic_name(topic)
-        if i + 2 > stop or i + 2 + ((data[i] << 8) | data[i + 1]) > stop:
-            raise MalformedPacket("will message past the end of the packet")
-        end = i + 2 + ((data[i] << 8) | data[i + 1])
-        request.will_message = bytes(data[i + 2:end])
-        i = end
-    if flags & 0x80:
-        request.username, i = _string(data, i, stop)
-    if flags & 0x40:
-        request.password, i = _string(data, i, stop)
-    if i != stop:
-        raise MalformedPacket("bytes after the CONNECT payload")
-    return request
-
-
-def decode_subscribe(data: bytes, i: int, stop: int) -> tuple[int, list[tuple[str, int]]]:
-    packet_id = _packet_id(data, i, stop)
-    i += 2
-    topics: list[tuple[str, int]] = []
-    while i < stop:
-        topic_filter, i = _string(data, i, stop)
-        if not topic_filter:
-            raise MalformedPacket("empty topic filter [MQTT-4.7.3-1]")
-        if i >= stop or data[i] > 2:
-            raise MalformedPacket("requested QoS missing or invalid [MQTT-3.8.3-4]")
-        topics.append((topic_filter, data[i]))
-        i += 1
-    if not topics:
-        raise MalformedPacket("SUBSCRIBE without a topic filter [MQTT-3.8.3-3]")
-    return packet_id, topics
-
-
-def decode_unsubscribe(data: bytes, i: int, stop: int) -> tuple[int, list[str]]:
-    packet_id = _packet_id(data, i, stop)
-    i += 2
-    filters: list[str] = []
-    while i < stop:
-        topic_filter, i = _string(data, i, stop)
-        if not topic_filter:
-            raise MalformedPacket("empty topic filter [MQTT-4.7.3-1]")
-        filters.append(topic_filter)
-    if not filters:
-        raise MalformedPacket("UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]")
-    return packet_id, filters
 
 
 # ---- what all connections share --------------------------------------------------------------------------------
@@ -505,7 +336,7 @@ class Connection(asyncio.Protocol):
         if kind == PUBLISH:
             self._publish_received(flags, data, i, stop)
             return
-        if _REQUIRED_FLAGS.get(kind, -1) != flags:
+        if REQUIRED_FLAGS.get(kind, -1) != flags:
             raise MalformedPacket(f"packet type {kind} with flags {flags:#x} is not one a client sends")
         if kind == PUBACK:
             if stop - i != 2:
@@ -516,7 +347,7 @@ class Connection(asyncio.Protocol):
                 raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
             request = decode_connect(data, i, stop)
             self._state = _CONNECTING
-            self._submit(_Connect(request))
+            self._submit(request)
         elif kind == PINGREQ:
             if stop != i:
                 raise MalformedPacket("PINGREQ length")
@@ -525,9 +356,9 @@ class Connection(asyncio.Protocol):
             else:  # behind the answers still being worked out, so responses keep the requests' order
                 self._submit(_PINGREQ)
         elif kind == SUBSCRIBE:
-            self._submit(_Subscribe(*decode_subscribe(data, i, stop)))
+            self._submit(decode_subscribe(data, i, stop))
         elif kind == UNSUBSCRIBE:
-            self._submit(_Unsubscribe(*decode_unsubscribe(data, i, stop)))
+            self._submit(decode_unsubscribe(data, i, stop))
         elif kind == PUBREL:
             if stop - i != 2:
                 raise MalformedPacket("PUBREL length")
@@ -548,26 +379,16 @@ class Connection(asyncio.Protocol):
     def _publish_received(self, flags: int, data: bytes, i: int, stop: int) -> None:
         if self._state != _CONNECTED:
             raise MalformedPacket("first packet is not CONNECT [MQTT-3.1.0-1]")
-        qos = (flags >> 1) & 3
-        if qos == 3:
-            raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
-        topic, i = _string(data, i, stop)
-        _client_topic_name(topic)
-        packet_id = 0
-        if qos:
-            packet_id = _packet_id(data, i, stop)
-            i += 2
-        payload = data[i:stop]
-        if qos == 2:
+        packet = decode_publish(flags, data, i, stop)
+        if packet.qos == 2:
             assert self.session is not None
             inflight_in = self.session.inflight_in
-            if packet_id in inflight_in:
-                self.write(encode_ack(PUBREC, packet_id))  # a resend of a message already taken: not routed twice
+            if packet.packet_id in inflight_in:
+                self.write(encode_ack(PUBREC, packet.packet_id))  # a resend of a message already taken: not routed twice
                 return
             # Method B of §4.3.3: route now, remember the id until PUBREL.
-            inflight_in[packet_id] = None  # type: ignore[assignment]
-        self._submit(_Publish(topic, payload if isinstance(payload, bytes) else bytes(payload), qos, bool(flags & 1),
-                              packet_id))
+            inflight_in[packet.packet_id] = None  # type: ignore[assignment]
+        self._submit(packet)
 
     def _puback(self, packet_id: int) -> None:
         session = self.session
@@ -626,18 +447,18 @@ class Connection(asyncio.Protocol):
                 for item in batch:
                     try:
                         match item:
-                            case _Publish():
+                            case PublishPacket():
                                 await broker._client_publish(self, item.topic, item.payload, item.qos, item.retain)
                                 if item.qos == 1:
                                     self.write(encode_ack(PUBACK, item.packet_id))
                                 elif item.qos == 2:
                                     self.write(encode_ack(PUBREC, item.packet_id))
-                            case _Subscribe():
+                            case SubscribePacket():
                                 await broker._client_subscribe(self, item.packet_id, item.topics)
-                            case _Unsubscribe():
+                            case UnsubscribePacket():
                                 await broker._client_unsubscribe(self, item.packet_id, item.filters)
-                            case _Connect():
-                                await broker._client_connect(self, item.request)
+                            case ConnectRequest():
+                                await broker._client_connect(self, item)
                             case _Signal(name="pingreq"):
                                 self.write(PINGRESP_PACKET)
                             case _Signal(name="disconnect"):

@@ -34,15 +34,8 @@ from amqtt.utils import gen_client_id
 
 from qris_soundbox.broker import amqtt_compat
 from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
-from qris_soundbox.broker.protocol import (
-    LISTEN_BACKLOG,
-    UNSUBACK,
-    Connection,
-    ConnectRequest,
-    Hub,
-    encode_ack,
-    encode_suback,
-)
+from qris_soundbox.broker.codec import UNSUBACK, ConnectRequest, encode_ack, encode_suback
+from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
 
