@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from amqtt.broker import BrokerContext
+from amqtt.broker import Broker, BrokerContext, Server
 from amqtt.events import BrokerEvents, MQTTEvents
 from amqtt.plugins.manager import PluginManager
 
@@ -30,9 +30,11 @@ __all__ = [
     "MachineError",
     "SESSION_ATTRIBUTES",
     "SESSION_HOOKS",
+    "SERVER_ATTRIBUTES",
     "auth_plugins",
     "broker_of_context",
     "event_callbacks",
+    "listener_server",
     "packet_event_listeners",
     "topic_plugins",
     "track_event_task",
@@ -61,7 +63,11 @@ BROKER_STATE: dict[str, type] = {
     "_sessions": dict,  # client id -> (session, handler)
     "_subscriptions": dict,  # filter -> [(session, qos)]
     "_retained_messages": dict,  # topic -> RetainedApplicationMessage
+    "_servers": dict,  # listener name -> Server
 }
+
+# What a connection reads of its listener's amqtt ``Server`` (connection count against the listener's limit).
+SERVER_ATTRIBUTES = ("conn_count", "max_connections")
 
 # What amqtt's Session.__init__ sets; DeviceSession skips that __init__ and sets these itself, except the
 # two it replaces: ``transitions`` (a lighter state object) and ``retained_messages`` (a lazy property).
@@ -105,3 +111,8 @@ def topic_plugins(manager: PluginManager[Any]) -> list[Any]:
 def broker_of_context(context: object) -> object | None:
     """The broker a plugin's context belongs to (amqtt keeps it private)."""
     return getattr(context, "_broker_instance", None) if isinstance(context, BrokerContext) else None
+
+
+def listener_server(broker: Broker, listener_name: str) -> Server | None:
+    """amqtt's bookkeeping of a listener (None until amqtt registers it, just after it starts serving)."""
+    return broker._servers.get(listener_name)

@@ -29,10 +29,11 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, cast
 
 from amqtt.session import OutgoingApplicationMessage
 
+from qris_soundbox.broker import amqtt_compat
 from qris_soundbox.broker.codec import (
     CONNECT,
     DISCONNECT,
@@ -88,7 +89,7 @@ class _Signal(NamedTuple):
 
 _PINGREQ, _DISCONNECT, _CLOSED_ITEM = _Signal("pingreq"), _Signal("disconnect"), _Signal("closed")
 # Work queued per connection, handled in arrival order by ``Connection._work``.
-_Work = ConnectRequest | PublishPacket | SubscribePacket | UnsubscribePacket | _Signal
+_Work: TypeAlias = ConnectRequest | PublishPacket | SubscribePacket | UnsubscribePacket | _Signal
 
 
 class InflightMessage(OutgoingApplicationMessage):
@@ -222,12 +223,12 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
+        transport = self.transport = cast(asyncio.Transport, base_transport)  # a stream server's transport
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         # amqtt registers the listener's Server after it starts serving: the first connection may come earlier.
-        server = self._server = self._hub.broker._servers.get(self.listener_name)
+        server = self._server = amqtt_compat.listener_server(self._hub.broker, self.listener_name)
         if server is not None:
             server.conn_count += 1
             if 0 < server.max_connections < server.conn_count:
@@ -235,7 +236,7 @@ class Connection(asyncio.Protocol):
                 self._state = _CLOSING
                 transport.close()
                 return
-        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         hub = self._hub
         self._last_heard = hub.tick
         hub.at(hub.tick + hub.settings.connect_timeout + 1, self)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker
 from amqtt.contexts import Action, ListenerType
@@ -72,7 +72,8 @@ class PlatformBroker(Broker):
         self._filters_by_client: dict[str, dict[str, int]] = {}
         amqtt_config, settings = split_protocol_settings(config)
         super().__init__(amqtt_config)
-        self._retained_messages = RetainedMessages()
+        # amqtt's dict, kept as the indexed kind (a typed reference for the lookups amqtt's dict lacks).
+        self._retained_messages = self._retained = RetainedMessages()
         self._hub = Hub(self, settings)
         # Per client id, plugin events not yet delivered (see _fire).
         self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
@@ -327,7 +328,7 @@ class PlatformBroker(Broker):
         """
         session = connection.session
         assert session is not None
-        for retained in self._retained_messages.matching(topic_filter):  # type: ignore[attr-defined]
+        for retained in self._retained.matching(topic_filter):
             if self._filtering and not await self._topic_filtering(session, topic=retained.topic,
                                                                    action=Action.RECEIVE):
                 continue
@@ -449,14 +450,14 @@ class PlatformBroker(Broker):
         if connection.closed:
             return
 
-        session: Session = incoming
+        session = incoming
         existing = self._sessions.get(client_id)
         if incoming.clean_session and existing is not None:
             await self._delete_session(client_id)
         elif existing is not None:
             # A resumed session keeps its subscriptions and queues but takes this CONNECT's will,
             # keep-alive and credentials, and what the auth plugins attached to it just now.
-            session = existing[0]
+            session = cast(DeviceSession, existing[0])  # the only kind of session this broker makes
             for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
                          "username", "password", "remote_address", "remote_port", "ssl_object", "is_anonymous"):
                 setattr(session, name, getattr(incoming, name))
@@ -468,11 +469,11 @@ class PlatformBroker(Broker):
 
         self._sessions[client_id] = (session, connection)  # type: ignore[assignment]
         session.transitions.connect()
-        connection.accept(session, bool(session.parent))  # type: ignore[arg-type]
+        connection.accept(session, bool(session.parent))
         self._fire(client_id, BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session)
         if session.parent:
             connection.resend_inflight()
-            for message in session.take_offline_messages():  # type: ignore[attr-defined]
+            for message in session.take_offline_messages():
                 # Queued for an established subscription, not retained: RETAIN=0 [MQTT-3.3.1-9].
                 connection.publish(message.topic, message.data, min(message.qos or 0, MAX_QOS), False)
             for topic_filter in self._filters_by_client.get(client_id, ()):

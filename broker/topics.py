@@ -128,9 +128,9 @@ class TopicTrie(_Trie):
                         continue
                     stack.append((child, depth + 1))
             else:
-                child = node.children.get(level)
-                if child is not None:
-                    stack.append((child, depth + 1))
+                exact = node.children.get(level)
+                if exact is not None:
+                    stack.append((exact, depth + 1))
 
     @staticmethod
     def _below(node: _Node, *, skip_dollar: bool) -> Iterator[str]:

@@ -32,7 +32,7 @@ def platform_of(context: object) -> PlatformContext:
     return broker_of(context).platform
 
 
-class PlatformPlugin(BasePlugin):  # type: ignore[type-arg]
+class PlatformPlugin(BasePlugin[BrokerContext]):
     """An event plugin of ours: ``self.platform`` is the running platform."""
 
     @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from amqtt.broker import BrokerContext
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
@@ -30,7 +31,7 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
         flush_after_s: float = 0.5
         """Denial counts are written to PostgreSQL at most this often."""
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.rules = AclRules.load(self.config.rules_file)
         self.denials = AclDenialCounter(platform_of(context).db, self.config.flush_after_s)

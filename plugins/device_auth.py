@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from amqtt.broker import BrokerContext
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
@@ -33,7 +34,7 @@ class DeviceAuthPlugin(BaseAuthPlugin):
         listen_for_changes: bool = True
         """LISTEN for credential/status changes and drop sessions whose secret stopped being valid."""
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.platform = platform_of(context)
         self.verifier = verifier_for(self.platform)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from amqtt.broker import BrokerContext
 from amqtt.session import Session
 
 from qris_soundbox.core.devices import presence
@@ -27,7 +28,7 @@ class DevicePresencePlugin(PlatformPlugin):
         flush_after_s: float = 0.1
         """Presence changes are written to PostgreSQL at most this often (and this late)."""
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.writer = presence.PresenceWriter(self.platform.db, self.platform.instance_id, self.config.flush_after_s)
 

@@ -44,6 +44,14 @@ async def test_stock_broker_state_and_plugin_manager_internals_have_the_shapes_u
     assert task not in manager._fired_events
     assert amqtt_compat.broker_of_context(BrokerContext(broker)) is broker
     assert amqtt_compat.broker_of_context(object()) is None
+    assert amqtt_compat.listener_server(broker, "default") is None  # registered once it serves
+
+
+def test_a_listener_server_has_what_connections_count_with(broker: PlatformBroker) -> None:
+    server = amqtt_compat.listener_server(broker, "default")
+    assert server is not None
+    for name in amqtt_compat.SERVER_ATTRIBUTES:
+        assert isinstance(getattr(server, name), int), name
 
 
 def test_device_session_sets_every_session_attribute_amqtt_sets() -> None:
