@@ -21,7 +21,7 @@ from amqtt.session import Session
 
 from qris_soundbox.core.devices.changes import DeviceChange, DeviceChangeListener
 from qris_soundbox.core.logging import device_id_var
-from qris_soundbox.plugins._platform import broker_of, platform_of
+from qris_soundbox.plugins._platform import broker_of, platform_of_broker_context
 
 log = logging.getLogger("qris_soundbox.broker.auth")
 DEVICE_ID_PREFIX = "dev_"
@@ -35,7 +35,7 @@ class DeviceAuthPlugin(BaseAuthPlugin):
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.platform = platform_of(context)
+        self.platform = platform_of_broker_context(context)
         self.verifier = self.platform.device_verifier
         # device id -> fingerprint of the secret its current session authenticated with
         self._session_fingerprint: dict[str, str | None] = {}

@@ -77,7 +77,8 @@ def test_devices_are_told_the_public_address_else_the_listener() -> None:
     """The rotation names MQTT_PUBLIC_HOST/PORT when set, else where this process's broker listens."""
 
     def told(listener: tuple[str, int] | None, **public: object) -> tuple[str, int]:
-        platform = PlatformContext(settings_for_tests("postgresql://unused/db", **public), db=None)  # type: ignore[arg-type]
+        settings = settings_for_tests("postgresql://unused/db", **public)
+        platform = PlatformContext(settings, db=None)  # type: ignore[arg-type]  # no query is run
         platform.broker_listener = listener
         address = platform.device_broker_address()
         return address.host, address.port
@@ -85,4 +86,5 @@ def test_devices_are_told_the_public_address_else_the_listener() -> None:
     assert told(("10.0.0.5", 1884)) == ("10.0.0.5", 1884)
     assert told(("0.0.0.0", 1884)) == ("127.0.0.1", 1884)  # a wildcard bind is no address to connect to
     assert told(None) == ("127.0.0.1", 1883)  # --only api: no broker in this process
-    assert told(("0.0.0.0", 1884), mqtt_public_host="mqtt.example.id", mqtt_public_port=8883) == ("mqtt.example.id", 8883)
+    public = {"mqtt_public_host": "mqtt.example.id", "mqtt_public_port": 8883}
+    assert told(("0.0.0.0", 1884), **public) == ("mqtt.example.id", 8883)
