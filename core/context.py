@@ -42,9 +42,7 @@ class PlatformContext:
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.
-        self.legacy_device_token = LegacyDeviceToken(
-            db, settings.device_token, settings.device_auth_allow_legacy_token
-        )
+        self.legacy_device_token = LegacyDeviceToken(db, settings.device_token, settings.device_auth_allow_legacy_token)
 
     def device_broker_address(self) -> BrokerAddress:
         """Where devices are told to connect: MQTT_PUBLIC_HOST/PORT, else this process's broker listener."""
