@@ -826,10 +826,8 @@ class BenchControl(asyncio.Protocol):
     """
 
     def __init__(self, platform: object) -> None:
-        from qris_soundbox.core.devices.credentials import verifier_for
-
         self.broker = platform.broker  # type: ignore[attr-defined]
-        self.verifier = verifier_for(platform)  # type: ignore[arg-type]
+        self.verifier = platform.device_verifier  # type: ignore[attr-defined]
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.deliveries: set[asyncio.Task[bool]] = set()

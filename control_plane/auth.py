@@ -49,7 +49,7 @@ async def resolve_principal(platform: PlatformContext, token: str) -> Principal 
     return await users.principal_for_token(platform.db, token)
 
 
-def platform_of(connection: ASGIConnection) -> PlatformContext:
+def platform_of_connection(connection: ASGIConnection) -> PlatformContext:
     return connection.app.state["platform"]
 
 
@@ -73,7 +73,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> Pr
         token = bearer_token(connection)
         if token is None:
             raise Unauthorized("a bearer token is required")
-        principal = await resolve_principal(platform_of(connection), token)
+        principal = await resolve_principal(platform_of_connection(connection), token)
         if principal is None:
             raise Unauthorized("the bearer token is invalid or expired")
     audience = route_audience(handler)
@@ -107,7 +107,7 @@ def principal_of(connection: ASGIConnection) -> Principal:
 
 
 def client_ip(connection: ASGIConnection) -> str | None:
-    if platform_of(connection).settings.trust_proxy:
+    if platform_of_connection(connection).settings.trust_proxy:
         forwarded = connection.headers.get("x-forwarded-for")
         if forwarded:
             return forwarded.split(",")[0].strip()

@@ -17,9 +17,8 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.devices.credentials import VerifiedDevice, verifier_for
 from qris_soundbox.core.devices.errors import DeviceAuthFailed
-from qris_soundbox.core.devices.legacy_token import legacy_token_for
+from qris_soundbox.core.devices.verifier import VerifiedDevice
 from qris_soundbox.core.logging import device_id_var
 
 
@@ -51,7 +50,7 @@ async def authenticate_device(connection: ASGIConnection) -> VerifiedDevice:
     if secret is not None:
         if not device_id:
             raise DeviceAuthFailed("X-Device-Id is required with X-Device-Secret")
-        device = await verifier_for(platform).verify(device_id, secret)
+        device = await platform.device_verifier.verify(device_id, secret)
         if device is None:
             raise DeviceAuthFailed("device credentials are invalid, or the device is not active")
     else:
@@ -62,7 +61,7 @@ async def authenticate_device(connection: ASGIConnection) -> VerifiedDevice:
         async def claimed_device_id() -> str | None:
             return device_id or await _device_id_from_body(connection)
 
-        device = await legacy_token_for(platform).authenticate(token, claimed_device_id)
+        device = await platform.legacy_device_token.authenticate(token, claimed_device_id)
     connection.state["device"] = device
     # Tag this request's log lines with the device (the request middleware resets its own vars only).
     device_id_var.set(device.device_id)

@@ -1,6 +1,6 @@
 """Device configuration (the shadow) and remote commands: admin routes and the device API.
 
-Routes only: parse → call ``core.devices.config`` / ``core.devices.commands`` → shape the response.
+Routes only: parse → call ``core.devices.config_shadow`` / ``core.devices.commands`` → shape the response.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from qris_soundbox.control_plane.deps import FromQuery, JSONBody, Platform
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.devices import commands, config
+from qris_soundbox.core.devices import commands, config_shadow
 from qris_soundbox.core.errors import Forbidden
 
 TAGS = ["device config and commands"]
@@ -36,34 +36,34 @@ def _device_actor(request: Request, body_device_id: str | None) -> tuple[str, Au
 
 @get("/admin/devices/{device_id:str}/config", summary="The device's config shadow: desired, reported, drift",
      tags=TAGS, opt={"permission": "device:read"})
-async def get_config(platform: Platform, device_id: DeviceId) -> config.ConfigState:
+async def get_config(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigState:
     async with platform.db.transaction() as conn:
-        return await config.get_state(platform.db, conn, device_id)
+        return await config_shadow.get_state(platform.db, conn, device_id)
 
 
 @patch("/admin/devices/{device_id:str}/config",
        summary="Merge-patch the desired config (validated against the model) and push it to the device",
        tags=TAGS, opt={"permission": "device:config"})
 async def patch_config(
-    platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[config.ConfigPatch]
-) -> config.ConfigState:
+    platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[config_shadow.ConfigPatch]
+) -> config_shadow.ConfigState:
     async with platform.db.transaction() as conn:
-        return await config.update_desired(platform.db, conn, audit_actor(request), device_id, data)
+        return await config_shadow.update_desired(platform.db, conn, audit_actor(request), device_id, data)
 
 
 @get("/admin/devices/{device_id:str}/config/status",
      summary="Where the config push stands: versions, drift, last push, attempts, last rejection",
      tags=TAGS, opt={"permission": "device:read"})
-async def get_config_status(platform: Platform, device_id: DeviceId) -> config.ConfigStatus:
+async def get_config_status(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
-        return await config.get_status(platform.db, conn, device_id)
+        return await config_shadow.get_status(platform.db, conn, device_id)
 
 
 @post("/admin/devices/{device_id:str}/config/retry-push", summary="Re-queue the latest desired config",
       tags=TAGS, status_code=200, opt={"permission": "device:config"})
-async def retry_config_push(platform: Platform, request: Request, device_id: DeviceId) -> config.ConfigStatus:
+async def retry_config_push(platform: Platform, request: Request, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
-        return await config.retry_push(platform.db, conn, audit_actor(request), device_id)
+        return await config_shadow.retry_push(platform.db, conn, audit_actor(request), device_id)
 
 
 @post("/admin/devices/{device_id:str}/commands", summary="Send a command to the device (queued until it expires)",
@@ -94,17 +94,19 @@ async def get_command(platform: Platform, device_id: DeviceId, command_id: Comma
 
 @get("/device/config", summary="The device's desired config and its version (same as the config downlink)",
      tags=DEVICE_TAGS, opt={"device": True})
-async def device_get_config(platform: Platform, request: Request) -> config.DeviceConfigView:
+async def device_get_config(platform: Platform, request: Request) -> config_shadow.DeviceConfigView:
     async with platform.db.transaction() as conn:
-        return await config.device_view(platform.db, conn, device_of(request).device_id)
+        return await config_shadow.device_view(platform.db, conn, device_of(request).device_id)
 
 
 @post("/device/config/ack", summary="Ack a config version: applied or rejected (same as MQTT config/ack)",
       tags=DEVICE_TAGS, status_code=200, opt={"device": True})
-async def device_ack_config(platform: Platform, request: Request, data: JSONBody[config.ConfigAck]) -> config.ConfigState:
+async def device_ack_config(
+    platform: Platform, request: Request, data: JSONBody[config_shadow.ConfigAck]
+) -> config_shadow.ConfigState:
     device_id, actor = _device_actor(request, data.device_id)
     async with platform.db.transaction() as conn:
-        return await config.acknowledge(platform.db, conn, actor, device_id, data)
+        return await config_shadow.acknowledge(platform.db, conn, actor, device_id, data)
 
 
 @post("/device/commands/ack", summary="Ack a command: succeeded or failed (same as MQTT command/ack)",

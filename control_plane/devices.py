@@ -132,7 +132,7 @@ async def retire_device(platform: Platform, request: Request, device_id: DeviceI
       summary="Issue a new MQTT/HTTP secret (shown only in this response); the old one stops working",
       tags=TAGS, status_code=200, opt={"permission": "device:credential"})
 async def rotate_credential(platform: Platform, request: Request, device_id: DeviceId) -> IssuedCredential:
-    broker = credentials.broker_address(platform)
+    broker = platform.device_broker_address()
     async with platform.db.transaction() as conn:
         return await credentials.rotate(platform.db, conn, audit_actor(request), device_id, broker)
 

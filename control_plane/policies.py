@@ -25,7 +25,7 @@ import msgspec
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from qris_soundbox.control_plane.auth import authorize, client_ip, platform_of
+from qris_soundbox.control_plane.auth import authorize, client_ip, platform_of_connection
 from qris_soundbox.core import idempotency
 from qris_soundbox.core.auth import Principal
 
@@ -46,7 +46,7 @@ def route_policies(app: ASGIApp) -> ASGIApp:
             return
         request: Request[Any, Any, Any] = Request(scope, receive, send)
         principal = await authorize(request, handler)
-        platform = platform_of(request)
+        platform = platform_of_connection(request)
         if bucket:
             platform.rate_limiter.hit(bucket, await _rate_key(bucket, request, principal))
             if bucket == "login":
@@ -94,14 +94,14 @@ async def _run_once(
     app: ASGIApp, request: Request[Any, Any, Any], principal: Principal | None, key: str, send: Send
 ) -> None:
     scope = request.scope
-    db = platform_of(request).db
+    db = platform_of_connection(request).db
     caller = _caller(request, principal)
     request_fingerprint = idempotency.fingerprint(
         scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), await request.body()
     )
     stored = await idempotency.begin(
         db, caller=caller, key=key, request_fingerprint=request_fingerprint, method=scope["method"],
-        path=scope["path"], ttl_s=platform_of(request).settings.idempotency_key_ttl_seconds,
+        path=scope["path"], ttl_s=platform_of_connection(request).settings.idempotency_key_ttl_seconds,
         wait_s=IDEMPOTENCY_WAIT_S,
     )
     if stored is not None:

@@ -28,7 +28,7 @@ def broker_of(context: object) -> PlatformBroker:
     return broker
 
 
-def platform_of(context: object) -> PlatformContext:
+def platform_of_broker_context(context: object) -> PlatformContext:
     return broker_of(context).platform
 
 
@@ -41,4 +41,4 @@ class PlatformPlugin(BasePlugin[BrokerContext]):
 
     def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
-        self.platform = platform_of(context)
+        self.platform = platform_of_broker_context(context)

@@ -18,7 +18,7 @@ from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
 from qris_soundbox.core.devices.acl import AclDenialCounter, AclRules
-from qris_soundbox.plugins._platform import platform_of
+from qris_soundbox.plugins._platform import platform_of_broker_context
 
 log = logging.getLogger("qris_soundbox.broker.acl")
 
@@ -34,7 +34,7 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
     def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.rules = AclRules.load(self.config.rules_file)
-        self.denials = AclDenialCounter(platform_of(context).db, self.config.flush_after_s)
+        self.denials = AclDenialCounter(platform_of_broker_context(context).db, self.config.flush_after_s)
 
     async def close(self) -> None:
         await self.denials.close()

@@ -20,9 +20,9 @@ from amqtt.broker import BrokerContext
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from qris_soundbox.core.devices.credentials import DeviceChange, DeviceChangeListener, verifier_for
+from qris_soundbox.core.devices.changes import DeviceChange, DeviceChangeListener
 from qris_soundbox.core.logging import device_id_var
-from qris_soundbox.plugins._platform import broker_of, platform_of
+from qris_soundbox.plugins._platform import broker_of, platform_of_broker_context
 
 log = logging.getLogger("qris_soundbox.broker.auth")
 DEVICE_ID_PREFIX = "dev_"
@@ -36,8 +36,8 @@ class DeviceAuthPlugin(BaseAuthPlugin):
 
     def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
-        self.platform = platform_of(context)
-        self.verifier = verifier_for(self.platform)
+        self.platform = platform_of_broker_context(context)
+        self.verifier = self.platform.device_verifier
         # device id -> fingerprint of the secret its current session authenticated with
         self._session_fingerprint: dict[str, str | None] = {}
         # device id -> (fingerprint, status) last announced by NOTIFY

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from amqtt.session import ApplicationMessage
 
-from qris_soundbox.core.devices import commands, config, uplinks
+from qris_soundbox.core.devices import commands, config_shadow, uplinks
 from qris_soundbox.core.devices.uplinks import UplinkHandler
 from qris_soundbox.core.payments import device_requests
 from qris_soundbox.plugins._platform import PlatformPlugin
@@ -22,7 +22,7 @@ HANDLERS: dict[str, UplinkHandler] = {
     "heartbeat": uplinks.heartbeat_uplink,
     "payment/ack": device_requests.payment_ack_uplink,
     "dynamic-qr/request": device_requests.dynamic_qr_request_uplink,
-    "config/ack": config.ack_uplink,
+    "config/ack": config_shadow.ack_uplink,
     "command/ack": commands.ack_uplink,
 }
 

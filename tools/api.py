@@ -73,23 +73,31 @@ class DeviceCredential:
 
 
 class AdminApi:
-    """Admin routes over one httpx client; each call returns the decoded body or raises ``ApiError``."""
+    """Admin routes over one httpx client; each call returns the decoded body or raises ``ApiError``.
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 15.0) -> None:
+    ``http``: a client of the caller's to send the calls on (the tests' own); it stays the caller's
+    to close. Otherwise the API opens one and closes it on ``__aexit__``.
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 15.0,
+                 http: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                      headers={"Authorization": f"Bearer {token}"})
+        self.http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._owns_http = http is None
+        self._auth = {"Authorization": f"Bearer {token}"}
 
     async def __aenter__(self) -> AdminApi:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self.http.aclose()
+        if self._owns_http:
+            await self.http.aclose()
 
     async def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Any:
         try:
-            response = await self.http.request(method, path, json=json, params=params, headers=headers)
+            response = await self.http.request(method, path, json=json, params=params,
+                                               headers=self._auth | (headers or {}))
         except httpx.HTTPError as exc:
             raise ApiError(method, path, None, "unreachable", f"cannot reach {self.base_url}: {exc}") from None
         if response.status_code >= 400:
@@ -110,14 +118,36 @@ class AdminApi:
                                 fingerprint=issued["fingerprint"], broker_host=issued["broker"]["host"],
                                 broker_port=issued["broker"]["port"])
 
-    async def onboard_terminal(self, merchant_name: str) -> dict[str, Any]:
-        """An approved merchant (with the NMID and postal code a dynamic QR needs), an outlet and a terminal."""
-        merchant = await self.call("POST", "/admin/merchants", json={
-            "name": merchant_name, "city": "Jakarta", "mcc": "5499", "nmid": random_nmid(), "postal_code": "10110",
-        })
-        approved = await self.call("POST", f"/admin/merchants/{merchant['id']}/approve")
-        outlet = await self.call("POST", f"/admin/merchants/{merchant['id']}/outlets", json={"name": "Outlet 1"})
-        terminal = await self.call("POST", f"/admin/outlets/{outlet['id']}/terminals", json={"name": "Kasir 1"})
+    async def create_merchant(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A new merchant, ``pending_review`` (SPEC §9)."""
+        return await self.call("POST", "/admin/merchants", json=fields)
+
+    async def approve_merchant(self, merchant_id: str) -> dict[str, Any]:
+        return await self.call("POST", f"/admin/merchants/{merchant_id}/approve")
+
+    async def create_outlet(self, merchant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", f"/admin/merchants/{merchant_id}/outlets", json=fields)
+
+    async def create_terminal(self, outlet_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", f"/admin/outlets/{outlet_id}/terminals", json=fields)
+
+    async def onboard_terminal(self, merchant_name: str, *, approve: bool = True, qris_ready: bool = True,
+                               fee_bps: int | None = None) -> dict[str, Any]:
+        """A merchant, an outlet and a terminal, as an operator onboards them.
+
+        The merchant is approved unless ``approve`` is false (``approved`` is then None), has the
+        NMID and postal code a dynamic QR needs unless ``qris_ready`` is false, and pays the
+        platform fee unless ``fee_bps`` overrides it.
+        """
+        fields: dict[str, Any] = {"name": merchant_name, "city": "Jakarta", "mcc": "5499"}
+        if qris_ready:
+            fields |= {"nmid": random_nmid(), "postal_code": "10110"}
+        if fee_bps is not None:
+            fields["fee_bps"] = fee_bps
+        merchant = await self.create_merchant(fields)
+        approved = await self.approve_merchant(merchant["id"]) if approve else None
+        outlet = await self.create_outlet(merchant["id"], {"name": "Outlet 1"})
+        terminal = await self.create_terminal(outlet["id"], {"name": "Kasir 1"})
         return {"merchant": merchant, "approved": approved, "outlet": outlet, "terminal": terminal}
 
 

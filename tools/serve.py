@@ -83,6 +83,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
         if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(platform.device_verifier.close)  # last: after the broker and HTTP stopped
             if broker_config is not None:
                 try:
                     broker = PlatformBroker(broker_config, platform)
@@ -96,6 +97,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                         " choose another port with --mqtt-port"
                     ) from None
                 platform.broker = broker
+                platform.broker_listener = (options.mqtt_host, options.mqtt_port)
                 stack.push_async_callback(broker.shutdown)
 
             if "worker" in roles:

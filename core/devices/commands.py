@@ -21,7 +21,7 @@ from msgspec import Meta
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.config import (
+from qris_soundbox.core.devices.config_shadow import (
     MessageId,
     VolumeOutOfRange,
     device_with_capabilities,

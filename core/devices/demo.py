@@ -26,7 +26,7 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
         device = await registry.get_device(db, conn, device_id)
         if device.terminal_id is None and device.status != "retired":
             await registry.bind(db, conn, SYSTEM, device_id, terminal_id)
-        issued = await credentials.rotate(db, conn, SYSTEM, device_id, credentials.broker_address(platform))
+        issued = await credentials.rotate(db, conn, SYSTEM, device_id, platform.device_broker_address())
     return [
         f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
         f"  MQTT {issued.broker.host}:{issued.broker.port}  username = client id = {device_id}",

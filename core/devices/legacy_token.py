@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import hmac
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.credentials import VerifiedDevice
 from qris_soundbox.core.devices.errors import DeviceAuthFailed
+from qris_soundbox.core.devices.verifier import VerifiedDevice
 from qris_soundbox.core.errors import ValidationFailed
-
-if TYPE_CHECKING:
-    from qris_soundbox.core.context import PlatformContext
 
 log = logging.getLogger(__name__)
 # A device that has no credential yet may use the shared token, as it could before.
@@ -48,6 +43,8 @@ class LegacyTokenUsage(msgspec.Struct, kw_only=True):
 
 
 class LegacyDeviceToken:
+    """One per process (``PlatformContext.legacy_device_token``): its counts are this process's."""
+
     def __init__(self, db: Database, token: str | None, allowed: bool) -> None:
         self._db = db
         self._token = token.encode() if token else None
@@ -83,16 +80,3 @@ class LegacyDeviceToken:
         log.warning("shared device token refused",
                     extra={"device_id": device_id, "auth": "legacy_token", "reason": reason})
 
-
-_legacy_tokens: weakref.WeakKeyDictionary[PlatformContext, LegacyDeviceToken] = weakref.WeakKeyDictionary()
-
-
-def legacy_token_for(platform: PlatformContext) -> LegacyDeviceToken:
-    """One per running platform: its counts are this process's."""
-    legacy = _legacy_tokens.get(platform)
-    if legacy is None:
-        settings = platform.settings
-        legacy = _legacy_tokens[platform] = LegacyDeviceToken(
-            platform.db, settings.device_token, settings.device_auth_allow_legacy_token
-        )
-    return legacy

@@ -16,7 +16,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices import health
-from qris_soundbox.core.devices.credentials import DeviceChange, announce_change
+from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import (
     DeviceAlreadyBound,
     DeviceModelNotFound,

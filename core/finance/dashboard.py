@@ -17,7 +17,7 @@ import msgspec
 
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage, legacy_token_for
+from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage
 from qris_soundbox.core.finance import exports
 from qris_soundbox.core.finance.schemas import SettlementBatch
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
@@ -166,5 +166,5 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
             for r in instances
         ],
         transactions_last_hour={r["status"]: StatusAmount(count=r["count"], amount=r["amount"]) for r in recent},
-        legacy_device_token=legacy_token_for(platform).usage,
+        legacy_device_token=platform.legacy_device_token.usage,
     )

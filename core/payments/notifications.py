@@ -2,7 +2,7 @@
 
 Queued in the same database transaction that marks the transaction paid, shaped
 for the device's model by the capability resolver (``core/announcement.py``) in
-the device's configured language and text template (``core/devices/config.py``),
+the device's configured language and text template (``core/devices/config_shadow.py``),
 and valid until ``paid_at + PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS``: an older
 payment is never played late (``skipped_late``).
 """
@@ -19,7 +19,7 @@ from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.config import announcement_preferences
+from qris_soundbox.core.devices.config_shadow import announcement_preferences
 from qris_soundbox.core.errors import DomainError, InvalidState
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from qris_soundbox.control_plane.app import create_app
 from qris_soundbox.core.config import ConfigError, load_settings
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import JsonFormatter
-from tests.devices.helpers import admin_post, create_terminal, device_detail, provisioned_device, register_device
+from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device
+from tests.onboarding import onboarded_terminal
 from tests.foundation.test_route_permissions import all_handlers
 from tests.support import DEVICE_TOKEN, PlatformFactory, RunningPlatform
 
@@ -42,7 +43,7 @@ async def legacy_usage(running: RunningPlatform) -> dict:
 
 async def bound_device(running: RunningPlatform) -> str:
     device_id, _ = await provisioned_device(running, model="generic-screen")
-    terminal = await create_terminal(running)
+    terminal = await onboarded_terminal(running)
     bound = await admin_post(running, f"/admin/devices/{device_id}/bind", {"terminal_id": terminal["terminal_id"]})
     assert bound.status_code == 200, bound.text
     return device_id

@@ -130,10 +130,8 @@ async def test_hundred_devices_connect_concurrently(running: RunningPlatform) ->
 
 
 async def test_reconnect_uses_cached_verification(running: RunningPlatform) -> None:
-    from qris_soundbox.core.devices.credentials import verifier_for
-
     device_id, secret = await provisioned_device(running)
-    verifier = verifier_for(running.platform)
+    verifier = running.platform.device_verifier
     hashed = verifier.hashed
     async with running.mqtt(device_id, secret):
         pass

@@ -1,4 +1,4 @@
-"""Shared steps of the device tests: terminals by SQL, devices and credentials by HTTP."""
+"""Shared steps of the device tests: devices and credentials by HTTP, waiting for MQTT messages."""
 
 from __future__ import annotations
 
@@ -13,26 +13,6 @@ from qris_soundbox.core.ids import new_id
 from tests.support import RunningPlatform
 
 _serials = itertools.count(1)
-
-
-async def create_terminal(running: RunningPlatform, *, merchant_id: str | None = None) -> dict[str, str]:
-    """A merchant, outlet and terminal written straight to the tables (their routes live elsewhere)."""
-    db = running.platform.db
-    async with db.transaction() as conn:
-        if merchant_id is None:
-            merchant_id = new_id("mer")
-            await conn.execute(
-                "INSERT INTO merchants (id, code, name, city, status) VALUES ($1, $2, 'Warung Test', 'Jakarta', 'active')",
-                merchant_id, merchant_id[-12:],
-            )
-        outlet_id = new_id("out")
-        await conn.execute("INSERT INTO outlets (id, merchant_id, name) VALUES ($1, $2, 'Main')", outlet_id, merchant_id)
-        terminal_id = new_id("trm")
-        await conn.execute(
-            "INSERT INTO terminals (id, outlet_id, merchant_id, name, terminal_code) VALUES ($1, $2, $3, 'Kasir', $4)",
-            terminal_id, outlet_id, merchant_id, terminal_id[-12:],
-        )
-    return {"merchant_id": merchant_id, "outlet_id": outlet_id, "terminal_id": terminal_id}
 
 
 async def register_device(running: RunningPlatform, model: str = "generic-audio") -> dict[str, Any]:

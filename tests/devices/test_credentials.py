@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 
 import pytest
 from argon2 import extract_parameters
 
-from qris_soundbox.core.devices.credentials import CredentialVerifier
+from qris_soundbox.core.context import PlatformContext
 from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device, rotate
-from tests.support import RunningPlatform
+from tests.support import RunningPlatform, settings_for_tests
 
 
 async def test_rotation_answers_the_spec_shape_and_a_strong_secret(running: RunningPlatform) -> None:
@@ -74,36 +73,18 @@ async def test_the_secret_is_never_logged(running: RunningPlatform, caplog: pyte
     assert not [line for line in lines if issued["mqtt_password"] in line or "guess-123" in line]
 
 
-async def test_checks_waiting_together_each_get_their_own_answer(running: RunningPlatform) -> None:
-    """Concurrent checks share one row lookup (a reconnect storm); each still gets its device's verdict."""
-    (first, first_secret), (second, second_secret), (disabled, disabled_secret) = [
-        await provisioned_device(running) for _ in range(3)
-    ]
-    assert (await admin_post(running, f"/admin/devices/{disabled}/disable", {"reason": "test"})).status_code == 200
-    verifier = CredentialVerifier(running.platform.db)  # its own cache: every check below reads and hashes
-    try:
-        results = await asyncio.gather(
-            verifier.verify(first, first_secret),
-            verifier.verify(second, "not-the-secret"),
-            verifier.verify(second, second_secret),
-            verifier.verify(first, first_secret),  # the same device twice in one lookup
-            verifier.verify(disabled, disabled_secret),
-            verifier.verify("dev_unknown", first_secret),
-        )
-    finally:
-        verifier.close()
-    assert [r.device_id if r else None for r in results] == [first, None, second, first, None, None]
+def test_devices_are_told_the_public_address_else_the_listener() -> None:
+    """The rotation names MQTT_PUBLIC_HOST/PORT when set, else where this process's broker listens."""
 
+    def told(listener: tuple[str, int] | None, **public: object) -> tuple[str, int]:
+        settings = settings_for_tests("postgresql://unused/db", **public)
+        platform = PlatformContext(settings, db=None)  # type: ignore[arg-type]  # no query is run
+        platform.broker_listener = listener
+        address = platform.device_broker_address()
+        return address.host, address.port
 
-async def test_a_retry_while_its_secret_is_being_hashed_waits_for_that_hash(running: RunningPlatform) -> None:
-    """A device that gave up waiting and connects again must not cost a second argon2 run."""
-    device_id, secret = await provisioned_device(running)
-    verifier = CredentialVerifier(running.platform.db)
-    try:
-        first, retry, wrong = await asyncio.gather(
-            verifier.verify(device_id, secret), verifier.verify(device_id, secret),
-            verifier.verify(device_id, "not-the-secret"))
-    finally:
-        verifier.close()
-    assert first is not None and retry is not None and wrong is None
-    assert (verifier.hashed, verifier.cached) == (1, 1)
+    assert told(("10.0.0.5", 1884)) == ("10.0.0.5", 1884)
+    assert told(("0.0.0.0", 1884)) == ("127.0.0.1", 1884)  # a wildcard bind is no address to connect to
+    assert told(None) == ("127.0.0.1", 1883)  # --only api: no broker in this process
+    public = {"mqtt_public_host": "mqtt.example.id", "mqtt_public_port": 8883}
+    assert told(("0.0.0.0", 1884), **public) == ("mqtt.example.id", 8883)

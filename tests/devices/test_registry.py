@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.devices.helpers import admin_post, create_terminal, device_detail, provisioned_device, register_device, rotate
+from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device, rotate
+from tests.onboarding import onboarded_terminal
 from tests.support import RunningPlatform
 
 
@@ -41,7 +42,7 @@ async def test_unknown_device_is_404(running: RunningPlatform) -> None:
 
 
 async def test_bind_unbind_and_one_soundbox_per_terminal(running: RunningPlatform) -> None:
-    place = await create_terminal(running)
+    place = await onboarded_terminal(running)
     first = await register_device(running)
     second = await register_device(running)
     bound = await admin_post(running, f"/admin/devices/{first['id']}/bind", {"terminal_id": place["terminal_id"]})
@@ -53,7 +54,7 @@ async def test_bind_unbind_and_one_soundbox_per_terminal(running: RunningPlatfor
     assert occupied.status_code == 409 and occupied.json()["error"]["code"] == "terminal_occupied"
     assert occupied.json()["error"]["details"]["device_id"] == first["id"]
 
-    elsewhere = await create_terminal(running)
+    elsewhere = await onboarded_terminal(running)
     again = await admin_post(running, f"/admin/devices/{first['id']}/bind", {"terminal_id": elsewhere["terminal_id"]})
     assert again.status_code == 409 and again.json()["error"]["code"] == "device_already_bound"
     assert again.json()["error"]["details"]["terminal_id"] == place["terminal_id"]
@@ -79,7 +80,7 @@ async def test_status_lifecycle(running: RunningPlatform) -> None:
     enabled = await admin_post(running, f"/admin/devices/{device_id}/enable")
     assert enabled.json()["status"] == "active" and enabled.json()["disabled_reason"] is None
 
-    place = await create_terminal(running)
+    place = await onboarded_terminal(running)
     await admin_post(running, f"/admin/devices/{device_id}/bind", {"terminal_id": place["terminal_id"]})
     retired = await admin_post(running, f"/admin/devices/{device_id}/retire")
     body = retired.json()
@@ -95,13 +96,13 @@ async def test_status_lifecycle(running: RunningPlatform) -> None:
 async def test_disabled_device_cannot_be_bound(running: RunningPlatform) -> None:
     device = await register_device(running)
     await admin_post(running, f"/admin/devices/{device['id']}/disable")
-    place = await create_terminal(running)
+    place = await onboarded_terminal(running)
     response = await admin_post(running, f"/admin/devices/{device['id']}/bind", {"terminal_id": place["terminal_id"]})
     assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_state"
 
 
 async def test_list_filters_and_pages(running: RunningPlatform) -> None:
-    place = await create_terminal(running)
+    place = await onboarded_terminal(running)
     screen = await register_device(running, "generic-screen")
     await admin_post(running, f"/admin/devices/{screen['id']}/bind", {"terminal_id": place["terminal_id"]})
     created = [await register_device(running) for _ in range(3)]
@@ -137,7 +138,7 @@ async def test_list_filters_and_pages(running: RunningPlatform) -> None:
 
 async def test_admin_writes_are_audited(running: RunningPlatform) -> None:
     device_id, _ = await provisioned_device(running)
-    place = await create_terminal(running)
+    place = await onboarded_terminal(running)
     await admin_post(running, f"/admin/devices/{device_id}/bind", {"terminal_id": place["terminal_id"]})
     await admin_post(running, f"/admin/devices/{device_id}/unbind")
     await admin_post(running, f"/admin/devices/{device_id}/disable")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 from tests.actors import Client, bearer, logged_in
-from tests.payments.helpers import active_terminal, callback_body, post_callback
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, post_callback
 from tests.support import ADMIN_TOKEN, RunningPlatform
 
 
@@ -20,7 +21,7 @@ async def pay(running: RunningPlatform, terminal_id: str, amount: int, *, paid_a
 
 
 async def merchant_with_payments(running: RunningPlatform, amounts: list[int], *, fee_bps: int | None = 70) -> dict:
-    ids = await active_terminal(running, fee_bps=fee_bps)
+    ids = await onboarded_terminal(running, fee_bps=fee_bps)
     ids["transaction_ids"] = [await pay(running, ids["terminal_id"], amount) for amount in amounts]
     return ids
 
@@ -55,4 +56,4 @@ async def admin_logins(running: RunningPlatform, *roles: str) -> dict[str, Clien
     return {role: await logged_in(running, "admin", role) for role in roles}
 
 
-__all__ = ["ADMIN_TOKEN", "Client", "active_terminal", "bearer", "pay"]
+__all__ = ["ADMIN_TOKEN", "Client", "bearer", "onboarded_terminal", "pay"]

@@ -19,10 +19,17 @@ from tests.finance.helpers import (
     merchant_with_payments,
     pay,
 )
-from tests.payments.helpers import active_terminal
-from tests.support import RunningPlatform
+from tests.onboarding import onboarded_terminal
+from tests.support import PlatformFactory, RunningPlatform
 
 SIGNS = {"bank_fee": -1, "chargeback": -1, "bonus": 1, "correction": 0}
+
+
+@pytest.fixture(scope="module")
+async def running(platform_factory: PlatformFactory) -> RunningPlatform:
+    """The platform with room for the property test's admin writes: each of its days onboards three
+    merchants over the API and adjusts and pays their batches, up to ~375 writes in a minute."""
+    return await platform_factory.start(rate_limit_admin_write_max=10_000)
 
 
 async def post(running: RunningPlatform, path: str, body: dict | None = None, headers: dict | None = None):
@@ -107,7 +114,7 @@ async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform,
     merchants = []
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for fee_bps, amounts, _ in day:
-        ids = await active_terminal(running, fee_bps=fee_bps)
+        ids = await onboarded_terminal(running, fee_bps=fee_bps)
         for index, amount in enumerate(amounts):
             # Spread over the day; the ledger is written when the callback arrives.
             await pay(running, ids["terminal_id"], amount,
@@ -291,7 +298,7 @@ async def test_adjustment_rules(running: RunningPlatform) -> None:
 
 
 async def test_lists_filter_and_page(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     for amount in (1_000, 2_000, 3_000):
         await pay(running, ids["terminal_id"], amount)
         await create_batches(running, {"merchant_id": ids["merchant_id"]})

@@ -5,35 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.actors import PASSWORD, Client, bearer, create_user, logged_in, login, unique
+from tests.onboarding import new_merchant, new_outlet, new_terminal
 from tests.support import RunningPlatform
 
-__all__ = ["PASSWORD", "Client", "bearer", "create_user", "logged_in", "login", "unique"]
-
-
-async def new_merchant(running: RunningPlatform, *, approve: bool = False, **fields) -> dict:
-    body = {"name": unique("Toko "), "city": "Bandung"} | fields
-    response = await running.http.post("/admin/merchants", json=body, headers=running.admin_headers)
-    assert response.status_code == 201, response.text
-    merchant = response.json()
-    if approve:
-        response = await running.http.post(f"/admin/merchants/{merchant['id']}/approve", headers=running.admin_headers)
-        assert response.status_code == 200, response.text
-        merchant = response.json()
-    return merchant
-
-
-async def new_outlet(running: RunningPlatform, merchant_id: str, **fields) -> dict:
-    response = await running.http.post(f"/admin/merchants/{merchant_id}/outlets", json={"name": unique("Outlet ")} | fields,
-                                       headers=running.admin_headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def new_terminal(running: RunningPlatform, outlet_id: str, **fields) -> dict:
-    response = await running.http.post(f"/admin/outlets/{outlet_id}/terminals", json={"name": unique("Kasir ")} | fields,
-                                       headers=running.admin_headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+__all__ = ["PASSWORD", "Client", "bearer", "create_user", "logged_in", "login", "new_merchant", "new_outlet",
+           "new_terminal", "unique"]
 
 
 async def audit_rows(running: RunningPlatform, **filters) -> list[dict]:

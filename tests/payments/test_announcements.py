@@ -11,14 +11,13 @@ import msgspec
 
 from qris_soundbox.core.qris import parse_qris
 from tests.devices.helpers import eventually, first_message, provisioned_device
-from tests.payments.helpers import active_terminal, callback_body, make_qris_ready, post_callback
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, post_callback
 from tests.support import PlatformFactory, RunningPlatform
 
 
 async def bound_soundbox(running: RunningPlatform, model: str = "generic-audio", *, qris_ready: bool = True):
-    ids = await active_terminal(running)
-    if qris_ready:
-        await make_qris_ready(running, ids["merchant_id"])
+    ids = await onboarded_terminal(running, qris_ready=qris_ready, merchant_name="Warung Bu Sri")
     device_id, secret = await provisioned_device(running, model)
     bound = await running.http.post(f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]},
                                     headers=running.admin_headers)

@@ -9,14 +9,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from tests.payments.helpers import (
-    active_terminal,
-    callback_body,
-    make_qris_ready,
-    pending_transaction,
-    post_callback,
-    signed_headers,
-)
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, pending_transaction, post_callback, signed_headers
 from tests.support import RunningPlatform
 
 
@@ -32,7 +26,7 @@ async def count(running: RunningPlatform, sql: str, *args: object) -> int:
 
 
 async def test_static_qr_payment_creates_paid_transaction_and_ledger(running: RunningPlatform) -> None:
-    ids = await active_terminal(running, fee_bps=70)
+    ids = await onboarded_terminal(running, fee_bps=70)
     response = await post_callback(running, callback_body(amount=25_000, terminal_id=ids["terminal_id"]))
     assert response.status_code == 200, response.text
     result = response.json()
@@ -48,7 +42,7 @@ async def test_static_qr_payment_creates_paid_transaction_and_ledger(running: Ru
 
 
 async def test_dynamic_qr_payment_marks_pending_transaction_paid(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     transaction_id = await pending_transaction(running, ids["terminal_id"], 15_500)
     response = await post_callback(running, callback_body(amount=15_500, transaction_id=transaction_id))
     assert response.status_code == 200, response.text
@@ -60,7 +54,7 @@ async def test_dynamic_qr_payment_marks_pending_transaction_paid(running: Runnin
 
 
 async def test_replay_by_event_id_or_provider_reference_changes_nothing(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     body = callback_body(amount=10_000, terminal_id=ids["terminal_id"])
     first = (await post_callback(running, body)).json()
     again = await post_callback(running, body)
@@ -73,7 +67,7 @@ async def test_replay_by_event_id_or_provider_reference_changes_nothing(running:
 
 
 async def test_fifty_concurrent_replays_make_one_transaction_and_one_ledger_set(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     body = callback_body(amount=42_000, terminal_id=ids["terminal_id"])
     responses = await asyncio.gather(*(post_callback(running, body) for _ in range(50)))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
@@ -91,7 +85,7 @@ async def _audited(running: RunningPlatform, code: str) -> int:
 
 
 async def test_bad_signature_is_401_audited_and_changes_nothing(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     before = await _audited(running, "invalid_signature")
     raw = msgspec.json.encode(callback_body(amount=5_000, terminal_id=ids["terminal_id"]))
     response = await running.http.post("/integrations/qris/callback", content=raw,
@@ -104,7 +98,7 @@ async def test_bad_signature_is_401_audited_and_changes_nothing(running: Running
 
 
 async def test_stale_timestamp_is_refused(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     response = await post_callback(running, callback_body(amount=5_000, terminal_id=ids["terminal_id"]),
                                    timestamp=int(time.time()) - 301)
     assert response.status_code == 401 and response.json()["error"]["code"] == "stale_timestamp"
@@ -119,7 +113,7 @@ async def test_malformed_body_is_validation_error(running: RunningPlatform, raw:
 
 
 async def test_both_or_neither_target_is_refused(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     body = callback_body(amount=1_000, terminal_id=ids["terminal_id"], transaction_id="txn_x")
     assert (await post_callback(running, body)).json()["error"]["code"] == "validation_error"
     neither = callback_body(amount=1_000)
@@ -135,13 +129,13 @@ async def test_unknown_terminal_is_refused_and_recorded(running: RunningPlatform
 
 
 async def test_inactive_merchant_static_payment_is_refused(running: RunningPlatform) -> None:
-    ids = await active_terminal(running, status="pending_review")
+    ids = await onboarded_terminal(running, approve=False)
     response = await post_callback(running, callback_body(amount=7_000, terminal_id=ids["terminal_id"]))
     assert response.status_code == 409 and response.json()["error"]["code"] == "merchant_not_active"
 
 
 async def test_amount_mismatch_is_rejected_and_recorded_for_reconciliation(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     transaction_id = await pending_transaction(running, ids["terminal_id"], 20_000)
     body = callback_body(amount=2_000, transaction_id=transaction_id)
     response = await post_callback(running, body)
@@ -159,7 +153,7 @@ async def test_amount_mismatch_is_rejected_and_recorded_for_reconciliation(runni
 
 
 async def test_second_payment_for_a_paid_qr_is_refused_and_recorded(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     transaction_id = await pending_transaction(running, ids["terminal_id"], 9_000)
     assert (await post_callback(running, callback_body(amount=9_000, transaction_id=transaction_id))).status_code == 200
     second = callback_body(amount=9_000, transaction_id=transaction_id)
@@ -171,7 +165,7 @@ async def test_second_payment_for_a_paid_qr_is_refused_and_recorded(running: Run
 
 
 async def test_failed_notification_for_paid_transaction_is_refused(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     transaction_id = await pending_transaction(running, ids["terminal_id"], 3_000)
     await post_callback(running, callback_body(amount=3_000, transaction_id=transaction_id))
     response = await post_callback(running, callback_body(amount=3_000, transaction_id=transaction_id, status="failed"))
@@ -179,7 +173,7 @@ async def test_failed_notification_for_paid_transaction_is_refused(running: Runn
 
 
 async def test_late_payment_after_expiry_is_applied_and_marked(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     transaction_id = await pending_transaction(running, ids["terminal_id"], 12_000)
     await running.platform.db.pool.execute(
         "UPDATE transactions SET expires_at = now() - interval '1 second' WHERE id = $1", transaction_id)
@@ -194,7 +188,7 @@ async def test_late_payment_after_expiry_is_applied_and_marked(running: RunningP
 
 
 async def test_ledger_rows_cannot_be_updated_or_deleted(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     result = (await post_callback(running, callback_body(amount=1_000, terminal_id=ids["terminal_id"]))).json()
     pool = running.platform.db.pool
     with pytest.raises(asyncpg.PostgresError):
@@ -208,8 +202,7 @@ async def test_ledger_rows_cannot_be_updated_or_deleted(running: RunningPlatform
 async def test_admin_issued_dynamic_qr_parses_and_is_paid_by_callback(running: RunningPlatform) -> None:
     from qris_soundbox.core.qris import parse_qris
 
-    ids = await active_terminal(running)
-    await make_qris_ready(running, ids["merchant_id"])
+    ids = await onboarded_terminal(running, qris_ready=True)
     response = await running.http.post("/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 37_500},
                                        headers=running.admin_headers)
     assert response.status_code == 201, response.text
@@ -222,7 +215,7 @@ async def test_admin_issued_dynamic_qr_parses_and_is_paid_by_callback(running: R
 
 
 async def test_dynamic_qr_needs_merchant_nmid(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
+    ids = await onboarded_terminal(running)
     response = await running.http.post("/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 1_000},
                                        headers=running.admin_headers)
     assert response.status_code == 409
@@ -230,8 +223,7 @@ async def test_dynamic_qr_needs_merchant_nmid(running: RunningPlatform) -> None:
 
 
 async def test_transaction_create_honours_idempotency_key(running: RunningPlatform) -> None:
-    ids = await active_terminal(running)
-    await make_qris_ready(running, ids["merchant_id"])
+    ids = await onboarded_terminal(running, qris_ready=True)
     headers = {**running.admin_headers, "Idempotency-Key": f"txn-{ids['terminal_id']}"}
     body = {"terminal_id": ids["terminal_id"], "amount": 5_000}
     first = await running.http.post("/admin/transactions", json=body, headers=headers)

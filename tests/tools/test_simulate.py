@@ -7,7 +7,8 @@ import json
 
 from qris_soundbox.tools.simulate import spoken
 from tests.devices.helpers import eventually
-from tests.payments.helpers import active_terminal, callback_body, post_callback
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, post_callback
 from tests.support import ADMIN_TOKEN, RunningPlatform
 from tests.tools.helpers import LiveCli, run_cli
 
@@ -18,7 +19,7 @@ async def notification_status(running: RunningPlatform, transaction_id: str) -> 
 
 
 async def test_simulated_soundbox_announces_acks_and_ignores_a_resend(running: RunningPlatform) -> None:
-    terminal_id = (await active_terminal(running))["terminal_id"]
+    terminal_id = (await onboarded_terminal(running))["terminal_id"]
     sim = await LiveCli.start(
         "simulate", "--provision", "1", "--bind-terminal", terminal_id, "--base-url", running.http_url,
         "--heartbeat-s", "0", "--json", env={"ADMIN_TOKEN": ADMIN_TOKEN},
@@ -112,10 +113,7 @@ async def test_fleet_mode_connects_every_session_and_heartbeats(running: Running
 
 
 async def test_screen_device_shows_a_dynamic_qr_it_requested_over_mqtt(running: RunningPlatform) -> None:
-    terminal = await active_terminal(running)
-    await running.platform.db.pool.execute(
-        "UPDATE merchants SET nmid = 'ID1020000000777', postal_code = '10110', name = 'Warung Sim' WHERE id = $1",
-        terminal["merchant_id"])
+    terminal = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Sim")
     code, out, err = await run_cli(
         "simulate", "--provision", "1", "--model", "generic-screen", "--bind-terminal", terminal["terminal_id"],
         "--base-url", running.http_url, "--dynamic-qr", "12345", "--duration", "4", "--heartbeat-s", "0", "--json",

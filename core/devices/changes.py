@@ -1,0 +1,121 @@
+"""Credential and status changes of devices, told to every broker process.
+
+A change (rotation, disable, enable, retire) is announced with PostgreSQL
+``NOTIFY device_credentials`` in the transaction that makes it, so it is heard
+only if it commits; ``DeviceChangeListener`` hears it on a dedicated
+connection, in this process or any other sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import msgspec
+
+from qris_soundbox.core.db import Database
+
+log = logging.getLogger(__name__)
+
+CHANGE_CHANNEL = "device_credentials"
+
+
+class DeviceChange(msgspec.Struct, kw_only=True, frozen=True):
+    """What the broker needs to know after a credential or status change."""
+
+    device_id: str
+    fingerprint: str | None
+    status: str
+
+
+async def announce_change(db: Database, conn: asyncpg.Connection, change: DeviceChange) -> None:
+    """NOTIFY in the caller's transaction: delivered only if the change commits."""
+    await conn.execute(db.q["device_notify_change"], msgspec.json.encode(change).decode())
+
+
+class DeviceChangeListener:
+    """LISTEN on a dedicated connection for ``device_credentials`` notifications.
+
+    If the connection is lost, notifications may have been missed: after
+    reconnecting, ``on_resync`` runs so the owner can re-check every live
+    session against the database.
+    """
+
+    KEEPALIVE_S = 15
+
+    def __init__(
+        self,
+        db: Database,
+        on_change: Callable[[DeviceChange], Awaitable[None]],
+        on_resync: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._db = db
+        self._on_change = on_change
+        self._on_resync = on_resync
+        self._task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.listening = asyncio.Event()
+
+    async def start(self, timeout: float = 10) -> None:
+        self._task = asyncio.create_task(self._run(), name="device-change-listener")
+        await asyncio.wait_for(self.listening.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            change = msgspec.json.decode(payload, type=DeviceChange)
+        except msgspec.DecodeError:
+            log.warning("ignored malformed device change notification")
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(change))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, change: DeviceChange) -> None:
+        try:
+            await self._on_change(change)
+        except Exception:
+            log.exception("device change handling failed", extra={"device_id": change.device_id})
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self._db.pool.acquire()
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANGE_CHANNEL, self._notified)
+                if not first:
+                    await self._on_resync()
+                first = False
+                self.listening.set()
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), self.KEEPALIVE_S)
+                    except asyncio.TimeoutError:
+                        await conn.fetchval("SELECT 1", timeout=5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("device change listener lost its connection", extra={"error": repr(exc)})
+            finally:
+                if conn is not None:
+                    try:
+                        await conn.remove_listener(CHANGE_CHANNEL, self._notified)
+                    except Exception:
+                        pass
+                    try:
+                        await self._db.pool.release(conn, timeout=5)
+                    except Exception:
+                        conn.terminate()
+            await asyncio.sleep(1)
