@@ -26,7 +26,6 @@ import aiomqtt
 import asyncpg
 import httpx
 import msgspec
-import pytest
 
 from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers
 from qris_soundbox.tools.simulate import FleetStats, Soundbox

@@ -9,7 +9,7 @@ import pytest
 from argon2 import extract_parameters
 
 from qris_soundbox.core.context import PlatformContext
-from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device, rotate
+from tests.devices.helpers import device_detail, register_device, rotate
 from tests.support import RunningPlatform, settings_for_tests
 
 
