@@ -96,5 +96,6 @@ EXCEPTION_HANDLERS = {
     DatabaseUnreachable: database_error_handler,
     asyncpg.PostgresError: database_error_handler,
     asyncpg.InterfaceError: database_error_handler,
+    asyncpg.InternalClientError: database_error_handler,
     Exception: unexpected_error_handler,
 }

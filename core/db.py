@@ -43,10 +43,14 @@ RETRY_AFTER_S = 5
 # that the query or its input is wrong: connection exceptions (08), operator
 # intervention (57: shutdown, cannot connect now, query cancelled) and
 # insufficient resources (53: too many connections, disk full, out of memory).
+# And asyncpg's InternalClientError: a connection the server has just cut, used
+# before asyncpg saw the cut, fails with "cannot switch to state ...; another
+# operation is in progress" (seen when every session was terminated).
 _SERVER_UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
+    asyncpg.InternalClientError,
 )
 # Data exceptions (22) a value from outside can cause, by what the client should fix.
 _VALUE_REFUSED = {
@@ -89,7 +93,8 @@ async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     """The pool's way to open a connection: any failure to open one is ``DatabaseUnreachable``."""
     try:
         return await asyncpg.connect(*args, **kwargs)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError) as exc:
         raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
 
 
