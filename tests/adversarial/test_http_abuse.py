@@ -184,6 +184,14 @@ async def test_money_beyond_bigint_is_a_validation_error(
     assert_envelope(admin, 400, "validation_error")
 
 
+@pytest.mark.parametrize("query", ["/admin/transactions?from=9999-12-31T23:59:59-14:00",
+                                   "/admin/ledger-entries?to=0001-01-01T00:00:00%2B14:00",
+                                   "/admin/audit-logs?from=0001-01-01T00:00:00%2B23:59"])
+async def test_a_date_beyond_what_postgresql_stores_is_400(running: RunningPlatform, query: str) -> None:
+    # Valid RFC 3339, but in UTC it falls in year 10000 or year 0.
+    assert_envelope(await running.http.get(query, headers=running.admin_headers), 400, "validation_error")
+
+
 async def test_invalid_utf8_is_a_validation_error(running: RunningPlatform) -> None:
     raw = b'{"name": "Warung \xff\xfe", "city": "Bandung"}'
     response = await running.http.post("/admin/merchants", content=raw, headers=running.admin_headers | JSON)
