@@ -234,13 +234,19 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
     db = running.platform.db
     for body in accepted:
         row = await db.pool.fetchrow(
-            "SELECT t.status, t.amount FROM acquirer_callbacks c JOIN transactions t ON t.id = c.transaction_id "
-            "WHERE c.event_id = $1", body["event_id"])
+            "SELECT t.status, t.amount, (SELECT count(*) FROM ledger_entries l WHERE l.transaction_id = t.id) AS ledger "
+            "FROM acquirer_callbacks c JOIN transactions t ON t.id = c.transaction_id WHERE c.event_id = $1",
+            body["event_id"])
         assert row is not None and row["status"] == "paid" and row["amount"] == 5_000, body["event_id"]
+        assert row["ledger"] == 3, body["event_id"]  # one ledger set, as for any paid callback
+    # Accepted and retried alike: one transaction and one ledger set per event, none twice.
     events = [body["event_id"] for body, _ in answers]
-    applied = await db.pool.fetchval(
-        "SELECT count(DISTINCT transaction_id) FROM acquirer_callbacks WHERE event_id = ANY($1::text[])", events)
-    assert applied == len(events)
+    applied = await db.pool.fetchrow(
+        "SELECT count(DISTINCT c.transaction_id) AS transactions, "
+        "(SELECT count(*) FROM ledger_entries l WHERE l.transaction_id IN "
+        " (SELECT transaction_id FROM acquirer_callbacks WHERE event_id = ANY($1::text[]))) AS ledger "
+        "FROM acquirer_callbacks c WHERE c.event_id = ANY($1::text[])", events)
+    assert (applied["transactions"], applied["ledger"]) == (len(events), 3 * len(events))
 
 
 async def test_connections_cut_under_the_pool_are_replaced(outage_platform: RunningPlatform) -> None:
