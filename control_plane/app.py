@@ -26,7 +26,7 @@ from qris_soundbox.control_plane import (
 )
 from qris_soundbox.control_plane.auth import permission_guard
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
-from qris_soundbox.control_plane.middleware import request_context_middleware
+from qris_soundbox.control_plane.middleware import request_body_rules, request_context_middleware
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
@@ -40,8 +40,9 @@ def create_app(platform: PlatformContext) -> Litestar:
     app = Litestar(
         route_handlers=[handler for module in ROUTE_MODULES for handler in module.routes],
         guards=[permission_guard],
-        # Rate limits and Idempotency-Key, for the routes that declare them in `opt`.
-        middleware=[route_policies],
+        # JSON bodies only, not nested too deep; then rate limits and Idempotency-Key,
+        # for the routes that declare them in `opt`.
+        middleware=[request_body_rules, route_policies],
         state=State({"platform": platform}),
         dependencies={"platform": Provide(provide_platform, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -2,9 +2,12 @@
 
 ``{"error": {"code", "message", "details", "request_id", "timestamp"}}`` with a
 stable machine ``code``: domain errors carry their own, framework errors
-(unknown route, wrong method, bad JSON, oversized body) are mapped here, and
-anything unexpected is logged with its traceback and answered as
-``internal_error`` without one.
+(unknown route, wrong method, bad JSON, oversized body) are mapped here,
+database failures become ``service_unavailable`` (503 with ``Retry-After``:
+PostgreSQL is down) or ``validation_error`` (400: it refused a value from the
+request) through ``core.db.error_for_database_failure``, and anything
+unexpected is logged with its traceback and answered as ``internal_error``
+without one.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from qris_soundbox.core.db import DatabaseUnreachable, error_for_database_failure
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import request_id_var
 
@@ -70,6 +75,16 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response[dict[str, Any
     return error_response(status, _CODE_BY_STATUS.get(status, "error"), message, details, exc.headers)
 
 
+def database_error_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    error = error_for_database_failure(exc)
+    if error is None:
+        return unexpected_error_handler(request, exc)
+    # The class only: a database message may quote the refused value.
+    log.warning("database unavailable" if error.status == 503 else "database refused a value from the request",
+                extra={"error": type(exc).__name__})
+    return domain_error_handler(request, error)
+
+
 def unexpected_error_handler(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -78,5 +93,9 @@ def unexpected_error_handler(_: Request, exc: Exception) -> Response[dict[str, A
 EXCEPTION_HANDLERS = {
     DomainError: domain_error_handler,
     HTTPException: http_error_handler,
+    DatabaseUnreachable: database_error_handler,
+    asyncpg.PostgresError: database_error_handler,
+    asyncpg.InterfaceError: database_error_handler,
+    asyncpg.InternalClientError: database_error_handler,
     Exception: unexpected_error_handler,
 }

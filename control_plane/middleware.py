@@ -1,14 +1,23 @@
-"""ASGI middleware: request id on every response, one JSON log line per request."""
+"""ASGI middleware: request id on every response, one JSON log line per request,
+and the rules every request body must meet before a route sees it."""
 
 from __future__ import annotations
 
 import logging
+import operator
 import re
 import time
 import uuid
+from functools import partial
+from itertools import accumulate, count
+from typing import Any
 
+from litestar import Request
+from litestar.exceptions import ClientException
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.logging import request_id_var
 
 log = logging.getLogger("qris_soundbox.http")
@@ -51,3 +60,72 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             request_id_var.reset(token)
 
     return middleware
+
+
+# Deeper than any body this API takes (the deepest, a device config, is 3 levels);
+# far below the depth at which a JSON decoder runs out of stack.
+MAX_JSON_DEPTH = 32
+
+
+def request_body_rules(app: ASGIApp) -> ASGIApp:
+    """Route middleware, before the route policies: every request body is JSON, nested at most ``MAX_JSON_DEPTH``.
+
+    - A request that carries a body must say ``Content-Type: application/json``
+      (or ``application/<something>+json``), with no charset or ``utf-8``:
+      ``415 unsupported_media_type`` otherwise, before anything else is done.
+    - A body nested deeper than ``MAX_JSON_DEPTH`` is ``400 validation_error``:
+      decoding it (here, in Litestar or in a route) would exhaust the stack.
+
+    Whether the body is valid JSON is left to the route, which answers 400 itself
+    (the acquirer callback checks its signature first).
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _carries_body(scope):
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            if not _is_json(request.headers.get("content-type", "")):
+                raise ClientException(
+                    status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                    detail="request bodies must be JSON: send Content-Type: application/json",
+                )
+            # Read once; Litestar keeps the body on the scope for the route.
+            _check_depth(await request.body())
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def _carries_body(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"0", b"")
+
+
+def _is_json(content_type: str) -> bool:
+    media_type, _, parameters = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        return False
+    charset = next((value.strip().strip('"').lower() for name, _, value in
+                    (p.partition("=") for p in parameters.split(";")) if name.strip().lower() == "charset"), "utf-8")
+    return charset in ("utf-8", "utf8")
+
+
+def _check_depth(body: bytes) -> None:
+    """An upper bound on how deep any JSON decoder would recurse into this body, without
+    decoding it: bytes operations and a C-level scan, milliseconds for a megabyte."""
+    # Nesting needs an opening bracket per level: most bodies are ruled out here.
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    # Without escapes every quote opens or closes a string, as a decoder reads them:
+    # the even pieces between quotes are outside strings, their brackets the structure.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    weights = b"".join(unescaped.split(b'"')[::2]).translate(_BRACKET_WEIGHT, _NOT_A_BRACKET)
+    # After the i-th bracket the depth is opened - closed = 2 * opened - i (an opener weighs 2).
+    depths = map(operator.sub, accumulate(weights), count(1))
+    if next(filter(partial(operator.lt, MAX_JSON_DEPTH), depths), None) is not None:
+        raise ValidationFailed(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
+                               details={"max_depth": MAX_JSON_DEPTH})
+
+
+_NOT_A_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+_BRACKET_WEIGHT = bytes.maketrans(b"[{]}", b"\2\2\0\0")

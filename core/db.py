@@ -8,6 +8,13 @@ SQL lives in ``sql/queries/<domain>.sql`` as named blocks (procrastinate style):
 
 They are loaded once into ``Database.q`` and run through the pool or a
 connection; no ORM, no SQL strings scattered through services.
+
+Errors: the pool reconnects by itself once PostgreSQL is back (a connection the
+server closed is replaced on the next acquire), so an outage needs no restart.
+While it lasts, opening a connection raises ``DatabaseUnreachable``;
+``error_for_database_failure`` tells callers which asyncpg errors mean "the
+database is unavailable" and which mean "this input cannot be stored", so the
+HTTP API answers 503 or 400 instead of 500.
 """
 
 from __future__ import annotations
@@ -22,9 +29,49 @@ import asyncpg
 import msgspec
 
 import qris_soundbox.sql as sql_package
+from qris_soundbox.core.errors import DomainError, Unavailable, ValidationFailed
 
 SQL_DIR = Path(sql_package.__file__).parent
 _QUERY_HEADER = re.compile(r"^--\s*([a-z][a-z0-9_]*)\s*--\s*$", re.MULTILINE)
+# A new connection gives up after this long (asyncpg's default is 60 s): during an
+# outage a request answers 503 within seconds instead of hanging.
+CONNECT_TIMEOUT_S = 10
+# What a 503 tells the client to wait before trying again.
+RETRY_AFTER_S = 5
+
+# Errors that say the server is gone, going, refusing or out of resources, not
+# that the query or its input is wrong: connection exceptions (08), operator
+# intervention (57: shutdown, cannot connect now, query cancelled) and
+# insufficient resources (53: too many connections, disk full, out of memory).
+# And asyncpg's InternalClientError: a connection the server has just cut, used
+# before asyncpg saw the cut, fails with "cannot switch to state ...; another
+# operation is in progress" (seen when every session was terminated).
+_SERVER_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.InternalClientError,
+)
+# Data exceptions (22) a value from outside can cause, by what the client should fix.
+_VALUE_REFUSED = {
+    asyncpg.CharacterNotInRepertoireError: "text contains a character PostgreSQL cannot store (such as U+0000)",
+    asyncpg.UntranslatableCharacterError: "text contains a character PostgreSQL cannot store (such as U+0000)",
+    asyncpg.NumericValueOutOfRangeError: "a number is out of range",
+    asyncpg.StringDataRightTruncationError: "a text value is too long",
+    asyncpg.InvalidTextRepresentationError: "a value has the wrong format",
+    asyncpg.InvalidDatetimeFormatError: "a date or time has the wrong format",
+    asyncpg.DatetimeFieldOverflowError: "a date or time is out of range",
+    asyncpg.InvalidEscapeSequenceError: "a search pattern has an invalid escape",
+    # 54000: a value too large for an index row, or nesting too deep for the server.
+    asyncpg.ProgramLimitExceededError: "a value is too large",
+}
+
+
+class DatabaseUnreachable(ConnectionError):
+    """A new connection to PostgreSQL failed: refused, timed out, shutting down, too many connections.
+
+    An ``OSError``, so code that already treats ``OSError`` as "database gone" keeps doing so.
+    """
 
 
 def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
@@ -40,6 +87,38 @@ def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
                 raise ValueError(f"query {name!r} is defined twice (again in {path.name})")
             queries[name] = text[header.end() : end].strip()
     return queries
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """The pool's way to open a connection: any failure to open one is ``DatabaseUnreachable``."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError) as exc:
+        raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+
+
+def error_for_database_failure(exc: BaseException) -> DomainError | None:
+    """The domain error an asyncpg failure stands for, or None when it is a fault of ours (a bug).
+
+    - the database cannot be reached or is shutting down → ``Unavailable`` (503, Retry-After);
+    - the database refused a value that came from outside (U+0000 in text, a number
+      beyond bigint, a string too long) → ``ValidationFailed`` (400).
+    """
+    if isinstance(exc, (DatabaseUnreachable, *_SERVER_UNAVAILABLE)) or (
+        # asyncpg has no own class for "used after the server closed it".
+        isinstance(exc, asyncpg.InterfaceError) and ("is closed" in str(exc) or "is closing" in str(exc))
+    ):
+        return Unavailable("the database is unavailable; try again shortly", retry_after_s=RETRY_AFTER_S,
+                           details={"component": "database"})
+    if type(exc) is asyncpg.DataError:
+        # Raised by asyncpg itself, before sending: an argument it cannot encode, e.g. an integer beyond int4/int8.
+        reason = "a value is out of range for its field"
+    else:
+        reason = next((text for cls, text in _VALUE_REFUSED.items() if isinstance(exc, cls)), None)
+    if reason is not None:
+        return ValidationFailed(f"a value in the request cannot be stored: {reason}", details={"reason": reason})
+    return None
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -65,7 +144,8 @@ class Database:
     async def connect(cls, dsn: str | None, *, min_size: int = 2, max_size: int = 10) -> Database:
         # dsn None: asyncpg reads the libpq PG* variables, as the seed did.
         pool = await asyncpg.create_pool(
-            dsn, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection
+            dsn, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection,
+            connect=_connect, timeout=CONNECT_TIMEOUT_S,
         )
         return cls(pool, load_queries(), dsn)
 

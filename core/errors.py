@@ -64,3 +64,8 @@ class RateLimited(DomainError):
 class Unavailable(DomainError):
     code = "service_unavailable"
     status = 503
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        # Set when waiting helps (the database is down), left out when it does not (a setting is missing).
+        self.retry_after_s = retry_after_s
