@@ -30,7 +30,7 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core import outbox
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import Database, error_for_database_failure
 from qris_soundbox.core.devices import trace
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,10 @@ class OutboxPublisher:
             listener, self._listener = self._listener, None
             try:
                 await listener.remove_listener(outbox.CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
-            await self._db.pool.release(listener)
+                await self._db.pool.release(listener)
+            except Exception as exc:  # a connection the outage already broke: the pool replaces it
+                log.debug("outbox listener not released cleanly", extra={"error": type(exc).__name__})
+                listener.terminate()
 
     async def _run(self) -> None:
         while True:
@@ -126,9 +127,13 @@ class OutboxPublisher:
                     await self._tick()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # Database trouble: keep the broker up and try again shortly.
-                log.warning("outbox publisher error", extra={"error": str(exc)})
+            except Exception as exc:
+                # Whatever went wrong, delivery must not stop until a restart: log, and try again shortly.
+                if error_for_database_failure(exc) is not None or isinstance(exc, (OSError, asyncpg.InterfaceError,
+                                                                                   asyncpg.InternalClientError)):
+                    log.warning("outbox publisher: database unavailable", extra={"error": type(exc).__name__})
+                else:
+                    log.exception("outbox publisher error")
                 await self._close_listener()
                 await asyncio.sleep(TICK_S)
 

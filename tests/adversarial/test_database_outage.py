@@ -32,7 +32,8 @@ from qris_soundbox.core.migrations import migrate
 from tests.actors import PASSWORD, create_user
 from tests.devices.helpers import provisioned_device
 from tests.foundation.test_http_basics import assert_envelope
-from tests.payments.helpers import active_terminal, callback_body, signed_headers
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, signed_headers
 from tests.support import PlatformFactory, RunningPlatform, with_database
 
 CALLBACK = "/integrations/qris/callback"
@@ -164,7 +165,7 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
     outage_platform: RunningPlatform, postgres: ControlledPostgres
 ) -> None:
     running = outage_platform
-    terminal = await active_terminal(running)
+    terminal = await onboarded_terminal(running)
     device_id, secret = await provisioned_device(running)
     device_headers = {"X-Device-Id": device_id, "X-Device-Secret": secret}
     email, _ = await create_user(running, "admin", "ops")

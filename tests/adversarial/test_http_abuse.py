@@ -19,7 +19,8 @@ import pytest
 
 from tests.devices.helpers import provisioned_device
 from tests.foundation.test_http_basics import assert_envelope
-from tests.payments.helpers import active_terminal, callback_body, signed_headers
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, signed_headers
 from tests.support import ADMIN_TOKEN, RunningPlatform
 
 CALLBACK = "/integrations/qris/callback"
@@ -55,7 +56,7 @@ def _with_field(body: dict[str, Any], name: str, raw_json: str) -> bytes:
 
 @pytest.fixture(scope="module")
 async def terminal(running: RunningPlatform) -> dict[str, str]:
-    return await active_terminal(running)
+    return await onboarded_terminal(running)
 
 
 @pytest.fixture(scope="module")
