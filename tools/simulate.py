@@ -168,8 +168,9 @@ class Soundbox:
                         self.stats.reconnects += 1
                         self.say("reconnected")
                     delay = 1.0
-                    await self._serve(client, first)
-                    first = False
+                    # From here a lost connection is one to re-establish, not a failed first connect.
+                    was_first, first = first, False
+                    await self._serve(client, was_first)
             except MqttConnectError as exc:
                 if first:
                     self.stats.refused += 1
