@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -52,9 +53,10 @@ import statistics
 import struct
 import sys
 import tempfile
+import termios
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -68,6 +70,7 @@ from broker_scale import raise_fd_limit
 from common import DOC, HOST, write_section
 from http_payments import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
 
+from qris_soundbox.broker.outbox_publisher import FIRST_RETRY_S
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
 from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers, run_stamp
 from qris_soundbox.tools.simulate import FleetStats, Soundbox
@@ -135,6 +138,7 @@ class Ledger:
     wire_first: dict[str, float] = field(default_factory=dict)  # message id → first PUBLISH seen
     wire: Counter[str] = field(default_factory=Counter)
     after_ack: list[dict[str, Any]] = field(default_factory=list)  # non-DUP copies after the ack
+    wall_offset: float = field(default_factory=lambda: time.time() - time.perf_counter())  # perf_counter → epoch
 
     def received(self, device_id: str, body: dict[str, Any]) -> None:
         transaction_id, message_id = body.get("transaction_id"), body.get("message_id")
@@ -146,30 +150,33 @@ class Ledger:
         elif first[1] != message_id:
             self.double_announced.append({"transaction_id": transaction_id, "first": first[1], "then": message_id})
 
-    def on_wire(self, device_id: str, packet: Packet) -> None:
-        """A payment PUBLISH the broker sent ``device_id``: first copy, DUP resend, or a new copy of a known message."""
+    def on_wire(self, device_id: str, packet: Packet, sent_by: float) -> None:
+        """A payment PUBLISH the broker sent ``device_id`` no later than ``sent_by``: first copy, DUP resend, or a
+        new copy of a known message (after the device's ack: a duplicate; before it: a redelivery)."""
         try:
             message_id = json.loads(packet.payload)["message_id"]
         except (ValueError, KeyError, TypeError):
             self.wire["unreadable"] += 1
             return
-        now = time.perf_counter()
         if message_id not in self.wire_first:
-            self.wire_first[message_id] = now
+            self.wire_first[message_id] = sent_by
             self.wire["first copies"] += 1
             return
         acked = self.acked_at.get(message_id)
+        after_ack = acked is not None and acked < sent_by
         if packet.dup:
             self.wire["DUP resends"] += 1
-            if acked is not None:
+            if after_ack:
                 self.wire["DUP resends after ack"] += 1
-        elif acked is None:
+        elif not after_ack:
             self.wire["new copies before ack (redelivery)"] += 1
         else:
             self.wire["new copies after ack"] += 1
             self.after_ack.append({"message_id": message_id, "device_id": device_id,
-                                   "s_after_ack": round(now - acked, 3),
-                                   "s_after_first_copy": round(now - self.wire_first[message_id], 3)})
+                                   "ack_wall": acked + self.wall_offset,  # type: ignore[operator]
+                                   "copy_wall": sent_by + self.wall_offset,
+                                   "s_after_ack": round(sent_by - acked, 3),  # type: ignore[operator]
+                                   "s_after_first_copy": round(sent_by - self.wire_first[message_id], 3)})
 
 
 class SoakSoundbox(Soundbox):
@@ -192,8 +199,8 @@ class SoakSoundbox(Soundbox):
 # ---- the network between the fleet and the broker ---------------------------------------------------------------
 
 
-def packets(buffer: bytearray) -> Iterator[Packet]:
-    """Complete MQTT packets at the head of ``buffer``, taken off it as they are yielded."""
+def packets(buffer: bytearray) -> Iterator[tuple[Packet, int]]:
+    """Complete MQTT packets at the head of ``buffer`` and their sizes on the wire, taken off it as yielded."""
     while len(buffer) >= 2:
         length, shift, index = 0, 0, 1
         while True:
@@ -210,7 +217,7 @@ def packets(buffer: bytearray) -> Iterator[Packet]:
             return
         packet = Packet(buffer[0], bytes(buffer[index:end]))
         del buffer[:end]
-        yield packet
+        yield packet, end
 
 
 def client_id_of(connect: Packet) -> str:
@@ -235,6 +242,9 @@ class Link:
         self.head = bytearray()  # device bytes until its CONNECT is read
         self.downstream = bytearray()  # broker bytes not yet parsed
         self.stalled = False
+        # Bytes the broker had sent when a stall ended: the packets in them were sent by ``resumed_at``.
+        self.backlog = 0
+        self.resumed_at = 0.0
 
     def close(self) -> None:
         for transport in (self.device, self.broker):
@@ -258,7 +268,7 @@ class DeviceEnd(asyncio.Protocol):
         link = self.link
         if link.device_id is None:
             link.head += data
-            for packet in packets(link.head):
+            for packet, _ in packets(link.head):
                 if packet.kind == CONNECT:
                     link.device_id = client_id_of(packet)
                     link.network.links[link.device_id] = link  # a reconnect replaces the device's old link
@@ -281,9 +291,12 @@ class BrokerEnd(asyncio.Protocol):
         if link.device is not None:
             link.device.write(data)
         link.downstream += data
-        for packet in packets(link.downstream):
+        now = time.perf_counter()
+        for packet, size in packets(link.downstream):
+            sent_by = link.resumed_at if link.backlog > 0 else now
+            link.backlog -= size
             if packet.kind == PUBLISH and packet.topic.endswith("/downlink/payment") and link.device_id:
-                link.network.ledger.on_wire(link.device_id, packet)
+                link.network.ledger.on_wire(link.device_id, packet, sent_by)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.close()
@@ -340,6 +353,11 @@ class Network:
         if link.stalled:
             link.stalled = False
             if link.broker is not None and not link.broker.is_closing():
+                waiting = bytearray(4)  # what the broker sent during the stall, still in the socket
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(link.broker.get_extra_info("socket").fileno(), termios.FIONREAD, waiting)
+                link.backlog = int.from_bytes(waiting, sys.byteorder) + len(link.downstream)
+                link.resumed_at = time.perf_counter()
                 link.broker.resume_reading()
 
     def close(self) -> None:
@@ -470,6 +488,14 @@ async def slow_reader(network: Network, device_id: str, rng: random.Random, coun
 # ---- sampling ---------------------------------------------------------------------------------------------------
 
 
+async def loop_lag(lags_ms: list[float], every: float = 0.1) -> None:
+    """How late this process's event loop wakes a sleeper: the share of a measured latency that is the generator's."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(every)
+        lags_ms.append((time.perf_counter() - started - every) * 1000)
+
+
 class Processes:
     """The processes whose memory is watched: ``serve``, PostgreSQL (all its processes) and this load generator."""
 
@@ -480,30 +506,33 @@ class Processes:
             raise RuntimeError(f"expected one serve child process, found {len(serve)}")
         self.serve, self.me = serve[0], me
         self.postmaster = psutil.Process(int((postgres_dir / "postmaster.pid").read_text().split()[0]))
-        self.cpu_start = {name: self.cpu_seconds(procs) for name, procs in self.groups().items()}
+        # CPU seconds last seen per process: a PostgreSQL backend that exits keeps what it used.
+        self.cpu_seen: dict[str, dict[int, float]] = {name: {} for name in ("serve", "postgres", "loadgen")}
+        self.cpu_start = {name: self.cpu_seconds(name, procs) for name, procs in self.groups().items()}
 
     def groups(self) -> dict[str, list[psutil.Process]]:
         return {"serve": [self.serve], "postgres": [self.postmaster, *self.postmaster.children(recursive=True)],
                 "loadgen": [self.me]}
 
-    @staticmethod
-    def cpu_seconds(procs: list[psutil.Process]) -> float:
-        total = 0.0
+    def cpu_seconds(self, name: str, procs: list[psutil.Process]) -> float:
+        seen = self.cpu_seen[name]
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+                seen[proc.pid] = times.user + times.system
+        return sum(seen.values())
 
     def sample(self) -> dict[str, float]:
+        """RSS of serve and of this process; for PostgreSQL the sum of PSS (shared memory divided among the
+        processes mapping it: a sum of RSS would count the shared buffers once per backend that touched them)."""
         out: dict[str, float] = {}
         for name, procs in self.groups().items():
-            rss = 0
+            size = 0
             for proc in procs:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    rss += proc.memory_info().rss
-            out[f"rss_{name}_mib"] = rss / MiB
-            out[f"cpu_{name}_s"] = self.cpu_seconds(procs) - self.cpu_start[name]
+                    size += proc.memory_full_info().pss if name == "postgres" else proc.memory_info().rss
+            out[f"rss_{name}_mib"] = size / MiB
+            out[f"cpu_{name}_s"] = self.cpu_seconds(name, procs) - self.cpu_start[name]
         out["postgres_processes"] = len(self.groups()["postgres"])
         return out
 
@@ -513,25 +542,38 @@ SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (W
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_s
 FROM device_outbox WHERE status IN ('pending', 'sent')
 """
+# What the platform's connections are doing: running, waiting (and on what), or idle inside a transaction.
+BACKENDS = """
+SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'running') ELSE state END AS what,
+       count(*) AS n
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle'
+GROUP BY 1
+"""
 
 
 async def sampler(plan: Plan, db: asyncpg.Connection, procs: Processes, network: Network, ledger: Ledger,
                   stats: FleetStats, counts: Counter[str], progress: dict[str, float], samples: list[dict[str, Any]],
-                  origin: float) -> None:
+                  origin: float, backends: Counter[str]) -> None:
     while True:
         row = await db.fetchrow(OUTBOX_DEPTH)
+        busy = {r["what"]: r["n"] for r in await db.fetch(BACKENDS)}
+        backends.update(busy)
+        backends["(samples)"] += 1
         sample = {"t": round(time.perf_counter() - origin, 1), **procs.sample(),
                   "outbox_pending": row["pending"], "outbox_sent": row["sent"], "outbox_oldest_s": row["oldest_s"],
                   "connected": len(network.links), "callbacks_sent": int(progress.get("sent", 0)),
                   "answered_200": len(ledger.callbacks), "refused": sum(ledger.refused.values()),
                   "announced": len(ledger.receipts), "reconnects": stats.reconnects, "drops": counts["drops"],
-                  "stalls": counts["stalls"]}
+                  "stalls": counts["stalls"], "heartbeats": stats.heartbeats, "acks": stats.acks,
+                  "busy_connections": sum(busy.values())}
         samples.append(sample)
         print(f"t={sample['t']:7.1f}s  RSS serve {sample['rss_serve_mib']:6.1f}  pg {sample['rss_postgres_mib']:6.1f}"
               f"  gen {sample['rss_loadgen_mib']:6.1f} MiB | outbox {row['pending']} pending {row['sent']} sent,"
               f" oldest {row['oldest_s']:5.1f}s | {sample['connected']} connected | callbacks"
               f" {sample['callbacks_sent']} sent {sample['answered_200']} ok {sample['refused']} not |"
-              f" {sample['announced']} announced | drops {sample['drops']} stalls {sample['stalls']}", flush=True)
+              f" {sample['announced']} announced | {sample['heartbeats']} heartbeats | drops {sample['drops']}"
+              f" stalls {sample['stalls']} | {sample['busy_connections']} busy db connections", flush=True)
         await asyncio.sleep(plan.sample_s)
 
 
@@ -583,6 +625,39 @@ async def outcome(db: asyncpg.Connection, ledger: Ledger) -> dict[str, Any]:
             "announced_without_200": unsolicited, "outbox_payment_statuses": statuses}
 
 
+async def ack_story(db: asyncpg.Connection, ledger: Ledger, slow_ids: set[str]) -> dict[str, Any]:
+    """How long the platform took to record the acks the devices had sent (and the broker PUBACKed), and, for each
+    duplicate after ack, the platform's own account: when it recorded the ack, and when it handed the message over."""
+    rows = await db.fetch("SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked FROM device_outbox"
+                          " WHERE kind = 'payment' AND acked_at IS NOT NULL")
+    lags = [(row["acked"] - ledger.acked_at[row["message_id"]] - ledger.wall_offset) * 1000
+            for row in rows if row["message_id"] in ledger.acked_at]
+    examples = [dict(a) for a in ledger.after_ack[:20]]
+    ids = [a["message_id"] for a in examples]
+    acked = {row["message_id"]: (row["acked"], row["attempts"]) for row in await db.fetch(
+        "SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked, attempts FROM device_outbox"
+        " WHERE message_id = ANY ($1::text[])", ids)}
+    traced: dict[str, dict[str, list[float]]] = {}
+    for row in await db.fetch(
+            "SELECT message_id, direction, extract(epoch FROM created_at)::float8 AS at FROM device_mqtt_messages"
+            " WHERE message_id = ANY ($1::text[]) AND (direction = 'downlink' OR topic LIKE '%/uplink/payment/ack')"
+            " ORDER BY created_at", ids):
+        traced.setdefault(row["message_id"], {}).setdefault(row["direction"], []).append(row["at"])
+    for example in examples:
+        base = example.pop("ack_wall")
+        copy = example.pop("copy_wall")
+        committed, attempts = acked.get(example["message_id"], (None, None))
+        story = traced.get(example["message_id"], {})
+        example.update(
+            slow_reader=example["device_id"] in slow_ids, outbox_attempts=attempts,
+            ack_recorded_s=None if committed is None else round(committed - base, 3),
+            handed_to_broker_s=[round(t - base, 3) for t in story.get("downlink", [])],
+            ack_uplinks_traced_s=[round(t - base, 3) for t in story.get("uplink", [])],
+            copy_s=round(copy - base, 3))
+    return {"ack_recorded": latency_summary(lags), "acks_recorded_after_first_retry": sum(
+        lag > FIRST_RETRY_S * 1000 for lag in lags), "after_ack_examples": examples}
+
+
 async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     rng = random.Random(plan.seed)
     ledger, stats, counts = Ledger(), FleetStats(sessions=plan.devices), Counter[str]()
@@ -627,12 +702,16 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                      *(asyncio.create_task(slow_reader(network, t.credential.device_id, random.Random(rng.random()),
                                                        counts)) for t in targets if t.slow)]
             steady_from = time.perf_counter() - origin
+            backends: Counter[str] = Counter()
             watcher = asyncio.create_task(sampler(plan, db, procs, network, ledger, stats, counts, progress, samples,
-                                                  origin))
+                                                  origin, backends))
             paying = asyncio.create_task(payments(base_url, plan, targets, ledger, stop, rng, progress))
+            lags_ms: list[float] = []
+            lagging = asyncio.create_task(loop_lag(lags_ms))
             await asyncio.sleep(plan.minutes * 60)
             stop.set()
             await paying
+            lagging.cancel()
             steady_to = time.perf_counter() - origin
             for task in chaos:
                 task.cancel()
@@ -655,7 +734,9 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                             "outbox_pending": final["pending"], "outbox_sent": final["sent"],
                             "outbox_oldest_s": final["oldest_s"], "connected": len(network.links),
                             "announced": len(ledger.receipts), "after_grace": True})
-            report.update(await outcome(db, ledger))
+            report.update(await outcome(db, ledger), shared_buffers=await db.fetchval("SHOW shared_buffers"))
+            slow_ids = {t.credential.device_id for t in targets if t.slow}
+            report.update(await ack_story(db, ledger, slow_ids))
             for task in fleet:
                 task.cancel()
             await asyncio.gather(*fleet, return_exceptions=True)
@@ -664,7 +745,6 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             await db.close()
             await pg.stop()
         report["serve_log"] = log_problems(workdir / "serve.log")
-    slow_ids = {t.credential.device_id for t in targets if t.slow}
     latencies: dict[bool, list[float]] = {False: [], True: []}
     for transaction_id, callback in ledger.callbacks.items():
         if transaction_id in ledger.receipts:
@@ -672,7 +752,9 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                 (ledger.receipts[transaction_id][2] - callback.sent_at) * 1000)
     report.update(
         steady_window_s=[steady_from, steady_to], samples=samples, wire=dict(ledger.wire),
-        duplicated_after_ack=ledger.wire["new copies after ack"], after_ack=ledger.after_ack[:20],
+        duplicated_after_ack=ledger.wire["new copies after ack"],
+        after_ack_devices=len({a["device_id"] for a in ledger.after_ack}),
+        after_ack_slow=sum(a["device_id"] in slow_ids for a in ledger.after_ack),
         double_announced=len(ledger.double_announced), double_announced_examples=ledger.double_announced[:20],
         callbacks={"sent": int(progress.get("sent", 0)), "answered_200": len(ledger.callbacks),
                    "not_200": dict(ledger.refused), "seconds": progress.get("seconds", 0.0),
@@ -685,7 +767,9 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                "heartbeats": stats.heartbeats, "drops": counts["drops"], "stalls": counts["stalls"],
                "stalled_seconds": counts["stalled seconds"],
                "slow_readers": sum(t.slow for t in targets)},
-        loadgen_task_errors=dict(loop_errors.most_common(8)),
+        loadgen_task_errors=dict(loop_errors.most_common(8)), loadgen_loop_lag=latency_summary(lags_ms),
+        heartbeat_rate=rates(samples, "heartbeats", steady_from, steady_to),
+        db_backends={what: n / max(backends["(samples)"], 1) for what, n in backends.most_common() if what != "(samples)"},
         memory={key: trend(samples, f"rss_{key}_mib", steady_from + warmup(plan), steady_to)
                 for key in ("serve", "postgres", "loadgen")},
         outbox={"max_depth": max(s["outbox_pending"] + s["outbox_sent"] for s in samples),
@@ -693,6 +777,13 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                 "final_depth": final["pending"] + final["sent"]},
     )
     return report
+
+
+def rates(samples: list[dict[str, Any]], key: str, start: float, end: float) -> dict[str, float]:
+    """Mean and peak per-second rate of the counter ``key`` between consecutive samples in [start, end]."""
+    window = [s for s in samples if start <= s["t"] <= end]
+    steps = [(b[key] - a[key]) / (b["t"] - a["t"]) for a, b in zip(window, window[1:]) if b["t"] > a["t"]]
+    return {"mean": statistics.fmean(steps) if steps else 0.0, "peak": max(steps, default=0.0)}
 
 
 def warmup(plan: Plan) -> float:
@@ -731,6 +822,7 @@ def verdict(report: dict[str, Any]) -> list[str]:
 
 def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], seconds: float, command: str) -> str:
     plan, cb, fleet, wire = report["plan"], report["callbacks"], report["fleet"], report["wire"]
+    ack, lag = report["ack_recorded"], report["loadgen_loop_lag"]
     problems = verdict(report)
     lines = [BEGIN, "", "## Soak", "",
              f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min in all."
@@ -750,7 +842,9 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
              f" {fleet['drops']:,} drops, {fleet['reconnects']:,} reconnects |",
              f"| slow readers | 1 in {plan['slow_every']}: {fleet['slow_readers']} devices, {fleet['stalls']:,}"
              f" stalls of {STALL_S[0]:.0f}-{STALL_S[1]:.0f} s ({fleet['stalled_seconds']:,} s in all) |",
-             f"| heartbeats | every {plan['heartbeat_s']:g} s per device: {fleet['heartbeats']:,} sent |",
+             f"| heartbeats | every {plan['heartbeat_s']:g} s per device and on every (re)connect:"
+             f" {fleet['heartbeats']:,} sent, {report['heartbeat_rate']['mean']:.0f}/s on average, peak"
+             f" {report['heartbeat_rate']['peak']:.0f}/s over one {plan['sample_s']:g} s sample |",
              f"| grace after the last callback | up to {plan['grace_s']:.0f} s |", "",
              "| result | |", "|---|---|",
              f"| callbacks sent / answered 200 / other | {cb['sent']:,} / {cb['answered_200']:,} /"
@@ -765,7 +859,13 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
              f"| **lost** (answered 200, never reached the device, not skipped_late) | **{report['lost']}**"
              f" {json.dumps(report['lost_by_outbox_status']) if report['lost'] else ''} |",
              f"| skipped_late (too old to play, by design) | {report['skipped_late']} |",
-             f"| **duplicated after ack** (acked, then a new non-DUP PUBLISH) | **{report['duplicated_after_ack']}** |",
+             f"| **duplicated after ack** (the device's ack was PUBACKed, then the message came again as a new,"
+             f" non-DUP PUBLISH) | **{report['duplicated_after_ack']}** on {report['after_ack_devices']} devices"
+             f" ({report['after_ack_slow']} to slow readers) |",
+             f"| device's ack PUBACKed → platform recorded it (outbox `acked_at`) p50 / p99 / max |"
+             f" {ack['p50_ms']:.0f} / {ack['p99_ms']:.0f} / {ack['max_ms']:.0f} ms over {ack['count']:,};"
+             f" {report['acks_recorded_after_first_retry']:,} took longer than the outbox's first retry"
+             f" ({FIRST_RETRY_S:g} s) |",
              f"| announced twice under two message ids / to the wrong device | {report['double_announced']} /"
              f" {report['misrouted_count']} |",
              f"| DUP resends (broker, same packet id) / of which after the ack | {wire.get('DUP resends', 0):,} /"
@@ -777,12 +877,17 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
              f" {report['outbox']['final_depth']:,} |",
              f"| oldest unacknowledged outbox row, max | {report['outbox']['max_oldest_s']:.1f} s |",
              f"| outbox payment rows by status at the end | {json.dumps(report['outbox_payment_statuses'])} |",
+             "| platform's PostgreSQL connections not idle, mean per sample | "
+             + (", ".join(f"{what} {n:.1f}" for what, n in report["db_backends"].items()) or "none") + " |",
+             f"| load generator's own event-loop lag (0.1 s sleeps) p50 / p99 / max | {lag['p50_ms']:.1f} /"
+             f" {lag['p99_ms']:.1f} / {lag['max_ms']:.1f} ms |",
              f"| serve log: warnings / errors | {report['serve_log']['levels'].get('warning', 0):,} /"
              f" {report['serve_log']['levels'].get('error', 0) + report['serve_log']['levels'].get('critical', 0):,} |",
              "", "Memory over the steady part of the run (from one warm-up minute after the first callback, or a fifth"
-             " of the run if shorter, to the last callback); PostgreSQL is the sum over all its processes, so shared"
-             " buffers count once per process that touched them:", "",
-             "| process | RSS first | RSS last | peak | slope | CPU over the run |", "|---|---|---|---|---|---|"]
+             " of the run if shorter, to the last callback): RSS of `serve` and of the load generator; for PostgreSQL"
+             " the sum of PSS over its processes (shared memory divided among the processes that map it, so shared"
+             f" buffers, {report['shared_buffers']} here, count once):", "",
+             "| process | memory first | last | peak | slope | CPU over the run |", "|---|---|---|---|---|---|"]
     last = report["samples"][-1]
     run_s = max(report["steady_window_s"][1] - report["steady_window_s"][0], 1e-9)
     for key, label in (("serve", "`serve`"), ("postgres", f"PostgreSQL ({last['postgres_processes']} processes)"),
@@ -793,21 +898,28 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
                      f" ({last[f'cpu_{key}_s'] / run_s:.0%} of a core) |")
     lines += ["", "Timeline (t from the start of onboarding; a sample a minute, and the last one after the grace):",
               "", "| t | serve MiB | PostgreSQL MiB | generator MiB | outbox pending / sent | oldest s | connected |"
-              " answered 200 | announced |", "|---|---|---|---|---|---|---|---|---|"]
+              " answered 200 | announced | heartbeats |", "|---|---|---|---|---|---|---|---|---|---|"]
     for sample in timeline(report["samples"]):
         lines.append(f"| {sample['t']:.0f} s | {sample['rss_serve_mib']:.1f} | {sample['rss_postgres_mib']:.1f} |"
                      f" {sample['rss_loadgen_mib']:.1f} | {sample['outbox_pending']:,} / {sample['outbox_sent']:,} |"
                      f" {sample['outbox_oldest_s']:.1f} | {sample['connected']:,} | {sample['answered_200']:,} |"
-                     f" {sample['announced']:,} |")
+                     f" {sample['announced']:,} | {sample['heartbeats']:,} |")
     lines += ["", "Announcement latency to the devices reading normally, by minute of payments (callbacks grouped by"
               " when they were sent):", "",
               "| minute | announced | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|",
               *(f"| {m['minute']} | {m['count']:,} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['max_ms']:.1f} |"
                 for m in report["announcement_by_minute"])]
-    if report["after_ack"] or report["lost_transactions"] or report["loadgen_task_errors"]:
+    if report["after_ack_examples"]:
+        lines += ["", "Duplicates after ack, the first 20, each timed from the moment the broker PUBACKed the device's"
+                  " ack (seconds; the platform's times are PostgreSQL's `now()` in the transaction that wrote them):",
+                  "", "| message | slow reader | outbox hand-overs | ack traced | ack recorded | copy sent by |"
+                  " outbox attempts |", "|---|---|---|---|---|---|---|",
+                  *(f"| `{e['message_id']}` | {'yes' if e['slow_reader'] else 'no'} |"
+                    f" {offsets(e['handed_to_broker_s'])} | {offsets(e['ack_uplinks_traced_s'])} |"
+                    f" {offsets([e['ack_recorded_s']] if e['ack_recorded_s'] is not None else [])} |"
+                    f" {offsets([e['copy_s']])} | {e['outbox_attempts']} |" for e in report["after_ack_examples"])]
+    if report["lost_transactions"] or report["loadgen_task_errors"]:
         lines += ["", "Details:", ""]
-        if report["after_ack"]:
-            lines.append(f"- duplicates after ack (first 20): `{json.dumps(report['after_ack'])}`")
         if report["lost_transactions"]:
             lines.append(f"- lost transactions (first 20): `{json.dumps(report['lost_transactions'])}`")
         if report["loadgen_task_errors"]:
@@ -819,6 +931,10 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
                   *(f"- {n:,} × `{message}`" for message, n in report["serve_log"]["top"])]
     lines += ["", END]
     return "\n".join(lines)
+
+
+def offsets(values: Iterable[float]) -> str:
+    return ", ".join(f"{v:+.2f}" for v in values) or "never"
 
 
 def timeline(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -866,10 +982,10 @@ def main() -> int:
     info = {**machine(), "amqtt": version("amqtt"), "aiomqtt (devices)": version("aiomqtt"),
             "uvloop": version("uvloop")}
     command = "bench/soak.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "bench/soak.py"
+    if args.report:  # first: a run is never lost to a fault in the rendering
+        args.report.write_text(json.dumps({**report, "machine": info}, indent=1, default=str))
     text = render(report, info, (before, uptime()), seconds, command)
     print(text)
-    if args.report:
-        args.report.write_text(json.dumps({**report, "machine": info}, indent=1, default=str))
     if not args.no_write:
         write_section(text, BEGIN, END)
         print(f"written to {DOC}")

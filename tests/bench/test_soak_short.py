@@ -38,7 +38,7 @@ def test_short_soak_loses_nothing_and_duplicates_nothing_after_ack(tmp_path: Pat
     assert report["fleet"]["drops"] > 0 and report["fleet"]["reconnects"] > 0, report["fleet"]
     assert report["fleet"]["stalls"] > 0, report["fleet"]
     assert report["lost"] == 0, (report["lost_by_outbox_status"], report["lost_transactions"])
-    assert report["duplicated_after_ack"] == 0, report["after_ack"]
+    assert report["duplicated_after_ack"] == 0, report["after_ack_examples"]
     assert report["double_announced"] == 0, report["double_announced_examples"]
     assert report["misrouted_count"] == 0, report["misrouted"]
     assert report["announcement"]["count"] == report["callbacks"]["answered_200"] - report["skipped_late"]
