@@ -766,7 +766,8 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                "slow_readers": sum(t.slow for t in targets)},
         loadgen_task_errors=dict(loop_errors.most_common(8)), loadgen_loop_lag=latency_summary(lags_ms),
         heartbeat_rate=rates(samples, "heartbeats", steady_from, steady_to),
-        db_backends={what: n / max(backends["(samples)"], 1) for what, n in backends.most_common() if what != "(samples)"},
+        db_backends={what: n / max(backends["(samples)"], 1) for what, n in backends.most_common()
+                     if what != "(samples)"},
         memory={key: trend(samples, f"rss_{key}_mib", steady_from + warmup(plan), steady_to)
                 for key in ("serve", "postgres", "loadgen")},
         outbox={"max_depth": max(s["outbox_pending"] + s["outbox_sent"] for s in samples),
@@ -951,10 +952,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="how long payments flow (default 30)")
     parser.add_argument("--drops-per-s", type=float, default=1.0,
                         help="connections cut per second across the fleet, at random (default 1; 0 = none)")
-    parser.add_argument("--slow-every", type=int, default=100, help="one device in N reads slowly (default 100; 0 = none)")
+    parser.add_argument("--slow-every", type=int, default=100,
+                        help="one device in N reads slowly (default 100; 0 = none)")
     parser.add_argument("--slow-share", type=float, default=0.1,
                         help="share of the payments that go to the slow readers (default 0.1)")
-    parser.add_argument("--heartbeat-s", type=float, default=60.0, help="MQTT heartbeat per device (default 60; 0 = none)")
+    parser.add_argument("--heartbeat-s", type=float, default=60.0,
+                        help="MQTT heartbeat per device (default 60; 0 = none)")
     parser.add_argument("--grace-s", type=float, default=120.0,
                         help="after the last callback, how long announcements may still arrive (default 120)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="sampling interval (default 5)")
@@ -967,8 +970,10 @@ def main() -> int:
                 slow_every=args.slow_every, slow_share=args.slow_share, heartbeat_s=args.heartbeat_s,
                 grace_s=args.grace_s, sample_s=args.sample_s, connect_concurrency=args.connect_concurrency,
                 seed=args.seed)
-    if plan.devices < 1 or plan.rate <= 0 or plan.minutes <= 0:
-        parser.error("--devices, --rate and --minutes must be positive")
+    if min(plan.devices, plan.rate, plan.minutes, plan.sample_s, plan.connect_concurrency) <= 0:
+        parser.error("--devices, --rate, --minutes, --sample-s and --connect-concurrency must be positive")
+    if plan.drops_per_s < 0 or plan.slow_every < 0 or plan.grace_s < 0 or not 0 <= plan.slow_share <= 1:
+        parser.error("--drops-per-s, --slow-every and --grace-s cannot be negative; --slow-share is 0 to 1")
     raise_fd_limit()  # inherited by serve: both ends of every session need a descriptor
     import uvloop
 
@@ -978,7 +983,10 @@ def main() -> int:
     seconds = time.monotonic() - started
     info = {**machine(), "amqtt": version("amqtt"), "aiomqtt (devices)": version("aiomqtt"),
             "uvloop": version("uvloop")}
-    command = "bench/soak.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "bench/soak.py"
+    # As run, less where the JSON went: a path of this machine has no place in the docs.
+    shown = [a for previous, a in zip(sys.argv, sys.argv[1:])
+             if a != "--report" and previous != "--report" and not a.startswith("--report=")]
+    command = " ".join(["bench/soak.py", *shown])
     if args.report:  # first: a run is never lost to a fault in the rendering
         args.report.write_text(json.dumps({**report, "machine": info}, indent=1, default=str))
     text = render(report, info, (before, uptime()), seconds, command)
