@@ -28,12 +28,9 @@ import httpx
 import msgspec
 
 from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers
-from qris_soundbox.tools.simulate import FleetStats, Soundbox
 from tests.broker.raw_client import WAIT_S
 from tests.devices.helpers import eventually
-from tests.payments.helpers import post_callback
-from tests.payments.test_announcements import bound_soundbox
-from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET, PlatformFactory, free_port
+from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET, free_port
 
 CALLBACKS = 300
 KILL_AFTER = 100  # 200 answers, then SIGKILL: the rest of the burst is in flight or not yet sent
@@ -242,34 +239,3 @@ async def _assert_books(db: asyncpg.Pool, terminal_id: str, answered: dict[str, 
         assert transaction["status"] == "paid"
         assert transaction["amount"] == entries["gross_income"] == amounts[event_id]
         assert entries["platform_fee"] + entries["merchant_payable"] == entries["gross_income"]
-
-
-async def test_the_simulators_soundbox_reconnects_when_its_connection_drops(platform_factory: PlatformFactory) -> None:
-    running = await platform_factory.start()
-    try:
-        ids, device_id, secret = await bound_soundbox(running)
-        lines: list[str] = []
-        soundbox = Soundbox(DeviceCredential(device_id, secret), running.mqtt_host, running.mqtt_port, FleetStats(),
-                            lines.append, heartbeat_s=0, dynamic_qr=None, connect_slots=asyncio.Semaphore(1))
-        simulating = asyncio.create_task(soundbox.run())
-        try:
-            assert await eventually(lambda: _said(lines, "listening on"), timeout=WAIT_S)
-            # What a device sees when serve is killed: its connection ends without a word.
-            assert running.platform.broker is not None
-            assert await running.platform.broker.disconnect_client(device_id)
-            paid = await post_callback(running, callback_body(amount=12_000, terminal_id=ids["terminal_id"]))
-            transaction_id = paid.json()["transaction_id"]
-
-            async def announced_or_gone() -> bool:
-                return simulating.done() or await _said(lines, transaction_id)
-
-            assert await eventually(announced_or_gone, timeout=WAIT_S)
-            assert await _said(lines, transaction_id), "\n".join(lines)
-        finally:
-            simulating.cancel()
-    finally:
-        await platform_factory.stop(running)
-
-
-async def _said(lines: list[str], text: str) -> bool:
-    return any(text in line for line in lines)
