@@ -23,6 +23,7 @@ is in ``core/outbox.py``; this module is only the delivery loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Protocol
 
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 FIRST_RETRY_S = 5.0
+# Once the device's MQTT stack has acknowledged (PUBACK) a message, its application's own ack is on the
+# way: a resend before this long would cross it (a busy broker may take seconds to handle the ack).
+WITH_DEVICE_RETRY_S = 30.0
 MAX_RETRY_S = 60.0
 OFFLINE_RESCAN_S = 30.0
 BATCH = 500
@@ -64,6 +68,7 @@ class OutboxPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[bool]] = set()  # deliveries awaiting PUBACK, cancelled on stop
+        self._with_device: set[str] = set()  # outbox ids PUBACKed since the last round
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -75,6 +80,12 @@ class OutboxPublisher:
                 task.cancel()
         await asyncio.gather(*(t for t in (self._task, *self._in_flight) if t is not None), return_exceptions=True)
         await self._close_listener()
+
+    def _settled(self, outbox_id: str, task: asyncio.Task[bool]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is None and task.result():
+            self._with_device.add(outbox_id)  # its retry moves out on the next round
+            self._wake.set()
 
     def device_ready(self, device_id: str) -> None:
         """The device (re)subscribed to its downlinks: everything unacked is due now."""
@@ -112,6 +123,10 @@ class OutboxPublisher:
                 except TimeoutError:
                     ticked = True
                 self._wake.clear()
+                if self._with_device:
+                    with_device, self._with_device = self._with_device, set()
+                    async with self._db.transaction() as conn:
+                        await outbox.postpone(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
                 if self._subscribed:
                     subscribed, self._subscribed = self._subscribed, set()
                     try:
@@ -173,7 +188,7 @@ class OutboxPublisher:
                 task = asyncio.create_task(
                     sessions.deliver_to_client(row.device_id, row.topic, data, key=row.message_id))
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(functools.partial(self._settled, row.id))
                 await trace.record_downlink(self._db, conn, device_id=row.device_id, topic=row.topic,
                                             payload=data, message_id=row.message_id)
                 sent.append(row.id)

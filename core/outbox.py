@@ -156,6 +156,6 @@ async def mark_sent(db: Database, conn: asyncpg.Connection, outbox_ids: list[str
 
 
 async def postpone(db: Database, conn: asyncpg.Connection, outbox_ids: list[str], seconds: float) -> None:
-    """Due rows not handed over now; looked at again after ``seconds``."""
+    """Open rows not to hand over for ``seconds`` (acknowledged or closed rows are left alone)."""
     if outbox_ids:
         await conn.execute(db.q["postpone_downlinks"], outbox_ids, seconds)

@@ -103,3 +103,24 @@ async def _all_acked(running: RunningPlatform, message_ids: set[str]) -> bool:
     rows = await running.platform.db.pool.fetch(
         "SELECT status FROM device_outbox WHERE message_id = ANY($1::text[])", list(message_ids))
     return len(rows) == len(message_ids) and {row["status"] for row in rows} == {"acked"}
+
+
+async def test_a_message_the_device_has_taken_is_not_sent_again_while_its_ack_is_on_the_way(
+    running: RunningPlatform,
+) -> None:
+    """PUBACK now, the application's ack later than the outbox's first retry (5 s): no second copy."""
+    device_id, secret = await provisioned_device(running)
+    client = await RawClient.open(running.mqtt_port)
+    await client.send(raw.connect(device_id, secret))
+    assert (await client.read()).body == b"\x00\x00"
+    await client.send(raw.subscribe(1, f"devices/{device_id}/downlink/#", 1))
+    assert (await client.read()).kind == 9
+    (message_id,) = await _payments(running, device_id, 1)
+    packet = await client.read()
+    assert _message_id(packet) == message_id
+    await client.send(raw.ack(PUBACK, packet.packet_id))
+    assert await _read_for(client, 7) == [], "sent again while the device's ack could still be on its way"
+    body = json.dumps({"message_id": message_id}).encode()
+    await client.send(raw.publish(f"devices/{device_id}/uplink/payment/ack", body, 0))
+    assert await eventually(lambda: _all_acked(running, {message_id}))
+    await client.close()
