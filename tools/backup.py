@@ -24,6 +24,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 
@@ -64,7 +65,15 @@ def _dbname(dsn: str | None) -> list[str]:
     return [f"--dbname={dsn}"] if dsn else []
 
 
-async def _dsn_and_counts(db: Database) -> tuple[str | None, dict[str, object]]:
+class DatabaseFacts(TypedDict):
+    """What a restore is checked against: applied migrations and the key tables' row counts."""
+
+    migrations: list[str]
+    row_counts: dict[str, int]
+    server_version: str
+
+
+async def _dsn_and_counts(db: Database) -> tuple[str | None, DatabaseFacts]:
     async with db.pool.acquire() as conn:
         params = conn.get_settings()
         migrations = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
@@ -132,7 +141,7 @@ def _restore_validate(args: argparse.Namespace) -> None:
     settings = settings_or_exit()
     problems: list[str] = []
 
-    async def run() -> dict[str, object]:
+    async def run() -> DatabaseFacts:
         async with open_database(settings, args.data_dir, pool_size=1) as db:
             return (await _dsn_and_counts(db))[1]
 

@@ -354,13 +354,13 @@ async def run_fleet(credentials: list[DeviceCredential], host: str, port: int, *
         loop.add_signal_handler(signum, stop.set)
     started = time.monotonic()
     tasks = [asyncio.create_task(box.run()) for box in boxes]
-    helpers = [asyncio.create_task(stop.wait())]
+    helpers: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
     if fleet_mode:
         helpers.append(asyncio.create_task(_report_connects(stats, started)))
     try:
         # Ends on Ctrl-C / SIGTERM, after --duration, or when every session has given up (all refused).
-        await asyncio.wait([helpers[0], asyncio.gather(*tasks, return_exceptions=True)], timeout=duration,
-                           return_when=asyncio.FIRST_COMPLETED)
+        ends: list[asyncio.Future[Any]] = [helpers[0], asyncio.gather(*tasks, return_exceptions=True)]
+        await asyncio.wait(ends, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
