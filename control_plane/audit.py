@@ -8,10 +8,10 @@ from typing import Annotated
 from litestar import get
 
 from qris_soundbox.control_plane.deps import FromQuery, Platform, QueryParameter
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditLog
 from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.schemas import Page
 
 
 @get("/admin/audit-logs", summary="Audit log, newest first; from inclusive, to exclusive", tags=["audit"],

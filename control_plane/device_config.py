@@ -13,10 +13,10 @@ from litestar.params import PathParameter, QueryParameter
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromQuery, JSONBody, Platform
 from qris_soundbox.control_plane.device_auth import device_of
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.devices import commands, config_shadow
 from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.schemas import Page
 
 TAGS = ["device config and commands"]
 DEVICE_TAGS = ["device API"]

@@ -13,7 +13,6 @@ from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import JSONBody, Platform
 from qris_soundbox.control_plane.device_auth import device_of
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.devices import credentials, models, presence, registry, trace
 from qris_soundbox.core.devices.schemas import (
     BindRequest,
@@ -28,6 +27,7 @@ from qris_soundbox.core.devices.schemas import (
     MqttMessage,
 )
 from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.schemas import Page
 
 TAGS = ["devices"]
 DeviceId = Annotated[str, PathParameter(max_length=64)]

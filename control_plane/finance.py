@@ -13,7 +13,6 @@ from msgspec import Meta
 
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
-from qris_soundbox.control_plane.schemas import Base, Page
 from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
 from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
 from qris_soundbox.core.finance.errors import ExportTooLarge, FinanceInputInvalid
@@ -25,13 +24,14 @@ from qris_soundbox.core.finance.schemas import (
     SettlementBatchDetail,
 )
 from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.schemas import Body, Page
 
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
 Reference = Annotated[str, Meta(min_length=1, max_length=128)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class SettlementBatchCreate(Base):
+class SettlementBatchCreate(Body):
     merchant_id: Id | None = None
     cutoff: datetime | None = None
 
@@ -40,26 +40,26 @@ class SettlementBatchesCreated(msgspec.Struct, kw_only=True):
     items: list[SettlementBatch]
 
 
-class MarkPaid(Base):
+class MarkPaid(Body):
     payout_reference: Reference
     note: Text | None = None
 
 
-class Reason(Base):
+class Reason(Body):
     reason: Text
 
 
-class ReferenceUpdate(Base):
+class ReferenceUpdate(Body):
     payout_reference: Reference
 
 
-class AdjustmentCreate(Base):
+class AdjustmentCreate(Body):
     adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)]
     amount: int
     reason: Text
 
 
-class AdjustmentExportCreate(Base):
+class AdjustmentExportCreate(Body):
     merchant_id: Id | None = None
     adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")

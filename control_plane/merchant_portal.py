@@ -14,11 +14,11 @@ from litestar.response import Stream
 from qris_soundbox.control_plane.auth import principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, QueryParameter
 from qris_soundbox.control_plane.finance import check_window, csv_stream, report_format
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.errors import Forbidden
 from qris_soundbox.core.finance import csv_reports, dashboard, settlements
 from qris_soundbox.core.finance.schemas import SettlementBatch, SettlementBatchDetail
 from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.schemas import Page
 
 
 def own_merchant(request: Request) -> str:

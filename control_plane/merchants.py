@@ -12,18 +12,18 @@ from litestar import Request, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform
-from qris_soundbox.control_plane.schemas import Base, Page
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import service
 from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
 from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.schemas import Body, Page
 
 UNSET = msgspec.UNSET
 UnsetType = msgspec.UnsetType
 _WRITE = {"rate_limit": "admin_write"}
 
 
-class MerchantCreate(Base):
+class MerchantCreate(Body):
     name: str
     city: str
     mcc: str | None = None
@@ -34,7 +34,7 @@ class MerchantCreate(Base):
     postal_code: str | None = None
 
 
-class MerchantUpdate(Base):
+class MerchantUpdate(Body):
     """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: platform fee)."""
 
     name: str | UnsetType = UNSET
@@ -47,17 +47,17 @@ class MerchantUpdate(Base):
     postal_code: str | None | UnsetType = UNSET
 
 
-class MerchantReject(Base):
+class MerchantReject(Body):
     reason: str
 
 
-class OutletCreate(Base):
+class OutletCreate(Body):
     name: str
     address: str | None = None
     city: str | None = None
 
 
-class TerminalCreate(Base):
+class TerminalCreate(Body):
     name: str
     static_qris: str | None = None
 

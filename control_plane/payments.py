@@ -11,7 +11,6 @@ from litestar import Request, get, post
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
-from qris_soundbox.control_plane.schemas import Base, Page
 from qris_soundbox.core import audit
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.paging import page_limit, split_page
@@ -20,6 +19,7 @@ from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.payments import callbacks, device_requests, dynamic_qr, notifications, transactions as txns
 from qris_soundbox.core.payments.errors import TransactionNotFound
 from qris_soundbox.core.payments.ledger import LedgerEntry
+from qris_soundbox.core.schemas import Body, Page
 
 
 @post("/integrations/qris/callback", status_code=200, tags=["payments"], summary="Signed acquirer payment callback",
@@ -52,7 +52,7 @@ async def list_transactions(
     return Page(items=[txns.transaction_from_row(r) for r in items], next_cursor=next_cursor)
 
 
-class TransactionCreate(Base):
+class TransactionCreate(Body):
     terminal_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
     expires_in_s: Annotated[int, msgspec.Meta(ge=30, le=dynamic_qr.MAX_TTL_S)] | None = None
@@ -121,7 +121,7 @@ async def list_ledger_entries(
     return Page(items=[LedgerEntry(**dict(r)) for r in items], next_cursor=next_cursor)
 
 
-class DeviceDynamicQrCreate(Base):
+class DeviceDynamicQrCreate(Body):
     amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     device_id: str | None = None  # the legacy DEVICE_TOKEN names the device in the body
@@ -146,7 +146,7 @@ async def device_dynamic_qr(request: Request, platform: Platform,
     return DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
 
 
-class DynamicQrBridgeRequest(Base):
+class DynamicQrBridgeRequest(Body):
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
     device_id: str | None = None

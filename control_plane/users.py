@@ -9,15 +9,15 @@ from litestar import Request, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor, bearer_token, principal_of
 from qris_soundbox.control_plane.deps import JSONBody, Platform
-from qris_soundbox.control_plane.schemas import Base
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.merchants.schemas import Merchant
+from qris_soundbox.core.schemas import Body
 from qris_soundbox.core.users import service as users
 from qris_soundbox.core.users.schemas import LoginResult, User
 
 
-class LoginRequest(Base):
+class LoginRequest(Body):
     email: str
     password: str
 

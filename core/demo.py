@@ -20,7 +20,8 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.merchants import service as merchants
-from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal, from_row
+from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
+from qris_soundbox.core.schemas import from_row
 from qris_soundbox.core.users import service as users
 from qris_soundbox.core.devices.demo import seed_demo_device
 

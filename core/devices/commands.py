@@ -28,10 +28,11 @@ from qris_soundbox.core.devices.config_shadow import (
     handle_ack_uplink,
     refuse_if_retired,
 )
-from qris_soundbox.core.devices.schemas import Body, Capabilities, Percent
+from qris_soundbox.core.devices.schemas import Capabilities, Percent
 from qris_soundbox.core.errors import InvalidState, NotFound, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import page_limit, split_page
+from qris_soundbox.core.schemas import Body, Struct
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -98,7 +99,7 @@ class CommandCreate(Body, kw_only=True):
     expires_in_s: Annotated[int, Meta(ge=MIN_EXPIRES_IN_S, le=MAX_EXPIRES_IN_S)] | None = None
 
 
-class Command(msgspec.Struct, kw_only=True):
+class Command(Struct, kw_only=True):
     id: str
     device_id: str
     type: str

@@ -25,8 +25,9 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices import health, models, uplinks
 from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid, MalformedUplink
-from qris_soundbox.core.devices.schemas import Body, Capabilities, Percent
+from qris_soundbox.core.devices.schemas import Capabilities, Percent
 from qris_soundbox.core.errors import NotFound, ValidationFailed
+from qris_soundbox.core.schemas import Body, Struct
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -91,7 +92,7 @@ class ConfigPatch(Body, kw_only=True):
 CONFIG_KEYS = tuple(ConfigPatch.__struct_fields__)
 
 
-class ConfigState(msgspec.Struct, kw_only=True):
+class ConfigState(Struct, kw_only=True):
     """The shadow: ``GET`` and ``PATCH /admin/devices/{id}/config``."""
 
     device_id: str
@@ -107,7 +108,7 @@ class ConfigState(msgspec.Struct, kw_only=True):
     updated_at: datetime | None
 
 
-class PushState(msgspec.Struct, kw_only=True):
+class PushState(Struct, kw_only=True):
     message_id: str
     version: int | None
     status: str  # pending | sent | acked | failed (rejected) | expired | superseded
@@ -118,13 +119,13 @@ class PushState(msgspec.Struct, kw_only=True):
     expires_at: datetime
 
 
-class Rejection(msgspec.Struct, kw_only=True):
+class Rejection(Struct, kw_only=True):
     version: int
     reason: str | None
     rejected_at: datetime
 
 
-class ConfigStatus(msgspec.Struct, kw_only=True):
+class ConfigStatus(Struct, kw_only=True):
     """``GET /admin/devices/{id}/config/status``: where the push stands."""
 
     device_id: str
@@ -138,7 +139,7 @@ class ConfigStatus(msgspec.Struct, kw_only=True):
     last_rejection: Rejection | None
 
 
-class DeviceConfigView(msgspec.Struct, kw_only=True):
+class DeviceConfigView(Struct, kw_only=True):
     """``GET /device/config``: what the device should run."""
 
     device_id: str
@@ -440,7 +441,7 @@ async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
 # --------------------------------------------------------------------------- readers for other domains
 
 
-class AnnouncementPreferences(msgspec.Struct, kw_only=True, frozen=True):
+class AnnouncementPreferences(Struct, kw_only=True, frozen=True):
     language: str
     text_template: str | None
 

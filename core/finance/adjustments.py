@@ -16,7 +16,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.finance.errors import AdjustedPayableNegative, FinanceInputInvalid
-from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated, from_row
+from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated
 from qris_soundbox.core.finance.settlements import (
     append_event,
     batch_from_row,
@@ -26,6 +26,7 @@ from qris_soundbox.core.finance.settlements import (
 )
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.schemas import from_row
 
 # type -> required sign: -1 negative, +1 positive, 0 either
 ADJUSTMENT_TYPES: dict[str, int] = {"bank_fee": -1, "chargeback": -1, "bonus": 1, "correction": 0}
@@ -85,4 +86,4 @@ async def list_adjustments(db: Database, *, cursor: str | None, limit: int, merc
     check_filter_type(adjustment_type)
     rows = await db.fetch("list_settlement_adjustments", cursor, limit + 1, merchant_id, adjustment_type, from_, to)
     items, next_cursor = split_page(rows, limit)
-    return [from_row(r, SettlementAdjustment) for r in items], next_cursor
+    return [from_row(SettlementAdjustment, r) for r in items], next_cursor

@@ -33,8 +33,9 @@ from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
 from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
 from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, FinanceInputInvalid
-from qris_soundbox.core.finance.schemas import ExportJob, from_row
+from qris_soundbox.core.finance.schemas import ExportJob
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.schemas import from_row
 
 log = logging.getLogger(__name__)
 EXPORT_TYPES = ("settlement_adjustments",)
@@ -74,7 +75,7 @@ def storage_dir(settings: Settings) -> Path:
 
 
 def job_view(row: Any) -> ExportJob:
-    job = from_row(row, ExportJob)
+    job = from_row(ExportJob, row)
     if job.status == "completed":
         job.download_url = f"/admin/exports/{job.id}/download"
     return job

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import msgspec
+from qris_soundbox.core.schemas import Struct
 
 
-class SettlementBatch(msgspec.Struct, kw_only=True):
+class SettlementBatch(Struct, kw_only=True):
     id: str
     merchant_id: str
     status: str  # pending | paid | failed | cancelled
@@ -34,7 +34,7 @@ class SettlementBatch(msgspec.Struct, kw_only=True):
     cancelled_at: datetime | None
 
 
-class SettlementBatchEntry(msgspec.Struct, kw_only=True):
+class SettlementBatchEntry(Struct, kw_only=True):
     ledger_entry_id: str
     transaction_id: str
     gross_amount: int
@@ -48,7 +48,7 @@ class SettlementBatchEntry(msgspec.Struct, kw_only=True):
     terminal_id: str
 
 
-class SettlementAdjustment(msgspec.Struct, kw_only=True):
+class SettlementAdjustment(Struct, kw_only=True):
     id: str
     batch_id: str
     batch_status: str
@@ -66,7 +66,7 @@ class SettlementAdjustmentCreated(SettlementAdjustment, kw_only=True):
     batch: SettlementBatch
 
 
-class SettlementBatchEvent(msgspec.Struct, kw_only=True):
+class SettlementBatchEvent(Struct, kw_only=True):
     id: str
     batch_id: str
     event_type: str
@@ -84,7 +84,7 @@ class SettlementBatchDetail(SettlementBatch, kw_only=True):
     events: list[SettlementBatchEvent]
 
 
-class ExportJob(msgspec.Struct, kw_only=True):
+class ExportJob(Struct, kw_only=True):
     id: str
     export_type: str
     status: str  # pending | running | completed | failed | expired
@@ -103,8 +103,3 @@ class ExportJob(msgspec.Struct, kw_only=True):
     expired_at: datetime | None
     download_url: str | None = None
 
-
-def from_row(row: Any, struct: type[msgspec.Struct]) -> Any:
-    """A record (or dict) as ``struct``, ignoring columns the struct does not name."""
-    data = dict(row)
-    return struct(**{name: data[name] for name in struct.__struct_fields__ if name in data})

@@ -39,16 +39,16 @@ from qris_soundbox.core.finance.schemas import (
     SettlementBatchDetail,
     SettlementBatchEntry,
     SettlementBatchEvent,
-    from_row,
 )
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.schemas import from_row
 
 STATUSES = ("pending", "paid", "failed", "cancelled")
 
 
 def batch_from_row(row: Any) -> SettlementBatch:
-    return from_row(row, SettlementBatch)
+    return from_row(SettlementBatch, row)
 
 
 async def append_event(db: Database, conn: asyncpg.Connection, batch_id: str, event_type: str, actor: AuditActor,
@@ -262,9 +262,9 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
     batch = batch_from_row(row)
     return SettlementBatchDetail(
         **{name: getattr(batch, name) for name in SettlementBatch.__struct_fields__},
-        entries=[from_row(e, SettlementBatchEntry) for e in entries],
-        adjustments=[from_row(a, SettlementAdjustment) for a in adjustments],
-        events=[from_row(e, SettlementBatchEvent) for e in events],
+        entries=[from_row(SettlementBatchEntry, e) for e in entries],
+        adjustments=[from_row(SettlementAdjustment, a) for a in adjustments],
+        events=[from_row(SettlementBatchEvent, e) for e in events],
     )
 
 

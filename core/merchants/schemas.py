@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
 
-import msgspec
-
-S = TypeVar("S", bound=msgspec.Struct)
+from qris_soundbox.core.schemas import Struct
 
 
-def from_row(cls: type[S], row: Any, **extra: Any) -> S:
-    """Build ``cls`` from a database row, taking only the fields it declares."""
-    return cls(**{name: row[name] for name in cls.__struct_fields__ if name not in extra}, **extra)
-
-
-class Merchant(msgspec.Struct, kw_only=True):
+class Merchant(Struct, kw_only=True):
     id: str
     code: str
     name: str
@@ -34,7 +26,7 @@ class Merchant(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class Outlet(msgspec.Struct, kw_only=True):
+class Outlet(Struct, kw_only=True):
     id: str
     merchant_id: str
     name: str
@@ -45,14 +37,14 @@ class Outlet(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class BoundDevice(msgspec.Struct, kw_only=True):
+class BoundDevice(Struct, kw_only=True):
     id: str
     serial_number: str | None = None
     model: str | None = None
     status: str | None = None
 
 
-class Terminal(msgspec.Struct, kw_only=True):
+class Terminal(Struct, kw_only=True):
     id: str
     outlet_id: str
     merchant_id: str

@@ -25,8 +25,9 @@ from qris_soundbox.core.db import Database
 from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
-from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal, from_row
+from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal
 from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.schemas import from_row
 
 DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
 ACCEPTS_CHILDREN = ("pending_review", "active")
