@@ -12,10 +12,10 @@ from litestar.response import File, Stream
 from msgspec import Meta
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, QueryParameter, Window
 from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
 from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
-from qris_soundbox.core.finance.errors import ExportTooLarge, FinanceInputInvalid
+from qris_soundbox.core.finance.errors import FinanceInputInvalid
 from qris_soundbox.core.finance.schemas import (
     ExportJob,
     SettlementAdjustment,
@@ -23,7 +23,6 @@ from qris_soundbox.core.finance.schemas import (
     SettlementBatch,
     SettlementBatchDetail,
 )
-from qris_soundbox.core.paging import page_limit
 from qris_soundbox.core.schemas import Body, Page
 
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
@@ -80,13 +79,6 @@ def report_format(fmt: str | None) -> str:
     return value
 
 
-def check_window(from_: datetime | None, to: datetime | None) -> None:
-    for name, value in (("from", from_), ("to", to)):
-        if value is not None and value.tzinfo is None:
-            raise FinanceInputInvalid(f"{name} must carry a time zone (ISO-8601 with Z or an offset)",
-                                      details={"field": name})
-
-
 # Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
 _ADMIN = {"tags": ["finance"]}
 
@@ -104,17 +96,12 @@ async def create_settlement_batches(request: Request, platform: Platform,
 @get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, **_ADMIN)
 async def list_settlement_batches(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> Page[SettlementBatch]:
-    check_window(from_, to)
-    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=merchant_id, status=status, from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+    return await settlements.list_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
 @get("/admin/settlement-batches/{batch_id:str}", summary="One settlement batch with entries, adjustments, history",
@@ -191,37 +178,27 @@ async def create_adjustment(request: Request, platform: Platform, batch_id: From
      opt={"permission": "settlement:read"}, **_ADMIN)
 async def list_adjustments(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> Page[SettlementAdjustment]:
-    check_window(from_, to)
-    items, next_cursor = await adjustments.list_adjustments(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                            merchant_id=merchant_id, adjustment_type=adjustment_type,
-                                                            from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+    return await adjustments.list_adjustments(platform.db, page, window, merchant_id=merchant_id,
+                                              adjustment_type=adjustment_type)
 
 
 @get("/admin/settlement-adjustments/export.csv", summary="Adjustment report as CSV (small; use an export job above "
      "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS)", opt={"permission": "settlement:export"}, **_ADMIN)
 async def export_adjustments(
     platform: Platform,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> Stream:
-    check_window(from_, to)
-    adjustments.check_filter_type(adjustment_type)
-    filters = AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=from_, to=to)
+    filters = AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=window.from_,
+                                to=window.to)
     cap = platform.settings.export_settlement_adjustment_max_rows
-    rows = await platform.db.fetchval("count_settlement_adjustments", merchant_id, adjustment_type, from_, to)
-    if rows > cap:
-        raise ExportTooLarge(f"{rows} adjustments match; more than {cap} rows must be exported as a job "
-                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": cap})
+    await exports.check_direct_report(platform.db, filters, cap)
     return csv_stream(csv_reports.adjustment_report(platform.db, filters, cap), "settlement-adjustments.csv")
 
 
@@ -254,16 +231,12 @@ async def download_export(platform: Platform, job_id: FromPath[str]) -> File:
      opt={"permission": "settlement:read"}, **_ADMIN)
 async def reconcile_settlement_batches(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> reconciliation.ReconciliationReport:
-    check_window(from_, to)
-    return await reconciliation.settlement_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                   merchant_id=merchant_id, status=status, from_=from_, to=to)
+    return await reconciliation.settlement_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
 @get("/admin/dashboard/summary", summary="Finance and settlement overview", opt={"permission": "dashboard:read"},

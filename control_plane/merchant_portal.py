@@ -5,19 +5,17 @@ Another merchant's batch answers 404, never 403: its existence is not revealed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from litestar import Request, get
 from litestar.response import Stream
 
 from qris_soundbox.control_plane.auth import principal_of
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, QueryParameter
-from qris_soundbox.control_plane.finance import check_window, csv_stream, report_format
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, Paging, Platform, QueryParameter, Window
+from qris_soundbox.control_plane.finance import csv_stream, report_format
 from qris_soundbox.core.errors import Forbidden
 from qris_soundbox.core.finance import csv_reports, dashboard, settlements
 from qris_soundbox.core.finance.schemas import SettlementBatch, SettlementBatchDetail
-from qris_soundbox.core.paging import page_limit
 from qris_soundbox.core.schemas import Page
 
 
@@ -43,17 +41,11 @@ async def settlement_summary(request: Request, platform: Platform) -> dashboard.
 async def list_settlement_batches(
     request: Request,
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> Page[SettlementBatch]:
-    check_window(from_, to)
-    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=own_merchant(request), status=status,
-                                                        from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+    return await settlements.list_batches(platform.db, page, window, merchant_id=own_merchant(request), status=status)
 
 
 @get("/merchant/settlement-batches/{batch_id:str}", summary="One of my settlement batches",

@@ -11,11 +11,10 @@ import msgspec
 from litestar import Request, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import service
 from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
-from qris_soundbox.core.paging import page_limit
 from qris_soundbox.core.schemas import Body, Page
 
 UNSET = msgspec.UNSET
@@ -76,16 +75,9 @@ async def create_merchant(
 
 @get("/admin/merchants", summary="List merchants, newest first", tags=["merchants"],
      opt={"permission": "merchant:read"})
-async def list_merchants(
-    platform: Platform,
-    status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Merchant]:
+async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str | None] = None) -> Page[Merchant]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_merchants(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                          status=status)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_merchants(platform.db, conn, page, status=status)
 
 
 @get("/admin/merchants/{merchant_id:str}", summary="One merchant", tags=["merchants"],
@@ -135,16 +127,9 @@ async def create_outlet(
 
 
 @get("/admin/outlets", summary="List outlets, newest first", tags=["outlets"], opt={"permission": "outlet:read"})
-async def list_outlets(
-    platform: Platform,
-    merchant_id: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Outlet]:
+async def list_outlets(platform: Platform, page: Paging, merchant_id: FromQuery[str | None] = None) -> Page[Outlet]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_outlets(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=merchant_id)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_outlets(platform.db, conn, page, merchant_id=merchant_id)
 
 
 @get("/admin/outlets/{outlet_id:str}", summary="One outlet", tags=["outlets"], opt={"permission": "outlet:read"})
@@ -167,18 +152,14 @@ async def create_terminal(
      opt={"permission": "terminal:read"})
 async def list_terminals(
     platform: Platform,
+    page: Paging,
     merchant_id: FromQuery[str | None] = None,
     outlet_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
 ) -> Page[Terminal]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_terminals(
-            platform.db, conn, cursor=cursor, limit=page_limit(limit), merchant_id=merchant_id, outlet_id=outlet_id,
-            status=status,
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_terminals(platform.db, conn, page, merchant_id=merchant_id, outlet_id=outlet_id,
+                                            status=status)
 
 
 @get("/admin/terminals/{terminal_id:str}", summary="One terminal, with its bound device", tags=["terminals"],
@@ -193,17 +174,10 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> Termin
 
 @get("/merchant/outlets", summary="The caller's merchant's outlets", tags=["merchant"],
      opt={"permission": "outlet:read"})
-async def my_outlets(
-    platform: Platform,
-    request: Request[Any, Any, Any],
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Outlet]:
+async def my_outlets(platform: Platform, request: Request[Any, Any, Any], page: Paging) -> Page[Outlet]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_outlets(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                        scope=scope)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_outlets(platform.db, conn, page, scope=scope)
 
 
 @get("/merchant/outlets/{outlet_id:str}", summary="One of the caller's outlets", tags=["merchant"],
@@ -219,17 +193,13 @@ async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_
 async def my_terminals(
     platform: Platform,
     request: Request[Any, Any, Any],
+    page: Paging,
     outlet_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
 ) -> Page[Terminal]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_terminals(
-            platform.db, conn, cursor=cursor, limit=page_limit(limit), outlet_id=outlet_id, status=status, scope=scope
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_terminals(platform.db, conn, page, outlet_id=outlet_id, status=status, scope=scope)
 
 
 @get("/merchant/terminals/{terminal_id:str}", summary="One of the caller's terminals", tags=["merchant"],

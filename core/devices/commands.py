@@ -31,8 +31,8 @@ from qris_soundbox.core.devices.config_shadow import (
 from qris_soundbox.core.devices.schemas import Capabilities, Percent
 from qris_soundbox.core.errors import InvalidState, NotFound, ValidationFailed
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import page_limit, split_page
-from qris_soundbox.core.schemas import Body, Struct
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Body, Page, Struct
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -179,14 +179,10 @@ async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, co
     return _command(row)
 
 
-async def list_commands(
-    db: Database, conn: asyncpg.Connection, device_id: str, *, cursor: str | None = None, limit: int | None = None
-) -> tuple[list[Command], str | None]:
+async def list_commands(db: Database, conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
     await device_with_capabilities(db, conn, device_id)  # 404 for an unknown device, not an empty list
-    size = page_limit(limit)
-    rows = await conn.fetch(db.q["device_command_page"], device_id, cursor, size + 1)
-    page, next_cursor = split_page(rows, size)
-    return [_command(row) for row in page], next_cursor
+    rows = await conn.fetch(db.q["device_command_page"], device_id, page.cursor, page.fetch_limit)
+    return page.page(rows, _command)
 
 
 async def create_command(

@@ -32,9 +32,10 @@ from qris_soundbox.core.db import Database
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
 from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
-from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, FinanceInputInvalid
+from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
 from qris_soundbox.core.finance.schemas import ExportJob
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.paging import time_window
 from qris_soundbox.core.schemas import from_row
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,22 @@ def job_view(row: Any) -> ExportJob:
 async def create_adjustment_export(db: Database, conn: asyncpg.Connection, actor: AuditActor,
                                    filters: AdjustmentFilters) -> ExportJob:
     check_filter_type(filters.adjustment_type)
-    for name in ("from_", "to"):
-        value = getattr(filters, name)
-        if value is not None and value.tzinfo is None:
-            raise FinanceInputInvalid(f"{name.rstrip('_')} must carry a time zone", details={"field": name})
+    time_window(filters.from_, filters.to)
     row = await conn.fetchrow(db.q["insert_export_job"], new_id("exp"), "settlement_adjustments",
                               msgspec.to_builtins(filters), actor.actor_type, actor.actor_id)
     await audit.record(db, conn, actor, "export_job.create", entity_type="export_job", entity_id=row["id"],
                        payload={"export_type": "settlement_adjustments", "filters": msgspec.to_builtins(filters)})
     return job_view(row)
+
+
+async def check_direct_report(db: Database, filters: AdjustmentFilters, max_rows: int) -> None:
+    """The adjustment report is answered directly up to ``max_rows`` rows; more must be an export job."""
+    check_filter_type(filters.adjustment_type)
+    rows = await db.fetchval("count_settlement_adjustments", filters.merchant_id, filters.adjustment_type,
+                             filters.from_, filters.to)
+    if rows > max_rows:
+        raise ExportTooLarge(f"{rows} adjustments match; more than {max_rows} rows must be exported as a job "
+                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": max_rows})
 
 
 async def get_job(db: Database, job_id: str) -> ExportJob:

@@ -10,9 +10,8 @@ from typing import Any
 import msgspec
 
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.finance.errors import FinanceInputInvalid
-from qris_soundbox.core.finance.settlements import STATUSES
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.finance.settlements import check_status
+from qris_soundbox.core.paging import PageQuery, TimeWindow
 
 PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed",
                  "cancelled": "cancelled"}
@@ -92,31 +91,31 @@ def mismatches_of(row: Any) -> list[str]:
     return found
 
 
-async def settlement_batches(db: Database, *, cursor: str | None, limit: int, merchant_id: str | None = None,
-                             status: str | None = None, from_: datetime | None = None,
-                             to: datetime | None = None) -> ReconciliationReport:
-    if status is not None and status not in STATUSES:
-        raise FinanceInputInvalid(f"status must be one of {', '.join(STATUSES)}", details={"field": "status"})
+def batch_reconciliation(row: Any) -> BatchReconciliation:
+    found = mismatches_of(row)
+    return BatchReconciliation(
+        batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
+        **{name: row[name] for name in BatchReconciliation.__struct_fields__
+           if name not in ("batch_id", "payout_state", "matched", "mismatches")},
+    )
+
+
+async def settlement_batches(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
+                             status: str | None = None) -> ReconciliationReport:
+    check_status(status)
+    from_, to = window.from_, window.to
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await conn.fetch(db.q["reconcile_settlement_batches"], cursor, limit + 1, merchant_id, status,
-                                from_, to)
+        rows = await conn.fetch(db.q["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id,
+                                status, from_, to)
         unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
         counts = await conn.fetch(db.q["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
         exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to,
                                       EXCEPTIONS_SHOWN)
-    page, next_cursor = split_page(rows, limit)
-    items = []
-    for row in page:
-        found = mismatches_of(row)
-        items.append(BatchReconciliation(
-            batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
-            **{name: row[name] for name in BatchReconciliation.__struct_fields__
-               if name not in ("batch_id", "payout_state", "matched", "mismatches")},
-        ))
+    batches = page.page(rows, batch_reconciliation)
     return ReconciliationReport(
-        items=items,
-        next_cursor=next_cursor,
-        mismatched_count=sum(1 for item in items if not item.matched),
+        items=batches.items,
+        next_cursor=batches.next_cursor,
+        mismatched_count=sum(1 for item in batches.items if not item.matched),
         unbatched_payables=UnbatchedPayables(entry_count=unbatched["entry_count"], amount=unbatched["amount"]),
         exception_counts={r["kind"]: r["count"] for r in counts},
         exceptions=[ReconciliationException(**{name: r[name] for name in ReconciliationException.__struct_fields__})

@@ -26,8 +26,8 @@ from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
 from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal
-from qris_soundbox.core.paging import split_page
-from qris_soundbox.core.schemas import from_row
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Page, from_row
 
 DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
 ACCEPTS_CHILDREN = ("pending_review", "active")
@@ -130,14 +130,12 @@ async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str)
 
 
 async def list_merchants(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
-    status: str | None = None, scope: str | None = None,
-) -> tuple[list[Merchant], str | None]:
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *, status: str | None = None, scope: str | None = None,
+) -> Page[Merchant]:
     if status is not None and status not in MERCHANT_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
-    rows = await conn.fetch(db.q["list_merchants"], cursor, limit + 1, status, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [merchant_of(r) for r in items], next_cursor
+    rows = await conn.fetch(db.q["list_merchants"], page.cursor, page.fetch_limit, status, scope)
+    return page.page(rows, merchant_of)
 
 
 async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
@@ -244,12 +242,11 @@ async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, sco
 
 
 async def list_outlets(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
     merchant_id: str | None = None, scope: str | None = None,
-) -> tuple[list[Outlet], str | None]:
-    rows = await conn.fetch(db.q["list_outlets"], cursor, limit + 1, merchant_id, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [outlet_of(r) for r in items], next_cursor
+) -> Page[Outlet]:
+    rows = await conn.fetch(db.q["list_outlets"], page.cursor, page.fetch_limit, merchant_id, scope)
+    return page.page(rows, outlet_of)
 
 
 async def create_terminal(
@@ -276,12 +273,12 @@ async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str,
 
 
 async def list_terminals(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
     merchant_id: str | None = None, outlet_id: str | None = None, status: str | None = None,
     scope: str | None = None,
-) -> tuple[list[Terminal], str | None]:
+) -> Page[Terminal]:
     if status is not None and status not in TERMINAL_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
-    rows = await conn.fetch(db.q["list_terminals"], cursor, limit + 1, merchant_id, outlet_id, status, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [terminal_of(r) for r in items], next_cursor
+    rows = await conn.fetch(db.q["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status,
+                            scope)
+    return page.page(rows, terminal_of)

@@ -198,10 +198,15 @@ async def transition(
     return updated
 
 
-async def expire_due(db: Database, settings: Settings) -> list[str]:
-    """Job ``payments.expire_due``: pending dynamic QRs past their expiry become expired."""
-    async with db.transaction() as conn:
-        due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
-        for row in due:
-            await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
+async def sweep_due(db: Database, conn: asyncpg.Connection, settings: Settings) -> list[str]:
+    """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
+    due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
+    for row in due:
+        await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
     return [row["id"] for row in due]
+
+
+async def expire_due(db: Database, settings: Settings) -> list[str]:
+    """Job ``payments.expire_due``: one sweep in its own transaction."""
+    async with db.transaction() as conn:
+        return await sweep_due(db, conn, settings)
