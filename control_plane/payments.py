@@ -5,8 +5,7 @@ Routes only: parse â†’ call ``core.payments`` (``service`` for the admin API) â†
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 from litestar import Request, get, post
@@ -16,15 +15,14 @@ from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
 from qris_soundbox.core import outbox
 from qris_soundbox.core.outbox import NotificationState
-from qris_soundbox.core.payments import callbacks, device_requests, dynamic_qr, service
-from qris_soundbox.core.payments import transactions as txns
-from qris_soundbox.core.payments.ledger import LedgerEntry
-from qris_soundbox.core.schemas import Body, Page
+from qris_soundbox.core.payments import callbacks, device_requests, service
+from qris_soundbox.core.payments import schemas as s
+from qris_soundbox.core.schemas import Page
 
 
 @post("/integrations/qris/callback", status_code=200, tags=["payments"], summary="Signed acquirer payment callback",
       opt={"public": True, "rate_limit": "callback"})
-async def qris_callback(request: Request, platform: Platform) -> callbacks.CallbackResult:
+async def qris_callback(request: Request, platform: Platform) -> s.CallbackResult:
     return await callbacks.receive_callback(
         platform.db,
         platform.settings,
@@ -43,21 +41,16 @@ async def list_transactions(
     merchant_id: FromQuery[str | None] = None,
     terminal_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-) -> Page[txns.Transaction]:
+) -> Page[s.Transaction]:
     async with platform.db.transaction() as conn:
         return await service.list_transactions(platform.db, conn, page, window, merchant_id=merchant_id,
                                                terminal_id=terminal_id, status=status)
 
 
-class TransactionCreate(Body):
-    terminal_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
-    expires_in_s: Annotated[int, msgspec.Meta(ge=30, le=dynamic_qr.MAX_TTL_S)] | None = None
-
-
 @post("/admin/transactions", tags=["payments"], summary="Issue a dynamic QR transaction on a terminal",
       opt={"permission": "transaction:write", "idempotent": True, "rate_limit": "admin_write"})
-async def create_transaction(request: Request, platform: Platform, data: JSONBody[TransactionCreate]) -> txns.Transaction:
+async def create_transaction(request: Request, platform: Platform, data: JSONBody[s.TransactionCreate]
+                             ) -> s.Transaction:
     async with platform.db.transaction() as conn:
         return await service.create_transaction(platform.db, conn, platform.settings, audit_actor(request),
                                                 terminal_id=data.terminal_id, amount=data.amount,
@@ -66,14 +59,14 @@ async def create_transaction(request: Request, platform: Platform, data: JSONBod
 
 @get("/admin/transactions/{transaction_id:str}", tags=["payments"], summary="One transaction",
      opt={"permission": "transaction:read"})
-async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> txns.Transaction:
+async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> s.Transaction:
     async with platform.db.transaction() as conn:
         return await service.get_transaction(platform.db, conn, transaction_id)
 
 
 @get("/admin/transactions/{transaction_id:str}/events", tags=["payments"], summary="A transaction's state changes",
      opt={"permission": "transaction:read"})
-async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[txns.TransactionEvent]:
+async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[s.TransactionEvent]:
     async with platform.db.transaction() as conn:
         return await service.transaction_events(platform.db, conn, transaction_id)
 
@@ -94,57 +87,30 @@ async def list_ledger_entries(
     transaction_id: FromQuery[str | None] = None,
     merchant_id: FromQuery[str | None] = None,
     entry_type: FromQuery[str | None] = None,
-) -> Page[LedgerEntry]:
+) -> Page[s.LedgerEntry]:
     async with platform.db.transaction() as conn:
         return await service.list_ledger_entries(platform.db, conn, page, window, transaction_id=transaction_id,
                                                  merchant_id=merchant_id, entry_type=entry_type)
 
 
-class DeviceDynamicQrCreate(Body):
-    amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
-    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
-    device_id: str | None = None  # the legacy DEVICE_TOKEN names the device in the body
-
-
-class DeviceDynamicQr(msgspec.Struct, kw_only=True):
-    request_id: str | None
-    transaction_id: str
-    qr_payload: str
-    expires_at: datetime
-    amount: int
-    reference: str
-
-
 @post("/device/transactions/dynamic-qr", tags=["device API"], summary="A dynamic QR for the device's terminal",
       opt={"device": True, "rate_limit": "device"})
 async def device_dynamic_qr(request: Request, platform: Platform,
-                            data: JSONBody[DeviceDynamicQrCreate]) -> DeviceDynamicQr:
+                            data: JSONBody[s.DeviceDynamicQrCreate]) -> s.DeviceDynamicQr:
     device = device_of(request)
     async with platform.db.transaction() as conn:
         qr = await device_requests.issue_for_device(platform.db, conn, platform.settings, device.device_id, data.amount)
-    return DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
-
-
-class DynamicQrBridgeRequest(Body):
-    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
-    device_id: str | None = None
-
-
-class QueuedReply(msgspec.Struct, kw_only=True):
-    request_id: str
-    message_id: str
-    topic: str
+    return s.DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
 
 
 @post("/device/mqtt/uplink/dynamic-qr/request", status_code=202, tags=["device API"],
       summary="HTTP bridge of the MQTT dynamic-QR uplink: the reply is the MQTT downlink",
       opt={"device": True, "rate_limit": "device"})
 async def device_dynamic_qr_bridge(request: Request, platform: Platform,
-                                   data: JSONBody[DynamicQrBridgeRequest]) -> QueuedReply:
+                                   data: JSONBody[s.DynamicQrBridgeRequest]) -> s.QueuedReply:
     device = device_of(request)
     message_id = await device_requests.answer_dynamic_qr_request(platform, device.device_id, data.request_id, data.amount)
-    return QueuedReply(request_id=data.request_id, message_id=message_id,
+    return s.QueuedReply(request_id=data.request_id, message_id=message_id,
                        topic=outbox.downlink_topic(device.device_id, "dynamic_qr_response"))
 
 

@@ -1,9 +1,9 @@
 """The one base of the msgspec Structs that cross a boundary, and the shapes every domain shares.
 
-``Struct`` is what the platform writes (responses, downlink payloads); ``Body``
-is what it reads (request bodies, uplink payloads): the same base, and unknown
-fields are an error rather than silently dropped. Responses stay lenient so a
-query that returns one more column never fails a response.
+``Struct`` is the base: responses, and what the platform reads from parties
+that may add fields of their own (the acquirer's callback, device uplinks),
+which it ignores. ``Body`` is a request body of the API: an unknown field is an
+error there, not silently dropped.
 
 msgspec applies ``kw_only`` per class, not by inheritance, so every Struct
 says ``kw_only=True`` again.
@@ -20,11 +20,11 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 class Struct(msgspec.Struct, kw_only=True):
-    """What the platform answers and sends."""
+    """What crosses a boundary; unknown fields are ignored when it is read."""
 
 
 class Body(Struct, forbid_unknown_fields=True):
-    """What the platform reads: unknown fields are an error, not silently dropped."""
+    """A request body: unknown fields are an error, not silently dropped."""
 
 
 class Page(Struct, Generic[T], kw_only=True):

@@ -23,8 +23,8 @@ from qris_soundbox.core.paging import PageQuery, TimeWindow
 from qris_soundbox.core.payments import dynamic_qr, notifications
 from qris_soundbox.core.payments import transactions as txns
 from qris_soundbox.core.payments.errors import TransactionNotFound
-from qris_soundbox.core.payments.ledger import LedgerEntry
-from qris_soundbox.core.payments.transactions import Transaction, TransactionEvent, transaction_from_row
+from qris_soundbox.core.payments.schemas import LedgerEntry, Transaction, TransactionEvent
+from qris_soundbox.core.payments.transactions import transaction_from_row
 from qris_soundbox.core.schemas import Page
 
 
