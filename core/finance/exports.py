@@ -31,9 +31,8 @@ from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
-from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
 from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
-from qris_soundbox.core.finance.schemas import ExportJob
+from qris_soundbox.core.finance.schemas import AdjustmentFilters, ExportJob, WorkerState
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import time_window
 from qris_soundbox.core.schemas import from_row
@@ -43,17 +42,6 @@ EXPORT_TYPES = ("settlement_adjustments",)
 MAX_ATTEMPTS = 3
 HEARTBEAT_EVERY_S = 2.0
 CLEANUP_BATCH = 100
-
-
-class WorkerState(msgspec.Struct, kw_only=True):
-    """What this process's export worker last did (for /admin/observability/summary)."""
-
-    enabled: bool
-    interval_ms: int
-    batch_size: int
-    last_run_at: datetime | None = None
-    last_processed: int = 0
-    last_error: str | None = None
 
 
 _worker_states: weakref.WeakKeyDictionary[PlatformContext, WorkerState] = weakref.WeakKeyDictionary()

@@ -4,71 +4,21 @@ could not apply (``reconciliation_exceptions``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import msgspec
-
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.finance.schemas import (
+    BatchReconciliation,
+    ReconciliationException,
+    ReconciliationReport,
+    UnbatchedPayables,
+)
 from qris_soundbox.core.finance.settlements import check_status
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 
 PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed",
                  "cancelled": "cancelled"}
 EXCEPTIONS_SHOWN = 100
-
-
-class BatchReconciliation(msgspec.Struct, kw_only=True):
-    batch_id: str
-    merchant_id: str
-    status: str
-    payout_state: str
-    payout_reference: str | None
-    paid_at: datetime | None
-    created_at: datetime
-    reprocessed_into_batch_id: str | None
-    entry_count: int
-    ledger_entry_count: int
-    live_entry_count: int
-    gross_amount: int
-    ledger_gross_amount: int
-    fee_amount: int
-    ledger_fee_amount: int
-    payable_amount: int
-    ledger_payable_amount: int
-    adjustment_amount: int
-    adjustment_rows_amount: int
-    adjustment_count: int
-    adjusted_payable_amount: int
-    matched: bool
-    mismatches: list[str]
-
-
-class ReconciliationException(msgspec.Struct, kw_only=True):
-    id: str
-    kind: str
-    event_id: str
-    transaction_id: str | None
-    merchant_id: str | None
-    provider_reference: str | None
-    expected_amount: int | None
-    received_amount: int | None
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-class UnbatchedPayables(msgspec.Struct, kw_only=True):
-    entry_count: int
-    amount: int
-
-
-class ReconciliationReport(msgspec.Struct, kw_only=True):
-    items: list[BatchReconciliation]
-    next_cursor: str | None
-    mismatched_count: int  # among the items of this page
-    unbatched_payables: UnbatchedPayables
-    exception_counts: dict[str, int]
-    exceptions: list[ReconciliationException]
 
 
 def mismatches_of(row: Any) -> list[str]:

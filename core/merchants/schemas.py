@@ -1,10 +1,12 @@
-"""What merchants, outlets and terminals look like outside the core."""
+"""What merchants, outlets and terminals look like at the boundary: request bodies and answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from qris_soundbox.core.schemas import Struct
+from msgspec import UNSET, UnsetType
+
+from qris_soundbox.core.schemas import Body, Struct
 
 
 class Merchant(Struct, kw_only=True):
@@ -56,3 +58,42 @@ class Terminal(Struct, kw_only=True):
     bound_device: BoundDevice | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class MerchantCreate(Body, kw_only=True):
+    name: str
+    city: str
+    mcc: str | None = None
+    nmid: str | None = None
+    email: str | None = None
+    fee_bps: int | None = None
+    legal_name: str | None = None
+    postal_code: str | None = None
+
+
+class MerchantUpdate(Body, kw_only=True):
+    """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: platform fee)."""
+
+    name: str | UnsetType = UNSET
+    city: str | UnsetType = UNSET
+    mcc: str | UnsetType = UNSET
+    nmid: str | None | UnsetType = UNSET
+    email: str | None | UnsetType = UNSET
+    fee_bps: int | None | UnsetType = UNSET
+    legal_name: str | None | UnsetType = UNSET
+    postal_code: str | None | UnsetType = UNSET
+
+
+class MerchantReject(Body, kw_only=True):
+    reason: str
+
+
+class OutletCreate(Body, kw_only=True):
+    name: str
+    address: str | None = None
+    city: str | None = None
+
+
+class TerminalCreate(Body, kw_only=True):
+    name: str
+    static_qris: str | None = None

@@ -60,6 +60,13 @@ async def answers(running: RunningPlatform, merchant_headers: dict[str, str], pa
     return response.status_code, "", None
 
 
+async def not_answering(running: RunningPlatform, merchant_headers: dict[str, str], paths: list[str],
+                        params: dict[str, str], expected: tuple[int, str, Any]) -> dict[str, Any]:
+    """The lists among ``paths`` whose answer to ``params`` is not ``expected``, with what they answered."""
+    seen = {path: await answers(running, merchant_headers, path, params) for path in paths}
+    return {path: answer for path, answer in seen.items() if answer != expected}
+
+
 def test_no_route_declares_the_shared_parameters_itself(app: Any) -> None:
     own = [(path, sorted(own_query_names(handler) & SHARED_QUERY_NAMES)) for path, handler in all_handlers(app)]
     assert [(path, names) for path, names in own if names] == []
@@ -84,8 +91,8 @@ def test_the_lists_are_found(app: Any) -> None:
 async def test_a_bad_page_is_the_same_400_on_every_list(
     running: RunningPlatform, app: Any, merchant_headers: dict[str, str], params: dict[str, str], field: str
 ) -> None:
-    seen = {path: await answers(running, merchant_headers, path, params) for path in routes_taking(app, "page")}
-    assert {path: answer for path, answer in seen.items() if answer != (400, "validation_error", {"field": field})} == {}
+    expected = (400, "validation_error", {"field": field})
+    assert await not_answering(running, merchant_headers, routes_taking(app, "page"), params, expected) == {}
 
 
 async def test_a_limit_that_is_not_a_number_is_the_same_400_on_every_list(
@@ -93,8 +100,7 @@ async def test_a_limit_that_is_not_a_number_is_the_same_400_on_every_list(
 ) -> None:
     expected = (400, "validation_error", [{"message": "Expected `int | null`, got `str`", "key": "limit",
                                            "source": "query"}])
-    seen = {path: await answers(running, merchant_headers, path, {"limit": "many"}) for path in routes_taking(app, "page")}
-    assert {path: answer for path, answer in seen.items() if answer != expected} == {}
+    assert await not_answering(running, merchant_headers, routes_taking(app, "page"), {"limit": "many"}, expected) == {}
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -105,8 +111,8 @@ async def test_a_limit_that_is_not_a_number_is_the_same_400_on_every_list(
 async def test_a_bad_window_is_the_same_400_on_every_list(
     running: RunningPlatform, app: Any, merchant_headers: dict[str, str], params: dict[str, str], field: str
 ) -> None:
-    seen = {path: await answers(running, merchant_headers, path, params) for path in routes_taking(app, "window")}
-    assert {path: answer for path, answer in seen.items() if answer != (400, "validation_error", {"field": field})} == {}
+    expected = (400, "validation_error", {"field": field})
+    assert await not_answering(running, merchant_headers, routes_taking(app, "window"), params, expected) == {}
 
 
 async def test_the_bounds_and_a_zoned_window_are_accepted_on_every_list(
