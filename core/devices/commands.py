@@ -23,13 +23,19 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.config_shadow import (
     MessageId,
-    VolumeOutOfRange,
     device_with_capabilities,
     handle_ack_uplink,
     refuse_if_retired,
 )
+from qris_soundbox.core.devices.errors import (
+    CommandClosed,
+    CommandMessageMismatch,
+    CommandNotFound,
+    CommandNotSupported,
+    VolumeOutOfRange,
+)
 from qris_soundbox.core.devices.schemas import Capabilities, Percent
-from qris_soundbox.core.errors import InvalidState, NotFound, ValidationFailed
+from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery
 from qris_soundbox.core.schemas import Body, Page, Struct
@@ -42,29 +48,6 @@ CommandType = Literal["reboot", "play_test_sound", "set_volume", "ota_update", "
 DEFAULT_EXPIRES_IN_S = 3600
 MIN_EXPIRES_IN_S = 10
 MAX_EXPIRES_IN_S = 7 * 24 * 3600
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class CommandNotSupported(ValidationFailed):
-    code = "command_not_supported"
-    status = 422
-
-
-class CommandNotFound(NotFound):
-    code = "command_not_found"
-
-
-class CommandMessageMismatch(ValidationFailed):
-    code = "command_message_mismatch"
-    status = 422
-
-
-class CommandClosed(InvalidState):
-    """The command already has its outcome (acked, failed or expired); a late or different ack changes nothing."""
-
-    code = "command_closed"
 
 
 # --------------------------------------------------------------------------- structs

@@ -24,9 +24,17 @@ from qris_soundbox.core.announcement import AnnouncementCapabilities, check_can_
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices import health, models, uplinks
-from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid, MalformedUplink
+from qris_soundbox.core.devices.errors import (
+    ConfigNotSupported,
+    ConfigVersionMismatch,
+    DeviceNotFound,
+    DeviceStateInvalid,
+    MalformedUplink,
+    UnknownConfigMessage,
+    UnknownConfigVersion,
+    VolumeOutOfRange,
+)
 from qris_soundbox.core.devices.schemas import Capabilities, Percent
-from qris_soundbox.core.errors import NotFound, ValidationFailed
 from qris_soundbox.core.schemas import Body, Struct
 
 if TYPE_CHECKING:
@@ -46,34 +54,6 @@ MessageId = Annotated[str, Meta(min_length=1, max_length=128)]
 HeartbeatInterval = Annotated[int, Meta(ge=15, le=DEFAULT_HEARTBEAT_INTERVAL_S)]
 TextTemplate = Annotated[str, Meta(min_length=1, max_length=500)]
 Language = Annotated[str, Meta(min_length=2, max_length=8)]
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _CannotConfigure(ValidationFailed):
-    # 422: well-formed, but this device's model cannot do it.
-    status = 422
-
-
-class VolumeOutOfRange(_CannotConfigure):
-    code = "volume_out_of_range"
-
-
-class ConfigNotSupported(_CannotConfigure):
-    code = "config_not_supported"
-
-
-class UnknownConfigVersion(_CannotConfigure):
-    code = "unknown_config_version"
-
-
-class ConfigVersionMismatch(_CannotConfigure):
-    code = "config_version_mismatch"
-
-
-class UnknownConfigMessage(NotFound):
-    code = "unknown_message"
 
 
 # --------------------------------------------------------------------------- structs

@@ -22,9 +22,18 @@ import msgspec
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
+from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
+from qris_soundbox.core.merchants.errors import (
+    MerchantClosedToChildren,
+    MerchantNotEditable,
+    MerchantNotFound,
+    MerchantNotPendingReview,
+    NmidTaken,
+    OutletNotFound,
+    TerminalNotFound,
+)
 from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal
 from qris_soundbox.core.paging import PageQuery
 from qris_soundbox.core.schemas import Page, from_row
@@ -34,18 +43,6 @@ ACCEPTS_CHILDREN = ("pending_review", "active")
 EDITABLE = ("pending_review", "active", "suspended")
 MERCHANT_STATUSES = ("pending_review", "active", "rejected", "suspended")
 TERMINAL_STATUSES = ("active", "inactive")
-
-
-class MerchantNotFound(NotFound):
-    pass
-
-
-class OutletNotFound(NotFound):
-    pass
-
-
-class TerminalNotFound(NotFound):
-    pass
 
 
 def merchant_of(row: Any) -> Merchant:
@@ -67,7 +64,7 @@ async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None
         return
     holder = await conn.fetchrow(db.q["merchant_by_nmid"], nmid)
     if holder is not None and holder["id"] != merchant_id:
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"})
+        raise NmidTaken()
 
 
 async def create_merchant(
@@ -99,7 +96,7 @@ async def create_merchant(
         row = await conn.fetchrow(db.q["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
         # Two creates with one NMID racing: the loser gets the same answer as above.
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+        raise NmidTaken() from None
     merchant = merchant_of(row)
     await audit.record(db, conn, actor, "merchant.create", entity_type="merchant", entity_id=merchant.id,
                        merchant_id=merchant.id, payload={"code": merchant.code, **values})
@@ -152,7 +149,7 @@ async def update_merchant(
     (``fee_bps: null`` goes back to the platform fee)."""
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in EDITABLE:
-        raise InvalidState(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
+        raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
     validators = {
         "name": identity.merchant_name,
         "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
@@ -177,7 +174,7 @@ async def update_merchant(
     try:
         updated = await conn.fetchrow(db.q["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+        raise NmidTaken() from None
     await audit.record(db, conn, actor, "merchant.update", entity_type="merchant", entity_id=merchant_id,
                        merchant_id=merchant_id, payload={"changes": changed})
     return merchant_of(updated)
@@ -190,8 +187,10 @@ async def _review(
     """approve (→ active) or reject (→ rejected): both only from pending_review."""
     row = await _locked(db, conn, merchant_id)
     if row["status"] != "pending_review":
-        raise InvalidState(f"only a merchant pending review can be {decision}d; this one is {row['status']}",
-                           details={"status": row["status"]})
+        raise MerchantNotPendingReview(
+            f"only a merchant pending review can be {decision}d; this one is {row['status']}",
+            details={"status": row["status"]},
+        )
     if decision == "approve":
         updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
     else:
@@ -217,7 +216,8 @@ async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_i
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
-        raise InvalidState(f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]})
+        raise MerchantClosedToChildren(f"cannot add {what} to a {row['status']} merchant",
+                                       details={"status": row["status"]})
     return row
 
 

@@ -21,8 +21,9 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
-from qris_soundbox.core.errors import DomainError, InvalidState
+from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.dynamic_qr import issue_dynamic_qr
+from qris_soundbox.core.payments.errors import CapabilityNotSupported, DeviceNotActive, DeviceNotBound
 from qris_soundbox.core.payments.schemas import DynamicQr, DynamicQrRequest, PaymentAck
 
 if TYPE_CHECKING:
@@ -30,19 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
-
-
-class DeviceNotBound(InvalidState):
-    code = "device_not_bound"
-
-
-class DeviceNotActive(InvalidState):
-    code = "device_not_active"
-
-
-class CapabilityNotSupported(DomainError):
-    code = "capability_not_supported"
-    status = 422
 
 
 async def issue_for_device(db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str,

@@ -12,13 +12,10 @@ import asyncpg
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.errors import InvalidState
 from qris_soundbox.core.payments import transactions as txns
+from qris_soundbox.core.payments.errors import MerchantQrisIncomplete
 from qris_soundbox.core.payments.schemas import DynamicQr
 from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
-
-class MerchantQrisIncomplete(InvalidState):
-    code = "merchant_qris_incomplete"
 
 
 async def issue_dynamic_qr(
