@@ -11,14 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 import pytest
 
-from tests.devices.helpers import eventually, first_message
 from tests.merchants.conftest import audit_rows
 from tests.onboarding import onboarded_terminal
-from tests.payments.helpers import callback_body, post_callback
-from tests.payments.test_announcements import bound_soundbox, notification_status, subscribed
+from tests.payments.test_announcements import bound_soundbox, paid_and_acked, subscribed
 from tests.support import PlatformFactory, RunningPlatform
 
 REFUSE_AUDIT_ROWS = """
@@ -99,15 +96,7 @@ async def test_a_retried_announcement_and_its_audit_row_commit_together(running:
     ids, device_id, secret = await bound_soundbox(running)
     async with running.mqtt(device_id, secret) as device:
         await subscribed(device, device_id)
-        paid = (await post_callback(running, callback_body(amount=3_000, terminal_id=ids["terminal_id"]))).json()
-        announced = msgspec.json.decode((await first_message(device, timeout=5)).payload)
-        await device.publish(f"devices/{device_id}/uplink/payment/ack",
-                             msgspec.json.encode({"message_id": announced["message_id"]}), qos=1)
-
-        async def acked() -> bool:
-            return await notification_status(running, paid["transaction_id"]) == "acked"
-
-        assert await eventually(acked)
+        paid, announced = await paid_and_acked(running, device, device_id, ids["terminal_id"], 3_000)
 
     async def downlinks() -> list[str]:
         listed = await running.http.get(f"/admin/devices/{device_id}/notifications", headers=running.admin_headers)
