@@ -25,6 +25,7 @@ from qris_soundbox.control_plane import (
     users,
 )
 from qris_soundbox.control_plane.auth import permission_guard
+from qris_soundbox.control_plane.deps import LIST_DEPENDENCIES
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
 from qris_soundbox.control_plane.middleware import request_body_rules, request_context_middleware
 from qris_soundbox.control_plane.policies import route_policies
@@ -44,7 +45,7 @@ def create_app(platform: PlatformContext) -> Litestar:
         # for the routes that declare them in `opt`.
         middleware=[request_body_rules, route_policies],
         state=State({"platform": platform}),
-        dependencies={"platform": Provide(provide_platform, sync_to_thread=False)},
+        dependencies={"platform": Provide(provide_platform, sync_to_thread=False), **LIST_DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=platform.settings.json_body_limit,
         openapi_config=OpenAPIConfig(

@@ -8,22 +8,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, get, patch, post
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import FromQuery, JSONBody, Platform
+from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform
 from qris_soundbox.control_plane.device_auth import device_of
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.devices import commands, config_shadow
 from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.schemas import Page
 
 TAGS = ["device config and commands"]
 DEVICE_TAGS = ["device API"]
 DeviceId = Annotated[str, PathParameter(max_length=64)]
 CommandId = Annotated[str, PathParameter(max_length=64)]
-Cursor = Annotated[str | None, QueryParameter(max_length=64)]
-Limit = FromQuery[int | None]
 
 
 def _device_actor(request: Request, body_device_id: str | None) -> tuple[str, AuditActor]:
@@ -77,12 +75,9 @@ async def create_command(
 
 @get("/admin/devices/{device_id:str}/commands", summary="The device's commands, newest first", tags=TAGS,
      opt={"permission": "device:read"})
-async def list_commands(
-    platform: Platform, device_id: DeviceId, cursor: Cursor = None, limit: Limit = None
-) -> Page[commands.Command]:
+async def list_commands(platform: Platform, device_id: DeviceId, page: Paging) -> Page[commands.Command]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await commands.list_commands(platform.db, conn, device_id, cursor=cursor, limit=limit)
-    return Page(items=items, next_cursor=next_cursor)
+        return await commands.list_commands(platform.db, conn, device_id, page)
 
 
 @get("/admin/devices/{device_id:str}/commands/{command_id:str}", summary="One command and its status", tags=TAGS,

@@ -11,9 +11,8 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import JSONBody, Platform
+from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform
 from qris_soundbox.control_plane.device_auth import device_of
-from qris_soundbox.control_plane.schemas import Page
 from qris_soundbox.core.devices import credentials, models, presence, registry, trace
 from qris_soundbox.core.devices.schemas import (
     BindRequest,
@@ -28,11 +27,10 @@ from qris_soundbox.core.devices.schemas import (
     MqttMessage,
 )
 from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.schemas import Page
 
 TAGS = ["devices"]
 DeviceId = Annotated[str, PathParameter(max_length=64)]
-Cursor = Annotated[str | None, QueryParameter(max_length=64)]
-Limit = FromQuery[int | None]
 ShortText = Annotated[str | None, QueryParameter(max_length=64)]
 
 
@@ -67,8 +65,7 @@ async def create_device(platform: Platform, request: Request, data: JSONBody[Dev
      opt={"permission": "device:read"})
 async def list_devices(
     platform: Platform,
-    cursor: Cursor = None,
-    limit: Limit = None,
+    page: Paging,
     status: FromQuery[Literal["registered", "active", "disabled", "retired"] | None] = None,
     model: ShortText = None,
     terminal_id: ShortText = None,
@@ -77,11 +74,9 @@ async def list_devices(
     drift: FromQuery[bool | None] = None,
 ) -> Page[Device]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await registry.list_devices(
-            platform.db, conn, cursor=cursor, limit=limit, status=status, model=model,
-            terminal_id=terminal_id, merchant_id=merchant_id, online=online, drift=drift,
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await registry.list_devices(platform.db, conn, page, status=status, model=model,
+                                           terminal_id=terminal_id, merchant_id=merchant_id, online=online,
+                                           drift=drift)
 
 
 @get("/admin/devices/{device_id:str}", summary="One device with its health summary", tags=TAGS,
@@ -142,16 +137,12 @@ async def rotate_credential(platform: Platform, request: Request, device_id: Dev
 async def list_mqtt_messages(
     platform: Platform,
     device_id: DeviceId,
-    cursor: Cursor = None,
-    limit: Limit = None,
+    page: Paging,
     direction: FromQuery[Literal["uplink", "downlink"] | None] = None,
 ) -> Page[MqttMessage]:
     async with platform.db.transaction() as conn:
         await registry.get_device(platform.db, conn, device_id)  # 404 for an unknown device, not an empty list
-        items, next_cursor = await trace.list_messages(
-            platform.db, conn, device_id, cursor=cursor, limit=limit, direction=direction
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await trace.list_messages(platform.db, conn, device_id, page, direction=direction)
 
 
 @post("/device/heartbeat", summary="Device heartbeat over HTTP (same as MQTT devices/<id>/uplink/heartbeat)",

@@ -3,67 +3,19 @@ reconciliation and the dashboards. Thin: parse → core/finance → shape."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, get, patch, post
 from litestar.response import File, Stream
-from msgspec import Meta
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform, QueryParameter
-from qris_soundbox.control_plane.schemas import Base, Page
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, QueryParameter, Window
 from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
-from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
-from qris_soundbox.core.finance.errors import ExportTooLarge, FinanceInputInvalid
-from qris_soundbox.core.finance.schemas import (
-    ExportJob,
-    SettlementAdjustment,
-    SettlementAdjustmentCreated,
-    SettlementBatch,
-    SettlementBatchDetail,
-)
-from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.finance import schemas as s
+from qris_soundbox.core.schemas import Page
 
-Text = Annotated[str, Meta(min_length=1, max_length=500)]
-Reference = Annotated[str, Meta(min_length=1, max_length=128)]
-Id = Annotated[str, Meta(min_length=1, max_length=64)]
-
-
-class SettlementBatchCreate(Base):
-    merchant_id: Id | None = None
-    cutoff: datetime | None = None
-
-
-class SettlementBatchesCreated(msgspec.Struct, kw_only=True):
-    items: list[SettlementBatch]
-
-
-class MarkPaid(Base):
-    payout_reference: Reference
-    note: Text | None = None
-
-
-class Reason(Base):
-    reason: Text
-
-
-class ReferenceUpdate(Base):
-    payout_reference: Reference
-
-
-class AdjustmentCreate(Base):
-    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)]
-    amount: int
-    reason: Text
-
-
-class AdjustmentExportCreate(Base):
-    merchant_id: Id | None = None
-    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
-    from_: datetime | None = msgspec.field(default=None, name="from")
-    to: datetime | None = None
+ReportFormat = Annotated[str | None, QueryParameter(name="format")]
 
 
 def csv_stream(chunks: Any, filename: str) -> Stream:
@@ -72,19 +24,12 @@ def csv_stream(chunks: Any, filename: str) -> Stream:
                            "Cache-Control": "no-store"})
 
 
-def report_format(fmt: str | None) -> str:
-    value = fmt or "standard"
-    if value not in csv_reports.FORMATS:
-        raise FinanceInputInvalid(f"format must be one of {', '.join(csv_reports.FORMATS)}",
-                                  details={"field": "format"})
-    return value
-
-
-def check_window(from_: datetime | None, to: datetime | None) -> None:
-    for name, value in (("from", from_), ("to", to)):
-        if value is not None and value.tzinfo is None:
-            raise FinanceInputInvalid(f"{name} must carry a time zone (ISO-8601 with Z or an offset)",
-                                      details={"field": name})
+async def batch_csv(platform: PlatformContext, batch_id: str, fmt: str | None,
+                    merchant_id: str | None = None) -> Stream:
+    """A settlement batch report (the merchant's own when ``merchant_id`` is given)."""
+    value = csv_reports.report_format(fmt)
+    batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=merchant_id)
+    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
 
 
 # Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
@@ -93,33 +38,29 @@ _ADMIN = {"tags": ["finance"]}
 
 @post("/admin/settlement-batches", status_code=201, summary="Build settlement batches from unbatched payables",
       opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
-async def create_settlement_batches(request: Request, platform: Platform,
-                                    data: JSONBody[SettlementBatchCreate | None] = None) -> SettlementBatchesCreated:
-    body = data or SettlementBatchCreate()
+async def create_settlement_batches(
+    request: Request, platform: Platform, data: JSONBody[s.SettlementBatchCreate | None] = None
+) -> s.SettlementBatchesCreated:
+    body = data or s.SettlementBatchCreate()
     batches = await settlements.create_batches(platform.db, audit_actor(request), merchant_id=body.merchant_id,
                                                cutoff=body.cutoff)
-    return SettlementBatchesCreated(items=batches)
+    return s.SettlementBatchesCreated(items=batches)
 
 
 @get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, **_ADMIN)
 async def list_settlement_batches(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
-) -> Page[SettlementBatch]:
-    check_window(from_, to)
-    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=merchant_id, status=status, from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+) -> Page[s.SettlementBatch]:
+    return await settlements.list_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
 @get("/admin/settlement-batches/{batch_id:str}", summary="One settlement batch with entries, adjustments, history",
      opt={"permission": "settlement:read"}, **_ADMIN)
-async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> SettlementBatchDetail:
+async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatchDetail:
     return await settlements.batch_detail(platform.db, batch_id)
 
 
@@ -128,17 +69,15 @@ async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> S
 async def export_settlement_batch(
     platform: Platform,
     batch_id: FromPath[str],
-    fmt: Annotated[str | None, QueryParameter(name="format")] = None,
+    fmt: ReportFormat = None,
 ) -> Stream:
-    value = report_format(fmt)
-    batch = await settlements.scoped_batch(platform.db, batch_id)
-    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+    return await batch_csv(platform, batch_id, fmt)
 
 
 @post("/admin/settlement-batches/{batch_id:str}/mark-paid", status_code=200, summary="Record the payout of a batch",
       opt={"permission": "settlement:pay", "idempotent": True}, **_ADMIN)
 async def mark_paid(request: Request, platform: Platform, batch_id: FromPath[str],
-                    data: JSONBody[MarkPaid]) -> SettlementBatch:
+                    data: JSONBody[s.MarkPaid]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.mark_paid(platform.db, conn, batch_id, audit_actor(request),
                                            payout_reference=data.payout_reference, note=data.note)
@@ -147,7 +86,7 @@ async def mark_paid(request: Request, platform: Platform, batch_id: FromPath[str
 @post("/admin/settlement-batches/{batch_id:str}/mark-failed", status_code=200,
       summary="The payout failed: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
 async def mark_failed(request: Request, platform: Platform, batch_id: FromPath[str],
-                      data: JSONBody[Reason]) -> SettlementBatch:
+                      data: JSONBody[s.Reason]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.mark_failed(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
 
@@ -155,7 +94,7 @@ async def mark_failed(request: Request, platform: Platform, batch_id: FromPath[s
 @post("/admin/settlement-batches/{batch_id:str}/cancel", status_code=200,
       summary="Cancel a pending batch: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
 async def cancel(request: Request, platform: Platform, batch_id: FromPath[str],
-                 data: JSONBody[Reason]) -> SettlementBatch:
+                 data: JSONBody[s.Reason]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.cancel(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
 
@@ -163,7 +102,7 @@ async def cancel(request: Request, platform: Platform, batch_id: FromPath[str],
 @post("/admin/settlement-batches/{batch_id:str}/reprocess", status_code=201,
       summary="Re-batch a failed or cancelled batch into a new pending batch",
       opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
-async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> SettlementBatch:
+async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.reprocess(platform.db, conn, batch_id, audit_actor(request))
 
@@ -171,7 +110,7 @@ async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str
 @patch("/admin/settlement-batches/{batch_id:str}/reference", summary="Set or correct the payout reference",
        opt={"permission": "settlement:pay"}, **_ADMIN)
 async def update_reference(request: Request, platform: Platform, batch_id: FromPath[str],
-                           data: JSONBody[ReferenceUpdate]) -> SettlementBatch:
+                           data: JSONBody[s.ReferenceUpdate]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.update_reference(platform.db, conn, batch_id, audit_actor(request),
                                                   payout_reference=data.payout_reference)
@@ -180,7 +119,7 @@ async def update_reference(request: Request, platform: Platform, batch_id: FromP
 @post("/admin/settlement-batches/{batch_id:str}/adjustments", status_code=201,
       summary="Adjust a pending batch's payable", opt={"permission": "settlement:adjust", "idempotent": True}, **_ADMIN)
 async def create_adjustment(request: Request, platform: Platform, batch_id: FromPath[str],
-                            data: JSONBody[AdjustmentCreate]) -> SettlementAdjustmentCreated:
+                            data: JSONBody[s.AdjustmentCreate]) -> s.SettlementAdjustmentCreated:
     async with platform.db.transaction() as conn:
         return await adjustments.add_adjustment(platform.db, conn, batch_id, audit_actor(request),
                                                 adjustment_type=data.adjustment_type, amount=data.amount,
@@ -191,46 +130,36 @@ async def create_adjustment(request: Request, platform: Platform, batch_id: From
      opt={"permission": "settlement:read"}, **_ADMIN)
 async def list_adjustments(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
-) -> Page[SettlementAdjustment]:
-    check_window(from_, to)
-    items, next_cursor = await adjustments.list_adjustments(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                            merchant_id=merchant_id, adjustment_type=adjustment_type,
-                                                            from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+) -> Page[s.SettlementAdjustment]:
+    return await adjustments.list_adjustments(platform.db, page, window, merchant_id=merchant_id,
+                                              adjustment_type=adjustment_type)
 
 
 @get("/admin/settlement-adjustments/export.csv", summary="Adjustment report as CSV (small; use an export job above "
      "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS)", opt={"permission": "settlement:export"}, **_ADMIN)
 async def export_adjustments(
     platform: Platform,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
 ) -> Stream:
-    check_window(from_, to)
-    adjustments.check_filter_type(adjustment_type)
-    filters = AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=from_, to=to)
+    filters = s.AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=window.from_,
+                                to=window.to)
     cap = platform.settings.export_settlement_adjustment_max_rows
-    rows = await platform.db.fetchval("count_settlement_adjustments", merchant_id, adjustment_type, from_, to)
-    if rows > cap:
-        raise ExportTooLarge(f"{rows} adjustments match; more than {cap} rows must be exported as a job "
-                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": cap})
+    await exports.check_direct_report(platform.db, filters, cap)
     return csv_stream(csv_reports.adjustment_report(platform.db, filters, cap), "settlement-adjustments.csv")
 
 
 @post("/admin/exports/settlement-adjustments", status_code=201, summary="Start an async adjustment export",
       opt={"permission": "settlement:export", "idempotent": True}, **_ADMIN)
 async def create_adjustment_export(request: Request, platform: Platform,
-                                   data: JSONBody[AdjustmentExportCreate | None] = None) -> ExportJob:
-    body = data or AdjustmentExportCreate()
-    filters = AdjustmentFilters(merchant_id=body.merchant_id, adjustment_type=body.adjustment_type,
+                                   data: JSONBody[s.AdjustmentExportCreate | None] = None) -> s.ExportJob:
+    body = data or s.AdjustmentExportCreate()
+    filters = s.AdjustmentFilters(merchant_id=body.merchant_id, adjustment_type=body.adjustment_type,
                                 from_=body.from_, to=body.to)
     async with platform.db.transaction() as conn:
         return await exports.create_adjustment_export(platform.db, conn, audit_actor(request), filters)
@@ -238,7 +167,7 @@ async def create_adjustment_export(request: Request, platform: Platform,
 
 @get("/admin/exports/{job_id:str}", summary="An export job's status", opt={"permission": "settlement:export"},
      **_ADMIN)
-async def get_export(platform: Platform, job_id: FromPath[str]) -> ExportJob:
+async def get_export(platform: Platform, job_id: FromPath[str]) -> s.ExportJob:
     return await exports.get_job(platform.db, job_id)
 
 
@@ -254,27 +183,23 @@ async def download_export(platform: Platform, job_id: FromPath[str]) -> File:
      opt={"permission": "settlement:read"}, **_ADMIN)
 async def reconcile_settlement_batches(
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     merchant_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
-) -> reconciliation.ReconciliationReport:
-    check_window(from_, to)
-    return await reconciliation.settlement_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                   merchant_id=merchant_id, status=status, from_=from_, to=to)
+) -> s.ReconciliationReport:
+    return await reconciliation.settlement_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
 @get("/admin/dashboard/summary", summary="Finance and settlement overview", opt={"permission": "dashboard:read"},
      **_ADMIN)
-async def dashboard_summary(platform: Platform) -> dashboard.DashboardSummary:
+async def dashboard_summary(platform: Platform) -> s.DashboardSummary:
     return await dashboard.settlement_summary(platform.db)  # type: ignore[return-value]
 
 
 @get("/admin/observability/summary", summary="Outbox, export jobs, processes and recent transactions",
      opt={"permission": "observability:read"}, **_ADMIN)
-async def observability_summary(platform: Platform) -> dashboard.ObservabilitySummary:
+async def observability_summary(platform: Platform) -> s.ObservabilitySummary:
     return await dashboard.observability_summary(platform)
 
 

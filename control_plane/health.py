@@ -5,10 +5,9 @@ from __future__ import annotations
 from litestar import Response, get
 
 from qris_soundbox.control_plane.deps import Platform
-from qris_soundbox.control_plane.schemas import Health
 from qris_soundbox.core import runtime
 from qris_soundbox.core.db import RETRY_AFTER_S
-from qris_soundbox.core.runtime import DeepHealth
+from qris_soundbox.core.runtime import DeepHealth, Health
 
 
 @get("/health", summary="Liveness: the HTTP API answers", tags=["health"], opt={"public": True})

@@ -5,20 +5,16 @@ Another merchant's batch answers 404, never 403: its existence is not revealed.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 from litestar import Request, get
 from litestar.response import Stream
 
 from qris_soundbox.control_plane.auth import principal_of
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, Platform, QueryParameter
-from qris_soundbox.control_plane.finance import check_window, csv_stream, report_format
-from qris_soundbox.control_plane.schemas import Page
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, Paging, Platform, Window
+from qris_soundbox.control_plane.finance import ReportFormat, batch_csv
 from qris_soundbox.core.errors import Forbidden
-from qris_soundbox.core.finance import csv_reports, dashboard, settlements
-from qris_soundbox.core.finance.schemas import SettlementBatch, SettlementBatchDetail
-from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.finance import dashboard, settlements
+from qris_soundbox.core.finance import schemas as s
+from qris_soundbox.core.schemas import Page
 
 
 def own_merchant(request: Request) -> str:
@@ -34,7 +30,7 @@ _MERCHANT = {"tags": ["merchant portal"]}
 
 @get("/merchant/settlement-summary", summary="My payouts: pending, paid, adjustments",
      opt={"permission": "settlement:read"}, **_MERCHANT)
-async def settlement_summary(request: Request, platform: Platform) -> dashboard.SettlementSummary:
+async def settlement_summary(request: Request, platform: Platform) -> s.SettlementSummary:
     return await dashboard.settlement_summary(platform.db, own_merchant(request))
 
 
@@ -43,22 +39,18 @@ async def settlement_summary(request: Request, platform: Platform) -> dashboard.
 async def list_settlement_batches(
     request: Request,
     platform: Platform,
-    limit: FromQuery[int | None] = None,
-    cursor: FromQuery[str | None] = None,
+    page: Paging,
+    window: Window,
     status: FromQuery[str | None] = None,
-    from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    to: FromQuery[datetime | None] = None,
-) -> Page[SettlementBatch]:
-    check_window(from_, to)
-    items, next_cursor = await settlements.list_batches(platform.db, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=own_merchant(request), status=status,
-                                                        from_=from_, to=to)
-    return Page(items=items, next_cursor=next_cursor)
+) -> Page[s.SettlementBatch]:
+    return await settlements.list_batches(platform.db, page, window, merchant_id=own_merchant(request), status=status)
 
 
 @get("/merchant/settlement-batches/{batch_id:str}", summary="One of my settlement batches",
      opt={"permission": "settlement:read"}, **_MERCHANT)
-async def get_settlement_batch(request: Request, platform: Platform, batch_id: FromPath[str]) -> SettlementBatchDetail:
+async def get_settlement_batch(
+    request: Request, platform: Platform, batch_id: FromPath[str]
+) -> s.SettlementBatchDetail:
     return await settlements.batch_detail(platform.db, batch_id, merchant_id=own_merchant(request))
 
 
@@ -68,11 +60,9 @@ async def export_settlement_batch(
     request: Request,
     platform: Platform,
     batch_id: FromPath[str],
-    fmt: Annotated[str | None, QueryParameter(name="format")] = None,
+    fmt: ReportFormat = None,
 ) -> Stream:
-    value = report_format(fmt)
-    batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=own_merchant(request))
-    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+    return await batch_csv(platform, batch_id, fmt, own_merchant(request))
 
 
 routes = [settlement_summary, list_settlement_batches, get_settlement_batch, export_settlement_batch]

@@ -11,55 +11,13 @@ import msgspec
 from litestar import Request, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Platform
-from qris_soundbox.control_plane.schemas import Base, Page
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
 from qris_soundbox.core.auth import merchant_scope
+from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
-from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
-from qris_soundbox.core.paging import page_limit
+from qris_soundbox.core.schemas import Page
 
-UNSET = msgspec.UNSET
-UnsetType = msgspec.UnsetType
 _WRITE = {"rate_limit": "admin_write"}
-
-
-class MerchantCreate(Base):
-    name: str
-    city: str
-    mcc: str | None = None
-    nmid: str | None = None
-    email: str | None = None
-    fee_bps: int | None = None
-    legal_name: str | None = None
-    postal_code: str | None = None
-
-
-class MerchantUpdate(Base):
-    """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: platform fee)."""
-
-    name: str | UnsetType = UNSET
-    city: str | UnsetType = UNSET
-    mcc: str | UnsetType = UNSET
-    nmid: str | None | UnsetType = UNSET
-    email: str | None | UnsetType = UNSET
-    fee_bps: int | None | UnsetType = UNSET
-    legal_name: str | None | UnsetType = UNSET
-    postal_code: str | None | UnsetType = UNSET
-
-
-class MerchantReject(Base):
-    reason: str
-
-
-class OutletCreate(Base):
-    name: str
-    address: str | None = None
-    city: str | None = None
-
-
-class TerminalCreate(Base):
-    name: str
-    static_qris: str | None = None
 
 
 # --- merchants (admin) ---
@@ -68,29 +26,22 @@ class TerminalCreate(Base):
 @post("/admin/merchants", summary="Onboard a merchant (status pending_review)", tags=["merchants"],
       opt={"permission": "merchant:write", "idempotent": True, **_WRITE})
 async def create_merchant(
-    platform: Platform, request: Request[Any, Any, Any], data: JSONBody[MerchantCreate]
-) -> Merchant:
+    platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.MerchantCreate]
+) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.create_merchant(platform.db, conn, audit_actor(request), **msgspec.structs.asdict(data))
 
 
 @get("/admin/merchants", summary="List merchants, newest first", tags=["merchants"],
      opt={"permission": "merchant:read"})
-async def list_merchants(
-    platform: Platform,
-    status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Merchant]:
+async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str | None] = None) -> Page[s.Merchant]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_merchants(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                          status=status)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_merchants(platform.db, conn, page, status=status)
 
 
 @get("/admin/merchants/{merchant_id:str}", summary="One merchant", tags=["merchants"],
      opt={"permission": "merchant:read"})
-async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> Merchant:
+async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.get_merchant(platform.db, conn, merchant_id)
 
@@ -98,16 +49,18 @@ async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> Mercha
 @patch("/admin/merchants/{merchant_id:str}", summary="Change a merchant's details or fee override",
        tags=["merchants"], opt={"permission": "merchant:write", **_WRITE})
 async def update_merchant(
-    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[MerchantUpdate]
-) -> Merchant:
-    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantUpdate]
+) -> s.Merchant:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     async with platform.db.transaction() as conn:
         return await service.update_merchant(platform.db, conn, audit_actor(request), merchant_id, changes)
 
 
 @post("/admin/merchants/{merchant_id:str}/approve", status_code=200, summary="Approve: pending_review → active",
       tags=["merchants"], opt={"permission": "merchant:approve", **_WRITE})
-async def approve_merchant(platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str]) -> Merchant:
+async def approve_merchant(
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str]
+) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.approve_merchant(platform.db, conn, audit_actor(request), merchant_id)
 
@@ -115,8 +68,8 @@ async def approve_merchant(platform: Platform, request: Request[Any, Any, Any], 
 @post("/admin/merchants/{merchant_id:str}/reject", status_code=200, summary="Reject: pending_review → rejected",
       tags=["merchants"], opt={"permission": "merchant:approve", **_WRITE})
 async def reject_merchant(
-    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[MerchantReject]
-) -> Merchant:
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantReject]
+) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.reject_merchant(platform.db, conn, audit_actor(request), merchant_id, data.reason)
 
@@ -127,28 +80,21 @@ async def reject_merchant(
 @post("/admin/merchants/{merchant_id:str}/outlets", summary="Add an outlet to a merchant", tags=["outlets"],
       opt={"permission": "outlet:write", "idempotent": True, **_WRITE})
 async def create_outlet(
-    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[OutletCreate]
-) -> Outlet:
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.OutletCreate]
+) -> s.Outlet:
     async with platform.db.transaction() as conn:
         return await service.create_outlet(platform.db, conn, audit_actor(request), merchant_id,
                                            **msgspec.structs.asdict(data))
 
 
 @get("/admin/outlets", summary="List outlets, newest first", tags=["outlets"], opt={"permission": "outlet:read"})
-async def list_outlets(
-    platform: Platform,
-    merchant_id: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Outlet]:
+async def list_outlets(platform: Platform, page: Paging, merchant_id: FromQuery[str | None] = None) -> Page[s.Outlet]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_outlets(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                        merchant_id=merchant_id)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_outlets(platform.db, conn, page, merchant_id=merchant_id)
 
 
 @get("/admin/outlets/{outlet_id:str}", summary="One outlet", tags=["outlets"], opt={"permission": "outlet:read"})
-async def get_outlet(platform: Platform, outlet_id: FromPath[str]) -> Outlet:
+async def get_outlet(platform: Platform, outlet_id: FromPath[str]) -> s.Outlet:
     async with platform.db.transaction() as conn:
         return await service.get_outlet(platform.db, conn, outlet_id)
 
@@ -156,8 +102,8 @@ async def get_outlet(platform: Platform, outlet_id: FromPath[str]) -> Outlet:
 @post("/admin/outlets/{outlet_id:str}/terminals", summary="Add a terminal (QRIS acceptance point) to an outlet",
       tags=["terminals"], opt={"permission": "terminal:write", "idempotent": True, **_WRITE})
 async def create_terminal(
-    platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str], data: JSONBody[TerminalCreate]
-) -> Terminal:
+    platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str], data: JSONBody[s.TerminalCreate]
+) -> s.Terminal:
     async with platform.db.transaction() as conn:
         return await service.create_terminal(platform.db, conn, audit_actor(request), outlet_id,
                                              **msgspec.structs.asdict(data))
@@ -167,23 +113,19 @@ async def create_terminal(
      opt={"permission": "terminal:read"})
 async def list_terminals(
     platform: Platform,
+    page: Paging,
     merchant_id: FromQuery[str | None] = None,
     outlet_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Terminal]:
+) -> Page[s.Terminal]:
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_terminals(
-            platform.db, conn, cursor=cursor, limit=page_limit(limit), merchant_id=merchant_id, outlet_id=outlet_id,
-            status=status,
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_terminals(platform.db, conn, page, merchant_id=merchant_id, outlet_id=outlet_id,
+                                            status=status)
 
 
 @get("/admin/terminals/{terminal_id:str}", summary="One terminal, with its bound device", tags=["terminals"],
      opt={"permission": "terminal:read"})
-async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> Terminal:
+async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Terminal:
     async with platform.db.transaction() as conn:
         return await service.get_terminal(platform.db, conn, terminal_id)
 
@@ -193,22 +135,15 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> Termin
 
 @get("/merchant/outlets", summary="The caller's merchant's outlets", tags=["merchant"],
      opt={"permission": "outlet:read"})
-async def my_outlets(
-    platform: Platform,
-    request: Request[Any, Any, Any],
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Outlet]:
+async def my_outlets(platform: Platform, request: Request[Any, Any, Any], page: Paging) -> Page[s.Outlet]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_outlets(platform.db, conn, cursor=cursor, limit=page_limit(limit),
-                                                        scope=scope)
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_outlets(platform.db, conn, page, scope=scope)
 
 
 @get("/merchant/outlets/{outlet_id:str}", summary="One of the caller's outlets", tags=["merchant"],
      opt={"permission": "outlet:read"})
-async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str]) -> Outlet:
+async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str]) -> s.Outlet:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
         return await service.get_outlet(platform.db, conn, outlet_id, scope)
@@ -219,22 +154,18 @@ async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_
 async def my_terminals(
     platform: Platform,
     request: Request[Any, Any, Any],
+    page: Paging,
     outlet_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-) -> Page[Terminal]:
+) -> Page[s.Terminal]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        items, next_cursor = await service.list_terminals(
-            platform.db, conn, cursor=cursor, limit=page_limit(limit), outlet_id=outlet_id, status=status, scope=scope
-        )
-    return Page(items=items, next_cursor=next_cursor)
+        return await service.list_terminals(platform.db, conn, page, outlet_id=outlet_id, status=status, scope=scope)
 
 
 @get("/merchant/terminals/{terminal_id:str}", summary="One of the caller's terminals", tags=["merchant"],
      opt={"permission": "terminal:read"})
-async def my_terminal(platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]) -> Terminal:
+async def my_terminal(platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]) -> s.Terminal:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
         return await service.get_terminal(platform.db, conn, terminal_id, scope)

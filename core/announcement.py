@@ -5,9 +5,8 @@ from __future__ import annotations
 from string import Formatter
 from typing import Literal
 
-import msgspec
-
 from qris_soundbox.core.errors import ValidationFailed
+from qris_soundbox.core.schemas import Struct
 
 SUPPORTED_LANGUAGES = ("id", "en")
 MAX_SPEAKABLE_AMOUNT = 999_999_999_999_999  # 999 triliun: the largest scale word we speak
@@ -39,7 +38,7 @@ class InvalidTextTemplate(_CannotSay):
     code = "invalid_text_template"
 
 
-class AnnouncementCapabilities(msgspec.Struct, kw_only=True, frozen=True):
+class AnnouncementCapabilities(Struct, kw_only=True, frozen=True):
     """What a device model can do with an announcement (the device-models registry supplies it)."""
 
     screen: bool
@@ -48,13 +47,13 @@ class AnnouncementCapabilities(msgspec.Struct, kw_only=True, frozen=True):
     max_text_length: int | None = None
 
 
-class AnnouncementDisplay(msgspec.Struct, kw_only=True, frozen=True):
+class AnnouncementDisplay(Struct, kw_only=True, frozen=True):
     amount: int
     merchant_name: str
     formatted_amount: str  # "Rp25.000"
 
 
-class Announcement(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class Announcement(Struct, kw_only=True, frozen=True, omit_defaults=True):
     """The payment downlink's ``announcement`` (SPEC §10); absent parts are omitted on the wire."""
 
     format: AnnouncementFormat

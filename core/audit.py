@@ -6,18 +6,18 @@ records, so an audited change and its audit row commit or fail together.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.paging import PageQuery, TimeWindow
+from qris_soundbox.core.schemas import Page, Struct
 
 
-class AuditActor(msgspec.Struct, frozen=True, kw_only=True):
+class AuditActor(Struct, frozen=True, kw_only=True):
     """Who did it and from where; built by the control plane per request."""
 
     actor_type: str  # admin | merchant | device | system | acquirer | anonymous
@@ -58,7 +58,7 @@ async def record(
     )
 
 
-class AuditLog(msgspec.Struct, kw_only=True):
+class AuditLog(Struct, kw_only=True):
     id: str
     occurred_at: datetime
     actor_type: str
@@ -73,21 +73,12 @@ class AuditLog(msgspec.Struct, kw_only=True):
     payload: dict[str, Any]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    # A time without an offset is read as UTC, like every time this API gives out.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 async def list_logs(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    db: Database, conn: asyncpg.Connection, page: PageQuery, window: TimeWindow, *,
     action: str | None = None, entity_type: str | None = None, entity_id: str | None = None,
-    actor_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
-    merchant_id: str | None = None,
-) -> tuple[list[AuditLog], str | None]:
-    """Newest first; ``since`` inclusive, ``until`` exclusive."""
-    rows = await conn.fetch(db.q["list_audit_logs"], cursor, limit + 1, action, entity_type, entity_id, actor_id,
-                            _utc(since), _utc(until), merchant_id)
-    items, next_cursor = split_page(rows, limit)
-    return [AuditLog(**dict(r)) for r in items], next_cursor
+    actor_id: str | None = None, merchant_id: str | None = None,
+) -> Page[AuditLog]:
+    """Newest first; ``from`` inclusive, ``to`` exclusive."""
+    rows = await conn.fetch(db.q["list_audit_logs"], page.cursor, page.fetch_limit, action, entity_type, entity_id,
+                            actor_id, window.from_, window.to, merchant_id)
+    return page.page(rows, lambda row: AuditLog(**dict(row)))

@@ -14,13 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import msgspec
-
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.merchants import service as merchants
-from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal, from_row
+from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
+from qris_soundbox.core.schemas import Struct, from_row
 from qris_soundbox.core.users import service as users
 from qris_soundbox.core.devices.demo import seed_demo_device
 
@@ -38,7 +37,7 @@ DEMO_OUTLET = {"name": "Warung Demo Pusat", "address": "Jl. Contoh No. 1", "city
 DEMO_TERMINAL = {"name": "Kasir 1"}
 
 
-class DemoLogin(msgspec.Struct, kw_only=True):
+class DemoLogin(Struct, kw_only=True):
     kind: str  # admin | merchant
     email: str
     role: str
@@ -54,7 +53,7 @@ DEMO_USERS = (
 )
 
 
-class DemoData(msgspec.Struct, kw_only=True):
+class DemoData(Struct, kw_only=True):
     created: list[str]  # "merchant", "outlet", ... — empty when everything existed already
     merchant: Merchant
     outlet: Outlet

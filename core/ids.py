@@ -7,9 +7,11 @@ it returned (see ``core.paging``).
 from __future__ import annotations
 
 import os
+import re
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+ID_PATTERN = re.compile(rf"[a-z]{{2,8}}_[{_ALPHABET}]{{26}}")  # what new_id gives out, prefix and all
 
 
 def new_id(prefix: str) -> str:

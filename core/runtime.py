@@ -8,9 +8,9 @@ import os
 import socket
 
 import asyncpg
-import msgspec
 
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.schemas import Struct
 
 log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 10
@@ -18,12 +18,16 @@ HEARTBEAT_FRESH_S = 3 * HEARTBEAT_INTERVAL_S
 FORGET_AFTER_S = 24 * 3600
 
 
-class ComponentHealth(msgspec.Struct, kw_only=True):
+class Health(Struct, kw_only=True):
+    status: str
+
+
+class ComponentHealth(Struct, kw_only=True):
     status: str
     detail: str | None = None
 
 
-class DeepHealth(msgspec.Struct, kw_only=True):
+class DeepHealth(Struct, kw_only=True):
     status: str
     database: ComponentHealth
     broker: ComponentHealth

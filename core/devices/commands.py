@@ -23,15 +23,22 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.config_shadow import (
     MessageId,
-    VolumeOutOfRange,
     device_with_capabilities,
     handle_ack_uplink,
     refuse_if_retired,
 )
-from qris_soundbox.core.devices.schemas import Body, Capabilities, Percent
-from qris_soundbox.core.errors import InvalidState, NotFound, ValidationFailed
+from qris_soundbox.core.devices.errors import (
+    CommandClosed,
+    CommandMessageMismatch,
+    CommandNotFound,
+    CommandNotSupported,
+    VolumeOutOfRange,
+)
+from qris_soundbox.core.devices.schemas import Capabilities, Percent
+from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import page_limit, split_page
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Body, Page, Struct
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -41,29 +48,6 @@ CommandType = Literal["reboot", "play_test_sound", "set_volume", "ota_update", "
 DEFAULT_EXPIRES_IN_S = 3600
 MIN_EXPIRES_IN_S = 10
 MAX_EXPIRES_IN_S = 7 * 24 * 3600
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class CommandNotSupported(ValidationFailed):
-    code = "command_not_supported"
-    status = 422
-
-
-class CommandNotFound(NotFound):
-    code = "command_not_found"
-
-
-class CommandMessageMismatch(ValidationFailed):
-    code = "command_message_mismatch"
-    status = 422
-
-
-class CommandClosed(InvalidState):
-    """The command already has its outcome (acked, failed or expired); a late or different ack changes nothing."""
-
-    code = "command_closed"
 
 
 # --------------------------------------------------------------------------- structs
@@ -98,7 +82,7 @@ class CommandCreate(Body, kw_only=True):
     expires_in_s: Annotated[int, Meta(ge=MIN_EXPIRES_IN_S, le=MAX_EXPIRES_IN_S)] | None = None
 
 
-class Command(msgspec.Struct, kw_only=True):
+class Command(Struct, kw_only=True):
     id: str
     device_id: str
     type: str
@@ -178,14 +162,10 @@ async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, co
     return _command(row)
 
 
-async def list_commands(
-    db: Database, conn: asyncpg.Connection, device_id: str, *, cursor: str | None = None, limit: int | None = None
-) -> tuple[list[Command], str | None]:
+async def list_commands(db: Database, conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
     await device_with_capabilities(db, conn, device_id)  # 404 for an unknown device, not an empty list
-    size = page_limit(limit)
-    rows = await conn.fetch(db.q["device_command_page"], device_id, cursor, size + 1)
-    page, next_cursor = split_page(rows, size)
-    return [_command(row) for row in page], next_cursor
+    rows = await conn.fetch(db.q["device_command_page"], device_id, page.cursor, page.fetch_limit)
+    return page.page(rows, _command)
 
 
 async def create_command(

@@ -24,9 +24,18 @@ from qris_soundbox.core.announcement import AnnouncementCapabilities, check_can_
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices import health, models, uplinks
-from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid, MalformedUplink
-from qris_soundbox.core.devices.schemas import Body, Capabilities, Percent
-from qris_soundbox.core.errors import NotFound, ValidationFailed
+from qris_soundbox.core.devices.errors import (
+    ConfigNotSupported,
+    ConfigVersionMismatch,
+    DeviceNotFound,
+    DeviceStateInvalid,
+    MalformedUplink,
+    UnknownConfigMessage,
+    UnknownConfigVersion,
+    VolumeOutOfRange,
+)
+from qris_soundbox.core.devices.schemas import Capabilities, Percent
+from qris_soundbox.core.schemas import Body, Struct
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -47,34 +56,6 @@ TextTemplate = Annotated[str, Meta(min_length=1, max_length=500)]
 Language = Annotated[str, Meta(min_length=2, max_length=8)]
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class _CannotConfigure(ValidationFailed):
-    # 422: well-formed, but this device's model cannot do it.
-    status = 422
-
-
-class VolumeOutOfRange(_CannotConfigure):
-    code = "volume_out_of_range"
-
-
-class ConfigNotSupported(_CannotConfigure):
-    code = "config_not_supported"
-
-
-class UnknownConfigVersion(_CannotConfigure):
-    code = "unknown_config_version"
-
-
-class ConfigVersionMismatch(_CannotConfigure):
-    code = "config_version_mismatch"
-
-
-class UnknownConfigMessage(NotFound):
-    code = "unknown_message"
-
-
 # --------------------------------------------------------------------------- structs
 
 
@@ -91,7 +72,7 @@ class ConfigPatch(Body, kw_only=True):
 CONFIG_KEYS = tuple(ConfigPatch.__struct_fields__)
 
 
-class ConfigState(msgspec.Struct, kw_only=True):
+class ConfigState(Struct, kw_only=True):
     """The shadow: ``GET`` and ``PATCH /admin/devices/{id}/config``."""
 
     device_id: str
@@ -107,7 +88,7 @@ class ConfigState(msgspec.Struct, kw_only=True):
     updated_at: datetime | None
 
 
-class PushState(msgspec.Struct, kw_only=True):
+class PushState(Struct, kw_only=True):
     message_id: str
     version: int | None
     status: str  # pending | sent | acked | failed (rejected) | expired | superseded
@@ -118,13 +99,13 @@ class PushState(msgspec.Struct, kw_only=True):
     expires_at: datetime
 
 
-class Rejection(msgspec.Struct, kw_only=True):
+class Rejection(Struct, kw_only=True):
     version: int
     reason: str | None
     rejected_at: datetime
 
 
-class ConfigStatus(msgspec.Struct, kw_only=True):
+class ConfigStatus(Struct, kw_only=True):
     """``GET /admin/devices/{id}/config/status``: where the push stands."""
 
     device_id: str
@@ -138,7 +119,7 @@ class ConfigStatus(msgspec.Struct, kw_only=True):
     last_rejection: Rejection | None
 
 
-class DeviceConfigView(msgspec.Struct, kw_only=True):
+class DeviceConfigView(Struct, kw_only=True):
     """``GET /device/config``: what the device should run."""
 
     device_id: str
@@ -440,7 +421,7 @@ async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
 # --------------------------------------------------------------------------- readers for other domains
 
 
-class AnnouncementPreferences(msgspec.Struct, kw_only=True, frozen=True):
+class AnnouncementPreferences(Struct, kw_only=True, frozen=True):
     language: str
     text_template: str | None
 

@@ -52,3 +52,54 @@ class MalformedUplink(ValidationFailed):
     """An uplink payload that is not the JSON its topic expects; logged and ignored."""
 
     code = "malformed_uplink"
+
+
+# --- commands (core/devices/commands.py)
+
+
+class CommandNotSupported(ValidationFailed):
+    code = "command_not_supported"
+    status = 422
+
+
+class CommandNotFound(NotFound):
+    code = "command_not_found"
+
+
+class CommandMessageMismatch(ValidationFailed):
+    code = "command_message_mismatch"
+    status = 422
+
+
+class CommandClosed(InvalidState):
+    """The command already has its outcome (acked, failed or expired); a late or different ack changes nothing."""
+
+    code = "command_closed"
+
+
+# --- the config shadow (core/devices/config_shadow.py)
+
+
+class _CannotConfigure(ValidationFailed):
+    # 422: well-formed, but this device's model cannot do it.
+    status = 422
+
+
+class VolumeOutOfRange(_CannotConfigure):
+    code = "volume_out_of_range"
+
+
+class ConfigNotSupported(_CannotConfigure):
+    code = "config_not_supported"
+
+
+class UnknownConfigVersion(_CannotConfigure):
+    code = "unknown_config_version"
+
+
+class ConfigVersionMismatch(_CannotConfigure):
+    code = "config_version_mismatch"
+
+
+class UnknownConfigMessage(NotFound):
+    code = "unknown_message"

@@ -18,12 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import msgspec
-
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.errors import DeviceAuthFailed
 from qris_soundbox.core.devices.verifier import VerifiedDevice
 from qris_soundbox.core.errors import ValidationFailed
+from qris_soundbox.core.schemas import Struct
 
 log = logging.getLogger(__name__)
 # A device that has no credential yet may use the shared token, as it could before.
@@ -31,7 +30,7 @@ LEGACY_USABLE_STATUSES = frozenset({"registered", "active"})
 DISABLED = "the shared device token is disabled; use X-Device-Id and X-Device-Secret"
 
 
-class LegacyTokenUsage(msgspec.Struct, kw_only=True):
+class LegacyTokenUsage(Struct, kw_only=True):
     """The shared device token in this process since it started."""
 
     enabled: bool

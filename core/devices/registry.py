@@ -28,7 +28,8 @@ from qris_soundbox.core.devices.errors import (
 )
 from qris_soundbox.core.devices.schemas import Credential, Device, DeviceCreate
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import page_limit, split_page
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Page
 
 BINDABLE_STATUSES = ("registered", "active")
 
@@ -85,24 +86,21 @@ async def get_device(db: Database, conn: asyncpg.Connection, device_id: str) -> 
 async def list_devices(
     db: Database,
     conn: asyncpg.Connection,
+    page: PageQuery,
     *,
-    cursor: str | None = None,
-    limit: int | None = None,
     status: str | None = None,
     model: str | None = None,
     terminal_id: str | None = None,
     merchant_id: str | None = None,
     online: bool | None = None,
     drift: bool | None = None,
-) -> tuple[list[Device], str | None]:
-    size = page_limit(limit)
+) -> Page[Device]:
     rows = await conn.fetch(
-        db.q["device_page"], cursor, size + 1, status, model, terminal_id, merchant_id, online, drift
+        db.q["device_page"], page.cursor, page.fetch_limit, status, model, terminal_id, merchant_id, online, drift
     )
-    page, next_cursor = split_page(rows, size)
-    acks = await health.pending_acks(db, conn, [row["id"] for row in page])
+    acks = await health.pending_acks(db, conn, [row["id"] for row in rows])
     now = datetime.now(UTC)
-    return [device_from_row(row, acks.get(row["id"], 0), now) for row in page], next_cursor
+    return page.page(rows, lambda row: device_from_row(row, acks.get(row["id"], 0), now))
 
 
 async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditActor, data: DeviceCreate) -> Device:

@@ -12,10 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-
-class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Inbound payloads: unknown fields are an error, not silently dropped."""
-
+from qris_soundbox.core.schemas import Body, Struct
 
 AnnouncementFormat = Literal["amount_only", "text", "clips"]
 Percent = Annotated[int, Meta(ge=0, le=100)]
@@ -37,7 +34,7 @@ class Capabilities(Body, kw_only=True, frozen=True):
     commands: list[str] = msgspec.field(default_factory=list)
 
 
-class DeviceModel(msgspec.Struct, kw_only=True):
+class DeviceModel(Struct, kw_only=True):
     id: str
     name: str
     vendor: str | None
@@ -66,21 +63,21 @@ class DisableRequest(Body, kw_only=True):
     reason: Annotated[str, Meta(max_length=500)] | None = None
 
 
-class HealthSummary(msgspec.Struct, kw_only=True):
+class HealthSummary(Struct, kw_only=True):
     status: str  # healthy | degraded | critical | offline | unprovisioned | disabled | retired
     score: int  # 0..100
     age_seconds: int | None  # since the device was last heard from (presence or heartbeat)
     reasons: list[str]
 
 
-class Credential(msgspec.Struct, kw_only=True):
+class Credential(Struct, kw_only=True):
     """The credential as the registry shows it: never the secret, never the hash."""
 
     fingerprint: str | None
     rotated_at: datetime | None
 
 
-class Device(msgspec.Struct, kw_only=True):
+class Device(Struct, kw_only=True):
     id: str
     serial_number: str
     model: str
@@ -108,12 +105,12 @@ class Device(msgspec.Struct, kw_only=True):
     retired_at: datetime | None
 
 
-class BrokerAddress(msgspec.Struct, kw_only=True):
+class BrokerAddress(Struct, kw_only=True):
     host: str
     port: int
 
 
-class IssuedCredential(msgspec.Struct, kw_only=True):
+class IssuedCredential(Struct, kw_only=True):
     """SPEC §9: the only time the secret is ever shown."""
 
     device_id: str
@@ -141,13 +138,13 @@ class Heartbeat(Body, kw_only=True):
     ip_address: Annotated[str, Meta(max_length=64)] | None = None
 
 
-class HeartbeatRecorded(msgspec.Struct, kw_only=True):
+class HeartbeatRecorded(Struct, kw_only=True):
     device_id: str
     received_at: datetime
     health_summary: HealthSummary
 
 
-class MqttMessage(msgspec.Struct, kw_only=True):
+class MqttMessage(Struct, kw_only=True):
     id: str
     device_id: str
     direction: str  # uplink | downlink

@@ -16,7 +16,8 @@ import msgspec
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.schemas import MqttMessage
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import page_limit, split_page
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Page
 
 TRACE_PAYLOAD_LIMIT = 4096  # bytes of payload kept per message
 
@@ -81,15 +82,12 @@ async def list_messages(
     db: Database,
     conn: asyncpg.Connection,
     device_id: str,
+    page: PageQuery,
     *,
-    cursor: str | None = None,
-    limit: int | None = None,
     direction: str | None = None,
-) -> tuple[list[MqttMessage], str | None]:
-    size = page_limit(limit)
-    rows = await conn.fetch(db.q["device_mqtt_message_page"], device_id, cursor, size + 1, direction)
-    page, next_cursor = split_page(rows, size)
-    return [MqttMessage(**dict(row)) for row in page], next_cursor
+) -> Page[MqttMessage]:
+    rows = await conn.fetch(db.q["device_mqtt_message_page"], device_id, page.cursor, page.fetch_limit, direction)
+    return page.page(rows, lambda row: MqttMessage(**dict(row)))
 
 
 async def prune(db: Database, retention_days: int) -> int:

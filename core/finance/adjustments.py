@@ -8,15 +8,13 @@ zero: the database refuses it too.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.finance.errors import AdjustedPayableNegative, FinanceInputInvalid
-from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated, from_row
+from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated
 from qris_soundbox.core.finance.settlements import (
     append_event,
     batch_from_row,
@@ -25,7 +23,8 @@ from qris_soundbox.core.finance.settlements import (
     require_status,
 )
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.paging import PageQuery, TimeWindow
+from qris_soundbox.core.schemas import Page, from_row
 
 # type -> required sign: -1 negative, +1 positive, 0 either
 ADJUSTMENT_TYPES: dict[str, int] = {"bank_fee": -1, "chargeback": -1, "bonus": 1, "correction": 0}
@@ -79,10 +78,9 @@ async def add_adjustment(db: Database, conn: asyncpg.Connection, batch_id: str, 
                                        batch=batch)
 
 
-async def list_adjustments(db: Database, *, cursor: str | None, limit: int, merchant_id: str | None = None,
-                           adjustment_type: str | None = None, from_: datetime | None = None,
-                           to: datetime | None = None) -> tuple[list[SettlementAdjustment], str | None]:
+async def list_adjustments(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
+                           adjustment_type: str | None = None) -> Page[SettlementAdjustment]:
     check_filter_type(adjustment_type)
-    rows = await db.fetch("list_settlement_adjustments", cursor, limit + 1, merchant_id, adjustment_type, from_, to)
-    items, next_cursor = split_page(rows, limit)
-    return [from_row(r, SettlementAdjustment) for r in items], next_cursor
+    rows = await db.fetch("list_settlement_adjustments", page.cursor, page.fetch_limit, merchant_id, adjustment_type,
+                          window.from_, window.to)
+    return page.page(rows, lambda row: from_row(SettlementAdjustment, row))

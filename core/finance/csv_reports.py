@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.finance.errors import FinanceInputInvalid
+from qris_soundbox.core.finance.schemas import AdjustmentFilters
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024
@@ -42,11 +42,12 @@ ADJUSTMENT_COLUMNS = (
 )
 
 
-class AdjustmentFilters(msgspec.Struct, kw_only=True, frozen=True):
-    merchant_id: str | None = None
-    adjustment_type: str | None = None
-    from_: datetime | None = msgspec.field(default=None, name="from")
-    to: datetime | None = None
+def report_format(fmt: str | None) -> str:
+    """A settlement batch report's ``format`` query parameter; ``standard`` when absent."""
+    value = fmt or "standard"
+    if value not in FORMATS:
+        raise FinanceInputInvalid(f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
+    return value
 
 
 def safe_cell(value: Any) -> Any:

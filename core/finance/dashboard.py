@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-import msgspec
-
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage
 from qris_soundbox.core.finance import exports
-from qris_soundbox.core.finance.schemas import SettlementBatch
+from qris_soundbox.core.finance.schemas import (
+    DashboardSummary,
+    ExportJobsOverview,
+    ExportWorkerOverview,
+    ObservabilitySummary,
+    RuntimeInstance,
+    SettlementSummary,
+    StatusAmount,
+    TodayTransactions,
+)
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
 from qris_soundbox.core.runtime import HEARTBEAT_FRESH_S
 
@@ -42,33 +48,6 @@ def business_day(now: datetime | None = None) -> tuple[str, datetime, datetime]:
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=1)).replace(hour=0)
     return start.date().isoformat(), start.astimezone(UTC), end.astimezone(UTC)
-
-
-class TodayTransactions(msgspec.Struct, kw_only=True):
-    date: str
-    timezone: str
-    from_: datetime = msgspec.field(name="from")
-    to: datetime
-    transaction_count: int  # created today, any status
-    paid_count: int  # paid today
-    paid_volume: int  # rupiah paid today
-
-
-class SettlementSummary(msgspec.Struct, kw_only=True):
-    generated_at: datetime
-    pending_payout_amount: int
-    paid_payout_amount: int
-    settlement_adjustment_amount: int
-    settlement_adjusted_paid_amount: int
-    unbatched_payable_amount: int
-    unbatched_payable_count: int
-    batch_counts: dict[str, int]
-    latest_batches: list[SettlementBatch]
-    today: TodayTransactions
-
-
-class DashboardSummary(SettlementSummary, kw_only=True):
-    platform_fee_total: int
 
 
 async def settlement_summary(db: Database, merchant_id: str | None = None) -> SettlementSummary:
@@ -101,42 +80,6 @@ async def settlement_summary(db: Database, merchant_id: str | None = None) -> Se
     if merchant_id is None:
         return DashboardSummary(**values, platform_fee_total=fee_total)
     return SettlementSummary(**values)
-
-
-class RuntimeInstance(msgspec.Struct, kw_only=True):
-    id: str
-    hostname: str
-    pid: int
-    roles: list[str]
-    started_at: datetime
-    last_seen_at: datetime
-    alive: bool
-
-
-class ExportWorkerOverview(msgspec.Struct, kw_only=True):
-    this_process: exports.WorkerState
-    oldest_pending_age_seconds: float | None
-    stale_running_jobs: int
-    last_completed_at: datetime | None
-
-
-class ExportJobsOverview(msgspec.Struct, kw_only=True):
-    counts: dict[str, int]
-    worker: ExportWorkerOverview
-
-
-class StatusAmount(msgspec.Struct, kw_only=True):
-    count: int
-    amount: int
-
-
-class ObservabilitySummary(msgspec.Struct, kw_only=True):
-    generated_at: datetime
-    outbox: dict[str, int]
-    export_jobs: ExportJobsOverview
-    runtime_instances: list[RuntimeInstance]
-    transactions_last_hour: dict[str, StatusAmount]
-    legacy_device_token: LegacyTokenUsage  # this process's
 
 
 async def observability_summary(platform: PlatformContext) -> ObservabilitySummary:

@@ -31,27 +31,17 @@ from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
-from qris_soundbox.core.finance.csv_reports import AdjustmentFilters
-from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, FinanceInputInvalid
-from qris_soundbox.core.finance.schemas import ExportJob, from_row
+from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
+from qris_soundbox.core.finance.schemas import AdjustmentFilters, ExportJob, WorkerState
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.paging import time_window
+from qris_soundbox.core.schemas import from_row
 
 log = logging.getLogger(__name__)
 EXPORT_TYPES = ("settlement_adjustments",)
 MAX_ATTEMPTS = 3
 HEARTBEAT_EVERY_S = 2.0
 CLEANUP_BATCH = 100
-
-
-class WorkerState(msgspec.Struct, kw_only=True):
-    """What this process's export worker last did (for /admin/observability/summary)."""
-
-    enabled: bool
-    interval_ms: int
-    batch_size: int
-    last_run_at: datetime | None = None
-    last_processed: int = 0
-    last_error: str | None = None
 
 
 _worker_states: weakref.WeakKeyDictionary[PlatformContext, WorkerState] = weakref.WeakKeyDictionary()
@@ -74,7 +64,7 @@ def storage_dir(settings: Settings) -> Path:
 
 
 def job_view(row: Any) -> ExportJob:
-    job = from_row(row, ExportJob)
+    job = from_row(ExportJob, row)
     if job.status == "completed":
         job.download_url = f"/admin/exports/{job.id}/download"
     return job
@@ -83,15 +73,22 @@ def job_view(row: Any) -> ExportJob:
 async def create_adjustment_export(db: Database, conn: asyncpg.Connection, actor: AuditActor,
                                    filters: AdjustmentFilters) -> ExportJob:
     check_filter_type(filters.adjustment_type)
-    for name in ("from_", "to"):
-        value = getattr(filters, name)
-        if value is not None and value.tzinfo is None:
-            raise FinanceInputInvalid(f"{name.rstrip('_')} must carry a time zone", details={"field": name})
+    time_window(filters.from_, filters.to)
     row = await conn.fetchrow(db.q["insert_export_job"], new_id("exp"), "settlement_adjustments",
                               msgspec.to_builtins(filters), actor.actor_type, actor.actor_id)
     await audit.record(db, conn, actor, "export_job.create", entity_type="export_job", entity_id=row["id"],
                        payload={"export_type": "settlement_adjustments", "filters": msgspec.to_builtins(filters)})
     return job_view(row)
+
+
+async def check_direct_report(db: Database, filters: AdjustmentFilters, max_rows: int) -> None:
+    """The adjustment report is answered directly up to ``max_rows`` rows; more must be an export job."""
+    check_filter_type(filters.adjustment_type)
+    rows = await db.fetchval("count_settlement_adjustments", filters.merchant_id, filters.adjustment_type,
+                             filters.from_, filters.to)
+    if rows > max_rows:
+        raise ExportTooLarge(f"{rows} adjustments match; more than {max_rows} rows must be exported as a job "
+                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": max_rows})
 
 
 async def get_job(db: Database, job_id: str) -> ExportJob:

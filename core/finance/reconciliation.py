@@ -4,72 +4,21 @@ could not apply (``reconciliation_exceptions``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import msgspec
-
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.finance.errors import FinanceInputInvalid
-from qris_soundbox.core.finance.settlements import STATUSES
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.finance.schemas import (
+    BatchReconciliation,
+    ReconciliationException,
+    ReconciliationReport,
+    UnbatchedPayables,
+)
+from qris_soundbox.core.finance.settlements import check_status
+from qris_soundbox.core.paging import PageQuery, TimeWindow
 
 PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed",
                  "cancelled": "cancelled"}
 EXCEPTIONS_SHOWN = 100
-
-
-class BatchReconciliation(msgspec.Struct, kw_only=True):
-    batch_id: str
-    merchant_id: str
-    status: str
-    payout_state: str
-    payout_reference: str | None
-    paid_at: datetime | None
-    created_at: datetime
-    reprocessed_into_batch_id: str | None
-    entry_count: int
-    ledger_entry_count: int
-    live_entry_count: int
-    gross_amount: int
-    ledger_gross_amount: int
-    fee_amount: int
-    ledger_fee_amount: int
-    payable_amount: int
-    ledger_payable_amount: int
-    adjustment_amount: int
-    adjustment_rows_amount: int
-    adjustment_count: int
-    adjusted_payable_amount: int
-    matched: bool
-    mismatches: list[str]
-
-
-class ReconciliationException(msgspec.Struct, kw_only=True):
-    id: str
-    kind: str
-    event_id: str
-    transaction_id: str | None
-    merchant_id: str | None
-    provider_reference: str | None
-    expected_amount: int | None
-    received_amount: int | None
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-class UnbatchedPayables(msgspec.Struct, kw_only=True):
-    entry_count: int
-    amount: int
-
-
-class ReconciliationReport(msgspec.Struct, kw_only=True):
-    items: list[BatchReconciliation]
-    next_cursor: str | None
-    mismatched_count: int  # among the items of this page
-    unbatched_payables: UnbatchedPayables
-    exception_counts: dict[str, int]
-    exceptions: list[ReconciliationException]
 
 
 def mismatches_of(row: Any) -> list[str]:
@@ -92,31 +41,31 @@ def mismatches_of(row: Any) -> list[str]:
     return found
 
 
-async def settlement_batches(db: Database, *, cursor: str | None, limit: int, merchant_id: str | None = None,
-                             status: str | None = None, from_: datetime | None = None,
-                             to: datetime | None = None) -> ReconciliationReport:
-    if status is not None and status not in STATUSES:
-        raise FinanceInputInvalid(f"status must be one of {', '.join(STATUSES)}", details={"field": "status"})
+def batch_reconciliation(row: Any) -> BatchReconciliation:
+    found = mismatches_of(row)
+    return BatchReconciliation(
+        batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
+        **{name: row[name] for name in BatchReconciliation.__struct_fields__
+           if name not in ("batch_id", "payout_state", "matched", "mismatches")},
+    )
+
+
+async def settlement_batches(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
+                             status: str | None = None) -> ReconciliationReport:
+    check_status(status)
+    from_, to = window.from_, window.to
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await conn.fetch(db.q["reconcile_settlement_batches"], cursor, limit + 1, merchant_id, status,
-                                from_, to)
+        rows = await conn.fetch(db.q["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id,
+                                status, from_, to)
         unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
         counts = await conn.fetch(db.q["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
         exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to,
                                       EXCEPTIONS_SHOWN)
-    page, next_cursor = split_page(rows, limit)
-    items = []
-    for row in page:
-        found = mismatches_of(row)
-        items.append(BatchReconciliation(
-            batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
-            **{name: row[name] for name in BatchReconciliation.__struct_fields__
-               if name not in ("batch_id", "payout_state", "matched", "mismatches")},
-        ))
+    batches = page.page(rows, batch_reconciliation)
     return ReconciliationReport(
-        items=items,
-        next_cursor=next_cursor,
-        mismatched_count=sum(1 for item in items if not item.matched),
+        items=batches.items,
+        next_cursor=batches.next_cursor,
+        mismatched_count=sum(1 for item in batches.items if not item.matched),
         unbatched_payables=UnbatchedPayables(entry_count=unbatched["entry_count"], amount=unbatched["amount"]),
         exception_counts={r["kind"]: r["count"] for r in counts},
         exceptions=[ReconciliationException(**{name: r[name] for name in ReconciliationException.__struct_fields__})

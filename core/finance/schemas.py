@@ -1,14 +1,23 @@
-"""msgspec Structs that finance services return and the routes answer with."""
+"""What finance looks like at the boundary: settlement batches, adjustments, exports,
+reconciliation and the dashboards, and the request bodies of the finance routes."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
+
+from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage
+from qris_soundbox.core.schemas import Body, Struct
+
+Text = Annotated[str, Meta(min_length=1, max_length=500)]
+Reference = Annotated[str, Meta(min_length=1, max_length=128)]
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class SettlementBatch(msgspec.Struct, kw_only=True):
+class SettlementBatch(Struct, kw_only=True):
     id: str
     merchant_id: str
     status: str  # pending | paid | failed | cancelled
@@ -34,7 +43,7 @@ class SettlementBatch(msgspec.Struct, kw_only=True):
     cancelled_at: datetime | None
 
 
-class SettlementBatchEntry(msgspec.Struct, kw_only=True):
+class SettlementBatchEntry(Struct, kw_only=True):
     ledger_entry_id: str
     transaction_id: str
     gross_amount: int
@@ -48,7 +57,7 @@ class SettlementBatchEntry(msgspec.Struct, kw_only=True):
     terminal_id: str
 
 
-class SettlementAdjustment(msgspec.Struct, kw_only=True):
+class SettlementAdjustment(Struct, kw_only=True):
     id: str
     batch_id: str
     batch_status: str
@@ -66,7 +75,7 @@ class SettlementAdjustmentCreated(SettlementAdjustment, kw_only=True):
     batch: SettlementBatch
 
 
-class SettlementBatchEvent(msgspec.Struct, kw_only=True):
+class SettlementBatchEvent(Struct, kw_only=True):
     id: str
     batch_id: str
     event_type: str
@@ -84,7 +93,7 @@ class SettlementBatchDetail(SettlementBatch, kw_only=True):
     events: list[SettlementBatchEvent]
 
 
-class ExportJob(msgspec.Struct, kw_only=True):
+class ExportJob(Struct, kw_only=True):
     id: str
     export_type: str
     status: str  # pending | running | completed | failed | expired
@@ -104,7 +113,170 @@ class ExportJob(msgspec.Struct, kw_only=True):
     download_url: str | None = None
 
 
-def from_row(row: Any, struct: type[msgspec.Struct]) -> Any:
-    """A record (or dict) as ``struct``, ignoring columns the struct does not name."""
-    data = dict(row)
-    return struct(**{name: data[name] for name in struct.__struct_fields__ if name in data})
+class WorkerState(Struct, kw_only=True):
+    """What this process's export worker last did (for /admin/observability/summary)."""
+
+    enabled: bool
+    interval_ms: int
+    batch_size: int
+    last_run_at: datetime | None = None
+    last_processed: int = 0
+    last_error: str | None = None
+
+
+class AdjustmentFilters(Struct, kw_only=True, frozen=True):
+    merchant_id: str | None = None
+    adjustment_type: str | None = None
+    from_: datetime | None = msgspec.field(default=None, name="from")
+    to: datetime | None = None
+
+
+class TodayTransactions(Struct, kw_only=True):
+    date: str
+    timezone: str
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    transaction_count: int  # created today, any status
+    paid_count: int  # paid today
+    paid_volume: int  # rupiah paid today
+
+
+class SettlementSummary(Struct, kw_only=True):
+    generated_at: datetime
+    pending_payout_amount: int
+    paid_payout_amount: int
+    settlement_adjustment_amount: int
+    settlement_adjusted_paid_amount: int
+    unbatched_payable_amount: int
+    unbatched_payable_count: int
+    batch_counts: dict[str, int]
+    latest_batches: list[SettlementBatch]
+    today: TodayTransactions
+
+
+class DashboardSummary(SettlementSummary, kw_only=True):
+    platform_fee_total: int
+
+
+class RuntimeInstance(Struct, kw_only=True):
+    id: str
+    hostname: str
+    pid: int
+    roles: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+    alive: bool
+
+
+class ExportWorkerOverview(Struct, kw_only=True):
+    this_process: WorkerState
+    oldest_pending_age_seconds: float | None
+    stale_running_jobs: int
+    last_completed_at: datetime | None
+
+
+class ExportJobsOverview(Struct, kw_only=True):
+    counts: dict[str, int]
+    worker: ExportWorkerOverview
+
+
+class StatusAmount(Struct, kw_only=True):
+    count: int
+    amount: int
+
+
+class ObservabilitySummary(Struct, kw_only=True):
+    generated_at: datetime
+    outbox: dict[str, int]
+    export_jobs: ExportJobsOverview
+    runtime_instances: list[RuntimeInstance]
+    transactions_last_hour: dict[str, StatusAmount]
+    legacy_device_token: LegacyTokenUsage  # this process's
+
+
+class BatchReconciliation(Struct, kw_only=True):
+    batch_id: str
+    merchant_id: str
+    status: str
+    payout_state: str
+    payout_reference: str | None
+    paid_at: datetime | None
+    created_at: datetime
+    reprocessed_into_batch_id: str | None
+    entry_count: int
+    ledger_entry_count: int
+    live_entry_count: int
+    gross_amount: int
+    ledger_gross_amount: int
+    fee_amount: int
+    ledger_fee_amount: int
+    payable_amount: int
+    ledger_payable_amount: int
+    adjustment_amount: int
+    adjustment_rows_amount: int
+    adjustment_count: int
+    adjusted_payable_amount: int
+    matched: bool
+    mismatches: list[str]
+
+
+class ReconciliationException(Struct, kw_only=True):
+    id: str
+    kind: str
+    event_id: str
+    transaction_id: str | None
+    merchant_id: str | None
+    provider_reference: str | None
+    expected_amount: int | None
+    received_amount: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class UnbatchedPayables(Struct, kw_only=True):
+    entry_count: int
+    amount: int
+
+
+class ReconciliationReport(Struct, kw_only=True):
+    items: list[BatchReconciliation]
+    next_cursor: str | None
+    mismatched_count: int  # among the items of this page
+    unbatched_payables: UnbatchedPayables
+    exception_counts: dict[str, int]
+    exceptions: list[ReconciliationException]
+
+
+class SettlementBatchCreate(Body, kw_only=True):
+    merchant_id: Id | None = None
+    cutoff: datetime | None = None
+
+
+class SettlementBatchesCreated(Struct, kw_only=True):
+    items: list[SettlementBatch]
+
+
+class MarkPaid(Body, kw_only=True):
+    payout_reference: Reference
+    note: Text | None = None
+
+
+class Reason(Body, kw_only=True):
+    reason: Text
+
+
+class ReferenceUpdate(Body, kw_only=True):
+    payout_reference: Reference
+
+
+class AdjustmentCreate(Body, kw_only=True):
+    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)]
+    amount: int
+    reason: Text
+
+
+class AdjustmentExportCreate(Body, kw_only=True):
+    merchant_id: Id | None = None
+    adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    from_: datetime | None = msgspec.field(default=None, name="from")
+    to: datetime | None = None

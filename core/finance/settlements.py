@@ -39,16 +39,16 @@ from qris_soundbox.core.finance.schemas import (
     SettlementBatchDetail,
     SettlementBatchEntry,
     SettlementBatchEvent,
-    from_row,
 )
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.paging import PageQuery, TimeWindow
+from qris_soundbox.core.schemas import Page, from_row
 
 STATUSES = ("pending", "paid", "failed", "cancelled")
 
 
 def batch_from_row(row: Any) -> SettlementBatch:
-    return from_row(row, SettlementBatch)
+    return from_row(SettlementBatch, row)
 
 
 async def append_event(db: Database, conn: asyncpg.Connection, batch_id: str, event_type: str, actor: AuditActor,
@@ -262,9 +262,9 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
     batch = batch_from_row(row)
     return SettlementBatchDetail(
         **{name: getattr(batch, name) for name in SettlementBatch.__struct_fields__},
-        entries=[from_row(e, SettlementBatchEntry) for e in entries],
-        adjustments=[from_row(a, SettlementAdjustment) for a in adjustments],
-        events=[from_row(e, SettlementBatchEvent) for e in events],
+        entries=[from_row(SettlementBatchEntry, e) for e in entries],
+        adjustments=[from_row(SettlementAdjustment, a) for a in adjustments],
+        events=[from_row(SettlementBatchEvent, e) for e in events],
     )
 
 
@@ -275,11 +275,14 @@ async def scoped_batch(db: Database, batch_id: str, *, merchant_id: str | None =
     return batch_from_row(row)
 
 
-async def list_batches(db: Database, *, cursor: str | None, limit: int, merchant_id: str | None = None,
-                       status: str | None = None, from_: datetime | None = None,
-                       to: datetime | None = None) -> tuple[list[SettlementBatch], str | None]:
+def check_status(status: str | None) -> None:
     if status is not None and status not in STATUSES:
         raise FinanceInputInvalid(f"status must be one of {', '.join(STATUSES)}", details={"field": "status"})
-    rows = await db.fetch("list_settlement_batches", cursor, limit + 1, merchant_id, status, from_, to)
-    items, next_cursor = split_page(rows, limit)
-    return [batch_from_row(r) for r in items], next_cursor
+
+
+async def list_batches(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
+                       status: str | None = None) -> Page[SettlementBatch]:
+    check_status(status)
+    rows = await db.fetch("list_settlement_batches", page.cursor, page.fetch_limit, merchant_id, status,
+                          window.from_, window.to)
+    return page.page(rows, batch_from_row)

@@ -1,21 +1,15 @@
-"""What merchants, outlets and terminals look like outside the core."""
+"""What merchants, outlets and terminals look like at the boundary: request bodies and answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
 
-import msgspec
+from msgspec import UNSET, UnsetType
 
-S = TypeVar("S", bound=msgspec.Struct)
-
-
-def from_row(cls: type[S], row: Any, **extra: Any) -> S:
-    """Build ``cls`` from a database row, taking only the fields it declares."""
-    return cls(**{name: row[name] for name in cls.__struct_fields__ if name not in extra}, **extra)
+from qris_soundbox.core.schemas import Body, Struct
 
 
-class Merchant(msgspec.Struct, kw_only=True):
+class Merchant(Struct, kw_only=True):
     id: str
     code: str
     name: str
@@ -34,7 +28,7 @@ class Merchant(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class Outlet(msgspec.Struct, kw_only=True):
+class Outlet(Struct, kw_only=True):
     id: str
     merchant_id: str
     name: str
@@ -45,14 +39,14 @@ class Outlet(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class BoundDevice(msgspec.Struct, kw_only=True):
+class BoundDevice(Struct, kw_only=True):
     id: str
     serial_number: str | None = None
     model: str | None = None
     status: str | None = None
 
 
-class Terminal(msgspec.Struct, kw_only=True):
+class Terminal(Struct, kw_only=True):
     id: str
     outlet_id: str
     merchant_id: str
@@ -64,3 +58,42 @@ class Terminal(msgspec.Struct, kw_only=True):
     bound_device: BoundDevice | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class MerchantCreate(Body, kw_only=True):
+    name: str
+    city: str
+    mcc: str | None = None
+    nmid: str | None = None
+    email: str | None = None
+    fee_bps: int | None = None
+    legal_name: str | None = None
+    postal_code: str | None = None
+
+
+class MerchantUpdate(Body, kw_only=True):
+    """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: platform fee)."""
+
+    name: str | UnsetType = UNSET
+    city: str | UnsetType = UNSET
+    mcc: str | UnsetType = UNSET
+    nmid: str | None | UnsetType = UNSET
+    email: str | None | UnsetType = UNSET
+    fee_bps: int | None | UnsetType = UNSET
+    legal_name: str | None | UnsetType = UNSET
+    postal_code: str | None | UnsetType = UNSET
+
+
+class MerchantReject(Body, kw_only=True):
+    reason: str
+
+
+class OutletCreate(Body, kw_only=True):
+    name: str
+    address: str | None = None
+    city: str | None = None
+
+
+class TerminalCreate(Body, kw_only=True):
+    name: str
+    static_qris: str | None = None

@@ -22,29 +22,27 @@ import msgspec
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
+from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
-from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal, from_row
-from qris_soundbox.core.paging import split_page
+from qris_soundbox.core.merchants.errors import (
+    MerchantClosedToChildren,
+    MerchantNotEditable,
+    MerchantNotFound,
+    MerchantNotPendingReview,
+    NmidTaken,
+    OutletNotFound,
+    TerminalNotFound,
+)
+from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal
+from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.schemas import Page, from_row
 
 DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
 ACCEPTS_CHILDREN = ("pending_review", "active")
 EDITABLE = ("pending_review", "active", "suspended")
 MERCHANT_STATUSES = ("pending_review", "active", "rejected", "suspended")
 TERMINAL_STATUSES = ("active", "inactive")
-
-
-class MerchantNotFound(NotFound):
-    pass
-
-
-class OutletNotFound(NotFound):
-    pass
-
-
-class TerminalNotFound(NotFound):
-    pass
 
 
 def merchant_of(row: Any) -> Merchant:
@@ -66,7 +64,7 @@ async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None
         return
     holder = await conn.fetchrow(db.q["merchant_by_nmid"], nmid)
     if holder is not None and holder["id"] != merchant_id:
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"})
+        raise NmidTaken()
 
 
 async def create_merchant(
@@ -98,7 +96,7 @@ async def create_merchant(
         row = await conn.fetchrow(db.q["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
         # Two creates with one NMID racing: the loser gets the same answer as above.
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+        raise NmidTaken() from None
     merchant = merchant_of(row)
     await audit.record(db, conn, actor, "merchant.create", entity_type="merchant", entity_id=merchant.id,
                        merchant_id=merchant.id, payload={"code": merchant.code, **values})
@@ -129,14 +127,12 @@ async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str)
 
 
 async def list_merchants(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
-    status: str | None = None, scope: str | None = None,
-) -> tuple[list[Merchant], str | None]:
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *, status: str | None = None, scope: str | None = None,
+) -> Page[Merchant]:
     if status is not None and status not in MERCHANT_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
-    rows = await conn.fetch(db.q["list_merchants"], cursor, limit + 1, status, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [merchant_of(r) for r in items], next_cursor
+    rows = await conn.fetch(db.q["list_merchants"], page.cursor, page.fetch_limit, status, scope)
+    return page.page(rows, merchant_of)
 
 
 async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
@@ -153,7 +149,7 @@ async def update_merchant(
     (``fee_bps: null`` goes back to the platform fee)."""
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in EDITABLE:
-        raise InvalidState(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
+        raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
     validators = {
         "name": identity.merchant_name,
         "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
@@ -178,7 +174,7 @@ async def update_merchant(
     try:
         updated = await conn.fetchrow(db.q["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
-        raise Conflict("another merchant already has this NMID", details={"field": "nmid"}) from None
+        raise NmidTaken() from None
     await audit.record(db, conn, actor, "merchant.update", entity_type="merchant", entity_id=merchant_id,
                        merchant_id=merchant_id, payload={"changes": changed})
     return merchant_of(updated)
@@ -191,8 +187,10 @@ async def _review(
     """approve (→ active) or reject (→ rejected): both only from pending_review."""
     row = await _locked(db, conn, merchant_id)
     if row["status"] != "pending_review":
-        raise InvalidState(f"only a merchant pending review can be {decision}d; this one is {row['status']}",
-                           details={"status": row["status"]})
+        raise MerchantNotPendingReview(
+            f"only a merchant pending review can be {decision}d; this one is {row['status']}",
+            details={"status": row["status"]},
+        )
     if decision == "approve":
         updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
     else:
@@ -218,7 +216,8 @@ async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_i
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
-        raise InvalidState(f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]})
+        raise MerchantClosedToChildren(f"cannot add {what} to a {row['status']} merchant",
+                                       details={"status": row["status"]})
     return row
 
 
@@ -243,12 +242,11 @@ async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, sco
 
 
 async def list_outlets(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
     merchant_id: str | None = None, scope: str | None = None,
-) -> tuple[list[Outlet], str | None]:
-    rows = await conn.fetch(db.q["list_outlets"], cursor, limit + 1, merchant_id, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [outlet_of(r) for r in items], next_cursor
+) -> Page[Outlet]:
+    rows = await conn.fetch(db.q["list_outlets"], page.cursor, page.fetch_limit, merchant_id, scope)
+    return page.page(rows, outlet_of)
 
 
 async def create_terminal(
@@ -275,12 +273,12 @@ async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str,
 
 
 async def list_terminals(
-    db: Database, conn: asyncpg.Connection, *, cursor: str | None, limit: int,
+    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
     merchant_id: str | None = None, outlet_id: str | None = None, status: str | None = None,
     scope: str | None = None,
-) -> tuple[list[Terminal], str | None]:
+) -> Page[Terminal]:
     if status is not None and status not in TERMINAL_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
-    rows = await conn.fetch(db.q["list_terminals"], cursor, limit + 1, merchant_id, outlet_id, status, scope)
-    items, next_cursor = split_page(rows, limit)
-    return [terminal_of(r) for r in items], next_cursor
+    rows = await conn.fetch(db.q["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status,
+                            scope)
+    return page.page(rows, terminal_of)

@@ -18,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
-from msgspec import Meta
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
@@ -41,28 +39,9 @@ from qris_soundbox.core.payments.errors import (
     TerminalNotFound,
     TransactionNotFound,
 )
+from qris_soundbox.core.payments.schemas import CallbackNotification, CallbackResult
 
 TIMESTAMP_WINDOW_S = 300
-
-
-class CallbackNotification(msgspec.Struct, kw_only=True):
-    """The acquirer's body. Unknown fields are tolerated: acquirers add their own."""
-
-    event_id: Annotated[str, Meta(min_length=1, max_length=128)]
-    status: Literal["paid", "failed", "expired"]
-    amount: Annotated[int, Meta(gt=0, le=10_000_000_000)]
-    currency: Literal["IDR"]
-    provider_reference: Annotated[str, Meta(min_length=1, max_length=64)]
-    paid_at: datetime | None = None
-    transaction_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    terminal_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    failure_reason: Annotated[str, Meta(max_length=256)] | None = None
-
-
-class CallbackResult(msgspec.Struct, kw_only=True):
-    transaction_id: str
-    status: str
-    duplicate: bool
 
 
 def verify_signature(secret: str | None, timestamp: str | None, signature: str | None, body: bytes,

@@ -11,47 +11,26 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
-from msgspec import Meta
 
 from qris_soundbox.core import outbox
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
-from qris_soundbox.core.errors import DomainError, InvalidState
-from qris_soundbox.core.payments.dynamic_qr import DynamicQr, issue_dynamic_qr
+from qris_soundbox.core.errors import DomainError
+from qris_soundbox.core.payments.dynamic_qr import issue_dynamic_qr
+from qris_soundbox.core.payments.errors import CapabilityNotSupported, DeviceNotActive, DeviceNotBound
+from qris_soundbox.core.payments.schemas import DynamicQr, DynamicQrRequest, PaymentAck
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
 
 log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
-
-
-class DeviceNotBound(InvalidState):
-    code = "device_not_bound"
-
-
-class DeviceNotActive(InvalidState):
-    code = "device_not_active"
-
-
-class CapabilityNotSupported(DomainError):
-    code = "capability_not_supported"
-    status = 422
-
-
-class DynamicQrRequest(msgspec.Struct, kw_only=True):
-    request_id: Annotated[str, Meta(min_length=1, max_length=64)]
-    amount: Annotated[int, Meta(gt=0, le=10_000_000_000)]
-
-
-class PaymentAck(msgspec.Struct, kw_only=True):
-    message_id: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 async def issue_for_device(db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str,

@@ -9,27 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import msgspec
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.errors import InvalidState
 from qris_soundbox.core.payments import transactions as txns
+from qris_soundbox.core.payments.errors import MerchantQrisIncomplete
+from qris_soundbox.core.payments.schemas import DynamicQr
 from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
-
-MAX_TTL_S = 24 * 3600
-
-
-class MerchantQrisIncomplete(InvalidState):
-    code = "merchant_qris_incomplete"
-
-
-class DynamicQr(msgspec.Struct, kw_only=True):
-    transaction_id: str
-    qr_payload: str
-    expires_at: datetime
-    amount: int
-    reference: str
 
 
 async def issue_dynamic_qr(

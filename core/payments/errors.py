@@ -41,3 +41,30 @@ class TransactionFinal(InvalidState):
 
 class PaymentInputInvalid(ValidationFailed):
     pass
+
+
+class MerchantQrisIncomplete(InvalidState):
+    """The merchant lacks what a QRIS payload must carry (NMID, postal code)."""
+
+    code = "merchant_qris_incomplete"
+
+
+class DeviceNotBound(InvalidState):
+    code = "device_not_bound"
+
+
+class DeviceNotActive(InvalidState):
+    code = "device_not_active"
+
+
+class CapabilityNotSupported(DomainError):
+    """The device's model cannot show a dynamic QR."""
+
+    code = "capability_not_supported"
+    status = 422
+
+
+class NothingToRetry(InvalidState):
+    """Only a paid transaction with a bound soundbox can be announced again."""
+
+    code = "nothing_to_retry"

@@ -7,26 +7,13 @@ constraint makes a second write impossible, and a trigger refuses UPDATE/DELETE.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
-import msgspec
 
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments.fees import split_gross
 
 ENTRY_TYPES = ("gross_income", "platform_fee", "merchant_payable")
-
-
-class LedgerEntry(msgspec.Struct, kw_only=True):
-    id: str
-    transaction_id: str
-    merchant_id: str
-    entry_type: str
-    amount: int
-    currency: str
-    created_at: datetime
 
 
 async def record_paid_transaction(db: Database, conn: asyncpg.Connection, transaction: asyncpg.Record) -> None:

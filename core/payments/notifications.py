@@ -20,7 +20,8 @@ from qris_soundbox.core.announcement import Announcement, AnnouncementCapabiliti
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.config_shadow import announcement_preferences
-from qris_soundbox.core.errors import DomainError, InvalidState
+from qris_soundbox.core.errors import DomainError
+from qris_soundbox.core.payments.errors import NothingToRetry
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,6 @@ async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Set
         expires_at=max(paid_at, not_before or paid_at) + timedelta(seconds=settings.payment_announcement_max_age_seconds),
         transaction_id=transaction["id"],
     )
-
-
-class NothingToRetry(InvalidState):
-    code = "nothing_to_retry"
 
 
 async def retry(db: Database, conn: asyncpg.Connection, settings: Settings, transaction: asyncpg.Record) -> str:

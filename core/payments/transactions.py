@@ -19,7 +19,6 @@ import msgspec
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import ledger, notifications
 from qris_soundbox.core.payments.errors import (
     MerchantNotActive,
@@ -27,42 +26,9 @@ from qris_soundbox.core.payments.errors import (
     TransactionFinal,
     TransactionNotFound,
 )
+from qris_soundbox.core.payments.schemas import Transaction
 
 STATUSES = ("pending", "paid", "expired", "failed")
-
-
-class Transaction(msgspec.Struct, kw_only=True):
-    id: str
-    merchant_id: str
-    outlet_id: str
-    terminal_id: str
-    device_id: str | None
-    kind: str
-    status: str
-    amount: int
-    currency: str
-    reference: str
-    qr_payload: str | None
-    provider_reference: str | None
-    fee_bps: int
-    expires_at: datetime | None
-    paid_at: datetime | None
-    failure_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    # The soundbox announcement of this payment (detail view only).
-    notification: NotificationState | None = None
-
-
-class TransactionEvent(msgspec.Struct, kw_only=True):
-    id: str
-    transaction_id: str
-    event_type: str
-    from_status: str | None
-    to_status: str | None
-    source: str
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 def transaction_from_row(row: asyncpg.Record) -> Transaction:
@@ -198,10 +164,15 @@ async def transition(
     return updated
 
 
-async def expire_due(db: Database, settings: Settings) -> list[str]:
-    """Job ``payments.expire_due``: pending dynamic QRs past their expiry become expired."""
-    async with db.transaction() as conn:
-        due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
-        for row in due:
-            await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
+async def sweep_due(db: Database, conn: asyncpg.Connection, settings: Settings) -> list[str]:
+    """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
+    due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
+    for row in due:
+        await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
     return [row["id"] for row in due]
+
+
+async def expire_due(db: Database, settings: Settings) -> list[str]:
+    """Job ``payments.expire_due``: one sweep in its own transaction."""
+    async with db.transaction() as conn:
+        return await sweep_due(db, conn, settings)

@@ -1,13 +1,14 @@
-"""Users and login results as they leave the core (never with a password hash)."""
+"""Users, logins and the merchant profile at the boundary (a user never with its password hash)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import msgspec
+from qris_soundbox.core.merchants.schemas import Merchant
+from qris_soundbox.core.schemas import Body, Struct
 
 
-class User(msgspec.Struct, kw_only=True):
+class User(Struct, kw_only=True):
     id: str
     kind: str  # admin | merchant
     email: str
@@ -19,7 +20,21 @@ class User(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class LoginResult(msgspec.Struct, kw_only=True):
+class LoginResult(Struct, kw_only=True):
     token: str
     expires_at: datetime
     user: User
+
+
+class LoginRequest(Body, kw_only=True):
+    email: str
+    password: str
+
+
+class LogoutResult(Struct, kw_only=True):
+    revoked: bool
+
+
+class MerchantProfile(Struct, kw_only=True):
+    user: User
+    merchant: Merchant

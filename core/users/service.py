@@ -19,9 +19,10 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.auth import ADMIN_ROLES, MERCHANT_ROLES, Principal
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from qris_soundbox.core.errors import Unauthorized, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
+from qris_soundbox.core.users.errors import UserExists, UserNotFound
 from qris_soundbox.core.users.passwords import check_policy, hash_password, verify_password
 from qris_soundbox.core.users.schemas import LoginResult, User
 
@@ -36,14 +37,6 @@ _Q = {  # per-kind query names
 }
 # Kept after expiry or revocation so an investigation can still match a token id.
 DEAD_TOKEN_RETENTION_S = 7 * 24 * 3600
-
-
-class UserNotFound(NotFound):
-    pass
-
-
-class UserExists(Conflict):
-    pass
 
 
 def user_of(kind: str, row: Any) -> User:

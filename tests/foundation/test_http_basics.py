@@ -7,7 +7,7 @@ from litestar import post
 
 from qris_soundbox.control_plane.app import create_app
 from qris_soundbox.control_plane.deps import JSONBody
-from qris_soundbox.control_plane.schemas import Base
+from qris_soundbox.core.schemas import Body
 from tests.support import RunningPlatform, serve_app
 
 ENVELOPE_KEYS = {"code", "message", "details", "request_id", "timestamp"}
@@ -69,7 +69,7 @@ async def test_openapi_schema_documents_routes(running: RunningPlatform) -> None
 
 # A JSON route of the real app factory, to prove body handling without waiting
 # for a domain module: bad JSON, wrong types and oversized bodies.
-class _Echo(Base):
+class _Echo(Body):
     amount: int
 
 

@@ -119,7 +119,12 @@ async def test_nmid_is_unique(running: RunningPlatform) -> None:
     await new_merchant(running, nmid="ID9990000000001")
     again = await running.http.post("/admin/merchants", json={"name": "Other", "city": "Depok", "nmid": "ID9990000000001"},
                                     headers=running.admin_headers)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "nmid_taken"
+    assert again.json()["error"]["details"] == {"field": "nmid"}
+    other = await new_merchant(running)
+    taken = await running.http.patch(f"/admin/merchants/{other['id']}", json={"nmid": "ID9990000000001"},
+                                     headers=running.admin_headers)
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "nmid_taken"
 
 
 async def test_rejection_is_final_and_blocks_outlets_and_terminals(running: RunningPlatform) -> None:

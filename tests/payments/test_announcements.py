@@ -165,20 +165,28 @@ async def test_outbox_rows_survive_a_server_restart(platform_factory: PlatformFa
         await platform_factory.stop(restarted)
 
 
+async def paid_and_acked(running: RunningPlatform, device: aiomqtt.Client, device_id: str, terminal_id: str,
+                         amount: int) -> tuple[dict, dict]:
+    """A paid static-QR callback on the terminal whose announcement ``device`` (subscribed) receives and acks:
+    the callback's answer and the announcement."""
+    result = (await post_callback(running, callback_body(amount=amount, terminal_id=terminal_id))).json()
+    announced = msgspec.json.decode((await first_message(device, timeout=5)).payload)
+    await device.publish(f"devices/{device_id}/uplink/payment/ack",
+                         msgspec.json.encode({"message_id": announced["message_id"]}), qos=1)
+
+    async def acked() -> bool:
+        return await notification_status(running, result["transaction_id"]) == "acked"
+
+    assert await eventually(acked)
+    return result, announced
+
+
 async def test_retry_notification_announces_again(platform_factory: PlatformFactory) -> None:
     running = await platform_factory.start()
     ids, device_id, secret = await bound_soundbox(running)
     async with running.mqtt(device_id, secret) as device:
         await subscribed(device, device_id)
-        result = (await post_callback(running, callback_body(amount=2_000, terminal_id=ids["terminal_id"]))).json()
-        first = msgspec.json.decode((await first_message(device, timeout=5)).payload)
-        await device.publish(f"devices/{device_id}/uplink/payment/ack",
-                             msgspec.json.encode({"message_id": first["message_id"]}), qos=1)
-
-        async def acked() -> bool:
-            return await notification_status(running, result["transaction_id"]) == "acked"
-
-        assert await eventually(acked)
+        result, first = await paid_and_acked(running, device, device_id, ids["terminal_id"], 2_000)
         retried = await running.http.post(f"/admin/transactions/{result['transaction_id']}/retry-notification",
                                           headers=running.admin_headers)
         assert retried.status_code == 200, retried.text

@@ -1,0 +1,38 @@
+"""Merchant onboarding errors, each with its stable code and HTTP status (docs/merchants.md)."""
+
+from __future__ import annotations
+
+from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
+
+
+class MerchantNotFound(NotFound):
+    pass
+
+
+class OutletNotFound(NotFound):
+    pass
+
+
+class TerminalNotFound(NotFound):
+    pass
+
+
+class NmidTaken(Conflict):
+    """Another merchant already has this NMID (the QRIS national merchant id is unique)."""
+
+    code = "nmid_taken"
+
+    def __init__(self) -> None:
+        super().__init__("another merchant already has this NMID", details={"field": "nmid"})
+
+
+class MerchantNotEditable(InvalidState):
+    """A rejected merchant is final: its details no longer change."""
+
+
+class MerchantNotPendingReview(InvalidState):
+    """Approve and reject decide a merchant pending review, and only that."""
+
+
+class MerchantClosedToChildren(InvalidState):
+    """Outlets and terminals are added while a merchant is pending review or active."""
