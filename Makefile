@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test clean
+.PHONY: run test lint typecheck install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,23 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/qris-soundbox serve --demo
 
+# Formatting and lint (ruff), then types (mypy), then the suite.
 # pytest exits 5 when it collected nothing: an empty suite is a failure, not a pass.
-test: install-test
+test: lint typecheck
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+lint: install-test
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+
+# mypy checks the package as it is installed (qris_soundbox.*): the top-level folders are linked
+# under that name in $(VENV)/typecheck, which [tool.mypy] puts on its path.
+PACKAGE_DIRS := core broker plugins control_plane tools acl sql
+typecheck: install-test
+	@mkdir -p $(VENV)/typecheck/qris_soundbox
+	@for d in $(PACKAGE_DIRS); do ln -sfn ../../../$$d $(VENV)/typecheck/qris_soundbox/$$d; done
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

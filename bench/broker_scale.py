@@ -158,7 +158,7 @@ class Client(asyncio.Protocol):
                 start = 2 + ((body[0] << 8) | body[1])
                 if qos:
                     assert self.transport is not None
-                    self.transport.write(b"\x40\x02" + body[start:start + 2])
+                    self.transport.write(b"\x40\x02" + body[start : start + 2])
                     start += 2
                 if self.on_message is not None:
                     self.on_message(body[start:])
@@ -178,8 +178,15 @@ class Client(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_client(port: int, client_id: str, password: str, topic: str | None = None, qos: int = 1,
-                      on_message: Callable[[bytes], None] | None = None, timeout: float = 30) -> Client:
+async def open_client(
+    port: int,
+    client_id: str,
+    password: str,
+    topic: str | None = None,
+    qos: int = 1,
+    on_message: Callable[[bytes], None] | None = None,
+    timeout: float = 30,
+) -> Client:
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(lambda: Client(on_message), HOST, port)
     try:
@@ -259,7 +266,8 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: fl
 
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
 
 
 async def start_platform_broker(args: argparse.Namespace, workdir: Path, dsn: str | None) -> BrokerProcess:
@@ -289,8 +297,9 @@ async def start_mosquitto(binary: str, workdir: Path) -> BrokerProcess:
     port = free_port()
     conf = workdir / "mosquitto.conf"
     # Anonymous: it checks no credential at all, which the tables say next to its figures.
-    conf.write_text(f"listener {port} {HOST}\nallow_anonymous true\npersistence false\nlog_type error\n"
-                    "max_connections -1\n")
+    conf.write_text(
+        f"listener {port} {HOST}\nallow_anonymous true\npersistence false\nlog_type error\nmax_connections -1\n"
+    )
     broker = BrokerProcess("Mosquitto", [binary, "-c", str(conf)], port, cwd=workdir)
     await broker.start()
     return broker
@@ -315,8 +324,9 @@ def _hash_secret(secret: str) -> str:
 
 
 @asynccontextmanager
-async def provisioned_fleet(workdir: Path, count: int, facts: dict[str, object]) -> AsyncIterator[
-        tuple[object, Credentials]]:
+async def provisioned_fleet(
+    workdir: Path, count: int, facts: dict[str, object]
+) -> AsyncIterator[tuple[object, Credentials]]:
     """The platform's database (DATABASE_URL, else embedded in ``workdir``), migrated, with ``count`` active devices.
 
     Secrets are issued and hashed exactly as a rotation does (``new_secret``,
@@ -346,10 +356,19 @@ async def provisioned_fleet(workdir: Path, count: int, facts: dict[str, object])
             "INSERT INTO devices (id, serial_number, model_id, status, credential_hash, credential_fingerprint,"
             " credential_rotated_at) SELECT id, 'BENCH-' || $4 || '-' || n, 'generic-audio', 'active', h, f, now()"
             " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t (id, h, f, n)",
-            ids, hashes, [fingerprint_of(secret) for secret in secrets], run)
-        facts.update(provisioned=count, hash_seconds=hashed - started, insert_seconds=time.perf_counter() - hashed,
-                     hash_workers=os.cpu_count() or 2, dsn=db.dsn,
-                     database="DATABASE_URL" if external else "embedded PostgreSQL (temporary directory)")
+            ids,
+            hashes,
+            [fingerprint_of(secret) for secret in secrets],
+            run,
+        )
+        facts.update(
+            provisioned=count,
+            hash_seconds=hashed - started,
+            insert_seconds=time.perf_counter() - hashed,
+            hash_workers=os.cpu_count() or 2,
+            dsn=db.dsn,
+            database="DATABASE_URL" if external else "embedded PostgreSQL (temporary directory)",
+        )
         try:
             yield db, Credentials(ids, secrets)
         finally:
@@ -437,10 +456,17 @@ class Fleet:
         while True:
             attempts += 1
             try:
-                client = await open_client(self.broker.port, device, secret, self.topic(index), 1, self.on_downlink,
-                                           timeout=STORM_ATTEMPT_TIMEOUT_S)
+                client = await open_client(
+                    self.broker.port,
+                    device,
+                    secret,
+                    self.topic(index),
+                    1,
+                    self.on_downlink,
+                    timeout=STORM_ATTEMPT_TIMEOUT_S,
+                )
                 return client, attempts, time.perf_counter()
-            except (OSError, asyncio.TimeoutError):  # refused (broker not up yet), reset, or no answer in time
+            except (TimeoutError, OSError):  # refused (broker not up yet), reset, or no answer in time
                 await asyncio.sleep(delay * rng.uniform(0.5, 1.0))
                 delay = min(delay * 2, STORM_MAX_RETRY_S)
 
@@ -464,9 +490,16 @@ async def reconnect_storm(fleet: Fleet, db: object | None) -> dict[str, float]:
         old.close()
     fleet.clients = [client for client, _, _ in outcomes]
     attempts = [n for _, n, _ in outcomes]
-    result = {"sessions": sessions, "to_listen": listening - start, "listen_to_all": back - listening,
-              "crash_to_all": back - start, "startup_cpu": cpu_at_listen, "storm_cpu": cpu_storm,
-              "attempts_mean": sum(attempts) / sessions, "attempts_max": max(attempts)}
+    result = {
+        "sessions": sessions,
+        "to_listen": listening - start,
+        "listen_to_all": back - listening,
+        "crash_to_all": back - start,
+        "startup_cpu": cpu_at_listen,
+        "storm_cpu": cpu_storm,
+        "attempts_mean": sum(attempts) / sessions,
+        "attempts_max": max(attempts),
+    }
     if broker.control_port is not None:
         control = await Control.open(broker.control_port)
         result.update(await control.stats())
@@ -478,7 +511,9 @@ async def reconnect_storm(fleet: Fleet, db: object | None) -> dict[str, float]:
         while time.perf_counter() < deadline:
             updated = await db.pool.fetchval(  # type: ignore[attr-defined]
                 "SELECT count(*) FROM devices WHERE id = ANY ($1::text[]) AND online AND presence_changed_at >= $2",
-                ids, crashed_at_db)
+                ids,
+                crashed_at_db,
+            )
             if updated == sessions:
                 result["presence_all"] = time.perf_counter() - start
                 break
@@ -509,9 +544,16 @@ async def downlink_latency(fleet: Fleet, send: Sender, rate: int, seconds: float
     def pct(p: float) -> float:
         return 1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
-    return {"sent": sent, "received": fleet.received, "lost": sent - fleet.received, "p50": pct(0.50),
-            "p95": pct(0.95), "p99": pct(0.99), "max": 1000 * ordered[-1] if ordered else float("nan"),
-            "achieved_rate": sent / max(time.perf_counter() - start, 1e-9)}
+    return {
+        "sent": sent,
+        "received": fleet.received,
+        "lost": sent - fleet.received,
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "max": 1000 * ordered[-1] if ordered else float("nan"),
+        "achieved_rate": sent / max(time.perf_counter() - start, 1e-9),
+    }
 
 
 async def downlink_sender(fleet: Fleet, publisher_index: int) -> tuple[Sender, Callable[[], None]]:
@@ -534,7 +576,9 @@ async def downlink_sender(fleet: Fleet, publisher_index: int) -> tuple[Sender, C
     return through_publisher, publisher.close
 
 
-async def throughput(broker: BrokerProcess, credentials: Credentials, qos: int, count: int, tag: str) -> dict[str, float]:
+async def throughput(
+    broker: BrokerProcess, credentials: Credentials, qos: int, count: int, tag: str
+) -> dict[str, float]:
     """1 publisher -> 1 subscriber, as fast as the broker takes it (QoS 1: 256 PUBLISH in flight)."""
     done = asyncio.get_running_loop().create_future()
     received = 0
@@ -579,8 +623,12 @@ async def throughput(broker: BrokerProcess, credentials: Credentials, qos: int, 
                 window.clear()
                 await asyncio.wait_for(window.wait(), 30)
             batch = min(256 - inflight, count - sent)
-            publisher.write(b"".join(publish_packet(f"bench/{tag}".encode(), PAYLOAD_PAD, 1, (sent + i) % 65535 + 1)
-                                     for i in range(batch)))
+            publisher.write(
+                b"".join(
+                    publish_packet(f"bench/{tag}".encode(), PAYLOAD_PAD, 1, (sent + i) % 65535 + 1)
+                    for i in range(batch)
+                )
+            )
             inflight += batch
             sent += batch
             await asyncio.sleep(0)
@@ -602,20 +650,34 @@ class Plan:
     storm_at: tuple[int, ...]
 
 
-FULL = Plan(stages=(1_000, 5_000, 10_000), latency_at=(5_000, 10_000), rates=(200, 1_000), latency_seconds=5,
-            throughput_messages=30_000, storm_at=(5_000, 10_000))
-QUICK = Plan(stages=(500, 2_000), latency_at=(2_000,), rates=(200, 1_000), latency_seconds=2,
-             throughput_messages=5_000, storm_at=(2_000,))
+FULL = Plan(
+    stages=(1_000, 5_000, 10_000),
+    latency_at=(5_000, 10_000),
+    rates=(200, 1_000),
+    latency_seconds=5,
+    throughput_messages=30_000,
+    storm_at=(5_000, 10_000),
+)
+QUICK = Plan(
+    stages=(500, 2_000),
+    latency_at=(2_000,),
+    rates=(200, 1_000),
+    latency_seconds=2,
+    throughput_messages=5_000,
+    storm_at=(2_000,),
+)
 
 
-async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan, db: object | None = None
-                  ) -> dict[str, object]:
+async def measure(
+    broker: BrokerProcess, credentials: Credentials, plan: Plan, db: object | None = None
+) -> dict[str, object]:
     results: dict[str, object] = {}
     cpu_before, cpu_of_killed = broker.cpu_seconds(), 0.0
     if broker.control_port is None:  # with the device ACL no device may publish to another
         for qos in (0, 1):
-            results[f"throughput_qos{qos}"] = await throughput(broker, credentials, qos, plan.throughput_messages,
-                                                               f"throughput{qos}")
+            results[f"throughput_qos{qos}"] = await throughput(
+                broker, credentials, qos, plan.throughput_messages, f"throughput{qos}"
+            )
             print(f"  {broker.name}: 1->1 QoS {qos}: {results[f'throughput_qos{qos}']}", flush=True)
         await asyncio.sleep(1.5)  # let the broker drop the throughput sessions before RSS is sampled
     fleet = Fleet(broker, credentials)
@@ -628,8 +690,10 @@ async def measure(broker: BrokerProcess, credentials: Credentials, plan: Plan, d
         results[f"connect_{previous}_{stage}"] = rate
         results[f"rss_{stage}"] = rss
         results[f"rss_per_session_{stage}"] = (rss - rss_start) / stage
-        print(f"  {broker.name}: connect+subscribe {previous}->{stage}: {rate:,.0f}/s, RSS {rss / 2**20:.1f} MiB",
-              flush=True)
+        print(
+            f"  {broker.name}: connect+subscribe {previous}->{stage}: {rate:,.0f}/s, RSS {rss / 2**20:.1f} MiB",
+            flush=True,
+        )
         previous = stage
         if stage in plan.latency_at:
             send, close = await downlink_sender(fleet, len(credentials.ids) - 3)
@@ -665,9 +729,15 @@ def machine() -> dict[str, str]:
     if mosquitto:
         out = subprocess.run([mosquitto, "-h"], capture_output=True, text=True, check=False).stdout
         mosquitto_version = out.splitlines()[0] if out else "unknown"
-    return {"CPU": cpu, "cores": str(os.cpu_count()), "RAM": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-            "Python": py_platform.python_version(), "amqtt": version("amqtt"), "uvloop": version("uvloop"),
-            "Mosquitto": mosquitto_version}
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "RAM": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "Python": py_platform.python_version(),
+        "amqtt": version("amqtt"),
+        "uvloop": version("uvloop"),
+        "Mosquitto": mosquitto_version,
+    }
 
 
 def _ratio(ours: float, theirs: float | None, higher_is_better: bool) -> str:
@@ -699,43 +769,82 @@ def _pick(results: dict[str, object] | None, key: str, pick: Callable[[object], 
 
 def auth_notes(auth: str, facts: dict[str, object]) -> list[str]:
     if auth == "test":
-        return ["PlatformBroker: broker.yaml with the shared-password test plugin as its only plugin (no database):"
-                " the broker's own cost. Mosquitto: anonymous.", ""]
-    return [f"PlatformBroker: broker.yaml's plugins (device auth, ACL, presence, uplinks, outbox) on"
-            f" {facts['database']}; {facts['provisioned']:,} devices provisioned with the platform's device-secret"
-            f" hasher (argon2id t=1, m=1 MiB, p=1: {facts['verify_ms']:.2f} ms per verify here) in"
-            f" {facts['hash_seconds']:.1f} s on {facts['hash_workers']} processes + {facts['insert_seconds']:.1f} s"
-            " INSERT. Downlinks enter through a bench control socket calling `deliver_to_client` (devices may not"
-            " publish downlinks), so there is no 1 → 1 test. Mosquitto: anonymous, no ACL, downlinks from a"
-            " publishing client.", ""]
+        return [
+            "PlatformBroker: broker.yaml with the shared-password test plugin as its only plugin (no database):"
+            " the broker's own cost. Mosquitto: anonymous.",
+            "",
+        ]
+    return [
+        f"PlatformBroker: broker.yaml's plugins (device auth, ACL, presence, uplinks, outbox) on"
+        f" {facts['database']}; {facts['provisioned']:,} devices provisioned with the platform's device-secret"
+        f" hasher (argon2id t=1, m=1 MiB, p=1: {facts['verify_ms']:.2f} ms per verify here) in"
+        f" {facts['hash_seconds']:.1f} s on {facts['hash_workers']} processes + {facts['insert_seconds']:.1f} s"
+        " INSERT. Downlinks enter through a bench control socket calling `deliver_to_client` (devices may not"
+        " publish downlinks), so there is no 1 → 1 test. Mosquitto: anonymous, no ACL, downlinks from a"
+        " publishing client.",
+        "",
+    ]
 
 
-def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None, info: dict[str, str],
-           load: tuple[tuple[float, ...], tuple[float, ...]], auth: str, seconds: float,
-           facts: dict[str, object]) -> str:
-    lines = [BEGIN, "", "## Broker at fleet scale", "",
-             f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
-             f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).", "",
-             "| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in info.items()),
-             f"| load average (1/5/15 min) before / after | {' / '.join(f'{x:.2f}' for x in load[0])} →"
-             f" {' / '.join(f'{x:.2f}' for x in load[1])} |", "",
-             *auth_notes(auth, facts),
-             "| test | PlatformBroker | Mosquitto (anonymous) | ratio |", "|---|---|---|---|"]
+def render(
+    plan: Plan,
+    ours: dict[str, object],
+    theirs: dict[str, object] | None,
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    auth: str,
+    seconds: float,
+    facts: dict[str, object],
+) -> str:
+    lines = [
+        BEGIN,
+        "",
+        "## Broker at fleet scale",
+        "",
+        f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
+        f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| load average (1/5/15 min) before / after | {' / '.join(f'{x:.2f}' for x in load[0])} →"
+        f" {' / '.join(f'{x:.2f}' for x in load[1])} |",
+        "",
+        *auth_notes(auth, facts),
+        "| test | PlatformBroker | Mosquitto (anonymous) | ratio |",
+        "|---|---|---|---|",
+    ]
 
-    def row(label: str, key: str, fmt: Callable[[float], str], higher_is_better: bool,
-            pick: Callable[[object], float] = float) -> None:  # type: ignore[assignment]
+    def row(
+        label: str,
+        key: str,
+        fmt: Callable[[float], str],
+        higher_is_better: bool,
+        pick: Callable[[object], float] = float,
+    ) -> None:  # type: ignore[assignment]
         mine, other = _pick(ours, key, pick), _pick(theirs, key, pick)
-        lines.append(f"| {label} | {fmt(mine) if mine is not None else 'n/a'} | "
-                     f"{fmt(other) if other is not None else 'n/a'} | "
-                     f"{_ratio(mine or 0.0, other, higher_is_better)} |")
+        lines.append(
+            f"| {label} | {fmt(mine) if mine is not None else 'n/a'} | "
+            f"{fmt(other) if other is not None else 'n/a'} | "
+            f"{_ratio(mine or 0.0, other, higher_is_better)} |"
+        )
 
     for qos in (0, 1):
-        row(f"1 → 1 throughput, QoS {qos} (msg/s)", f"throughput_qos{qos}", lambda v: f"{v:,.0f}", True,
-            lambda r: r["rate"])  # type: ignore[index]
+        row(
+            f"1 → 1 throughput, QoS {qos} (msg/s)",
+            f"throughput_qos{qos}",
+            lambda v: f"{v:,.0f}",
+            True,
+            lambda r: r["rate"],
+        )  # type: ignore[index]
     previous = 0
     for stage in plan.stages:
-        row(f"connect + subscribe {previous:,} → {stage:,} (sessions/s)", f"connect_{previous}_{stage}",
-            lambda v: f"{v:,.0f}", True)
+        row(
+            f"connect + subscribe {previous:,} → {stage:,} (sessions/s)",
+            f"connect_{previous}_{stage}",
+            lambda v: f"{v:,.0f}",
+            True,
+        )
         row(f"RSS with {stage:,} sessions (MiB)", f"rss_{stage}", lambda v: f"{v / 2**20:,.1f}", False)
         row(f"RSS per session at {stage:,} (KB)", f"rss_per_session_{stage}", lambda v: f"{v / 1000:,.1f}", False)
         previous = stage
@@ -743,18 +852,32 @@ def render(plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None
         for rate in plan.rates:
             key = f"latency_{stage}_{rate}"
             for name in ("p50", "p95", "p99"):
-                row(f"downlink QoS 1, {stage:,} sessions, {rate:,} msg/s: {name} (ms)", key, lambda v: f"{v:,.2f}",
-                    False, lambda r, n=name: r[n])  # type: ignore[index,misc]
-            row(f"downlink QoS 1, {stage:,} sessions, {rate:,} msg/s: lost of sent", key, lambda v: f"{v:,.0f}",
-                False, lambda r: r["lost"])  # type: ignore[index]
+                row(
+                    f"downlink QoS 1, {stage:,} sessions, {rate:,} msg/s: {name} (ms)",
+                    key,
+                    lambda v: f"{v:,.2f}",
+                    False,
+                    lambda r, n=name: r[n],
+                )  # type: ignore[index,misc]
+            row(
+                f"downlink QoS 1, {stage:,} sessions, {rate:,} msg/s: lost of sent",
+                key,
+                lambda v: f"{v:,.0f}",
+                False,
+                lambda r: r["lost"],
+            )  # type: ignore[index]
     for stage in plan.storm_at:
         key = f"storm_{stage}"
         label = f"reconnect storm, {stage:,} devices"
         for what, field_name, digits in STORM_ROWS:
-            row(f"{label}: {what}", key, lambda v, d=digits: f"{v:,.{d}f}", False,
-                lambda r, f=field_name: r[f])  # type: ignore[index,misc]
-    lines += ["", f"Broker CPU time over the whole run: PlatformBroker {ours['cpu_seconds']:.1f} s"
-              + (f", Mosquitto {theirs['cpu_seconds']:.1f} s." if theirs else "."), "", END]
+            row(f"{label}: {what}", key, lambda v, d=digits: f"{v:,.{d}f}", False, lambda r, f=field_name: r[f])  # type: ignore[index,misc]
+    lines += [
+        "",
+        f"Broker CPU time over the whole run: PlatformBroker {ours['cpu_seconds']:.1f} s"
+        + (f", Mosquitto {theirs['cpu_seconds']:.1f} s." if theirs else "."),
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -773,8 +896,11 @@ async def run(args: argparse.Namespace) -> int:
     needed = plan.stages[-1] + 3  # the fleet, plus the 1 -> 1 pair and the downlink publisher
     mosquitto = find_mosquitto()
     if mosquitto is None:
-        print("mosquitto is not installed: `apt-get install -y mosquitto` to compare against it;"
-              " measuring the project's broker alone.", file=sys.stderr)
+        print(
+            "mosquitto is not installed: `apt-get install -y mosquitto` to compare against it;"
+            " measuring the project's broker alone.",
+            file=sys.stderr,
+        )
     info = machine()
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -808,8 +934,9 @@ async def run(args: argparse.Namespace) -> int:
         if args.profile:
             print(f"profile of the project's broker: {workdir / 'platform-broker.pstats'} (copied to {args.profile})")
             shutil.copy(workdir / "platform-broker.pstats", args.profile)
-    text = render(plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started,
-                  facts)
+    text = render(
+        plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started, facts
+    )
     print(text)
     if not args.no_write:
         write_section(text, BEGIN, END)
@@ -842,8 +969,9 @@ class BenchControl(asyncio.Protocol):
             if buffer[0] == ord("S"):
                 del buffer[:1]
                 assert self.transport is not None
-                self.transport.write(json.dumps({"hashed": self.verifier.hashed,
-                                                 "cached": self.verifier.cached}).encode() + b"\n")
+                self.transport.write(
+                    json.dumps({"hashed": self.verifier.hashed, "cached": self.verifier.cached}).encode() + b"\n"
+                )
                 continue
             if len(buffer) < 5:
                 return
@@ -851,11 +979,12 @@ class BenchControl(asyncio.Protocol):
             end = 5 + id_length + payload_length
             if len(buffer) < end:
                 return
-            device = buffer[5:5 + id_length].decode()
-            payload = bytes(buffer[5 + id_length:end])
+            device = buffer[5 : 5 + id_length].decode()
+            payload = bytes(buffer[5 + id_length : end])
             del buffer[:end]
             task = asyncio.get_running_loop().create_task(
-                self.broker.deliver_to_client(device, f"devices/{device}/downlink/payment", payload))
+                self.broker.deliver_to_client(device, f"devices/{device}/downlink/payment", payload)
+            )
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
 
@@ -878,8 +1007,12 @@ def serve_broker(args: argparse.Namespace) -> None:
             from qris_soundbox.tools.serve import ServeOptions, serve
 
             ready: asyncio.Future[object] = loop.create_future()
-            options = ServeOptions(roles=frozenset({"broker"}), mqtt_host=HOST, mqtt_port=args.port,
-                                   on_ready=lambda platform, _urls, _demo: ready.set_result(platform))
+            options = ServeOptions(
+                roles=frozenset({"broker"}),
+                mqtt_host=HOST,
+                mqtt_port=args.port,
+                on_ready=lambda platform, _urls, _demo: ready.set_result(platform),
+            )
             serving = asyncio.create_task(serve(load_settings(), options, stop))
             await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
             if ready.done():
@@ -926,9 +1059,13 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500/2,000 sessions, shorter runs")
-    parser.add_argument("--auth", choices=["devices", "test"], default="devices",
-                        help="devices: broker.yaml's plugins on PostgreSQL (embedded unless DATABASE_URL is set) with"
-                             " provisioned devices; test: the shared-password test plugin, the broker's own cost")
+    parser.add_argument(
+        "--auth",
+        choices=["devices", "test"],
+        default="devices",
+        help="devices: broker.yaml's plugins on PostgreSQL (embedded unless DATABASE_URL is set) with"
+        " provisioned devices; test: the shared-password test plugin, the broker's own cost",
+    )
     parser.add_argument("--profile", help="write a cProfile of the project's broker process to this file")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md alone")
     args = parser.parse_args()

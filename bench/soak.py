@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import json
 import random
 import statistics
@@ -171,10 +172,16 @@ class Ledger:
             self.wire["new copies before ack (redelivery)"] += 1
         else:
             self.wire["new copies after ack"] += 1
-            self.after_ack.append({"message_id": message_id, "device_id": device_id,
-                                   "ack_wall": acked + self.wall_offset, "copy_wall": sent_by + self.wall_offset,
-                                   "s_after_ack": round(sent_by - acked, 3),
-                                   "s_after_first_copy": round(sent_by - self.wire_first[message_id], 3)})
+            self.after_ack.append(
+                {
+                    "message_id": message_id,
+                    "device_id": device_id,
+                    "ack_wall": acked + self.wall_offset,
+                    "copy_wall": sent_by + self.wall_offset,
+                    "s_after_ack": round(sent_by - acked, 3),
+                    "s_after_first_copy": round(sent_by - self.wire_first[message_id], 3),
+                }
+            )
 
 
 class SoakSoundbox(Soundbox):
@@ -225,7 +232,7 @@ def client_id_of(connect: Packet) -> str:
     if body[offset - 4] == 5:
         raise ValueError("MQTT 5 CONNECT: the simulator speaks 3.1.1")
     size = struct.unpack_from(">H", body, offset)[0]
-    return body[offset + 2:offset + 2 + size].decode()
+    return body[offset + 2 : offset + 2 + size].decode()
 
 
 class Link:
@@ -317,7 +324,8 @@ class Network:
     async def open_broker_end(self, link: Link) -> None:
         try:
             transport, _ = await asyncio.get_running_loop().create_connection(
-                lambda: BrokerEnd(link), self.broker_host, self.broker_port)
+                lambda: BrokerEnd(link), self.broker_host, self.broker_port
+            )
         except OSError:
             link.close()
             return
@@ -387,11 +395,20 @@ async def onboard(base_url: str, plan: Plan) -> list[Target]:
                 onboarded = await api.onboard_terminal(f"Soak {stamp} {group + 1}")
                 outlet_id = onboarded["outlet"]["id"]
                 for index in range(first, min(first + TERMINALS_PER_MERCHANT, plan.devices)):
-                    terminal_id = onboarded["terminal"]["id"] if index == first else (await api.call(
-                        "POST", f"/admin/outlets/{outlet_id}/terminals", json={"name": f"Kasir {index - first + 1}"}
-                    ))["id"]
-                    credential = await api.provision_device(f"SOAK-{stamp}-{index + 1:05d}", "generic-audio",
-                                                            terminal_id)
+                    terminal_id = (
+                        onboarded["terminal"]["id"]
+                        if index == first
+                        else (
+                            await api.call(
+                                "POST",
+                                f"/admin/outlets/{outlet_id}/terminals",
+                                json={"name": f"Kasir {index - first + 1}"},
+                            )
+                        )["id"]
+                    )
+                    credential = await api.provision_device(
+                        f"SOAK-{stamp}-{index + 1:05d}", "generic-audio", terminal_id
+                    )
                     slow = plan.slow_every > 0 and index % plan.slow_every == 0
                     targets[index] = Target(terminal_id, credential, slow)
 
@@ -402,25 +419,34 @@ async def onboard(base_url: str, plan: Plan) -> list[Target]:
 # ---- the load -----------------------------------------------------------------------------------------------------
 
 
-async def payments(base_url: str, plan: Plan, targets: list[Target], ledger: Ledger, stop: asyncio.Event,
-                   rng: random.Random, progress: dict[str, float]) -> None:
+async def payments(
+    base_url: str,
+    plan: Plan,
+    targets: list[Target],
+    ledger: Ledger,
+    stop: asyncio.Event,
+    rng: random.Random,
+    progress: dict[str, float],
+) -> None:
     """Signed static-QR callbacks at ``plan.rate`` per second until ``stop``; open loop, capped in flight."""
     slow = [t for t in targets if t.slow]
     normal = [t for t in targets if not t.slow] or slow
     in_flight: set[asyncio.Task[None]] = set()
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS),
-                                     timeout=timeout) as http:
+    async with aiohttp.ClientSession(
+        base_url, connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS), timeout=timeout
+    ) as http:
 
         async def pay(target: Target, amount: int) -> None:
             raw = json.dumps(callback_body(amount, terminal_id=target.terminal_id)).encode()
             started = time.perf_counter()
             try:
-                async with http.post("/integrations/qris/callback", data=raw,
-                                     headers=callback_headers(WEBHOOK_SECRET, raw)) as response:
+                async with http.post(
+                    "/integrations/qris/callback", data=raw, headers=callback_headers(WEBHOOK_SECRET, raw)
+                ) as response:
                     body = await response.json(content_type=None)
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 ledger.refused[type(exc).__name__] += 1
                 return
             answered = time.perf_counter()
@@ -439,9 +465,12 @@ async def payments(base_url: str, plan: Plan, targets: list[Target], ledger: Led
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 sent += 1
-            progress.update(sent=sent, in_flight=len(in_flight),
-                            max_in_flight=max(progress.get("max_in_flight", 0), len(in_flight)),
-                            seconds=time.perf_counter() - started)
+            progress.update(
+                sent=sent,
+                in_flight=len(in_flight),
+                max_in_flight=max(progress.get("max_in_flight", 0), len(in_flight)),
+                seconds=time.perf_counter() - started,
+            )
             await asyncio.sleep(0.01)
         progress["seconds"] = time.perf_counter() - started
         await asyncio.gather(*in_flight, return_exceptions=True)
@@ -508,8 +537,11 @@ class Processes:
         self.cpu_start = {name: self.cpu_seconds(name, procs) for name, procs in self.groups().items()}
 
     def groups(self) -> dict[str, list[psutil.Process]]:
-        return {"serve": [self.serve], "postgres": [self.postmaster, *self.postmaster.children(recursive=True)],
-                "loadgen": [self.me]}
+        return {
+            "serve": [self.serve],
+            "postgres": [self.postmaster, *self.postmaster.children(recursive=True)],
+            "loadgen": [self.me],
+        }
 
     def cpu_seconds(self, name: str, procs: list[psutil.Process]) -> float:
         seen = self.cpu_seen[name]
@@ -549,28 +581,52 @@ GROUP BY 1
 """
 
 
-async def sampler(plan: Plan, db: asyncpg.Connection, procs: Processes, network: Network, ledger: Ledger,
-                  stats: FleetStats, counts: Counter[str], progress: dict[str, float], samples: list[dict[str, Any]],
-                  origin: float, backends: Counter[str]) -> None:
+async def sampler(
+    plan: Plan,
+    db: asyncpg.Connection,
+    procs: Processes,
+    network: Network,
+    ledger: Ledger,
+    stats: FleetStats,
+    counts: Counter[str],
+    progress: dict[str, float],
+    samples: list[dict[str, Any]],
+    origin: float,
+    backends: Counter[str],
+) -> None:
     while True:
         row = await db.fetchrow(OUTBOX_DEPTH)
         busy = {r["what"]: r["n"] for r in await db.fetch(BACKENDS)}
         backends.update(busy)
         backends["(samples)"] += 1
-        sample = {"t": round(time.perf_counter() - origin, 1), **procs.sample(),
-                  "outbox_pending": row["pending"], "outbox_sent": row["sent"], "outbox_oldest_s": row["oldest_s"],
-                  "connected": len(network.links), "callbacks_sent": int(progress.get("sent", 0)),
-                  "answered_200": len(ledger.callbacks), "refused": sum(ledger.refused.values()),
-                  "announced": len(ledger.receipts), "reconnects": stats.reconnects, "drops": counts["drops"],
-                  "stalls": counts["stalls"], "heartbeats": stats.heartbeats, "acks": stats.acks,
-                  "busy_connections": sum(busy.values())}
+        sample = {
+            "t": round(time.perf_counter() - origin, 1),
+            **procs.sample(),
+            "outbox_pending": row["pending"],
+            "outbox_sent": row["sent"],
+            "outbox_oldest_s": row["oldest_s"],
+            "connected": len(network.links),
+            "callbacks_sent": int(progress.get("sent", 0)),
+            "answered_200": len(ledger.callbacks),
+            "refused": sum(ledger.refused.values()),
+            "announced": len(ledger.receipts),
+            "reconnects": stats.reconnects,
+            "drops": counts["drops"],
+            "stalls": counts["stalls"],
+            "heartbeats": stats.heartbeats,
+            "acks": stats.acks,
+            "busy_connections": sum(busy.values()),
+        }
         samples.append(sample)
-        print(f"t={sample['t']:7.1f}s  RSS serve {sample['rss_serve_mib']:6.1f}  pg {sample['rss_postgres_mib']:6.1f}"
-              f"  gen {sample['rss_loadgen_mib']:6.1f} MiB | outbox {row['pending']} pending {row['sent']} sent,"
-              f" oldest {row['oldest_s']:5.1f}s | {sample['connected']} connected | callbacks"
-              f" {sample['callbacks_sent']} sent {sample['answered_200']} ok {sample['refused']} not |"
-              f" {sample['announced']} announced | {sample['heartbeats']} heartbeats | drops {sample['drops']}"
-              f" stalls {sample['stalls']} | {sample['busy_connections']} busy db connections", flush=True)
+        print(
+            f"t={sample['t']:7.1f}s  RSS serve {sample['rss_serve_mib']:6.1f}  pg {sample['rss_postgres_mib']:6.1f}"
+            f"  gen {sample['rss_loadgen_mib']:6.1f} MiB | outbox {row['pending']} pending {row['sent']} sent,"
+            f" oldest {row['oldest_s']:5.1f}s | {sample['connected']} connected | callbacks"
+            f" {sample['callbacks_sent']} sent {sample['answered_200']} ok {sample['refused']} not |"
+            f" {sample['announced']} announced | {sample['heartbeats']} heartbeats | drops {sample['drops']}"
+            f" stalls {sample['stalls']} | {sample['busy_connections']} busy db connections",
+            flush=True,
+        )
         await asyncio.sleep(plan.sample_s)
 
 
@@ -605,40 +661,67 @@ def trend(samples: list[dict[str, Any]], key: str, start: float, end: float) -> 
 async def outcome(db: asyncpg.Connection, ledger: Ledger) -> dict[str, Any]:
     """Lost = answered 200 and never received by its device, unless the outbox skipped it as too late."""
     missing = [t for t in ledger.callbacks if t not in ledger.receipts]
-    rows = await db.fetch("SELECT transaction_id, status, attempts FROM device_outbox"
-                          " WHERE transaction_id = ANY ($1::text[]) AND kind = 'payment'", missing)
+    rows = await db.fetch(
+        "SELECT transaction_id, status, attempts FROM device_outbox"
+        " WHERE transaction_id = ANY ($1::text[]) AND kind = 'payment'",
+        missing,
+    )
     status_of = {row["transaction_id"]: row["status"] for row in rows}
     missing_by_status = Counter(status_of.get(t, "no outbox row") for t in missing)
     skipped = missing_by_status.pop("skipped_late", 0)
-    misrouted = [{"transaction_id": t, "to": device, "expected": ledger.callbacks[t].device_id}
-                 for t, (device, _, _) in ledger.receipts.items()
-                 if t in ledger.callbacks and device != ledger.callbacks[t].device_id]
+    misrouted = [
+        {"transaction_id": t, "to": device, "expected": ledger.callbacks[t].device_id}
+        for t, (device, _, _) in ledger.receipts.items()
+        if t in ledger.callbacks and device != ledger.callbacks[t].device_id
+    ]
     unsolicited = sum(1 for t in ledger.receipts if t not in ledger.callbacks)
-    statuses = {row["status"]: row["n"] for row in await db.fetch(
-        "SELECT status, count(*) AS n FROM device_outbox WHERE kind = 'payment' GROUP BY status ORDER BY status")}
-    return {"lost": sum(missing_by_status.values()), "lost_by_outbox_status": dict(missing_by_status),
-            "lost_transactions": [t for t in missing if status_of.get(t) != "skipped_late"][:20],
-            "skipped_late": skipped, "misrouted": misrouted[:20], "misrouted_count": len(misrouted),
-            "announced_without_200": unsolicited, "outbox_payment_statuses": statuses}
+    statuses = {
+        row["status"]: row["n"]
+        for row in await db.fetch(
+            "SELECT status, count(*) AS n FROM device_outbox WHERE kind = 'payment' GROUP BY status ORDER BY status"
+        )
+    }
+    return {
+        "lost": sum(missing_by_status.values()),
+        "lost_by_outbox_status": dict(missing_by_status),
+        "lost_transactions": [t for t in missing if status_of.get(t) != "skipped_late"][:20],
+        "skipped_late": skipped,
+        "misrouted": misrouted[:20],
+        "misrouted_count": len(misrouted),
+        "announced_without_200": unsolicited,
+        "outbox_payment_statuses": statuses,
+    }
 
 
 async def ack_story(db: asyncpg.Connection, ledger: Ledger, slow_ids: set[str]) -> dict[str, Any]:
     """How long the platform took to record the acks the devices had sent (and the broker PUBACKed), and, for each
     duplicate after ack, the platform's own account: when it recorded the ack, and when it handed the message over."""
-    rows = await db.fetch("SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked FROM device_outbox"
-                          " WHERE kind = 'payment' AND acked_at IS NOT NULL")
-    lags = [(row["acked"] - ledger.acked_at[row["message_id"]] - ledger.wall_offset) * 1000
-            for row in rows if row["message_id"] in ledger.acked_at]
+    rows = await db.fetch(
+        "SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked FROM device_outbox"
+        " WHERE kind = 'payment' AND acked_at IS NOT NULL"
+    )
+    lags = [
+        (row["acked"] - ledger.acked_at[row["message_id"]] - ledger.wall_offset) * 1000
+        for row in rows
+        if row["message_id"] in ledger.acked_at
+    ]
     examples = [dict(a) for a in ledger.after_ack[:20]]
     ids = [a["message_id"] for a in examples]
-    acked = {row["message_id"]: (row["acked"], row["attempts"]) for row in await db.fetch(
-        "SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked, attempts FROM device_outbox"
-        " WHERE message_id = ANY ($1::text[])", ids)}
+    acked = {
+        row["message_id"]: (row["acked"], row["attempts"])
+        for row in await db.fetch(
+            "SELECT message_id, extract(epoch FROM acked_at)::float8 AS acked, attempts FROM device_outbox"
+            " WHERE message_id = ANY ($1::text[])",
+            ids,
+        )
+    }
     traced: dict[str, dict[str, list[float]]] = {}
     for row in await db.fetch(
-            "SELECT message_id, direction, extract(epoch FROM created_at)::float8 AS at FROM device_mqtt_messages"
-            " WHERE message_id = ANY ($1::text[]) AND (direction = 'downlink' OR topic LIKE '%/uplink/payment/ack')"
-            " ORDER BY created_at", ids):
+        "SELECT message_id, direction, extract(epoch FROM created_at)::float8 AS at FROM device_mqtt_messages"
+        " WHERE message_id = ANY ($1::text[]) AND (direction = 'downlink' OR topic LIKE '%/uplink/payment/ack')"
+        " ORDER BY created_at",
+        ids,
+    ):
         traced.setdefault(row["message_id"], {}).setdefault(row["direction"], []).append(row["at"])
     for example in examples:
         base = example.pop("ack_wall")
@@ -646,13 +729,18 @@ async def ack_story(db: asyncpg.Connection, ledger: Ledger, slow_ids: set[str]) 
         committed, attempts = acked.get(example["message_id"], (None, None))
         story = traced.get(example["message_id"], {})
         example.update(
-            slow_reader=example["device_id"] in slow_ids, outbox_attempts=attempts,
+            slow_reader=example["device_id"] in slow_ids,
+            outbox_attempts=attempts,
             ack_recorded_s=None if committed is None else round(committed - base, 3),
             handed_to_broker_s=[round(t - base, 3) for t in story.get("downlink", [])],
             ack_uplinks_traced_s=[round(t - base, 3) for t in story.get("uplink", [])],
-            copy_s=round(copy - base, 3))
-    return {"ack_recorded": latency_summary(lags), "acks_recorded_after_first_retry": sum(
-        lag > FIRST_RETRY_S * 1000 for lag in lags), "after_ack_examples": examples}
+            copy_s=round(copy - base, 3),
+        )
+    return {
+        "ack_recorded": latency_summary(lags),
+        "acks_recorded_after_first_retry": sum(lag > FIRST_RETRY_S * 1000 for lag in lags),
+        "after_ack_examples": examples,
+    }
 
 
 async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
@@ -661,8 +749,9 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     loop_errors: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     # E.g. a heartbeat whose PUBACK a stall holds past the client's timeout ends its task: counted and reported.
-    loop.set_exception_handler(lambda _loop, context: loop_errors.update(
-        [repr(context.get("exception") or context.get("message"))[:120]]))
+    loop.set_exception_handler(
+        lambda _loop, context: loop_errors.update([repr(context.get("exception") or context.get("message"))[:120]])
+    )
     report: dict[str, Any] = {"plan": asdict(plan)}
     async with platform_process(workdir) as base_url:
         pg = EmbeddedPostgres(workdir / "var")  # joins the server serve started; stopping our handle leaves it up
@@ -678,8 +767,16 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             slots = asyncio.Semaphore(plan.connect_concurrency)
             boxes = []
             for target in targets:
-                box = SoakSoundbox(target.credential, HOST, relay_port, stats, None, heartbeat_s=plan.heartbeat_s,
-                                   dynamic_qr=None, connect_slots=slots)
+                box = SoakSoundbox(
+                    target.credential,
+                    HOST,
+                    relay_port,
+                    stats,
+                    None,
+                    heartbeat_s=plan.heartbeat_s,
+                    dynamic_qr=None,
+                    connect_slots=slots,
+                )
                 box.ledger = ledger
                 boxes.append(box)
             print(f"onboarded in {report['onboard_s']:.0f} s; connecting ...", flush=True)
@@ -695,13 +792,21 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             samples: list[dict[str, Any]] = []
             progress: dict[str, float] = {}
             stop = asyncio.Event()
-            chaos = [asyncio.create_task(drops(network, plan.drops_per_s, random.Random(rng.random()), counts)),
-                     *(asyncio.create_task(slow_reader(network, t.credential.device_id, random.Random(rng.random()),
-                                                       counts)) for t in targets if t.slow)]
+            chaos = [
+                asyncio.create_task(drops(network, plan.drops_per_s, random.Random(rng.random()), counts)),
+                *(
+                    asyncio.create_task(
+                        slow_reader(network, t.credential.device_id, random.Random(rng.random()), counts)
+                    )
+                    for t in targets
+                    if t.slow
+                ),
+            ]
             steady_from = time.perf_counter() - origin
             backends: Counter[str] = Counter()
-            watcher = asyncio.create_task(sampler(plan, db, procs, network, ledger, stats, counts, progress, samples,
-                                                  origin, backends))
+            watcher = asyncio.create_task(
+                sampler(plan, db, procs, network, ledger, stats, counts, progress, samples, origin, backends)
+            )
             paying = asyncio.create_task(payments(base_url, plan, targets, ledger, stop, rng, progress))
             lags_ms: list[float] = []
             lagging = asyncio.create_task(loop_lag(lags_ms))
@@ -727,10 +832,19 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             final = await db.fetchrow(OUTBOX_DEPTH)
-            samples.append({**samples[-1], "t": round(time.perf_counter() - origin, 1), **procs.sample(),
-                            "outbox_pending": final["pending"], "outbox_sent": final["sent"],
-                            "outbox_oldest_s": final["oldest_s"], "connected": len(network.links),
-                            "announced": len(ledger.receipts), "after_grace": True})
+            samples.append(
+                {
+                    **samples[-1],
+                    "t": round(time.perf_counter() - origin, 1),
+                    **procs.sample(),
+                    "outbox_pending": final["pending"],
+                    "outbox_sent": final["sent"],
+                    "outbox_oldest_s": final["oldest_s"],
+                    "connected": len(network.links),
+                    "announced": len(ledger.receipts),
+                    "after_grace": True,
+                }
+            )
             report.update(await outcome(db, ledger), shared_buffers=await db.fetchval("SHOW shared_buffers"))
             slow_ids = {t.credential.device_id for t in targets if t.slow}
             report.update(await ack_story(db, ledger, slow_ids))
@@ -746,33 +860,54 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     for transaction_id, callback in ledger.callbacks.items():
         if transaction_id in ledger.receipts:
             latencies[callback.device_id in slow_ids].append(
-                (ledger.receipts[transaction_id][2] - callback.sent_at) * 1000)
+                (ledger.receipts[transaction_id][2] - callback.sent_at) * 1000
+            )
     report.update(
-        steady_window_s=[steady_from, steady_to], samples=samples, wire=dict(ledger.wire),
+        steady_window_s=[steady_from, steady_to],
+        samples=samples,
+        wire=dict(ledger.wire),
         duplicated_after_ack=ledger.wire["new copies after ack"],
         after_ack_devices=len({a["device_id"] for a in ledger.after_ack}),
         after_ack_slow=sum(a["device_id"] in slow_ids for a in ledger.after_ack),
-        double_announced=len(ledger.double_announced), double_announced_examples=ledger.double_announced[:20],
-        callbacks={"sent": int(progress.get("sent", 0)), "answered_200": len(ledger.callbacks),
-                   "not_200": dict(ledger.refused), "seconds": progress.get("seconds", 0.0),
-                   "max_in_flight": int(progress.get("max_in_flight", 0)),
-                   "answer": latency_summary(ledger.answer_ms)},
+        double_announced=len(ledger.double_announced),
+        double_announced_examples=ledger.double_announced[:20],
+        callbacks={
+            "sent": int(progress.get("sent", 0)),
+            "answered_200": len(ledger.callbacks),
+            "not_200": dict(ledger.refused),
+            "seconds": progress.get("seconds", 0.0),
+            "max_in_flight": int(progress.get("max_in_flight", 0)),
+            "answer": latency_summary(ledger.answer_ms),
+        },
         announcement=latency_summary(latencies[False] + latencies[True]),
-        announcement_normal=latency_summary(latencies[False]), announcement_slow=latency_summary(latencies[True]),
+        announcement_normal=latency_summary(latencies[False]),
+        announcement_slow=latency_summary(latencies[True]),
         announcement_by_minute=by_minute(ledger, slow_ids),
-        fleet={"reconnects": stats.reconnects, "duplicates_heard": stats.duplicates, "acks": stats.acks,
-               "heartbeats": stats.heartbeats, "drops": counts["drops"], "stalls": counts["stalls"],
-               "stalled_seconds": counts["stalled seconds"],
-               "slow_readers": sum(t.slow for t in targets)},
-        loadgen_task_errors=dict(loop_errors.most_common(8)), loadgen_loop_lag=latency_summary(lags_ms),
+        fleet={
+            "reconnects": stats.reconnects,
+            "duplicates_heard": stats.duplicates,
+            "acks": stats.acks,
+            "heartbeats": stats.heartbeats,
+            "drops": counts["drops"],
+            "stalls": counts["stalls"],
+            "stalled_seconds": counts["stalled seconds"],
+            "slow_readers": sum(t.slow for t in targets),
+        },
+        loadgen_task_errors=dict(loop_errors.most_common(8)),
+        loadgen_loop_lag=latency_summary(lags_ms),
         heartbeat_rate=rates(samples, "heartbeats", steady_from, steady_to),
-        db_backends={what: n / max(backends["(samples)"], 1) for what, n in backends.most_common()
-                     if what != "(samples)"},
-        memory={key: trend(samples, f"rss_{key}_mib", steady_from + warmup(plan), steady_to)
-                for key in ("serve", "postgres", "loadgen")},
-        outbox={"max_depth": max(s["outbox_pending"] + s["outbox_sent"] for s in samples),
-                "max_oldest_s": max(s["outbox_oldest_s"] for s in samples),
-                "final_depth": final["pending"] + final["sent"]},
+        db_backends={
+            what: n / max(backends["(samples)"], 1) for what, n in backends.most_common() if what != "(samples)"
+        },
+        memory={
+            key: trend(samples, f"rss_{key}_mib", steady_from + warmup(plan), steady_to)
+            for key in ("serve", "postgres", "loadgen")
+        },
+        outbox={
+            "max_depth": max(s["outbox_pending"] + s["outbox_sent"] for s in samples),
+            "max_oldest_s": max(s["outbox_oldest_s"] for s in samples),
+            "final_depth": final["pending"] + final["sent"],
+        },
     )
     return report
 
@@ -780,7 +915,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
 def rates(samples: list[dict[str, Any]], key: str, start: float, end: float) -> dict[str, float]:
     """Mean and peak per-second rate of the counter ``key`` between consecutive samples in [start, end]."""
     window = [s for s in samples if start <= s["t"] <= end]
-    steps = [(b[key] - a[key]) / (b["t"] - a["t"]) for a, b in zip(window, window[1:]) if b["t"] > a["t"]]
+    steps = [(b[key] - a[key]) / (b["t"] - a["t"]) for a, b in itertools.pairwise(window) if b["t"] > a["t"]]
     return {"mean": statistics.fmean(steps) if steps else 0.0, "peak": max(steps, default=0.0)}
 
 
@@ -810,9 +945,12 @@ def verdict(report: dict[str, Any]) -> list[str]:
     problems = []
     if not report["callbacks"]["answered_200"]:
         problems.append("no callback was answered 200")
-    for key, what in (("lost", "lost announcements"), ("duplicated_after_ack", "duplicated after ack"),
-                      ("double_announced", "transactions announced under two message ids"),
-                      ("misrouted_count", "announcements to the wrong device")):
+    for key, what in (
+        ("lost", "lost announcements"),
+        ("duplicated_after_ack", "duplicated after ack"),
+        ("double_announced", "transactions announced under two message ids"),
+        ("misrouted_count", "announcements to the wrong device"),
+    ):
         if report[key]:
             problems.append(f"{report[key]} {what}")
     return problems
@@ -822,111 +960,166 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
     plan, cb, fleet, wire = report["plan"], report["callbacks"], report["fleet"], report["wire"]
     ack, lag = report["ack_recorded"], report["loadgen_loop_lag"]
     problems = verdict(report)
-    lines = [BEGIN, "", "## Soak", "",
-             f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min in all."
-             " The platform (`serve`: API, broker, outbox and jobs in one process; embedded PostgreSQL; rate limits"
-             " off) and the load generator (this script: the soundboxes, the relay and the callbacks, one uvloop"
-             " process) share the machine.", "",
-             "| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in info.items()),
-             f"| `uptime` before | {load[0]} |", f"| `uptime` after | {load[1]} |", "",
-             f"**Verdict: {'; '.join(problems) if problems else 'nothing lost, nothing duplicated after ack'}.**", "",
-             "| setting | |", "|---|---|",
-             f"| devices (soundboxes on real MQTT sessions) | {plan['devices']:,}, onboarded through the admin API in"
-             f" {report['onboard_s']:.0f} s, connected in {report['connect_s']:.0f} s ({report['refused_connects']}"
-             " refused) |",
-             f"| payments | {plan['rate']:g}/s for {plan['minutes']:g} min, signed static-QR callbacks, random"
-             f" terminal; slow readers get {plan['slow_share']:.0%} of them |",
-             f"| drops | {plan['drops_per_s']:g}/s across the fleet (connection reset, no DISCONNECT):"
-             f" {fleet['drops']:,} drops, {fleet['reconnects']:,} reconnects |",
-             f"| slow readers | 1 in {plan['slow_every']}: {fleet['slow_readers']} devices, {fleet['stalls']:,}"
-             f" stalls of {STALL_S[0]:.0f}-{STALL_S[1]:.0f} s ({fleet['stalled_seconds']:,} s in all) |",
-             f"| heartbeats | every {plan['heartbeat_s']:g} s per device and on every (re)connect:"
-             f" {fleet['heartbeats']:,} sent, {report['heartbeat_rate']['mean']:.0f}/s on average, peak"
-             f" {report['heartbeat_rate']['peak']:.0f}/s over one {plan['sample_s']:g} s sample |",
-             f"| grace after the last callback | up to {plan['grace_s']:.0f} s |", "",
-             "| result | |", "|---|---|",
-             f"| callbacks sent / answered 200 / other | {cb['sent']:,} / {cb['answered_200']:,} /"
-             f" {sum(cb['not_200'].values()):,} {json.dumps(cb['not_200']) if cb['not_200'] else ''} |",
-             f"| achieved callback rate | {cb['answered_200'] / max(cb['seconds'], 1e-9):.1f}/s (most in flight:"
-             f" {cb['max_in_flight']}) |",
-             f"| callback answered p50 / p99 | {cb['answer']['p50_ms']:.1f} / {cb['answer']['p99_ms']:.1f} ms |",
-             *(f"| announcement (callback sent → device), {who}, p50 / p95 / p99 / max | {a['p50_ms']:.1f} /"
-               f" {a['p95_ms']:.1f} / {a['p99_ms']:.1f} / {a['max_ms']:.1f} ms over {a['count']:,} |"
-               for who, a in (("devices reading normally (drops included)", report["announcement_normal"]),
-                              ("slow readers (held while they do not read)", report["announcement_slow"]))),
-             f"| **lost** (answered 200, never reached the device, not skipped_late) | **{report['lost']}**"
-             f" {json.dumps(report['lost_by_outbox_status']) if report['lost'] else ''} |",
-             f"| skipped_late (too old to play, by design) | {report['skipped_late']} |",
-             f"| **duplicated after ack** (the device's ack was PUBACKed, then the message came again as a new,"
-             f" non-DUP PUBLISH) | **{report['duplicated_after_ack']}** on {report['after_ack_devices']} devices"
-             f" ({report['after_ack_slow']} to slow readers) |",
-             f"| device's ack PUBACKed → platform recorded it (outbox `acked_at`) p50 / p99 / max |"
-             f" {ack['p50_ms']:.0f} / {ack['p99_ms']:.0f} / {ack['max_ms']:.0f} ms over {ack['count']:,};"
-             f" {report['acks_recorded_after_first_retry']:,} took longer than the outbox's first retry"
-             f" ({FIRST_RETRY_S:g} s) |",
-             f"| announced twice under two message ids / to the wrong device | {report['double_announced']} /"
-             f" {report['misrouted_count']} |",
-             f"| DUP resends (broker, same packet id) / of which after the ack | {wire.get('DUP resends', 0):,} /"
-             f" {wire.get('DUP resends after ack', 0):,} |",
-             f"| new copies before the ack (redelivery after a drop or an unacked retry) |"
-             f" {wire.get('new copies before ack (redelivery)', 0):,} |",
-             f"| duplicates the soundboxes heard and did not replay | {fleet['duplicates_heard']:,} |",
-             f"| outbox depth (pending + sent) max / after the grace | {report['outbox']['max_depth']:,} /"
-             f" {report['outbox']['final_depth']:,} |",
-             f"| oldest unacknowledged outbox row, max | {report['outbox']['max_oldest_s']:.1f} s |",
-             f"| outbox payment rows by status at the end | {json.dumps(report['outbox_payment_statuses'])} |",
-             "| platform's PostgreSQL connections not idle, mean per sample | "
-             + (", ".join(f"{what} {n:.1f}" for what, n in report["db_backends"].items()) or "none") + " |",
-             f"| load generator's own event-loop lag (0.1 s sleeps) p50 / p99 / max | {lag['p50_ms']:.1f} /"
-             f" {lag['p99_ms']:.1f} / {lag['max_ms']:.1f} ms |",
-             f"| serve log: warnings / errors | {report['serve_log']['levels'].get('warning', 0):,} /"
-             f" {report['serve_log']['levels'].get('error', 0) + report['serve_log']['levels'].get('critical', 0):,} |",
-             "", "Memory over the steady part of the run (from one warm-up minute after the first callback, or a fifth"
-             " of the run if shorter, to the last callback): RSS of `serve` and of the load generator; for PostgreSQL"
-             " the sum of PSS over its processes (shared memory divided among the processes that map it, so shared"
-             f" buffers, {report['shared_buffers']} here, count once):", "",
-             "| process | memory first | last | peak | slope | CPU over the run |", "|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "",
+        "## Soak",
+        "",
+        f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min in all."
+        " The platform (`serve`: API, broker, outbox and jobs in one process; embedded PostgreSQL; rate limits"
+        " off) and the load generator (this script: the soundboxes, the relay and the callbacks, one uvloop"
+        " process) share the machine.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| `uptime` before | {load[0]} |",
+        f"| `uptime` after | {load[1]} |",
+        "",
+        f"**Verdict: {'; '.join(problems) if problems else 'nothing lost, nothing duplicated after ack'}.**",
+        "",
+        "| setting | |",
+        "|---|---|",
+        f"| devices (soundboxes on real MQTT sessions) | {plan['devices']:,}, onboarded through the admin API in"
+        f" {report['onboard_s']:.0f} s, connected in {report['connect_s']:.0f} s ({report['refused_connects']}"
+        " refused) |",
+        f"| payments | {plan['rate']:g}/s for {plan['minutes']:g} min, signed static-QR callbacks, random"
+        f" terminal; slow readers get {plan['slow_share']:.0%} of them |",
+        f"| drops | {plan['drops_per_s']:g}/s across the fleet (connection reset, no DISCONNECT):"
+        f" {fleet['drops']:,} drops, {fleet['reconnects']:,} reconnects |",
+        f"| slow readers | 1 in {plan['slow_every']}: {fleet['slow_readers']} devices, {fleet['stalls']:,}"
+        f" stalls of {STALL_S[0]:.0f}-{STALL_S[1]:.0f} s ({fleet['stalled_seconds']:,} s in all) |",
+        f"| heartbeats | every {plan['heartbeat_s']:g} s per device and on every (re)connect:"
+        f" {fleet['heartbeats']:,} sent, {report['heartbeat_rate']['mean']:.0f}/s on average, peak"
+        f" {report['heartbeat_rate']['peak']:.0f}/s over one {plan['sample_s']:g} s sample |",
+        f"| grace after the last callback | up to {plan['grace_s']:.0f} s |",
+        "",
+        "| result | |",
+        "|---|---|",
+        f"| callbacks sent / answered 200 / other | {cb['sent']:,} / {cb['answered_200']:,} /"
+        f" {sum(cb['not_200'].values()):,} {json.dumps(cb['not_200']) if cb['not_200'] else ''} |",
+        f"| achieved callback rate | {cb['answered_200'] / max(cb['seconds'], 1e-9):.1f}/s (most in flight:"
+        f" {cb['max_in_flight']}) |",
+        f"| callback answered p50 / p99 | {cb['answer']['p50_ms']:.1f} / {cb['answer']['p99_ms']:.1f} ms |",
+        *(
+            f"| announcement (callback sent → device), {who}, p50 / p95 / p99 / max | {a['p50_ms']:.1f} /"
+            f" {a['p95_ms']:.1f} / {a['p99_ms']:.1f} / {a['max_ms']:.1f} ms over {a['count']:,} |"
+            for who, a in (
+                ("devices reading normally (drops included)", report["announcement_normal"]),
+                ("slow readers (held while they do not read)", report["announcement_slow"]),
+            )
+        ),
+        f"| **lost** (answered 200, never reached the device, not skipped_late) | **{report['lost']}**"
+        f" {json.dumps(report['lost_by_outbox_status']) if report['lost'] else ''} |",
+        f"| skipped_late (too old to play, by design) | {report['skipped_late']} |",
+        f"| **duplicated after ack** (the device's ack was PUBACKed, then the message came again as a new,"
+        f" non-DUP PUBLISH) | **{report['duplicated_after_ack']}** on {report['after_ack_devices']} devices"
+        f" ({report['after_ack_slow']} to slow readers) |",
+        f"| device's ack PUBACKed → platform recorded it (outbox `acked_at`) p50 / p99 / max |"
+        f" {ack['p50_ms']:.0f} / {ack['p99_ms']:.0f} / {ack['max_ms']:.0f} ms over {ack['count']:,};"
+        f" {report['acks_recorded_after_first_retry']:,} took longer than the outbox's first retry"
+        f" ({FIRST_RETRY_S:g} s) |",
+        f"| announced twice under two message ids / to the wrong device | {report['double_announced']} /"
+        f" {report['misrouted_count']} |",
+        f"| DUP resends (broker, same packet id) / of which after the ack | {wire.get('DUP resends', 0):,} /"
+        f" {wire.get('DUP resends after ack', 0):,} |",
+        f"| new copies before the ack (redelivery after a drop or an unacked retry) |"
+        f" {wire.get('new copies before ack (redelivery)', 0):,} |",
+        f"| duplicates the soundboxes heard and did not replay | {fleet['duplicates_heard']:,} |",
+        f"| outbox depth (pending + sent) max / after the grace | {report['outbox']['max_depth']:,} /"
+        f" {report['outbox']['final_depth']:,} |",
+        f"| oldest unacknowledged outbox row, max | {report['outbox']['max_oldest_s']:.1f} s |",
+        f"| outbox payment rows by status at the end | {json.dumps(report['outbox_payment_statuses'])} |",
+        "| platform's PostgreSQL connections not idle, mean per sample | "
+        + (", ".join(f"{what} {n:.1f}" for what, n in report["db_backends"].items()) or "none")
+        + " |",
+        f"| load generator's own event-loop lag (0.1 s sleeps) p50 / p99 / max | {lag['p50_ms']:.1f} /"
+        f" {lag['p99_ms']:.1f} / {lag['max_ms']:.1f} ms |",
+        f"| serve log: warnings / errors | {report['serve_log']['levels'].get('warning', 0):,} /"
+        f" {report['serve_log']['levels'].get('error', 0) + report['serve_log']['levels'].get('critical', 0):,} |",
+        "",
+        "Memory over the steady part of the run (from one warm-up minute after the first callback, or a fifth"
+        " of the run if shorter, to the last callback): RSS of `serve` and of the load generator; for PostgreSQL"
+        " the sum of PSS over its processes (shared memory divided among the processes that map it, so shared"
+        f" buffers, {report['shared_buffers']} here, count once):",
+        "",
+        "| process | memory first | last | peak | slope | CPU over the run |",
+        "|---|---|---|---|---|---|",
+    ]
     last = report["samples"][-1]
     run_s = max(report["steady_window_s"][1] - report["steady_window_s"][0], 1e-9)
-    for key, label in (("serve", "`serve`"), ("postgres", f"PostgreSQL ({last['postgres_processes']} processes)"),
-                       ("loadgen", "load generator")):
+    for key, label in (
+        ("serve", "`serve`"),
+        ("postgres", f"PostgreSQL ({last['postgres_processes']} processes)"),
+        ("loadgen", "load generator"),
+    ):
         m = report["memory"][key]
-        lines.append(f"| {label} | {m['first']:.1f} MiB | {m['last']:.1f} MiB | {m['peak']:.1f} MiB |"
-                     f" {m['slope_per_min']:+.2f} MiB/min | {last[f'cpu_{key}_s']:.0f} s"
-                     f" ({last[f'cpu_{key}_s'] / run_s:.0%} of a core) |")
-    lines += ["", "Timeline (t from the start of onboarding; a sample a minute, and the last one after the grace):",
-              "", "| t | serve MiB | PostgreSQL MiB | generator MiB | outbox pending / sent | oldest s | connected |"
-              " answered 200 | announced | heartbeats |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {label} | {m['first']:.1f} MiB | {m['last']:.1f} MiB | {m['peak']:.1f} MiB |"
+            f" {m['slope_per_min']:+.2f} MiB/min | {last[f'cpu_{key}_s']:.0f} s"
+            f" ({last[f'cpu_{key}_s'] / run_s:.0%} of a core) |"
+        )
+    lines += [
+        "",
+        "Timeline (t from the start of onboarding; a sample a minute, and the last one after the grace):",
+        "",
+        "| t | serve MiB | PostgreSQL MiB | generator MiB | outbox pending / sent | oldest s | connected |"
+        " answered 200 | announced | heartbeats |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for sample in timeline(report["samples"]):
-        lines.append(f"| {sample['t']:.0f} s | {sample['rss_serve_mib']:.1f} | {sample['rss_postgres_mib']:.1f} |"
-                     f" {sample['rss_loadgen_mib']:.1f} | {sample['outbox_pending']:,} / {sample['outbox_sent']:,} |"
-                     f" {sample['outbox_oldest_s']:.1f} | {sample['connected']:,} | {sample['answered_200']:,} |"
-                     f" {sample['announced']:,} | {sample['heartbeats']:,} |")
-    lines += ["", "Announcement latency to the devices reading normally, by minute of payments (callbacks grouped by"
-              " when they were sent):", "",
-              "| minute | announced | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|",
-              *(f"| {m['minute']} | {m['count']:,} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['max_ms']:.1f} |"
-                for m in report["announcement_by_minute"])]
+        lines.append(
+            f"| {sample['t']:.0f} s | {sample['rss_serve_mib']:.1f} | {sample['rss_postgres_mib']:.1f} |"
+            f" {sample['rss_loadgen_mib']:.1f} | {sample['outbox_pending']:,} / {sample['outbox_sent']:,} |"
+            f" {sample['outbox_oldest_s']:.1f} | {sample['connected']:,} | {sample['answered_200']:,} |"
+            f" {sample['announced']:,} | {sample['heartbeats']:,} |"
+        )
+    lines += [
+        "",
+        "Announcement latency to the devices reading normally, by minute of payments (callbacks grouped by"
+        " when they were sent):",
+        "",
+        "| minute | announced | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {m['minute']} | {m['count']:,} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['max_ms']:.1f} |"
+            for m in report["announcement_by_minute"]
+        ),
+    ]
     if report["after_ack_examples"]:
-        lines += ["", "Duplicates after ack, the first 20, each timed from the moment the broker PUBACKed the device's"
-                  " ack (seconds; the platform's times are PostgreSQL's `now()` in the transaction that wrote them):",
-                  "", "| message | slow reader | outbox hand-overs | ack traced | ack recorded | copy sent by |"
-                  " outbox attempts |", "|---|---|---|---|---|---|---|",
-                  *(f"| `{e['message_id']}` | {'yes' if e['slow_reader'] else 'no'} |"
-                    f" {offsets(e['handed_to_broker_s'])} | {offsets(e['ack_uplinks_traced_s'])} |"
-                    f" {offsets([e['ack_recorded_s']] if e['ack_recorded_s'] is not None else [])} |"
-                    f" {offsets([e['copy_s']])} | {e['outbox_attempts']} |" for e in report["after_ack_examples"])]
+        lines += [
+            "",
+            "Duplicates after ack, the first 20, each timed from the moment the broker PUBACKed the device's"
+            " ack (seconds; the platform's times are PostgreSQL's `now()` in the transaction that wrote them):",
+            "",
+            "| message | slow reader | outbox hand-overs | ack traced | ack recorded | copy sent by |"
+            " outbox attempts |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| `{e['message_id']}` | {'yes' if e['slow_reader'] else 'no'} |"
+                f" {offsets(e['handed_to_broker_s'])} | {offsets(e['ack_uplinks_traced_s'])} |"
+                f" {offsets([e['ack_recorded_s']] if e['ack_recorded_s'] is not None else [])} |"
+                f" {offsets([e['copy_s']])} | {e['outbox_attempts']} |"
+                for e in report["after_ack_examples"]
+            ),
+        ]
     if report["lost_transactions"] or report["loadgen_task_errors"]:
         lines += ["", "Details:", ""]
         if report["lost_transactions"]:
             lines.append(f"- lost transactions (first 20): `{json.dumps(report['lost_transactions'])}`")
         if report["loadgen_task_errors"]:
-            lines.append("- errors the load generator's event loop reported (in the MQTT client library's callbacks"
-                         " and tasks nobody awaits, e.g. around a cut connection):"
-                         f" `{json.dumps(report['loadgen_task_errors'])}`")
+            lines.append(
+                "- errors the load generator's event loop reported (in the MQTT client library's callbacks"
+                " and tasks nobody awaits, e.g. around a cut connection):"
+                f" `{json.dumps(report['loadgen_task_errors'])}`"
+            )
     if report["serve_log"]["top"]:
-        lines += ["", "What `serve` logged at warning or above (most frequent first):", "",
-                  *(f"- {n:,} × `{message}`" for message, n in report["serve_log"]["top"])]
+        lines += [
+            "",
+            "What `serve` logged at warning or above (most frequent first):",
+            "",
+            *(f"- {n:,} × `{message}`" for message, n in report["serve_log"]["top"]),
+        ]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -950,26 +1143,46 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=5_000, help="soundboxes (default 5,000)")
     parser.add_argument("--rate", type=float, default=50.0, help="payment callbacks per second (default 50)")
     parser.add_argument("--minutes", type=float, default=30.0, help="how long payments flow (default 30)")
-    parser.add_argument("--drops-per-s", type=float, default=1.0,
-                        help="connections cut per second across the fleet, at random (default 1; 0 = none)")
-    parser.add_argument("--slow-every", type=int, default=100,
-                        help="one device in N reads slowly (default 100; 0 = none)")
-    parser.add_argument("--slow-share", type=float, default=0.1,
-                        help="share of the payments that go to the slow readers (default 0.1)")
-    parser.add_argument("--heartbeat-s", type=float, default=60.0,
-                        help="MQTT heartbeat per device (default 60; 0 = none)")
-    parser.add_argument("--grace-s", type=float, default=120.0,
-                        help="after the last callback, how long announcements may still arrive (default 120)")
+    parser.add_argument(
+        "--drops-per-s",
+        type=float,
+        default=1.0,
+        help="connections cut per second across the fleet, at random (default 1; 0 = none)",
+    )
+    parser.add_argument(
+        "--slow-every", type=int, default=100, help="one device in N reads slowly (default 100; 0 = none)"
+    )
+    parser.add_argument(
+        "--slow-share", type=float, default=0.1, help="share of the payments that go to the slow readers (default 0.1)"
+    )
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=60.0, help="MQTT heartbeat per device (default 60; 0 = none)"
+    )
+    parser.add_argument(
+        "--grace-s",
+        type=float,
+        default=120.0,
+        help="after the last callback, how long announcements may still arrive (default 120)",
+    )
     parser.add_argument("--sample-s", type=float, default=5.0, help="sampling interval (default 5)")
     parser.add_argument("--connect-concurrency", type=int, default=32, help="device connects in flight (default 32)")
     parser.add_argument("--seed", type=int, default=1, help="random seed: which devices, drops and stalls")
     parser.add_argument("--report", type=Path, help="also write the whole report as JSON to this file")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave docs/performance.md alone")
     args = parser.parse_args()
-    plan = Plan(devices=args.devices, rate=args.rate, minutes=args.minutes, drops_per_s=args.drops_per_s,
-                slow_every=args.slow_every, slow_share=args.slow_share, heartbeat_s=args.heartbeat_s,
-                grace_s=args.grace_s, sample_s=args.sample_s, connect_concurrency=args.connect_concurrency,
-                seed=args.seed)
+    plan = Plan(
+        devices=args.devices,
+        rate=args.rate,
+        minutes=args.minutes,
+        drops_per_s=args.drops_per_s,
+        slow_every=args.slow_every,
+        slow_share=args.slow_share,
+        heartbeat_s=args.heartbeat_s,
+        grace_s=args.grace_s,
+        sample_s=args.sample_s,
+        connect_concurrency=args.connect_concurrency,
+        seed=args.seed,
+    )
     if min(plan.devices, plan.rate, plan.minutes, plan.sample_s, plan.connect_concurrency) <= 0:
         parser.error("--devices, --rate, --minutes, --sample-s and --connect-concurrency must be positive")
     if plan.drops_per_s < 0 or plan.slow_every < 0 or plan.grace_s < 0 or not 0 <= plan.slow_share <= 1:
@@ -981,11 +1194,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="qris-bench-soak-") as tmp:
         report = uvloop.run(run(plan, Path(tmp)))
     seconds = time.monotonic() - started
-    info = {**machine(), "amqtt": version("amqtt"), "aiomqtt (devices)": version("aiomqtt"),
-            "uvloop": version("uvloop")}
+    info = {
+        **machine(),
+        "amqtt": version("amqtt"),
+        "aiomqtt (devices)": version("aiomqtt"),
+        "uvloop": version("uvloop"),
+    }
     # As run, less where the JSON went: a path of this machine has no place in the docs.
-    shown = [a for previous, a in zip(sys.argv, sys.argv[1:])
-             if a != "--report" and previous != "--report" and not a.startswith("--report=")]
+    shown = [
+        a
+        for previous, a in itertools.pairwise(sys.argv)
+        if a != "--report" and previous != "--report" and not a.startswith("--report=")
+    ]
     command = " ".join(["bench/soak.py", *shown])
     if args.report:  # first: a run is never lost to a fault in the rendering
         args.report.write_text(json.dumps({**report, "machine": info}, indent=1, default=str))

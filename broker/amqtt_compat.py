@@ -71,13 +71,39 @@ SERVER_ATTRIBUTES = ("conn_count", "max_connections")
 
 # What amqtt's Session.__init__ sets; DeviceSession skips that __init__ and sets these itself, except the
 # two it replaces: ``transitions`` (a lighter state object) and ``retained_messages`` (a lazy property).
-SESSION_ATTRIBUTES = frozenset({
-    "_packet_id", "attributes", "broker_uri", "cadata", "cafile", "capath", "clean_session", "client_id",
-    "delivered_message_queue", "inflight_in", "inflight_out", "is_anonymous", "keep_alive", "last_connect_time",
-    "last_disconnect_time", "parent", "password", "publish_retry_delay", "remote_address", "remote_port",
-    "retained_messages", "ssl_object", "transitions", "username", "will_flag", "will_message", "will_qos",
-    "will_retain", "will_topic",
-})
+SESSION_ATTRIBUTES = frozenset(
+    {
+        "_packet_id",
+        "attributes",
+        "broker_uri",
+        "cadata",
+        "cafile",
+        "capath",
+        "clean_session",
+        "client_id",
+        "delivered_message_queue",
+        "inflight_in",
+        "inflight_out",
+        "is_anonymous",
+        "keep_alive",
+        "last_connect_time",
+        "last_disconnect_time",
+        "parent",
+        "password",
+        "publish_retry_delay",
+        "remote_address",
+        "remote_port",
+        "retained_messages",
+        "ssl_object",
+        "transitions",
+        "username",
+        "will_flag",
+        "will_message",
+        "will_qos",
+        "will_retain",
+        "will_topic",
+    }
+)
 # Session methods the state object calls on entering a state, as amqtt's Machine does.
 SESSION_HOOKS = ("_on_enter_connected", "_on_enter_disconnected")
 

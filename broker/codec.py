@@ -44,8 +44,18 @@ class UnsubscribePacket(NamedTuple):
 class ConnectRequest:
     """A decoded CONNECT (variable header and payload); checks with CONNACK codes are the broker's."""
 
-    __slots__ = ("clean_session", "client_id", "keep_alive", "password", "protocol_level", "username",
-                 "will_message", "will_qos", "will_retain", "will_topic")
+    __slots__ = (
+        "clean_session",
+        "client_id",
+        "keep_alive",
+        "password",
+        "protocol_level",
+        "username",
+        "will_message",
+        "will_qos",
+        "will_retain",
+        "will_topic",
+    )
 
     def __init__(self) -> None:
         self.protocol_level = 4
@@ -107,7 +117,7 @@ def read_string(data: bytes, i: int, stop: int) -> tuple[str, int]:
     if end > stop:
         raise MalformedPacket("string past the end of the packet")
     try:
-        text = data[i + 2:end].decode("utf-8")
+        text = data[i + 2 : end].decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedPacket("string is not well-formed UTF-8 [MQTT-1.5.3-1]") from None
     if "\x00" in text:
@@ -160,7 +170,7 @@ def decode_connect(data: bytes, i: int, stop: int) -> ConnectRequest:
         if i + 2 > stop or i + 2 + ((data[i] << 8) | data[i + 1]) > stop:
             raise MalformedPacket("will message past the end of the packet")
         end = i + 2 + ((data[i] << 8) | data[i + 1])
-        request.will_message = bytes(data[i + 2:end])
+        request.will_message = bytes(data[i + 2 : end])
         i = end
     if flags & 0x80:
         request.username, i = read_string(data, i, stop)

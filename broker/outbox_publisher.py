@@ -55,8 +55,9 @@ class DeviceSessions(Protocol):
 
     def holds_downlink(self, client_id: str, key: str) -> bool: ...
 
-    async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = ...,
-                                key: str | None = None) -> bool: ...
+    async def deliver_to_client(
+        self, client_id: str, topic: str, payload: bytes, qos: int = ..., key: str | None = None
+    ) -> bool: ...
 
 
 class OutboxPublisher:
@@ -144,8 +145,9 @@ class OutboxPublisher:
                 raise
             except Exception as exc:
                 # Whatever went wrong, delivery must not stop until a restart: log, and try again shortly.
-                if error_for_database_failure(exc) is not None or isinstance(exc, (OSError, asyncpg.InterfaceError,
-                                                                                   asyncpg.InternalClientError)):
+                if error_for_database_failure(exc) is not None or isinstance(
+                    exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+                ):
                     log.warning("outbox publisher: database unavailable", extra={"error": type(exc).__name__})
                 else:
                     log.exception("outbox publisher error")
@@ -154,8 +156,10 @@ class OutboxPublisher:
 
     async def _tick(self) -> None:
         for row in await outbox.expire_overdue(self._db):
-            log.info("downlink expired", extra={"device_id": row["device_id"], "message_id": row["message_id"],
-                                                 "status": row["status"]})
+            log.info(
+                "downlink expired",
+                extra={"device_id": row["device_id"], "message_id": row["message_id"], "status": row["status"]},
+            )
         due = await outbox.devices_with_due_downlinks(self._db, BATCH)
         online = [d for d in due if self._sessions.is_device_online(d)]
         offline = [d for d in due if not self._sessions.is_device_online(d)]
@@ -186,11 +190,13 @@ class OutboxPublisher:
                 # Not awaited: the PUBACK round trip must not hold the rows' locks or
                 # serialise devices. The device's own ack (or a retry) closes the row.
                 task = asyncio.create_task(
-                    sessions.deliver_to_client(row.device_id, row.topic, data, key=row.message_id))
+                    sessions.deliver_to_client(row.device_id, row.topic, data, key=row.message_id)
+                )
                 self._in_flight.add(task)
                 task.add_done_callback(functools.partial(self._settled, row.id))
-                await trace.record_downlink(self._db, conn, device_id=row.device_id, topic=row.topic,
-                                            payload=data, message_id=row.message_id)
+                await trace.record_downlink(
+                    self._db, conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
+                )
                 sent.append(row.id)
             await outbox.mark_sent(self._db, conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
             await outbox.postpone(self._db, conn, held, FIRST_RETRY_S)

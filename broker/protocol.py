@@ -29,7 +29,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, cast
 
 from amqtt.session import OutgoingApplicationMessage
 
@@ -97,8 +97,16 @@ class InflightMessage(OutgoingApplicationMessage):
 
     __slots__ = ("key", "sent_tick", "waiter")
 
-    def __init__(self, packet_id: int, topic: str, data: bytes, retain: bool, tick: int,
-                 waiter: asyncio.Future[bool] | None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        packet_id: int,
+        topic: str,
+        data: bytes,
+        retain: bool,
+        tick: int,
+        waiter: asyncio.Future[bool] | None,
+        key: str | None = None,
+    ) -> None:
         super().__init__(packet_id, topic, 1, data, retain)
         self.sent_tick = tick
         self.waiter = waiter
@@ -184,9 +192,26 @@ class Hub:
 class Connection(asyncio.Protocol):
     """One client's TCP connection: parser, writer, in-flight tracking. Also its handler in ``broker.sessions``."""
 
-    __slots__ = ("_buffer", "_hub", "_keep_alive_ticks", "_last_heard", "_need", "_out", "_pending",
-                 "_read_paused", "_server", "_state", "_waiters", "_worker", "_write_paused", "graceful",
-                 "listener_name", "peer", "session", "transport")
+    __slots__ = (
+        "_buffer",
+        "_hub",
+        "_keep_alive_ticks",
+        "_last_heard",
+        "_need",
+        "_out",
+        "_pending",
+        "_read_paused",
+        "_server",
+        "_state",
+        "_waiters",
+        "_worker",
+        "_write_paused",
+        "graceful",
+        "listener_name",
+        "peer",
+        "session",
+        "transport",
+    )
 
     def __init__(self, hub: Hub, listener_name: str) -> None:
         self._hub = hub
@@ -199,7 +224,7 @@ class Connection(asyncio.Protocol):
         self._buffer: bytearray | None = None
         self._need = 0
         self._out: list[bytes | bytearray] | None = None
-        self._pending: list[tuple[Any, ...]] | None = None
+        self._pending: list[_Work] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] | None = None
         self._read_paused = False
@@ -232,7 +257,9 @@ class Connection(asyncio.Protocol):
         if server is not None:
             server.conn_count += 1
             if 0 < server.max_connections < server.conn_count:
-                log.warning("connection refused: listener full", extra={"listener": self.listener_name, "peer": self.peer})
+                log.warning(
+                    "connection refused: listener full", extra={"listener": self.listener_name, "peer": self.peer}
+                )
                 self._state = _CLOSING
                 transport.close()
                 return
@@ -385,10 +412,12 @@ class Connection(asyncio.Protocol):
             assert self.session is not None
             inflight_in = self.session.inflight_in
             if packet.packet_id in inflight_in:
-                self.write(encode_ack(PUBREC, packet.packet_id))  # a resend of a message already taken: not routed twice
+                self.write(
+                    encode_ack(PUBREC, packet.packet_id)
+                )  # a resend of a message already taken: not routed twice
                 return
             # Method B of §4.3.3: route now, remember the id until PUBREL.
-            inflight_in[packet.packet_id] = None  # type: ignore[assignment]
+            inflight_in[packet.packet_id] = None
         self._submit(packet)
 
     def _puback(self, packet_id: int) -> None:
@@ -407,8 +436,10 @@ class Connection(asyncio.Protocol):
             self._hub.unacked.discard(self)
 
     def _protocol_error(self, reason: str) -> None:
-        log.warning("closing connection: protocol error",
-                    extra={"client_id": self.client_id, "peer": self.peer, "reason": reason})
+        log.warning(
+            "closing connection: protocol error",
+            extra={"client_id": self.client_id, "peer": self.peer, "reason": reason},
+        )
         self._mark_closing()
         if self.transport is not None:
             self.transport.abort()
@@ -468,9 +499,10 @@ class Connection(asyncio.Protocol):
                                 await broker._connection_closed(self)
                                 self._finished()
                     except Exception:
-                        log.exception("client packet handling failed", extra={"client_id": self.client_id,
-                                                                               "peer": self.peer,
-                                                                               "work": type(item).__name__})
+                        log.exception(
+                            "client packet handling failed",
+                            extra={"client_id": self.client_id, "peer": self.peer, "work": type(item).__name__},
+                        )
                         if item is _CLOSED_ITEM:
                             self._finished()
                         else:
@@ -509,8 +541,15 @@ class Connection(asyncio.Protocol):
         self.write(bytes((0x20, 2, 0, return_code)))
         self.close()
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
-                waiter: asyncio.Future[bool] | None = None, key: str | None = None) -> bool:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        waiter: asyncio.Future[bool] | None = None,
+        key: str | None = None,
+    ) -> bool:
         """Send a PUBLISH at QoS 0 or 1; False if it was not written now.
 
         At QoS 1 the message stays in ``session.inflight_out`` until PUBACK;
@@ -541,16 +580,25 @@ class Connection(asyncio.Protocol):
                 queued = session.queued_out = deque()
             if len(queued) >= session.max_queued:
                 self._hub.dropped += 1
-                log.warning("QoS 1 message dropped: session queue full",
-                            extra={"client_id": self.client_id, "topic": topic, "limit": session.max_queued})
+                log.warning(
+                    "QoS 1 message dropped: session queue full",
+                    extra={"client_id": self.client_id, "topic": topic, "limit": session.max_queued},
+                )
             else:
                 queued.append(QueuedMessage(topic, payload, retain, key))
             return False
         self._send_qos1(session, topic, payload, retain, waiter, key)
         return True
 
-    def _send_qos1(self, session: DeviceSession, topic: str, payload: bytes, retain: bool,
-                   waiter: asyncio.Future[bool] | None, key: str | None) -> None:
+    def _send_qos1(
+        self,
+        session: DeviceSession,
+        topic: str,
+        payload: bytes,
+        retain: bool,
+        waiter: asyncio.Future[bool] | None,
+        key: str | None,
+    ) -> None:
         # The in-flight window is far below 65,535, so a free packet id always exists.
         packet_id = session.next_packet_id
         inflight = session.inflight_out
@@ -577,10 +625,11 @@ class Connection(asyncio.Protocol):
         tick = self._hub.tick
         for packet_id, message in list(inflight.items()):
             if not isinstance(message, InflightMessage):  # a session made by stock amqtt code
-                message = inflight[packet_id] = InflightMessage(packet_id, message.topic, bytes(message.data),
-                                                                message.retain, tick, None)
+                message = inflight[packet_id] = InflightMessage(
+                    packet_id, message.topic, bytes(message.data), message.retain, tick, None
+                )
             message.sent_tick = tick
-            self.write(encode_publish(message.topic.encode(), message.data, 1, packet_id, message.retain, True))
+            self.write(encode_publish(message.topic.encode(), bytes(message.data), 1, packet_id, message.retain, True))
         self._send_queued()
         if inflight:
             self._hub.unacked.add(self)

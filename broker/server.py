@@ -33,8 +33,8 @@ from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from qris_soundbox.broker import amqtt_compat
-from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
 from qris_soundbox.broker.codec import UNSUBACK, ConnectRequest, encode_ack, encode_suback
+from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
 from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
@@ -79,8 +79,10 @@ class PlatformBroker(Broker):
         self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
         manager = self.plugins_manager
         for event in amqtt_compat.packet_event_listeners(manager):
-            raise BrokerConfigError(f"a plugin listens to '{event}': PlatformBroker's packet path builds no"
-                                    " amqtt packet objects, so it does not fire packet events (docs/broker.md)")
+            raise BrokerConfigError(
+                f"a plugin listens to '{event}': PlatformBroker's packet path builds no"
+                " amqtt packet objects, so it does not fire packet events (docs/broker.md)"
+            )
         self._auth_plugins = amqtt_compat.auth_plugins(manager)
         self._topic_plugins = amqtt_compat.topic_plugins(manager)
         # Topic plugins answer only if there are some and filtering is on (amqtt's rule, fixed at start).
@@ -101,8 +103,14 @@ class PlatformBroker(Broker):
         await super().shutdown()
         self._hub.stop()
 
-    async def _create_server_instance(self, listener_name: str, listener_type: ListenerType, address: str | None,
-                                      port: int, ssl_context: ssl.SSLContext | None) -> asyncio.Server:
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> asyncio.Server:
         """Replaces the stock version: TCP (and TLS) connections are served by ``protocol.Connection``.
 
         amqtt's stream and websocket paths (two tasks per connection, a task per
@@ -112,8 +120,13 @@ class PlatformBroker(Broker):
             raise BrokerError(f"listener {listener_name!r}: only 'tcp' listeners are served by PlatformBroker")
         hub = self._hub
         return await asyncio.get_running_loop().create_server(
-            lambda: Connection(hub, listener_name), address, port, reuse_address=True, ssl=ssl_context,
-            backlog=LISTEN_BACKLOG)
+            lambda: Connection(hub, listener_name),
+            address,
+            port,
+            reuse_address=True,
+            ssl=ssl_context,
+            backlog=LISTEN_BACKLOG,
+        )
 
     async def _session_monitor(self) -> None:
         """Replaces the stock monitor's once-a-second scan of every session.
@@ -154,15 +167,16 @@ class PlatformBroker(Broker):
         entry = self._sessions.get(client_id)
         if entry is None or self._live_connection(entry[0]) is None:
             return 0
-        return entry[0].room(self._hub.settings.max_inflight_messages)
+        return cast(DeviceSession, entry[0]).room(self._hub.settings.max_inflight_messages)
 
     def holds_downlink(self, client_id: str, key: str) -> bool:
         """True while the message delivered with ``key`` is in flight or queued in ``client_id``'s session."""
         entry = self._sessions.get(client_id)
-        return entry is not None and entry[0].holds(key)
+        return entry is not None and cast(DeviceSession, entry[0]).holds(key)
 
-    async def deliver_to_client(self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1,
-                                key: str | None = None) -> bool:
+    async def deliver_to_client(
+        self, client_id: str, topic: str, payload: bytes, qos: int = QOS_1, key: str | None = None
+    ) -> bool:
         """Publish ``topic`` to ``client_id`` alone, if one of its subscriptions matches.
 
         No scan: the session is found by id and the topic checked against that
@@ -264,8 +278,9 @@ class PlatformBroker(Broker):
 
     # -- routing ---------------------------------------------------------------------------------
 
-    async def _broadcast_message(self, session: Session | None, topic: str | None, data: bytes | bytearray | None,
-                                 force_qos: int | None = None) -> None:
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
+    ) -> None:
         """Replaces the stock version, which queued the message for amqtt's broadcast loop: routed now.
 
         Used by ``internal_message_broadcast`` (and so plugins'
@@ -274,8 +289,15 @@ class PlatformBroker(Broker):
         if topic is not None and data is not None:
             await self._route(session, topic, data, force_qos=force_qos)
 
-    async def _route(self, source: Session | None, topic: str, data: bytes | bytearray, *, qos: int | None = None,
-                     force_qos: int | None = None) -> None:
+    async def _route(
+        self,
+        source: Session | None,
+        topic: str,
+        data: bytes | bytearray,
+        *,
+        qos: int | None = None,
+        force_qos: int | None = None,
+    ) -> None:
         """Deliver to every matching subscription (one dict lookup plus one trie walk).
 
         QoS: ``force_qos`` if given (amqtt's internal broadcasts), else the
@@ -291,7 +313,7 @@ class PlatformBroker(Broker):
             out_qos = min(out_qos, MAX_QOS)
             connection = self._live_connection(target)
             if connection is not None:
-                connection.publish(topic, data, out_qos, False)
+                connection.publish(topic, bytes(data), out_qos, False)
             elif not target.clean_session and out_qos and not target.is_anonymous:
                 await self._retain_broadcast_message({"session": source, "topic": topic, "data": data}, out_qos, target)
 
@@ -329,8 +351,9 @@ class PlatformBroker(Broker):
         session = connection.session
         assert session is not None
         for retained in self._retained.matching(topic_filter):
-            if self._filtering and not await self._topic_filtering(session, topic=retained.topic,
-                                                                   action=Action.RECEIVE):
+            if self._filtering and not await self._topic_filtering(
+                session, topic=retained.topic, action=Action.RECEIVE
+            ):
                 continue
             message_qos = retained.qos if retained.qos is not None else qos
             connection.publish(retained.topic, retained.data, min(qos, message_qos), True)
@@ -365,8 +388,10 @@ class PlatformBroker(Broker):
                     try:
                         await callback(**kwargs)
                     except Exception:
-                        log.exception("plugin event handler failed",
-                                      extra={"client_id": client_id, "handler": getattr(callback, "__qualname__", "")})
+                        log.exception(
+                            "plugin event handler failed",
+                            extra={"client_id": client_id, "handler": getattr(callback, "__qualname__", "")},
+                        )
         finally:
             if self._lanes.get(client_id) is lane:
                 del self._lanes[client_id]
@@ -402,21 +427,26 @@ class PlatformBroker(Broker):
         elif not request.clean_session and not request.client_id:
             refusal = IDENTIFIER_REJECTED  # [MQTT-3.1.3-8]
         if refusal is not None:
-            log.warning("CONNECT refused", extra={"client_id": request.client_id, "peer": connection.peer,
-                                                   "return_code": refusal})
+            log.warning(
+                "CONNECT refused",
+                extra={"client_id": request.client_id, "peer": connection.peer, "return_code": refusal},
+            )
             connection.refuse(refusal)
             return None
         incoming = self._session_for(connection, request)
         if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
-            log.warning("CONNECT refused: not authorized", extra={"client_id": incoming.client_id,
-                                                                  "peer": connection.peer})
+            log.warning(
+                "CONNECT refused: not authorized", extra={"client_id": incoming.client_id, "peer": connection.peer}
+            )
             connection.refuse(NOT_AUTHORIZED)
             return None
         if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
             # A will is a message the client leaves for the broker to publish later: a will it may not
             # publish would reach another device's downlink with no PUBLISH check (docs/security.md).
-            log.warning("CONNECT refused: will topic not allowed", extra={"client_id": incoming.client_id,
-                                                                          "peer": connection.peer})
+            log.warning(
+                "CONNECT refused: will topic not allowed",
+                extra={"client_id": incoming.client_id, "peer": connection.peer},
+            )
             connection.refuse(NOT_AUTHORIZED)
             return None
         return incoming
@@ -458,8 +488,20 @@ class PlatformBroker(Broker):
             # A resumed session keeps its subscriptions and queues but takes this CONNECT's will,
             # keep-alive and credentials, and what the auth plugins attached to it just now.
             session = cast(DeviceSession, existing[0])  # the only kind of session this broker makes
-            for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
-                         "username", "password", "remote_address", "remote_port", "ssl_object", "is_anonymous"):
+            for name in (
+                "will_flag",
+                "will_message",
+                "will_topic",
+                "will_qos",
+                "will_retain",
+                "keep_alive",
+                "username",
+                "password",
+                "remote_address",
+                "remote_port",
+                "ssl_object",
+                "is_anonymous",
+            ):
                 setattr(session, name, getattr(incoming, name))
             session.attributes.update(incoming.attributes)
         session.parent = int(existing is not None and not incoming.clean_session)
@@ -506,8 +548,9 @@ class PlatformBroker(Broker):
         client_id = session.client_id or ""
         manager = self.plugins_manager
         message = None
-        if (amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED)
-                or amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_BROADCAST)):
+        if amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED) or amqtt_compat.event_callbacks(
+            manager, BrokerEvents.MESSAGE_BROADCAST
+        ):
             message = IncomingApplicationMessage(None, topic, qos, payload, retain)
             # As amqtt: told of every message received, even one the client may not publish.
             self._fire(client_id, BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)

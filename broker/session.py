@@ -45,8 +45,10 @@ class OfflineQueue:
 
     def put_nowait(self, item: Any) -> None:
         if len(self._items) >= self.limit:
-            log.warning("offline message dropped: queue full", extra={"topic": getattr(item, "topic", None),
-                                                                      "limit": self.limit})
+            log.warning(
+                "offline message dropped: queue full",
+                extra={"topic": getattr(item, "topic", None), "limit": self.limit},
+            )
             return
         self._items.append(item)
 
@@ -171,7 +173,8 @@ class DeviceSession(Session):
     def holds(self, key: str) -> bool:
         """True while a message delivered with ``key`` is in flight or queued: one copy per key at a time."""
         return any(getattr(m, "key", None) == key for m in self.inflight_out.values()) or (
-            self.queued_out is not None and any(m.key == key for m in self.queued_out))
+            self.queued_out is not None and any(m.key == key for m in self.queued_out)
+        )
 
     def room(self, max_inflight: int) -> int:
         """How many more QoS 1 messages this session takes now (free in-flight slots plus free queue places)."""
@@ -187,6 +190,7 @@ class DeviceSession(Session):
     def __setstate__(self, state: dict[str, Any]) -> None:
         saved = state.pop("_state")
         self.__dict__.update(state)
-        self.transitions = SessionState(self)  # type: ignore[assignment]
-        self.transitions.state = saved
+        restored = SessionState(self)
+        restored.state = saved
+        self.transitions = restored  # type: ignore[assignment]
         self._offline = None

@@ -162,7 +162,7 @@ class RetainedMessages(dict[str, Any]):
         super().__delitem__(topic)
         self.topics.discard(topic)
 
-    def pop(self, topic: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, topic: str, *default: Any) -> Any:
         if topic in self:
             self.topics.discard(topic)
         return super().pop(topic, *default)

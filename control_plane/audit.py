@@ -10,8 +10,12 @@ from qris_soundbox.core.audit import AuditLog
 from qris_soundbox.core.schemas import Page
 
 
-@get("/admin/audit-logs", summary="Audit log, newest first; from inclusive, to exclusive", tags=["audit"],
-     opt={"permission": "audit:read"})
+@get(
+    "/admin/audit-logs",
+    summary="Audit log, newest first; from inclusive, to exclusive",
+    tags=["audit"],
+    opt={"permission": "audit:read"},
+)
 async def list_audit_logs(
     platform: Platform,
     page: Paging,
@@ -23,8 +27,17 @@ async def list_audit_logs(
     merchant_id: FromQuery[str | None] = None,
 ) -> Page[AuditLog]:
     async with platform.db.transaction() as conn:
-        return await audit.list_logs(platform.db, conn, page, window, action=action, entity_type=entity_type,
-                                     entity_id=entity_id, actor_id=actor_id, merchant_id=merchant_id)
+        return await audit.list_logs(
+            platform.db,
+            conn,
+            page,
+            window,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            actor_id=actor_id,
+            merchant_id=merchant_id,
+        )
 
 
 routes = [list_audit_logs]

@@ -32,16 +32,23 @@ def _device_actor(request: Request, body_device_id: str | None) -> tuple[str, Au
     return device_id, AuditActor(actor_type="device", actor_id=device_id, request_id=actor.request_id, ip=actor.ip)
 
 
-@get("/admin/devices/{device_id:str}/config", summary="The device's config shadow: desired, reported, drift",
-     tags=TAGS, opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/config",
+    summary="The device's config shadow: desired, reported, drift",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def get_config(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigState:
     async with platform.db.transaction() as conn:
         return await config_shadow.get_state(platform.db, conn, device_id)
 
 
-@patch("/admin/devices/{device_id:str}/config",
-       summary="Merge-patch the desired config (validated against the model) and push it to the device",
-       tags=TAGS, opt={"permission": "device:config"})
+@patch(
+    "/admin/devices/{device_id:str}/config",
+    summary="Merge-patch the desired config (validated against the model) and push it to the device",
+    tags=TAGS,
+    opt={"permission": "device:config"},
+)
 async def patch_config(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[config_shadow.ConfigPatch]
 ) -> config_shadow.ConfigState:
@@ -49,23 +56,35 @@ async def patch_config(
         return await config_shadow.update_desired(platform.db, conn, audit_actor(request), device_id, data)
 
 
-@get("/admin/devices/{device_id:str}/config/status",
-     summary="Where the config push stands: versions, drift, last push, attempts, last rejection",
-     tags=TAGS, opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/config/status",
+    summary="Where the config push stands: versions, drift, last push, attempts, last rejection",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def get_config_status(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
         return await config_shadow.get_status(platform.db, conn, device_id)
 
 
-@post("/admin/devices/{device_id:str}/config/retry-push", summary="Re-queue the latest desired config",
-      tags=TAGS, status_code=200, opt={"permission": "device:config"})
+@post(
+    "/admin/devices/{device_id:str}/config/retry-push",
+    summary="Re-queue the latest desired config",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:config"},
+)
 async def retry_config_push(platform: Platform, request: Request, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
         return await config_shadow.retry_push(platform.db, conn, audit_actor(request), device_id)
 
 
-@post("/admin/devices/{device_id:str}/commands", summary="Send a command to the device (queued until it expires)",
-      tags=TAGS, opt={"permission": "device:command", "idempotent": True})
+@post(
+    "/admin/devices/{device_id:str}/commands",
+    summary="Send a command to the device (queued until it expires)",
+    tags=TAGS,
+    opt={"permission": "device:command", "idempotent": True},
+)
 async def create_command(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[commands.CommandCreate]
 ) -> commands.Command:
@@ -73,29 +92,46 @@ async def create_command(
         return await commands.create_command(platform.db, conn, audit_actor(request), device_id, data)
 
 
-@get("/admin/devices/{device_id:str}/commands", summary="The device's commands, newest first", tags=TAGS,
-     opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/commands",
+    summary="The device's commands, newest first",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def list_commands(platform: Platform, device_id: DeviceId, page: Paging) -> Page[commands.Command]:
     async with platform.db.transaction() as conn:
         return await commands.list_commands(platform.db, conn, device_id, page)
 
 
-@get("/admin/devices/{device_id:str}/commands/{command_id:str}", summary="One command and its status", tags=TAGS,
-     opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/commands/{command_id:str}",
+    summary="One command and its status",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def get_command(platform: Platform, device_id: DeviceId, command_id: CommandId) -> commands.Command:
     async with platform.db.transaction() as conn:
         return await commands.get_command(platform.db, conn, device_id, command_id)
 
 
-@get("/device/config", summary="The device's desired config and its version (same as the config downlink)",
-     tags=DEVICE_TAGS, opt={"device": True})
+@get(
+    "/device/config",
+    summary="The device's desired config and its version (same as the config downlink)",
+    tags=DEVICE_TAGS,
+    opt={"device": True},
+)
 async def device_get_config(platform: Platform, request: Request) -> config_shadow.DeviceConfigView:
     async with platform.db.transaction() as conn:
         return await config_shadow.device_view(platform.db, conn, device_of(request).device_id)
 
 
-@post("/device/config/ack", summary="Ack a config version: applied or rejected (same as MQTT config/ack)",
-      tags=DEVICE_TAGS, status_code=200, opt={"device": True})
+@post(
+    "/device/config/ack",
+    summary="Ack a config version: applied or rejected (same as MQTT config/ack)",
+    tags=DEVICE_TAGS,
+    status_code=200,
+    opt={"device": True},
+)
 async def device_ack_config(
     platform: Platform, request: Request, data: JSONBody[config_shadow.ConfigAck]
 ) -> config_shadow.ConfigState:
@@ -104,16 +140,30 @@ async def device_ack_config(
         return await config_shadow.acknowledge(platform.db, conn, actor, device_id, data)
 
 
-@post("/device/commands/ack", summary="Ack a command: succeeded or failed (same as MQTT command/ack)",
-      tags=DEVICE_TAGS, status_code=200, opt={"device": True})
-async def device_ack_command(platform: Platform, request: Request, data: JSONBody[commands.CommandAck]) -> commands.Command:
+@post(
+    "/device/commands/ack",
+    summary="Ack a command: succeeded or failed (same as MQTT command/ack)",
+    tags=DEVICE_TAGS,
+    status_code=200,
+    opt={"device": True},
+)
+async def device_ack_command(
+    platform: Platform, request: Request, data: JSONBody[commands.CommandAck]
+) -> commands.Command:
     device_id, actor = _device_actor(request, data.device_id)
     async with platform.db.transaction() as conn:
         return await commands.acknowledge(platform.db, conn, actor, device_id, data)
 
 
 routes = [
-    get_config, patch_config, get_config_status, retry_config_push,
-    create_command, list_commands, get_command,
-    device_get_config, device_ack_config, device_ack_command,
+    get_config,
+    patch_config,
+    get_config_status,
+    retry_config_push,
+    create_command,
+    list_commands,
+    get_command,
+    device_get_config,
+    device_ack_config,
+    device_ack_command,
 ]

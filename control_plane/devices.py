@@ -34,8 +34,12 @@ DeviceId = Annotated[str, PathParameter(max_length=64)]
 ShortText = Annotated[str | None, QueryParameter(max_length=64)]
 
 
-@get("/admin/device-models", summary="List device models and their capabilities", tags=TAGS,
-     opt={"permission": "device:read"})
+@get(
+    "/admin/device-models",
+    summary="List device models and their capabilities",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def list_device_models(platform: Platform) -> Page[DeviceModel]:
     async with platform.db.transaction() as conn:
         return Page(items=await models.list_models(platform.db, conn))
@@ -47,8 +51,12 @@ async def get_device_model(platform: Platform, model_id: FromPath[str]) -> Devic
         return await models.get_model(platform.db, conn, model_id)
 
 
-@post("/admin/device-models", summary="Register a device model (capabilities validated)", tags=TAGS,
-      opt={"permission": "device_model:write"})
+@post(
+    "/admin/device-models",
+    summary="Register a device model (capabilities validated)",
+    tags=TAGS,
+    opt={"permission": "device_model:write"},
+)
 async def create_device_model(platform: Platform, request: Request, data: JSONBody[DeviceModelCreate]) -> DeviceModel:
     async with platform.db.transaction() as conn:
         return await models.create_model(platform.db, conn, audit_actor(request), data)
@@ -60,9 +68,12 @@ async def create_device(platform: Platform, request: Request, data: JSONBody[Dev
         return await registry.register_device(platform.db, conn, audit_actor(request), data)
 
 
-@get("/admin/devices", summary="List devices (filters: status, model, terminal_id, merchant_id, online, drift)",
-     tags=TAGS,
-     opt={"permission": "device:read"})
+@get(
+    "/admin/devices",
+    summary="List devices (filters: status, model, terminal_id, merchant_id, online, drift)",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def list_devices(
     platform: Platform,
     page: Paging,
@@ -74,34 +85,61 @@ async def list_devices(
     drift: FromQuery[bool | None] = None,
 ) -> Page[Device]:
     async with platform.db.transaction() as conn:
-        return await registry.list_devices(platform.db, conn, page, status=status, model=model,
-                                           terminal_id=terminal_id, merchant_id=merchant_id, online=online,
-                                           drift=drift)
+        return await registry.list_devices(
+            platform.db,
+            conn,
+            page,
+            status=status,
+            model=model,
+            terminal_id=terminal_id,
+            merchant_id=merchant_id,
+            online=online,
+            drift=drift,
+        )
 
 
-@get("/admin/devices/{device_id:str}", summary="One device with its health summary", tags=TAGS,
-     opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}",
+    summary="One device with its health summary",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def get_device(platform: Platform, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
         return await registry.get_device(platform.db, conn, device_id)
 
 
-@post("/admin/devices/{device_id:str}/bind", summary="Bind the device to a terminal", tags=TAGS, status_code=200,
-      opt={"permission": "device:bind"})
+@post(
+    "/admin/devices/{device_id:str}/bind",
+    summary="Bind the device to a terminal",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:bind"},
+)
 async def bind_device(platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[BindRequest]) -> Device:
     async with platform.db.transaction() as conn:
         return await registry.bind(platform.db, conn, audit_actor(request), device_id, data.terminal_id)
 
 
-@post("/admin/devices/{device_id:str}/unbind", summary="Unbind the device from its terminal", tags=TAGS,
-      status_code=200, opt={"permission": "device:bind"})
+@post(
+    "/admin/devices/{device_id:str}/unbind",
+    summary="Unbind the device from its terminal",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:bind"},
+)
 async def unbind_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
         return await registry.unbind(platform.db, conn, audit_actor(request), device_id)
 
 
-@post("/admin/devices/{device_id:str}/disable", summary="Disable: refuse its connections, drop its session",
-      tags=TAGS, status_code=200, opt={"permission": "device:write"})
+@post(
+    "/admin/devices/{device_id:str}/disable",
+    summary="Disable: refuse its connections, drop its session",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:write"},
+)
 async def disable_device(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[DisableRequest | None] = None
 ) -> Device:
@@ -109,31 +147,49 @@ async def disable_device(
         return await registry.disable(platform.db, conn, audit_actor(request), device_id, data.reason if data else None)
 
 
-@post("/admin/devices/{device_id:str}/enable", summary="Enable a disabled device", tags=TAGS, status_code=200,
-      opt={"permission": "device:write"})
+@post(
+    "/admin/devices/{device_id:str}/enable",
+    summary="Enable a disabled device",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:write"},
+)
 async def enable_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
         return await registry.enable(platform.db, conn, audit_actor(request), device_id)
 
 
-@post("/admin/devices/{device_id:str}/retire", summary="Retire for good: unbound, credential destroyed", tags=TAGS,
-      status_code=200, opt={"permission": "device:write"})
+@post(
+    "/admin/devices/{device_id:str}/retire",
+    summary="Retire for good: unbound, credential destroyed",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:write"},
+)
 async def retire_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
         return await registry.retire(platform.db, conn, audit_actor(request), device_id)
 
 
-@post("/admin/devices/{device_id:str}/credentials/rotate",
-      summary="Issue a new MQTT/HTTP secret (shown only in this response); the old one stops working",
-      tags=TAGS, status_code=200, opt={"permission": "device:credential"})
+@post(
+    "/admin/devices/{device_id:str}/credentials/rotate",
+    summary="Issue a new MQTT/HTTP secret (shown only in this response); the old one stops working",
+    tags=TAGS,
+    status_code=200,
+    opt={"permission": "device:credential"},
+)
 async def rotate_credential(platform: Platform, request: Request, device_id: DeviceId) -> IssuedCredential:
     broker = platform.device_broker_address()
     async with platform.db.transaction() as conn:
         return await credentials.rotate(platform.db, conn, audit_actor(request), device_id, broker)
 
 
-@get("/admin/devices/{device_id:str}/mqtt-messages", summary="The device's MQTT trace (uplinks and downlinks)",
-     tags=TAGS, opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/mqtt-messages",
+    summary="The device's MQTT trace (uplinks and downlinks)",
+    tags=TAGS,
+    opt={"permission": "device:read"},
+)
 async def list_mqtt_messages(
     platform: Platform,
     device_id: DeviceId,
@@ -145,8 +201,13 @@ async def list_mqtt_messages(
         return await trace.list_messages(platform.db, conn, device_id, page, direction=direction)
 
 
-@post("/device/heartbeat", summary="Device heartbeat over HTTP (same as MQTT devices/<id>/uplink/heartbeat)",
-      tags=["device API"], status_code=200, opt={"device": True})
+@post(
+    "/device/heartbeat",
+    summary="Device heartbeat over HTTP (same as MQTT devices/<id>/uplink/heartbeat)",
+    tags=["device API"],
+    status_code=200,
+    opt={"device": True},
+)
 async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[Heartbeat]) -> HeartbeatRecorded:
     device = device_of(request)
     if data.device_id is not None and data.device_id != device.device_id:
@@ -156,8 +217,18 @@ async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[
 
 
 routes = [
-    list_device_models, get_device_model, create_device_model,
-    create_device, list_devices, get_device, bind_device, unbind_device,
-    disable_device, enable_device, retire_device, rotate_credential, list_mqtt_messages,
+    list_device_models,
+    get_device_model,
+    create_device_model,
+    create_device,
+    list_devices,
+    get_device,
+    bind_device,
+    unbind_device,
+    disable_device,
+    enable_device,
+    retire_device,
+    rotate_credential,
+    list_mqtt_messages,
     device_heartbeat,
 ]

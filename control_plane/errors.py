@@ -80,8 +80,10 @@ def database_error_handler(request: Request, exc: Exception) -> Response[dict[st
     if error is None:
         return unexpected_error_handler(request, exc)
     # The class only: a database message may quote the refused value.
-    log.warning("database unavailable" if error.status == 503 else "database refused a value from the request",
-                extra={"error": type(exc).__name__})
+    log.warning(
+        "database unavailable" if error.status == 503 else "database refused a value from the request",
+        extra={"error": type(exc).__name__},
+    )
     return domain_error_handler(request, error)
 
 

@@ -10,8 +10,8 @@ from litestar.response import File, Stream
 
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, QueryParameter, Window
-from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
 from qris_soundbox.core.finance import schemas as s
 from qris_soundbox.core.schemas import Page
 
@@ -19,13 +19,16 @@ ReportFormat = Annotated[str | None, QueryParameter(name="format")]
 
 
 def csv_stream(chunks: Any, filename: str) -> Stream:
-    return Stream(chunks, media_type="text/csv; charset=utf-8",
-                  headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                           "Cache-Control": "no-store"})
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
-async def batch_csv(platform: PlatformContext, batch_id: str, fmt: str | None,
-                    merchant_id: str | None = None) -> Stream:
+async def batch_csv(
+    platform: PlatformContext, batch_id: str, fmt: str | None, merchant_id: str | None = None
+) -> Stream:
     """A settlement batch report (the merchant's own when ``merchant_id`` is given)."""
     value = csv_reports.report_format(fmt)
     batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=merchant_id)
@@ -33,21 +36,27 @@ async def batch_csv(platform: PlatformContext, batch_id: str, fmt: str | None,
 
 
 # Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
-_ADMIN = {"tags": ["finance"]}
+_TAGS = ["finance"]
 
 
-@post("/admin/settlement-batches", status_code=201, summary="Build settlement batches from unbatched payables",
-      opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
+@post(
+    "/admin/settlement-batches",
+    status_code=201,
+    summary="Build settlement batches from unbatched payables",
+    opt={"permission": "settlement:write", "idempotent": True},
+    tags=_TAGS,
+)
 async def create_settlement_batches(
     request: Request, platform: Platform, data: JSONBody[s.SettlementBatchCreate | None] = None
 ) -> s.SettlementBatchesCreated:
     body = data or s.SettlementBatchCreate()
-    batches = await settlements.create_batches(platform.db, audit_actor(request), merchant_id=body.merchant_id,
-                                               cutoff=body.cutoff)
+    batches = await settlements.create_batches(
+        platform.db, audit_actor(request), merchant_id=body.merchant_id, cutoff=body.cutoff
+    )
     return s.SettlementBatchesCreated(items=batches)
 
 
-@get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, **_ADMIN)
+@get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, tags=_TAGS)
 async def list_settlement_batches(
     platform: Platform,
     page: Paging,
@@ -58,14 +67,22 @@ async def list_settlement_batches(
     return await settlements.list_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
-@get("/admin/settlement-batches/{batch_id:str}", summary="One settlement batch with entries, adjustments, history",
-     opt={"permission": "settlement:read"}, **_ADMIN)
+@get(
+    "/admin/settlement-batches/{batch_id:str}",
+    summary="One settlement batch with entries, adjustments, history",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
 async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatchDetail:
     return await settlements.batch_detail(platform.db, batch_id)
 
 
-@get("/admin/settlement-batches/{batch_id:str}/export.csv", summary="Settlement batch CSV (standard or bank_generic)",
-     opt={"permission": "settlement:export"}, **_ADMIN)
+@get(
+    "/admin/settlement-batches/{batch_id:str}/export.csv",
+    summary="Settlement batch CSV (standard or bank_generic)",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
 async def export_settlement_batch(
     platform: Platform,
     batch_id: FromPath[str],
@@ -74,60 +91,105 @@ async def export_settlement_batch(
     return await batch_csv(platform, batch_id, fmt)
 
 
-@post("/admin/settlement-batches/{batch_id:str}/mark-paid", status_code=200, summary="Record the payout of a batch",
-      opt={"permission": "settlement:pay", "idempotent": True}, **_ADMIN)
-async def mark_paid(request: Request, platform: Platform, batch_id: FromPath[str],
-                    data: JSONBody[s.MarkPaid]) -> s.SettlementBatch:
+@post(
+    "/admin/settlement-batches/{batch_id:str}/mark-paid",
+    status_code=200,
+    summary="Record the payout of a batch",
+    opt={"permission": "settlement:pay", "idempotent": True},
+    tags=_TAGS,
+)
+async def mark_paid(
+    request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.MarkPaid]
+) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.mark_paid(platform.db, conn, batch_id, audit_actor(request),
-                                           payout_reference=data.payout_reference, note=data.note)
+        return await settlements.mark_paid(
+            platform.db, conn, batch_id, audit_actor(request), payout_reference=data.payout_reference, note=data.note
+        )
 
 
-@post("/admin/settlement-batches/{batch_id:str}/mark-failed", status_code=200,
-      summary="The payout failed: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
-async def mark_failed(request: Request, platform: Platform, batch_id: FromPath[str],
-                      data: JSONBody[s.Reason]) -> s.SettlementBatch:
+@post(
+    "/admin/settlement-batches/{batch_id:str}/mark-failed",
+    status_code=200,
+    summary="The payout failed: release the entries",
+    opt={"permission": "settlement:write"},
+    tags=_TAGS,
+)
+async def mark_failed(
+    request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.Reason]
+) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.mark_failed(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
 
 
-@post("/admin/settlement-batches/{batch_id:str}/cancel", status_code=200,
-      summary="Cancel a pending batch: release the entries", opt={"permission": "settlement:write"}, **_ADMIN)
-async def cancel(request: Request, platform: Platform, batch_id: FromPath[str],
-                 data: JSONBody[s.Reason]) -> s.SettlementBatch:
+@post(
+    "/admin/settlement-batches/{batch_id:str}/cancel",
+    status_code=200,
+    summary="Cancel a pending batch: release the entries",
+    opt={"permission": "settlement:write"},
+    tags=_TAGS,
+)
+async def cancel(
+    request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.Reason]
+) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.cancel(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
 
 
-@post("/admin/settlement-batches/{batch_id:str}/reprocess", status_code=201,
-      summary="Re-batch a failed or cancelled batch into a new pending batch",
-      opt={"permission": "settlement:write", "idempotent": True}, **_ADMIN)
+@post(
+    "/admin/settlement-batches/{batch_id:str}/reprocess",
+    status_code=201,
+    summary="Re-batch a failed or cancelled batch into a new pending batch",
+    opt={"permission": "settlement:write", "idempotent": True},
+    tags=_TAGS,
+)
 async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.reprocess(platform.db, conn, batch_id, audit_actor(request))
 
 
-@patch("/admin/settlement-batches/{batch_id:str}/reference", summary="Set or correct the payout reference",
-       opt={"permission": "settlement:pay"}, **_ADMIN)
-async def update_reference(request: Request, platform: Platform, batch_id: FromPath[str],
-                           data: JSONBody[s.ReferenceUpdate]) -> s.SettlementBatch:
+@patch(
+    "/admin/settlement-batches/{batch_id:str}/reference",
+    summary="Set or correct the payout reference",
+    opt={"permission": "settlement:pay"},
+    tags=_TAGS,
+)
+async def update_reference(
+    request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.ReferenceUpdate]
+) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.update_reference(platform.db, conn, batch_id, audit_actor(request),
-                                                  payout_reference=data.payout_reference)
+        return await settlements.update_reference(
+            platform.db, conn, batch_id, audit_actor(request), payout_reference=data.payout_reference
+        )
 
 
-@post("/admin/settlement-batches/{batch_id:str}/adjustments", status_code=201,
-      summary="Adjust a pending batch's payable", opt={"permission": "settlement:adjust", "idempotent": True}, **_ADMIN)
-async def create_adjustment(request: Request, platform: Platform, batch_id: FromPath[str],
-                            data: JSONBody[s.AdjustmentCreate]) -> s.SettlementAdjustmentCreated:
+@post(
+    "/admin/settlement-batches/{batch_id:str}/adjustments",
+    status_code=201,
+    summary="Adjust a pending batch's payable",
+    opt={"permission": "settlement:adjust", "idempotent": True},
+    tags=_TAGS,
+)
+async def create_adjustment(
+    request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.AdjustmentCreate]
+) -> s.SettlementAdjustmentCreated:
     async with platform.db.transaction() as conn:
-        return await adjustments.add_adjustment(platform.db, conn, batch_id, audit_actor(request),
-                                                adjustment_type=data.adjustment_type, amount=data.amount,
-                                                reason=data.reason)
+        return await adjustments.add_adjustment(
+            platform.db,
+            conn,
+            batch_id,
+            audit_actor(request),
+            adjustment_type=data.adjustment_type,
+            amount=data.amount,
+            reason=data.reason,
+        )
 
 
-@get("/admin/settlement-adjustments", summary="Adjustments across batches",
-     opt={"permission": "settlement:read"}, **_ADMIN)
+@get(
+    "/admin/settlement-adjustments",
+    summary="Adjustments across batches",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
 async def list_adjustments(
     platform: Platform,
     page: Paging,
@@ -135,52 +197,75 @@ async def list_adjustments(
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
 ) -> Page[s.SettlementAdjustment]:
-    return await adjustments.list_adjustments(platform.db, page, window, merchant_id=merchant_id,
-                                              adjustment_type=adjustment_type)
+    return await adjustments.list_adjustments(
+        platform.db, page, window, merchant_id=merchant_id, adjustment_type=adjustment_type
+    )
 
 
-@get("/admin/settlement-adjustments/export.csv", summary="Adjustment report as CSV (small; use an export job above "
-     "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS)", opt={"permission": "settlement:export"}, **_ADMIN)
+@get(
+    "/admin/settlement-adjustments/export.csv",
+    summary="Adjustment report as CSV (small; use an export job above EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS)",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
 async def export_adjustments(
     platform: Platform,
     window: Window,
     merchant_id: FromQuery[str | None] = None,
     adjustment_type: FromQuery[str | None] = None,
 ) -> Stream:
-    filters = s.AdjustmentFilters(merchant_id=merchant_id, adjustment_type=adjustment_type, from_=window.from_,
-                                to=window.to)
+    filters = s.AdjustmentFilters(
+        merchant_id=merchant_id, adjustment_type=adjustment_type, from_=window.from_, to=window.to
+    )
     cap = platform.settings.export_settlement_adjustment_max_rows
     await exports.check_direct_report(platform.db, filters, cap)
     return csv_stream(csv_reports.adjustment_report(platform.db, filters, cap), "settlement-adjustments.csv")
 
 
-@post("/admin/exports/settlement-adjustments", status_code=201, summary="Start an async adjustment export",
-      opt={"permission": "settlement:export", "idempotent": True}, **_ADMIN)
-async def create_adjustment_export(request: Request, platform: Platform,
-                                   data: JSONBody[s.AdjustmentExportCreate | None] = None) -> s.ExportJob:
+@post(
+    "/admin/exports/settlement-adjustments",
+    status_code=201,
+    summary="Start an async adjustment export",
+    opt={"permission": "settlement:export", "idempotent": True},
+    tags=_TAGS,
+)
+async def create_adjustment_export(
+    request: Request, platform: Platform, data: JSONBody[s.AdjustmentExportCreate | None] = None
+) -> s.ExportJob:
     body = data or s.AdjustmentExportCreate()
-    filters = s.AdjustmentFilters(merchant_id=body.merchant_id, adjustment_type=body.adjustment_type,
-                                from_=body.from_, to=body.to)
+    filters = s.AdjustmentFilters(
+        merchant_id=body.merchant_id, adjustment_type=body.adjustment_type, from_=body.from_, to=body.to
+    )
     async with platform.db.transaction() as conn:
         return await exports.create_adjustment_export(platform.db, conn, audit_actor(request), filters)
 
 
-@get("/admin/exports/{job_id:str}", summary="An export job's status", opt={"permission": "settlement:export"},
-     **_ADMIN)
+@get(
+    "/admin/exports/{job_id:str}", summary="An export job's status", opt={"permission": "settlement:export"}, tags=_TAGS
+)
 async def get_export(platform: Platform, job_id: FromPath[str]) -> s.ExportJob:
     return await exports.get_job(platform.db, job_id)
 
 
-@get("/admin/exports/{job_id:str}/download", summary="Download a completed export",
-     opt={"permission": "settlement:export"}, **_ADMIN)
+@get(
+    "/admin/exports/{job_id:str}/download",
+    summary="Download a completed export",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
 async def download_export(platform: Platform, job_id: FromPath[str]) -> File:
     path, job = await exports.download_path(platform.db, platform.settings, job_id)
-    return File(path=path, filename=f"{job.export_type.replace('_', '-')}-{job.id}.csv",
-                media_type="text/csv; charset=utf-8")
+    return File(
+        path=path, filename=f"{job.export_type.replace('_', '-')}-{job.id}.csv", media_type="text/csv; charset=utf-8"
+    )
 
 
-@get("/admin/reconciliation/settlement-batches", summary="Batches against the ledger, plus callback exceptions",
-     opt={"permission": "settlement:read"}, **_ADMIN)
+@get(
+    "/admin/reconciliation/settlement-batches",
+    summary="Batches against the ledger, plus callback exceptions",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
 async def reconcile_settlement_batches(
     platform: Platform,
     page: Paging,
@@ -191,21 +276,43 @@ async def reconcile_settlement_batches(
     return await reconciliation.settlement_batches(platform.db, page, window, merchant_id=merchant_id, status=status)
 
 
-@get("/admin/dashboard/summary", summary="Finance and settlement overview", opt={"permission": "dashboard:read"},
-     **_ADMIN)
+@get(
+    "/admin/dashboard/summary",
+    summary="Finance and settlement overview",
+    opt={"permission": "dashboard:read"},
+    tags=_TAGS,
+)
 async def dashboard_summary(platform: Platform) -> s.DashboardSummary:
     return await dashboard.settlement_summary(platform.db)  # type: ignore[return-value]
 
 
-@get("/admin/observability/summary", summary="Outbox, export jobs, processes and recent transactions",
-     opt={"permission": "observability:read"}, **_ADMIN)
+@get(
+    "/admin/observability/summary",
+    summary="Outbox, export jobs, processes and recent transactions",
+    opt={"permission": "observability:read"},
+    tags=_TAGS,
+)
 async def observability_summary(platform: Platform) -> s.ObservabilitySummary:
     return await dashboard.observability_summary(platform)
 
 
 routes = [
-    create_settlement_batches, list_settlement_batches, get_settlement_batch, export_settlement_batch, mark_paid,
-    mark_failed, cancel, reprocess, update_reference, create_adjustment, list_adjustments, export_adjustments,
-    create_adjustment_export, get_export, download_export, reconcile_settlement_batches, dashboard_summary,
+    create_settlement_batches,
+    list_settlement_batches,
+    get_settlement_batch,
+    export_settlement_batch,
+    mark_paid,
+    mark_failed,
+    cancel,
+    reprocess,
+    update_reference,
+    create_adjustment,
+    list_adjustments,
+    export_adjustments,
+    create_adjustment_export,
+    get_export,
+    download_export,
+    reconcile_settlement_batches,
+    dashboard_summary,
     observability_summary,
 ]

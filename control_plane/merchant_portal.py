@@ -25,17 +25,20 @@ def own_merchant(request: Request) -> str:
     return merchant_id
 
 
-_MERCHANT = {"tags": ["merchant portal"]}
+_TAGS = ["merchant portal"]
 
 
-@get("/merchant/settlement-summary", summary="My payouts: pending, paid, adjustments",
-     opt={"permission": "settlement:read"}, **_MERCHANT)
+@get(
+    "/merchant/settlement-summary",
+    summary="My payouts: pending, paid, adjustments",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
 async def settlement_summary(request: Request, platform: Platform) -> s.SettlementSummary:
     return await dashboard.settlement_summary(platform.db, own_merchant(request))
 
 
-@get("/merchant/settlement-batches", summary="My settlement batches", opt={"permission": "settlement:read"},
-     **_MERCHANT)
+@get("/merchant/settlement-batches", summary="My settlement batches", opt={"permission": "settlement:read"}, tags=_TAGS)
 async def list_settlement_batches(
     request: Request,
     platform: Platform,
@@ -46,16 +49,24 @@ async def list_settlement_batches(
     return await settlements.list_batches(platform.db, page, window, merchant_id=own_merchant(request), status=status)
 
 
-@get("/merchant/settlement-batches/{batch_id:str}", summary="One of my settlement batches",
-     opt={"permission": "settlement:read"}, **_MERCHANT)
+@get(
+    "/merchant/settlement-batches/{batch_id:str}",
+    summary="One of my settlement batches",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
 async def get_settlement_batch(
     request: Request, platform: Platform, batch_id: FromPath[str]
 ) -> s.SettlementBatchDetail:
     return await settlements.batch_detail(platform.db, batch_id, merchant_id=own_merchant(request))
 
 
-@get("/merchant/settlement-batches/{batch_id:str}/export.csv", summary="My settlement batch as CSV",
-     opt={"permission": "settlement:export"}, **_MERCHANT)
+@get(
+    "/merchant/settlement-batches/{batch_id:str}/export.csv",
+    summary="My settlement batch as CSV",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
 async def export_settlement_batch(
     request: Request,
     platform: Platform,

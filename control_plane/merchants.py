@@ -23,8 +23,12 @@ _WRITE = {"rate_limit": "admin_write"}
 # --- merchants (admin) ---
 
 
-@post("/admin/merchants", summary="Onboard a merchant (status pending_review)", tags=["merchants"],
-      opt={"permission": "merchant:write", "idempotent": True, **_WRITE})
+@post(
+    "/admin/merchants",
+    summary="Onboard a merchant (status pending_review)",
+    tags=["merchants"],
+    opt={"permission": "merchant:write", "idempotent": True, **_WRITE},
+)
 async def create_merchant(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.MerchantCreate]
 ) -> s.Merchant:
@@ -32,22 +36,31 @@ async def create_merchant(
         return await service.create_merchant(platform.db, conn, audit_actor(request), **msgspec.structs.asdict(data))
 
 
-@get("/admin/merchants", summary="List merchants, newest first", tags=["merchants"],
-     opt={"permission": "merchant:read"})
+@get(
+    "/admin/merchants", summary="List merchants, newest first", tags=["merchants"], opt={"permission": "merchant:read"}
+)
 async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str | None] = None) -> Page[s.Merchant]:
     async with platform.db.transaction() as conn:
         return await service.list_merchants(platform.db, conn, page, status=status)
 
 
-@get("/admin/merchants/{merchant_id:str}", summary="One merchant", tags=["merchants"],
-     opt={"permission": "merchant:read"})
+@get(
+    "/admin/merchants/{merchant_id:str}",
+    summary="One merchant",
+    tags=["merchants"],
+    opt={"permission": "merchant:read"},
+)
 async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.get_merchant(platform.db, conn, merchant_id)
 
 
-@patch("/admin/merchants/{merchant_id:str}", summary="Change a merchant's details or fee override",
-       tags=["merchants"], opt={"permission": "merchant:write", **_WRITE})
+@patch(
+    "/admin/merchants/{merchant_id:str}",
+    summary="Change a merchant's details or fee override",
+    tags=["merchants"],
+    opt={"permission": "merchant:write", **_WRITE},
+)
 async def update_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantUpdate]
 ) -> s.Merchant:
@@ -56,8 +69,13 @@ async def update_merchant(
         return await service.update_merchant(platform.db, conn, audit_actor(request), merchant_id, changes)
 
 
-@post("/admin/merchants/{merchant_id:str}/approve", status_code=200, summary="Approve: pending_review → active",
-      tags=["merchants"], opt={"permission": "merchant:approve", **_WRITE})
+@post(
+    "/admin/merchants/{merchant_id:str}/approve",
+    status_code=200,
+    summary="Approve: pending_review → active",
+    tags=["merchants"],
+    opt={"permission": "merchant:approve", **_WRITE},
+)
 async def approve_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str]
 ) -> s.Merchant:
@@ -65,8 +83,13 @@ async def approve_merchant(
         return await service.approve_merchant(platform.db, conn, audit_actor(request), merchant_id)
 
 
-@post("/admin/merchants/{merchant_id:str}/reject", status_code=200, summary="Reject: pending_review → rejected",
-      tags=["merchants"], opt={"permission": "merchant:approve", **_WRITE})
+@post(
+    "/admin/merchants/{merchant_id:str}/reject",
+    status_code=200,
+    summary="Reject: pending_review → rejected",
+    tags=["merchants"],
+    opt={"permission": "merchant:approve", **_WRITE},
+)
 async def reject_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantReject]
 ) -> s.Merchant:
@@ -77,14 +100,19 @@ async def reject_merchant(
 # --- outlets and terminals (admin) ---
 
 
-@post("/admin/merchants/{merchant_id:str}/outlets", summary="Add an outlet to a merchant", tags=["outlets"],
-      opt={"permission": "outlet:write", "idempotent": True, **_WRITE})
+@post(
+    "/admin/merchants/{merchant_id:str}/outlets",
+    summary="Add an outlet to a merchant",
+    tags=["outlets"],
+    opt={"permission": "outlet:write", "idempotent": True, **_WRITE},
+)
 async def create_outlet(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.OutletCreate]
 ) -> s.Outlet:
     async with platform.db.transaction() as conn:
-        return await service.create_outlet(platform.db, conn, audit_actor(request), merchant_id,
-                                           **msgspec.structs.asdict(data))
+        return await service.create_outlet(
+            platform.db, conn, audit_actor(request), merchant_id, **msgspec.structs.asdict(data)
+        )
 
 
 @get("/admin/outlets", summary="List outlets, newest first", tags=["outlets"], opt={"permission": "outlet:read"})
@@ -99,18 +127,24 @@ async def get_outlet(platform: Platform, outlet_id: FromPath[str]) -> s.Outlet:
         return await service.get_outlet(platform.db, conn, outlet_id)
 
 
-@post("/admin/outlets/{outlet_id:str}/terminals", summary="Add a terminal (QRIS acceptance point) to an outlet",
-      tags=["terminals"], opt={"permission": "terminal:write", "idempotent": True, **_WRITE})
+@post(
+    "/admin/outlets/{outlet_id:str}/terminals",
+    summary="Add a terminal (QRIS acceptance point) to an outlet",
+    tags=["terminals"],
+    opt={"permission": "terminal:write", "idempotent": True, **_WRITE},
+)
 async def create_terminal(
     platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str], data: JSONBody[s.TerminalCreate]
 ) -> s.Terminal:
     async with platform.db.transaction() as conn:
-        return await service.create_terminal(platform.db, conn, audit_actor(request), outlet_id,
-                                             **msgspec.structs.asdict(data))
+        return await service.create_terminal(
+            platform.db, conn, audit_actor(request), outlet_id, **msgspec.structs.asdict(data)
+        )
 
 
-@get("/admin/terminals", summary="List terminals, newest first", tags=["terminals"],
-     opt={"permission": "terminal:read"})
+@get(
+    "/admin/terminals", summary="List terminals, newest first", tags=["terminals"], opt={"permission": "terminal:read"}
+)
 async def list_terminals(
     platform: Platform,
     page: Paging,
@@ -119,12 +153,17 @@ async def list_terminals(
     status: FromQuery[str | None] = None,
 ) -> Page[s.Terminal]:
     async with platform.db.transaction() as conn:
-        return await service.list_terminals(platform.db, conn, page, merchant_id=merchant_id, outlet_id=outlet_id,
-                                            status=status)
+        return await service.list_terminals(
+            platform.db, conn, page, merchant_id=merchant_id, outlet_id=outlet_id, status=status
+        )
 
 
-@get("/admin/terminals/{terminal_id:str}", summary="One terminal, with its bound device", tags=["terminals"],
-     opt={"permission": "terminal:read"})
+@get(
+    "/admin/terminals/{terminal_id:str}",
+    summary="One terminal, with its bound device",
+    tags=["terminals"],
+    opt={"permission": "terminal:read"},
+)
 async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Terminal:
     async with platform.db.transaction() as conn:
         return await service.get_terminal(platform.db, conn, terminal_id)
@@ -133,24 +172,33 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Term
 # --- a merchant user's own outlets and terminals ---
 
 
-@get("/merchant/outlets", summary="The caller's merchant's outlets", tags=["merchant"],
-     opt={"permission": "outlet:read"})
+@get(
+    "/merchant/outlets", summary="The caller's merchant's outlets", tags=["merchant"], opt={"permission": "outlet:read"}
+)
 async def my_outlets(platform: Platform, request: Request[Any, Any, Any], page: Paging) -> Page[s.Outlet]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
         return await service.list_outlets(platform.db, conn, page, scope=scope)
 
 
-@get("/merchant/outlets/{outlet_id:str}", summary="One of the caller's outlets", tags=["merchant"],
-     opt={"permission": "outlet:read"})
+@get(
+    "/merchant/outlets/{outlet_id:str}",
+    summary="One of the caller's outlets",
+    tags=["merchant"],
+    opt={"permission": "outlet:read"},
+)
 async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str]) -> s.Outlet:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
         return await service.get_outlet(platform.db, conn, outlet_id, scope)
 
 
-@get("/merchant/terminals", summary="The caller's merchant's terminals", tags=["merchant"],
-     opt={"permission": "terminal:read"})
+@get(
+    "/merchant/terminals",
+    summary="The caller's merchant's terminals",
+    tags=["merchant"],
+    opt={"permission": "terminal:read"},
+)
 async def my_terminals(
     platform: Platform,
     request: Request[Any, Any, Any],
@@ -163,8 +211,12 @@ async def my_terminals(
         return await service.list_terminals(platform.db, conn, page, outlet_id=outlet_id, status=status, scope=scope)
 
 
-@get("/merchant/terminals/{terminal_id:str}", summary="One of the caller's terminals", tags=["merchant"],
-     opt={"permission": "terminal:read"})
+@get(
+    "/merchant/terminals/{terminal_id:str}",
+    summary="One of the caller's terminals",
+    tags=["merchant"],
+    opt={"permission": "terminal:read"},
+)
 async def my_terminal(platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]) -> s.Terminal:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
@@ -172,7 +224,20 @@ async def my_terminal(platform: Platform, request: Request[Any, Any, Any], termi
 
 
 routes = [
-    create_merchant, list_merchants, get_merchant, update_merchant, approve_merchant, reject_merchant,
-    create_outlet, list_outlets, get_outlet, create_terminal, list_terminals, get_terminal,
-    my_outlets, my_outlet, my_terminals, my_terminal,
+    create_merchant,
+    list_merchants,
+    get_merchant,
+    update_merchant,
+    approve_merchant,
+    reject_merchant,
+    create_outlet,
+    list_outlets,
+    get_outlet,
+    create_terminal,
+    list_terminals,
+    get_terminal,
+    my_outlets,
+    my_outlet,
+    my_terminals,
+    my_terminal,
 ]

@@ -10,12 +10,12 @@ import time
 import uuid
 from functools import partial
 from itertools import accumulate, count
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.exceptions import ClientException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.logging import request_id_var
@@ -30,6 +30,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        method = cast("HTTPScope", scope)["method"]
         supplied = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = supplied if _ACCEPTABLE_ID.match(supplied) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
@@ -51,7 +52,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             log.info(
                 "request",
                 extra={
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -103,10 +104,18 @@ def _carries_body(scope: Scope) -> bool:
 def _is_json(content_type: str) -> bool:
     media_type, _, parameters = content_type.partition(";")
     media_type = media_type.strip().lower()
-    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
         return False
-    charset = next((value.strip().strip('"').lower() for name, _, value in
-                    (p.partition("=") for p in parameters.split(";")) if name.strip().lower() == "charset"), "utf-8")
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
     return charset in ("utf-8", "utf8")
 
 
@@ -123,8 +132,9 @@ def _check_depth(body: bytes) -> None:
     # After the i-th bracket the depth is opened - closed = 2 * opened - i (an opener weighs 2).
     depths = map(operator.sub, accumulate(weights), count(1))
     if next(filter(partial(operator.lt, MAX_JSON_DEPTH), depths), None) is not None:
-        raise ValidationFailed(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
-                               details={"max_depth": MAX_JSON_DEPTH})
+        raise ValidationFailed(
+            f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", details={"max_depth": MAX_JSON_DEPTH}
+        )
 
 
 _NOT_A_BRACKET = bytes(set(range(256)) - set(b"[]{}"))

@@ -11,8 +11,8 @@ import msgspec
 from litestar import Request, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
+from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.core import outbox
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import callbacks, device_requests, service
@@ -20,8 +20,13 @@ from qris_soundbox.core.payments import schemas as s
 from qris_soundbox.core.schemas import Page
 
 
-@post("/integrations/qris/callback", status_code=200, tags=["payments"], summary="Signed acquirer payment callback",
-      opt={"public": True, "rate_limit": "callback"})
+@post(
+    "/integrations/qris/callback",
+    status_code=200,
+    tags=["payments"],
+    summary="Signed acquirer payment callback",
+    opt={"public": True, "rate_limit": "callback"},
+)
 async def qris_callback(request: Request, platform: Platform) -> s.CallbackResult:
     return await callbacks.receive_callback(
         platform.db,
@@ -43,36 +48,61 @@ async def list_transactions(
     status: FromQuery[str | None] = None,
 ) -> Page[s.Transaction]:
     async with platform.db.transaction() as conn:
-        return await service.list_transactions(platform.db, conn, page, window, merchant_id=merchant_id,
-                                               terminal_id=terminal_id, status=status)
+        return await service.list_transactions(
+            platform.db, conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status
+        )
 
 
-@post("/admin/transactions", tags=["payments"], summary="Issue a dynamic QR transaction on a terminal",
-      opt={"permission": "transaction:write", "idempotent": True, "rate_limit": "admin_write"})
-async def create_transaction(request: Request, platform: Platform, data: JSONBody[s.TransactionCreate]
-                             ) -> s.Transaction:
+@post(
+    "/admin/transactions",
+    tags=["payments"],
+    summary="Issue a dynamic QR transaction on a terminal",
+    opt={"permission": "transaction:write", "idempotent": True, "rate_limit": "admin_write"},
+)
+async def create_transaction(
+    request: Request, platform: Platform, data: JSONBody[s.TransactionCreate]
+) -> s.Transaction:
     async with platform.db.transaction() as conn:
-        return await service.create_transaction(platform.db, conn, platform.settings, audit_actor(request),
-                                                terminal_id=data.terminal_id, amount=data.amount,
-                                                expires_in_s=data.expires_in_s)
+        return await service.create_transaction(
+            platform.db,
+            conn,
+            platform.settings,
+            audit_actor(request),
+            terminal_id=data.terminal_id,
+            amount=data.amount,
+            expires_in_s=data.expires_in_s,
+        )
 
 
-@get("/admin/transactions/{transaction_id:str}", tags=["payments"], summary="One transaction",
-     opt={"permission": "transaction:read"})
+@get(
+    "/admin/transactions/{transaction_id:str}",
+    tags=["payments"],
+    summary="One transaction",
+    opt={"permission": "transaction:read"},
+)
 async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> s.Transaction:
     async with platform.db.transaction() as conn:
         return await service.get_transaction(platform.db, conn, transaction_id)
 
 
-@get("/admin/transactions/{transaction_id:str}/events", tags=["payments"], summary="A transaction's state changes",
-     opt={"permission": "transaction:read"})
+@get(
+    "/admin/transactions/{transaction_id:str}/events",
+    tags=["payments"],
+    summary="A transaction's state changes",
+    opt={"permission": "transaction:read"},
+)
 async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[s.TransactionEvent]:
     async with platform.db.transaction() as conn:
         return await service.transaction_events(platform.db, conn, transaction_id)
 
 
-@post("/admin/transactions/expire-due", status_code=200, tags=["payments"],
-      summary="Expire pending dynamic QRs past their expiry now", opt={"permission": "transaction:expire"})
+@post(
+    "/admin/transactions/expire-due",
+    status_code=200,
+    tags=["payments"],
+    summary="Expire pending dynamic QRs past their expiry now",
+    opt={"permission": "transaction:expire"},
+)
 async def expire_due(request: Request, platform: Platform) -> dict[str, object]:
     async with platform.db.transaction() as conn:
         expired = await service.expire_due(platform.db, conn, platform.settings, audit_actor(request))
@@ -89,34 +119,59 @@ async def list_ledger_entries(
     entry_type: FromQuery[str | None] = None,
 ) -> Page[s.LedgerEntry]:
     async with platform.db.transaction() as conn:
-        return await service.list_ledger_entries(platform.db, conn, page, window, transaction_id=transaction_id,
-                                                 merchant_id=merchant_id, entry_type=entry_type)
+        return await service.list_ledger_entries(
+            platform.db,
+            conn,
+            page,
+            window,
+            transaction_id=transaction_id,
+            merchant_id=merchant_id,
+            entry_type=entry_type,
+        )
 
 
-@post("/device/transactions/dynamic-qr", tags=["device API"], summary="A dynamic QR for the device's terminal",
-      opt={"device": True, "rate_limit": "device"})
-async def device_dynamic_qr(request: Request, platform: Platform,
-                            data: JSONBody[s.DeviceDynamicQrCreate]) -> s.DeviceDynamicQr:
+@post(
+    "/device/transactions/dynamic-qr",
+    tags=["device API"],
+    summary="A dynamic QR for the device's terminal",
+    opt={"device": True, "rate_limit": "device"},
+)
+async def device_dynamic_qr(
+    request: Request, platform: Platform, data: JSONBody[s.DeviceDynamicQrCreate]
+) -> s.DeviceDynamicQr:
     device = device_of(request)
     async with platform.db.transaction() as conn:
         qr = await device_requests.issue_for_device(platform.db, conn, platform.settings, device.device_id, data.amount)
     return s.DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
 
 
-@post("/device/mqtt/uplink/dynamic-qr/request", status_code=202, tags=["device API"],
-      summary="HTTP bridge of the MQTT dynamic-QR uplink: the reply is the MQTT downlink",
-      opt={"device": True, "rate_limit": "device"})
-async def device_dynamic_qr_bridge(request: Request, platform: Platform,
-                                   data: JSONBody[s.DynamicQrBridgeRequest]) -> s.QueuedReply:
+@post(
+    "/device/mqtt/uplink/dynamic-qr/request",
+    status_code=202,
+    tags=["device API"],
+    summary="HTTP bridge of the MQTT dynamic-QR uplink: the reply is the MQTT downlink",
+    opt={"device": True, "rate_limit": "device"},
+)
+async def device_dynamic_qr_bridge(
+    request: Request, platform: Platform, data: JSONBody[s.DynamicQrBridgeRequest]
+) -> s.QueuedReply:
     device = device_of(request)
-    message_id = await device_requests.answer_dynamic_qr_request(platform, device.device_id, data.request_id, data.amount)
-    return s.QueuedReply(request_id=data.request_id, message_id=message_id,
-                       topic=outbox.downlink_topic(device.device_id, "dynamic_qr_response"))
+    message_id = await device_requests.answer_dynamic_qr_request(
+        platform, device.device_id, data.request_id, data.amount
+    )
+    return s.QueuedReply(
+        request_id=data.request_id,
+        message_id=message_id,
+        topic=outbox.downlink_topic(device.device_id, "dynamic_qr_response"),
+    )
 
 
-@get("/admin/devices/{device_id:str}/notifications", tags=["devices"],
-     summary="The device's downlinks (payment announcements by default) and their delivery state",
-     opt={"permission": "device:read"})
+@get(
+    "/admin/devices/{device_id:str}/notifications",
+    tags=["devices"],
+    summary="The device's downlinks (payment announcements by default) and their delivery state",
+    opt={"permission": "device:read"},
+)
 async def device_notifications(
     platform: Platform,
     device_id: FromPath[str],
@@ -127,13 +182,30 @@ async def device_notifications(
         return await service.device_downlinks(platform.db, conn, device_id, kind, page)
 
 
-@post("/admin/transactions/{transaction_id:str}/retry-notification", status_code=200, tags=["payments"],
-      summary="Announce a paid transaction again on its soundbox", opt={"permission": "transaction:write"})
+@post(
+    "/admin/transactions/{transaction_id:str}/retry-notification",
+    status_code=200,
+    tags=["payments"],
+    summary="Announce a paid transaction again on its soundbox",
+    opt={"permission": "transaction:write"},
+)
 async def retry_notification(request: Request, platform: Platform, transaction_id: FromPath[str]) -> NotificationState:
     async with platform.db.transaction() as conn:
-        return await service.retry_notification(platform.db, conn, platform.settings, audit_actor(request),
-                                                transaction_id)
+        return await service.retry_notification(
+            platform.db, conn, platform.settings, audit_actor(request), transaction_id
+        )
 
 
-routes = [qris_callback, device_dynamic_qr, device_dynamic_qr_bridge, device_notifications, retry_notification,
-          create_transaction, list_transactions, get_transaction, transaction_events, expire_due, list_ledger_entries]
+routes = [
+    qris_callback,
+    device_dynamic_qr,
+    device_dynamic_qr_bridge,
+    device_notifications,
+    retry_notification,
+    create_transaction,
+    list_transactions,
+    get_transaction,
+    transaction_events,
+    expire_due,
+    list_ledger_entries,
+]

@@ -100,8 +100,13 @@ async def _run_once(
         scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), await request.body()
     )
     stored = await idempotency.begin(
-        db, caller=caller, key=key, request_fingerprint=request_fingerprint, method=scope["method"],
-        path=scope["path"], ttl_s=platform_of_connection(request).settings.idempotency_key_ttl_seconds,
+        db,
+        caller=caller,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        method=scope["method"],
+        path=scope["path"],
+        ttl_s=platform_of_connection(request).settings.idempotency_key_ttl_seconds,
         wait_s=IDEMPOTENCY_WAIT_S,
     )
     if stored is not None:

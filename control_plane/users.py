@@ -13,27 +13,40 @@ from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.users import schemas as s
 from qris_soundbox.core.users import service as users
 
-
 _LOGIN = {"public": True, "rate_limit": "login"}
 
 
-async def _login(
-    platform: Platform, request: Request[Any, Any, Any], kind: str, data: s.LoginRequest
-) -> s.LoginResult:
-    return await users.login(platform.db, audit_actor(request), kind, email=data.email, password=data.password,
-                             ttl_s=platform.settings.auth_token_ttl_seconds)
+async def _login(platform: Platform, request: Request[Any, Any, Any], kind: str, data: s.LoginRequest) -> s.LoginResult:
+    return await users.login(
+        platform.db,
+        audit_actor(request),
+        kind,
+        email=data.email,
+        password=data.password,
+        ttl_s=platform.settings.auth_token_ttl_seconds,
+    )
 
 
-@post("/admin/login", status_code=200, summary="Exchange email + password for an admin bearer token",
-      tags=["auth"], opt=_LOGIN)
+@post(
+    "/admin/login",
+    status_code=200,
+    summary="Exchange email + password for an admin bearer token",
+    tags=["auth"],
+    opt=_LOGIN,
+)
 async def admin_login(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.LoginRequest]
 ) -> s.LoginResult:
     return await _login(platform, request, "admin", data)
 
 
-@post("/merchant/login", status_code=200, summary="Exchange email + password for a merchant bearer token",
-      tags=["auth"], opt=_LOGIN)
+@post(
+    "/merchant/login",
+    status_code=200,
+    summary="Exchange email + password for a merchant bearer token",
+    tags=["auth"],
+    opt=_LOGIN,
+)
 async def merchant_login(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.LoginRequest]
 ) -> s.LoginResult:
@@ -48,20 +61,34 @@ async def _logout(platform: Platform, request: Request[Any, Any, Any]) -> s.Logo
         return s.LogoutResult(revoked=await users.logout(platform.db, conn, audit_actor(request), token))
 
 
-@post("/admin/logout", status_code=200, summary="Revoke the admin bearer token of this request", tags=["auth"],
-      opt={"permission": "session:logout"})
+@post(
+    "/admin/logout",
+    status_code=200,
+    summary="Revoke the admin bearer token of this request",
+    tags=["auth"],
+    opt={"permission": "session:logout"},
+)
 async def admin_logout(platform: Platform, request: Request[Any, Any, Any]) -> s.LogoutResult:
     return await _logout(platform, request)
 
 
-@post("/merchant/logout", status_code=200, summary="Revoke the merchant bearer token of this request",
-      tags=["auth"], opt={"permission": "session:logout"})
+@post(
+    "/merchant/logout",
+    status_code=200,
+    summary="Revoke the merchant bearer token of this request",
+    tags=["auth"],
+    opt={"permission": "session:logout"},
+)
 async def merchant_logout(platform: Platform, request: Request[Any, Any, Any]) -> s.LogoutResult:
     return await _logout(platform, request)
 
 
-@get("/merchant/profile", summary="The logged-in merchant user and their merchant", tags=["merchant"],
-     opt={"permission": "merchant:profile"})
+@get(
+    "/merchant/profile",
+    summary="The logged-in merchant user and their merchant",
+    tags=["merchant"],
+    opt={"permission": "merchant:profile"},
+)
 async def merchant_profile(platform: Platform, request: Request[Any, Any, Any]) -> s.MerchantProfile:
     principal = principal_of(request)
     scope = merchant_scope(principal)

@@ -6,7 +6,7 @@ from string import Formatter
 from typing import Literal
 
 from qris_soundbox.core.errors import ValidationFailed
-from qris_soundbox.core.schemas import Struct
+from qris_soundbox.core.schemas import Value
 
 SUPPORTED_LANGUAGES = ("id", "en")
 MAX_SPEAKABLE_AMOUNT = 999_999_999_999_999  # 999 triliun: the largest scale word we speak
@@ -38,7 +38,7 @@ class InvalidTextTemplate(_CannotSay):
     code = "invalid_text_template"
 
 
-class AnnouncementCapabilities(Struct, kw_only=True, frozen=True):
+class AnnouncementCapabilities(Value, kw_only=True, frozen=True):
     """What a device model can do with an announcement (the device-models registry supplies it)."""
 
     screen: bool
@@ -47,13 +47,13 @@ class AnnouncementCapabilities(Struct, kw_only=True, frozen=True):
     max_text_length: int | None = None
 
 
-class AnnouncementDisplay(Struct, kw_only=True, frozen=True):
+class AnnouncementDisplay(Value, kw_only=True, frozen=True):
     amount: int
     merchant_name: str
     formatted_amount: str  # "Rp25.000"
 
 
-class Announcement(Struct, kw_only=True, frozen=True, omit_defaults=True):
+class Announcement(Value, kw_only=True, frozen=True, omit_defaults=True):
     """The payment downlink's ``announcement`` (SPEC §10); absent parts are omitted on the wire."""
 
     format: AnnouncementFormat

@@ -14,10 +14,10 @@ import asyncpg
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
-from qris_soundbox.core.schemas import Page, Struct
+from qris_soundbox.core.schemas import Page, Struct, Value
 
 
-class AuditActor(Struct, frozen=True, kw_only=True):
+class AuditActor(Value, kw_only=True, frozen=True):
     """Who did it and from where; built by the control plane per request."""
 
     actor_type: str  # admin | merchant | device | system | acquirer | anonymous
@@ -74,11 +74,28 @@ class AuditLog(Struct, kw_only=True):
 
 
 async def list_logs(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, window: TimeWindow, *,
-    action: str | None = None, entity_type: str | None = None, entity_id: str | None = None,
-    actor_id: str | None = None, merchant_id: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    window: TimeWindow,
+    *,
+    action: str | None = None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor_id: str | None = None,
+    merchant_id: str | None = None,
 ) -> Page[AuditLog]:
     """Newest first; ``from`` inclusive, ``to`` exclusive."""
-    rows = await conn.fetch(db.q["list_audit_logs"], page.cursor, page.fetch_limit, action, entity_type, entity_id,
-                            actor_id, window.from_, window.to, merchant_id)
+    rows = await conn.fetch(
+        db.q["list_audit_logs"],
+        page.cursor,
+        page.fetch_limit,
+        action,
+        entity_type,
+        entity_id,
+        actor_id,
+        window.from_,
+        window.to,
+        merchant_id,
+    )
     return page.page(rows, lambda row: AuditLog(**dict(row)))

@@ -16,27 +16,70 @@ ADMIN_ROLES = ("admin", "finance", "ops", "support", "viewer")
 MERCHANT_ROLES = ("owner", "finance", "ops", "viewer")
 
 _READ = {
-    "session:logout", "merchant:read", "outlet:read", "terminal:read", "device:read", "transaction:read",
-    "ledger:read", "settlement:read", "audit:read", "dashboard:read", "observability:read",
+    "session:logout",
+    "merchant:read",
+    "outlet:read",
+    "terminal:read",
+    "device:read",
+    "transaction:read",
+    "ledger:read",
+    "settlement:read",
+    "audit:read",
+    "dashboard:read",
+    "observability:read",
 }
 
 ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(_READ | {
-        "merchant:write", "merchant:approve", "outlet:write", "terminal:write",
-        "device:write", "device:credential", "device:bind", "device:config", "device:command",
-        "device_model:write", "transaction:write", "transaction:expire",
-        "settlement:write", "settlement:pay", "settlement:adjust", "settlement:export",
-        "export:write", "user:write", "seed:write",
-    }),
-    "finance": frozenset(_READ | {
-        "settlement:write", "settlement:pay", "settlement:adjust", "settlement:export", "export:write",
-        "transaction:write", "transaction:expire",
-    }),
-    "ops": frozenset(_READ | {
-        "merchant:write", "outlet:write", "terminal:write",
-        "device:write", "device:credential", "device:bind", "device:config", "device:command",
-        "transaction:expire",
-    }),
+    "admin": frozenset(
+        _READ
+        | {
+            "merchant:write",
+            "merchant:approve",
+            "outlet:write",
+            "terminal:write",
+            "device:write",
+            "device:credential",
+            "device:bind",
+            "device:config",
+            "device:command",
+            "device_model:write",
+            "transaction:write",
+            "transaction:expire",
+            "settlement:write",
+            "settlement:pay",
+            "settlement:adjust",
+            "settlement:export",
+            "export:write",
+            "user:write",
+            "seed:write",
+        }
+    ),
+    "finance": frozenset(
+        _READ
+        | {
+            "settlement:write",
+            "settlement:pay",
+            "settlement:adjust",
+            "settlement:export",
+            "export:write",
+            "transaction:write",
+            "transaction:expire",
+        }
+    ),
+    "ops": frozenset(
+        _READ
+        | {
+            "merchant:write",
+            "outlet:write",
+            "terminal:write",
+            "device:write",
+            "device:credential",
+            "device:bind",
+            "device:config",
+            "device:command",
+            "transaction:expire",
+        }
+    ),
     "support": frozenset(_READ | {"device:command", "device:config"}),
     "viewer": frozenset(_READ),
 }

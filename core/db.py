@@ -93,8 +93,7 @@ async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     """The pool's way to open a connection: any failure to open one is ``DatabaseUnreachable``."""
     try:
         return await asyncpg.connect(*args, **kwargs)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-            asyncpg.InternalClientError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
         raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
 
 
@@ -109,8 +108,11 @@ def error_for_database_failure(exc: BaseException) -> DomainError | None:
         # asyncpg has no own class for "used after the server closed it".
         isinstance(exc, asyncpg.InterfaceError) and ("is closed" in str(exc) or "is closing" in str(exc))
     ):
-        return Unavailable("the database is unavailable; try again shortly", retry_after_s=RETRY_AFTER_S,
-                           details={"component": "database"})
+        return Unavailable(
+            "the database is unavailable; try again shortly",
+            retry_after_s=RETRY_AFTER_S,
+            details={"component": "database"},
+        )
     reason: str | None
     if type(exc) is asyncpg.DataError:
         # Raised by asyncpg itself, before sending: an argument it cannot encode, e.g. an integer beyond int4/int8.
@@ -145,8 +147,12 @@ class Database:
     async def connect(cls, dsn: str | None, *, min_size: int = 2, max_size: int = 10) -> Database:
         # dsn None: asyncpg reads the libpq PG* variables, as the seed did.
         pool = await asyncpg.create_pool(
-            dsn, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection,
-            connect=_connect, timeout=CONNECT_TIMEOUT_S,
+            dsn,
+            min_size=min(min_size, max_size),
+            max_size=max_size,
+            init=_init_connection,
+            connect=_connect,
+            timeout=CONNECT_TIMEOUT_S,
         )
         return cls(pool, load_queries(), dsn)
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.demo import seed_demo_device
 from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
 from qris_soundbox.core.schemas import Struct, from_row
 from qris_soundbox.core.users import service as users
-from qris_soundbox.core.devices.demo import seed_demo_device
 
 # The earlier implementation's development values, so its scripts keep working.
 DEMO_SECRETS = {
@@ -31,8 +32,14 @@ DEMO_SECRETS = {
 }
 
 DEMO_ACTOR = AuditActor(actor_type="system", actor_id="demo-seed")
-DEMO_MERCHANT = {"name": "Warung Demo", "city": "Jakarta", "mcc": "5499", "nmid": "ID1020000000001",
-                 "email": "owner@demo.qris.local", "postal_code": "10110"}
+DEMO_MERCHANT: dict[str, Any] = {
+    "name": "Warung Demo",
+    "city": "Jakarta",
+    "mcc": "5499",
+    "nmid": "ID1020000000001",
+    "email": "owner@demo.qris.local",
+    "postal_code": "10110",
+}
 DEMO_OUTLET = {"name": "Warung Demo Pusat", "address": "Jl. Contoh No. 1", "city": "Jakarta"}
 DEMO_TERMINAL = {"name": "Kasir 1"}
 
@@ -103,16 +110,27 @@ async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoDa
         logins = []
         for kind, email, name, role, password in DEMO_USERS:
             if await users.find_user(db, conn, kind, email) is None:
-                await users.create_user(db, conn, actor, kind, email=email, name=name, role=role, password=password,
-                                        merchant_id=merchant.id if kind == "merchant" else None)
+                await users.create_user(
+                    db,
+                    conn,
+                    actor,
+                    kind,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password=password,
+                    merchant_id=merchant.id if kind == "merchant" else None,
+                )
                 created.append(f"{kind} user {email}")
             logins.append(DemoLogin(kind=kind, email=email, role=role, password=password, login=f"POST /{kind}/login"))
     return DemoData(created=created, merchant=merchant, outlet=outlet, terminal=terminal, logins=logins)
 
 
 def banner_lines(data: DemoData) -> list[str]:
-    lines = [f"{login.kind:<9} {login.role:<8} {login.email:<26} {login.password:<22} ({login.login})"
-             for login in data.logins]
+    lines = [
+        f"{login.kind:<9} {login.role:<8} {login.email:<26} {login.password:<22} ({login.login})"
+        for login in data.logins
+    ]
     lines.append(f"merchant  {data.merchant.code}  {data.merchant.id}  {data.merchant.name} ({data.merchant.status})")
     lines.append(f"terminal  {data.terminal.terminal_code}  {data.terminal.id}  {data.terminal.name}")
     return lines
@@ -121,8 +139,11 @@ def banner_lines(data: DemoData) -> list[str]:
 async def seed_demo(platform: PlatformContext) -> list[str]:
     settings = platform.settings
     data = await seed_demo_data(platform.db)
-    legacy = ("ON for the demo; DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false turns it off"
-              if settings.device_auth_allow_legacy_token else "OFF, DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false")
+    legacy = (
+        "ON for the demo; DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false turns it off"
+        if settings.device_auth_allow_legacy_token
+        else "OFF, DEVICE_AUTH_ALLOW_LEGACY_TOKEN=false"
+    )
     return [
         f"ADMIN_TOKEN                 {settings.admin_token}   (Authorization: Bearer ...)",
         f"DEVICE_TOKEN                {settings.device_token}   (legacy, shared by every device: {legacy})",

@@ -74,15 +74,17 @@ class EmbeddedPostgres:
             self._server = None
 
     @staticmethod
-    def _leave(server) -> None:  # type: ignore[no-untyped-def]
+    def _leave(server: PostgresServer) -> None:
         """Forget handles of vanished processes, then let go of ours (stopping the server if it was the last)."""
         handles = server.global_process_id_list
         with type(server)._lock:  # the wheel's inter-process lock over the handle list
             pids = handles.get()
             held = [pid for pid in pids if pid == os.getpid() or _process_exists(pid)]
             if held != pids:
-                log.info("forgetting embedded PostgreSQL handles of vanished processes",
-                         extra={"pids": sorted(set(pids) - set(held))})
+                log.info(
+                    "forgetting embedded PostgreSQL handles of vanished processes",
+                    extra={"pids": sorted(set(pids) - set(held))},
+                )
                 handles.put(held)
         server.cleanup()
 

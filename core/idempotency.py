@@ -50,8 +50,9 @@ class StoredResponse(msgspec.Struct, kw_only=True):
 
 def check_key(key: str) -> str:
     if not 1 <= len(key) <= KEY_MAX_LENGTH or not key.isprintable() or not key.isascii():
-        raise ValidationFailed(f"Idempotency-Key: 1 to {KEY_MAX_LENGTH} printable ASCII characters",
-                               details={"header": "Idempotency-Key"})
+        raise ValidationFailed(
+            f"Idempotency-Key: 1 to {KEY_MAX_LENGTH} printable ASCII characters", details={"header": "Idempotency-Key"}
+        )
     return key
 
 
@@ -74,8 +75,15 @@ def storable(status: int) -> bool:
 
 
 async def begin(
-    db: Database, *, caller: str, key: str, request_fingerprint: str, method: str, path: str,
-    ttl_s: int, wait_s: float,
+    db: Database,
+    *,
+    caller: str,
+    key: str,
+    request_fingerprint: str,
+    method: str,
+    path: str,
+    ttl_s: int,
+    wait_s: float,
 ) -> StoredResponse | None:
     """None: this request claimed the key and must run, then ``finish`` or ``release``.
     A ``StoredResponse``: the first answer, to replay."""
@@ -89,12 +97,16 @@ async def begin(
             continue
         if row is not None:
             if row["fingerprint"] != request_fingerprint:
-                raise IdempotencyKeyReused("this Idempotency-Key was used for another request",
-                                           details={"first_request": {"method": row["method"], "path": row["path"]}})
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for another request",
+                    details={"first_request": {"method": row["method"], "path": row["path"]}},
+                )
             if row["state"] == "completed":
-                return StoredResponse(status=row["response_status"],
-                                      headers=[tuple(h) for h in row["response_headers"]],
-                                      body=bytes(row["response_body"]))
+                return StoredResponse(
+                    status=row["response_status"],
+                    headers=[tuple(h) for h in row["response_headers"]],
+                    body=bytes(row["response_body"]),
+                )
         # In progress (or released a moment ago): wait for the first request's answer.
         if time.monotonic() >= deadline:
             raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
@@ -102,8 +114,9 @@ async def begin(
 
 
 async def finish(db: Database, *, caller: str, key: str, response: StoredResponse) -> None:
-    await db.execute("complete_idempotency_key", caller, key, response.status,
-                     [list(h) for h in response.headers], response.body)
+    await db.execute(
+        "complete_idempotency_key", caller, key, response.status, [list(h) for h in response.headers], response.body
+    )
 
 
 async def release(db: Database, *, caller: str, key: str) -> None:

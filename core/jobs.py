@@ -38,21 +38,28 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
     settings = platform.settings
     specs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
         ("runtime.prune_instances", 3600, lambda: runtime.prune_instances(platform)),
-        ("devices.prune_trace", 3600,
-         lambda: device_trace.prune(platform.db, platform.settings.device_trace_retention_days)),
+        (
+            "devices.prune_trace",
+            3600,
+            lambda: device_trace.prune(platform.db, platform.settings.device_trace_retention_days),
+        ),
         ("idempotency.purge", 300, lambda: idempotency.purge(platform.db)),
         ("auth.purge_tokens", 3600, lambda: users.purge_tokens(platform.db)),
     ]
     if settings.dynamic_qr_expiry_scheduler_enabled:
-        specs.append((
-            "payments.expire_due",
-            settings.dynamic_qr_expiry_sweep_interval_ms / 1000,
-            lambda: payments_transactions.expire_due(platform.db, settings),
-        ))
+        specs.append(
+            (
+                "payments.expire_due",
+                settings.dynamic_qr_expiry_sweep_interval_ms / 1000,
+                lambda: payments_transactions.expire_due(platform.db, settings),
+            )
+        )
     if settings.export_worker_enabled:
-        specs.append((
-            "exports.process",
-            settings.export_worker_interval_ms / 1000,
-            lambda: finance_exports.process(platform),
-        ))
+        specs.append(
+            (
+                "exports.process",
+                settings.export_worker_interval_ms / 1000,
+                lambda: finance_exports.process(platform),
+            )
+        )
     return [Job(name, interval, _guarded(name, func)) for name, interval, func in specs]

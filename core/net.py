@@ -19,7 +19,9 @@ def bind_listener(host: str, port: int, flag: str) -> socket.socket:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        raise PortInUse(f"port {port} on {host} is not available ({exc.strerror}); choose another with {flag}") from None
+        raise PortInUse(
+            f"port {port} on {host} is not available ({exc.strerror}); choose another with {flag}"
+        ) from None
     sock.set_inheritable(True)
     return sock
 

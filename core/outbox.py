@@ -144,12 +144,17 @@ async def make_due(db: Database, device_ids: list[str]) -> None:
 async def claim_due(db: Database, conn: asyncpg.Connection, device_ids: list[str], limit: int) -> list[DueDownlink]:
     """Due rows of ``device_ids``, oldest first, locked (SKIP LOCKED) until ``conn``'s transaction ends."""
     rows = await conn.fetch(db.q["open_downlinks_for_devices"], device_ids, limit)
-    return [DueDownlink(id=r["id"], message_id=r["message_id"], device_id=r["device_id"], topic=r["topic"],
-                        payload=r["payload"]) for r in rows]
+    return [
+        DueDownlink(
+            id=r["id"], message_id=r["message_id"], device_id=r["device_id"], topic=r["topic"], payload=r["payload"]
+        )
+        for r in rows
+    ]
 
 
-async def mark_sent(db: Database, conn: asyncpg.Connection, outbox_ids: list[str], first_retry_s: float,
-                    max_retry_s: float) -> None:
+async def mark_sent(
+    db: Database, conn: asyncpg.Connection, outbox_ids: list[str], first_retry_s: float, max_retry_s: float
+) -> None:
     """Handed to the device's session: due again after an exponential back-off unless acknowledged."""
     if outbox_ids:
         await conn.execute(db.q["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)

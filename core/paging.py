@@ -28,14 +28,14 @@ import msgspec
 
 from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.ids import ID_PATTERN
-from qris_soundbox.core.schemas import Page, Struct
+from qris_soundbox.core.schemas import Page, Value
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class PageQuery(Struct, kw_only=True, frozen=True):
+class PageQuery(Value, kw_only=True, frozen=True):
     """Which page of a list: ``limit`` rows older than ``cursor``. Built by ``page_query``."""
 
     cursor: str | None = None
@@ -52,7 +52,7 @@ class PageQuery(Struct, kw_only=True, frozen=True):
         return Page(items=[convert(row) for row in items], next_cursor=items[-1]["id"] if more else None)
 
 
-class TimeWindow(Struct, kw_only=True, frozen=True):
+class TimeWindow(Value, kw_only=True, frozen=True):
     """A list's ``from`` / ``to`` filter; each list says which time it filters on. Built by ``time_window``."""
 
     from_: datetime | None = msgspec.field(default=None, name="from")
@@ -70,8 +70,9 @@ def page_query(limit: int | None = None, cursor: str | None = None) -> PageQuery
 def time_window(from_: datetime | None = None, to: datetime | None = None) -> TimeWindow:
     for name, value in (("from", from_), ("to", to)):
         if value is not None and value.tzinfo is None:
-            raise ValidationFailed(f"{name} must carry a time zone (ISO-8601 with Z or an offset)",
-                                   details={"field": name})
+            raise ValidationFailed(
+                f"{name} must carry a time zone (ISO-8601 with Z or an offset)", details={"field": name}
+            )
     if from_ is not None and to is not None and from_ > to:
         raise ValidationFailed("from must not be after to", details={"field": "from"})
     return TimeWindow(from_=from_, to=to)

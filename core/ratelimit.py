@@ -31,8 +31,9 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(self, limits: dict[str, Limit], *, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limits: dict[str, Limit], *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limits = limits
         self.enabled = enabled
         self._clock = clock
@@ -42,8 +43,10 @@ class RateLimiter:
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
         limits = {
-            bucket: Limit(getattr(settings, f"rate_limit_{bucket}_max"),
-                          getattr(settings, f"rate_limit_{bucket}_window_ms") / 1000)
+            bucket: Limit(
+                getattr(settings, f"rate_limit_{bucket}_max"),
+                getattr(settings, f"rate_limit_{bucket}_window_ms") / 1000,
+            )
             for bucket in BUCKETS
         }
         # The login window also bounds all logins from one IP (counted by the login route's policy).
@@ -64,8 +67,11 @@ class RateLimiter:
             start, count = now, 0
         if count >= limit.max:
             retry_after = max(1, math.ceil(start + limit.window_s - now))
-            raise RateLimited(f"too many requests; retry in {retry_after} s", retry_after_s=retry_after,
-                              details={"bucket": bucket, "limit": limit.max, "window_s": limit.window_s})
+            raise RateLimited(
+                f"too many requests; retry in {retry_after} s",
+                retry_after_s=retry_after,
+                details={"bucket": bucket, "limit": limit.max, "window_s": limit.window_s},
+            )
         self._windows[(bucket, key)] = (start, count + 1)
 
     def _sweep(self, now: float) -> None:

@@ -61,7 +61,7 @@ async def deep_health(platform: PlatformContext) -> DeepHealth:
     try:
         await asyncio.wait_for(platform.db.pool.fetchval("SELECT 1"), timeout=2)
         database = ComponentHealth(status="ok")
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         database = ComponentHealth(status="error", detail=type(exc).__name__)
 
     if platform.broker is not None:

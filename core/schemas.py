@@ -1,6 +1,6 @@
 """The one base of the msgspec Structs that cross a boundary, and the shapes every domain shares.
 
-``Struct`` is the base: responses, and what the platform reads from parties
+``Struct`` is the base (``Value`` its immutable twin): responses, and what the platform reads from parties
 that may add fields of their own (the acquirer's callback, device uplinks),
 which it ignores. ``Body`` is a request body of the API: an unknown field is an
 error there, not silently dropped.
@@ -25,6 +25,13 @@ class Struct(msgspec.Struct, kw_only=True):
 
 class Body(Struct, forbid_unknown_fields=True):
     """A request body: unknown fields are an error, not silently dropped."""
+
+
+class Value(msgspec.Struct, kw_only=True, frozen=True):
+    """An immutable value that crosses a boundary (hashable, safe to share); unknown fields are ignored.
+
+    A separate base because type checkers refuse a frozen Struct derived from a mutable one; like
+    ``kw_only``, ``frozen`` is said again by each subclass."""
 
 
 class Page(Struct, Generic[T], kw_only=True):

@@ -9,7 +9,7 @@ is ours; plugins reach it only through this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from amqtt.broker import BrokerContext
 from amqtt.plugins.base import BasePlugin
@@ -25,7 +25,7 @@ def broker_of(context: object) -> PlatformBroker:
     broker = broker_of_context(context)
     if broker is None or not hasattr(broker, "platform"):
         raise RuntimeError("the project's plugins run only inside qris_soundbox.broker.server.PlatformBroker")
-    return broker
+    return cast("PlatformBroker", broker)
 
 
 def platform_of_broker_context(context: object) -> PlatformContext:

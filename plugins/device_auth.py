@@ -29,6 +29,8 @@ DEVICE_ID_PREFIX = "dev_"
 
 
 class DeviceAuthPlugin(BaseAuthPlugin):
+    context: BrokerContext  # what amqtt's broker gives its plugins
+
     @dataclass
     class Config:
         listen_for_changes: bool = True
@@ -93,7 +95,9 @@ class DeviceAuthPlugin(BaseAuthPlugin):
 
     def _still_valid(self, device_id: str, announced: tuple[str | None, str]) -> bool:
         fingerprint, status = announced
-        return status == "active" and fingerprint is not None and self._session_fingerprint.get(device_id) == fingerprint
+        return (
+            status == "active" and fingerprint is not None and self._session_fingerprint.get(device_id) == fingerprint
+        )
 
     async def _on_change(self, change: DeviceChange) -> None:
         device_id = change.device_id

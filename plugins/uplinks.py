@@ -28,7 +28,6 @@ HANDLERS: dict[str, UplinkHandler] = {
 
 
 class DeviceUplinksPlugin(PlatformPlugin):
-
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
         # Fired only for messages the ACL let through (a refused publish never gets here).
         await uplinks.dispatch(

@@ -38,12 +38,22 @@ class Client:
         return bearer(self.token)
 
 
-async def create_user(running: RunningPlatform, kind: str, role: str, merchant_id: str | None = None,
-                      password: str = PASSWORD) -> tuple[str, str]:
+async def create_user(
+    running: RunningPlatform, kind: str, role: str, merchant_id: str | None = None, password: str = PASSWORD
+) -> tuple[str, str]:
     email = f"{unique(role)}@{kind}.test"
     async with running.platform.db.transaction() as conn:
-        user = await users.create_user(running.platform.db, conn, TEST_ACTOR, kind, email=email, name=f"{role} user",
-                                       role=role, password=password, merchant_id=merchant_id)
+        user = await users.create_user(
+            running.platform.db,
+            conn,
+            TEST_ACTOR,
+            kind,
+            email=email,
+            name=f"{role} user",
+            role=role,
+            password=password,
+            merchant_id=merchant_id,
+        )
     return email, user.id
 
 
@@ -55,5 +65,6 @@ async def logged_in(running: RunningPlatform, kind: str, role: str, merchant_id:
     email, user_id = await create_user(running, kind, role, merchant_id)
     response = await login(running, kind, email)
     assert response.status_code == 200, response.text
-    return Client(kind=kind, role=role, email=email, user_id=user_id, token=response.json()["token"],
-                  merchant_id=merchant_id)
+    return Client(
+        kind=kind, role=role, email=email, user_id=user_id, token=response.json()["token"], merchant_id=merchant_id
+    )

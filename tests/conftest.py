@@ -84,7 +84,9 @@ async def database_url(pg_admin_dsn: str, template_database: str) -> AsyncIterat
 
 
 @pytest.fixture(scope="module")
-async def platform_factory(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PlatformFactory]:
+async def platform_factory(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[PlatformFactory]:
     """Starts real platforms (``serve``) on this module's database; stops them after the module."""
     factory = PlatformFactory(database_url, tmp_path_factory.mktemp("platform"))
     try:

@@ -16,14 +16,24 @@ def admin_api(running: RunningPlatform) -> AdminApi:
     return AdminApi(running.http_url, ADMIN_TOKEN, http=running.http)
 
 
-async def onboarded_terminal(running: RunningPlatform, *, approve: bool = True, qris_ready: bool = False,
-                             fee_bps: int | None = None, merchant_name: str = "Warung Test") -> dict[str, str]:
+async def onboarded_terminal(
+    running: RunningPlatform,
+    *,
+    approve: bool = True,
+    qris_ready: bool = False,
+    fee_bps: int | None = None,
+    merchant_name: str = "Warung Test",
+) -> dict[str, str]:
     """A fresh merchant (approved unless ``approve`` is false, with an NMID and a postal code only if
     ``qris_ready``), its outlet and its terminal: their ``merchant_id``, ``outlet_id``, ``terminal_id``."""
-    made = await admin_api(running).onboard_terminal(merchant_name, approve=approve, qris_ready=qris_ready,
-                                                     fee_bps=fee_bps)
-    return {"merchant_id": made["merchant"]["id"], "outlet_id": made["outlet"]["id"],
-            "terminal_id": made["terminal"]["id"]}
+    made = await admin_api(running).onboard_terminal(
+        merchant_name, approve=approve, qris_ready=qris_ready, fee_bps=fee_bps
+    )
+    return {
+        "merchant_id": made["merchant"]["id"],
+        "outlet_id": made["outlet"]["id"],
+        "terminal_id": made["terminal"]["id"],
+    }
 
 
 async def new_merchant(running: RunningPlatform, *, approve: bool = False, **fields: Any) -> dict[str, Any]:

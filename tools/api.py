@@ -79,8 +79,9 @@ class AdminApi:
     to close. Otherwise the API opens one and closes it on ``__aexit__``.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 15.0,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 15.0, http: httpx.AsyncClient | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
         self._owns_http = http is None
@@ -93,11 +94,19 @@ class AdminApi:
         if self._owns_http:
             await self.http.aclose()
 
-    async def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         try:
-            response = await self.http.request(method, path, json=json, params=params,
-                                               headers=self._auth | (headers or {}))
+            response = await self.http.request(
+                method, path, json=json, params=params, headers=self._auth | (headers or {})
+            )
         except httpx.HTTPError as exc:
             raise ApiError(method, path, None, "unreachable", f"cannot reach {self.base_url}: {exc}") from None
         if response.status_code >= 400:
@@ -108,15 +117,21 @@ class AdminApi:
         """A new secret for the device (shown only in this answer); old sessions are dropped."""
         return await self.call("POST", f"/admin/devices/{device_id}/credentials/rotate")
 
-    async def provision_device(self, serial_number: str, model: str, terminal_id: str | None = None) -> DeviceCredential:
+    async def provision_device(
+        self, serial_number: str, model: str, terminal_id: str | None = None
+    ) -> DeviceCredential:
         """Register, issue a credential and (optionally) bind to a terminal, as a field technician does."""
         device = await self.call("POST", "/admin/devices", json={"serial_number": serial_number, "model": model})
         issued = await self.rotate_credential(device["id"])
         if terminal_id:
             await self.call("POST", f"/admin/devices/{device['id']}/bind", json={"terminal_id": terminal_id})
-        return DeviceCredential(device_id=device["id"], secret=issued["mqtt_password"],
-                                fingerprint=issued["fingerprint"], broker_host=issued["broker"]["host"],
-                                broker_port=issued["broker"]["port"])
+        return DeviceCredential(
+            device_id=device["id"],
+            secret=issued["mqtt_password"],
+            fingerprint=issued["fingerprint"],
+            broker_host=issued["broker"]["host"],
+            broker_port=issued["broker"]["port"],
+        )
 
     async def create_merchant(self, fields: dict[str, Any]) -> dict[str, Any]:
         """A new merchant, ``pending_review`` (SPEC §9)."""
@@ -131,8 +146,9 @@ class AdminApi:
     async def create_terminal(self, outlet_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", f"/admin/outlets/{outlet_id}/terminals", json=fields)
 
-    async def onboard_terminal(self, merchant_name: str, *, approve: bool = True, qris_ready: bool = True,
-                               fee_bps: int | None = None) -> dict[str, Any]:
+    async def onboard_terminal(
+        self, merchant_name: str, *, approve: bool = True, qris_ready: bool = True, fee_bps: int | None = None
+    ) -> dict[str, Any]:
         """A merchant, an outlet and a terminal, as an operator onboards them.
 
         The merchant is approved unless ``approve`` is false (``approved`` is then None), has the
@@ -162,9 +178,15 @@ def run_stamp() -> str:
     return datetime.now(UTC).strftime("%m%d%H%M%S")
 
 
-def callback_body(amount: int, *, transaction_id: str | None = None, terminal_id: str | None = None,
-                  status: str = "paid", event_id: str | None = None,
-                  provider_reference: str | None = None) -> dict[str, Any]:
+def callback_body(
+    amount: int,
+    *,
+    transaction_id: str | None = None,
+    terminal_id: str | None = None,
+    status: str = "paid",
+    event_id: str | None = None,
+    provider_reference: str | None = None,
+) -> dict[str, Any]:
     """An acquirer's notification for a dynamic QR (``transaction_id``) or a static QR (``terminal_id``);
     fresh ``event_id`` and ``provider_reference`` unless given (a replay reuses them)."""
     body: dict[str, Any] = {

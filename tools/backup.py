@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore_sub = restore.add_subparsers(dest="restore_command", required=True)
     plan = restore_sub.add_parser("plan", help="print (or with --execute run) the pg_restore command")
     plan.add_argument("--backup", type=Path, required=True)
-    plan.add_argument("--execute", action="store_true", help="restore into the configured database (replaces its objects)")
+    plan.add_argument(
+        "--execute", action="store_true", help="restore into the configured database (replaces its objects)"
+    )
     plan.add_argument("--data-dir", type=Path, default=Path("var"))
     plan.set_defaults(handler=_restore_plan)
     validate = restore_sub.add_parser("validate", help="check a restored database (and optionally a running instance)")
@@ -121,8 +123,15 @@ def _restore_plan(args: argparse.Namespace) -> None:
             return db.dsn
 
     dsn = asyncio.run(target_dsn()) if args.execute else (settings.database_url or "<embedded database in --data-dir>")
-    command = [_client_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--exit-on-error",
-               *_dbname(dsn), str(args.backup)]
+    command = [
+        _client_tool("pg_restore"),
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--exit-on-error",
+        *_dbname(dsn),
+        str(args.backup),
+    ]
     print("restore command:\n  " + " ".join(command))
     if not args.execute:
         print("(plan only: add --execute to run it against the configured database)")

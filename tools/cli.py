@@ -32,13 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run database, migrations, MQTT broker, HTTP API and jobs")
     serve.add_argument("--only", action="append", choices=ROLES, help="run only this part (repeatable)")
-    serve.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL and exports (default ./var)")
+    serve.add_argument(
+        "--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL and exports (default ./var)"
+    )
     serve.add_argument("--http-host", default="127.0.0.1")
     serve.add_argument("--http-port", type=_port, default=None, help="default: $PORT or 8000")
     serve.add_argument("--mqtt-host", default=None, help="default: from broker.yaml")
     serve.add_argument("--mqtt-port", type=_port, default=None, help="default: from broker.yaml (1883)")
     serve.add_argument("--broker-config", type=Path, default=DEFAULT_CONFIG_PATH)
-    serve.add_argument("--demo", action="store_true", help="development secrets if unset, demo data, credentials printed")
+    serve.add_argument(
+        "--demo", action="store_true", help="development secrets if unset, demo data, credentials printed"
+    )
 
     serve.set_defaults(handler=_serve)
 

@@ -17,7 +17,7 @@ from qris_soundbox.core.migrations import migrate
 
 def settings_or_exit(**overrides: object) -> Settings:
     try:
-        return load_settings(**overrides)
+        return load_settings(None, **overrides)
     except ConfigError as exc:
         sys.exit(f"qris-soundbox: {exc}")
 

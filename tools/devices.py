@@ -47,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     smoke = acl_sub.add_parser("smoke", help="prove with two real devices that A cannot reach B")
     smoke.add_argument("--broker-url", default=os.environ.get("MQTT_BROKER_URL") or "mqtt://127.0.0.1:1883")
-    smoke.add_argument("--base-url", default=os.environ.get("BASE_URL"),
-                       help="control plane, to confirm A's refusals were counted (needs $ADMIN_TOKEN)")
+    smoke.add_argument(
+        "--base-url",
+        default=os.environ.get("BASE_URL"),
+        help="control plane, to confirm A's refusals were counted (needs $ADMIN_TOKEN)",
+    )
     smoke.set_defaults(handler=_acl_smoke)
 
 
@@ -79,16 +82,16 @@ def _provision(args: argparse.Namespace) -> None:
         print(json.dumps(profile, indent=2))
         return
     print(f"""Device {device_id} — connection profile (the password is shown only now)
-  MQTT host      {profile['host']}
-  MQTT port      {profile['port']}
-  username       {profile['username']}
-  password       {profile['password']}
-  client id      {profile['client_id']}   (must equal the username)
-  fingerprint    {profile['fingerprint']}
-  publish to     {profile['publish']}   (heartbeat, payment/ack, dynamic-qr/request, config/ack, command/ack)
-  subscribe to   {profile['subscribe']}   (payment, dynamic-qr/response, config, command)
+  MQTT host      {profile["host"]}
+  MQTT port      {profile["port"]}
+  username       {profile["username"]}
+  password       {profile["password"]}
+  client id      {profile["client_id"]}   (must equal the username)
+  fingerprint    {profile["fingerprint"]}
+  publish to     {profile["publish"]}   (heartbeat, payment/ack, dynamic-qr/request, config/ack, command/ack)
+  subscribe to   {profile["subscribe"]}   (payment, dynamic-qr/response, config, command)
   HTTP headers   X-Device-Id: {device_id}
-                 X-Device-Secret: {profile['password']}""")
+                 X-Device-Secret: {profile["password"]}""")
 
 
 def _load_any_rules(path: Path) -> AclRules:
@@ -146,15 +149,20 @@ async def _smoke(broker_url: str, device_a: str, password_a: str, device_b: str,
     client = MQTTClient(client_id=device_a, config={"auto_reconnect": False})
     results: list[tuple[str, bool]] = []
     try:
-        await client.connect(f"mqtt://{quote(device_a, safe='')}:{quote(password_a, safe='')}@{url[len('mqtt://'):]}")
+        await client.connect(f"mqtt://{quote(device_a, safe='')}:{quote(password_a, safe='')}@{url[len('mqtt://') :]}")
     except Exception as exc:
         print(f"FAIL  device A could not connect: {exc}")
         return False
     try:
         own = await client.subscribe([(f"devices/{device_a}/downlink/#", QOS_1)])
         results.append((f"A subscribes to its own downlink (granted {own[0]})", own[0] != 0x80))
-        for topic_filter in (f"devices/{device_b}/downlink/#", f"devices/{device_b}/uplink/#", "devices/#", "#",
-                             "devices/+/downlink/#"):
+        for topic_filter in (
+            f"devices/{device_b}/downlink/#",
+            f"devices/{device_b}/uplink/#",
+            "devices/#",
+            "#",
+            "devices/+/downlink/#",
+        ):
             code = (await client.subscribe([(topic_filter, QOS_1)]))[0]
             results.append((f"A cannot subscribe to {topic_filter}", code == 0x80))
         await client.publish(f"devices/{device_a}/uplink/heartbeat", b"{}", qos=QOS_1)
@@ -168,8 +176,12 @@ async def _smoke(broker_url: str, device_a: str, password_a: str, device_b: str,
         await asyncio.sleep(1.5)  # denial counts are persisted in batches
         after = await _denials(base_url, token, device_a)  # type: ignore[arg-type]
         expected = 5 + len(forged)
-        results.append((f"A's {expected} refusals were counted (acl_denials {before} → {after})",
-                        after is not None and after - before >= expected))
+        results.append(
+            (
+                f"A's {expected} refusals were counted (acl_denials {before} → {after})",
+                after is not None and after - before >= expected,
+            )
+        )
     else:
         print("note  publishes to B's topics were sent; set --base-url and ADMIN_TOKEN to confirm they were refused")
     for label, passed in results:

@@ -40,9 +40,19 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from qris_soundbox.tools.api import (BASE_URL_HELP, AdminApi, ApiError, DeviceCredential, admin_token,
-                                     callback_body, callback_headers, default_base_url, device_headers, run_stamp,
-                                     webhook_secret)
+from qris_soundbox.tools.api import (
+    BASE_URL_HELP,
+    AdminApi,
+    ApiError,
+    DeviceCredential,
+    admin_token,
+    callback_body,
+    callback_headers,
+    default_base_url,
+    device_headers,
+    run_stamp,
+    webhook_secret,
+)
 from qris_soundbox.tools.stats import latency_summary
 
 MAX_COUNT = 100_000  # per scenario: a typo must not become a day-long flood
@@ -62,18 +72,33 @@ COUNTS = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     load = subparsers.add_parser(
-        "loadtest", help="load test of the HTTP and payment paths with a saved JSON report",
+        "loadtest",
+        help="load test of the HTTP and payment paths with a saved JSON report",
         description="Needs $ADMIN_TOKEN and $INTEGRATION_WEBHOOK_SECRET of the instance. Counts come from the flags,"
-                    " else the LOAD_* variables of the earlier implementation.")
+        " else the LOAD_* variables of the earlier implementation.",
+    )
     load.add_argument("--base-url", default=default_base_url(), help=BASE_URL_HELP)
     load.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
     for name, env, default, text in COUNTS:
-        load.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, metavar="N",
-                          help=f"{text} (${env}, default {default})")
-    load.add_argument("--profile", choices=("local", "staging"), default="local",
-                      help="staging adds async export jobs (npm run load:test:staging)")
-    load.add_argument("--report-file", type=Path, default=None,
-                      help="default: $LOAD_REPORT_FILE, else reports/load-<UTC timestamp>.json")
+        load.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"{text} (${env}, default {default})",
+        )
+    load.add_argument(
+        "--profile",
+        choices=("local", "staging"),
+        default="local",
+        help="staging adds async export jobs (npm run load:test:staging)",
+    )
+    load.add_argument(
+        "--report-file",
+        type=Path,
+        default=None,
+        help="default: $LOAD_REPORT_FILE, else reports/load-<UTC timestamp>.json",
+    )
     load.add_argument("--allow-remote", action="store_true", help="allow a BASE_URL that is not this machine")
     load.set_defaults(handler=_loadtest)
 
@@ -135,19 +160,25 @@ class Burst:
     def report(self, health: Burst | None) -> dict[str, Any]:
         count = len(self.latencies_ms)
         figures: dict[str, Any] = {
-            "count": count, "errors": sum(self.errors.values()), "error_kinds": dict(self.errors),
+            "count": count,
+            "errors": sum(self.errors.values()),
+            "error_kinds": dict(self.errors),
             "seconds": round(self.seconds, 3),
             "throughput_rps": round(count / self.seconds, 1) if self.seconds else 0.0,
-            "latency": latency_summary(self.latencies_ms), "truncated": self.truncated, **self.extra,
+            "latency": latency_summary(self.latencies_ms),
+            "truncated": self.truncated,
+            **self.extra,
         }
         if health is not None and health is not self and health.latencies_ms and count:
             base = health.report(None)
             figures["vs_health"] = {
                 # how many times slower than /health at the median, and what share of its throughput
                 "p50": round(figures["latency"]["p50_ms"] / base["latency"]["p50_ms"], 2)
-                if base["latency"]["p50_ms"] else None,
+                if base["latency"]["p50_ms"]
+                else None,
                 "throughput": round(figures["throughput_rps"] / base["throughput_rps"], 3)
-                if base["throughput_rps"] else None,
+                if base["throughput_rps"]
+                else None,
             }
         return figures
 
@@ -212,8 +243,12 @@ class LoadTest:
                 await api.provision_device(f"LOAD-{self.stamp}-{i + 1:03d}", "generic-audio")
                 for i in range(max(1, self.config.devices))
             ]
-        return {"merchant_id": self.merchant_id, "terminal_id": self.terminal_id,
-                "screen_device_id": self.screen.device_id, "heartbeat_devices": [d.device_id for d in self.speakers]}
+        return {
+            "merchant_id": self.merchant_id,
+            "terminal_id": self.terminal_id,
+            "screen_device_id": self.screen.device_id,
+            "heartbeat_devices": [d.device_id for d in self.speakers],
+        }
 
     async def run(self) -> dict[str, Any]:
         config = self.config
@@ -252,14 +287,24 @@ class LoadTest:
         scenarios = {b.name: b.report(health) for b in bursts}
         total = sum(s["count"] for s in scenarios.values())
         return {
-            "started_at": started_at.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-            "base_url": config.base_url, "config": config.public(), "setup": setup,
-            "machine": {"python": py_platform.python_version(), "cpus": os.cpu_count(), "platform": py_platform.platform(),
-                        "load_average_before": [round(x, 2) for x in load_before],
-                        "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+            "started_at": started_at.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "base_url": config.base_url,
+            "config": config.public(),
+            "setup": setup,
+            "machine": {
+                "python": py_platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": py_platform.platform(),
+                "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            },
             "scenarios": scenarios,
-            "totals": {"requests": total, "errors": sum(s["errors"] for s in scenarios.values()),
-                       "truncated": any(s["truncated"] for s in scenarios.values())},
+            "totals": {
+                "requests": total,
+                "errors": sum(s["errors"] for s in scenarios.values()),
+                "truncated": any(s["truncated"] for s in scenarios.values()),
+            },
         }
 
     # ---- the requests ------------------------------------------------------------------------------------
@@ -269,8 +314,12 @@ class LoadTest:
 
     async def transaction_create(self, index: int) -> str | None:
         amount = 10_000 + index
-        error, body = await expect_status(self.http.post(
-            "/admin/transactions", json={"terminal_id": self.terminal_id, "amount": amount}, headers=self.admin), 201)
+        error, body = await expect_status(
+            self.http.post(
+                "/admin/transactions", json={"terminal_id": self.terminal_id, "amount": amount}, headers=self.admin
+            ),
+            201,
+        )
         if error is None:
             self.created.append((body["id"], amount))
         return error
@@ -278,30 +327,49 @@ class LoadTest:
     async def callback_paid(self, index: int) -> str | None:
         transaction_id, amount = self.created[index]
         raw = json.dumps(callback_body(amount, transaction_id=transaction_id)).encode()
-        return (await expect_status(self.http.post(
-            "/integrations/qris/callback", data=raw, headers=callback_headers(self.config.webhook_secret, raw)), 200))[0]
+        return (
+            await expect_status(
+                self.http.post(
+                    "/integrations/qris/callback", data=raw, headers=callback_headers(self.config.webhook_secret, raw)
+                ),
+                200,
+            )
+        )[0]
 
     async def heartbeat(self, index: int) -> str | None:
         device = self.speakers[index % len(self.speakers)]
         body = {"battery_level": 80, "network_strength": 70, "firmware_version": "loadtest-1", "uptime_s": index}
-        return (await expect_status(self.http.post("/device/heartbeat", json=body, headers=device_headers(device)),
-                                    200))[0]
+        return (
+            await expect_status(self.http.post("/device/heartbeat", json=body, headers=device_headers(device)), 200)
+        )[0]
 
     async def dynamic_qr(self, index: int) -> str | None:
-        return (await expect_status(self.http.post(
-            "/device/transactions/dynamic-qr", json={"amount": 5_000 + index}, headers=device_headers(self.screen)),
-            201))[0]
+        return (
+            await expect_status(
+                self.http.post(
+                    "/device/transactions/dynamic-qr",
+                    json={"amount": 5_000 + index},
+                    headers=device_headers(self.screen),
+                ),
+                201,
+            )
+        )[0]
 
     async def observability_summary(self, _index: int) -> str | None:
         return (await expect_status(self.http.get("/admin/observability/summary", headers=self.admin), 200))[0]
 
     async def transactions_list(self, _index: int) -> str | None:
-        return (await expect_status(self.http.get("/admin/transactions", params={"limit": "50"}, headers=self.admin),
-                                    200))[0]
+        return (
+            await expect_status(self.http.get("/admin/transactions", params={"limit": "50"}, headers=self.admin), 200)
+        )[0]
 
     async def export_job(self, _index: int) -> str | None:
-        error, body = await expect_status(self.http.post(
-            "/admin/exports/settlement-adjustments", json={"merchant_id": self.merchant_id}, headers=self.admin), 201)
+        error, body = await expect_status(
+            self.http.post(
+                "/admin/exports/settlement-adjustments", json={"merchant_id": self.merchant_id}, headers=self.admin
+            ),
+            201,
+        )
         if error is None:
             self.export_ids.append(body["id"])
         return error
@@ -318,18 +386,25 @@ class LoadTest:
             if all(s in ("completed", "failed") for s in statuses.values()):
                 break
             await asyncio.sleep(0.5)
-        return {"jobs": dict(Counter(statuses.values())), "seconds_until_finished": round(time.perf_counter() - started, 1)}
+        return {
+            "jobs": dict(Counter(statuses.values())),
+            "seconds_until_finished": round(time.perf_counter() - started, 1),
+        }
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"{'scenario':<22} {'count':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-             f"  vs /health (p50 ×, share of req/s)"]
+    lines = [
+        f"{'scenario':<22} {'count':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f"  vs /health (p50 ×, share of req/s)"
+    ]
     for name, s in report["scenarios"].items():
         lat = s["latency"]
         vs = s.get("vs_health")
         versus = f"{vs['p50']}×, {vs['throughput']:.0%}" if vs and vs["p50"] and vs["throughput"] is not None else "—"
-        lines.append(f"{name:<22} {s['count']:>6} {s['errors']:>6} {s['throughput_rps']:>8.1f} {lat['p50_ms']:>8.2f}"
-                     f" {lat['p95_ms']:>8.2f} {lat['p99_ms']:>8.2f}  {versus}")
+        lines.append(
+            f"{name:<22} {s['count']:>6} {s['errors']:>6} {s['throughput_rps']:>8.1f} {lat['p50_ms']:>8.2f}"
+            f" {lat['p95_ms']:>8.2f} {lat['p99_ms']:>8.2f}  {versus}"
+        )
         if s["error_kinds"]:
             lines.append(f"{'':<22} errors: {', '.join(f'{k} ×{v}' for k, v in s['error_kinds'].items())}")
     return "\n".join(lines)
@@ -346,11 +421,19 @@ def _loadtest(args: argparse.Namespace) -> None:
     counts = {name: _count(args, name, env, default) for name, env, default, _ in COUNTS}
     if counts["concurrency"] < 1:
         sys.exit("qris-soundbox: LOAD_CONCURRENCY (--concurrency) must be at least 1")
-    config = LoadConfig(base_url=args.base_url.rstrip("/"), admin_token=admin_token(args.admin_token),
-                        webhook_secret=webhook_secret(), profile=args.profile, **counts)
-    report_file = args.report_file or Path(os.environ.get("LOAD_REPORT_FILE") or
-                                           f"reports/load-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json")
-    print(f"load test against {config.base_url}: concurrency {config.concurrency}, profile {config.profile}", flush=True)
+    config = LoadConfig(
+        base_url=args.base_url.rstrip("/"),
+        admin_token=admin_token(args.admin_token),
+        webhook_secret=webhook_secret(),
+        profile=args.profile,
+        **counts,
+    )
+    report_file = args.report_file or Path(
+        os.environ.get("LOAD_REPORT_FILE") or f"reports/load-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    )
+    print(
+        f"load test against {config.base_url}: concurrency {config.concurrency}, profile {config.profile}", flush=True
+    )
     try:
         report = asyncio.run(LoadTest(config, out=lambda line: print(line, flush=True)).run())
     except ApiError as exc:
@@ -358,9 +441,15 @@ def _loadtest(args: argparse.Namespace) -> None:
     write_report(report, report_file)
     print(format_report(report))
     totals = report["totals"]
-    print(f"{totals['requests']} requests, {totals['errors']} errors{', TRUNCATED by --max-seconds' if totals['truncated'] else ''};"
-          f" report saved to {report_file}", flush=True)
+    print(
+        f"{totals['requests']} requests, {totals['errors']} errors{', TRUNCATED by --max-seconds' if totals['truncated'] else ''};"
+        f" report saved to {report_file}",
+        flush=True,
+    )
     if any("429" in kind for s in report["scenarios"].values() for kind in s["error_kinds"]):
-        print("note: 429 rate_limited answers: the server's RATE_LIMIT_* limits were reached"
-              " (RATE_LIMIT_ENABLED=false on a test instance measures past them)", flush=True)
+        print(
+            "note: 429 rate_limited answers: the server's RATE_LIMIT_* limits were reached"
+            " (RATE_LIMIT_ENABLED=false on a test instance measures past them)",
+            flush=True,
+        )
     sys.exit(1 if totals["errors"] else 0)

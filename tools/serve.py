@@ -13,7 +13,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class ServeOptions:
 class _EmbeddedUvicorn(uvicorn.Server):
     # The runtime owns SIGINT/SIGTERM for all parts; uvicorn must not take them.
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Generator[None, None, None]:
         yield
 
 
@@ -103,8 +103,15 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             if "worker" in roles:
                 scheduler = AsyncIOScheduler()
                 for job in scheduled_jobs(platform):
-                    scheduler.add_job(job.run, "interval", seconds=job.interval_s, id=job.name, name=job.name,
-                                      max_instances=1, coalesce=True)
+                    scheduler.add_job(
+                        job.run,
+                        "interval",
+                        seconds=job.interval_s,
+                        id=job.name,
+                        name=job.name,
+                        max_instances=1,
+                        coalesce=True,
+                    )
                 scheduler.start()
                 stack.callback(scheduler.shutdown, wait=False)
 
@@ -112,8 +119,14 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             demo_lines = await seed_demo(platform) if options.demo else []
 
             if http_socket is not None:
-                config = uvicorn.Config(create_app(platform), lifespan="off", log_config=None, access_log=False,
-                                        server_header=False, proxy_headers=settings.trust_proxy)
+                config = uvicorn.Config(
+                    create_app(platform),
+                    lifespan="off",
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                    proxy_headers=settings.trust_proxy,
+                )
                 server = _EmbeddedUvicorn(config)
                 http_task = asyncio.create_task(server.serve(sockets=[http_socket]))
 

@@ -47,8 +47,15 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from qris_soundbox.core.qris import QrisError, parse_qris
-from qris_soundbox.tools.api import (BASE_URL_HELP, AdminApi, ApiError, DeviceCredential, admin_token,
-                                     default_base_url, run_stamp)
+from qris_soundbox.tools.api import (
+    BASE_URL_HELP,
+    AdminApi,
+    ApiError,
+    DeviceCredential,
+    admin_token,
+    default_base_url,
+    run_stamp,
+)
 from qris_soundbox.tools.stats import latency_summary
 
 # A soundbox has little memory: it remembers the last few hundred message ids, which
@@ -59,28 +66,45 @@ RECONNECT_MAX_S = 30.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sim = subparsers.add_parser(
-        "simulate", help="soundbox simulator: real MQTT sessions that announce and ack payments (also a fleet load generator)",
-        description="Connect simulated soundboxes; Ctrl-C (or --duration) stops and prints a summary.")
+        "simulate",
+        help="soundbox simulator: real MQTT sessions that announce and ack payments (also a fleet load generator)",
+        description="Connect simulated soundboxes; Ctrl-C (or --duration) stops and prints a summary.",
+    )
     source = sim.add_argument_group("credentials (one of)")
     source.add_argument("--device-id", help="one device; its secret from --secret, $DEVICE_SECRET or a prompt")
     source.add_argument("--secret", help="the device secret (default: $DEVICE_SECRET, else prompted)")
     source.add_argument("--devices-file", type=Path, help="CSV of device_id,secret (a header line is allowed)")
-    source.add_argument("--provision", type=int, metavar="N",
-                        help="register, credential and (with --bind-terminal) bind N new devices through the admin API")
+    source.add_argument(
+        "--provision",
+        type=int,
+        metavar="N",
+        help="register, credential and (with --bind-terminal) bind N new devices through the admin API",
+    )
     prov = sim.add_argument_group("provisioning (with --provision)")
     prov.add_argument("--base-url", default=default_base_url(), help=BASE_URL_HELP)
     prov.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
     prov.add_argument("--model", default="generic-audio", help="device model (default generic-audio)")
-    prov.add_argument("--bind-terminal", action="append", default=[], metavar="T",
-                      help="bind the i-th provisioned device to the i-th terminal given (repeatable; a terminal holds one soundbox)")
-    prov.add_argument("--save-devices", type=Path, metavar="FILE",
-                      help="write the provisioned device_id,secret pairs here (mode 600) for a later --devices-file")
+    prov.add_argument(
+        "--bind-terminal",
+        action="append",
+        default=[],
+        metavar="T",
+        help="bind the i-th provisioned device to the i-th terminal given (repeatable; a terminal holds one soundbox)",
+    )
+    prov.add_argument(
+        "--save-devices",
+        type=Path,
+        metavar="FILE",
+        help="write the provisioned device_id,secret pairs here (mode 600) for a later --devices-file",
+    )
     sim.add_argument("--mqtt-host", default=None, help="default: the broker named by provisioning, else 127.0.0.1")
     sim.add_argument("--mqtt-port", type=int, default=None, help="default: the broker named by provisioning, else 1883")
     sim.add_argument("--fleet", type=int, metavar="N", help="run N sessions as a load generator (summary only)")
     sim.add_argument("--connect-concurrency", type=int, default=32, help="connects in flight at once (default 32)")
     sim.add_argument("--heartbeat-s", type=float, default=60.0, help="heartbeat interval, 0 = none (default 60)")
-    sim.add_argument("--dynamic-qr", type=int, metavar="AMOUNT", help="request a dynamic QR for AMOUNT rupiah on connect")
+    sim.add_argument(
+        "--dynamic-qr", type=int, metavar="AMOUNT", help="request a dynamic QR for AMOUNT rupiah on connect"
+    )
     sim.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     sim.add_argument("--verbose", action="store_true", help="in fleet mode, print every message too")
     sim.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -103,10 +127,17 @@ class FleetStats:
 
     def summary(self, seconds: float) -> dict[str, Any]:
         return {
-            "seconds": round(seconds, 1), "sessions": self.sessions, "connected": self.connected,
-            "refused": self.refused, "reconnects": self.reconnects, "messages": self.messages,
-            "announced": self.announced, "duplicates": self.duplicates, "acks": self.acks,
-            "heartbeats": self.heartbeats, "dynamic_qr": self.dynamic_qr,
+            "seconds": round(seconds, 1),
+            "sessions": self.sessions,
+            "connected": self.connected,
+            "refused": self.refused,
+            "reconnects": self.reconnects,
+            "messages": self.messages,
+            "announced": self.announced,
+            "duplicates": self.duplicates,
+            "acks": self.acks,
+            "heartbeats": self.heartbeats,
+            "dynamic_qr": self.dynamic_qr,
             "payment_latency": latency_summary(self.latencies_ms),
         }
 
@@ -130,9 +161,18 @@ def _age_ms(paid_at: Any, received: datetime) -> float | None:
 class Soundbox:
     """One device's MQTT session: heartbeats, announcements, acks, de-duplication, reconnects."""
 
-    def __init__(self, credential: DeviceCredential, host: str, port: int, stats: FleetStats,
-                 say: Callable[[str], None] | None, *, heartbeat_s: float, dynamic_qr: int | None,
-                 connect_slots: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        credential: DeviceCredential,
+        host: str,
+        port: int,
+        stats: FleetStats,
+        say: Callable[[str], None] | None,
+        *,
+        heartbeat_s: float,
+        dynamic_qr: int | None,
+        connect_slots: asyncio.Semaphore,
+    ) -> None:
         self.credential = credential
         self.id = credential.device_id
         self.host, self.port = host, port
@@ -157,9 +197,17 @@ class Soundbox:
             try:
                 async with AsyncExitStack() as stack:
                     async with self._connect_slots:
-                        client = await stack.enter_async_context(aiomqtt.Client(
-                            self.host, self.port, username=self.id, password=self.credential.secret,
-                            identifier=self.id, keepalive=60, timeout=10))
+                        client = await stack.enter_async_context(
+                            aiomqtt.Client(
+                                self.host,
+                                self.port,
+                                username=self.id,
+                                password=self.credential.secret,
+                                identifier=self.id,
+                                keepalive=60,
+                                timeout=10,
+                            )
+                        )
                         await client.subscribe(f"devices/{self.id}/downlink/#", qos=1)
                     if first:
                         self.stats.connected += 1
@@ -189,8 +237,11 @@ class Soundbox:
         heartbeats = asyncio.create_task(self._heartbeats(client)) if self.heartbeat_s > 0 else None
         try:
             if first and self.dynamic_qr:
-                await self._publish(client, "dynamic-qr/request",
-                                    {"request_id": f"sim-{uuid.uuid4().hex[:16]}", "amount": self.dynamic_qr})
+                await self._publish(
+                    client,
+                    "dynamic-qr/request",
+                    {"request_id": f"sim-{uuid.uuid4().hex[:16]}", "amount": self.dynamic_qr},
+                )
             async for message in client.messages:
                 await self._handle(client, message.topic.value, message.payload, datetime.now(UTC))
         finally:
@@ -202,11 +253,21 @@ class Soundbox:
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
         while True:
-            await self._publish(client, "heartbeat", {
-                "message_id": f"hb-{uuid.uuid4().hex[:16]}", "timestamp": datetime.now(UTC).isoformat(),
-                "battery_level": 87, "charging": False, "network_strength": 72, "network_type": "4g",
-                "firmware_version": "simulator-1", "volume": 80, "uptime_s": int(time.monotonic() - self._started),
-            })
+            await self._publish(
+                client,
+                "heartbeat",
+                {
+                    "message_id": f"hb-{uuid.uuid4().hex[:16]}",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "battery_level": 87,
+                    "charging": False,
+                    "network_strength": 72,
+                    "network_type": "4g",
+                    "firmware_version": "simulator-1",
+                    "volume": 80,
+                    "uptime_s": int(time.monotonic() - self._started),
+                },
+            )
             self.stats.heartbeats += 1
             await asyncio.sleep(self.heartbeat_s)
 
@@ -238,13 +299,17 @@ class Soundbox:
         elif kind == "config":
             if fresh:
                 self.say(f"config v{body.get('version')} applied: {json.dumps(body.get('config'))}")
-            await self._ack(client, "config/ack",
-                            {"message_id": message_id, "version": body.get("version"), "status": "applied"})
+            await self._ack(
+                client, "config/ack", {"message_id": message_id, "version": body.get("version"), "status": "applied"}
+            )
         elif kind == "command":
             if fresh:
                 self.say(f"command {body.get('type')} ({body.get('command_id')}) done")
-            await self._ack(client, "command/ack",
-                            {"message_id": message_id, "command_id": body.get("command_id"), "status": "succeeded"})
+            await self._ack(
+                client,
+                "command/ack",
+                {"message_id": message_id, "command_id": body.get("command_id"), "status": "succeeded"},
+            )
         elif kind == "dynamic-qr/response":
             if fresh:
                 self._show_qr(body)
@@ -275,8 +340,10 @@ class Soundbox:
             what = f"Rp {parsed.amount} to {parsed.merchant_name}, {parsed.merchant_city}"
         except (QrisError, KeyError, TypeError) as exc:
             what = f"NOT a valid QRIS: {exc}"
-        self.say(f"dynamic QR {body.get('transaction_id')} ({what}; expires {body.get('expires_at')}):\n"
-                 f"    {body.get('qr_payload')}")
+        self.say(
+            f"dynamic QR {body.get('transaction_id')} ({what}; expires {body.get('expires_at')}):\n"
+            f"    {body.get('qr_payload')}"
+        )
 
 
 def read_devices_file(path: Path) -> list[DeviceCredential]:
@@ -308,8 +375,10 @@ async def provision(args: argparse.Namespace, token: str) -> list[DeviceCredenti
             credential = await api.provision_device(f"SIM-{stamp}-{i + 1:04d}", args.model, terminal)
             issued.append(credential)
             bound = f", bound to {terminal}" if terminal else ""
-            print(f"provisioned {credential.device_id} ({args.model}, fingerprint {credential.fingerprint}{bound})",
-                  flush=True)
+            print(
+                f"provisioned {credential.device_id} ({args.model}, fingerprint {credential.fingerprint}{bound})",
+                flush=True,
+            )
     return issued
 
 
@@ -340,14 +409,25 @@ def _credentials(args: argparse.Namespace) -> list[DeviceCredential]:
     return credentials
 
 
-async def run_fleet(credentials: list[DeviceCredential], host: str, port: int, *, fleet_mode: bool, verbose: bool,
-                    heartbeat_s: float, dynamic_qr: int | None, connect_concurrency: int,
-                    duration: float | None) -> dict[str, Any]:
+async def run_fleet(
+    credentials: list[DeviceCredential],
+    host: str,
+    port: int,
+    *,
+    fleet_mode: bool,
+    verbose: bool,
+    heartbeat_s: float,
+    dynamic_qr: int | None,
+    connect_concurrency: int,
+    duration: float | None,
+) -> dict[str, Any]:
     stats = FleetStats(sessions=len(credentials))
     say = (lambda line: print(line, flush=True)) if verbose or not fleet_mode else None
     slots = asyncio.Semaphore(max(1, connect_concurrency))
-    boxes = [Soundbox(c, host, port, stats, say, heartbeat_s=heartbeat_s, dynamic_qr=dynamic_qr, connect_slots=slots)
-             for c in credentials]
+    boxes = [
+        Soundbox(c, host, port, stats, say, heartbeat_s=heartbeat_s, dynamic_qr=dynamic_qr, connect_slots=slots)
+        for c in credentials
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -377,38 +457,59 @@ async def _report_connects(stats: FleetStats, started: float) -> None:
     """Fleet mode: one line when every session has connected (or given up), so the ramp-up is visible."""
     while stats.connected + stats.refused < stats.sessions:
         await asyncio.sleep(0.1)
-    print(f"fleet: {stats.connected} of {stats.sessions} sessions connected in {time.monotonic() - started:.1f} s"
-          f" ({stats.refused} refused)", flush=True)
+    print(
+        f"fleet: {stats.connected} of {stats.sessions} sessions connected in {time.monotonic() - started:.1f} s"
+        f" ({stats.refused} refused)",
+        flush=True,
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     lat = summary["payment_latency"]
-    latency = (f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms,"
-               f" max {lat['max_ms']:.1f} ms over {lat['count']}") if lat["count"] else "no payments"
-    return "\n".join([
-        f"simulate summary ({summary['seconds']} s)",
-        f"  sessions    {summary['connected']} of {summary['sessions']} connected, {summary['refused']} refused,"
-        f" {summary['reconnects']} reconnects",
-        f"  messages    {summary['messages']} received: {summary['announced']} payments announced,"
-        f" {summary['duplicates']} duplicates, {summary['dynamic_qr']} dynamic QRs",
-        f"  sent        {summary['acks']} acks, {summary['heartbeats']} heartbeats",
-        f"  payment latency (receive − paid_at)  {latency}",
-    ])
+    latency = (
+        (
+            f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms,"
+            f" max {lat['max_ms']:.1f} ms over {lat['count']}"
+        )
+        if lat["count"]
+        else "no payments"
+    )
+    return "\n".join(
+        [
+            f"simulate summary ({summary['seconds']} s)",
+            f"  sessions    {summary['connected']} of {summary['sessions']} connected, {summary['refused']} refused,"
+            f" {summary['reconnects']} reconnects",
+            f"  messages    {summary['messages']} received: {summary['announced']} payments announced,"
+            f" {summary['duplicates']} duplicates, {summary['dynamic_qr']} dynamic QRs",
+            f"  sent        {summary['acks']} acks, {summary['heartbeats']} heartbeats",
+            f"  payment latency (receive − paid_at)  {latency}",
+        ]
+    )
 
 
 def _simulate(args: argparse.Namespace) -> None:
     credentials = _credentials(args)
     if args.fleet is not None:
         if args.fleet < 1 or args.fleet > len(credentials):
-            sys.exit(f"qris-soundbox: --fleet {args.fleet} needs {args.fleet} credentials; {len(credentials)} given"
-                     " (use --devices-file or --provision N)")
+            sys.exit(
+                f"qris-soundbox: --fleet {args.fleet} needs {args.fleet} credentials; {len(credentials)} given"
+                " (use --devices-file or --provision N)"
+            )
         credentials = credentials[: args.fleet]
     host = args.mqtt_host or credentials[0].broker_host
     port = args.mqtt_port or credentials[0].broker_port
-    summary = asyncio.run(run_fleet(
-        credentials, host, port, fleet_mode=args.fleet is not None, verbose=args.verbose,
-        heartbeat_s=args.heartbeat_s, dynamic_qr=args.dynamic_qr, connect_concurrency=args.connect_concurrency,
-        duration=args.duration,
-    ))
+    summary = asyncio.run(
+        run_fleet(
+            credentials,
+            host,
+            port,
+            fleet_mode=args.fleet is not None,
+            verbose=args.verbose,
+            heartbeat_s=args.heartbeat_s,
+            dynamic_qr=args.dynamic_qr,
+            connect_concurrency=args.connect_concurrency,
+            duration=args.duration,
+        )
+    )
     print(json.dumps(summary) if args.json else format_summary(summary), flush=True)
     sys.exit(0 if summary["connected"] else 1)

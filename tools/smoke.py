@@ -35,9 +35,19 @@ import aiomqtt
 import httpx
 
 from qris_soundbox.core.qris import QrisError, parse_qris
-from qris_soundbox.tools.api import (BASE_URL_HELP, AdminApi, ApiError, DeviceCredential, admin_token,
-                                     callback_body, callback_headers, default_base_url, device_headers, run_stamp,
-                                     webhook_secret)
+from qris_soundbox.tools.api import (
+    BASE_URL_HELP,
+    AdminApi,
+    ApiError,
+    DeviceCredential,
+    admin_token,
+    callback_body,
+    callback_headers,
+    default_base_url,
+    device_headers,
+    run_stamp,
+    webhook_secret,
+)
 
 AMOUNT = 25_000
 SPOKEN = "dua puluh lima ribu rupiah"  # SPEC §10: what 25,000 sounds like in Indonesian
@@ -45,13 +55,17 @@ SPOKEN = "dua puluh lima ribu rupiah"  # SPEC §10: what 25,000 sounds like in I
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     smoke = subparsers.add_parser(
-        "smoke", help="end-to-end smoke test against a running instance (PASS/FAIL per step)",
-        description="Needs $ADMIN_TOKEN (or --admin-token) and $INTEGRATION_WEBHOOK_SECRET of the instance.")
+        "smoke",
+        help="end-to-end smoke test against a running instance (PASS/FAIL per step)",
+        description="Needs $ADMIN_TOKEN (or --admin-token) and $INTEGRATION_WEBHOOK_SECRET of the instance.",
+    )
     smoke.add_argument("--base-url", default=default_base_url(), help=BASE_URL_HELP)
     smoke.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
     smoke.add_argument("--mqtt-host", default=None, help="default: the broker the credential rotation names")
     smoke.add_argument("--mqtt-port", type=int, default=None, help="default: the broker the credential rotation names")
-    smoke.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each downlink or state (default 10)")
+    smoke.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each downlink or state (default 10)"
+    )
     smoke.set_defaults(handler=_smoke)
 
 
@@ -65,8 +79,17 @@ def expect(condition: bool, message: str) -> None:
 
 
 class Smoke:
-    def __init__(self, base_url: str, token: str, secret: str, *, mqtt_host: str | None, mqtt_port: int | None,
-                 timeout: float, out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        secret: str,
+        *,
+        mqtt_host: str | None,
+        mqtt_port: int | None,
+        timeout: float,
+        out: Callable[[str], None] = print,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token, self.secret = token, secret
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
@@ -106,14 +129,18 @@ class Smoke:
         async with AsyncExitStack() as stack:
             self.api = await stack.enter_async_context(AdminApi(self.base_url, self.token, timeout=self.timeout))
             # Acquirer and device calls carry their own credentials, never the admin token.
-            self.public = await stack.enter_async_context(httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout))
+            self.public = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
+            )
             self.stack = stack
             for index, (name, step) in enumerate(steps):
                 try:
                     detail = await step()
                 except (StepFailed, ApiError, aiomqtt.MqttError, httpx.HTTPError, TimeoutError, KeyError) as exc:
-                    self._report("FAIL", name, f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))
-                    for skipped, _ in steps[index + 1:]:
+                    self._report(
+                        "FAIL", name, f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)
+                    )
+                    for skipped, _ in steps[index + 1 :]:
                         self._report("SKIP", skipped, "")
                     return False
                 self._report("PASS", name, detail)
@@ -158,9 +185,11 @@ class Smoke:
         return f"outlet {self.state['outlet']['id']}, terminal {terminal['id']}"
 
     async def device(self) -> str:
-        device = await self.api.call("POST", "/admin/devices",
-                                     json={"serial_number": f"SMOKE-{self.stamp}-{uuid.uuid4().hex[:4]}",
-                                           "model": "generic-screen"})
+        device = await self.api.call(
+            "POST",
+            "/admin/devices",
+            json={"serial_number": f"SMOKE-{self.stamp}-{uuid.uuid4().hex[:4]}", "model": "generic-screen"},
+        )
         expect(device["status"] == "registered", f"new device status {device['status']!r}")
         self.state["device"] = device
         return f"{device['id']}, serial {device['serial_number']}"
@@ -169,9 +198,13 @@ class Smoke:
         device_id = self.state["device"]["id"]
         issued = await self.api.rotate_credential(device_id)
         expect(issued["mqtt_username"] == device_id, "MQTT username is not the device id")
-        self.credential = DeviceCredential(device_id=device_id, secret=issued["mqtt_password"],
-                                           fingerprint=issued["fingerprint"], broker_host=issued["broker"]["host"],
-                                           broker_port=issued["broker"]["port"])
+        self.credential = DeviceCredential(
+            device_id=device_id,
+            secret=issued["mqtt_password"],
+            fingerprint=issued["fingerprint"],
+            broker_host=issued["broker"]["host"],
+            broker_port=issued["broker"]["port"],
+        )
         return f"fingerprint {issued['fingerprint']}, broker {issued['broker']['host']}:{issued['broker']['port']}"
 
     async def bind(self) -> str:
@@ -186,8 +219,16 @@ class Smoke:
         host = self.mqtt_host or self.credential.broker_host
         port = self.mqtt_port or self.credential.broker_port
         device_id = self.credential.device_id
-        self.mqtt = await self.stack.enter_async_context(aiomqtt.Client(
-            host, port, username=device_id, password=self.credential.secret, identifier=device_id, timeout=self.timeout))
+        self.mqtt = await self.stack.enter_async_context(
+            aiomqtt.Client(
+                host,
+                port,
+                username=device_id,
+                password=self.credential.secret,
+                identifier=device_id,
+                timeout=self.timeout,
+            )
+        )
         await self.mqtt.subscribe(f"devices/{device_id}/downlink/#", qos=1)
         reader = asyncio.create_task(self._read_downlinks())
         self.stack.callback(reader.cancel)
@@ -212,13 +253,24 @@ class Smoke:
         await self.mqtt.publish(f"devices/{self.credential.device_id}/uplink/{suffix}", json.dumps(body), qos=1)
 
     async def heartbeat(self) -> str:
-        await self._uplink("heartbeat", {"battery_level": 91, "network_strength": 64, "firmware_version": "smoke-1",
-                                         "timestamp": datetime.now(UTC).isoformat()})
+        await self._uplink(
+            "heartbeat",
+            {
+                "battery_level": 91,
+                "network_strength": 64,
+                "firmware_version": "smoke-1",
+                "timestamp": datetime.now(UTC).isoformat(),
+            },
+        )
 
         async def seen() -> dict[str, Any] | None:
             detail = await self.api.call("GET", f"/admin/devices/{self.credential.device_id}")
-            return detail if detail.get("last_heartbeat_at") and (detail.get("heartbeat") or {}).get(
-                "firmware_version") == "smoke-1" else None
+            return (
+                detail
+                if detail.get("last_heartbeat_at")
+                and (detail.get("heartbeat") or {}).get("firmware_version") == "smoke-1"
+                else None
+            )
 
         detail = await self._eventually(seen, "heartbeat not in device detail")
         return f"last_heartbeat_at {detail['last_heartbeat_at']}, online {detail.get('online')}"
@@ -227,8 +279,9 @@ class Smoke:
 
     async def _post_callback(self, body: dict[str, Any], *, secret: str | None = None) -> httpx.Response:
         raw = json.dumps(body).encode()
-        return await self.public.post("/integrations/qris/callback", content=raw,
-                                        headers=callback_headers(secret or self.secret, raw))
+        return await self.public.post(
+            "/integrations/qris/callback", content=raw, headers=callback_headers(secret or self.secret, raw)
+        )
 
     async def callback(self) -> str:
         self.state["callback"] = body = callback_body(AMOUNT, terminal_id=self.state["terminal"]["id"])
@@ -241,8 +294,10 @@ class Smoke:
 
     async def announcement(self) -> str:
         payment = await self._next_downlink("payment")
-        expect(payment.get("transaction_id") == self.state["transaction_id"],
-               f"announced transaction {payment.get('transaction_id')}, expected {self.state['transaction_id']}")
+        expect(
+            payment.get("transaction_id") == self.state["transaction_id"],
+            f"announced transaction {payment.get('transaction_id')}, expected {self.state['transaction_id']}",
+        )
         expect(payment.get("amount") == AMOUNT, f"announced amount {payment.get('amount')}")
         text = (payment.get("announcement") or {}).get("text") or ""
         expect(text.endswith(SPOKEN), f"announcement text {text!r} does not say {SPOKEN!r}")
@@ -261,7 +316,9 @@ class Smoke:
         return f"acked at {txn['notification']['acked_at']}"
 
     async def _ledger(self) -> dict[str, int]:
-        page = await self.api.call("GET", "/admin/ledger-entries", params={"transaction_id": self.state["transaction_id"]})
+        page = await self.api.call(
+            "GET", "/admin/ledger-entries", params={"transaction_id": self.state["transaction_id"]}
+        )
         entries: dict[str, int] = {}
         for item in page["items"]:
             expect(item["entry_type"] not in entries, f"two {item['entry_type']} entries")
@@ -272,8 +329,10 @@ class Smoke:
         entries = await self._ledger()
         expect(set(entries) == {"gross_income", "platform_fee", "merchant_payable"}, f"ledger entries {entries}")
         expect(entries["gross_income"] == AMOUNT, f"gross {entries['gross_income']} for a payment of {AMOUNT}")
-        expect(entries["platform_fee"] + entries["merchant_payable"] == entries["gross_income"],
-               f"fee {entries['platform_fee']} + payable {entries['merchant_payable']} != gross")
+        expect(
+            entries["platform_fee"] + entries["merchant_payable"] == entries["gross_income"],
+            f"fee {entries['platform_fee']} + payable {entries['merchant_payable']} != gross",
+        )
         self.state["payable"] = entries["merchant_payable"]
         return ", ".join(f"{k} {v}" for k, v in entries.items())
 
@@ -281,8 +340,10 @@ class Smoke:
         response = await self._post_callback(self.state["callback"])
         expect(response.status_code == 200, f"HTTP {response.status_code}: {response.text[:200]}")
         result = response.json()
-        expect(result["duplicate"] is True and result["transaction_id"] == self.state["transaction_id"],
-               f"replay answered {result}")
+        expect(
+            result["duplicate"] is True and result["transaction_id"] == self.state["transaction_id"],
+            f"replay answered {result}",
+        )
         expect(len(await self._ledger()) == 3, "the replay changed the ledger")
         return "duplicate: true, same transaction, ledger unchanged"
 
@@ -300,8 +361,10 @@ class Smoke:
             parsed = parse_qris(qr_payload)
         except QrisError as exc:
             raise StepFailed(f"not a valid QRIS string: {exc}") from None
-        expect(parsed.point_of_initiation == "dynamic" and parsed.amount == amount,
-               f"parsed {parsed.point_of_initiation} QR for {parsed.amount}, expected dynamic for {amount}")
+        expect(
+            parsed.point_of_initiation == "dynamic" and parsed.amount == amount,
+            f"parsed {parsed.point_of_initiation} QR for {parsed.amount}, expected dynamic for {amount}",
+        )
         expect(parsed.nmid == self.state["merchant"]["nmid"], f"QR NMID {parsed.nmid} is not the merchant's")
         return f"Rp {parsed.amount} to {parsed.merchant_name}, NMID {parsed.nmid}, CRC {parsed.crc}"
 
@@ -314,8 +377,9 @@ class Smoke:
         return f"{reply['transaction_id']}: " + self._check_qr(reply["qr_payload"], 15_000)
 
     async def dynamic_qr_http(self) -> str:
-        response = await self.public.post("/device/transactions/dynamic-qr", json={"amount": 17_500},
-                                          headers=device_headers(self.credential))
+        response = await self.public.post(
+            "/device/transactions/dynamic-qr", json={"amount": 17_500}, headers=device_headers(self.credential)
+        )
         expect(response.status_code == 201, f"HTTP {response.status_code}: {response.text[:200]}")
         reply = response.json()
         return f"{reply['transaction_id']}: " + self._check_qr(reply["qr_payload"], 17_500)
@@ -324,40 +388,68 @@ class Smoke:
 
     async def settlement(self) -> str:
         merchant_id = self.state["merchant"]["id"]
-        created = await self.api.call("POST", "/admin/settlement-batches", json={"merchant_id": merchant_id},
-                                      headers={"Idempotency-Key": f"smoke-{self.stamp}-{uuid.uuid4().hex[:8]}"})
+        created = await self.api.call(
+            "POST",
+            "/admin/settlement-batches",
+            json={"merchant_id": merchant_id},
+            headers={"Idempotency-Key": f"smoke-{self.stamp}-{uuid.uuid4().hex[:8]}"},
+        )
         batches = [b for b in created["items"] if b["merchant_id"] == merchant_id]
         expect(len(batches) == 1, f"{len(batches)} batches for the smoke merchant")
         batch = batches[0]
-        expect(batch["entry_count"] == 1 and batch["payable_amount"] == self.state["payable"],
-               f"batch of {batch['entry_count']} entries payable {batch['payable_amount']},"
-               f" expected 1 entry payable {self.state['payable']}")
+        expect(
+            batch["entry_count"] == 1 and batch["payable_amount"] == self.state["payable"],
+            f"batch of {batch['entry_count']} entries payable {batch['payable_amount']},"
+            f" expected 1 entry payable {self.state['payable']}",
+        )
         return f"{batch['id']}: payable {batch['payable_amount']}, status {batch['status']}"
 
     async def audit(self) -> str:
-        wanted = {"merchant.create", "outlet.create", "terminal.create", "qris.callback.applied",
-                  "settlement_batch.create"}
-        page = await self.api.call("GET", "/admin/audit-logs",
-                                   params={"merchant_id": self.state["merchant"]["id"], "limit": 100})
+        wanted = {
+            "merchant.create",
+            "outlet.create",
+            "terminal.create",
+            "qris.callback.applied",
+            "settlement_batch.create",
+        }
+        page = await self.api.call(
+            "GET", "/admin/audit-logs", params={"merchant_id": self.state["merchant"]["id"], "limit": 100}
+        )
         actions = {item["action"] for item in page["items"]}
         expect(wanted <= actions, f"missing {sorted(wanted - actions)} (found {sorted(actions)})")
-        device = await self.api.call("GET", "/admin/audit-logs",
-                                     params={"entity_id": self.credential.device_id, "limit": 100})
+        device = await self.api.call(
+            "GET", "/admin/audit-logs", params={"entity_id": self.credential.device_id, "limit": 100}
+        )
         device_actions = {item["action"] for item in device["items"]}
         expect({"device.create", "device.bind"} <= device_actions, f"device entries {sorted(device_actions)}")
-        rejected = await self.api.call("GET", "/admin/audit-logs", params={
-            "action": "qris.callback.rejected", "from": self.started_at.isoformat(), "limit": 1})
+        rejected = await self.api.call(
+            "GET",
+            "/admin/audit-logs",
+            params={"action": "qris.callback.rejected", "from": self.started_at.isoformat(), "limit": 1},
+        )
         expect(bool(rejected["items"]), "the refused callback was not audited")
         return f"{len(page['items'])} merchant entries, {len(device['items'])} device entries, the refused callback"
 
 
 def _smoke(args: argparse.Namespace) -> None:
-    smoke = Smoke(args.base_url, admin_token(args.admin_token), webhook_secret(), mqtt_host=args.mqtt_host,
-                  mqtt_port=args.mqtt_port, timeout=args.timeout, out=lambda line: print(line, flush=True))
-    print(f"smoke against {args.base_url} (objects named Smoke Merchant {smoke.stamp} / SMOKE-{smoke.stamp}-…)",
-          flush=True)
+    smoke = Smoke(
+        args.base_url,
+        admin_token(args.admin_token),
+        webhook_secret(),
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        timeout=args.timeout,
+        out=lambda line: print(line, flush=True),
+    )
+    print(
+        f"smoke against {args.base_url} (objects named Smoke Merchant {smoke.stamp} / SMOKE-{smoke.stamp}-…)",
+        flush=True,
+    )
     passed = asyncio.run(smoke.run())
     counts = {status: sum(1 for s, _ in smoke.results if s == status) for status in ("PASS", "FAIL", "SKIP")}
-    print(f"{'smoke passed' if passed else 'smoke FAILED'}: {counts['PASS']} passed, {counts['FAIL']} failed,"
-          f" {counts['SKIP']} skipped", flush=True)
+    print(
+        f"{'smoke passed' if passed else 'smoke FAILED'}: {counts['PASS']} passed, {counts['FAIL']} failed,"
+        f" {counts['SKIP']} skipped",
+        flush=True,
+    )
     sys.exit(0 if passed else 1)

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         group = sub.add_parser(kind, help=f"{kind} users")
         commands = group.add_subparsers(dest=f"{kind}_command", required=True)
         create = commands.add_parser(
-            "create-user", help=f"create {article} {kind} user, or rotate their password",
+            "create-user",
+            help=f"create {article} {kind} user, or rotate their password",
             description=f"Create {article} {kind} user; with --rotate-password, set a new password on an existing one.",
         )
         if kind == "merchant":
@@ -40,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         create.add_argument("--name", required=True)
         create.add_argument("--role", required=True, choices=roles)
         create.add_argument("--password", help="omit to be prompted (keeps it out of shell history)")
-        create.add_argument("--rotate-password", action="store_true",
-                            help="the user exists: set this password and end their sessions")
+        create.add_argument(
+            "--rotate-password", action="store_true", help="the user exists: set this password and end their sessions"
+        )
         create.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL (default ./var)")
         create.set_defaults(handler=_create_user, kind=kind)
 
@@ -74,12 +76,23 @@ async def _create_or_rotate(settings, args: argparse.Namespace, password: str) -
         existing = await users.find_user(db, conn, kind, args.email)
         if existing is not None:
             if not args.rotate_password:
-                raise users.UserExists(f"{kind} user {existing.email} exists; add --rotate-password to set a new password")
+                raise users.UserExists(
+                    f"{kind} user {existing.email} exists; add --rotate-password to set a new password"
+                )
             if kind == "merchant" and existing.merchant_id != merchant_id:
                 raise users.UserExists(f"{existing.email} belongs to another merchant ({existing.merchant_id})")
             await users.rotate_password(db, conn, CLI_ACTOR, kind, existing.id, password)
             return f"password rotated for {kind} user {existing.email} ({existing.id}); their sessions were ended"
-        user = await users.create_user(db, conn, CLI_ACTOR, kind, email=args.email, name=args.name, role=args.role,
-                                       password=password, merchant_id=merchant_id)
+        user = await users.create_user(
+            db,
+            conn,
+            CLI_ACTOR,
+            kind,
+            email=args.email,
+            name=args.name,
+            role=args.role,
+            password=password,
+            merchant_id=merchant_id,
+        )
         where = f" of merchant {merchant_id}" if merchant_id else ""
         return f"created {kind} user {user.email} ({user.role}){where}: {user.id}"

@@ -93,7 +93,7 @@ class DeviceChangeListener:
             try:
                 conn = await self._db.pool.acquire()
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANGE_CHANNEL, self._notified)
                 if not first:
                     await self._on_resync()
@@ -102,7 +102,7 @@ class DeviceChangeListener:
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), self.KEEPALIVE_S)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         await conn.fetchval("SELECT 1", timeout=5)
             except asyncio.CancelledError:
                 raise

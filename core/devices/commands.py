@@ -122,8 +122,11 @@ def validate_params(capabilities: Capabilities, data: CommandCreate) -> dict[str
     if isinstance(params, SetVolumeParams) and not capabilities.volume_min <= params.volume <= capabilities.volume_max:
         raise VolumeOutOfRange(
             f"volume {params.volume} is outside this model's range {capabilities.volume_min}..{capabilities.volume_max}",
-            details={"field": "params.volume", "volume_min": capabilities.volume_min,
-                     "volume_max": capabilities.volume_max},
+            details={
+                "field": "params.volume",
+                "volume_min": capabilities.volume_min,
+                "volume_max": capabilities.volume_max,
+            },
         )
     if isinstance(params, OtaUpdateParams):
         url = urlsplit(params.url)
@@ -157,8 +160,9 @@ def _command(row: asyncpg.Record) -> Command:
 async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, command_id: str) -> Command:
     row = await conn.fetchrow(db.q["device_command"], device_id, command_id)
     if row is None:
-        raise CommandNotFound(f"command {command_id!r} of device {device_id!r} does not exist",
-                              details={"command_id": command_id})
+        raise CommandNotFound(
+            f"command {command_id!r} of device {device_id!r} does not exist", details={"command_id": command_id}
+        )
     return _command(row)
 
 
@@ -182,17 +186,31 @@ async def create_command(
     command_id = new_id("cmd")
     expires_at = datetime.now(UTC) + timedelta(seconds=data.expires_in_s or DEFAULT_EXPIRES_IN_S)
     message_id = await outbox.enqueue(
-        db, conn, device_id=device_id, kind="command",
+        db,
+        conn,
+        device_id=device_id,
+        kind="command",
         body={"command_id": command_id, "type": data.type, "params": params, "expires_at": expires_at.isoformat()},
         expires_at=expires_at,
     )
-    await conn.execute(db.q["insert_device_command"], command_id, device_id, data.type, params, message_id,
-                       actor.actor_id)
+    await conn.execute(
+        db.q["insert_device_command"], command_id, device_id, data.type, params, message_id, actor.actor_id
+    )
     await audit.record(
-        db, conn, actor, "device.command.create", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        "device.command.create",
+        entity_type="device",
+        entity_id=device_id,
         merchant_id=device["merchant_id"],
-        payload={"command_id": command_id, "type": data.type, "params": params, "message_id": message_id,
-                 "expires_at": expires_at.isoformat()},
+        payload={
+            "command_id": command_id,
+            "type": data.type,
+            "params": params,
+            "message_id": message_id,
+            "expires_at": expires_at.isoformat(),
+        },
     )
     return await get_command(db, conn, device_id, command_id)
 
@@ -220,7 +238,12 @@ async def acknowledge(
         )
     await conn.execute(db.q["device_command_set_result"], command.id, ack.detail)
     await audit.record(
-        db, conn, actor, f"device.command.{outcome}", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        f"device.command.{outcome}",
+        entity_type="device",
+        entity_id=device_id,
         merchant_id=device["merchant_id"],
         payload={"command_id": command.id, "type": command.type, "status": ack.status, "detail": ack.detail},
     )

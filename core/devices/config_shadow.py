@@ -11,8 +11,8 @@ version) or ``rejected`` with a reason. Rules and defaults: docs/device-config.m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import asyncpg
@@ -35,7 +35,7 @@ from qris_soundbox.core.devices.errors import (
     VolumeOutOfRange,
 )
 from qris_soundbox.core.devices.schemas import Capabilities, Percent
-from qris_soundbox.core.schemas import Body, Struct
+from qris_soundbox.core.schemas import Body, Struct, Value
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -205,8 +205,17 @@ def _state(device_id: str, capabilities: Capabilities, row: asyncpg.Record | Non
     defaults = default_config(capabilities)
     if row is None:
         return ConfigState(
-            device_id=device_id, desired_version=0, desired=defaults, reported_version=None, reported=None,
-            reported_at=None, drift=False, overrides={}, defaults=defaults, push_message_id=None, updated_at=None,
+            device_id=device_id,
+            desired_version=0,
+            desired=defaults,
+            reported_version=None,
+            reported=None,
+            reported_at=None,
+            drift=False,
+            overrides={},
+            defaults=defaults,
+            push_message_id=None,
+            updated_at=None,
         )
     return ConfigState(
         device_id=device_id,
@@ -247,7 +256,11 @@ async def _push(db: Database, conn: asyncpg.Connection, device_id: str, version:
     """Queue the config downlink, superseding every unacked one before it."""
     await conn.execute(db.q["supersede_config_downlinks"], device_id)
     message_id = await outbox.enqueue(
-        db, conn, device_id=device_id, kind="config", body={"version": version, "config": config},
+        db,
+        conn,
+        device_id=device_id,
+        kind="config",
+        body={"version": version, "config": config},
         expires_at=datetime.now(UTC) + CONFIG_DOWNLINK_TTL,
     )
     await conn.execute(db.q["device_config_set_pushed"], device_id, message_id)
@@ -279,7 +292,12 @@ async def update_desired(
     await conn.execute(db.q["device_config_set_desired"], device_id, overrides, desired, version)
     message_id = await _push(db, conn, device_id, version, desired)
     await audit.record(
-        db, conn, actor, "device.config.update", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        "device.config.update",
+        entity_type="device",
+        entity_id=device_id,
         merchant_id=device["merchant_id"],
         payload={"version": version, "changes": changes, "message_id": message_id},
     )
@@ -293,8 +311,14 @@ async def retry_push(db: Database, conn: asyncpg.Connection, actor: AuditActor, 
     row = await _locked(db, conn, device_id, capabilities)
     message_id = await _push(db, conn, device_id, row["desired_version"], row["desired"])
     await audit.record(
-        db, conn, actor, "device.config.retry_push", entity_type="device", entity_id=device_id,
-        merchant_id=device["merchant_id"], payload={"version": row["desired_version"], "message_id": message_id},
+        db,
+        conn,
+        actor,
+        "device.config.retry_push",
+        entity_type="device",
+        entity_id=device_id,
+        merchant_id=device["merchant_id"],
+        payload={"version": row["desired_version"], "message_id": message_id},
     )
     return await get_status(db, conn, device_id)
 
@@ -318,7 +342,8 @@ async def get_status(db: Database, conn: asyncpg.Connection, device_id: str) -> 
     rejection = None
     if row is not None and row["last_rejected_version"] is not None:
         rejection = Rejection(
-            version=row["last_rejected_version"], reason=row["last_rejection_reason"],
+            version=row["last_rejected_version"],
+            reason=row["last_rejection_reason"],
             rejected_at=row["last_rejected_at"],
         )
     return ConfigStatus(
@@ -342,7 +367,11 @@ async def device_view(db: Database, conn: asyncpg.Connection, device_id: str) ->
 
 
 async def _config_of_version(
-    db: Database, conn: asyncpg.Connection, device_id: str, capabilities: Capabilities, row: asyncpg.Record,
+    db: Database,
+    conn: asyncpg.Connection,
+    device_id: str,
+    capabilities: Capabilities,
+    row: asyncpg.Record,
     version: int,
 ) -> dict[str, Any]:
     if version == row["desired_version"]:
@@ -379,7 +408,10 @@ async def acknowledge(
     config = await _config_of_version(db, conn, device_id, capabilities, row, ack.version)
     applied = ack.status == "applied"
     await conn.execute(
-        db.q["close_config_downlinks"], device_id, ack.version, "acked" if applied else "failed",
+        db.q["close_config_downlinks"],
+        device_id,
+        ack.version,
+        "acked" if applied else "failed",
         None if applied else ack.reason,
     )
     if applied:
@@ -387,7 +419,12 @@ async def acknowledge(
     else:
         await conn.execute(db.q["device_config_set_rejected"], device_id, ack.version, ack.reason)
     await audit.record(
-        db, conn, actor, f"device.config.{ack.status}", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        f"device.config.{ack.status}",
+        entity_type="device",
+        entity_id=device_id,
         merchant_id=device["merchant_id"],
         payload={"version": ack.version, "message_id": ack.message_id, "reason": ack.reason},
     )
@@ -421,7 +458,7 @@ async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
 # --------------------------------------------------------------------------- readers for other domains
 
 
-class AnnouncementPreferences(Struct, kw_only=True, frozen=True):
+class AnnouncementPreferences(Value, kw_only=True, frozen=True):
     language: str
     text_template: str | None
 

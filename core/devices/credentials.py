@@ -29,7 +29,9 @@ from qris_soundbox.core.devices.schemas import BrokerAddress, IssuedCredential
 
 SECRET_BYTES = 32
 # Machine-generated 256-bit secrets: the hash only has to be one-way, not slow.
-DEVICE_SECRET_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
+DEVICE_SECRET_HASHER = PasswordHasher(
+    time_cost=1, memory_cost=1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
 
 
 def new_secret() -> str:
@@ -58,9 +60,16 @@ async def rotate(
     fingerprint = fingerprint_of(secret)
     secret_hash = await asyncio.to_thread(DEVICE_SECRET_HASHER.hash, secret)
     updated = await conn.fetchrow(db.q["device_set_credential"], device_id, secret_hash, fingerprint)
-    await announce_change(db, conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"]))
+    await announce_change(
+        db, conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"])
+    )
     await audit.record(
-        db, conn, actor, "device.credential.rotate", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        "device.credential.rotate",
+        entity_type="device",
+        entity_id=device_id,
         payload={"fingerprint": fingerprint, "previous_fingerprint": row["credential_fingerprint"]},
     )
     return IssuedCredential(

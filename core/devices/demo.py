@@ -18,9 +18,11 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
         device_id = await conn.fetchval(db.q["device_id_by_serial"], DEMO_SERIAL)
         if device_id is None:
             try:
-                device_id = (await registry.register_device(
-                    db, conn, SYSTEM, DeviceCreate(serial_number=DEMO_SERIAL, model="generic-screen")
-                )).id
+                device_id = (
+                    await registry.register_device(
+                        db, conn, SYSTEM, DeviceCreate(serial_number=DEMO_SERIAL, model="generic-screen")
+                    )
+                ).id
             except SerialNumberTaken:
                 return []
         device = await registry.get_device(db, conn, device_id)

@@ -76,6 +76,6 @@ class LegacyDeviceToken:
 
     def _refuse(self, device_id: str | None, reason: str) -> None:
         self.usage.refused += 1
-        log.warning("shared device token refused",
-                    extra={"device_id": device_id, "auth": "legacy_token", "reason": reason})
-
+        log.warning(
+            "shared device token refused", extra={"device_id": device_id, "auth": "legacy_token", "reason": reason}
+        )

@@ -78,7 +78,9 @@ async def capabilities_of_device(db: Database, conn: asyncpg.Connection, device_
     return (await get_model(db, conn, row["model_id"])).capabilities
 
 
-async def create_model(db: Database, conn: asyncpg.Connection, actor: AuditActor, data: DeviceModelCreate) -> DeviceModel:
+async def create_model(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, data: DeviceModelCreate
+) -> DeviceModel:
     validate_capabilities(data.capabilities)
     row = await conn.fetchrow(
         db.q["insert_device_model"], data.id, data.name, data.vendor, msgspec.to_builtins(data.capabilities)
@@ -86,7 +88,12 @@ async def create_model(db: Database, conn: asyncpg.Connection, actor: AuditActor
     if row is None:
         raise DeviceModelExists(f"device model {data.id!r} already exists", details={"id": data.id})
     await audit.record(
-        db, conn, actor, "device_model.create", entity_type="device_model", entity_id=data.id,
+        db,
+        conn,
+        actor,
+        "device_model.create",
+        entity_type="device_model",
+        entity_id=data.id,
         payload={"name": data.name, "vendor": data.vendor, "capabilities": msgspec.to_builtins(data.capabilities)},
     )
     return model_from_row(row)

@@ -66,8 +66,13 @@ class PresenceWriter:
         if not batch:
             return True
         try:
-            await self._db.execute("device_presence", list(batch), [online for online, _ in batch.values()],
-                                   [at for _, at in batch.values()], self._instance_id)
+            await self._db.execute(
+                "device_presence",
+                list(batch),
+                [online for online, _ in batch.values()],
+                [at for _, at in batch.values()],
+                self._instance_id,
+            )
         except asyncio.CancelledError:
             self._restore(batch)  # close() stopping the timer mid-write: its final flush writes them (again: harmless)
             raise
@@ -108,7 +113,10 @@ async def record_heartbeat(
             "device_id in the heartbeat is not the authenticated device", details={"field": "device_id"}
         )
     received = await conn.fetchval(
-        db.q["device_record_heartbeat"], device_id, heartbeat.battery_level, heartbeat.network_strength,
+        db.q["device_record_heartbeat"],
+        device_id,
+        heartbeat.battery_level,
+        heartbeat.network_strength,
         heartbeat.firmware_version,
         {key: value for key, value in msgspec.to_builtins(heartbeat).items() if value is not None},
     )
@@ -116,5 +124,7 @@ async def record_heartbeat(
         raise DeviceNotFound(device_id)
     device = await get_device(db, conn, device_id)
     return HeartbeatRecorded(
-        device_id=device_id, received_at=device.last_heartbeat_at or datetime.now(UTC), health_summary=device.health_summary
+        device_id=device_id,
+        received_at=device.last_heartbeat_at or datetime.now(UTC),
+        health_summary=device.health_summary,
     )

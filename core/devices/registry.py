@@ -112,7 +112,12 @@ async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditAc
             f"serial number {data.serial_number!r} is already registered", details={"serial_number": data.serial_number}
         )
     await audit.record(
-        db, conn, actor, "device.create", entity_type="device", entity_id=device_id,
+        db,
+        conn,
+        actor,
+        "device.create",
+        entity_type="device",
+        entity_id=device_id,
         payload={"serial_number": data.serial_number, "model": data.model},
     )
     return await get_device(db, conn, device_id)
@@ -128,9 +133,7 @@ async def _locked(db: Database, conn: asyncpg.Connection, device_id: str) -> asy
 async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:
     device = await _locked(db, conn, device_id)
     if device["status"] not in BINDABLE_STATUSES:
-        raise DeviceStateInvalid(
-            f"a {device['status']} device cannot be bound", details={"status": device["status"]}
-        )
+        raise DeviceStateInvalid(f"a {device['status']} device cannot be bound", details={"status": device["status"]})
     if device["terminal_id"] is not None:
         raise DeviceAlreadyBound(
             f"device is already bound to terminal {device['terminal_id']}; unbind it first",
@@ -154,8 +157,14 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
             details={"terminal_id": terminal_id, "role": device["role"]},
         ) from None
     await audit.record(
-        db, conn, actor, "device.bind", entity_type="device", entity_id=device_id,
-        merchant_id=terminal["merchant_id"], payload={"terminal_id": terminal_id, "role": device["role"]},
+        db,
+        conn,
+        actor,
+        "device.bind",
+        entity_type="device",
+        entity_id=device_id,
+        merchant_id=terminal["merchant_id"],
+        payload={"terminal_id": terminal_id, "role": device["role"]},
     )
     return await get_device(db, conn, device_id)
 
@@ -166,8 +175,14 @@ async def unbind(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
         terminal = await conn.fetchrow(db.q["device_bind_target_terminal"], device["terminal_id"])
         await conn.execute(db.q["device_unbind"], device_id)
         await audit.record(
-            db, conn, actor, "device.unbind", entity_type="device", entity_id=device_id,
-            merchant_id=terminal["merchant_id"] if terminal else None, payload={"terminal_id": device["terminal_id"]},
+            db,
+            conn,
+            actor,
+            "device.unbind",
+            entity_type="device",
+            entity_id=device_id,
+            merchant_id=terminal["merchant_id"] if terminal else None,
+            payload={"terminal_id": device["terminal_id"]},
         )
     return await get_device(db, conn, device_id)
 
@@ -184,7 +199,12 @@ async def disable(
             db, conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status="disabled")
         )
         await audit.record(
-            db, conn, actor, "device.disable", entity_type="device", entity_id=device_id,
+            db,
+            conn,
+            actor,
+            "device.disable",
+            entity_type="device",
+            entity_id=device_id,
             payload={"reason": reason, "previous_status": device["status"]},
         )
     return await get_device(db, conn, device_id)
@@ -212,7 +232,12 @@ async def retire(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
         await conn.execute(db.q["device_retire"], device_id)
         await announce_change(db, conn, DeviceChange(device_id=device_id, fingerprint=None, status="retired"))
         await audit.record(
-            db, conn, actor, "device.retire", entity_type="device", entity_id=device_id,
+            db,
+            conn,
+            actor,
+            "device.retire",
+            entity_type="device",
+            entity_id=device_id,
             payload={"previous_status": device["status"], "unbound_terminal_id": device["terminal_id"]},
         )
     return await get_device(db, conn, device_id)

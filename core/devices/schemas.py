@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from qris_soundbox.core.schemas import Body, Struct
+from qris_soundbox.core.schemas import Body, Struct, Value
 
 AnnouncementFormat = Literal["amount_only", "text", "clips"]
 Percent = Annotated[int, Meta(ge=0, le=100)]
@@ -21,7 +21,7 @@ SerialNumber = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}
 TextId = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class Capabilities(Body, kw_only=True, frozen=True):
+class Capabilities(Value, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """What a device model can do (SPEC §5 "universal soundbox")."""
 
     screen: bool = False

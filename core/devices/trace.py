@@ -42,13 +42,27 @@ def _bounded(payload: bytes) -> tuple[str, int, bool]:
 
 
 async def _record(
-    db: Database, conn: asyncpg.Connection, direction: str, device_id: str, topic: str,
-    payload: bytes, qos: int | None, message_id: str | None,
+    db: Database,
+    conn: asyncpg.Connection,
+    direction: str,
+    device_id: str,
+    topic: str,
+    payload: bytes,
+    qos: int | None,
+    message_id: str | None,
 ) -> None:
     text, size, truncated = _bounded(payload)
     await conn.execute(
-        db.q["insert_device_mqtt_message"], new_id("mqm"), device_id, direction, topic[:512], qos,
-        message_id if message_id is not None else message_id_of(payload), text, size, truncated,
+        db.q["insert_device_mqtt_message"],
+        new_id("mqm"),
+        device_id,
+        direction,
+        topic[:512],
+        qos,
+        message_id if message_id is not None else message_id_of(payload),
+        text,
+        size,
+        truncated,
     )
 
 

@@ -81,7 +81,9 @@ async def dispatch(
         async with platform.db.transaction() as conn:
             await trace.record_uplink(platform.db, conn, device_id=device_id, topic=topic, payload=payload, qos=qos)
         if len(payload) > MAX_UPLINK_BYTES:
-            log.warning("oversized uplink ignored", extra={"topic": topic, "bytes": len(payload), "limit": MAX_UPLINK_BYTES})
+            log.warning(
+                "oversized uplink ignored", extra={"topic": topic, "bytes": len(payload), "limit": MAX_UPLINK_BYTES}
+            )
             return
         handler = handlers.get(suffix)
         if handler is None:

@@ -129,7 +129,8 @@ class CredentialVerifier:
         joined = running is not None
         if running is None:
             running = self._hashing[key] = asyncio.get_running_loop().run_in_executor(
-                self._executor, _verify_hash, row["credential_hash"], secret)
+                self._executor, _verify_hash, row["credential_hash"], secret
+            )
             running.add_done_callback(lambda _: self._hashing.pop(key, None))
         # Shielded: a CONNECT given up must not cancel a hash another one waits for.
         if not await asyncio.shield(running):

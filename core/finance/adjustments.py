@@ -33,11 +33,13 @@ MAX_ABS_AMOUNT = 10_000_000_000
 
 def check_adjustment(adjustment_type: str, amount: int) -> None:
     if adjustment_type not in ADJUSTMENT_TYPES:
-        raise FinanceInputInvalid(f"adjustment_type must be one of {', '.join(ADJUSTMENT_TYPES)}",
-                                  details={"field": "adjustment_type"})
+        raise FinanceInputInvalid(
+            f"adjustment_type must be one of {', '.join(ADJUSTMENT_TYPES)}", details={"field": "adjustment_type"}
+        )
     if amount == 0 or abs(amount) > MAX_ABS_AMOUNT:
-        raise FinanceInputInvalid(f"amount must be a non-zero whole number of rupiah within ±{MAX_ABS_AMOUNT}",
-                                  details={"field": "amount"})
+        raise FinanceInputInvalid(
+            f"amount must be a non-zero whole number of rupiah within ±{MAX_ABS_AMOUNT}", details={"field": "amount"}
+        )
     sign = ADJUSTMENT_TYPES[adjustment_type]
     if sign * amount < 0:
         raise FinanceInputInvalid(
@@ -48,12 +50,21 @@ def check_adjustment(adjustment_type: str, amount: int) -> None:
 
 def check_filter_type(adjustment_type: str | None) -> None:
     if adjustment_type is not None and adjustment_type not in ADJUSTMENT_TYPES:
-        raise FinanceInputInvalid(f"adjustment_type must be one of {', '.join(ADJUSTMENT_TYPES)}",
-                                  details={"field": "adjustment_type"})
+        raise FinanceInputInvalid(
+            f"adjustment_type must be one of {', '.join(ADJUSTMENT_TYPES)}", details={"field": "adjustment_type"}
+        )
 
 
-async def add_adjustment(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *,
-                         adjustment_type: str, amount: int, reason: str) -> SettlementAdjustmentCreated:
+async def add_adjustment(
+    db: Database,
+    conn: asyncpg.Connection,
+    batch_id: str,
+    actor: AuditActor,
+    *,
+    adjustment_type: str,
+    amount: int,
+    reason: str,
+) -> SettlementAdjustmentCreated:
     check_adjustment(adjustment_type, amount)
     reason = clean_text(reason, "reason")
     current = await locked_batch(db, conn, batch_id)
@@ -64,23 +75,61 @@ async def add_adjustment(db: Database, conn: asyncpg.Connection, batch_id: str, 
             "it may not go below zero",
             details={"adjusted_payable_amount": current["adjusted_payable_amount"], "amount": amount},
         )
-    row = await conn.fetchrow(db.q["insert_settlement_adjustment"], new_id("sba"), batch_id, current["merchant_id"],
-                              adjustment_type, amount, reason, None, actor.actor_type, actor.actor_id)
+    row = await conn.fetchrow(
+        db.q["insert_settlement_adjustment"],
+        new_id("sba"),
+        batch_id,
+        current["merchant_id"],
+        adjustment_type,
+        amount,
+        reason,
+        None,
+        actor.actor_type,
+        actor.actor_id,
+    )
     batch = batch_from_row(await conn.fetchrow(db.q["add_settlement_batch_adjustment_amount"], batch_id, amount))
-    payload = {"adjustment_id": row["id"], "adjustment_type": adjustment_type, "amount": amount, "reason": reason,
-               "adjusted_payable_amount": batch.adjusted_payable_amount}
-    await append_event(db, conn, batch_id, "adjusted", actor, from_status="pending", to_status="pending",
-                       payload=payload)
-    await audit.record(db, conn, actor, "settlement_batch.adjust", entity_type="settlement_batch",
-                       entity_id=batch_id, merchant_id=current["merchant_id"], payload=payload)
+    payload = {
+        "adjustment_id": row["id"],
+        "adjustment_type": adjustment_type,
+        "amount": amount,
+        "reason": reason,
+        "adjusted_payable_amount": batch.adjusted_payable_amount,
+    }
+    await append_event(
+        db, conn, batch_id, "adjusted", actor, from_status="pending", to_status="pending", payload=payload
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "settlement_batch.adjust",
+        entity_type="settlement_batch",
+        entity_id=batch_id,
+        merchant_id=current["merchant_id"],
+        payload=payload,
+    )
     data = {**dict(row), "batch_status": batch.status}
-    return SettlementAdjustmentCreated(**{name: data[name] for name in SettlementAdjustment.__struct_fields__},
-                                       batch=batch)
+    return SettlementAdjustmentCreated(
+        **{name: data[name] for name in SettlementAdjustment.__struct_fields__}, batch=batch
+    )
 
 
-async def list_adjustments(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
-                           adjustment_type: str | None = None) -> Page[SettlementAdjustment]:
+async def list_adjustments(
+    db: Database,
+    page: PageQuery,
+    window: TimeWindow,
+    *,
+    merchant_id: str | None = None,
+    adjustment_type: str | None = None,
+) -> Page[SettlementAdjustment]:
     check_filter_type(adjustment_type)
-    rows = await db.fetch("list_settlement_adjustments", page.cursor, page.fetch_limit, merchant_id, adjustment_type,
-                          window.from_, window.to)
+    rows = await db.fetch(
+        "list_settlement_adjustments",
+        page.cursor,
+        page.fetch_limit,
+        merchant_id,
+        adjustment_type,
+        window.from_,
+        window.to,
+    )
     return page.page(rows, lambda row: from_row(SettlementAdjustment, row))

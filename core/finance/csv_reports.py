@@ -26,19 +26,53 @@ CHUNK_BYTES = 64 * 1024
 CURSOR_PREFETCH = 500
 FORMATS = ("standard", "bank_generic")
 
-STANDARD_COLUMNS = (
-    "row_type", "batch_id", "merchant_id", "transaction_id", "ledger_entry_id", "reference",
-    "provider_reference", "paid_at", "gross_amount", "fee_amount", "payable_amount", "adjustment_id",
-    "adjustment_type", "adjustment_amount", "reason", "entry_count", "adjusted_payable_amount", "status",
+STANDARD_COLUMNS: tuple[str, ...] = (
+    "row_type",
+    "batch_id",
+    "merchant_id",
+    "transaction_id",
+    "ledger_entry_id",
+    "reference",
+    "provider_reference",
+    "paid_at",
+    "gross_amount",
+    "fee_amount",
+    "payable_amount",
+    "adjustment_id",
+    "adjustment_type",
+    "adjustment_amount",
+    "reason",
+    "entry_count",
+    "adjusted_payable_amount",
+    "status",
     "payout_reference",
 )
-BANK_GENERIC_COLUMNS = (
-    "batch_id", "beneficiary_name", "beneficiary_account_number", "beneficiary_bank_code", "amount", "currency",
-    "reference", "description", "merchant_id", "merchant_code", "beneficiary_email",
+BANK_GENERIC_COLUMNS: tuple[str, ...] = (
+    "batch_id",
+    "beneficiary_name",
+    "beneficiary_account_number",
+    "beneficiary_bank_code",
+    "amount",
+    "currency",
+    "reference",
+    "description",
+    "merchant_id",
+    "merchant_code",
+    "beneficiary_email",
 )
 ADJUSTMENT_COLUMNS = (
-    "adjustment_id", "created_at", "batch_id", "batch_status", "merchant_id", "merchant_name", "adjustment_type",
-    "amount", "reason", "actor_type", "actor_id", "carried_from_adjustment_id",
+    "adjustment_id",
+    "created_at",
+    "batch_id",
+    "batch_status",
+    "merchant_id",
+    "merchant_name",
+    "adjustment_type",
+    "amount",
+    "reason",
+    "actor_type",
+    "actor_id",
+    "carried_from_adjustment_id",
 )
 
 
@@ -106,34 +140,54 @@ async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterato
     async for entry in conn.cursor(db.q["settlement_batch_entries"], batch_id, prefetch=CURSOR_PREFETCH):
         yield _by_columns({**common, "row_type": "entry", **dict(entry)}, STANDARD_COLUMNS)
     async for adjustment in conn.cursor(db.q["settlement_batch_adjustments"], batch_id, prefetch=CURSOR_PREFETCH):
-        yield _by_columns({**common, "row_type": "adjustment", "adjustment_id": adjustment["id"],
-                           "adjustment_type": adjustment["adjustment_type"],
-                           "adjustment_amount": adjustment["amount"], "reason": adjustment["reason"]},
-                          STANDARD_COLUMNS)
-    yield _by_columns({**common, "row_type": "summary", "gross_amount": batch["gross_amount"],
-                       "fee_amount": batch["fee_amount"], "payable_amount": batch["payable_amount"],
-                       "adjustment_amount": batch["adjustment_amount"], "entry_count": batch["entry_count"],
-                       "adjusted_payable_amount": batch["adjusted_payable_amount"], "status": batch["status"],
-                       "payout_reference": batch["payout_reference"]}, STANDARD_COLUMNS)
+        yield _by_columns(
+            {
+                **common,
+                "row_type": "adjustment",
+                "adjustment_id": adjustment["id"],
+                "adjustment_type": adjustment["adjustment_type"],
+                "adjustment_amount": adjustment["amount"],
+                "reason": adjustment["reason"],
+            },
+            STANDARD_COLUMNS,
+        )
+    yield _by_columns(
+        {
+            **common,
+            "row_type": "summary",
+            "gross_amount": batch["gross_amount"],
+            "fee_amount": batch["fee_amount"],
+            "payable_amount": batch["payable_amount"],
+            "adjustment_amount": batch["adjustment_amount"],
+            "entry_count": batch["entry_count"],
+            "adjusted_payable_amount": batch["adjusted_payable_amount"],
+            "status": batch["status"],
+            "payout_reference": batch["payout_reference"],
+        },
+        STANDARD_COLUMNS,
+    )
 
 
 async def _bank_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
     batch = await conn.fetchrow(db.q["settlement_batch_bank_details"], batch_id)
     if batch is None:
         return
-    yield _by_columns({
-        "batch_id": batch["id"],
-        "beneficiary_name": batch["bank_account_name"] or batch["merchant_legal_name"] or batch["merchant_name"],
-        "beneficiary_account_number": batch["bank_account_number"],
-        "beneficiary_bank_code": batch["bank_code"],
-        "amount": batch["adjusted_payable_amount"],
-        "currency": batch["currency"],
-        "reference": batch["payout_reference"] or batch["id"],
-        "description": f"QRIS settlement {batch['id']}",
-        "merchant_id": batch["merchant_id"],
-        "merchant_code": batch["merchant_code"],
-        "beneficiary_email": batch["merchant_email"],
-    }, BANK_GENERIC_COLUMNS)
+    yield _by_columns(
+        {
+            "batch_id": batch["id"],
+            "beneficiary_name": batch["bank_account_name"] or batch["merchant_legal_name"] or batch["merchant_name"],
+            "beneficiary_account_number": batch["bank_account_number"],
+            "beneficiary_bank_code": batch["bank_code"],
+            "amount": batch["adjusted_payable_amount"],
+            "currency": batch["currency"],
+            "reference": batch["payout_reference"] or batch["id"],
+            "description": f"QRIS settlement {batch['id']}",
+            "merchant_id": batch["merchant_id"],
+            "merchant_code": batch["merchant_code"],
+            "beneficiary_email": batch["merchant_email"],
+        },
+        BANK_GENERIC_COLUMNS,
+    )
 
 
 async def batch_report(db: Database, batch_id: str, fmt: str = "standard") -> AsyncIterator[bytes]:
@@ -147,11 +201,18 @@ async def batch_report(db: Database, batch_id: str, fmt: str = "standard") -> As
             yield chunk
 
 
-async def adjustment_rows(db: Database, conn: Any, filters: AdjustmentFilters,
-                           max_rows: int) -> AsyncIterator[list[Any]]:
-    async for row in conn.cursor(db.q["settlement_adjustments_for_export"], filters.merchant_id,
-                                 filters.adjustment_type, filters.from_, filters.to, max_rows,
-                                 prefetch=CURSOR_PREFETCH):
+async def adjustment_rows(
+    db: Database, conn: Any, filters: AdjustmentFilters, max_rows: int
+) -> AsyncIterator[list[Any]]:
+    async for row in conn.cursor(
+        db.q["settlement_adjustments_for_export"],
+        filters.merchant_id,
+        filters.adjustment_type,
+        filters.from_,
+        filters.to,
+        max_rows,
+        prefetch=CURSOR_PREFETCH,
+    ):
         yield _by_columns({**dict(row), "adjustment_id": row["id"]}, ADJUSTMENT_COLUMNS)
 
 

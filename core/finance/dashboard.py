@@ -73,12 +73,18 @@ async def settlement_summary(db: Database, merchant_id: str | None = None) -> Se
         unbatched_payable_count=unbatched["entry_count"],
         batch_counts={status: total(status, "batch_count") for status in STATUSES},
         latest_batches=[batch_from_row(r) for r in latest],
-        today=TodayTransactions(date=date, timezone=BUSINESS_TIMEZONE, from_=start, to=end,
-                                transaction_count=today["created_count"], paid_count=today["paid_count"],
-                                paid_volume=today["paid_volume"]),
+        today=TodayTransactions(
+            date=date,
+            timezone=BUSINESS_TIMEZONE,
+            from_=start,
+            to=end,
+            transaction_count=today["created_count"],
+            paid_count=today["paid_count"],
+            paid_volume=today["paid_volume"],
+        ),
     )
     if merchant_id is None:
-        return DashboardSummary(**values, platform_fee_total=fee_total)
+        return DashboardSummary(**values, platform_fee_total=fee_total or 0)
     return SettlementSummary(**values)
 
 

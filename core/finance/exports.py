@@ -52,8 +52,11 @@ def worker_state(platform: PlatformContext) -> WorkerState:
     state = _worker_states.get(platform)
     if state is None:
         enabled = settings.export_worker_enabled and "worker" in platform.roles
-        state = WorkerState(enabled=enabled, interval_ms=settings.export_worker_interval_ms,
-                            batch_size=settings.export_worker_batch_size)
+        state = WorkerState(
+            enabled=enabled,
+            interval_ms=settings.export_worker_interval_ms,
+            batch_size=settings.export_worker_batch_size,
+        )
         _worker_states[platform] = state
     return state
 
@@ -70,25 +73,43 @@ def job_view(row: Any) -> ExportJob:
     return job
 
 
-async def create_adjustment_export(db: Database, conn: asyncpg.Connection, actor: AuditActor,
-                                   filters: AdjustmentFilters) -> ExportJob:
+async def create_adjustment_export(
+    db: Database, conn: asyncpg.Connection, actor: AuditActor, filters: AdjustmentFilters
+) -> ExportJob:
     check_filter_type(filters.adjustment_type)
     time_window(filters.from_, filters.to)
-    row = await conn.fetchrow(db.q["insert_export_job"], new_id("exp"), "settlement_adjustments",
-                              msgspec.to_builtins(filters), actor.actor_type, actor.actor_id)
-    await audit.record(db, conn, actor, "export_job.create", entity_type="export_job", entity_id=row["id"],
-                       payload={"export_type": "settlement_adjustments", "filters": msgspec.to_builtins(filters)})
+    row = await conn.fetchrow(
+        db.q["insert_export_job"],
+        new_id("exp"),
+        "settlement_adjustments",
+        msgspec.to_builtins(filters),
+        actor.actor_type,
+        actor.actor_id,
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "export_job.create",
+        entity_type="export_job",
+        entity_id=row["id"],
+        payload={"export_type": "settlement_adjustments", "filters": msgspec.to_builtins(filters)},
+    )
     return job_view(row)
 
 
 async def check_direct_report(db: Database, filters: AdjustmentFilters, max_rows: int) -> None:
     """The adjustment report is answered directly up to ``max_rows`` rows; more must be an export job."""
     check_filter_type(filters.adjustment_type)
-    rows = await db.fetchval("count_settlement_adjustments", filters.merchant_id, filters.adjustment_type,
-                             filters.from_, filters.to)
+    rows = await db.fetchval(
+        "count_settlement_adjustments", filters.merchant_id, filters.adjustment_type, filters.from_, filters.to
+    )
     if rows > max_rows:
-        raise ExportTooLarge(f"{rows} adjustments match; more than {max_rows} rows must be exported as a job "
-                             "(POST /admin/exports/settlement-adjustments)", details={"rows": rows, "limit": max_rows})
+        raise ExportTooLarge(
+            f"{rows} adjustments match; more than {max_rows} rows must be exported as a job "
+            "(POST /admin/exports/settlement-adjustments)",
+            details={"rows": rows, "limit": max_rows},
+        )
 
 
 async def get_job(db: Database, job_id: str) -> ExportJob:
@@ -106,8 +127,10 @@ async def download_path(db: Database, settings: Settings, job_id: str) -> tuple[
     if job.status == "expired":
         raise ExportExpired(f"export job {job_id} expired and its file was removed", details={"job_id": job_id})
     if job.status != "completed":
-        raise ExportNotReady(f"export job {job_id} is {job.status}; download it once it is completed",
-                             details={"job_id": job_id, "status": job.status})
+        raise ExportNotReady(
+            f"export job {job_id} is {job.status}; download it once it is completed",
+            details={"job_id": job_id, "status": job.status},
+        )
     path = storage_dir(settings) / row["file_name"]
     if not path.is_file():
         raise ExportExpired(f"the file of export job {job_id} is gone", details={"job_id": job_id})
@@ -147,9 +170,15 @@ async def run_job(db: Database, settings: Settings, job: asyncpg.Record, worker_
         row_count = await _write_adjustments(db, settings, job["id"], worker_id, filters, partial)
     except _TooManyRows as too_many:
         partial.unlink(missing_ok=True)
-        await db.fetchrow("fail_export_job", job["id"], worker_id, "export_too_large",
-                          f"{too_many.rows} rows match; the limit is {settings.export_settlement_adjustment_max_rows}"
-                          " (EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS): narrow the filters", too_many.rows)
+        await db.fetchrow(
+            "fail_export_job",
+            job["id"],
+            worker_id,
+            "export_too_large",
+            f"{too_many.rows} rows match; the limit is {settings.export_settlement_adjustment_max_rows}"
+            " (EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS): narrow the filters",
+            too_many.rows,
+        )
         return 1
     except _LostJob:
         partial.unlink(missing_ok=True)
@@ -161,8 +190,9 @@ async def run_job(db: Database, settings: Settings, job: asyncpg.Record, worker_
         return 1
     byte_size = partial.stat().st_size
     os.replace(partial, final)  # atomic on one filesystem
-    done = await db.fetchrow("complete_export_job", job["id"], worker_id, row_count, byte_size, final.name,
-                             settings.export_retention_days)
+    done = await db.fetchrow(
+        "complete_export_job", job["id"], worker_id, row_count, byte_size, final.name, settings.export_retention_days
+    )
     if done is None:  # taken back meanwhile; the other attempt writes its own file
         return 0
     return 1
@@ -177,18 +207,25 @@ class _LostJob(Exception):
     """The job was taken back from this worker (its heartbeat went stale)."""
 
 
-async def _write_adjustments(db: Database, settings: Settings, job_id: str, worker_id: str,
-                             filters: AdjustmentFilters, partial: Path) -> int:
+async def _write_adjustments(
+    db: Database, settings: Settings, job_id: str, worker_id: str, filters: AdjustmentFilters, partial: Path
+) -> int:
     limit = settings.export_settlement_adjustment_max_rows
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await conn.fetchval(db.q["count_settlement_adjustments"], filters.merchant_id,
-                                   filters.adjustment_type, filters.from_, filters.to)
+        rows = await conn.fetchval(
+            db.q["count_settlement_adjustments"],
+            filters.merchant_id,
+            filters.adjustment_type,
+            filters.from_,
+            filters.to,
+        )
         if rows > limit:
             raise _TooManyRows(rows)
         last_beat = time.monotonic()
         with partial.open("wb") as out:
-            async for chunk in csv_reports.chunked_csv(csv_reports.adjustment_rows(db, conn, filters, limit),
-                                                    csv_reports.ADJUSTMENT_COLUMNS):
+            async for chunk in csv_reports.chunked_csv(
+                csv_reports.adjustment_rows(db, conn, filters, limit), csv_reports.ADJUSTMENT_COLUMNS
+            ):
                 out.write(chunk)
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
                     if await db.fetchrow("heartbeat_export_job", job_id, worker_id) is None:

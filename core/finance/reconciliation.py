@@ -16,8 +16,7 @@ from qris_soundbox.core.finance.schemas import (
 from qris_soundbox.core.finance.settlements import check_status
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 
-PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed",
-                 "cancelled": "cancelled"}
+PAYOUT_STATES = {"pending": "awaiting_payout", "paid": "paid_out", "failed": "payout_failed", "cancelled": "cancelled"}
 EXCEPTIONS_SHOWN = 100
 
 
@@ -44,23 +43,30 @@ def mismatches_of(row: Any) -> list[str]:
 def batch_reconciliation(row: Any) -> BatchReconciliation:
     found = mismatches_of(row)
     return BatchReconciliation(
-        batch_id=row["id"], payout_state=PAYOUT_STATES[row["status"]], matched=not found, mismatches=found,
-        **{name: row[name] for name in BatchReconciliation.__struct_fields__
-           if name not in ("batch_id", "payout_state", "matched", "mismatches")},
+        batch_id=row["id"],
+        payout_state=PAYOUT_STATES[row["status"]],
+        matched=not found,
+        mismatches=found,
+        **{
+            name: row[name]
+            for name in BatchReconciliation.__struct_fields__
+            if name not in ("batch_id", "payout_state", "matched", "mismatches")
+        },
     )
 
 
-async def settlement_batches(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
-                             status: str | None = None) -> ReconciliationReport:
+async def settlement_batches(
+    db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None, status: str | None = None
+) -> ReconciliationReport:
     check_status(status)
     from_, to = window.from_, window.to
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await conn.fetch(db.q["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id,
-                                status, from_, to)
+        rows = await conn.fetch(
+            db.q["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id, status, from_, to
+        )
         unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
         counts = await conn.fetch(db.q["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
-        exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to,
-                                      EXCEPTIONS_SHOWN)
+        exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to, EXCEPTIONS_SHOWN)
     batches = page.page(rows, batch_reconciliation)
     return ReconciliationReport(
         items=batches.items,
@@ -68,6 +74,8 @@ async def settlement_batches(db: Database, page: PageQuery, window: TimeWindow, 
         mismatched_count=sum(1 for item in batches.items if not item.matched),
         unbatched_payables=UnbatchedPayables(entry_count=unbatched["entry_count"], amount=unbatched["amount"]),
         exception_counts={r["kind"]: r["count"] for r in counts},
-        exceptions=[ReconciliationException(**{name: r[name] for name in ReconciliationException.__struct_fields__})
-                    for r in exceptions],
+        exceptions=[
+            ReconciliationException(**{name: r[name] for name in ReconciliationException.__struct_fields__})
+            for r in exceptions
+        ],
     )

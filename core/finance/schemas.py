@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from qris_soundbox.core.devices.legacy_token import LegacyTokenUsage
-from qris_soundbox.core.schemas import Body, Struct
+from qris_soundbox.core.schemas import Body, Struct, Value
 
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
 Reference = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -124,7 +124,7 @@ class WorkerState(Struct, kw_only=True):
     last_error: str | None = None
 
 
-class AdjustmentFilters(Struct, kw_only=True, frozen=True):
+class AdjustmentFilters(Value, kw_only=True, frozen=True):
     merchant_id: str | None = None
     adjustment_type: str | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")

@@ -51,23 +51,42 @@ def batch_from_row(row: Any) -> SettlementBatch:
     return from_row(SettlementBatch, row)
 
 
-async def append_event(db: Database, conn: asyncpg.Connection, batch_id: str, event_type: str, actor: AuditActor,
-                       *, from_status: str | None = None, to_status: str | None = None,
-                       payload: dict[str, Any] | None = None) -> None:
-    await conn.execute(db.q["insert_settlement_batch_event"], new_id("sbe"), batch_id, event_type, from_status,
-                       to_status, actor.actor_type, actor.actor_id, payload or {})
+async def append_event(
+    db: Database,
+    conn: asyncpg.Connection,
+    batch_id: str,
+    event_type: str,
+    actor: AuditActor,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        db.q["insert_settlement_batch_event"],
+        new_id("sbe"),
+        batch_id,
+        event_type,
+        from_status,
+        to_status,
+        actor.actor_type,
+        actor.actor_id,
+        payload or {},
+    )
 
 
-async def create_batches(db: Database, actor: AuditActor, *, merchant_id: str | None = None,
-                         cutoff: datetime | None = None) -> list[SettlementBatch]:
+async def create_batches(
+    db: Database, actor: AuditActor, *, merchant_id: str | None = None, cutoff: datetime | None = None
+) -> list[SettlementBatch]:
     """One pending batch per merchant with unbatched payables created up to ``cutoff``.
 
     A cut-off in the future is taken as now. Each merchant gets its own short
     transaction: one merchant's failure does not hold the others' batches.
     """
     if cutoff is not None and cutoff.tzinfo is None:
-        raise FinanceInputInvalid("cutoff must carry a time zone (ISO-8601 with Z or an offset)",
-                                  details={"field": "cutoff"})
+        raise FinanceInputInvalid(
+            "cutoff must carry a time zone (ISO-8601 with Z or an offset)", details={"field": "cutoff"}
+        )
     if merchant_id is not None and await db.fetchrow("finance_merchant", merchant_id) is None:
         raise MerchantNotFound(f"merchant {merchant_id} does not exist", details={"merchant_id": merchant_id})
     now: datetime = await db.fetchval("finance_now")
@@ -82,42 +101,84 @@ async def create_batches(db: Database, actor: AuditActor, *, merchant_id: str | 
     return batches
 
 
-async def build_batch_for_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str, cutoff: datetime,
-                                   actor: AuditActor) -> SettlementBatch | None:
+async def build_batch_for_merchant(
+    db: Database, conn: asyncpg.Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
+) -> SettlementBatch | None:
     await conn.execute(db.q["lock_merchant_settlement"], merchant_id)
     entries = await conn.fetch(db.q["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
     batch = await _insert_batch(db, conn, merchant_id, cutoff, entries, actor)
-    await append_event(db, conn, batch.id, "created", actor, to_status="pending",
-                       payload={"entry_count": batch.entry_count, "payable_amount": batch.payable_amount,
-                                "cutoff": cutoff.isoformat()})
-    await audit.record(db, conn, actor, "settlement_batch.create", entity_type="settlement_batch",
-                       entity_id=batch.id, merchant_id=merchant_id,
-                       payload={"entry_count": batch.entry_count, "payable_amount": batch.payable_amount})
+    await append_event(
+        db,
+        conn,
+        batch.id,
+        "created",
+        actor,
+        to_status="pending",
+        payload={
+            "entry_count": batch.entry_count,
+            "payable_amount": batch.payable_amount,
+            "cutoff": cutoff.isoformat(),
+        },
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "settlement_batch.create",
+        entity_type="settlement_batch",
+        entity_id=batch.id,
+        merchant_id=merchant_id,
+        payload={"entry_count": batch.entry_count, "payable_amount": batch.payable_amount},
+    )
     return batch
 
 
-async def _insert_batch(db: Database, conn: asyncpg.Connection, merchant_id: str, cutoff: datetime,
-                        entries: list[asyncpg.Record], actor: AuditActor, *, adjustment_amount: int = 0,
-                        reprocessed_from: str | None = None) -> SettlementBatch:
+async def _insert_batch(
+    db: Database,
+    conn: asyncpg.Connection,
+    merchant_id: str,
+    cutoff: datetime,
+    entries: list[asyncpg.Record],
+    actor: AuditActor,
+    *,
+    adjustment_amount: int = 0,
+    reprocessed_from: str | None = None,
+) -> SettlementBatch:
     gross = sum(e["gross_amount"] for e in entries)
     fee = sum(e["fee_amount"] for e in entries)
     payable = sum(e["payable_amount"] for e in entries)
     batch_id = new_id("stb")
     try:
-        row = await conn.fetchrow(db.q["insert_settlement_batch"], batch_id, merchant_id, cutoff, len(entries),
-                                  gross, fee, payable, adjustment_amount, actor.actor_id, reprocessed_from)
+        row = await conn.fetchrow(
+            db.q["insert_settlement_batch"],
+            batch_id,
+            merchant_id,
+            cutoff,
+            len(entries),
+            gross,
+            fee,
+            payable,
+            adjustment_amount,
+            actor.actor_id,
+            reprocessed_from,
+        )
         await conn.execute(
-            db.q["insert_settlement_batch_entries"], batch_id, merchant_id,
-            [e["ledger_entry_id"] for e in entries], [e["transaction_id"] for e in entries],
-            [e["gross_amount"] for e in entries], [e["fee_amount"] for e in entries],
+            db.q["insert_settlement_batch_entries"],
+            batch_id,
+            merchant_id,
+            [e["ledger_entry_id"] for e in entries],
+            [e["transaction_id"] for e in entries],
+            [e["gross_amount"] for e in entries],
+            [e["fee_amount"] for e in entries],
             [e["payable_amount"] for e in entries],
         )
     except asyncpg.UniqueViolationError:
         # The one-live-batch index caught a race the merchant lock should have prevented.
-        raise SettlementConflict("a payable entry is already in another live batch; retry",
-                                 details={"merchant_id": merchant_id}) from None
+        raise SettlementConflict(
+            "a payable entry is already in another live batch; retry", details={"merchant_id": merchant_id}
+        ) from None
     return batch_from_row(row)
 
 
@@ -143,34 +204,62 @@ def clean_text(value: str, field: str, max_length: int = 500) -> str:
     return value
 
 
-async def mark_paid(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *,
-                    payout_reference: str, note: str | None = None) -> SettlementBatch:
+async def mark_paid(
+    db: Database,
+    conn: asyncpg.Connection,
+    batch_id: str,
+    actor: AuditActor,
+    *,
+    payout_reference: str,
+    note: str | None = None,
+) -> SettlementBatch:
     reference = clean_text(payout_reference, "payout_reference", 128)
     note = clean_text(note, "note") if note is not None else None
     current = await locked_batch(db, conn, batch_id)
     require_status(current, ("pending",), "mark paid")
     row = await conn.fetchrow(db.q["mark_settlement_batch_paid"], batch_id, reference, note)
-    await append_event(db, conn, batch_id, "paid", actor, from_status="pending", to_status="paid",
-                       payload={"payout_reference": reference, "note": note,
-                                "adjusted_payable_amount": row["adjusted_payable_amount"]})
-    await audit.record(db, conn, actor, "settlement_batch.mark_paid", entity_type="settlement_batch",
-                       entity_id=batch_id, merchant_id=row["merchant_id"],
-                       payload={"payout_reference": reference, "amount": row["adjusted_payable_amount"]})
+    await append_event(
+        db,
+        conn,
+        batch_id,
+        "paid",
+        actor,
+        from_status="pending",
+        to_status="paid",
+        payload={
+            "payout_reference": reference,
+            "note": note,
+            "adjusted_payable_amount": row["adjusted_payable_amount"],
+        },
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "settlement_batch.mark_paid",
+        entity_type="settlement_batch",
+        entity_id=batch_id,
+        merchant_id=row["merchant_id"],
+        payload={"payout_reference": reference, "amount": row["adjusted_payable_amount"]},
+    )
     return batch_from_row(row)
 
 
-async def mark_failed(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *,
-                      reason: str) -> SettlementBatch:
+async def mark_failed(
+    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str
+) -> SettlementBatch:
     return await _release(db, conn, batch_id, actor, reason=reason, to_status="failed")
 
 
-async def cancel(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *,
-                 reason: str) -> SettlementBatch:
+async def cancel(
+    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str
+) -> SettlementBatch:
     return await _release(db, conn, batch_id, actor, reason=reason, to_status="cancelled")
 
 
-async def _release(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str,
-                   to_status: str) -> SettlementBatch:
+async def _release(
+    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
+) -> SettlementBatch:
     reason = clean_text(reason, "reason")
     current = await locked_batch(db, conn, batch_id)
     verb = "mark failed" if to_status == "failed" else "cancel"
@@ -179,11 +268,26 @@ async def _release(db: Database, conn: asyncpg.Connection, batch_id: str, actor:
     row = await conn.fetchrow(db.q[query], batch_id, reason)
     released = await conn.execute(db.q["release_settlement_batch_entries"], batch_id)
     released_count = int(released.split()[-1])
-    await append_event(db, conn, batch_id, to_status, actor, from_status="pending", to_status=to_status,
-                       payload={"reason": reason, "released_entries": released_count})
-    await audit.record(db, conn, actor, f"settlement_batch.{'mark_failed' if to_status == 'failed' else 'cancel'}",
-                       entity_type="settlement_batch", entity_id=batch_id, merchant_id=row["merchant_id"],
-                       payload={"reason": reason, "released_entries": released_count})
+    await append_event(
+        db,
+        conn,
+        batch_id,
+        to_status,
+        actor,
+        from_status="pending",
+        to_status=to_status,
+        payload={"reason": reason, "released_entries": released_count},
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        f"settlement_batch.{'mark_failed' if to_status == 'failed' else 'cancel'}",
+        entity_type="settlement_batch",
+        entity_id=batch_id,
+        merchant_id=row["merchant_id"],
+        payload={"reason": reason, "released_entries": released_count},
+    )
     return batch_from_row(row)
 
 
@@ -213,38 +317,100 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
             f"the reprocessed batch would pay {payable + adjustment_total} after its adjustments",
             details={"payable_amount": payable, "adjustment_amount": adjustment_total},
         )
-    new_batch = await _insert_batch(db, conn, merchant_id, current["cutoff"], entries, actor,
-                                    adjustment_amount=adjustment_total, reprocessed_from=batch_id)
+    new_batch = await _insert_batch(
+        db,
+        conn,
+        merchant_id,
+        current["cutoff"],
+        entries,
+        actor,
+        adjustment_amount=adjustment_total,
+        reprocessed_from=batch_id,
+    )
     for adjustment in adjustments:
-        await conn.execute(db.q["insert_settlement_adjustment"], new_id("sba"), new_batch.id, merchant_id,
-                           adjustment["adjustment_type"], adjustment["amount"], adjustment["reason"],
-                           adjustment["id"], actor.actor_type, actor.actor_id)
+        await conn.execute(
+            db.q["insert_settlement_adjustment"],
+            new_id("sba"),
+            new_batch.id,
+            merchant_id,
+            adjustment["adjustment_type"],
+            adjustment["amount"],
+            adjustment["reason"],
+            adjustment["id"],
+            actor.actor_type,
+            actor.actor_id,
+        )
     await conn.execute(db.q["set_settlement_batch_reprocessed_into"], batch_id, new_batch.id)
-    await append_event(db, conn, batch_id, "reprocessed", actor, from_status=current["status"],
-                       to_status=current["status"], payload={"new_batch_id": new_batch.id})
-    await append_event(db, conn, new_batch.id, "created", actor, to_status="pending",
-                       payload={"reprocessed_from_batch_id": batch_id, "entry_count": new_batch.entry_count,
-                                "skipped_entries": current["entry_count"] - new_batch.entry_count,
-                                "carried_adjustments": len(adjustments)})
-    await audit.record(db, conn, actor, "settlement_batch.reprocess", entity_type="settlement_batch",
-                       entity_id=batch_id, merchant_id=merchant_id,
-                       payload={"new_batch_id": new_batch.id, "entry_count": new_batch.entry_count,
-                                "adjusted_payable_amount": new_batch.adjusted_payable_amount})
+    await append_event(
+        db,
+        conn,
+        batch_id,
+        "reprocessed",
+        actor,
+        from_status=current["status"],
+        to_status=current["status"],
+        payload={"new_batch_id": new_batch.id},
+    )
+    await append_event(
+        db,
+        conn,
+        new_batch.id,
+        "created",
+        actor,
+        to_status="pending",
+        payload={
+            "reprocessed_from_batch_id": batch_id,
+            "entry_count": new_batch.entry_count,
+            "skipped_entries": current["entry_count"] - new_batch.entry_count,
+            "carried_adjustments": len(adjustments),
+        },
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "settlement_batch.reprocess",
+        entity_type="settlement_batch",
+        entity_id=batch_id,
+        merchant_id=merchant_id,
+        payload={
+            "new_batch_id": new_batch.id,
+            "entry_count": new_batch.entry_count,
+            "adjusted_payable_amount": new_batch.adjusted_payable_amount,
+        },
+    )
     return new_batch
 
 
-async def update_reference(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *,
-                           payout_reference: str) -> SettlementBatch:
+async def update_reference(
+    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, payout_reference: str
+) -> SettlementBatch:
     """Record or correct the bank's payout reference of a pending or paid batch."""
     reference = clean_text(payout_reference, "payout_reference", 128)
     current = await locked_batch(db, conn, batch_id)
     require_status(current, ("pending", "paid"), "change the payout reference of")
     row = await conn.fetchrow(db.q["update_settlement_batch_reference"], batch_id, reference)
     payload = {"old": current["payout_reference"], "new": reference}
-    await append_event(db, conn, batch_id, "reference_updated", actor, from_status=current["status"],
-                       to_status=current["status"], payload=payload)
-    await audit.record(db, conn, actor, "settlement_batch.update_reference", entity_type="settlement_batch",
-                       entity_id=batch_id, merchant_id=row["merchant_id"], payload=payload)
+    await append_event(
+        db,
+        conn,
+        batch_id,
+        "reference_updated",
+        actor,
+        from_status=current["status"],
+        to_status=current["status"],
+        payload=payload,
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "settlement_batch.update_reference",
+        entity_type="settlement_batch",
+        entity_id=batch_id,
+        merchant_id=row["merchant_id"],
+        payload=payload,
+    )
     return batch_from_row(row)
 
 
@@ -254,8 +420,7 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(db.q["settlement_batch_by_id"], batch_id)
         if row is None or (merchant_id is not None and row["merchant_id"] != merchant_id):
-            raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist",
-                                          details={"batch_id": batch_id})
+            raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
         entries = await conn.fetch(db.q["settlement_batch_entries"], batch_id)
         adjustments = await conn.fetch(db.q["settlement_batch_adjustments"], batch_id)
         events = await conn.fetch(db.q["settlement_batch_events"], batch_id)
@@ -280,9 +445,11 @@ def check_status(status: str | None) -> None:
         raise FinanceInputInvalid(f"status must be one of {', '.join(STATUSES)}", details={"field": "status"})
 
 
-async def list_batches(db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None,
-                       status: str | None = None) -> Page[SettlementBatch]:
+async def list_batches(
+    db: Database, page: PageQuery, window: TimeWindow, *, merchant_id: str | None = None, status: str | None = None
+) -> Page[SettlementBatch]:
     check_status(status)
-    rows = await db.fetch("list_settlement_batches", page.cursor, page.fetch_limit, merchant_id, status,
-                          window.from_, window.to)
+    rows = await db.fetch(
+        "list_settlement_batches", page.cursor, page.fetch_limit, merchant_id, status, window.from_, window.to
+    )
     return page.page(rows, batch_from_row)

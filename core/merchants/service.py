@@ -14,6 +14,7 @@ terminals take payments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -91,15 +92,23 @@ async def create_merchant(
         "email": identity.email(email),
         "fee_bps": identity.fee_bps(fee_bps),
     }
-    await _nmid_is_free(db, conn, values["nmid"], None)
+    await _nmid_is_free(db, conn, identity.nmid(nmid), None)
     try:
         row = await conn.fetchrow(db.q["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
         # Two creates with one NMID racing: the loser gets the same answer as above.
         raise NmidTaken() from None
     merchant = merchant_of(row)
-    await audit.record(db, conn, actor, "merchant.create", entity_type="merchant", entity_id=merchant.id,
-                       merchant_id=merchant.id, payload={"code": merchant.code, **values})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "merchant.create",
+        entity_type="merchant",
+        entity_id=merchant.id,
+        merchant_id=merchant.id,
+        payload={"code": merchant.code, **values},
+    )
     return merchant
 
 
@@ -127,7 +136,12 @@ async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str)
 
 
 async def list_merchants(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, *, status: str | None = None, scope: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    *,
+    status: str | None = None,
+    scope: str | None = None,
 ) -> Page[Merchant]:
     if status is not None and status not in MERCHANT_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
@@ -150,7 +164,7 @@ async def update_merchant(
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in EDITABLE:
         raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
-    validators = {
+    validators: dict[str, Callable[[Any], Any]] = {
         "name": identity.merchant_name,
         "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
         "city": identity.merchant_city,
@@ -175,13 +189,25 @@ async def update_merchant(
         updated = await conn.fetchrow(db.q["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
         raise NmidTaken() from None
-    await audit.record(db, conn, actor, "merchant.update", entity_type="merchant", entity_id=merchant_id,
-                       merchant_id=merchant_id, payload={"changes": changed})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "merchant.update",
+        entity_type="merchant",
+        entity_id=merchant_id,
+        merchant_id=merchant_id,
+        payload={"changes": changed},
+    )
     return merchant_of(updated)
 
 
 async def _review(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, decision: str,
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    merchant_id: str,
+    decision: str,
     reason: str | None = None,
 ) -> Merchant:
     """approve (→ active) or reject (→ rejected): both only from pending_review."""
@@ -196,8 +222,16 @@ async def _review(
     else:
         updated = await conn.fetchrow(db.q["reject_merchant"], merchant_id, reason, actor.actor_id)
     payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
-    await audit.record(db, conn, actor, f"merchant.{decision}", entity_type="merchant", entity_id=merchant_id,
-                       merchant_id=merchant_id, payload=payload)
+    await audit.record(
+        db,
+        conn,
+        actor,
+        f"merchant.{decision}",
+        entity_type="merchant",
+        entity_id=merchant_id,
+        merchant_id=merchant_id,
+        payload=payload,
+    )
     return merchant_of(updated)
 
 
@@ -216,14 +250,21 @@ async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_i
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
     row = await _locked(db, conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
-        raise MerchantClosedToChildren(f"cannot add {what} to a {row['status']} merchant",
-                                       details={"status": row["status"]})
+        raise MerchantClosedToChildren(
+            f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]}
+        )
     return row
 
 
 async def create_outlet(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str,
-    *, name: str, address: str | None = None, city: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    merchant_id: str,
+    *,
+    name: str,
+    address: str | None = None,
+    city: str | None = None,
 ) -> Outlet:
     values = {
         "name": identity.plain_text("name", name, 100, required=True),
@@ -232,8 +273,16 @@ async def create_outlet(
     }
     await _accepting_children(db, conn, merchant_id, "an outlet")
     outlet = outlet_of(await conn.fetchrow(db.q["insert_outlet"], new_id("out"), merchant_id, *values.values()))
-    await audit.record(db, conn, actor, "outlet.create", entity_type="outlet", entity_id=outlet.id,
-                       merchant_id=merchant_id, payload=values)
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "outlet.create",
+        entity_type="outlet",
+        entity_id=outlet.id,
+        merchant_id=merchant_id,
+        payload=values,
+    )
     return outlet
 
 
@@ -242,16 +291,25 @@ async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, sco
 
 
 async def list_outlets(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
-    merchant_id: str | None = None, scope: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    *,
+    merchant_id: str | None = None,
+    scope: str | None = None,
 ) -> Page[Outlet]:
     rows = await conn.fetch(db.q["list_outlets"], page.cursor, page.fetch_limit, merchant_id, scope)
     return page.page(rows, outlet_of)
 
 
 async def create_terminal(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, outlet_id: str,
-    *, name: str, static_qris: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    outlet_id: str,
+    *,
+    name: str,
+    static_qris: str | None = None,
 ) -> Terminal:
     values = {
         "name": identity.plain_text("name", name, 100, required=True),
@@ -261,10 +319,21 @@ async def create_terminal(
     await _accepting_children(db, conn, outlet.merchant_id, "a terminal")
     row = await conn.fetchrow(db.q["insert_terminal"], new_id("ter"), outlet_id, outlet.merchant_id, *values.values())
     terminal = terminal_of(row)
-    await audit.record(db, conn, actor, "terminal.create", entity_type="terminal", entity_id=terminal.id,
-                       merchant_id=outlet.merchant_id,
-                       payload={"outlet_id": outlet_id, "terminal_code": terminal.terminal_code,
-                                "name": values["name"], "has_static_qris": values["static_qris"] is not None})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "terminal.create",
+        entity_type="terminal",
+        entity_id=terminal.id,
+        merchant_id=outlet.merchant_id,
+        payload={
+            "outlet_id": outlet_id,
+            "terminal_code": terminal.terminal_code,
+            "name": values["name"],
+            "has_static_qris": values["static_qris"] is not None,
+        },
+    )
     return terminal
 
 
@@ -273,12 +342,18 @@ async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str,
 
 
 async def list_terminals(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, *,
-    merchant_id: str | None = None, outlet_id: str | None = None, status: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    *,
+    merchant_id: str | None = None,
+    outlet_id: str | None = None,
+    status: str | None = None,
     scope: str | None = None,
 ) -> Page[Terminal]:
     if status is not None and status not in TERMINAL_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
-    rows = await conn.fetch(db.q["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status,
-                            scope)
+    rows = await conn.fetch(
+        db.q["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status, scope
+    )
     return page.page(rows, terminal_of)

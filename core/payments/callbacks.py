@@ -44,8 +44,9 @@ from qris_soundbox.core.payments.schemas import CallbackNotification, CallbackRe
 TIMESTAMP_WINDOW_S = 300
 
 
-def verify_signature(secret: str | None, timestamp: str | None, signature: str | None, body: bytes,
-                     now: float | None = None) -> None:
+def verify_signature(
+    secret: str | None, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
+) -> None:
     if not secret:
         raise Unavailable("INTEGRATION_WEBHOOK_SECRET is not configured; callbacks cannot be verified")
     if not timestamp or not signature:
@@ -82,46 +83,71 @@ def parse_notification(body: bytes) -> CallbackNotification:
 class _Rejection(Exception):
     """A refused notification: the error to answer and what finance must see."""
 
-    def __init__(self, error: DomainError, reconciliation_kind: str | None = None,
-                 transaction_id: str | None = None, expected_amount: int | None = None) -> None:
+    def __init__(
+        self,
+        error: DomainError,
+        reconciliation_kind: str | None = None,
+        transaction_id: str | None = None,
+        expected_amount: int | None = None,
+    ) -> None:
         self.error = error
         self.reconciliation_kind = reconciliation_kind
         self.transaction_id = transaction_id
         self.expected_amount = expected_amount
 
 
-async def receive_callback(db: Database, settings: Settings, *, timestamp: str | None, signature: str | None,
-                           body: bytes, actor: AuditActor) -> CallbackResult:
+async def receive_callback(
+    db: Database, settings: Settings, *, timestamp: str | None, signature: str | None, body: bytes, actor: AuditActor
+) -> CallbackResult:
     """The whole callback: verify, parse, apply; every refusal is audited."""
     try:
         verify_signature(settings.integration_webhook_secret, timestamp, signature, body)
         notification = parse_notification(body)
     except DomainError as error:
         async with db.transaction() as conn:
-            await audit.record(db, conn, actor, "qris.callback.rejected",
-                               payload={"code": error.code, "reason": error.message})
+            await audit.record(
+                db, conn, actor, "qris.callback.rejected", payload={"code": error.code, "reason": error.message}
+            )
         raise
     return await handle_callback(db, settings, notification, actor)
 
 
-async def handle_callback(db: Database, settings: Settings, notification: CallbackNotification,
-                          actor: AuditActor) -> CallbackResult:
+async def handle_callback(
+    db: Database, settings: Settings, notification: CallbackNotification, actor: AuditActor
+) -> CallbackResult:
     try:
         async with db.transaction() as conn:
-            claimed = await conn.fetchval(db.q["claim_callback"], notification.event_id,
-                                          notification.provider_reference, notification.status, notification.amount)
+            claimed = await conn.fetchval(
+                db.q["claim_callback"],
+                notification.event_id,
+                notification.provider_reference,
+                notification.status,
+                notification.amount,
+            )
             if claimed is None:
-                original = await conn.fetchrow(db.q["original_callback"], notification.event_id,
-                                               notification.provider_reference)
+                original = await conn.fetchrow(
+                    db.q["original_callback"], notification.event_id, notification.provider_reference
+                )
                 return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
             transaction = await _apply(db, conn, settings, notification)
             result = CallbackResult(transaction_id=transaction["id"], status=transaction["status"], duplicate=False)
-            await conn.execute(db.q["complete_callback"], notification.event_id, transaction["id"],
-                               msgspec.to_builtins(result))
-            await audit.record(db, conn, actor, "qris.callback.applied", entity_type="transaction",
-                               entity_id=transaction["id"], merchant_id=transaction["merchant_id"],
-                               payload={"event_id": notification.event_id, "status": notification.status,
-                                        "amount": notification.amount})
+            await conn.execute(
+                db.q["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
+            )
+            await audit.record(
+                db,
+                conn,
+                actor,
+                "qris.callback.applied",
+                entity_type="transaction",
+                entity_id=transaction["id"],
+                merchant_id=transaction["merchant_id"],
+                payload={
+                    "event_id": notification.event_id,
+                    "status": notification.status,
+                    "amount": notification.amount,
+                },
+            )
             return result
     except _Rejection as rejection:
         await _record_rejection(db, notification, rejection, actor)
@@ -138,8 +164,9 @@ async def _apply(db: Database, conn: Any, settings: Settings, notification: Call
             terminal = await txns.payable_terminal(db, conn, notification.terminal_id)
         except (TerminalNotFound, MerchantNotActive) as error:
             raise _Rejection(error, error.code) from None
-        current = await txns.create_transaction(db, conn, settings, terminal, kind="static",
-                                                amount=notification.amount, source="callback")
+        current = await txns.create_transaction(
+            db, conn, settings, terminal, kind="static", amount=notification.amount, source="callback"
+        )
     else:
         try:
             current = await txns.locked_transaction(db, conn, notification.transaction_id or "")
@@ -151,33 +178,61 @@ async def _apply(db: Database, conn: Any, settings: Settings, notification: Call
                     f"amount {notification.amount} does not match the QR's {current['amount']}",
                     details={"expected": current["amount"], "received": notification.amount},
                 ),
-                "amount_mismatch", current["id"], current["amount"],
+                "amount_mismatch",
+                current["id"],
+                current["amount"],
             )
         if current["status"] == "paid" and notification.status == "paid":
             # A second payment for one QR under another reference: money moved twice.
             raise _Rejection(
-                AlreadyPaid(f"transaction {current['id']} was already paid under another reference",
-                            details={"transaction_id": current["id"]}),
-                "paid_twice", current["id"], current["amount"],
+                AlreadyPaid(
+                    f"transaction {current['id']} was already paid under another reference",
+                    details={"transaction_id": current["id"]},
+                ),
+                "paid_twice",
+                current["id"],
+                current["amount"],
             )
     return await txns.transition(
-        db, conn, settings, current, notification.status, source="callback",
-        paid_at=notification.paid_at, provider_reference=notification.provider_reference,
+        db,
+        conn,
+        settings,
+        current,
+        notification.status,
+        source="callback",
+        paid_at=notification.paid_at,
+        provider_reference=notification.provider_reference,
         reason=notification.failure_reason or (None if notification.status == "paid" else notification.status),
         payload={"event_id": notification.event_id},
     )
 
 
-async def _record_rejection(db: Database, notification: CallbackNotification, rejection: _Rejection,
-                            actor: AuditActor) -> None:
+async def _record_rejection(
+    db: Database, notification: CallbackNotification, rejection: _Rejection, actor: AuditActor
+) -> None:
     async with db.transaction() as conn:
         if rejection.reconciliation_kind:
             await conn.execute(
-                db.q["record_reconciliation_exception"], new_id("rex"), rejection.reconciliation_kind,
-                notification.event_id, rejection.transaction_id, notification.provider_reference,
-                rejection.expected_amount, notification.amount, msgspec.to_builtins(notification),
+                db.q["record_reconciliation_exception"],
+                new_id("rex"),
+                rejection.reconciliation_kind,
+                notification.event_id,
+                rejection.transaction_id,
+                notification.provider_reference,
+                rejection.expected_amount,
+                notification.amount,
+                msgspec.to_builtins(notification),
             )
-        await audit.record(db, conn, actor, "qris.callback.rejected", entity_type="transaction",
-                           entity_id=rejection.transaction_id or notification.transaction_id,
-                           payload={"event_id": notification.event_id, "code": rejection.error.code,
-                                    "reason": rejection.error.message})
+        await audit.record(
+            db,
+            conn,
+            actor,
+            "qris.callback.rejected",
+            entity_type="transaction",
+            entity_id=rejection.transaction_id or notification.transaction_id,
+            payload={
+                "event_id": notification.event_id,
+                "code": rejection.error.code,
+                "reason": rejection.error.message,
+            },
+        )

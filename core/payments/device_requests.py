@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
 
 
-async def issue_for_device(db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str,
-                           amount: int) -> DynamicQr:
+async def issue_for_device(
+    db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str, amount: int
+) -> DynamicQr:
     device = await conn.fetchrow(db.q["device_for_dynamic_qr"], device_id)
     if device is None:
         raise DeviceNotFound(device_id)
@@ -48,34 +49,57 @@ async def issue_for_device(db: Database, conn: asyncpg.Connection, settings: Set
         )
     if device["terminal_id"] is None:
         raise DeviceNotBound(f"device {device_id} is bound to no terminal")
-    return await issue_dynamic_qr(db, conn, settings, device["terminal_id"], amount, source="device",
-                                  device_id=device_id)
+    return await issue_dynamic_qr(
+        db, conn, settings, device["terminal_id"], amount, source="device", device_id=device_id
+    )
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def answer_dynamic_qr_request(platform: PlatformContext, device_id: str, request_id: str | None,
-                                    amount: int | None, problem: DomainError | None = None) -> str:
+async def answer_dynamic_qr_request(
+    platform: PlatformContext,
+    device_id: str,
+    request_id: str | None,
+    amount: int | None,
+    problem: DomainError | None = None,
+) -> str:
     """Issue the QR (or the error) and queue the reply downlink; returns its ``message_id``."""
     db, settings = platform.db, platform.settings
     if problem is None and amount is not None:
         try:
             async with db.transaction() as conn:
                 qr = await issue_for_device(db, conn, settings, device_id, amount)
-                body = {"request_id": request_id, "transaction_id": qr.transaction_id, "qr_payload": qr.qr_payload,
-                        "expires_at": _iso(qr.expires_at)}
-                return await outbox.enqueue(db, conn, device_id=device_id, kind="dynamic_qr_response", body=body,
-                                            expires_at=qr.expires_at, transaction_id=qr.transaction_id)
+                body: dict[str, Any] = {
+                    "request_id": request_id,
+                    "transaction_id": qr.transaction_id,
+                    "qr_payload": qr.qr_payload,
+                    "expires_at": _iso(qr.expires_at),
+                }
+                return await outbox.enqueue(
+                    db,
+                    conn,
+                    device_id=device_id,
+                    kind="dynamic_qr_response",
+                    body=body,
+                    expires_at=qr.expires_at,
+                    transaction_id=qr.transaction_id,
+                )
         except DomainError as error:
             problem = error
     assert problem is not None
     log.info("dynamic QR request refused", extra={"device_id": device_id, "code": problem.code})
     async with db.transaction() as conn:
         body = {"request_id": request_id, "error": {"code": problem.code, "message": problem.message}}
-        return await outbox.enqueue(db, conn, device_id=device_id, kind="dynamic_qr_response", body=body,
-                                    expires_at=datetime.now(UTC) + timedelta(seconds=ERROR_REPLY_TTL_S))
+        return await outbox.enqueue(
+            db,
+            conn,
+            device_id=device_id,
+            kind="dynamic_qr_response",
+            body=body,
+            expires_at=datetime.now(UTC) + timedelta(seconds=ERROR_REPLY_TTL_S),
+        )
 
 
 def _request_id_of(payload: bytes) -> str | None:

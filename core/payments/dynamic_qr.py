@@ -50,8 +50,19 @@ async def issue_dynamic_qr(
             terminal_label=terminal["terminal_code"],
         )
     )
-    row = await txns.create_transaction(db, conn, settings, terminal, kind="dynamic", amount=amount, source=source,
-                                        device_id=device_id, qr_payload=payload, reference=reference,
-                                        expires_at=expires_at)
-    return DynamicQr(transaction_id=row["id"], qr_payload=payload, expires_at=expires_at, amount=amount,
-                     reference=reference)
+    row = await txns.create_transaction(
+        db,
+        conn,
+        settings,
+        terminal,
+        kind="dynamic",
+        amount=amount,
+        source=source,
+        device_id=device_id,
+        qr_payload=payload,
+        reference=reference,
+        expires_at=expires_at,
+    )
+    return DynamicQr(
+        transaction_id=row["id"], qr_payload=payload, expires_at=expires_at, amount=amount, reference=reference
+    )

@@ -18,7 +18,16 @@ ENTRY_TYPES = ("gross_income", "platform_fee", "merchant_payable")
 
 async def record_paid_transaction(db: Database, conn: asyncpg.Connection, transaction: asyncpg.Record) -> None:
     split = split_gross(transaction["amount"], transaction["fee_bps"])
-    for entry_type, amount in (("gross_income", split.gross), ("platform_fee", split.fee),
-                               ("merchant_payable", split.payable)):
-        await conn.execute(db.q["insert_ledger_entry"], new_id("led"), transaction["id"],
-                           transaction["merchant_id"], entry_type, amount)
+    for entry_type, amount in (
+        ("gross_income", split.gross),
+        ("platform_fee", split.fee),
+        ("merchant_payable", split.payable),
+    ):
+        await conn.execute(
+            db.q["insert_ledger_entry"],
+            new_id("led"),
+            transaction["id"],
+            transaction["merchant_id"],
+            entry_type,
+            amount,
+        )

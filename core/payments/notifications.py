@@ -26,12 +26,14 @@ from qris_soundbox.core.payments.errors import NothingToRetry
 log = logging.getLogger(__name__)
 
 
-def payment_announcement(capabilities: dict, *, language: str, amount: int, merchant_name: str,
-                         text_template: str | None = None) -> Announcement:
+def payment_announcement(
+    capabilities: dict, *, language: str, amount: int, merchant_name: str, text_template: str | None = None
+) -> Announcement:
     caps = msgspec.convert(capabilities, AnnouncementCapabilities)
     try:
-        return shape_announcement(caps, language=language, amount=amount, merchant_name=merchant_name,
-                                  text_template=text_template)
+        return shape_announcement(
+            caps, language=language, amount=amount, merchant_name=merchant_name, text_template=text_template
+        )
     except DomainError as exc:
         # Config-time checks make this rare (e.g. an amount above the sized bound); a
         # payment must never fail for its announcement: the device shows/says the number.
@@ -39,8 +41,14 @@ def payment_announcement(capabilities: dict, *, language: str, amount: int, merc
         return Announcement(format="amount_only", language=language, amount=amount)
 
 
-async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Settings,
-                           transaction: asyncpg.Record, *, not_before: datetime | None = None) -> str | None:
+async def announce_payment(
+    db: Database,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    transaction: asyncpg.Record,
+    *,
+    not_before: datetime | None = None,
+) -> str | None:
     """Queue the payment downlink for the terminal's soundbox; None when none is bound.
 
     It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
@@ -50,9 +58,13 @@ async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Set
         return None
     paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
     preferences = await announcement_preferences(db, conn, soundbox["device_id"])
-    announcement = payment_announcement(soundbox["capabilities"], language=preferences.language,
-                                        amount=transaction["amount"], merchant_name=soundbox["merchant_name"],
-                                        text_template=preferences.text_template)
+    announcement = payment_announcement(
+        soundbox["capabilities"],
+        language=preferences.language,
+        amount=transaction["amount"],
+        merchant_name=soundbox["merchant_name"],
+        text_template=preferences.text_template,
+    )
     body = {
         "type": "payment",
         "transaction_id": transaction["id"],
@@ -62,8 +74,13 @@ async def announce_payment(db: Database, conn: asyncpg.Connection, settings: Set
         "announcement": msgspec.to_builtins(announcement),
     }
     return await outbox.enqueue(
-        db, conn, device_id=soundbox["device_id"], kind="payment", body=body,
-        expires_at=max(paid_at, not_before or paid_at) + timedelta(seconds=settings.payment_announcement_max_age_seconds),
+        db,
+        conn,
+        device_id=soundbox["device_id"],
+        kind="payment",
+        body=body,
+        expires_at=max(paid_at, not_before or paid_at)
+        + timedelta(seconds=settings.payment_announcement_max_age_seconds),
         transaction_id=transaction["id"],
     )
 

@@ -41,23 +41,51 @@ async def _notification(db: Database, conn: asyncpg.Connection, transaction_id: 
 
 
 async def create_transaction(
-    db: Database, conn: asyncpg.Connection, settings: Settings, actor: AuditActor, *,
-    terminal_id: str, amount: int, expires_in_s: int | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    actor: AuditActor,
+    *,
+    terminal_id: str,
+    amount: int,
+    expires_in_s: int | None = None,
 ) -> Transaction:
     """A dynamic QR issued by an operator on a terminal."""
     qr = await dynamic_qr.issue_dynamic_qr(db, conn, settings, terminal_id, amount, source="admin", ttl_s=expires_in_s)
     row = await _transaction_row(db, conn, qr.transaction_id)
-    await audit.record(db, conn, actor, "transaction.create", entity_type="transaction", entity_id=row["id"],
-                       merchant_id=row["merchant_id"], payload={"amount": amount, "terminal_id": terminal_id})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "transaction.create",
+        entity_type="transaction",
+        entity_id=row["id"],
+        merchant_id=row["merchant_id"],
+        payload={"amount": amount, "terminal_id": terminal_id},
+    )
     return transaction_from_row(row)
 
 
 async def list_transactions(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, window: TimeWindow, *,
-    merchant_id: str | None = None, terminal_id: str | None = None, status: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    window: TimeWindow,
+    *,
+    merchant_id: str | None = None,
+    terminal_id: str | None = None,
+    status: str | None = None,
 ) -> Page[Transaction]:
-    rows = await conn.fetch(db.q["list_transactions"], page.cursor, page.fetch_limit, merchant_id, terminal_id,
-                            status, window.from_, window.to)
+    rows = await conn.fetch(
+        db.q["list_transactions"],
+        page.cursor,
+        page.fetch_limit,
+        merchant_id,
+        terminal_id,
+        status,
+        window.from_,
+        window.to,
+    )
     return page.page(rows, transaction_from_row)
 
 
@@ -82,11 +110,25 @@ async def expire_due(db: Database, conn: asyncpg.Connection, settings: Settings,
 
 
 async def list_ledger_entries(
-    db: Database, conn: asyncpg.Connection, page: PageQuery, window: TimeWindow, *,
-    transaction_id: str | None = None, merchant_id: str | None = None, entry_type: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    page: PageQuery,
+    window: TimeWindow,
+    *,
+    transaction_id: str | None = None,
+    merchant_id: str | None = None,
+    entry_type: str | None = None,
 ) -> Page[LedgerEntry]:
-    rows = await conn.fetch(db.q["list_ledger_entries"], page.cursor, page.fetch_limit, transaction_id, merchant_id,
-                            entry_type, window.from_, window.to)
+    rows = await conn.fetch(
+        db.q["list_ledger_entries"],
+        page.cursor,
+        page.fetch_limit,
+        transaction_id,
+        merchant_id,
+        entry_type,
+        window.from_,
+        window.to,
+    )
     return page.page(rows, lambda row: LedgerEntry(**dict(row)))
 
 
@@ -105,8 +147,16 @@ async def retry_notification(
     """Announce a paid transaction again on its soundbox (``notifications.retry``)."""
     row = await txns.locked_transaction(db, conn, transaction_id)
     message_id = await notifications.retry(db, conn, settings, row)
-    await audit.record(db, conn, actor, "transaction.retry_notification", entity_type="transaction",
-                       entity_id=transaction_id, merchant_id=row["merchant_id"], payload={"message_id": message_id})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        "transaction.retry_notification",
+        entity_type="transaction",
+        entity_id=transaction_id,
+        merchant_id=row["merchant_id"],
+        payload={"message_id": message_id},
+    )
     state = await _notification(db, conn, transaction_id)
     assert state is not None  # the retry has just queued or woken it
     return state

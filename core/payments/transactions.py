@@ -111,15 +111,18 @@ async def create_transaction(
         fee_bps,
         expires_at,
     )
-    await append_event(db, conn, row["id"], "created", source=source, to_status="pending",
-                       payload={"amount": amount, "kind": kind})
+    await append_event(
+        db, conn, row["id"], "created", source=source, to_status="pending", payload={"amount": amount, "kind": kind}
+    )
     return row
 
 
 async def locked_transaction(db: Database, conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(db.q["transaction_for_update"], transaction_id)
     if row is None:
-        raise TransactionNotFound(f"transaction {transaction_id} does not exist", details={"transaction_id": transaction_id})
+        raise TransactionNotFound(
+            f"transaction {transaction_id} does not exist", details={"transaction_id": transaction_id}
+        )
     return row
 
 
@@ -140,13 +143,17 @@ async def transition(
     and queues the soundbox announcement."""
     from_status = current["status"]
     if from_status == "paid":
-        raise TransactionFinal(f"transaction {current['id']} is paid, which is final",
-                               details={"transaction_id": current["id"], "status": from_status})
+        raise TransactionFinal(
+            f"transaction {current['id']} is paid, which is final",
+            details={"transaction_id": current["id"], "status": from_status},
+        )
     if to_status == from_status:
         return current
     if from_status != "pending" and to_status != "paid":
-        raise TransactionFinal(f"transaction {current['id']} is already {from_status}",
-                               details={"transaction_id": current["id"], "status": from_status})
+        raise TransactionFinal(
+            f"transaction {current['id']} is already {from_status}",
+            details={"transaction_id": current["id"], "status": from_status},
+        )
     updated = await conn.fetchrow(
         db.q["settle_transaction_status"],
         current["id"],
@@ -156,8 +163,16 @@ async def transition(
         reason if to_status != "paid" else None,
     )
     event_type = to_status if from_status == "pending" else f"paid_after_{from_status}"
-    await append_event(db, conn, current["id"], event_type, source=source, from_status=from_status,
-                       to_status=to_status, payload=(payload or {}) | ({"reason": reason} if reason else {}))
+    await append_event(
+        db,
+        conn,
+        current["id"],
+        event_type,
+        source=source,
+        from_status=from_status,
+        to_status=to_status,
+        payload=(payload or {}) | ({"reason": reason} if reason else {}),
+    )
     if to_status == "paid":
         await ledger.record_paid_transaction(db, conn, updated)
         await notifications.announce_payment(db, conn, settings, updated)

@@ -58,8 +58,8 @@ async def verify_password(password_hash: str | None, password: str) -> tuple[boo
     With no stored hash (unknown email) a dummy hash is verified anyway, so the
     answer takes as long as for a known email and does not reveal which emails exist.
     """
-    stored = password_hash or await _in_pool(_dummy_hash)
-    password = password[:MAX_LENGTH + 1]
+    stored: str = password_hash if password_hash else await _in_pool(_dummy_hash)
+    password = password[: MAX_LENGTH + 1]
     try:
         await _in_pool(_hasher.verify, stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

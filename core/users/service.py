@@ -30,10 +30,18 @@ KINDS = ("admin", "merchant")
 _TOKEN_PREFIX = {"admin": "qsa_", "merchant": "qsm_"}
 _ROLES = {"admin": ADMIN_ROLES, "merchant": MERCHANT_ROLES}
 _Q = {  # per-kind query names
-    "admin": {"by_email": "admin_user_by_email", "by_id": "admin_user_by_id",
-              "set_password": "set_admin_user_password", "touch": "touch_admin_user_login"},
-    "merchant": {"by_email": "merchant_user_by_email", "by_id": "merchant_user_by_id",
-                 "set_password": "set_merchant_user_password", "touch": "touch_merchant_user_login"},
+    "admin": {
+        "by_email": "admin_user_by_email",
+        "by_id": "admin_user_by_id",
+        "set_password": "set_admin_user_password",
+        "touch": "touch_admin_user_login",
+    },
+    "merchant": {
+        "by_email": "merchant_user_by_email",
+        "by_id": "merchant_user_by_id",
+        "set_password": "set_merchant_user_password",
+        "touch": "touch_merchant_user_login",
+    },
 }
 # Kept after expiry or revocation so an investigation can still match a token id.
 DEAD_TOKEN_RETENTION_S = 7 * 24 * 3600
@@ -41,9 +49,15 @@ DEAD_TOKEN_RETENTION_S = 7 * 24 * 3600
 
 def user_of(kind: str, row: Any) -> User:
     return User(
-        id=row["id"], kind=kind, email=row["email"], name=row["name"], role=row["role"],
-        merchant_id=row["merchant_id"] if kind == "merchant" else None, status=row["status"],
-        last_login_at=row["last_login_at"], created_at=row["created_at"],
+        id=row["id"],
+        kind=kind,
+        email=row["email"],
+        name=row["name"],
+        role=row["role"],
+        merchant_id=row["merchant_id"] if kind == "merchant" else None,
+        status=row["status"],
+        last_login_at=row["last_login_at"],
+        created_at=row["created_at"],
     )
 
 
@@ -70,8 +84,16 @@ async def find_user(db: Database, conn: asyncpg.Connection, kind: str, email: st
 
 
 async def create_user(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, kind: str, *,
-    email: str, name: str, role: str, password: str, merchant_id: str | None = None,
+    db: Database,
+    conn: asyncpg.Connection,
+    actor: AuditActor,
+    kind: str,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    merchant_id: str | None = None,
 ) -> User:
     """An admin user (``merchant_id`` None) or a user of ``merchant_id``."""
     email, name = _check_identity(email, name)
@@ -85,13 +107,22 @@ async def create_user(
         if kind == "admin":
             row = await conn.fetchrow(db.q["insert_admin_user"], user_id, email, name, role, password_hash)
         else:
-            row = await conn.fetchrow(db.q["insert_merchant_user"], user_id, merchant_id, email, name, role,
-                                      password_hash)
+            row = await conn.fetchrow(
+                db.q["insert_merchant_user"], user_id, merchant_id, email, name, role, password_hash
+            )
     except asyncpg.UniqueViolationError:
         raise UserExists(f"a {kind} user with this email exists", details={"field": "email"}) from None
     user = user_of(kind, row)
-    await audit.record(db, conn, actor, f"{kind}_user.create", entity_type=f"{kind}_user", entity_id=user.id,
-                       merchant_id=merchant_id, payload={"email": email, "name": name, "role": role})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        f"{kind}_user.create",
+        entity_type=f"{kind}_user",
+        entity_id=user.id,
+        merchant_id=merchant_id,
+        payload={"email": email, "name": name, "role": role},
+    )
     return user
 
 
@@ -105,8 +136,16 @@ async def rotate_password(
         raise UserNotFound(f"no such {kind} user")
     await conn.execute(db.q["revoke_user_tokens"], kind, user_id)
     user = user_of(kind, row)
-    await audit.record(db, conn, actor, f"{kind}_user.password_rotate", entity_type=f"{kind}_user",
-                       entity_id=user_id, merchant_id=user.merchant_id, payload={"email": user.email})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        f"{kind}_user.password_rotate",
+        entity_type=f"{kind}_user",
+        entity_id=user_id,
+        merchant_id=user.merchant_id,
+        payload={"email": user.email},
+    )
     return user
 
 
@@ -137,22 +176,37 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
         reason = "user_disabled"
     async with db.transaction() as conn:
         if reason is not None:
-            await audit.record(db, conn, actor, f"{kind}.login.failed", entity_type=f"{kind}_user",
-                               entity_id=row["id"] if row else None,
-                               merchant_id=row["merchant_id"] if row is not None and kind == "merchant" else None,
-                               payload={"email": email.lower(), "reason": reason})
+            await audit.record(
+                db,
+                conn,
+                actor,
+                f"{kind}.login.failed",
+                entity_type=f"{kind}_user",
+                entity_id=row["id"] if row else None,
+                merchant_id=row["merchant_id"] if row is not None and kind == "merchant" else None,
+                payload={"email": email.lower(), "reason": reason},
+            )
         else:
             assert row is not None
             token = _TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
-            issued = await conn.fetchrow(db.q["insert_auth_token"], new_id("tok"), token_digest(token), kind,
-                                         row["id"], ttl_s, actor.ip)
+            issued = await conn.fetchrow(
+                db.q["insert_auth_token"], new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
+            )
             await conn.execute(db.q[_Q[kind]["touch"]], row["id"], new_hash)
             user = user_of(kind, await conn.fetchrow(db.q[_Q[kind]["by_id"]], row["id"]))
-            principal_actor = AuditActor(actor_type=kind, actor_id=user.id, actor_role=user.role,
-                                         request_id=actor.request_id, ip=actor.ip)
-            await audit.record(db, conn, principal_actor, f"{kind}.login.success", entity_type=f"{kind}_user",
-                               entity_id=user.id, merchant_id=user.merchant_id,
-                               payload={"email": user.email, "token_id": issued["id"]})
+            principal_actor = AuditActor(
+                actor_type=kind, actor_id=user.id, actor_role=user.role, request_id=actor.request_id, ip=actor.ip
+            )
+            await audit.record(
+                db,
+                conn,
+                principal_actor,
+                f"{kind}.login.success",
+                entity_type=f"{kind}_user",
+                entity_id=user.id,
+                merchant_id=user.merchant_id,
+                payload={"email": user.email, "token_id": issued["id"]},
+            )
     if reason is not None:
         # One message for every reason: the caller must not learn which emails exist.
         raise Unauthorized("invalid email or password")
@@ -167,8 +221,9 @@ async def principal_for_token(db: Database, token: str) -> Principal | None:
     row = await db.fetchrow("principal_by_token", digest)
     if row is None or not hmac.compare_digest(bytes(row["token_sha256"]), digest):
         return None
-    return Principal(kind=row["user_kind"], id=row["user_id"], role=row["role"], merchant_id=row["merchant_id"],
-                     email=row["email"])
+    return Principal(
+        kind=row["user_kind"], id=row["user_id"], role=row["role"], merchant_id=row["merchant_id"], email=row["email"]
+    )
 
 
 async def logout(db: Database, conn: asyncpg.Connection, actor: AuditActor, token: str) -> bool:
@@ -176,8 +231,9 @@ async def logout(db: Database, conn: asyncpg.Connection, actor: AuditActor, toke
     row = await conn.fetchrow(db.q["revoke_auth_token"], token_digest(token))
     if row is None:
         return False
-    await audit.record(db, conn, actor, f"{row['user_kind']}.logout", entity_type="auth_token", entity_id=row["id"],
-                       payload={})
+    await audit.record(
+        db, conn, actor, f"{row['user_kind']}.logout", entity_type="auth_token", entity_id=row["id"], payload={}
+    )
     return True
 
 

@@ -48,8 +48,13 @@ class Serve:
         self.directory = directory
         self.http_port, self.mqtt_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "ADMIN_TOKEN": ADMIN_TOKEN,
-                    "INTEGRATION_WEBHOOK_SECRET": WEBHOOK_SECRET, "LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "INTEGRATION_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "LOG_LEVEL": "WARNING",
+        }
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
 
@@ -61,9 +66,22 @@ class Serve:
         self.starts += 1
         with self.log.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "qris_soundbox.tools.cli", "serve", "--data-dir", str(self.directory),
-                "--http-port", str(self.http_port), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.mqtt_port),
-                env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT)
+                sys.executable,
+                "-m",
+                "qris_soundbox.tools.cli",
+                "serve",
+                "--data-dir",
+                str(self.directory),
+                "--http-port",
+                str(self.http_port),
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                str(self.mqtt_port),
+                env=self.env,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
 
         async def ready() -> bool:
             assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
@@ -102,8 +120,14 @@ class Device:
         device_id = self.credential.device_id
         while True:
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port, username=device_id, password=self.credential.secret,
-                                          identifier=device_id, timeout=5) as client:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    username=device_id,
+                    password=self.credential.secret,
+                    identifier=device_id,
+                    timeout=5,
+                ) as client:
                     await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
                     self.sessions += 1
                     self.subscribed.set()
@@ -112,8 +136,11 @@ class Device:
                             continue
                         body = msgspec.json.decode(message.payload)
                         self.heard[body["transaction_id"]].add(body["message_id"])
-                        await client.publish(f"devices/{device_id}/uplink/payment/ack",
-                                             msgspec.json.encode({"message_id": body["message_id"]}), qos=1)
+                        await client.publish(
+                            f"devices/{device_id}/uplink/payment/ack",
+                            msgspec.json.encode({"message_id": body["message_id"]}),
+                            qos=1,
+                        )
                         self.acked.add(body["message_id"])
             except aiomqtt.MqttError:
                 self.subscribed.clear()
@@ -132,7 +159,8 @@ async def burst(url: str, bodies: list[dict], kill: asyncio.Event) -> dict[str, 
             raw = msgspec.json.encode(body)
             try:
                 answers[body["event_id"]] = response = await http.post(
-                    "/integrations/qris/callback", content=raw, headers=callback_headers(WEBHOOK_SECRET, raw))
+                    "/integrations/qris/callback", content=raw, headers=callback_headers(WEBHOOK_SECRET, raw)
+                )
             except httpx.HTTPError:
                 answers[body["event_id"]] = None
                 continue
@@ -146,7 +174,8 @@ async def burst(url: str, bodies: list[dict], kill: asyncio.Event) -> dict[str, 
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_announces_every_answered_payment(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     serve = Serve(database_url, tmp_path)
     await serve.start()
     device_task: asyncio.Task[None] | None = None
@@ -177,26 +206,33 @@ async def test_sigkill_mid_burst_loses_nothing_and_announces_every_answered_paym
         await serve.start()
         # What the acquirer was told before the crash holds after it: each of those payments is announced.
         assert await eventually(lambda: _heard_all(device, answered.values()), timeout=30), (
-            f"{len(set(answered.values()) - set(device.heard))} payment(s) answered 200 were never announced")
+            f"{len(set(answered.values()) - set(device.heard))} payment(s) answered 200 were never announced"
+        )
 
         # The acquirer retries what got no answer: applied once, whether or not it had landed before the kill.
         async with httpx.AsyncClient(base_url=serve.url, timeout=10) as http:
             for body in unanswered:
                 raw = msgspec.json.encode(body)
-                retried = await http.post("/integrations/qris/callback", content=raw,
-                                          headers=callback_headers(WEBHOOK_SECRET, raw))
+                retried = await http.post(
+                    "/integrations/qris/callback", content=raw, headers=callback_headers(WEBHOOK_SECRET, raw)
+                )
                 assert retried.status_code == 200, retried.text
                 answered[body["event_id"]] = retried.json()["transaction_id"]
         assert len(set(answered.values())) == CALLBACKS, "two callbacks share a transaction"
 
         async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as db:
             assert await eventually(lambda: _all_acked(db, credential.device_id), timeout=30), (
-                "announcements left unacknowledged")
+                "announcements left unacknowledged"
+            )
             await asyncio.sleep(QUIET_S)  # time for any resend of an acknowledged announcement to show up
             await _assert_books(db, terminal_id, answered, amounts)
-            outbox = {row["transaction_id"]: row["message_id"] for row in await db.fetch(
-                "SELECT transaction_id, message_id FROM device_outbox WHERE device_id = $1 AND kind = 'payment'",
-                credential.device_id)}
+            outbox = {
+                row["transaction_id"]: row["message_id"]
+                for row in await db.fetch(
+                    "SELECT transaction_id, message_id FROM device_outbox WHERE device_id = $1 AND kind = 'payment'",
+                    credential.device_id,
+                )
+            }
         assert len(outbox) == CALLBACKS
         assert set(outbox) == set(answered.values())
         # Each payment heard under one message id (its outbox row's), and every one acknowledged.
@@ -214,23 +250,34 @@ async def _heard_all(device: Device, transaction_ids: Iterable[str]) -> bool:
 
 
 async def _all_acked(db: asyncpg.Pool, device_id: str) -> bool:
-    return await db.fetchval(
-        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment' AND status <> 'acked'",
-        device_id) == 0
+    return (
+        await db.fetchval(
+            "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment' AND status <> 'acked'",
+            device_id,
+        )
+        == 0
+    )
 
 
 async def _assert_books(db: asyncpg.Pool, terminal_id: str, answered: dict[str, str], amounts: dict[str, int]) -> None:
     """One paid transaction per event id, with exactly three balanced ledger rows of the callback's amount."""
-    callbacks = {row["event_id"]: row["transaction_id"] for row in await db.fetch(
-        "SELECT event_id, transaction_id FROM acquirer_callbacks WHERE event_id = ANY($1::text[])", list(answered))}
+    callbacks = {
+        row["event_id"]: row["transaction_id"]
+        for row in await db.fetch(
+            "SELECT event_id, transaction_id FROM acquirer_callbacks WHERE event_id = ANY($1::text[])", list(answered)
+        )
+    }
     assert callbacks == answered
-    transactions = {row["id"]: row for row in await db.fetch(
-        "SELECT id, status, amount FROM transactions WHERE terminal_id = $1", terminal_id)}
+    transactions = {
+        row["id"]: row
+        for row in await db.fetch("SELECT id, status, amount FROM transactions WHERE terminal_id = $1", terminal_id)
+    }
     assert set(transactions) == set(answered.values()), "a transaction exists that no callback was answered with"
     ledger: dict[str, dict[str, int]] = defaultdict(dict)
     rows = await db.fetch(
         "SELECT transaction_id, entry_type, amount FROM ledger_entries WHERE transaction_id = ANY($1::text[])",
-        list(transactions))
+        list(transactions),
+    )
     for row in rows:
         ledger[row["transaction_id"]][row["entry_type"]] = row["amount"]
     assert len(rows) == 3 * len(transactions), "a transaction without exactly three ledger rows"

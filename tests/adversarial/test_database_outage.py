@@ -94,8 +94,9 @@ class SlowCloseProxy:
         except OSError:  # the server is down: refuse as it would
             client_writer.close()
             return
-        await asyncio.gather(self._pipe(client_reader, server_writer, 0),
-                             self._pipe(server_reader, client_writer, self.CLOSE_DELAY_S))
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer, 0), self._pipe(server_reader, client_writer, self.CLOSE_DELAY_S)
+        )
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, close_delay_s: float) -> None:
@@ -134,8 +135,9 @@ async def outage_platform(
         await conn.close()
     proxy = SlowCloseProxy(str(postgres.server.get_postmaster_info().socket_path))
     port = await proxy.start()
-    factory = PlatformFactory(f"postgresql://postgres@127.0.0.1:{port}/qris_outage",
-                              tmp_path_factory.mktemp("outage-platform"))
+    factory = PlatformFactory(
+        f"postgresql://postgres@127.0.0.1:{port}/qris_outage", tmp_path_factory.mktemp("outage-platform")
+    )
     try:
         yield await factory.start()
     finally:
@@ -237,7 +239,8 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
         row = await db.pool.fetchrow(
             "SELECT t.status, t.amount, (SELECT count(*) FROM ledger_entries l WHERE l.transaction_id = t.id) AS ledger "
             "FROM acquirer_callbacks c JOIN transactions t ON t.id = c.transaction_id WHERE c.event_id = $1",
-            body["event_id"])
+            body["event_id"],
+        )
         assert row is not None and row["status"] == "paid" and row["amount"] == 5_000, body["event_id"]
         assert row["ledger"] == 3, body["event_id"]  # one ledger set, as for any paid callback
     # Accepted and retried alike: one transaction and one ledger set per event, none twice.
@@ -246,7 +249,9 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
         "SELECT count(DISTINCT c.transaction_id) AS transactions, "
         "(SELECT count(*) FROM ledger_entries l WHERE l.transaction_id IN "
         " (SELECT transaction_id FROM acquirer_callbacks WHERE event_id = ANY($1::text[]))) AS ledger "
-        "FROM acquirer_callbacks c WHERE c.event_id = ANY($1::text[])", events)
+        "FROM acquirer_callbacks c WHERE c.event_id = ANY($1::text[])",
+        events,
+    )
     assert (applied["transactions"], applied["ledger"]) == (len(events), 3 * len(events))
 
 
@@ -265,7 +270,8 @@ async def test_connections_cut_under_the_pool_are_replaced(outage_platform: Runn
             await asyncio.gather(*(list_merchants() for _ in range(10)))  # every pool connection in use once
             cut = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             assert cut > 0
             # At once, while the pool's connections are dying under it.
             statuses += await asyncio.gather(*(list_merchants() for _ in range(10)))

@@ -63,8 +63,14 @@ async def test_connect_with_a_will_on_another_devices_topic_is_refused(
         await listener.subscribe(f"devices/{victim}/downlink/#", qos=1)
         raw = await raw_client.RawClient.open(running.mqtt_port)
         try:
-            await raw.send(raw_client.connect(attacker, attacker_secret, will=(f"devices/{victim}/{suffix}", FORGED, qos),
-                                              flags=WILL_RETAIN if retain else 0))
+            await raw.send(
+                raw_client.connect(
+                    attacker,
+                    attacker_secret,
+                    will=(f"devices/{victim}/{suffix}", FORGED, qos),
+                    flags=WILL_RETAIN if retain else 0,
+                )
+            )
             connack = await raw.read()
             assert (connack.kind, connack.body[1]) == (CONNACK, NOT_AUTHORIZED)
         finally:

@@ -103,9 +103,7 @@ async def test_deeply_nested_body_on_any_json_route_is_400(running: RunningPlatf
         assert_envelope(await running.http.post(path, content=raw, headers=headers), 400, "validation_error")
 
 
-async def test_deep_json_in_a_device_heartbeat_is_400(
-    running: RunningPlatform, device_headers: dict[str, str]
-) -> None:
+async def test_deep_json_in_a_device_heartbeat_is_400(running: RunningPlatform, device_headers: dict[str, str]) -> None:
     raw = f'{{"battery_level": {DEEP}}}'
     response = await running.http.post("/device/heartbeat", content=raw, headers=device_headers)
     assert_envelope(response, 400, "validation_error")
@@ -180,14 +178,22 @@ async def test_money_beyond_bigint_is_a_validation_error(
     raw = msgspec.json.encode(callback_body(amount=amount, terminal_id=terminal["terminal_id"]))
     response = await running.http.post(CALLBACK, content=raw, headers=signed_headers(raw))
     assert_envelope(response, 400, "validation_error")
-    admin = await running.http.post("/admin/transactions", headers=running.admin_headers,
-                                    json={"terminal_id": terminal["terminal_id"], "amount": amount})
+    admin = await running.http.post(
+        "/admin/transactions",
+        headers=running.admin_headers,
+        json={"terminal_id": terminal["terminal_id"], "amount": amount},
+    )
     assert_envelope(admin, 400, "validation_error")
 
 
-@pytest.mark.parametrize("query", ["/admin/transactions?from=9999-12-31T23:59:59-14:00",
-                                   "/admin/ledger-entries?to=0001-01-01T00:00:00%2B14:00",
-                                   "/admin/audit-logs?from=0001-01-01T00:00:00%2B23:59"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/admin/transactions?from=9999-12-31T23:59:59-14:00",
+        "/admin/ledger-entries?to=0001-01-01T00:00:00%2B14:00",
+        "/admin/audit-logs?from=0001-01-01T00:00:00%2B23:59",
+    ],
+)
 async def test_a_date_beyond_what_postgresql_stores_is_400(running: RunningPlatform, query: str) -> None:
     # Valid RFC 3339, but in UTC it falls in year 10000 or year 0.
     assert_envelope(await running.http.get(query, headers=running.admin_headers), 400, "validation_error")
@@ -198,8 +204,9 @@ async def test_invalid_utf8_is_a_validation_error(running: RunningPlatform) -> N
     response = await running.http.post("/admin/merchants", content=raw, headers=running.admin_headers | JSON)
     assert_envelope(response, 400, "validation_error")
     signed = b'{"event_id": "\xc3\x28"}'
-    assert_envelope(await running.http.post(CALLBACK, content=signed, headers=signed_headers(signed)),
-                    400, "validation_error")
+    assert_envelope(
+        await running.http.post(CALLBACK, content=signed, headers=signed_headers(signed)), 400, "validation_error"
+    )
     # In the URL, percent-escapes that are not UTF-8 are decoded with U+FFFD: an unknown id, an empty page.
     for path in ("/admin/merchants/%FF%FE", "/admin/merchants?cursor=%C3%28", "/admin/transactions?status=%ED%A0%80"):
         assert_answered(await running.http.get(path, headers=running.admin_headers))
@@ -221,8 +228,16 @@ async def test_very_long_ids_are_answered(running: RunningPlatform, length: int)
 # --------------------------------------------------------------------------- content type
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded",
-                                          "application/json; charset=latin-1", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        None,
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "multipart/form-data; boundary=x",
+    ],
+)
 @pytest.mark.parametrize("signed", [True, False])
 async def test_callback_that_is_not_json_is_415_and_changes_nothing(
     running: RunningPlatform, terminal: dict[str, str], content_type: str | None, signed: bool
@@ -243,13 +258,22 @@ async def test_callback_that_is_not_json_is_415_and_changes_nothing(
     assert await _callback_trace(running) == before
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "Application/JSON; Charset=UTF-8", "application/vnd.acquirer.v2+json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON; Charset=UTF-8",
+        "application/vnd.acquirer.v2+json",
+    ],
+)
 async def test_callback_with_a_json_content_type_is_accepted(
     running: RunningPlatform, terminal: dict[str, str], content_type: str
 ) -> None:
     raw = msgspec.json.encode(callback_body(amount=5_000, terminal_id=terminal["terminal_id"]))
-    response = await running.http.post(CALLBACK, content=raw, headers=signed_headers(raw) | {"Content-Type": content_type})
+    response = await running.http.post(
+        CALLBACK, content=raw, headers=signed_headers(raw) | {"Content-Type": content_type}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -258,8 +282,11 @@ async def test_every_json_route_refuses_a_body_that_is_not_json(
 ) -> None:
     raw = msgspec.json.encode({"name": "Warung Teks", "city": "Bogor"})
     merchants = await _count(running, "SELECT count(*) FROM merchants")
-    for path, headers in [("/admin/merchants", running.admin_headers), ("/admin/login", {}),
-                          ("/device/heartbeat", {k: v for k, v in device_headers.items() if k != "Content-Type"})]:
+    for path, headers in [
+        ("/admin/merchants", running.admin_headers),
+        ("/admin/login", {}),
+        ("/device/heartbeat", {k: v for k, v in device_headers.items() if k != "Content-Type"}),
+    ]:
         response = await running.http.post(path, content=raw, headers=headers | {"Content-Type": "text/plain"})
         assert_envelope(response, 415, "unsupported_media_type")
     assert await _count(running, "SELECT count(*) FROM merchants") == merchants
@@ -288,8 +315,15 @@ async def _raw_status(running: RunningPlatform, request: bytes) -> int:
     return int(status_line.split()[1])
 
 
-@pytest.mark.parametrize("target", [b"/admin/merchants/\x00abc", b"/admin/merchants/\xff\xfe",
-                                    b"/admin/merchants?cursor=\x00", b"/admin/merchants/" + b"a" * 70_000])
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/admin/merchants/\x00abc",
+        b"/admin/merchants/\xff\xfe",
+        b"/admin/merchants?cursor=\x00",
+        b"/admin/merchants/" + b"a" * 70_000,
+    ],
+)
 async def test_a_malformed_request_target_is_never_a_500(running: RunningPlatform, target: bytes) -> None:
     # Bytes no HTTP client would send, written on the socket by hand.
     request = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ADMIN_TOKEN.encode() + b"\r\n\r\n"

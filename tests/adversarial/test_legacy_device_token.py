@@ -13,8 +13,8 @@ from qris_soundbox.core.config import ConfigError, load_settings
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import JsonFormatter
 from tests.devices.helpers import admin_post, device_detail, provisioned_device, register_device
-from tests.onboarding import onboarded_terminal
 from tests.foundation.test_route_permissions import all_handlers
+from tests.onboarding import onboarded_terminal
 from tests.support import DEVICE_TOKEN, PlatformFactory, RunningPlatform
 
 LEGACY = {"Authorization": f"Bearer {DEVICE_TOKEN}"}
@@ -23,8 +23,15 @@ LOGGER = "qris_soundbox.core.devices.legacy_token"
 
 def device_routes(running: RunningPlatform) -> list[tuple[str, str]]:
     """(method, path) of every route a device authenticates to: where the shared token used to work."""
-    routes = sorted({(method, path) for path, handler in all_handlers(create_app(running.platform))
-                     if handler.opt.get("device") is True for method in handler.http_methods if method != "OPTIONS"})
+    routes = sorted(
+        {
+            (method, path)
+            for path, handler in all_handlers(create_app(running.platform))
+            if handler.opt.get("device") is True
+            for method in handler.http_methods
+            if method != "OPTIONS"
+        }
+    )
     assert len(routes) >= 6, routes  # heartbeat, config, config ack, command ack, two dynamic QR routes
     return routes
 
@@ -86,8 +93,9 @@ async def test_by_default_the_shared_token_is_refused_on_every_device_route(
 async def test_a_wrong_token_is_an_ordinary_refusal_and_not_counted(legacy_off: RunningPlatform) -> None:
     device_id = await bound_device(legacy_off)
     before = await legacy_usage(legacy_off)
-    wrong = await legacy_off.http.post("/device/heartbeat", json={},
-                                       headers={"Authorization": "Bearer not-the-token", "X-Device-Id": device_id})
+    wrong = await legacy_off.http.post(
+        "/device/heartbeat", json={}, headers={"Authorization": "Bearer not-the-token", "X-Device-Id": device_id}
+    )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
     assert await legacy_usage(legacy_off) == before
 
@@ -103,8 +111,9 @@ async def test_switched_on_the_shared_token_works_on_every_device_route_logged_a
     for method, path in routes:
         status, body = await call_as(legacy_on, method, path, LEGACY | {"X-Device-Id": device_id})
         assert status != 401, (method, path, body)  # past authentication (a body may still be invalid)
-    heartbeat = await legacy_on.http.post("/device/heartbeat", json={"battery_level": 42},
-                                          headers=LEGACY | {"X-Device-Id": device_id})
+    heartbeat = await legacy_on.http.post(
+        "/device/heartbeat", json={"battery_level": 42}, headers=LEGACY | {"X-Device-Id": device_id}
+    )
     assert heartbeat.status_code == 200, heartbeat.text
     assert (await device_detail(legacy_on, device_id))["battery_level"] == 42
 
@@ -124,8 +133,9 @@ async def test_switched_on_the_device_is_named_by_header_or_body_and_must_be_usa
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     device = await register_device(legacy_on)  # no credential needed on the legacy path, as before
-    by_body = await legacy_on.http.post("/device/heartbeat", json={"device_id": device["id"], "battery_level": 62},
-                                        headers=LEGACY)
+    by_body = await legacy_on.http.post(
+        "/device/heartbeat", json={"device_id": device["id"], "battery_level": 62}, headers=LEGACY
+    )
     assert by_body.status_code == 200, by_body.text
     assert (await device_detail(legacy_on, device["id"]))["battery_level"] == 62
     before = await legacy_usage(legacy_on)
@@ -144,8 +154,9 @@ async def test_switched_on_the_device_is_named_by_header_or_body_and_must_be_usa
 
 async def test_a_deeply_nested_body_with_the_token_is_not_a_500(legacy_on: RunningPlatform) -> None:
     nested = b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    response = await legacy_on.http.post("/device/heartbeat", content=nested,
-                                         headers=LEGACY | {"Content-Type": "application/json"})
+    response = await legacy_on.http.post(
+        "/device/heartbeat", content=nested, headers=LEGACY | {"Content-Type": "application/json"}
+    )
     assert response.status_code < 500, response.text
 
 

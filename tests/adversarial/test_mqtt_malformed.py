@@ -108,8 +108,9 @@ async def refused_before_connack(arena: Arena, data: bytes, *, then_close: bool 
     assert not received.startswith(CONNACK_OK), f"a hostile CONNECT was accepted: {received!r}"
 
 
-async def as_hostile_device(arena: Arena, attack: Callable[[RawClient, str], Awaitable[None]], *,
-                            keep_alive: int = 60) -> None:
+async def as_hostile_device(
+    arena: Arena, attack: Callable[[RawClient, str], Awaitable[None]], *, keep_alive: int = 60
+) -> None:
     """A hostile device connects with its real credential (accepted), then runs ``attack``."""
     device_id, secret = await arena.hostile.get()
     try:
@@ -148,7 +149,7 @@ def random_bytes(arena: Arena) -> bytes:
 
 def connect_cut_short(arena: Arena) -> bytes:
     whole = raw.connect(f"dev_{arena.rng.getrandbits(64):016x}", "secret")
-    return whole[:arena.rng.randint(1, len(whole) - 1)]
+    return whole[: arena.rng.randint(1, len(whole) - 1)]
 
 
 def connect_payload(client_id: bytes, *, flags: int = 0x02, extra: bytes = b"") -> bytes:
@@ -225,19 +226,23 @@ def heartbeat(device_id: str) -> str:
 QUICK: dict[str, Attack] = {
     "random bytes then close": anonymous(random_bytes, then_close=True),
     "connect cut short then close": anonymous(connect_cut_short, then_close=True),
-    "remaining length beyond max_packet_size":
-        anonymous(lambda _: b"\x10" + raw.remaining_length(PROTOCOL.max_packet_size + 1)),
+    "remaining length beyond max_packet_size": anonymous(
+        lambda _: b"\x10" + raw.remaining_length(PROTOCOL.max_packet_size + 1)
+    ),
     "largest remaining length": anonymous(lambda _: b"\x30\xff\xff\xff\x7f"),
     "remaining length beyond four bytes": anonymous(lambda _: b"\x10\xff\xff\xff\xff\x01"),
-    "connect with wrong fixed-header flags":
-        anonymous(lambda a: bytes([0x10 | a.rng.randint(1, 15)]) + raw.connect(a.victim.id, "x")[1:]),
+    "connect with wrong fixed-header flags": anonymous(
+        lambda a: bytes([0x10 | a.rng.randint(1, 15)]) + raw.connect(a.victim.id, "x")[1:]
+    ),
     "publish before connect": anonymous(lambda a: raw.publish(f"devices/{a.victim.id}/downlink/payment", b"{}")),
     "subscribe before connect": anonymous(lambda a: raw.subscribe(1, f"devices/{a.victim.id}/downlink/#")),
     "client id not utf-8": anonymous(lambda _: connect_payload(b"dev_\xc3\x28")),
     "client id with U+0000": anonymous(lambda a: connect_payload(a.victim.id.encode() + b"\x00")),
-    "user name with U+0000":
-        anonymous(lambda a: connect_payload(a.victim.id.encode(), flags=0xC2,
-                                            extra=raw.utf8(a.victim.id + "\x00") + raw.utf8("x"))),
+    "user name with U+0000": anonymous(
+        lambda a: connect_payload(
+            a.victim.id.encode(), flags=0xC2, extra=raw.utf8(a.victim.id + "\x00") + raw.utf8("x")
+        )
+    ),
     "will flag without a will": anonymous(lambda a: connect_payload(a.victim.id.encode(), flags=0x06)),
     "the victim's id with a wrong secret": not_authorized(lambda a: a.victim.id),
     "an unknown device": not_authorized(lambda a: f"dev_{a.rng.getrandbits(64):016x}"),
@@ -245,18 +250,21 @@ QUICK: dict[str, Attack] = {
     "subscribe without a filter": closed_after(lambda _: raw.packet(0x82, b"\x00\x01")),
     "subscribe with packet id 0": closed_after(lambda d: raw.packet(0x82, b"\x00\x00" + subscribe_body(d))),
     "subscribe with flags 0": closed_after(lambda d: raw.packet(0x80, b"\x00\x01" + subscribe_body(d))),
-    "subscribe filter not utf-8":
-        closed_after(lambda d: raw.packet(0x82, b"\x00\x01" + raw.utf8(f"devices/{d}/".encode() + b"\xff") + b"\x01")),
-    "subscribe filter with U+0000":
-        closed_after(lambda d: raw.packet(0x82, b"\x00\x01" + raw.utf8(f"devices/{d}/downlink/\x00") + b"\x01")),
+    "subscribe filter not utf-8": closed_after(
+        lambda d: raw.packet(0x82, b"\x00\x01" + raw.utf8(f"devices/{d}/".encode() + b"\xff") + b"\x01")
+    ),
+    "subscribe filter with U+0000": closed_after(
+        lambda d: raw.packet(0x82, b"\x00\x01" + raw.utf8(f"devices/{d}/downlink/\x00") + b"\x01")
+    ),
     "publish qos 3": closed_after(lambda d: bytes([0x36]) + raw.publish(heartbeat(d), b"{}", 1, 1)[1:]),
     "publish qos 1 with packet id 0": closed_after(lambda d: raw.publish(heartbeat(d), b"{}", 1, 0)),
     "publish topic not utf-8": closed_after(lambda d: raw.publish(f"devices/{d}/uplink/".encode() + b"\xc3", b"{}")),
     "publish topic with U+0000": closed_after(lambda d: raw.publish(f"devices/{d}/uplink/\x00", b"{}")),
     "pubrel with flags 0": closed_after(lambda _: raw.packet(0x60, b"\x00\x01")),
     "pingreq with flags": closed_after(lambda _: b"\xc1\x00"),
-    "remaining length beyond max_packet_size after connack":
-        closed_after(lambda _: b"\x30" + raw.remaining_length(PROTOCOL.max_packet_size + 1)),
+    "remaining length beyond max_packet_size after connack": closed_after(
+        lambda _: b"\x30" + raw.remaining_length(PROTOCOL.max_packet_size + 1)
+    ),
     "random bytes after connack": random_bytes_after_connack,
     "publish cut short then close": publish_cut_short_then_close,
 }
@@ -288,8 +296,9 @@ async def announced(running: RunningPlatform, device: aiomqtt.Client, victim: Vi
         message = await first_message(device, timeout=raw.WAIT_S)
         assert message is not None, f"payment {transaction_id} was not announced"
         body = msgspec.json.decode(message.payload)
-        await device.publish(f"devices/{victim.id}/uplink/payment/ack",
-                             msgspec.json.encode({"message_id": body["message_id"]}), qos=1)
+        await device.publish(
+            f"devices/{victim.id}/uplink/payment/ack", msgspec.json.encode({"message_id": body["message_id"]}), qos=1
+        )
         if body["transaction_id"] == transaction_id:
             seen.add(body["message_id"])
             return transaction_id
@@ -298,8 +307,8 @@ async def announced(running: RunningPlatform, device: aiomqtt.Client, victim: Vi
 
 async def all_acked(running: RunningPlatform, device_id: str) -> bool:
     unacked = await running.platform.db.pool.fetchval(
-        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment' AND status <> 'acked'",
-        device_id)
+        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment' AND status <> 'acked'", device_id
+    )
     return unacked == 0
 
 
@@ -322,7 +331,8 @@ async def nothing_left_behind(broker: PlatformBroker, ours: set[str]) -> None:
         return open_connections(broker) == len(ours) and set(broker.sessions) == ours
 
     assert await eventually(only_ours, timeout=raw.WAIT_S), (
-        f"{open_connections(broker)} connection(s) and sessions {set(broker.sessions)} held; expected only {ours}")
+        f"{open_connections(broker)} connection(s) and sessions {set(broker.sessions)} held; expected only {ours}"
+    )
 
 
 # -- the tests ----------------------------------------------------------------------------------------------------
@@ -330,8 +340,12 @@ async def nothing_left_behind(broker: PlatformBroker, ours: set[str]) -> None:
 
 @pytest.mark.parametrize("attack", QUICK.values(), ids=QUICK.keys())
 async def test_after_each_attack_a_device_still_connects_and_hears_its_payment(
-        running: RunningPlatform, broker: PlatformBroker, victim: Victim, hostile: asyncio.Queue[tuple[str, str]],
-        attack: Attack) -> None:
+    running: RunningPlatform,
+    broker: PlatformBroker,
+    victim: Victim,
+    hostile: asyncio.Queue[tuple[str, str]],
+    attack: Attack,
+) -> None:
     arena = Arena(running.mqtt_port, victim, hostile, random.Random(SEED))
     await asyncio.gather(*(attack(arena) for _ in range(3)))
     await nothing_left_behind(broker, set())
@@ -339,8 +353,8 @@ async def test_after_each_attack_a_device_still_connects_and_hears_its_payment(
 
 
 async def test_two_hundred_hostile_connections_while_a_device_is_paid(
-        running: RunningPlatform, broker: PlatformBroker, victim: Victim,
-        hostile: asyncio.Queue[tuple[str, str]]) -> None:
+    running: RunningPlatform, broker: PlatformBroker, victim: Victim, hostile: asyncio.Queue[tuple[str, str]]
+) -> None:
     rng = random.Random(SEED)
     catalogue = list(QUICK.items()) * 6 + list(SILENT.items()) * 2
     plan = catalogue + rng.choices(list(QUICK.items()), k=200 - len(catalogue))
@@ -357,8 +371,11 @@ async def test_two_hundred_hostile_connections_while_a_device_is_paid(
                 attacks.append(asyncio.create_task(attack(arena)))
                 await asyncio.sleep(0.02)
             outcomes = await asyncio.gather(*attacks, return_exceptions=True)
-            return [f"{name}: {outcome!r}" for (name, _), outcome in zip(plan, outcomes, strict=True)
-                    if isinstance(outcome, BaseException)]
+            return [
+                f"{name}: {outcome!r}"
+                for (name, _), outcome in zip(plan, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            ]
 
         storming = asyncio.create_task(storm())
         seen: set[str] = set()
@@ -376,7 +393,8 @@ async def test_two_hundred_hostile_connections_while_a_device_is_paid(
 
 
 async def test_a_connected_device_dribbling_a_packet_is_dropped_at_its_keep_alive(
-        running: RunningPlatform, broker: PlatformBroker, hostile: asyncio.Queue[tuple[str, str]]) -> None:
+    running: RunningPlatform, broker: PlatformBroker, hostile: asyncio.Queue[tuple[str, str]]
+) -> None:
     device_id, secret = await hostile.get()
     try:
         client = await RawClient.open(running.mqtt_port)

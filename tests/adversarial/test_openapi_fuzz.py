@@ -63,31 +63,43 @@ def _problem(response: schemathesis.Response) -> str | None:
 def _fuzz(schema_document: dict[str, Any], base_url: str, headers: dict[str, str]) -> FuzzReport:
     schema = schemathesis.openapi.from_dict(schema_document)
     report = FuzzReport()
-
     for result in schema.get_all_operations():
         operation = result.ok()
         report.operations += 1
         for mode in MODES:
-
-            @hypothesis.seed(SEED)
-            @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-                      suppress_health_check=list(HealthCheck), print_blob=False)
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def exercise(case: schemathesis.Case) -> None:
-                response = case.call(base_url=base_url, headers=headers, timeout=30)
-                report.requests += 1
-                report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
-                problem = _problem(response)
-                if problem is not None:
-                    # Recorded, not raised: one run lists every failing operation, without shrinking.
-                    report.failures.append(f"{operation.label} ({mode.value}): {problem}: {response.status_code} "
-                                           f"{response.text[:300]!r}\n  replay: {case.as_curl_command()}")
-
             try:
-                exercise()
+                _exercise(operation, mode, base_url, headers, report)()
             except Unsatisfiable:
                 continue  # nothing in this operation can be made invalid (no parameters, no body)
     return report
+
+
+def _exercise(operation: Any, mode: Any, base_url: str, headers: dict[str, str], report: FuzzReport) -> Any:
+    """The hypothesis test of one operation in one generation mode; problems go to ``report``."""
+
+    @hypothesis.seed(SEED)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def exercise(case: schemathesis.Case) -> None:
+        response = case.call(base_url=base_url, headers=headers, timeout=30)
+        report.requests += 1
+        report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
+        problem = _problem(response)
+        if problem is not None:
+            # Recorded, not raised: one run lists every failing operation, without shrinking.
+            report.failures.append(
+                f"{operation.label} ({mode.value}): {problem}: {response.status_code} "
+                f"{response.text[:300]!r}\n  replay: {case.as_curl_command()}"
+            )
+
+    return exercise
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +116,16 @@ async def test_every_operation_answers_without_5xx_and_4xx_is_the_envelope(fuzz_
     started = time.monotonic()
     report = await asyncio.to_thread(_fuzz, document, fuzz_target.http_url, headers)
     elapsed = time.monotonic() - started
-    documented = sum(1 for item in document["paths"].values() for method in item
-                     if method in ("get", "post", "put", "patch", "delete"))
-    summary = (f"{report.operations} operations, {report.requests} requests in {elapsed:.0f} s, "
-               f"statuses {dict(sorted(report.statuses.items()))}")
+    documented = sum(
+        1
+        for item in document["paths"].values()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    )
+    summary = (
+        f"{report.operations} operations, {report.requests} requests in {elapsed:.0f} s, "
+        f"statuses {dict(sorted(report.statuses.items()))}"
+    )
     assert report.operations == documented, summary
     assert report.requests >= report.operations * MAX_EXAMPLES, summary
     assert not report.failures, summary + "\n" + "\n".join(report.failures)

@@ -26,8 +26,9 @@ import pytest
 from qris_soundbox.core.demo import DEMO_OUTLET, DEMO_USERS
 from tests.support import free_port
 
-DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD = next((email, password) for kind, email, _, role, password in DEMO_USERS
-                                             if kind == "admin" and role == "admin")
+DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD = next(
+    (email, password) for kind, email, _, role, password in DEMO_USERS if kind == "admin" and role == "admin"
+)
 
 
 class ServeProcess:
@@ -39,9 +40,23 @@ class ServeProcess:
         self.log_path = workdir / f"serve-{self.http_port}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "qris_soundbox.tools.cli", "serve", *args,
-                 "--http-port", str(self.http_port), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.mqtt_port)],
-                env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "qris_soundbox.tools.cli",
+                    "serve",
+                    *args,
+                    "--http-port",
+                    str(self.http_port),
+                    "--mqtt-host",
+                    "127.0.0.1",
+                    "--mqtt-port",
+                    str(self.mqtt_port),
+                ],
+                env=env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def output(self) -> str:
@@ -116,30 +131,37 @@ def embedded_data_dir() -> Iterator[Path]:
 async def test_health_answers_only_once_demo_data_is_seeded_and_broker_listens(
     database_url: str, tmp_path: Path
 ) -> None:
-    serve = ServeProcess(tmp_path, "--demo", "--data-dir", str(tmp_path / "var"),
-                         env=embedded_env() | {"DATABASE_URL": database_url})
+    serve = ServeProcess(
+        tmp_path, "--demo", "--data-dir", str(tmp_path / "var"), env=embedded_env() | {"DATABASE_URL": database_url}
+    )
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             await serve.first_health_200(http)
             # At once, as a start-up script would: the demo admin token from the banner lists the demo outlet.
-            outlets = await http.get(f"{serve.base_url}/admin/outlets",
-                                     headers={"Authorization": "Bearer admin-dev-token"})
+            outlets = await http.get(
+                f"{serve.base_url}/admin/outlets", headers={"Authorization": "Bearer admin-dev-token"}
+            )
             assert outlets.status_code == 200, outlets.text
             assert DEMO_OUTLET["name"] in [outlet["name"] for outlet in outlets.json()["items"]]
             _, writer = await asyncio.open_connection("127.0.0.1", serve.mqtt_port)
             writer.close()
-            login = await http.post(f"{serve.base_url}/admin/login",
-                                    json={"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD})
+            login = await http.post(
+                f"{serve.base_url}/admin/login", json={"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD}
+            )
             assert login.status_code == 200, login.text
-            as_demo_admin = await http.get(f"{serve.base_url}/admin/outlets",
-                                           headers={"Authorization": f"Bearer {login.json()['token']}"})
+            as_demo_admin = await http.get(
+                f"{serve.base_url}/admin/outlets", headers={"Authorization": f"Bearer {login.json()['token']}"}
+            )
             assert DEMO_OUTLET["name"] in [outlet["name"] for outlet in as_demo_admin.json()["items"]]
 
             # The demo switches the legacy shared device token on, and its banner says so.
             assert "ON for the demo" in await serve.line_starting("DEVICE_TOKEN")
             demo_device_id = (await serve.line_starting("demo device")).split()[2]
-            legacy = await http.post(f"{serve.base_url}/device/heartbeat", json={"battery_level": 50},
-                                     headers={"Authorization": "Bearer device-dev-token", "X-Device-Id": demo_device_id})
+            legacy = await http.post(
+                f"{serve.base_url}/device/heartbeat",
+                json={"battery_level": 50},
+                headers={"Authorization": "Bearer device-dev-token", "X-Device-Id": demo_device_id},
+            )
             assert legacy.status_code == 200, legacy.text
         assert serve.stop(signal.SIGTERM) == 0, serve.output()
     finally:

@@ -43,9 +43,17 @@ async def running(platform_factory: PlatformFactory, tmp_path_factory: pytest.Te
 async def _payments(running: RunningPlatform, device_id: str, count: int) -> set[str]:
     expires = datetime.now(UTC) + timedelta(minutes=10)
     async with running.platform.db.transaction() as conn:
-        return {await outbox.enqueue(running.platform.db, conn, device_id=device_id, kind="payment",
-                                     body={"type": "payment", "amount": 1000 + n}, expires_at=expires)
-                for n in range(count)}
+        return {
+            await outbox.enqueue(
+                running.platform.db,
+                conn,
+                device_id=device_id,
+                kind="payment",
+                body={"type": "payment", "amount": 1000 + n},
+                expires_at=expires,
+            )
+            for n in range(count)
+        }
 
 
 async def _read_for(client: RawClient, seconds: float) -> list[raw.Packet]:
@@ -101,7 +109,8 @@ async def test_a_device_that_stops_reading_gets_each_message_once_at_a_time(runn
 
 async def _all_acked(running: RunningPlatform, message_ids: set[str]) -> bool:
     rows = await running.platform.db.pool.fetch(
-        "SELECT status FROM device_outbox WHERE message_id = ANY($1::text[])", list(message_ids))
+        "SELECT status FROM device_outbox WHERE message_id = ANY($1::text[])", list(message_ids)
+    )
     return len(rows) == len(message_ids) and {row["status"] for row in rows} == {"acked"}
 
 

@@ -25,10 +25,34 @@ def test_short_soak_loses_nothing_and_duplicates_nothing_after_ack(tmp_path: Pat
     # The bench starts its own embedded PostgreSQL: the suite's database settings must not reach it.
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "soak.py"), "--devices", "200", "--rate", "20", "--minutes", "0.5",
-         "--drops-per-s", "2", "--slow-every", "20", "--slow-share", "0.2", "--sample-s", "2", "--grace-s", "90",
-         "--no-write", "--report", str(report_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "soak.py"),
+            "--devices",
+            "200",
+            "--rate",
+            "20",
+            "--minutes",
+            "0.5",
+            "--drops-per-s",
+            "2",
+            "--slow-every",
+            "20",
+            "--slow-share",
+            "0.2",
+            "--sample-s",
+            "2",
+            "--grace-s",
+            "90",
+            "--no-write",
+            "--report",
+            str(report_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert report_path.exists(), f"the soak did not finish:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     report = json.loads(report_path.read_text())

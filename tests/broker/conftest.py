@@ -20,8 +20,13 @@ PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
 MqttFactory = Callable[..., AbstractAsyncContextManager[aiomqtt.Client]]
 
 
-def test_broker_config(directory: Path, password: str = PASSWORD, *, extra_plugins: tuple[str, ...] = (),
-                       protocol: dict[str, int] | None = None) -> Path:
+def test_broker_config(
+    directory: Path,
+    password: str = PASSWORD,
+    *,
+    extra_plugins: tuple[str, ...] = (),
+    protocol: dict[str, int] | None = None,
+) -> Path:
     """The project's broker.yaml with the shared-password test plugin (plus ``extra_plugins``) as its plugins,
     and ``protocol`` settings overriding broker.yaml's."""
     config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
@@ -36,7 +41,9 @@ test_broker_config.__test__ = False  # type: ignore[attr-defined]  # a helper, n
 
 
 @pytest.fixture(scope="module")
-async def broker_platform(platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory) -> RunningPlatform:
+async def broker_platform(
+    platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory
+) -> RunningPlatform:
     """The platform (broker role only) with a broker that accepts the shared test password."""
     config = test_broker_config(tmp_path_factory.mktemp("broker"))
     return await platform_factory.start(roles=frozenset({"broker"}), broker_config=config)
@@ -52,8 +59,9 @@ def broker(broker_platform: RunningPlatform) -> PlatformBroker:
 def mqtt(broker_platform: RunningPlatform) -> MqttFactory:
     """``mqtt(client_id, **kwargs)``: an authenticated aiomqtt client on the test broker."""
 
-    def connect(client_id: str, password: str = PASSWORD, **kwargs: object) -> AbstractAsyncContextManager[aiomqtt.Client]:
+    def connect(
+        client_id: str, password: str = PASSWORD, **kwargs: object
+    ) -> AbstractAsyncContextManager[aiomqtt.Client]:
         return broker_platform.mqtt(username=client_id, password=password, client_id=client_id, **kwargs)
 
     return connect
-

@@ -27,8 +27,16 @@ def packet(first: int, body: bytes) -> bytes:
     return bytes([first]) + remaining_length(len(body)) + body
 
 
-def connect(client_id: str, password: str | None = None, *, keep_alive: int = 60, clean: bool = True,
-            will: tuple[str, bytes, int] | None = None, level: int = 4, flags: int = 0) -> bytes:
+def connect(
+    client_id: str,
+    password: str | None = None,
+    *,
+    keep_alive: int = 60,
+    clean: bool = True,
+    will: tuple[str, bytes, int] | None = None,
+    level: int = 4,
+    flags: int = 0,
+) -> bytes:
     flags |= 0x02 if clean else 0
     payload = utf8(client_id)
     if will is not None:
@@ -71,12 +79,12 @@ class Packet:
 
     @property
     def topic(self) -> str:
-        return self.body[2:2 + struct.unpack_from(">H", self.body)[0]].decode()
+        return self.body[2 : 2 + struct.unpack_from(">H", self.body)[0]].decode()
 
     @property
     def payload(self) -> bytes:
         start = 2 + struct.unpack_from(">H", self.body)[0]
-        return self.body[start + (2 if self.qos else 0):]
+        return self.body[start + (2 if self.qos else 0) :]
 
     @property
     def qos(self) -> int:

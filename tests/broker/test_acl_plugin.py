@@ -93,7 +93,9 @@ async def test_publishing_own_uplink_is_accepted_and_traced(running: RunningPlat
     assert await _denials(running, device_id) == 0
 
 
-async def test_denials_are_logged_with_the_device_id(running: RunningPlatform, caplog: pytest.LogCaptureFixture) -> None:
+async def test_denials_are_logged_with_the_device_id(
+    running: RunningPlatform, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     from qris_soundbox.core.logging import JsonFormatter

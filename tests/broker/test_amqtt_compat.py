@@ -24,7 +24,9 @@ def test_each_broker_method_relied_on_exists_with_its_parameters(name: str) -> N
     method = getattr(Broker, name)
     assert tuple(inspect.signature(method).parameters)[1:] == amqtt_compat.BROKER_METHODS[name]
     # PlatformBroker's override (if any) takes what amqtt's callers pass, positionally.
-    assert len(inspect.signature(getattr(PlatformBroker, name)).parameters) == len(amqtt_compat.BROKER_METHODS[name]) + 1
+    assert (
+        len(inspect.signature(getattr(PlatformBroker, name)).parameters) == len(amqtt_compat.BROKER_METHODS[name]) + 1
+    )
 
 
 async def test_stock_broker_state_and_plugin_manager_internals_have_the_shapes_used() -> None:

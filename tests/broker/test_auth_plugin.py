@@ -6,14 +6,16 @@ import asyncio
 import time
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 import pytest
+from aiomqtt.exceptions import MqttConnectError
 
 from tests.devices.helpers import admin_post, eventually, provisioned_device, register_device, rotate
 from tests.support import PlatformFactory, RunningPlatform
 
 
-async def _refused(running: RunningPlatform, username: str | None, password: str | None, client_id: str | None = None) -> bool:
+async def _refused(
+    running: RunningPlatform, username: str | None, password: str | None, client_id: str | None = None
+) -> bool:
     try:
         async with running.mqtt(username, password, client_id=client_id):
             return False

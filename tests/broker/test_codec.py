@@ -27,27 +27,39 @@ def _body(packet: bytes) -> tuple[int, bytes, int, int]:
         shift += 7
 
 
-topics = st.text(st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs",)), min_size=1,
-                 max_size=40).filter(lambda t: not t.startswith("$"))
+topics = st.text(
+    st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs",)), min_size=1, max_size=40
+).filter(lambda t: not t.startswith("$"))
 
 
-@given(topic=topics, payload=st.binary(max_size=300), qos=st.integers(0, 1), packet_id=st.integers(1, 65535),
-       retain=st.booleans(), dup=st.booleans())
-def test_a_publish_decodes_to_what_was_encoded(topic: str, payload: bytes, qos: int, packet_id: int, retain: bool,
-                                               dup: bool) -> None:
+@given(
+    topic=topics,
+    payload=st.binary(max_size=300),
+    qos=st.integers(0, 1),
+    packet_id=st.integers(1, 65535),
+    retain=st.booleans(),
+    dup=st.booleans(),
+)
+def test_a_publish_decodes_to_what_was_encoded(
+    topic: str, payload: bytes, qos: int, packet_id: int, retain: bool, dup: bool
+) -> None:
     first, data, start, stop = _body(bytes(codec.encode_publish(topic.encode(), payload, qos, packet_id, retain, dup)))
     assert first >> 4 == codec.PUBLISH and bool(first & 0x08) == dup
     assert codec.decode_publish(first & 0x0F, data, start, stop) == codec.PublishPacket(
-        topic, payload, qos, retain, packet_id if qos else 0)
+        topic, payload, qos, retain, packet_id if qos else 0
+    )
 
 
-@pytest.mark.parametrize(("topic", "flags", "reason"), [
-    ("a/+/b", 0x02, "wildcard"),
-    ("a/#", 0x02, "wildcard"),
-    ("$SYS/x", 0x02, "'\\$'"),
-    ("", 0x02, "empty"),
-    ("a/b", 0x06, "QoS 3"),
-])
+@pytest.mark.parametrize(
+    ("topic", "flags", "reason"),
+    [
+        ("a/+/b", 0x02, "wildcard"),
+        ("a/#", 0x02, "wildcard"),
+        ("$SYS/x", 0x02, "'\\$'"),
+        ("", 0x02, "empty"),
+        ("a/b", 0x06, "QoS 3"),
+    ],
+)
 def test_a_publish_the_specification_forbids_is_malformed(topic: str, flags: int, reason: str) -> None:
     first, data, start, stop = _body(raw.publish(topic, b"x", qos=1, packet_id=7))
     with pytest.raises(MalformedPacket, match=reason):
@@ -65,23 +77,31 @@ def test_packet_id_zero_and_bad_strings_are_malformed() -> None:
 
 
 def test_a_connect_decodes_its_flags_will_and_credentials() -> None:
-    first, data, start, stop = _body(raw.connect("dev_1", "secret", keep_alive=30, clean=False,
-                                                 will=("devices/dev_1/uplink/gone", b"bye", 1)))
+    first, data, start, stop = _body(
+        raw.connect("dev_1", "secret", keep_alive=30, clean=False, will=("devices/dev_1/uplink/gone", b"bye", 1))
+    )
     request = codec.decode_connect(data, start, stop)
     assert (request.client_id, request.username, request.password) == ("dev_1", "dev_1", "secret")
     assert (request.keep_alive, request.clean_session, request.protocol_level) == (30, False, 4)
     assert (request.will_topic, request.will_message, request.will_qos, request.will_retain) == (
-        "devices/dev_1/uplink/gone", b"bye", 1, False)
+        "devices/dev_1/uplink/gone",
+        b"bye",
+        1,
+        False,
+    )
 
 
-@pytest.mark.parametrize(("packet", "reason"), [
-    (raw.connect("c", will=("a/#", b"", 0)), "wildcard"),
-    (raw.connect("c", will=("$SYS/x", b"", 0)), "'\\$'"),
-    (raw.connect("c", flags=0x01), "reserved flag"),
-    (raw.connect("c", flags=0x08), "will QoS/retain"),
-    (raw.connect("c", "secret")[:-1], "past the end"),
-    (raw.connect("c") + b"x", "bytes after"),
-])
+@pytest.mark.parametrize(
+    ("packet", "reason"),
+    [
+        (raw.connect("c", will=("a/#", b"", 0)), "wildcard"),
+        (raw.connect("c", will=("$SYS/x", b"", 0)), "'\\$'"),
+        (raw.connect("c", flags=0x01), "reserved flag"),
+        (raw.connect("c", flags=0x08), "will QoS/retain"),
+        (raw.connect("c", "secret")[:-1], "past the end"),
+        (raw.connect("c") + b"x", "bytes after"),
+    ],
+)
 def test_a_connect_the_specification_forbids_is_malformed(packet: bytes, reason: str) -> None:
     _, data, start, _ = _body(packet)
     with pytest.raises(MalformedPacket, match=reason):

@@ -38,7 +38,9 @@ async def test_connect_without_credentials_is_refused(broker_platform: object) -
     assert str(refused.value.rc) == "Not authorized"
 
 
-async def test_authenticated_connect_takes_over_the_connected_session(mqtt: MqttFactory, broker: PlatformBroker) -> None:
+async def test_authenticated_connect_takes_over_the_connected_session(
+    mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
     async with mqtt("takeover", clean_session=False) as first:
         await first.subscribe("devices/takeover/downlink/#", qos=1)
         async with mqtt("takeover", clean_session=False) as second, mqtt("takeover-pub") as pub:
@@ -62,7 +64,9 @@ async def test_deliver_to_client_reaches_only_that_client(mqtt: MqttFactory, bro
         assert (await next_message(two)).payload == b"end"
 
 
-async def test_deliver_to_client_refuses_what_the_client_did_not_subscribe(mqtt: MqttFactory, broker: PlatformBroker) -> None:
+async def test_deliver_to_client_refuses_what_the_client_did_not_subscribe(
+    mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
     async with mqtt("direct-3") as client:
         await client.subscribe("devices/direct-3/downlink/payment", qos=1)
         assert not await broker.deliver_to_client("direct-3", "devices/direct-3/downlink/config", b"{}")
@@ -71,7 +75,9 @@ async def test_deliver_to_client_refuses_what_the_client_did_not_subscribe(mqtt:
             await broker.deliver_to_client("direct-3", "devices/direct-3/downlink/#", b"{}")
 
 
-async def test_deliver_to_client_queues_for_an_offline_persistent_session(mqtt: MqttFactory, broker: PlatformBroker) -> None:
+async def test_deliver_to_client_queues_for_an_offline_persistent_session(
+    mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
     async with mqtt("direct-offline", clean_session=False) as client:
         await client.subscribe("devices/direct-offline/downlink/#", qos=1)
     assert not await broker.deliver_to_client("direct-offline", "devices/direct-offline/downlink/payment", b"later")
@@ -90,7 +96,9 @@ async def test_many_concurrent_connects_all_land_in_the_index(mqtt: MqttFactory,
     readies = [asyncio.Event() for _ in range(30)]
     tasks = [asyncio.create_task(device(n, readies[n], done)) for n in range(30)]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
-    delivered = [await broker.deliver_to_client(f"crowd-{n}", f"devices/crowd-{n}/downlink/payment", b"x") for n in range(30)]
+    delivered = [
+        await broker.deliver_to_client(f"crowd-{n}", f"devices/crowd-{n}/downlink/payment", b"x") for n in range(30)
+    ]
     done.set()
     await asyncio.gather(*tasks)
     assert all(delivered)

@@ -24,7 +24,9 @@ IN_FLIGHT, QUEUED = 3, 4
 
 
 @pytest.fixture(scope="module")
-async def broker_platform(platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory) -> RunningPlatform:
+async def broker_platform(
+    platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory
+) -> RunningPlatform:
     config = test_broker_config(
         tmp_path_factory.mktemp("broker-flow"),
         protocol={"retry_interval": 1, "max_inflight_messages": IN_FLIGHT, "max_queued_messages": QUEUED},
@@ -50,8 +52,9 @@ async def test_a_slow_reader_holds_at_most_the_window_and_the_queue(
     topic = f"devices/{device}/downlink/payment"
     client = await subscribed(broker_platform, device, f"devices/{device}/downlink/#")
     dropped_before = broker._hub.dropped
-    deliveries = [asyncio.create_task(broker.deliver_to_client(device, topic, f"m{i}".encode(), key=f"m{i}"))
-                  for i in range(10)]
+    deliveries = [
+        asyncio.create_task(broker.deliver_to_client(device, topic, f"m{i}".encode(), key=f"m{i}")) for i in range(10)
+    ]
     first = await _publishes(client, IN_FLIGHT)
     assert [p.payload for p in first] == [b"m0", b"m1", b"m2"]
     assert broker.downlink_room(device) == 0

@@ -24,7 +24,9 @@ CONNACK_OK = b"\x20\x02\x00\x00"
 
 
 @pytest.fixture(scope="module")
-async def broker_platform(platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory) -> RunningPlatform:
+async def broker_platform(
+    platform_factory: PlatformFactory, tmp_path_factory: pytest.TempPathFactory
+) -> RunningPlatform:
     config = test_broker_config(
         tmp_path_factory.mktemp("broker-protocol"),
         extra_plugins=("tests.broker.recording_plugin.RecordingPlugin",),
@@ -103,8 +105,9 @@ AFTER_CONNECT_VIOLATIONS = {
 
 
 @pytest.mark.parametrize("data", FIRST_PACKET_VIOLATIONS.values(), ids=FIRST_PACKET_VIOLATIONS.keys())
-async def test_malformed_first_packet_closes_the_connection_without_connack(broker_platform: RunningPlatform,
-                                                                            data: bytes) -> None:
+async def test_malformed_first_packet_closes_the_connection_without_connack(
+    broker_platform: RunningPlatform, data: bytes
+) -> None:
     client = await RawClient.open(broker_platform.mqtt_port)
     await client.send(data)
     assert await client.closed_by_broker() == b""
@@ -112,8 +115,9 @@ async def test_malformed_first_packet_closes_the_connection_without_connack(brok
 
 
 @pytest.mark.parametrize("data", AFTER_CONNECT_VIOLATIONS.values(), ids=AFTER_CONNECT_VIOLATIONS.keys())
-async def test_protocol_violation_after_connect_closes_the_connection(broker_platform: RunningPlatform,
-                                                                      broker: PlatformBroker, data: bytes) -> None:
+async def test_protocol_violation_after_connect_closes_the_connection(
+    broker_platform: RunningPlatform, broker: PlatformBroker, data: bytes
+) -> None:
     client = await connected(broker_platform, "violator")
     await client.send(data)
     await client.closed_by_broker()
@@ -129,10 +133,11 @@ async def test_unsupported_protocol_level_gets_connack_1_then_close(broker_platf
 
 async def test_packets_split_at_every_byte_are_reassembled(broker_platform: RunningPlatform) -> None:
     client = await RawClient.open(broker_platform.mqtt_port)
-    stream = (raw.connect("dribble", PASSWORD) + raw.subscribe(1, "dribble/#", 1)
-              + raw.publish("dribble/a", b"x" * 300, 1, 9))  # 300 bytes: a two-byte remaining length
+    stream = (
+        raw.connect("dribble", PASSWORD) + raw.subscribe(1, "dribble/#", 1) + raw.publish("dribble/a", b"x" * 300, 1, 9)
+    )  # 300 bytes: a two-byte remaining length
     for index in range(len(stream)):
-        await client.send(stream[index:index + 1])
+        await client.send(stream[index : index + 1])
     packets = [await client.read() for _ in range(4)]
     assert [p.kind for p in packets[:2]] == [2, 9]
     assert sorted(p.kind for p in packets[2:]) == [3, 4]  # our PUBACK and the delivery to ourselves
@@ -144,8 +149,12 @@ async def test_packets_split_at_every_byte_are_reassembled(broker_platform: Runn
 async def test_many_packets_in_one_segment_are_all_handled_in_order(broker_platform: RunningPlatform) -> None:
     client = await RawClient.open(broker_platform.mqtt_port)
     # CONNECT and everything after it in one write: what follows the CONNECT waits for its answer.
-    await client.send(raw.connect("burst", PASSWORD) + raw.subscribe(1, "burst/#", 1)
-                      + b"".join(raw.publish("burst/n", str(n).encode(), 0) for n in range(50)) + raw.PINGREQ)
+    await client.send(
+        raw.connect("burst", PASSWORD)
+        + raw.subscribe(1, "burst/#", 1)
+        + b"".join(raw.publish("burst/n", str(n).encode(), 0) for n in range(50))
+        + raw.PINGREQ
+    )
     assert (await client.read()).kind == 2
     assert (await client.read()).kind == 9
     payloads = [(await client.read()).payload for _ in range(50)]
@@ -186,7 +195,8 @@ async def test_half_a_connect_is_closed_too(broker_platform: RunningPlatform) ->
 
 
 async def test_silent_client_is_dropped_after_keep_alive_and_its_will_published(
-        broker_platform: RunningPlatform, mqtt: MqttFactory, broker: PlatformBroker) -> None:
+    broker_platform: RunningPlatform, mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
     async with mqtt("ka-watcher") as watcher:
         await watcher.subscribe("devices/ka/uplink/status", qos=1)
         client = await connected(broker_platform, "ka", keep_alive=1, will=("devices/ka/uplink/status", b"gone", 1))
@@ -196,8 +206,9 @@ async def test_silent_client_is_dropped_after_keep_alive_and_its_will_published(
         assert not broker.is_device_online("ka")
 
 
-async def test_pings_keep_a_client_connected_past_its_keep_alive(broker_platform: RunningPlatform,
-                                                                 broker: PlatformBroker) -> None:
+async def test_pings_keep_a_client_connected_past_its_keep_alive(
+    broker_platform: RunningPlatform, broker: PlatformBroker
+) -> None:
     client = await connected(broker_platform, "pinger", keep_alive=1)
     ticks = broker._hub.tick
     while broker._hub.tick < ticks + 5:  # several keep-alive periods, by the broker's own clock
@@ -212,8 +223,9 @@ async def test_pings_keep_a_client_connected_past_its_keep_alive(broker_platform
 # -- QoS 1 in flight -------------------------------------------------------------------------------------------
 
 
-async def downlink_in_flight(platform: RunningPlatform, broker: PlatformBroker,
-                             device: str) -> tuple[RawClient, asyncio.Task[bool], raw.Packet]:
+async def downlink_in_flight(
+    platform: RunningPlatform, broker: PlatformBroker, device: str
+) -> tuple[RawClient, asyncio.Task[bool], raw.Packet]:
     """A subscribed raw device, a ``deliver_to_client`` to it still waiting, and the PUBLISH the device got."""
     client = await subscribed(platform, device, f"devices/{device}/downlink/#")
     delivery = asyncio.create_task(broker.deliver_to_client(device, f"devices/{device}/downlink/payment", b"pay"))
@@ -222,8 +234,9 @@ async def downlink_in_flight(platform: RunningPlatform, broker: PlatformBroker,
     return client, delivery, publish
 
 
-async def test_unacknowledged_qos1_is_resent_with_dup_until_acknowledged(broker_platform: RunningPlatform,
-                                                                         broker: PlatformBroker) -> None:
+async def test_unacknowledged_qos1_is_resent_with_dup_until_acknowledged(
+    broker_platform: RunningPlatform, broker: PlatformBroker
+) -> None:
     client, delivery, first = await downlink_in_flight(broker_platform, broker, "no-ack")
     again = await client.read()  # no PUBACK from us: the broker's tick sends it again
     assert (again.kind, again.dup, again.packet_id, again.payload) == (3, True, first.packet_id, b"pay")
@@ -236,16 +249,18 @@ async def test_unacknowledged_qos1_is_resent_with_dup_until_acknowledged(broker_
     await client.close()
 
 
-async def test_deliver_to_client_is_true_once_acknowledged(broker_platform: RunningPlatform,
-                                                           broker: PlatformBroker) -> None:
+async def test_deliver_to_client_is_true_once_acknowledged(
+    broker_platform: RunningPlatform, broker: PlatformBroker
+) -> None:
     client, delivery, publish = await downlink_in_flight(broker_platform, broker, "acker")
     await client.send(raw.ack(4, publish.packet_id))
     assert await delivery is True
     await client.close()
 
 
-async def test_deliver_to_client_is_false_when_the_connection_ends_first(broker_platform: RunningPlatform,
-                                                                         broker: PlatformBroker) -> None:
+async def test_deliver_to_client_is_false_when_the_connection_ends_first(
+    broker_platform: RunningPlatform, broker: PlatformBroker
+) -> None:
     client, delivery, _ = await downlink_in_flight(broker_platform, broker, "vanisher")
     client.abort()
     assert await delivery is False
@@ -289,8 +304,9 @@ async def test_qos0_publish_reaches_a_qos1_subscriber_at_qos0(broker_platform: R
 # -- will --------------------------------------------------------------------------------------------------------
 
 
-async def test_will_is_published_on_abrupt_close_and_not_after_disconnect(broker_platform: RunningPlatform,
-                                                                          mqtt: MqttFactory) -> None:
+async def test_will_is_published_on_abrupt_close_and_not_after_disconnect(
+    broker_platform: RunningPlatform, mqtt: MqttFactory
+) -> None:
     async with mqtt("will-raw-watcher") as watcher:
         await watcher.subscribe("devices/w/uplink/status", qos=1)
         polite = await connected(broker_platform, "w-polite", will=("devices/w/uplink/status", b"polite", 1))
@@ -302,8 +318,9 @@ async def test_will_is_published_on_abrupt_close_and_not_after_disconnect(broker
         assert (await next_message(watcher, timeout=raw.WAIT_S)).payload == b"rude"
 
 
-async def test_will_is_published_when_the_connection_breaks_the_protocol(broker_platform: RunningPlatform,
-                                                                        mqtt: MqttFactory) -> None:
+async def test_will_is_published_when_the_connection_breaks_the_protocol(
+    broker_platform: RunningPlatform, mqtt: MqttFactory
+) -> None:
     async with mqtt("will-violation-watcher") as watcher:
         await watcher.subscribe("devices/wv/uplink/status", qos=1)
         client = await connected(broker_platform, "wv", will=("devices/wv/uplink/status", b"broken", 0))
@@ -315,18 +332,26 @@ async def test_will_is_published_when_the_connection_breaks_the_protocol(broker_
 # -- plugin events -----------------------------------------------------------------------------------------------
 
 
-async def test_plugins_hear_a_clients_events_in_arrival_order(broker_platform: RunningPlatform,
-                                                              recorder: RecordingPlugin) -> None:
+async def test_plugins_hear_a_clients_events_in_arrival_order(
+    broker_platform: RunningPlatform, recorder: RecordingPlugin
+) -> None:
     client = await RawClient.open(broker_platform.mqtt_port)
     uplinks = [raw.publish("devices/ev/uplink/heartbeat", str(n).encode(), 1, n + 1) for n in range(20)]
-    await client.send(raw.connect("ev", PASSWORD) + raw.subscribe(1, "devices/ev/downlink/#", 1) + b"".join(uplinks)
-                      + raw.packet(0xA2, b"\x00\x02" + raw.utf8("devices/ev/downlink/#")) + raw.DISCONNECT)
+    await client.send(
+        raw.connect("ev", PASSWORD)
+        + raw.subscribe(1, "devices/ev/downlink/#", 1)
+        + b"".join(uplinks)
+        + raw.packet(0xA2, b"\x00\x02" + raw.utf8("devices/ev/downlink/#"))
+        + raw.DISCONNECT
+    )
     await client.closed_by_broker()
     expected = [("connected", "ev", "ev"), ("subscribed", "ev", "devices/ev/downlink/#", 1)]
     for n in range(20):
         payload = str(n).encode()
-        expected += [("received", "ev", "devices/ev/uplink/heartbeat", payload),
-                     ("broadcast", "ev", "devices/ev/uplink/heartbeat", payload)]
+        expected += [
+            ("received", "ev", "devices/ev/uplink/heartbeat", payload),
+            ("broadcast", "ev", "devices/ev/uplink/heartbeat", payload),
+        ]
     expected += [("unsubscribed", "ev", "devices/ev/downlink/#"), ("disconnected", "ev", "ev")]
     for _ in range(100):
         if len(recorder.of("ev")) >= len(expected):

@@ -134,8 +134,15 @@ async def test_will_is_published_when_a_client_vanishes(mqtt: MqttFactory, broke
     async with mqtt("will-watcher") as watcher:
         await watcher.subscribe("devices/d10/uplink/status", qos=1)
         will = aiomqtt.Will("devices/d10/uplink/status", b"offline", qos=1)
-        client = aiomqtt.Client("127.0.0.1", broker_platform.mqtt_port, username="d10",  # type: ignore[attr-defined]
-                                password="broker-test-password", identifier="d10", will=will, timeout=5)
+        client = aiomqtt.Client(
+            "127.0.0.1",
+            broker_platform.mqtt_port,
+            username="d10",  # type: ignore[attr-defined]
+            password="broker-test-password",
+            identifier="d10",
+            will=will,
+            timeout=5,
+        )
         await client.__aenter__()
         # End the TCP connection without DISCONNECT (shutdown, not close: the event loop still watches the fd).
         client._client.socket().shutdown(socket.SHUT_RDWR)
@@ -155,7 +162,9 @@ async def test_unsubscribe_stops_delivery(mqtt: MqttFactory, broker: PlatformBro
         assert "devices/d11/downlink/#" not in broker.subscriptions
 
 
-async def test_disconnected_clean_sessions_leave_nothing_in_the_indexes(mqtt: MqttFactory, broker: PlatformBroker) -> None:
+async def test_disconnected_clean_sessions_leave_nothing_in_the_indexes(
+    mqtt: MqttFactory, broker: PlatformBroker
+) -> None:
     for device in range(20):
         async with mqtt(f"transient-{device}") as client:
             await client.subscribe(f"devices/transient-{device}/downlink/#", qos=1)

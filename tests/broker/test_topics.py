@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+from amqtt.broker import Broker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqtt.broker import Broker
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages
 
 LEVELS = st.sampled_from(["a", "b", "devices", "d1", "$SYS", "", "x"])

@@ -97,7 +97,7 @@ async def _raw(running: RunningPlatform, data: bytes, *, read: bool = True) -> b
             return b""
         try:
             return await asyncio.wait_for(reader.read(64), 2)
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return b""
     finally:
         writer.close()

@@ -36,7 +36,8 @@ async def publish(client: aiomqtt.Client, device_id: str, suffix: str, body: Any
 async def register_model(running: RunningPlatform, **capabilities: Any) -> str:
     model_id = f"test-{new_id('m')[-8:].lower()}"
     response = await running.http.post(
-        "/admin/device-models", json={"id": model_id, "name": "Test model", "capabilities": capabilities},
+        "/admin/device-models",
+        json={"id": model_id, "name": "Test model", "capabilities": capabilities},
         headers=running.admin_headers,
     )
     assert response.status_code == 201, response.text
@@ -54,7 +55,9 @@ def device_headers(device_id: str, secret: str) -> dict[str, str]:
 async def outbox_rows(running: RunningPlatform, device_id: str, kind: str) -> list[dict[str, Any]]:
     rows = await running.platform.db.pool.fetch(
         "SELECT message_id, status, attempts, payload, last_error FROM device_outbox"
-        " WHERE device_id = $1 AND kind = $2 ORDER BY id", device_id, kind,
+        " WHERE device_id = $1 AND kind = $2 ORDER BY id",
+        device_id,
+        kind,
     )
     return [dict(row) for row in rows]
 

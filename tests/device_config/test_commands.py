@@ -72,26 +72,44 @@ async def test_each_command_round_trips_with_its_mqtt_ack(
             assert downlink["params"] == (params or {})
         assert await _reaches(running, device_id, command["id"], "sent")
 
-        await publish(client, device_id, "command/ack", {
-            "message_id": downlink["message_id"], "command_id": command["id"], "status": "succeeded", "detail": "ok",
-        })
+        await publish(
+            client,
+            device_id,
+            "command/ack",
+            {
+                "message_id": downlink["message_id"],
+                "command_id": command["id"],
+                "status": "succeeded",
+                "detail": "ok",
+            },
+        )
         assert await _reaches(running, device_id, command["id"], "acked")
     done = await _command(running, device_id, command["id"])
     assert done["detail"] == "ok" and done["completed_at"] is not None and done["attempts"] >= 1
     assert f"devices/{device_id}/uplink/command/ack" in await uplink_topics(running, device_id)
     assert await audit_actions(running, device_id) == [
-        "device.create", "device.credential.rotate", "device.command.create", "device.command.acked",
+        "device.create",
+        "device.credential.rotate",
+        "device.command.create",
+        "device.command.acked",
     ]
 
 
 async def test_a_command_acked_over_http_can_fail_with_its_detail(running: RunningPlatform) -> None:
     device_id, secret = await provisioned_device(running)
-    command = await _create(running, device_id, {"type": "ota_update", "params": {
-        "url": "https://firmware.example.com/x.bin", "checksum": CHECKSUM.upper()}})
+    command = await _create(
+        running,
+        device_id,
+        {"type": "ota_update", "params": {"url": "https://firmware.example.com/x.bin", "checksum": CHECKSUM.upper()}},
+    )
     assert command["params"]["checksum"] == CHECKSUM  # normalised to lower case
     headers = device_headers(device_id, secret)
-    ack = {"command_id": command["id"], "message_id": command["message_id"], "status": "failed",
-           "detail": "checksum mismatch after download"}
+    ack = {
+        "command_id": command["id"],
+        "message_id": command["message_id"],
+        "status": "failed",
+        "detail": "checksum mismatch after download",
+    }
     response = await running.http.post("/device/commands/ack", headers=headers, json=ack)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"
@@ -106,8 +124,12 @@ async def test_a_command_acked_over_http_can_fail_with_its_detail(running: Runni
 async def test_a_command_the_model_does_not_support_is_refused(running: RunningPlatform) -> None:
     model = await register_model(running, commands=["reboot"])
     device_id, _ = await provisioned_device(running, model)
-    response = await admin(running, "POST", f"/admin/devices/{device_id}/commands", {"type": "ota_update", "params": {
-        "url": "https://firmware.example.com/x.bin", "checksum": CHECKSUM}})
+    response = await admin(
+        running,
+        "POST",
+        f"/admin/devices/{device_id}/commands",
+        {"type": "ota_update", "params": {"url": "https://firmware.example.com/x.bin", "checksum": CHECKSUM}},
+    )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "command_not_supported"
     assert await outbox_rows(running, device_id, "command") == []
@@ -120,11 +142,17 @@ async def test_a_command_the_model_does_not_support_is_refused(running: RunningP
         ({"type": "set_volume"}, 400, "validation_error"),
         ({"type": "set_volume", "params": {"volume": "loud"}}, 400, "validation_error"),
         ({"type": "set_volume", "params": {"volume": 95}}, 422, "volume_out_of_range"),  # model range 10..90
-        ({"type": "ota_update", "params": {"url": "http://firmware.example.com/x.bin", "checksum": CHECKSUM}},
-         400, "validation_error"),
+        (
+            {"type": "ota_update", "params": {"url": "http://firmware.example.com/x.bin", "checksum": CHECKSUM}},
+            400,
+            "validation_error",
+        ),
         ({"type": "ota_update", "params": {"url": "https://", "checksum": CHECKSUM}}, 400, "validation_error"),
-        ({"type": "ota_update", "params": {"url": "https://f.example.com/x.bin", "checksum": "abc"}},
-         400, "validation_error"),
+        (
+            {"type": "ota_update", "params": {"url": "https://f.example.com/x.bin", "checksum": "abc"}},
+            400,
+            "validation_error",
+        ),
         ({"type": "reboot", "params": {"delay": 5}}, 400, "validation_error"),
         ({"type": "sync_time", "params": {"server_time": "2020-01-01T00:00:00Z"}}, 400, "validation_error"),
         ({"type": "self_destruct"}, 400, "validation_error"),
@@ -136,8 +164,9 @@ async def test_a_command_the_model_does_not_support_is_refused(running: RunningP
 async def test_bad_command_params_are_refused_and_nothing_is_queued(
     running: RunningPlatform, body: dict[str, Any], status: int, code: str
 ) -> None:
-    model = await register_model(running, volume_min=10, volume_max=90,
-                                 commands=["reboot", "set_volume", "ota_update", "sync_time"])
+    model = await register_model(
+        running, volume_min=10, volume_max=90, commands=["reboot", "set_volume", "ota_update", "sync_time"]
+    )
     device_id, _ = await provisioned_device(running, model)
     response = await admin(running, "POST", f"/admin/devices/{device_id}/commands", body)
     assert response.status_code == status, response.text
@@ -162,8 +191,11 @@ async def test_a_command_for_an_offline_device_expires(running: RunningPlatform)
 
     assert await eventually(swept)
     assert "pending_acks" not in (await device_detail(running, device_id))["health_summary"]["reasons"]
-    late = await running.http.post("/device/commands/ack", headers=device_headers(device_id, secret),
-                                   json={"command_id": command["id"], "status": "succeeded"})
+    late = await running.http.post(
+        "/device/commands/ack",
+        headers=device_headers(device_id, secret),
+        json={"command_id": command["id"], "status": "succeeded"},
+    )
     assert late.status_code == 409 and late.json()["error"]["code"] == "command_closed"
     async with online_device(running, device_id, secret):
         pass  # reconnecting delivers nothing expired
@@ -177,8 +209,12 @@ async def test_commands_page_newest_first(running: RunningPlatform) -> None:
     first = await admin(running, "GET", f"/admin/devices/{device_id}/commands", params={"limit": 2})
     assert first.status_code == 200, first.text
     assert [c["id"] for c in first.json()["items"]] == created[::-1][:2]
-    second = await admin(running, "GET", f"/admin/devices/{device_id}/commands",
-                         params={"limit": 2, "cursor": first.json()["next_cursor"]})
+    second = await admin(
+        running,
+        "GET",
+        f"/admin/devices/{device_id}/commands",
+        params={"limit": 2, "cursor": first.json()["next_cursor"]},
+    )
     assert [c["id"] for c in second.json()["items"]] == created[:1] and second.json()["next_cursor"] is None
     other_id, _ = await provisioned_device(running)
     response = await admin(running, "GET", f"/admin/devices/{other_id}/commands/{created[0]}")
@@ -205,8 +241,12 @@ async def test_malformed_command_acks_are_logged_and_ignored(
                 {"command_id": command["id"], "message_id": others["message_id"], "status": "succeeded"},  # wrong msg
             ):
                 await publish(client, device_id, "command/ack", bad)
-            await publish(client, device_id, "command/ack",
-                          {"command_id": command["id"], "message_id": downlink["message_id"], "status": "succeeded"})
+            await publish(
+                client,
+                device_id,
+                "command/ack",
+                {"command_id": command["id"], "message_id": downlink["message_id"], "status": "succeeded"},
+            )
             assert await _reaches(running, device_id, command["id"], "acked")
     assert (await _command(running, other_id, others["id"]))["status"] == "queued"
     refused = [r for r in caplog.records if r.getMessage() in ("malformed uplink ignored", "uplink refused")]
@@ -215,8 +255,9 @@ async def test_malformed_command_acks_are_logged_and_ignored(
 
 async def test_command_routes_need_the_command_permission(running: RunningPlatform) -> None:
     device_id, secret = await provisioned_device(running)
-    response = await running.http.post(f"/admin/devices/{device_id}/commands", json={"type": "reboot"},
-                                       headers=device_headers(device_id, secret))
+    response = await running.http.post(
+        f"/admin/devices/{device_id}/commands", json={"type": "reboot"}, headers=device_headers(device_id, secret)
+    )
     assert response.status_code == 401
     retired_id, _ = await provisioned_device(running)
     assert (await admin(running, "POST", f"/admin/devices/{retired_id}/retire")).status_code == 200

@@ -57,7 +57,10 @@ async def test_a_new_device_runs_the_model_defaults_as_version_0_without_drift(r
     audio = await _config(running, audio_id)
     assert audio["desired_version"] == 0 and audio["reported_version"] is None and audio["drift"] is False
     assert audio["desired"] == {
-        "volume": 50, "language": "id", "announcement_text_template": None, "heartbeat_interval_s": 60,
+        "volume": 50,
+        "language": "id",
+        "announcement_text_template": None,
+        "heartbeat_interval_s": 60,
     }
     assert (await _config(running, screen_id))["desired"]["display_brightness"] == 80
     narrow = (await _config(running, narrow_id))["desired"]
@@ -77,8 +80,9 @@ async def test_a_patch_reaches_the_online_device_and_its_ack_closes_the_drift(ru
         assert topic == f"devices/{device_id}/downlink/config"
         assert body["version"] == 1 and body["config"] == state["desired"] and body["message_id"]
 
-        await publish(client, device_id, "config/ack",
-                      {"message_id": body["message_id"], "version": 1, "status": "applied"})
+        await publish(
+            client, device_id, "config/ack", {"message_id": body["message_id"], "version": 1, "status": "applied"}
+        )
 
         async def applied() -> bool:
             return (await _config(running, device_id))["drift"] is False
@@ -92,7 +96,10 @@ async def test_a_patch_reaches_the_online_device_and_its_ack_closes_the_drift(ru
     assert device_id not in await _drifting(running)
     assert f"devices/{device_id}/uplink/config/ack" in await uplink_topics(running, device_id)
     assert await audit_actions(running, device_id) == [
-        "device.create", "device.credential.rotate", "device.config.update", "device.config.applied",
+        "device.create",
+        "device.credential.rotate",
+        "device.config.update",
+        "device.config.applied",
     ]
 
 
@@ -108,14 +115,17 @@ async def test_an_offline_device_gets_only_the_latest_desired_config_on_reconnec
     async with online_device(running, device_id, secret) as client:
         _, body = await next_downlink(client)
         assert body["version"] == 3 and body["config"]["volume"] == 30
-        await publish(client, device_id, "config/ack",
-                      {"message_id": body["message_id"], "version": 3, "status": "applied"})
+        await publish(
+            client, device_id, "config/ack", {"message_id": body["message_id"], "version": 3, "status": "applied"}
+        )
         # Nothing else is on its way: the superseded versions are never delivered (at-least-once
         # delivery may repeat the latest one, which the device de-duplicates by message_id).
         while (extra := await first_message(client, 1.0)) is not None:
             assert json.loads(bytes(extra.payload))["message_id"] == body["message_id"]
     assert [row["status"] for row in await outbox_rows(running, device_id, "config")] == [
-        "superseded", "superseded", "acked",
+        "superseded",
+        "superseded",
+        "acked",
     ]
     assert (await _config(running, device_id))["reported"]["volume"] == 30
 
@@ -125,9 +135,17 @@ async def test_a_rejected_config_is_visible_with_its_reason(running: RunningPlat
     async with online_device(running, device_id, secret) as client:
         await _patch(running, device_id, {"language": "en"})
         _, body = await next_downlink(client)
-        await publish(client, device_id, "config/ack", {
-            "message_id": body["message_id"], "version": 1, "status": "rejected", "reason": "no English voice pack",
-        })
+        await publish(
+            client,
+            device_id,
+            "config/ack",
+            {
+                "message_id": body["message_id"],
+                "version": 1,
+                "status": "rejected",
+                "reason": "no English voice pack",
+            },
+        )
 
         async def rejected() -> bool:
             return (await _status(running, device_id))["last_rejection"] is not None
@@ -158,8 +176,9 @@ async def test_retry_push_re_sends_the_latest_desired_config(running: RunningPla
             _, again = await next_downlink(client)
         assert again["message_id"] == status["last_push"]["message_id"]
         assert again["version"] == 1 and again["config"] == first["config"]
-        await publish(client, device_id, "config/ack",
-                      {"message_id": again["message_id"], "version": 1, "status": "applied"})
+        await publish(
+            client, device_id, "config/ack", {"message_id": again["message_id"], "version": 1, "status": "applied"}
+        )
 
         async def closed() -> bool:
             return (await _status(running, device_id))["drift"] is False
@@ -208,12 +227,21 @@ async def test_a_model_with_short_text_cannot_be_configured_for_a_long_language(
 
 async def test_merge_patch_null_restores_a_default_and_a_no_op_keeps_the_version(running: RunningPlatform) -> None:
     device_id, _ = await provisioned_device(running, "generic-screen")
-    state = await _patch(running, device_id, {
-        "volume": 30, "display_brightness": 40, "announcement_text_template": "Dana masuk {amount_words}",
-    })
+    state = await _patch(
+        running,
+        device_id,
+        {
+            "volume": 30,
+            "display_brightness": 40,
+            "announcement_text_template": "Dana masuk {amount_words}",
+        },
+    )
     assert state["desired_version"] == 1
-    assert state["overrides"] == {"volume": 30, "display_brightness": 40,
-                                  "announcement_text_template": "Dana masuk {amount_words}"}
+    assert state["overrides"] == {
+        "volume": 30,
+        "display_brightness": 40,
+        "announcement_text_template": "Dana masuk {amount_words}",
+    }
     state = await _patch(running, device_id, {"volume": None})
     assert state["desired_version"] == 2 and state["desired"]["volume"] == 50
     assert state["desired"]["display_brightness"] == 40 and "volume" not in state["overrides"]
@@ -247,21 +275,24 @@ async def test_the_device_fetches_and_acks_its_config_over_http(running: Running
     assert fetched["version"] == 1 and fetched["config"]["volume"] == 65 and fetched["message_id"]
 
     other_id, _ = await provisioned_device(running)
-    forged = await running.http.post("/device/config/ack", headers=headers,
-                                     json={"device_id": other_id, "version": 1, "status": "applied"})
+    forged = await running.http.post(
+        "/device/config/ack", headers=headers, json={"device_id": other_id, "version": 1, "status": "applied"}
+    )
     assert forged.status_code == 403
     unauthenticated = await running.http.post("/device/config/ack", json={"version": 1, "status": "applied"})
     assert unauthenticated.status_code == 401
 
-    response = await running.http.post("/device/config/ack", headers=headers,
-                                       json={"version": 1, "status": "applied"})  # fetched, so no message_id
+    response = await running.http.post(
+        "/device/config/ack", headers=headers, json={"version": 1, "status": "applied"}
+    )  # fetched, so no message_id
     assert response.status_code == 200, response.text
     assert response.json()["drift"] is False and response.json()["reported"]["volume"] == 65
     # The ack closes the queued downlink too: the device is not sent what it already runs.
     assert [row["status"] for row in await outbox_rows(running, device_id, "config")] == ["acked"]
     actor = await running.platform.db.pool.fetchrow(
         "SELECT actor_type, actor_id, request_id FROM audit_logs WHERE action = 'device.config.applied'"
-        " AND entity_id = $1", device_id,
+        " AND entity_id = $1",
+        device_id,
     )
     assert actor["actor_type"] == "device" and actor["actor_id"] == device_id and actor["request_id"]
 
@@ -307,8 +338,9 @@ async def test_malformed_config_acks_are_logged_and_ignored(
                 {"message_id": body["message_id"], "version": 1, "status": "applied", "device_id": other_id},
             ):
                 await publish(client, device_id, "config/ack", bad)
-            await publish(client, device_id, "config/ack",
-                          {"message_id": body["message_id"], "version": 1, "status": "applied"})
+            await publish(
+                client, device_id, "config/ack", {"message_id": body["message_id"], "version": 1, "status": "applied"}
+            )
 
             async def good_one_applied() -> bool:
                 return (await _config(running, device_id))["reported_version"] == 1
@@ -343,10 +375,16 @@ async def test_the_config_and_command_routes_are_documented_in_openapi(running: 
     assert response.status_code == 200
     schema = response.json()
     paths = schema["paths"]
-    for path in ("/admin/devices/{device_id}/config", "/admin/devices/{device_id}/config/status",
-                 "/admin/devices/{device_id}/config/retry-push", "/admin/devices/{device_id}/commands",
-                 "/admin/devices/{device_id}/commands/{command_id}", "/device/config", "/device/config/ack",
-                 "/device/commands/ack"):
+    for path in (
+        "/admin/devices/{device_id}/config",
+        "/admin/devices/{device_id}/config/status",
+        "/admin/devices/{device_id}/config/retry-push",
+        "/admin/devices/{device_id}/commands",
+        "/admin/devices/{device_id}/commands/{command_id}",
+        "/device/config",
+        "/device/config/ack",
+        "/device/commands/ack",
+    ):
         assert path in paths, path
     patch_schema = schema["components"]["schemas"]["ConfigPatch"]
     assert set(patch_schema["properties"]) == set(config_shadow.CONFIG_KEYS)

@@ -17,7 +17,8 @@ _serials = itertools.count(1)
 
 async def register_device(running: RunningPlatform, model: str = "generic-audio") -> dict[str, Any]:
     response = await running.http.post(
-        "/admin/devices", json={"serial_number": f"SN-{new_id('t')[-10:]}-{next(_serials)}", "model": model},
+        "/admin/devices",
+        json={"serial_number": f"SN-{new_id('t')[-10:]}-{next(_serials)}", "model": model},
         headers=running.admin_headers,
     )
     assert response.status_code == 201, response.text
@@ -68,5 +69,5 @@ async def first_message(client: aiomqtt.Client, timeout: float) -> aiomqtt.Messa
 
     try:
         return await asyncio.wait_for(first(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None

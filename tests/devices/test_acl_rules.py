@@ -61,12 +61,16 @@ def test_matching_helpers_follow_mqtt() -> None:
 
 
 def test_unsafe_rule_sets_are_reported() -> None:
-    problems = AclRules.parse({"rules": [
-        {"action": "subscribe", "topic": "devices/+/%u/#"},
-        {"action": "publish", "topic": "devices/dev-%u/uplink/#"},
-        {"action": "publish", "topic": "broadcast/#"},
-        {"action": "subscribe", "topic": "devices/%u/#/x"},
-    ]}).problems()
+    problems = AclRules.parse(
+        {
+            "rules": [
+                {"action": "subscribe", "topic": "devices/+/%u/#"},
+                {"action": "publish", "topic": "devices/dev-%u/uplink/#"},
+                {"action": "publish", "topic": "broadcast/#"},
+                {"action": "subscribe", "topic": "devices/%u/#/x"},
+            ]
+        }
+    ).problems()
     assert len(problems) == 4
     with pytest.raises(AclRulesError):
         AclRules.parse({"rules": [{"action": "delete", "topic": "x"}]})

@@ -61,7 +61,8 @@ async def test_the_secret_is_never_logged(running: RunningPlatform, caplog: pyte
         async with running.mqtt(device["id"], issued["mqtt_password"]) as client:
             await client.publish(f"devices/{device['id']}/uplink/heartbeat", b"{}", qos=1)
         await running.http.post(
-            "/device/heartbeat", json={"battery_level": 50},
+            "/device/heartbeat",
+            json={"battery_level": 50},
             headers={"X-Device-Id": device["id"], "X-Device-Secret": issued["mqtt_password"]},
         )
         # a wrong secret is not logged either

@@ -15,7 +15,12 @@ async def test_heartbeat_with_device_secret_is_recorded(running: RunningPlatform
     device_id, secret = await provisioned_device(running)
     response = await running.http.post(
         "/device/heartbeat",
-        json={"device_id": device_id, "timestamp": "2026-05-28T00:00:00.000Z", "network_strength": 88, "battery_level": 77},
+        json={
+            "device_id": device_id,
+            "timestamp": "2026-05-28T00:00:00.000Z",
+            "network_strength": 88,
+            "battery_level": 77,
+        },
         headers=_secret_headers(device_id, secret),
     )
     assert response.status_code == 200, response.text
@@ -63,6 +68,8 @@ async def test_malformed_heartbeat_is_a_validation_error(running: RunningPlatfor
         assert response.status_code in (400, 422), (body, response.text)
         assert response.json()["error"]["code"] == "validation_error"
     broken = await running.http.post(
-        "/device/heartbeat", content=b"{not json", headers=_secret_headers(device_id, secret) | {"Content-Type": "application/json"}
+        "/device/heartbeat",
+        content=b"{not json",
+        headers=_secret_headers(device_id, secret) | {"Content-Type": "application/json"},
     )
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "validation_error"

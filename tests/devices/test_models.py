@@ -7,7 +7,14 @@ import pytest
 from tests.support import RunningPlatform
 
 CAPABILITY_FIELDS = {
-    "screen", "dynamic_qr", "languages", "announcement_format", "max_text_length", "volume_min", "volume_max", "commands",
+    "screen",
+    "dynamic_qr",
+    "languages",
+    "announcement_format",
+    "max_text_length",
+    "volume_min",
+    "volume_max",
+    "commands",
 }
 
 
@@ -31,8 +38,14 @@ async def test_a_vendor_model_can_be_registered_and_used(running: RunningPlatfor
         "name": "ACME SB-1",
         "vendor": "ACME",
         "capabilities": {
-            "screen": False, "dynamic_qr": False, "languages": ["id"], "announcement_format": "amount_only",
-            "max_text_length": None, "volume_min": 1, "volume_max": 15, "commands": ["reboot", "set_volume"],
+            "screen": False,
+            "dynamic_qr": False,
+            "languages": ["id"],
+            "announcement_format": "amount_only",
+            "max_text_length": None,
+            "volume_min": 1,
+            "volume_max": 15,
+            "commands": ["reboot", "set_volume"],
         },
     }
     created = await running.http.post("/admin/device-models", json=body, headers=running.admin_headers)

@@ -25,7 +25,9 @@ def presence_writer(running: RunningPlatform) -> PresenceWriter:
 
 
 async def online_states(running: RunningPlatform, device_ids: list[str]) -> dict[str, bool]:
-    rows = await running.platform.db.pool.fetch("SELECT id, online FROM devices WHERE id = ANY ($1::text[])", device_ids)
+    rows = await running.platform.db.pool.fetch(
+        "SELECT id, online FROM devices WHERE id = ANY ($1::text[])", device_ids
+    )
     return {row["id"]: row["online"] for row in rows}
 
 

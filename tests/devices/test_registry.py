@@ -15,7 +15,12 @@ async def test_register_answers_201_with_a_registered_device(running: RunningPla
     assert device["model"] == "generic-screen" and device["terminal_id"] is None
     assert device["credential"] == {"fingerprint": None, "rotated_at": None}
     assert device["mqtt_username"] == device["id"]
-    assert device["health_summary"] == {"status": "unprovisioned", "score": 0, "age_seconds": None, "reasons": ["no_credential"]}
+    assert device["health_summary"] == {
+        "status": "unprovisioned",
+        "score": 0,
+        "age_seconds": None,
+        "reasons": ["no_credential"],
+    }
     assert (await device_detail(running, device["id"]))["serial_number"] == "SB-REG-1"
 
 
@@ -25,16 +30,24 @@ async def test_register_refuses_duplicates_unknown_models_and_bad_bodies(running
     assert duplicate.status_code == 409 and duplicate.json()["error"]["code"] == "serial_number_taken"
     unknown = await admin_post(running, "/admin/devices", {"serial_number": "SB-X", "model": "no-such-model"})
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_device_model"
-    for body in ({"serial_number": "SB-Y"}, {"serial_number": "", "model": "generic-audio"},
-                 {"serial_number": "SB-Z", "model": "generic-audio", "extra": 1}, [1, 2]):
+    for body in (
+        {"serial_number": "SB-Y"},
+        {"serial_number": "", "model": "generic-audio"},
+        {"serial_number": "SB-Z", "model": "generic-audio", "extra": 1},
+        [1, 2],
+    ):
         response = await admin_post(running, "/admin/devices", body)
         assert response.status_code in (400, 422), (body, response.text)
         assert response.json()["error"]["code"] == "validation_error"
 
 
 async def test_unknown_device_is_404(running: RunningPlatform) -> None:
-    for method, path in [("GET", "/admin/devices/dev_nope"), ("POST", "/admin/devices/dev_nope/bind"),
-                         ("POST", "/admin/devices/dev_nope/credentials/rotate"), ("GET", "/admin/devices/dev_nope/mqtt-messages")]:
+    for method, path in [
+        ("GET", "/admin/devices/dev_nope"),
+        ("POST", "/admin/devices/dev_nope/bind"),
+        ("POST", "/admin/devices/dev_nope/credentials/rotate"),
+        ("GET", "/admin/devices/dev_nope/mqtt-messages"),
+    ]:
         body = {"terminal_id": "trm_x"} if path.endswith("bind") else None
         response = await running.http.request(method, path, json=body, headers=running.admin_headers)
         assert response.status_code == 404, (path, response.text)
@@ -86,8 +99,12 @@ async def test_status_lifecycle(running: RunningPlatform) -> None:
     body = retired.json()
     assert body["status"] == "retired" and body["terminal_id"] is None and body["retired_at"] is not None
     assert body["credential"]["fingerprint"] is None
-    for path, payload in [("enable", None), ("disable", None), ("bind", {"terminal_id": place["terminal_id"]}),
-                          ("credentials/rotate", None)]:
+    for path, payload in [
+        ("enable", None),
+        ("disable", None),
+        ("bind", {"terminal_id": place["terminal_id"]}),
+        ("credentials/rotate", None),
+    ]:
         response = await admin_post(running, f"/admin/devices/{device_id}/{path}", payload)
         assert response.status_code == 409, (path, response.text)
         assert response.json()["error"]["code"] == "invalid_state"
@@ -149,8 +166,13 @@ async def test_admin_writes_are_audited(running: RunningPlatform) -> None:
         device_id,
     )
     assert [r["action"] for r in rows] == [
-        "device.create", "device.credential.rotate", "device.bind", "device.unbind",
-        "device.disable", "device.enable", "device.retire",
+        "device.create",
+        "device.credential.rotate",
+        "device.bind",
+        "device.unbind",
+        "device.disable",
+        "device.enable",
+        "device.retire",
     ]
     assert all(r["actor_type"] == "admin" and r["request_id"] for r in rows)
     assert rows[2]["merchant_id"] == place["merchant_id"]
@@ -158,6 +180,9 @@ async def test_admin_writes_are_audited(running: RunningPlatform) -> None:
 
 async def test_device_routes_need_the_right_permission(running: RunningPlatform) -> None:
     assert (await running.http.get("/admin/devices")).status_code == 401
-    response = await running.http.post("/admin/devices", json={"serial_number": "S", "model": "generic-audio"},
-                                       headers={"Authorization": "Bearer wrong"})
+    response = await running.http.post(
+        "/admin/devices",
+        json={"serial_number": "S", "model": "generic-audio"},
+        headers={"Authorization": "Bearer wrong"},
+    )
     assert response.status_code == 401

@@ -14,8 +14,13 @@ from tests.support import ADMIN_TOKEN, RunningPlatform
 
 async def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qris_soundbox.tools.cli", *args,
-        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "qris_soundbox.tools.cli",
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode or 0, stdout.decode(), stderr.decode()
@@ -51,7 +56,13 @@ async def test_acl_check_refuses_rules_that_reach_other_devices(tmp_path: Path) 
 async def test_device_provision_prints_a_working_profile(running: RunningPlatform) -> None:
     device = await register_device(running)
     code, out, err = await _cli(
-        "device", "provision", "--device-id", device["id"], "--base-url", running.http_url, "--json",
+        "device",
+        "provision",
+        "--device-id",
+        device["id"],
+        "--base-url",
+        running.http_url,
+        "--json",
         env={"ADMIN_TOKEN": ADMIN_TOKEN},
     )
     assert code == 0, err
@@ -63,11 +74,25 @@ async def test_device_provision_prints_a_working_profile(running: RunningPlatfor
         pass
     assert (await device_detail(running, device["id"]))["credential"]["fingerprint"] == profile["fingerprint"]
 
-    code, out, err = await _cli("device", "provision", "--device-id", device["id"], "--base-url", running.http_url,
-                                env={"ADMIN_TOKEN": ADMIN_TOKEN})
+    code, out, err = await _cli(
+        "device",
+        "provision",
+        "--device-id",
+        device["id"],
+        "--base-url",
+        running.http_url,
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
+    )
     assert code == 0 and "client id" in out and device["id"] in out
-    code, _, err = await _cli("device", "provision", "--device-id", "dev_missing", "--base-url", running.http_url,
-                              env={"ADMIN_TOKEN": ADMIN_TOKEN})
+    code, _, err = await _cli(
+        "device",
+        "provision",
+        "--device-id",
+        "dev_missing",
+        "--base-url",
+        running.http_url,
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
+    )
     assert code != 0 and "not_found" in err and "Traceback" not in err
 
 
@@ -75,10 +100,17 @@ async def test_acl_smoke_proves_a_cannot_reach_b(running: RunningPlatform) -> No
     device_a, secret_a = await provisioned_device(running)
     device_b, _ = await provisioned_device(running)
     code, out, err = await _cli(
-        "acl", "smoke", "--broker-url", f"mqtt://{running.mqtt_host}:{running.mqtt_port}", "--base-url", running.http_url,
+        "acl",
+        "smoke",
+        "--broker-url",
+        f"mqtt://{running.mqtt_host}:{running.mqtt_port}",
+        "--base-url",
+        running.http_url,
         env={
-            "MQTT_TEST_DEVICE_A_USERNAME": device_a, "MQTT_TEST_DEVICE_A_PASSWORD": secret_a,
-            "MQTT_TEST_DEVICE_B_USERNAME": device_b, "ADMIN_TOKEN": ADMIN_TOKEN,
+            "MQTT_TEST_DEVICE_A_USERNAME": device_a,
+            "MQTT_TEST_DEVICE_A_PASSWORD": secret_a,
+            "MQTT_TEST_DEVICE_B_USERNAME": device_b,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
         },
     )
     assert code == 0, out + err
@@ -89,8 +121,14 @@ async def test_acl_smoke_proves_a_cannot_reach_b(running: RunningPlatform) -> No
 async def test_acl_smoke_fails_with_a_wrong_password(running: RunningPlatform) -> None:
     device_a, _ = await provisioned_device(running)
     code, out, _ = await _cli(
-        "acl", "smoke", "--broker-url", f"mqtt://{running.mqtt_host}:{running.mqtt_port}",
-        env={"MQTT_TEST_DEVICE_A_USERNAME": device_a, "MQTT_TEST_DEVICE_A_PASSWORD": "wrong",
-             "MQTT_TEST_DEVICE_B_USERNAME": "dev_b"},
+        "acl",
+        "smoke",
+        "--broker-url",
+        f"mqtt://{running.mqtt_host}:{running.mqtt_port}",
+        env={
+            "MQTT_TEST_DEVICE_A_USERNAME": device_a,
+            "MQTT_TEST_DEVICE_A_PASSWORD": "wrong",
+            "MQTT_TEST_DEVICE_B_USERNAME": "dev_b",
+        },
     )
     assert code == 1 and "FAIL" in out

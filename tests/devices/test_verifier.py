@@ -37,8 +37,10 @@ async def test_a_retry_while_its_secret_is_being_hashed_waits_for_that_hash(runn
     verifier = CredentialVerifier(running.platform.db)
     try:
         first, retry, wrong = await asyncio.gather(
-            verifier.verify(device_id, secret), verifier.verify(device_id, secret),
-            verifier.verify(device_id, "not-the-secret"))
+            verifier.verify(device_id, secret),
+            verifier.verify(device_id, secret),
+            verifier.verify(device_id, "not-the-secret"),
+        )
     finally:
         verifier.close()
     assert first is not None and retry is not None and wrong is None
@@ -52,7 +54,8 @@ async def test_the_broker_and_the_device_routes_share_one_verifier(running: Runn
     async with running.mqtt(device_id, secret):
         pass
     hashed, cached = verifier.hashed, verifier.cached
-    response = await running.http.post("/device/heartbeat", json={},
-                                       headers={"X-Device-Id": device_id, "X-Device-Secret": secret})
+    response = await running.http.post(
+        "/device/heartbeat", json={}, headers={"X-Device-Id": device_id, "X-Device-Secret": secret}
+    )
     assert response.status_code == 200, response.text
     assert (verifier.hashed, verifier.cached) == (hashed, cached + 1)

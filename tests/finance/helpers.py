@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+
 from tests.actors import Client, bearer, logged_in
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
@@ -35,8 +36,9 @@ async def ledger_sums(running: RunningPlatform, merchant_id: str) -> dict[str, i
 
 
 async def create_batches(running: RunningPlatform, body: dict | None = None, headers: dict | None = None) -> list[dict]:
-    response = await running.http.post("/admin/settlement-batches", json=body or {},
-                                       headers=headers or running.admin_headers)
+    response = await running.http.post(
+        "/admin/settlement-batches", json=body or {}, headers=headers or running.admin_headers
+    )
     assert response.status_code == 201, response.text
     return response.json()["items"]
 

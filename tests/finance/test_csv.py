@@ -8,13 +8,15 @@ from tests.finance.helpers import batch_for, merchant_with_payments, parse_csv
 from tests.support import RunningPlatform
 
 # Reasons are trimmed on the way in, so leading tab/CR can only come from stored data (see test_safe_cell).
-HOSTILE = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "=1+2\tcmd"]
+HOSTILE = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "=1+2\tcmd"]
 
 
 async def adjust(running: RunningPlatform, batch_id: str, adjustment_type: str, amount: int, reason: str) -> dict:
-    response = await running.http.post(f"/admin/settlement-batches/{batch_id}/adjustments",
-                                       json={"adjustment_type": adjustment_type, "amount": amount, "reason": reason},
-                                       headers=running.admin_headers)
+    response = await running.http.post(
+        f"/admin/settlement-batches/{batch_id}/adjustments",
+        json={"adjustment_type": adjustment_type, "amount": amount, "reason": reason},
+        headers=running.admin_headers,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -57,20 +59,35 @@ async def test_bank_generic_file_pays_the_adjusted_payable(running: RunningPlatf
     assert int(row["amount"]) == current["adjusted_payable_amount"] == batch["payable_amount"] - 50_000
     assert row["beneficiary_name"] == "Warung Test" and row["currency"] == "IDR"
     assert row["reference"] == batch["id"] and row["merchant_id"] == ids["merchant_id"]
-    assert list(row) == ["batch_id", "beneficiary_name", "beneficiary_account_number", "beneficiary_bank_code",
-                         "amount", "currency", "reference", "description", "merchant_id", "merchant_code",
-                         "beneficiary_email"]
-    await running.http.post(f"/admin/settlement-batches/{batch['id']}/mark-paid",
-                            json={"payout_reference": "MANDIRI-42"}, headers=running.admin_headers)
-    (paid_row,) = parse_csv(await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv",
-                                          format="bank_generic"))
+    assert list(row) == [
+        "batch_id",
+        "beneficiary_name",
+        "beneficiary_account_number",
+        "beneficiary_bank_code",
+        "amount",
+        "currency",
+        "reference",
+        "description",
+        "merchant_id",
+        "merchant_code",
+        "beneficiary_email",
+    ]
+    await running.http.post(
+        f"/admin/settlement-batches/{batch['id']}/mark-paid",
+        json={"payout_reference": "MANDIRI-42"},
+        headers=running.admin_headers,
+    )
+    (paid_row,) = parse_csv(
+        await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
+    )
     assert paid_row["reference"] == "MANDIRI-42"
 
 
 async def test_formula_injection_is_neutralised(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [900_000])
-    renamed = await running.http.patch(f"/admin/merchants/{ids['merchant_id']}", json={"legal_name": HOSTILE[0]},
-                                       headers=running.admin_headers)
+    renamed = await running.http.patch(
+        f"/admin/merchants/{ids['merchant_id']}", json={"legal_name": HOSTILE[0]}, headers=running.admin_headers
+    )
     assert renamed.status_code == 200, renamed.text
     batch = await batch_for(running, ids["merchant_id"])
     for reason in HOSTILE:
@@ -82,18 +99,22 @@ async def test_formula_injection_is_neutralised(running: RunningPlatform) -> Non
     # Numbers stay numbers: a negative amount is not text to defuse.
     assert {r["adjustment_amount"] for r in standard if r["row_type"] == "adjustment"} == {"-1"}
 
-    (bank,) = parse_csv(await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv",
-                                      format="bank_generic"))
+    (bank,) = parse_csv(
+        await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
+    )
     assert bank["beneficiary_name"] == "'" + HOSTILE[0]
     # The API refuses control characters in a name; an older row may still hold one.
-    await running.platform.db.pool.execute("UPDATE merchants SET legal_name = $2 WHERE id = $1",
-                                           ids["merchant_id"], "\t=cmd")
-    (bank_tab,) = parse_csv(await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv",
-                                          format="bank_generic"))
+    await running.platform.db.pool.execute(
+        "UPDATE merchants SET legal_name = $2 WHERE id = $1", ids["merchant_id"], "\t=cmd"
+    )
+    (bank_tab,) = parse_csv(
+        await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
+    )
     assert bank_tab["beneficiary_name"] == "'\t=cmd"
 
-    report = parse_csv(await get_csv(running, "/admin/settlement-adjustments/export.csv",
-                                     merchant_id=ids["merchant_id"]))
+    report = parse_csv(
+        await get_csv(running, "/admin/settlement-adjustments/export.csv", merchant_id=ids["merchant_id"])
+    )
     assert sorted(r["reason"] for r in report) == sorted("'" + text for text in HOSTILE)
     for row in standard + report + [bank]:
         for value in row.values():
@@ -106,31 +127,42 @@ async def test_adjustment_report_filters_and_matches_the_list(running: RunningPl
     batch = await batch_for(running, ids["merchant_id"])
     await adjust(running, batch["id"], "bank_fee", -2_000, "fee")
     await adjust(running, batch["id"], "bonus", 3_000, "promo ünïcode ✓")
-    rows = parse_csv(await get_csv(running, "/admin/settlement-adjustments/export.csv",
-                                   merchant_id=ids["merchant_id"]))
-    listed = (await running.http.get("/admin/settlement-adjustments", params={"merchant_id": ids["merchant_id"]},
-                                     headers=running.admin_headers)).json()["items"]
+    rows = parse_csv(await get_csv(running, "/admin/settlement-adjustments/export.csv", merchant_id=ids["merchant_id"]))
+    listed = (
+        await running.http.get(
+            "/admin/settlement-adjustments", params={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers
+        )
+    ).json()["items"]
     assert sorted(r["adjustment_id"] for r in rows) == sorted(a["id"] for a in listed)
     assert sum(int(r["amount"]) for r in rows) == 1_000
     assert "promo ünïcode ✓" in {r["reason"] for r in rows}
-    only_fees = parse_csv(await get_csv(running, "/admin/settlement-adjustments/export.csv",
-                                        merchant_id=ids["merchant_id"], adjustment_type="bank_fee"))
+    only_fees = parse_csv(
+        await get_csv(
+            running,
+            "/admin/settlement-adjustments/export.csv",
+            merchant_id=ids["merchant_id"],
+            adjustment_type="bank_fee",
+        )
+    )
     assert [r["amount"] for r in only_fees] == ["-2000"]
 
 
 async def test_csv_errors_are_envelopes(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [1_000])
     batch = await batch_for(running, ids["merchant_id"])
-    bad_format = await running.http.get(f"/admin/settlement-batches/{batch['id']}/export.csv",
-                                        params={"format": "xlsx"}, headers=running.admin_headers)
+    bad_format = await running.http.get(
+        f"/admin/settlement-batches/{batch['id']}/export.csv", params={"format": "xlsx"}, headers=running.admin_headers
+    )
     assert bad_format.status_code == 400 and bad_format.json()["error"]["code"] == "validation_error"
     missing = await running.http.get("/admin/settlement-batches/stb_nope/export.csv", headers=running.admin_headers)
     assert missing.status_code == 404
-    bad_type = await running.http.get("/admin/settlement-adjustments/export.csv",
-                                      params={"adjustment_type": "gift"}, headers=running.admin_headers)
+    bad_type = await running.http.get(
+        "/admin/settlement-adjustments/export.csv", params={"adjustment_type": "gift"}, headers=running.admin_headers
+    )
     assert bad_type.status_code == 400
-    bad_date = await running.http.get("/admin/settlement-adjustments/export.csv",
-                                      params={"from": "yesterday"}, headers=running.admin_headers)
+    bad_date = await running.http.get(
+        "/admin/settlement-adjustments/export.csv", params={"from": "yesterday"}, headers=running.admin_headers
+    )
     assert bad_date.status_code == 400
 
 

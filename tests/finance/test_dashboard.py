@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-
 from qris_soundbox.core.finance.dashboard import business_day
 from tests.finance.helpers import admin_logins, batch_for, merchant_with_payments
 from tests.payments.helpers import callback_body, pending_transaction, post_callback
@@ -23,21 +22,32 @@ async def get(running: RunningPlatform, path: str, **params: str) -> dict:
 async def test_dashboard_totals_follow_the_batches(running: RunningPlatform) -> None:
     empty = await get(running, "/admin/dashboard/summary")
     assert empty["pending_payout_amount"] == 0 and empty["batch_counts"] == {
-        "pending": 0, "paid": 0, "failed": 0, "cancelled": 0}
+        "pending": 0,
+        "paid": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
     a = await merchant_with_payments(running, [100_000, 50_000], fee_bps=100)  # fees 1,000 + 500
     b = await merchant_with_payments(running, [20_000], fee_bps=100)  # fee 200
     c = await merchant_with_payments(running, [7_000], fee_bps=100)  # fee 70, left unbatched
     batch_a = await batch_for(running, a["merchant_id"])
     batch_b = await batch_for(running, b["merchant_id"])
-    await running.http.post(f"/admin/settlement-batches/{batch_a['id']}/adjustments",
-                            json={"adjustment_type": "bank_fee", "amount": -2_500, "reason": "fee"},
-                            headers=running.admin_headers)
-    await running.http.post(f"/admin/settlement-batches/{batch_a['id']}/mark-paid",
-                            json={"payout_reference": "BCA-1"}, headers=running.admin_headers)
-    await running.http.post(f"/admin/settlement-batches/{batch_b['id']}/adjustments",
-                            json={"adjustment_type": "bonus", "amount": 1_000, "reason": "promo"},
-                            headers=running.admin_headers)
+    await running.http.post(
+        f"/admin/settlement-batches/{batch_a['id']}/adjustments",
+        json={"adjustment_type": "bank_fee", "amount": -2_500, "reason": "fee"},
+        headers=running.admin_headers,
+    )
+    await running.http.post(
+        f"/admin/settlement-batches/{batch_a['id']}/mark-paid",
+        json={"payout_reference": "BCA-1"},
+        headers=running.admin_headers,
+    )
+    await running.http.post(
+        f"/admin/settlement-batches/{batch_b['id']}/adjustments",
+        json={"adjustment_type": "bonus", "amount": 1_000, "reason": "promo"},
+        headers=running.admin_headers,
+    )
 
     summary = await get(running, "/admin/dashboard/summary")
     assert summary["platform_fee_total"] == 1_000 + 500 + 200 + 70
@@ -65,9 +75,11 @@ def test_business_day_is_jakarta() -> None:
 async def test_reconciliation_matches_batches_and_lists_callback_exceptions(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [30_000, 12_345])
     batch = await batch_for(running, ids["merchant_id"])
-    await running.http.post(f"/admin/settlement-batches/{batch['id']}/adjustments",
-                            json={"adjustment_type": "correction", "amount": -345, "reason": "rounding"},
-                            headers=running.admin_headers)
+    await running.http.post(
+        f"/admin/settlement-batches/{batch['id']}/adjustments",
+        json={"adjustment_type": "correction", "amount": -345, "reason": "rounding"},
+        headers=running.admin_headers,
+    )
     # An amount-mismatch callback for this merchant's dynamic QR is recorded for reconciliation.
     txn = await pending_transaction(running, ids["terminal_id"], 10_000)
     mismatch = await post_callback(running, callback_body(amount=9_999, transaction_id=txn))
@@ -85,14 +97,19 @@ async def test_reconciliation_matches_batches_and_lists_callback_exceptions(runn
     assert exception["kind"] == "amount_mismatch" and exception["transaction_id"] == txn
     assert exception["expected_amount"] == 10_000 and exception["received_amount"] == 9_999
 
-    await running.http.post(f"/admin/settlement-batches/{batch['id']}/mark-failed", json={"reason": "bounced"},
-                            headers=running.admin_headers)
-    failed = (await get(running, "/admin/reconciliation/settlement-batches",
-                        merchant_id=ids["merchant_id"]))["items"][0]
+    await running.http.post(
+        f"/admin/settlement-batches/{batch['id']}/mark-failed",
+        json={"reason": "bounced"},
+        headers=running.admin_headers,
+    )
+    failed = (await get(running, "/admin/reconciliation/settlement-batches", merchant_id=ids["merchant_id"]))["items"][
+        0
+    ]
     assert failed["payout_state"] == "payout_failed" and failed["matched"] is True
     assert failed["live_entry_count"] == 0
-    assert (await get(running, "/admin/reconciliation/settlement-batches",
-                      merchant_id=ids["merchant_id"]))["unbatched_payables"]["entry_count"] == 2
+    assert (await get(running, "/admin/reconciliation/settlement-batches", merchant_id=ids["merchant_id"]))[
+        "unbatched_payables"
+    ]["entry_count"] == 2
 
 
 async def test_reconciliation_flags_a_duplicate_payout_reference(running: RunningPlatform) -> None:
@@ -100,8 +117,11 @@ async def test_reconciliation_flags_a_duplicate_payout_reference(running: Runnin
     second = await merchant_with_payments(running, [6_000])
     for ids in (first, second):
         batch = await batch_for(running, ids["merchant_id"])
-        await running.http.post(f"/admin/settlement-batches/{batch['id']}/mark-paid",
-                                json={"payout_reference": "SAME-REF"}, headers=running.admin_headers)
+        await running.http.post(
+            f"/admin/settlement-batches/{batch['id']}/mark-paid",
+            json={"payout_reference": "SAME-REF"},
+            headers=running.admin_headers,
+        )
     report = await get(running, "/admin/reconciliation/settlement-batches", merchant_id=second["merchant_id"])
     assert report["items"][0]["mismatches"] == ["duplicate_payout_reference"]
     assert report["mismatched_count"] == 1
@@ -118,8 +138,12 @@ async def test_observability_summary(running: RunningPlatform) -> None:
 
 async def test_read_roles(running: RunningPlatform) -> None:
     viewer = (await admin_logins(running, "viewer"))["viewer"]
-    for path in ("/admin/dashboard/summary", "/admin/observability/summary",
-                 "/admin/reconciliation/settlement-batches", "/admin/settlement-adjustments"):
+    for path in (
+        "/admin/dashboard/summary",
+        "/admin/observability/summary",
+        "/admin/reconciliation/settlement-batches",
+        "/admin/settlement-adjustments",
+    ):
         response = await running.http.get(path, headers=viewer.headers)
         assert response.status_code == 200, (path, response.text)
     export = await running.http.post("/admin/exports/settlement-adjustments", json={}, headers=viewer.headers)

@@ -23,8 +23,9 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 async def manual(platform_factory: PlatformFactory, storage: Path) -> RunningPlatform:
     """A platform whose export worker is off: tests run ``exports.process`` themselves."""
-    return await platform_factory.start(export_worker_enabled=False, export_storage_dir=str(storage),
-                                        export_settlement_adjustment_max_rows=MAX_ROWS)
+    return await platform_factory.start(
+        export_worker_enabled=False, export_storage_dir=str(storage), export_settlement_adjustment_max_rows=MAX_ROWS
+    )
 
 
 @pytest.fixture
@@ -41,14 +42,16 @@ async def merchant_with_adjustments(running: RunningPlatform, count: int) -> str
         response = await running.http.post(
             f"/admin/settlement-batches/{batch['id']}/adjustments",
             json={"adjustment_type": "correction", "amount": -(index + 1), "reason": f"=row {index}"},
-            headers=running.admin_headers)
+            headers=running.admin_headers,
+        )
         assert response.status_code == 201, response.text
     return ids["merchant_id"]
 
 
 async def start_export(running: RunningPlatform, body: dict) -> dict:
-    response = await running.http.post("/admin/exports/settlement-adjustments", json=body,
-                                       headers=running.admin_headers)
+    response = await running.http.post(
+        "/admin/exports/settlement-adjustments", json=body, headers=running.admin_headers
+    )
     assert response.status_code == 201, response.text
     job = response.json()
     assert job["status"] == "pending" and job["id"] and job["download_url"] is None
@@ -100,7 +103,9 @@ async def test_not_ready_then_expired_after_retention(manual: RunningPlatform, s
     # Retention: back-date the job past EXPORT_RETENTION_DAYS and let the worker clean up.
     await manual.platform.db.pool.execute(
         "UPDATE export_jobs SET completed_at = now() - interval '8 days', expires_at = now() - interval '1 day' "
-        "WHERE id = $1", job["id"])
+        "WHERE id = $1",
+        job["id"],
+    )
     await exports.process(manual.platform)
     expired = await job_of(manual, job["id"])
     assert expired["status"] == "expired" and expired["download_url"] is None and expired["expired_at"]
@@ -116,8 +121,9 @@ async def test_too_many_rows_fails_the_job_with_a_clear_error(manual: RunningPla
     failed = await job_of(manual, job["id"])
     assert failed["status"] == "failed" and failed["error_code"] == "export_too_large"
     assert "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS" in failed["error_message"]
-    sync = await manual.http.get("/admin/settlement-adjustments/export.csv", params={"merchant_id": merchant_id},
-                                 headers=manual.admin_headers)
+    sync = await manual.http.get(
+        "/admin/settlement-adjustments/export.csv", params={"merchant_id": merchant_id}, headers=manual.admin_headers
+    )
     assert sync.status_code == 422 and sync.json()["error"]["code"] == "export_too_large"
 
 
@@ -127,7 +133,9 @@ async def test_stale_running_job_is_taken_back(manual: RunningPlatform) -> None:
     # A worker claimed it and died: its heartbeat is older than EXPORT_JOB_STALE_RUNNING_MS.
     await manual.platform.db.pool.execute(
         "UPDATE export_jobs SET status = 'running', worker_id = 'dead-worker', attempts = 1, started_at = now(), "
-        "heartbeat_at = now() - interval '1 hour' WHERE id = $1", job["id"])
+        "heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+        job["id"],
+    )
     await exports.process(manual.platform)
     done = await job_of(manual, job["id"])
     assert done["status"] == "completed" and done["attempts"] == 2 and done["row_count"] == 1
@@ -143,10 +151,15 @@ async def test_concurrent_workers_claim_each_job_once(manual: RunningPlatform) -
 
 
 async def test_export_requests_are_validated_and_audited(manual: RunningPlatform) -> None:
-    for body in ({"adjustment_type": "gift"}, {"from": "2026-01-01T00:00:00"}, {"merchant": "x"},
-                 {"from": "not a date"}):
-        response = await manual.http.post("/admin/exports/settlement-adjustments", json=body,
-                                          headers=manual.admin_headers)
+    for body in (
+        {"adjustment_type": "gift"},
+        {"from": "2026-01-01T00:00:00"},
+        {"merchant": "x"},
+        {"from": "not a date"},
+    ):
+        response = await manual.http.post(
+            "/admin/exports/settlement-adjustments", json=body, headers=manual.admin_headers
+        )
         assert response.status_code == 400, (body, response.text)
     missing = await manual.http.get("/admin/exports/exp_nope", headers=manual.admin_headers)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "export_job_not_found"
@@ -154,7 +167,8 @@ async def test_export_requests_are_validated_and_audited(manual: RunningPlatform
     job = await start_export(manual, {"merchant_id": merchant_id, "from": "2026-01-01T00:00:00Z"})
     assert job["filters"]["from"].startswith("2026-01-01T00:00:00")
     audited = await manual.platform.db.pool.fetchval(
-        "SELECT count(*) FROM audit_logs WHERE action = 'export_job.create' AND entity_id = $1", job["id"])
+        "SELECT count(*) FROM audit_logs WHERE action = 'export_job.create' AND entity_id = $1", job["id"]
+    )
     assert audited == 1
     await exports.process(manual.platform)
     done = await job_of(manual, job["id"])

@@ -12,9 +12,11 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
     b = await merchant_with_payments(running, [99_000])
     batch_a = await batch_for(running, a["merchant_id"])
     batch_b = await batch_for(running, b["merchant_id"])
-    await running.http.post(f"/admin/settlement-batches/{batch_a['id']}/adjustments",
-                            json={"adjustment_type": "bank_fee", "amount": -1_000, "reason": "fee"},
-                            headers=running.admin_headers)
+    await running.http.post(
+        f"/admin/settlement-batches/{batch_a['id']}/adjustments",
+        json={"adjustment_type": "bank_fee", "amount": -1_000, "reason": "fee"},
+        headers=running.admin_headers,
+    )
 
     owner_a = await logged_in(running, "merchant", "owner", a["merchant_id"])
     viewer_a = await logged_in(running, "merchant", "viewer", a["merchant_id"])
@@ -30,8 +32,7 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
 
     for token, batch_id in (("owner-a", batch_b["id"]), ("owner-b", batch_a["id"])):
         for suffix in ("", "/export.csv"):
-            other = await running.http.get(f"/merchant/settlement-batches/{batch_id}{suffix}",
-                                           headers=tokens[token])
+            other = await running.http.get(f"/merchant/settlement-batches/{batch_id}{suffix}", headers=tokens[token])
             assert other.status_code == 404, (token, suffix, other.text)
 
     summary = (await running.http.get("/merchant/settlement-summary", headers=tokens["owner-a"])).json()
@@ -40,20 +41,24 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
     assert [x["id"] for x in summary["latest_batches"]] == [batch_a["id"]]
     assert "platform_fee_total" not in summary
 
-    csv_text = await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}/export.csv",
-                                      headers=tokens["owner-a"])
+    csv_text = await running.http.get(
+        f"/merchant/settlement-batches/{batch_a['id']}/export.csv", headers=tokens["owner-a"]
+    )
     assert csv_text.status_code == 200
     summary_row = [r for r in parse_csv(csv_text.text) if r["row_type"] == "summary"][0]
     assert int(summary_row["adjusted_payable_amount"]) == batch_a["payable_amount"] - 1_000
-    bank = await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}/export.csv",
-                                  params={"format": "bank_generic"}, headers=tokens["owner-a"])
+    bank = await running.http.get(
+        f"/merchant/settlement-batches/{batch_a['id']}/export.csv",
+        params={"format": "bank_generic"},
+        headers=tokens["owner-a"],
+    )
     assert int(parse_csv(bank.text)[0]["amount"]) == batch_a["payable_amount"] - 1_000
 
     # A merchant viewer reads but does not export; no merchant token reaches the admin routes.
-    assert (await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}/export.csv",
-                                   headers=tokens["viewer-a"])).status_code == 403
+    assert (
+        await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}/export.csv", headers=tokens["viewer-a"])
+    ).status_code == 403
     admin_route = await running.http.get("/admin/settlement-batches", headers=tokens["owner-a"])
     assert admin_route.status_code == 403
     # And an admin token is not a merchant.
-    assert (await running.http.get("/merchant/settlement-batches",
-                                   headers=running.admin_headers)).status_code == 403
+    assert (await running.http.get("/merchant/settlement-batches", headers=running.admin_headers)).status_code == 403

@@ -80,9 +80,13 @@ async def test_create_without_a_body_settles_every_merchant(running: RunningPlat
 
 async def test_finance_routes_are_in_the_openapi_schema(running: RunningPlatform) -> None:
     paths = (await running.http.get("/schema/openapi.json")).json()["paths"]
-    for path in ("/admin/settlement-batches", "/admin/settlement-batches/{batch_id}/export.csv",
-                 "/admin/exports/settlement-adjustments", "/admin/reconciliation/settlement-batches",
-                 "/merchant/settlement-batches/{batch_id}"):
+    for path in (
+        "/admin/settlement-batches",
+        "/admin/settlement-batches/{batch_id}/export.csv",
+        "/admin/exports/settlement-adjustments",
+        "/admin/reconciliation/settlement-batches",
+        "/merchant/settlement-batches/{batch_id}",
+    ):
         assert path in paths, path
 
 
@@ -93,8 +97,11 @@ async def test_create_validates_its_input(running: RunningPlatform) -> None:
     assert naive.status_code == 400 and naive.json()["error"]["code"] == "validation_error"
     unknown = await post(running, "/admin/settlement-batches", {"merchant": "x"})
     assert unknown.status_code == 400
-    garbage = await running.http.post("/admin/settlement-batches", content=b"{not json",
-                                      headers=running.admin_headers | {"Content-Type": "application/json"})
+    garbage = await running.http.post(
+        "/admin/settlement-batches",
+        content=b"{not json",
+        headers=running.admin_headers | {"Content-Type": "application/json"},
+    )
     assert garbage.status_code == 400
 
 
@@ -104,10 +111,12 @@ async def test_create_validates_its_input(running: RunningPlatform) -> None:
         st.tuples(
             st.integers(min_value=0, max_value=1_000),  # fee bps
             st.lists(st.integers(min_value=1, max_value=5_000_000), min_size=1, max_size=6),
-            st.lists(st.tuples(st.sampled_from(sorted(SIGNS)), st.integers(min_value=1, max_value=2_000_000)),
-                     max_size=3),
+            st.lists(
+                st.tuples(st.sampled_from(sorted(SIGNS)), st.integers(min_value=1, max_value=2_000_000)), max_size=3
+            ),
         ),
-        min_size=3, max_size=3,
+        min_size=3,
+        max_size=3,
     )
 )
 async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform, day: list) -> None:
@@ -117,12 +126,11 @@ async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform,
         ids = await onboarded_terminal(running, fee_bps=fee_bps)
         for index, amount in enumerate(amounts):
             # Spread over the day; the ledger is written when the callback arrives.
-            await pay(running, ids["terminal_id"], amount,
-                      paid_at=(start + timedelta(minutes=137 * index)).isoformat())
+            await pay(running, ids["terminal_id"], amount, paid_at=(start + timedelta(minutes=137 * index)).isoformat())
         merchants.append(ids)
 
     batches = {b["merchant_id"]: b for b in await create_batches(running)}
-    for ids, (fee_bps, amounts, wanted_adjustments) in zip(merchants, day, strict=True):
+    for ids, (_fee_bps, amounts, wanted_adjustments) in zip(merchants, day, strict=True):
         batch = batches[ids["merchant_id"]]
         sums = await ledger_sums(running, ids["merchant_id"])
         assert batch["entry_count"] == len(amounts)
@@ -134,8 +142,11 @@ async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform,
         accepted = 0
         for adjustment_type, magnitude in wanted_adjustments:
             amount = magnitude * (SIGNS[adjustment_type] or -1)
-            response = await post(running, f"/admin/settlement-batches/{batch['id']}/adjustments",
-                                  {"adjustment_type": adjustment_type, "amount": amount, "reason": "test"})
+            response = await post(
+                running,
+                f"/admin/settlement-batches/{batch['id']}/adjustments",
+                {"adjustment_type": adjustment_type, "amount": amount, "reason": "test"},
+            )
             if sums["merchant_payable"] + accepted + amount < 0:
                 assert response.status_code == 422, response.text
                 assert response.json()["error"]["code"] == "adjusted_payable_negative"
@@ -154,17 +165,20 @@ async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform,
 
 async def test_concurrent_batch_creation_never_puts_an_entry_in_two_batches(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [1_000 + i for i in range(25)])
-    results = await asyncio.gather(*(
-        post(running, "/admin/settlement-batches", {"merchant_id": ids["merchant_id"]} if i % 2 else {})
-        for i in range(8)
-    ))
+    results = await asyncio.gather(
+        *(
+            post(running, "/admin/settlement-batches", {"merchant_id": ids["merchant_id"]} if i % 2 else {})
+            for i in range(8)
+        )
+    )
     assert all(r.status_code == 201 for r in results), [r.text for r in results]
     mine = [b for r in results for b in r.json()["items"] if b["merchant_id"] == ids["merchant_id"]]
     assert len(mine) == 1 and mine[0]["entry_count"] == 25
     db = running.platform.db
     doubled = await db.pool.fetchval(
         "SELECT count(*) FROM (SELECT ledger_entry_id FROM settlement_batch_entries WHERE live "
-        "GROUP BY ledger_entry_id HAVING count(*) > 1) d")
+        "GROUP BY ledger_entry_id HAVING count(*) > 1) d"
+    )
     assert doubled == 0
 
 
@@ -176,16 +190,22 @@ async def test_database_refuses_an_entry_in_two_live_batches(running: RunningPla
     async with db.transaction() as conn:
         await conn.execute(
             "INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, "
-            "payable_amount) VALUES ('stb_rogue', $1, now(), 0, 0, 0, 0)", ids["merchant_id"])
+            "payable_amount) VALUES ('stb_rogue', $1, now(), 0, 0, 0, 0)",
+            ids["merchant_id"],
+        )
     with pytest.raises(asyncpg.UniqueViolationError):
         await db.pool.execute(
             "INSERT INTO settlement_batch_entries (batch_id, ledger_entry_id, transaction_id, merchant_id, "
             "gross_amount, fee_amount, payable_amount) VALUES ('stb_rogue', $1, $2, $3, $4, $5, $6)",
-            entry["ledger_entry_id"], entry["transaction_id"], ids["merchant_id"], entry["gross_amount"],
-            entry["fee_amount"], entry["payable_amount"])
+            entry["ledger_entry_id"],
+            entry["transaction_id"],
+            ids["merchant_id"],
+            entry["gross_amount"],
+            entry["fee_amount"],
+            entry["payable_amount"],
+        )
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await db.pool.execute("UPDATE settlement_batch_entries SET payable_amount = 1 WHERE batch_id = $1",
-                              batch["id"])
+        await db.pool.execute("UPDATE settlement_batch_entries SET payable_amount = 1 WHERE batch_id = $1", batch["id"])
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await db.pool.execute("DELETE FROM settlement_batch_entries WHERE batch_id = $1", batch["id"])
 
@@ -193,8 +213,11 @@ async def test_database_refuses_an_entry_in_two_live_batches(running: RunningPla
 async def test_fail_then_reprocess_then_pay_keeps_totals(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [50_000, 20_000])
     batch = await batch_for(running, ids["merchant_id"])
-    adjusted = await post(running, f"/admin/settlement-batches/{batch['id']}/adjustments",
-                          {"adjustment_type": "bank_fee", "amount": -2_500, "reason": "transfer fee"})
+    adjusted = await post(
+        running,
+        f"/admin/settlement-batches/{batch['id']}/adjustments",
+        {"adjustment_type": "bank_fee", "amount": -2_500, "reason": "transfer fee"},
+    )
     assert adjusted.status_code == 201
     failed = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-failed", {"reason": "account closed"})
     assert failed.status_code == 200 and failed.json()["status"] == "failed"
@@ -213,8 +236,11 @@ async def test_fail_then_reprocess_then_pay_keeps_totals(running: RunningPlatfor
     again = await post(running, f"/admin/settlement-batches/{batch['id']}/reprocess")
     assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
 
-    paid = await post(running, f"/admin/settlement-batches/{new_batch['id']}/mark-paid",
-                      {"payout_reference": "BCA-778899", "note": "retried"})
+    paid = await post(
+        running,
+        f"/admin/settlement-batches/{new_batch['id']}/mark-paid",
+        {"payout_reference": "BCA-778899", "note": "retried"},
+    )
     assert paid.status_code == 200 and paid.json()["adjusted_payable_amount"] == new_batch["adjusted_payable_amount"]
     old = await detail(running, batch["id"])
     assert old["reprocessed_into_batch_id"] == new_batch["id"]
@@ -246,9 +272,13 @@ async def test_invalid_transitions_are_409_invalid_state(running: RunningPlatfor
     pending_reprocess = await post(running, f"{path}/reprocess")
     assert pending_reprocess.status_code == 409 and pending_reprocess.json()["error"]["code"] == "invalid_state"
     assert (await post(running, f"{path}/mark-paid", {"payout_reference": "REF-1"})).status_code == 200
-    for action, body in (("mark-paid", {"payout_reference": "REF-2"}), ("mark-failed", {"reason": "x"}),
-                         ("cancel", {"reason": "x"}), ("reprocess", None),
-                         ("adjustments", {"adjustment_type": "bonus", "amount": 1, "reason": "x"})):
+    for action, body in (
+        ("mark-paid", {"payout_reference": "REF-2"}),
+        ("mark-failed", {"reason": "x"}),
+        ("cancel", {"reason": "x"}),
+        ("reprocess", None),
+        ("adjustments", {"adjustment_type": "bonus", "amount": 1, "reason": "x"}),
+    ):
         response = await post(running, f"{path}/{action}", body)
         assert response.status_code == 409, (action, response.text)
         assert response.json()["error"]["code"] == "invalid_state"
@@ -261,14 +291,16 @@ async def test_payout_reference_can_be_corrected_on_a_paid_batch(running: Runnin
     batch = await batch_for(running, ids["merchant_id"])
     path = f"/admin/settlement-batches/{batch['id']}"
     await post(running, f"{path}/mark-paid", {"payout_reference": "TYPO"})
-    response = await running.http.patch(f"{path}/reference", json={"payout_reference": "BNI-001"},
-                                        headers=running.admin_headers)
+    response = await running.http.patch(
+        f"{path}/reference", json={"payout_reference": "BNI-001"}, headers=running.admin_headers
+    )
     assert response.status_code == 200 and response.json()["payout_reference"] == "BNI-001"
     events = (await detail(running, batch["id"]))["events"]
     assert events[-1]["event_type"] == "reference_updated"
     assert events[-1]["payload"] == {"old": "TYPO", "new": "BNI-001"}
-    blank = await running.http.patch(f"{path}/reference", json={"payout_reference": "   "},
-                                     headers=running.admin_headers)
+    blank = await running.http.patch(
+        f"{path}/reference", json={"payout_reference": "   "}, headers=running.admin_headers
+    )
     assert blank.status_code == 400
 
 
@@ -276,12 +308,14 @@ async def test_adjustment_rules(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [10_000], fee_bps=0)
     batch = await batch_for(running, ids["merchant_id"])
     path = f"/admin/settlement-batches/{batch['id']}/adjustments"
-    for body in ({"adjustment_type": "bank_fee", "amount": 500, "reason": "fee must be negative"},
-                 {"adjustment_type": "bonus", "amount": -1, "reason": "bonus must be positive"},
-                 {"adjustment_type": "correction", "amount": 0, "reason": "zero"},
-                 {"adjustment_type": "gift", "amount": 5, "reason": "unknown type"},
-                 {"adjustment_type": "correction", "amount": 5, "reason": ""},
-                 {"adjustment_type": "correction", "amount": 1.5, "reason": "float"}):
+    for body in (
+        {"adjustment_type": "bank_fee", "amount": 500, "reason": "fee must be negative"},
+        {"adjustment_type": "bonus", "amount": -1, "reason": "bonus must be positive"},
+        {"adjustment_type": "correction", "amount": 0, "reason": "zero"},
+        {"adjustment_type": "gift", "amount": 5, "reason": "unknown type"},
+        {"adjustment_type": "correction", "amount": 5, "reason": ""},
+        {"adjustment_type": "correction", "amount": 1.5, "reason": "float"},
+    ):
         response = await post(running, path, body)
         assert response.status_code == 400, (body, response.text)
         assert response.json()["error"]["code"] == "validation_error"
@@ -289,11 +323,13 @@ async def test_adjustment_rules(running: RunningPlatform) -> None:
     assert too_much.status_code == 422 and too_much.json()["error"]["code"] == "adjusted_payable_negative"
     exact = await post(running, path, {"adjustment_type": "chargeback", "amount": -10_000, "reason": "disputed"})
     assert exact.status_code == 201 and exact.json()["batch"]["adjusted_payable_amount"] == 0
-    listed = await running.http.get("/admin/settlement-adjustments", params={"merchant_id": ids["merchant_id"]},
-                                    headers=running.admin_headers)
+    listed = await running.http.get(
+        "/admin/settlement-adjustments", params={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers
+    )
     assert [a["amount"] for a in listed.json()["items"]] == [-10_000]
     audit = await running.platform.db.pool.fetchval(
-        "SELECT count(*) FROM audit_logs WHERE action = 'settlement_batch.adjust' AND entity_id = $1", batch["id"])
+        "SELECT count(*) FROM audit_logs WHERE action = 'settlement_batch.adjust' AND entity_id = $1", batch["id"]
+    )
     assert audit == 1
 
 
@@ -305,19 +341,21 @@ async def test_lists_filter_and_page(running: RunningPlatform) -> None:
     seen, cursor = [], None
     while True:
         params = {"merchant_id": ids["merchant_id"], "limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = (await running.http.get("/admin/settlement-batches", params=params,
-                                       headers=running.admin_headers)).json()
+        page = (
+            await running.http.get("/admin/settlement-batches", params=params, headers=running.admin_headers)
+        ).json()
         seen += [b["gross_amount"] for b in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert seen == [3_000, 2_000, 1_000]
-    paid_only = await running.http.get("/admin/settlement-batches",
-                                       params={"merchant_id": ids["merchant_id"], "status": "paid"},
-                                       headers=running.admin_headers)
+    paid_only = await running.http.get(
+        "/admin/settlement-batches",
+        params={"merchant_id": ids["merchant_id"], "status": "paid"},
+        headers=running.admin_headers,
+    )
     assert paid_only.json()["items"] == []
-    bad = await running.http.get("/admin/settlement-batches", params={"status": "weird"},
-                                 headers=running.admin_headers)
+    bad = await running.http.get("/admin/settlement-batches", params={"status": "weird"}, headers=running.admin_headers)
     assert bad.status_code == 400
 
 
@@ -331,13 +369,15 @@ async def test_roles(running: RunningPlatform) -> None:
     assert (await post(running, "/admin/settlement-batches", {}, headers=ops)).status_code == 403
     batch = (await create_batches(running, {"merchant_id": ids["merchant_id"]}, headers=finance))[0]
     assert batch["created_by"] == users["finance"].user_id
-    viewer_pay = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid",
-                            {"payout_reference": "R"}, headers=viewer)
+    viewer_pay = await post(
+        running, f"/admin/settlement-batches/{batch['id']}/mark-paid", {"payout_reference": "R"}, headers=viewer
+    )
     assert viewer_pay.status_code == 403
     viewer_csv = await running.http.get(f"/admin/settlement-batches/{batch['id']}/export.csv", headers=viewer)
     assert viewer_csv.status_code == 403
-    paid = await post(running, f"/admin/settlement-batches/{batch['id']}/mark-paid", {"payout_reference": "R"},
-                      headers=finance)
+    paid = await post(
+        running, f"/admin/settlement-batches/{batch['id']}/mark-paid", {"payout_reference": "R"}, headers=finance
+    )
     assert paid.status_code == 200
     anonymous = await running.http.get("/admin/settlement-batches")
     assert anonymous.status_code == 401

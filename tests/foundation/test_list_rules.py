@@ -27,13 +27,20 @@ SOME_ID = "xyz_01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 def own_query_names(handler: HTTPRouteHandler) -> set[str]:
     """The query parameters a handler declares itself (not through a dependency)."""
-    return {(getattr(param.kwarg_definition, "name", None) or name)
-            for name, param in handler.parsed_fn_signature.parameters.items()}
+    return {
+        (getattr(param.kwarg_definition, "name", None) or name)
+        for name, param in handler.parsed_fn_signature.parameters.items()
+    }
 
 
 def routes_taking(app: Any, dependency: str) -> list[str]:
-    return sorted({path for path, handler in all_handlers(app) if "GET" in handler.http_methods
-                   and dependency in handler.parsed_fn_signature.parameters})
+    return sorted(
+        {
+            path
+            for path, handler in all_handlers(app)
+            if "GET" in handler.http_methods and dependency in handler.parsed_fn_signature.parameters
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,9 @@ async def merchant_headers(running: RunningPlatform) -> dict[str, str]:
     return (await logged_in(running, "merchant", "owner", merchant["id"])).headers
 
 
-async def answers(running: RunningPlatform, merchant_headers: dict[str, str], path: str,
-                  params: dict[str, str]) -> tuple[int, str, Any]:
+async def answers(
+    running: RunningPlatform, merchant_headers: dict[str, str], path: str, params: dict[str, str]
+) -> tuple[int, str, Any]:
     url = re.sub(r"\{[^}]*\}", SOME_ID, path)
     headers = merchant_headers if path.startswith("/merchant/") else running.admin_headers
     response = await running.http.get(url, params=params, headers=headers)
@@ -60,8 +68,13 @@ async def answers(running: RunningPlatform, merchant_headers: dict[str, str], pa
     return response.status_code, "", None
 
 
-async def not_answering(running: RunningPlatform, merchant_headers: dict[str, str], paths: list[str],
-                        params: dict[str, str], expected: tuple[int, str, Any]) -> dict[str, Any]:
+async def not_answering(
+    running: RunningPlatform,
+    merchant_headers: dict[str, str],
+    paths: list[str],
+    params: dict[str, str],
+    expected: tuple[int, str, Any],
+) -> dict[str, Any]:
     """The lists among ``paths`` whose answer to ``params`` is not ``expected``, with what they answered."""
     seen = {path: await answers(running, merchant_headers, path, params) for path in paths}
     return {path: answer for path, answer in seen.items() if answer != expected}
@@ -75,40 +88,59 @@ def test_no_route_declares_the_shared_parameters_itself(app: Any) -> None:
 def test_the_lists_are_found(app: Any) -> None:
     paged, windowed = routes_taking(app, "page"), routes_taking(app, "window")
     # Not an exact list (new lists join by themselves): enough that a walk that finds nothing fails.
-    assert {"/admin/merchants", "/admin/transactions", "/admin/devices", "/admin/audit-logs",
-            "/merchant/settlement-batches"} <= set(paged)
-    assert {"/admin/transactions", "/admin/ledger-entries", "/admin/audit-logs",
-            "/admin/settlement-adjustments/export.csv"} <= set(windowed)
+    assert {
+        "/admin/merchants",
+        "/admin/transactions",
+        "/admin/devices",
+        "/admin/audit-logs",
+        "/merchant/settlement-batches",
+    } <= set(paged)
+    assert {
+        "/admin/transactions",
+        "/admin/ledger-entries",
+        "/admin/audit-logs",
+        "/admin/settlement-adjustments/export.csv",
+    } <= set(windowed)
     assert len(paged) >= 16 and len(windowed) >= 8
 
 
 NOT_A_NUMBER = [{"message": "Expected `int | null`, got `str`", "key": "limit", "source": "query"}]
 
 
-@pytest.mark.parametrize(("dependency", "params", "details"), [
-    ("page", {"limit": "0"}, {"field": "limit"}),
-    ("page", {"limit": str(MAX_LIMIT + 1)}, {"field": "limit"}),
-    ("page", {"limit": "many"}, NOT_A_NUMBER),  # the framework's own answer, the same on every list
-    ("page", {"cursor": "not-a-cursor"}, {"field": "cursor"}),
-    ("page", {"cursor": "mer_" + "A" * 300}, {"field": "cursor"}),
-    ("window", {"from": "2026-01-01T00:00:00"}, {"field": "from"}),
-    ("window", {"to": "2026-01-01T00:00:00"}, {"field": "to"}),
-    ("window", {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00+07:00"}, {"field": "from"}),
-])
+@pytest.mark.parametrize(
+    ("dependency", "params", "details"),
+    [
+        ("page", {"limit": "0"}, {"field": "limit"}),
+        ("page", {"limit": str(MAX_LIMIT + 1)}, {"field": "limit"}),
+        ("page", {"limit": "many"}, NOT_A_NUMBER),  # the framework's own answer, the same on every list
+        ("page", {"cursor": "not-a-cursor"}, {"field": "cursor"}),
+        ("page", {"cursor": "mer_" + "A" * 300}, {"field": "cursor"}),
+        ("window", {"from": "2026-01-01T00:00:00"}, {"field": "from"}),
+        ("window", {"to": "2026-01-01T00:00:00"}, {"field": "to"}),
+        ("window", {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00+07:00"}, {"field": "from"}),
+    ],
+)
 async def test_a_bad_value_is_the_same_400_on_every_list(
-    running: RunningPlatform, app: Any, merchant_headers: dict[str, str], dependency: str, params: dict[str, str],
+    running: RunningPlatform,
+    app: Any,
+    merchant_headers: dict[str, str],
+    dependency: str,
+    params: dict[str, str],
     details: Any,
 ) -> None:
     expected = (400, "validation_error", details)
     assert await not_answering(running, merchant_headers, routes_taking(app, dependency), params, expected) == {}
 
 
-@pytest.mark.parametrize(("dependency", "params"), [
-    ("page", {"limit": "1"}),
-    ("page", {"limit": str(MAX_LIMIT), "cursor": SOME_ID}),
-    ("window", {"from": "2026-01-01T00:00:00+07:00", "to": "2026-01-01T00:00:00+07:00"}),
-    ("window", {"from": "2026-01-01T00:00:00Z"}),
-])
+@pytest.mark.parametrize(
+    ("dependency", "params"),
+    [
+        ("page", {"limit": "1"}),
+        ("page", {"limit": str(MAX_LIMIT), "cursor": SOME_ID}),
+        ("window", {"from": "2026-01-01T00:00:00+07:00", "to": "2026-01-01T00:00:00+07:00"}),
+        ("window", {"from": "2026-01-01T00:00:00Z"}),
+    ],
+)
 async def test_a_good_value_is_accepted_on_every_list(
     running: RunningPlatform, app: Any, merchant_headers: dict[str, str], dependency: str, params: dict[str, str]
 ) -> None:

@@ -15,9 +15,13 @@ from tests.support import PlatformFactory, RunningPlatform, free_port
 
 async def _run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qris_soundbox.tools.cli", *args,
+        sys.executable,
+        "-m",
+        "qris_soundbox.tools.cli",
+        *args,
         env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode or 0, stderr.decode()
@@ -43,7 +47,13 @@ async def test_mqtt_port_in_use_names_mqtt_flag(database_url: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         code, stderr = await _run_cli(
-            "serve", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), "--http-port", str(free_port()),
+            "serve",
+            "--mqtt-host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(port),
+            "--http-port",
+            str(free_port()),
             env={"DATABASE_URL": database_url},
         )
     assert code != 0

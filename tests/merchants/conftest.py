@@ -8,12 +8,24 @@ from tests.actors import PASSWORD, Client, bearer, create_user, logged_in, login
 from tests.onboarding import new_merchant, new_outlet, new_terminal
 from tests.support import RunningPlatform
 
-__all__ = ["PASSWORD", "Client", "bearer", "create_user", "logged_in", "login", "new_merchant", "new_outlet",
-           "new_terminal", "unique"]
+__all__ = [
+    "PASSWORD",
+    "Client",
+    "bearer",
+    "create_user",
+    "logged_in",
+    "login",
+    "new_merchant",
+    "new_outlet",
+    "new_terminal",
+    "unique",
+]
 
 
 async def audit_rows(running: RunningPlatform, **filters) -> list[dict]:
-    response = await running.http.get("/admin/audit-logs", params=filters | {"limit": 200}, headers=running.admin_headers)
+    response = await running.http.get(
+        "/admin/audit-logs", params=filters | {"limit": 200}, headers=running.admin_headers
+    )
     assert response.status_code == 200, response.text
     return response.json()["items"]
 

@@ -14,8 +14,9 @@ from tests.support import RunningPlatform
 async def test_filters_narrow_the_log(running: RunningPlatform) -> None:
     ops = await logged_in(running, "admin", "ops")
     before = datetime.now(UTC) - timedelta(seconds=1)
-    created = await running.http.post("/admin/merchants", json={"name": "Audit Me", "city": "Tegal"},
-                                      headers=ops.headers)
+    created = await running.http.post(
+        "/admin/merchants", json={"name": "Audit Me", "city": "Tegal"}, headers=ops.headers
+    )
     merchant_id = created.json()["id"]
     await running.http.patch(f"/admin/merchants/{merchant_id}", json={"city": "Brebes"}, headers=ops.headers)
 

@@ -6,7 +6,14 @@ import asyncio
 import hashlib
 
 from tests.merchants.conftest import (
-    PASSWORD, audit_rows, bearer, create_user, logged_in, login, new_merchant, unique,
+    PASSWORD,
+    audit_rows,
+    bearer,
+    create_user,
+    logged_in,
+    login,
+    new_merchant,
+    unique,
 )
 from tests.support import PlatformFactory, RunningPlatform
 
@@ -20,8 +27,15 @@ async def test_admin_login_returns_an_expiring_token_that_authorizes(running: Ru
     assert body["token"].startswith("qsa_") and len(body["token"]) >= 40
     assert body["expires_at"].endswith("Z")
     assert body["user"] | {"last_login_at": None, "created_at": None} == {
-        "id": user_id, "kind": "admin", "email": email, "name": "ops user", "role": "ops", "merchant_id": None,
-        "status": "active", "last_login_at": None, "created_at": None,
+        "id": user_id,
+        "kind": "admin",
+        "email": email,
+        "name": "ops user",
+        "role": "ops",
+        "merchant_id": None,
+        "status": "active",
+        "last_login_at": None,
+        "created_at": None,
     }
     assert "password" not in response.text and "argon2" not in response.text
     listed = await running.http.get("/admin/merchants", headers=bearer(body["token"]))

@@ -18,8 +18,11 @@ async def test_seed_creates_an_active_merchant_terminal_and_users_once(running: 
     assert body["merchant"]["status"] == "active"
     assert body["terminal"]["merchant_id"] == body["merchant"]["id"]
     assert body["outlet"]["id"] == body["terminal"]["outlet_id"]
-    assert {(u["kind"], u["role"]) for u in body["logins"]} == {("admin", "admin"), ("admin", "finance"),
-                                                                ("merchant", "owner")}
+    assert {(u["kind"], u["role"]) for u in body["logins"]} == {
+        ("admin", "admin"),
+        ("admin", "finance"),
+        ("merchant", "owner"),
+    }
     assert "merchant" in body["created"]
 
     before = await running.platform.db.pool.fetchrow(COUNTS)
@@ -38,9 +41,14 @@ async def test_seed_creates_an_active_merchant_terminal_and_users_once(running: 
     assert any(body["terminal"]["id"] in line for line in lines)
 
     created = await running.platform.db.pool.fetch(
-        "SELECT action FROM audit_logs WHERE merchant_id = $1 ORDER BY id", body["merchant"]["id"])
-    assert [r["action"] for r in created][:4] == ["merchant.create", "merchant.approve", "outlet.create",
-                                                 "terminal.create"]
+        "SELECT action FROM audit_logs WHERE merchant_id = $1 ORDER BY id", body["merchant"]["id"]
+    )
+    assert [r["action"] for r in created][:4] == [
+        "merchant.create",
+        "merchant.approve",
+        "outlet.create",
+        "terminal.create",
+    ]
 
 
 async def test_demo_owner_sees_the_demo_terminal(running: RunningPlatform) -> None:

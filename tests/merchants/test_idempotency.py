@@ -26,12 +26,16 @@ async def merchants_named(running: RunningPlatform, name: str) -> int:
 async def test_replay_returns_the_first_response_and_changes_nothing(running: RunningPlatform) -> None:
     name = unique("Idem ")
     key = unique("key-")
-    first = await running.http.post("/admin/merchants", json={"name": name, "city": "Medan"},
-                                    headers=keyed(running.admin_headers, key))
+    first = await running.http.post(
+        "/admin/merchants", json={"name": name, "city": "Medan"}, headers=keyed(running.admin_headers, key)
+    )
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
     # Same value, other key order and spacing: the same request.
-    replay = await running.http.post("/admin/merchants", content=json.dumps({"city": "Medan", "name": name}, indent=2),
-                                     headers=keyed(running.admin_headers, key) | {"content-type": "application/json"})
+    replay = await running.http.post(
+        "/admin/merchants",
+        content=json.dumps({"city": "Medan", "name": name}, indent=2),
+        headers=keyed(running.admin_headers, key) | {"content-type": "application/json"},
+    )
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == first.content  # the exact bytes
@@ -39,22 +43,26 @@ async def test_replay_returns_the_first_response_and_changes_nothing(running: Ru
     assert replay.headers["x-request-id"] != first.headers["x-request-id"]  # each request keeps its own id
     assert await merchants_named(running, name) == 1
     audited = await running.platform.db.pool.fetchval(
-        "SELECT count(*) FROM audit_logs WHERE action = 'merchant.create' AND entity_id = $1", first.json()["id"])
+        "SELECT count(*) FROM audit_logs WHERE action = 'merchant.create' AND entity_id = $1", first.json()["id"]
+    )
     assert audited == 1
 
 
 async def test_same_key_with_another_body_is_refused(running: RunningPlatform) -> None:
     key = unique("key-")
     name = unique("Idem ")
-    first = await running.http.post("/admin/merchants", json={"name": name, "city": "Medan"},
-                                    headers=keyed(running.admin_headers, key))
+    first = await running.http.post(
+        "/admin/merchants", json={"name": name, "city": "Medan"}, headers=keyed(running.admin_headers, key)
+    )
     assert first.status_code == 201
-    other = await running.http.post("/admin/merchants", json={"name": name, "city": "Padang"},
-                                    headers=keyed(running.admin_headers, key))
+    other = await running.http.post(
+        "/admin/merchants", json={"name": name, "city": "Padang"}, headers=keyed(running.admin_headers, key)
+    )
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "idempotency_key_reused"
-    elsewhere = await running.http.post(f"/admin/merchants/{first.json()['id']}/outlets", json={"name": "O"},
-                                        headers=keyed(running.admin_headers, key))
+    elsewhere = await running.http.post(
+        f"/admin/merchants/{first.json()['id']}/outlets", json={"name": "O"}, headers=keyed(running.admin_headers, key)
+    )
     assert elsewhere.status_code == 409 and elsewhere.json()["error"]["code"] == "idempotency_key_reused"
     assert await merchants_named(running, name) == 1
 
@@ -63,10 +71,12 @@ async def test_keys_belong_to_one_caller(running: RunningPlatform) -> None:
     key = unique("shared-")
     ops = await logged_in(running, "admin", "ops")
     names = [unique("Caller "), unique("Caller ")]
-    a = await running.http.post("/admin/merchants", json={"name": names[0], "city": "Solo"},
-                                headers=keyed(running.admin_headers, key))
-    b = await running.http.post("/admin/merchants", json={"name": names[1], "city": "Solo"},
-                                headers=keyed(ops.headers, key))
+    a = await running.http.post(
+        "/admin/merchants", json={"name": names[0], "city": "Solo"}, headers=keyed(running.admin_headers, key)
+    )
+    b = await running.http.post(
+        "/admin/merchants", json={"name": names[1], "city": "Solo"}, headers=keyed(ops.headers, key)
+    )
     assert a.status_code == b.status_code == 201
     assert a.json()["id"] != b.json()["id"]
 
@@ -76,8 +86,9 @@ async def test_twenty_concurrent_requests_with_one_key_make_one_merchant(running
     key = unique("race-")
 
     async def attempt():
-        return await running.http.post("/admin/merchants", json={"name": name, "city": "Malang"},
-                                       headers=keyed(running.admin_headers, key))
+        return await running.http.post(
+            "/admin/merchants", json={"name": name, "city": "Malang"}, headers=keyed(running.admin_headers, key)
+        )
 
     responses = await asyncio.gather(*(attempt() for _ in range(20)))
     assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses if r.status_code != 201]
@@ -98,8 +109,9 @@ async def test_client_errors_are_replayed_too(running: RunningPlatform) -> None:
 async def test_without_a_key_every_request_runs(running: RunningPlatform) -> None:
     name = unique("NoKey ")
     for _ in range(2):
-        response = await running.http.post("/admin/merchants", json={"name": name, "city": "Kediri"},
-                                           headers=running.admin_headers)
+        response = await running.http.post(
+            "/admin/merchants", json={"name": name, "city": "Kediri"}, headers=running.admin_headers
+        )
         assert response.status_code == 201
     assert await merchants_named(running, name) == 2
 
@@ -117,8 +129,9 @@ async def test_refused_requests_do_not_claim_the_key(running: RunningPlatform) -
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "kunci-é".encode("latin-1")])
 async def test_malformed_keys_are_refused(running: RunningPlatform, key: str | bytes) -> None:
-    response = await running.http.post("/admin/merchants", json={"name": "K", "city": "Bogor"},
-                                       headers=keyed(running.admin_headers, key))
+    response = await running.http.post(
+        "/admin/merchants", json={"name": "K", "city": "Bogor"}, headers=keyed(running.admin_headers, key)
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"] == {"header": "Idempotency-Key"}
 
@@ -127,12 +140,14 @@ async def test_keys_expire_and_are_purged(platform_factory: PlatformFactory) -> 
     short = await platform_factory.start(idempotency_key_ttl_seconds=1)
     try:
         key = unique("ttl-")
-        first = await short.http.post("/admin/merchants", json={"name": unique("Ttl "), "city": "Batu"},
-                                      headers=keyed(short.admin_headers, key))
+        first = await short.http.post(
+            "/admin/merchants", json={"name": unique("Ttl "), "city": "Batu"}, headers=keyed(short.admin_headers, key)
+        )
         await asyncio.sleep(1.2)
         # Expired: the key is free again, even for another body.
-        second = await short.http.post("/admin/merchants", json={"name": unique("Ttl "), "city": "Batu"},
-                                       headers=keyed(short.admin_headers, key))
+        second = await short.http.post(
+            "/admin/merchants", json={"name": unique("Ttl "), "city": "Batu"}, headers=keyed(short.admin_headers, key)
+        )
         assert first.status_code == second.status_code == 201
         assert "idempotent-replayed" not in second.headers and second.json()["id"] != first.json()["id"]
         await asyncio.sleep(1.2)
@@ -182,8 +197,11 @@ async def test_oversized_bodies_are_refused_before_a_key_is_claimed(running: Run
     key = unique("big-")
     limit = running.platform.settings.json_body_limit
     body = json.dumps({"name": "Big", "city": "Jambi", "legal_name": "x" * limit})
-    response = await running.http.post("/admin/merchants", content=body,
-                                       headers=keyed(running.admin_headers, key) | {"content-type": "application/json"})
+    response = await running.http.post(
+        "/admin/merchants",
+        content=body,
+        headers=keyed(running.admin_headers, key) | {"content-type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
     claimed = await running.platform.db.pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", key)
     assert claimed == 0

@@ -13,8 +13,14 @@ async def test_full_onboarding_path_works_and_is_audited(running: RunningPlatfor
     headers = {**running.admin_headers, "X-Request-Id": "onboard-1"}
     created = await running.http.post(
         "/admin/merchants",
-        json={"name": "Kopi Kenangan Sore", "city": "Jakarta", "mcc": "5814", "nmid": "id1020021181745",
-              "email": "kopi@example.com", "fee_bps": 50},
+        json={
+            "name": "Kopi Kenangan Sore",
+            "city": "Jakarta",
+            "mcc": "5814",
+            "nmid": "id1020021181745",
+            "email": "kopi@example.com",
+            "fee_bps": 50,
+        },
         headers=headers,
     )
     assert created.status_code == 201, created.text
@@ -31,15 +37,18 @@ async def test_full_onboarding_path_works_and_is_audited(running: RunningPlatfor
     assert approved.json()["status"] == "active"
     assert approved.json()["approved_at"] is not None
 
-    outlet = await running.http.post(f"/admin/merchants/{merchant['id']}/outlets",
-                                     json={"name": "Cabang Sudirman", "address": "Jl. Sudirman 1", "city": "Jakarta"},
-                                     headers=headers)
+    outlet = await running.http.post(
+        f"/admin/merchants/{merchant['id']}/outlets",
+        json={"name": "Cabang Sudirman", "address": "Jl. Sudirman 1", "city": "Jakarta"},
+        headers=headers,
+    )
     assert outlet.status_code == 201, outlet.text
     outlet_id = outlet.json()["id"]
     assert outlet.json()["merchant_id"] == merchant["id"]
 
-    terminal = await running.http.post(f"/admin/outlets/{outlet_id}/terminals", json={"name": "Kasir Depan"},
-                                       headers=headers)
+    terminal = await running.http.post(
+        f"/admin/outlets/{outlet_id}/terminals", json={"name": "Kasir Depan"}, headers=headers
+    )
     assert terminal.status_code == 201, terminal.text
     body = terminal.json()
     assert body["outlet_id"] == outlet_id and body["merchant_id"] == merchant["id"]
@@ -117,13 +126,17 @@ async def test_malformed_bodies_are_rejected_not_500(running: RunningPlatform) -
 
 async def test_nmid_is_unique(running: RunningPlatform) -> None:
     await new_merchant(running, nmid="ID9990000000001")
-    again = await running.http.post("/admin/merchants", json={"name": "Other", "city": "Depok", "nmid": "ID9990000000001"},
-                                    headers=running.admin_headers)
+    again = await running.http.post(
+        "/admin/merchants",
+        json={"name": "Other", "city": "Depok", "nmid": "ID9990000000001"},
+        headers=running.admin_headers,
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "nmid_taken"
     assert again.json()["error"]["details"] == {"field": "nmid"}
     other = await new_merchant(running)
-    taken = await running.http.patch(f"/admin/merchants/{other['id']}", json={"nmid": "ID9990000000001"},
-                                     headers=running.admin_headers)
+    taken = await running.http.patch(
+        f"/admin/merchants/{other['id']}", json={"nmid": "ID9990000000001"}, headers=running.admin_headers
+    )
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "nmid_taken"
 
 
@@ -133,7 +146,9 @@ async def test_rejection_is_final_and_blocks_outlets_and_terminals(running: Runn
     url = f"/admin/merchants/{merchant['id']}"
     no_reason = await running.http.post(f"{url}/reject", json={"reason": "  "}, headers=running.admin_headers)
     assert no_reason.status_code == 400
-    rejected = await running.http.post(f"{url}/reject", json={"reason": "KTP tidak terbaca"}, headers=running.admin_headers)
+    rejected = await running.http.post(
+        f"{url}/reject", json={"reason": "KTP tidak terbaca"}, headers=running.admin_headers
+    )
     assert rejected.status_code == 200
     assert rejected.json()["status"] == "rejected" and rejected.json()["rejection_reason"] == "KTP tidak terbaca"
 
@@ -153,8 +168,9 @@ async def test_rejection_is_final_and_blocks_outlets_and_terminals(running: Runn
 async def test_active_merchant_cannot_be_approved_or_rejected_again(running: RunningPlatform) -> None:
     merchant = await new_merchant(running, approve=True)
     for action, body in (("approve", None), ("reject", {"reason": "late"})):
-        response = await running.http.post(f"/admin/merchants/{merchant['id']}/{action}", json=body,
-                                           headers=running.admin_headers)
+        response = await running.http.post(
+            f"/admin/merchants/{merchant['id']}/{action}", json=body, headers=running.admin_headers
+        )
         assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_state"
 
 
@@ -180,8 +196,11 @@ async def test_static_qris_is_checked_on_the_way_in(running: RunningPlatform, ac
     assert terminal["static_qris"] == qris
     bad_crc = qris[:-4] + ("0000" if not qris.endswith("0000") else "1111")
     for bad in ("", "x" * 513, "line\nbreak", bad_crc, DOKU_DYNAMIC_FIXED_FEE):
-        response = await running.http.post(f"/admin/outlets/{outlet['id']}/terminals",
-                                           json={"name": "Bad QR", "static_qris": bad}, headers=running.admin_headers)
+        response = await running.http.post(
+            f"/admin/outlets/{outlet['id']}/terminals",
+            json={"name": "Bad QR", "static_qris": bad},
+            headers=running.admin_headers,
+        )
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["error"]["details"] == {"field": "static_qris"}
 
@@ -207,16 +226,19 @@ async def test_lists_filter_and_page_with_a_cursor(running: RunningPlatform) -> 
             break
     assert seen == [o["id"] for o in reversed(outlets)]
 
-    by_outlet = await running.http.get("/admin/terminals", params={"outlet_id": outlets[0]["id"]},
-                                       headers=running.admin_headers)
+    by_outlet = await running.http.get(
+        "/admin/terminals", params={"outlet_id": outlets[0]["id"]}, headers=running.admin_headers
+    )
     assert [t["id"] for t in by_outlet.json()["items"]] == [t["id"] for t in reversed(terminals)]
-    none = await running.http.get("/admin/terminals", params={"outlet_id": outlets[1]["id"]},
-                                  headers=running.admin_headers)
+    none = await running.http.get(
+        "/admin/terminals", params={"outlet_id": outlets[1]["id"]}, headers=running.admin_headers
+    )
     assert none.json() == {"items": [], "next_cursor": None}
 
     pending = await new_merchant(running)
-    listed = await running.http.get("/admin/merchants", params={"status": "pending_review", "limit": 200},
-                                    headers=running.admin_headers)
+    listed = await running.http.get(
+        "/admin/merchants", params={"status": "pending_review", "limit": 200}, headers=running.admin_headers
+    )
     ids = [m["id"] for m in listed.json()["items"]]
     assert pending["id"] in ids and merchant["id"] not in ids
 

@@ -86,16 +86,18 @@ async def test_each_role_is_allowed_or_refused_per_the_permission_table(
             # A fresh token per call: logout routes revoke the one they are called with.
             headers = bearer(await mint_token(running, principal.kind, user_id))
             try:
-                response = await running.http.request(method, path, headers=headers,
-                                                      json={} if method in ("POST", "PATCH", "PUT") else None)
+                response = await running.http.request(
+                    method, path, headers=headers, json={} if method in ("POST", "PATCH", "PUT") else None
+                )
             except httpx.HTTPError as exc:  # reported with the route, not as a bare traceback
                 mismatches.append((f"{principal.kind}/{principal.role}", method, path, repr(exc)))
                 continue
             allowed = expected_allowed(principal, handler)
             refused = response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
             if allowed == refused or response.status_code in (401, 500):
-                mismatches.append((f"{principal.kind}/{principal.role}", method, path, response.status_code,
-                                   response.text[:200]))
+                mismatches.append(
+                    (f"{principal.kind}/{principal.role}", method, path, response.status_code, response.text[:200])
+                )
     assert mismatches == []
 
 
@@ -103,12 +105,19 @@ async def test_each_role_is_allowed_or_refused_per_the_permission_table(
 @pytest.mark.parametrize(
     ("role", "permission", "allowed"),
     [
-        ("admin", "merchant:approve", True), ("ops", "merchant:approve", False),
-        ("finance", "merchant:approve", False), ("ops", "merchant:write", True),
-        ("support", "merchant:write", False), ("viewer", "merchant:write", False),
-        ("finance", "merchant:write", False), ("ops", "terminal:write", True),
-        ("viewer", "audit:read", True), ("ops", "seed:write", False), ("admin", "seed:write", True),
-        ("admin", "user:write", True), ("finance", "user:write", False),
+        ("admin", "merchant:approve", True),
+        ("ops", "merchant:approve", False),
+        ("finance", "merchant:approve", False),
+        ("ops", "merchant:write", True),
+        ("support", "merchant:write", False),
+        ("viewer", "merchant:write", False),
+        ("finance", "merchant:write", False),
+        ("ops", "terminal:write", True),
+        ("viewer", "audit:read", True),
+        ("ops", "seed:write", False),
+        ("admin", "seed:write", True),
+        ("admin", "user:write", True),
+        ("finance", "user:write", False),
     ],
 )
 def test_admin_permission_table(role: str, permission: str, allowed: bool) -> None:

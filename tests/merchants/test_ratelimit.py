@@ -47,8 +47,9 @@ def test_finished_windows_are_swept() -> None:
 
 
 def test_limits_come_from_the_rate_limit_variables() -> None:
-    settings = load_settings({"RATE_LIMIT_LOGIN_MAX": "7", "RATE_LIMIT_LOGIN_WINDOW_MS": "1500",
-                              "RATE_LIMIT_ENABLED": "false"})
+    settings = load_settings(
+        {"RATE_LIMIT_LOGIN_MAX": "7", "RATE_LIMIT_LOGIN_WINDOW_MS": "1500", "RATE_LIMIT_ENABLED": "false"}
+    )
     limiter = RateLimiter.from_settings(settings)
     assert limiter.limits["login"] == Limit(7, 1.5)
     assert limiter.limits["login_ip"] == Limit(50, 1.5)
@@ -63,16 +64,18 @@ async def test_admin_writes_are_limited_per_principal(platform_factory: Platform
         ops = await logged_in(limited, "admin", "ops")
         statuses = []
         for _ in range(4):
-            response = await limited.http.post("/admin/merchants", json={"name": unique("RL "), "city": "Garut"},
-                                               headers=ops.headers)
+            response = await limited.http.post(
+                "/admin/merchants", json={"name": unique("RL "), "city": "Garut"}, headers=ops.headers
+            )
             statuses.append(response.status_code)
         assert statuses == [201, 201, 201, 429]
         assert response.json()["error"]["code"] == "rate_limited"
         assert int(response.headers["retry-after"]) >= 1
         # Reads are not admin writes; another principal has its own budget.
         assert (await limited.http.get("/admin/merchants", headers=ops.headers)).status_code == 200
-        other = await limited.http.post("/admin/merchants", json={"name": unique("RL "), "city": "Garut"},
-                                        headers=limited.admin_headers)
+        other = await limited.http.post(
+            "/admin/merchants", json={"name": unique("RL "), "city": "Garut"}, headers=limited.admin_headers
+        )
         assert other.status_code == 201
     finally:
         await platform_factory.stop(limited)
@@ -83,7 +86,9 @@ async def test_logins_from_one_ip_are_limited_whatever_the_email(platform_factor
     try:
         statuses = []
         for n in range(4):  # a new email each time: the IP+email limit alone would never trip
-            response = await limited.http.post("/admin/login", json={"email": f"spray{n}@y.test", "password": "nope nope"})
+            response = await limited.http.post(
+                "/admin/login", json={"email": f"spray{n}@y.test", "password": "nope nope"}
+            )
             statuses.append(response.status_code)
         assert statuses == [401, 401, 401, 429]
         assert response.json()["error"]["code"] == "rate_limited"

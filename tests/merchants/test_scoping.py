@@ -39,8 +39,9 @@ async def test_other_merchants_objects_answer_404_on_every_merchant_route(runnin
         if not set(names) <= set(mine):
             continue  # another domain's object kind; that domain's tests cover it
         own = await running.http.request(method, _PARAM.sub(lambda m: mine[m.group(1)], template), headers=me.headers)
-        other = await running.http.request(method, _PARAM.sub(lambda m: theirs[m.group(1)], template),
-                                           headers=me.headers)
+        other = await running.http.request(
+            method, _PARAM.sub(lambda m: theirs[m.group(1)], template), headers=me.headers
+        )
         assert own.status_code == 200, (template, own.text)
         assert other.status_code == 404, (template, other.text)
         assert other.json()["error"]["code"] == "not_found"
@@ -58,8 +59,9 @@ async def test_merchant_lists_hold_only_their_own_objects(running: RunningPlatfo
     terminals = (await running.http.get("/merchant/terminals", headers=me.headers)).json()["items"]
     assert [t["id"] for t in terminals] == [mine["terminal_id"]]
     # A filter naming another merchant's outlet finds nothing, rather than leaking it.
-    filtered = await running.http.get("/merchant/terminals", params={"outlet_id": theirs["outlet_id"]},
-                                      headers=me.headers)
+    filtered = await running.http.get(
+        "/merchant/terminals", params={"outlet_id": theirs["outlet_id"]}, headers=me.headers
+    )
     assert filtered.json() == {"items": [], "next_cursor": None}
     profile = (await running.http.get("/merchant/profile", headers=me.headers)).json()
     assert profile["merchant"]["id"] == mine["merchant_id"]

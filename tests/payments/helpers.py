@@ -7,7 +7,6 @@ import msgspec
 from qris_soundbox.tools.api import callback_body, callback_headers
 from tests.support import WEBHOOK_SECRET, RunningPlatform
 
-
 __all__ = ["callback_body", "pending_transaction", "post_callback", "signed_headers"]
 
 
@@ -17,7 +16,9 @@ def signed_headers(body: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int 
 
 async def post_callback(running: RunningPlatform, body: dict, **header_kwargs: object):
     raw = msgspec.json.encode(body)
-    return await running.http.post("/integrations/qris/callback", content=raw, headers=signed_headers(raw, **header_kwargs))
+    return await running.http.post(
+        "/integrations/qris/callback", content=raw, headers=signed_headers(raw, **header_kwargs)
+    )
 
 
 async def pending_transaction(running: RunningPlatform, terminal_id: str, amount: int) -> str:
@@ -26,6 +27,7 @@ async def pending_transaction(running: RunningPlatform, terminal_id: str, amount
     platform = running.platform
     async with platform.db.transaction() as conn:
         terminal = await txns.payable_terminal(platform.db, conn, terminal_id)
-        row = await txns.create_transaction(platform.db, conn, platform.settings, terminal, kind="dynamic",
-                                            amount=amount, source="admin")
+        row = await txns.create_transaction(
+            platform.db, conn, platform.settings, terminal, kind="dynamic", amount=amount, source="admin"
+        )
     return row["id"]

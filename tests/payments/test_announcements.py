@@ -19,8 +19,9 @@ from tests.support import PlatformFactory, RunningPlatform
 async def bound_soundbox(running: RunningPlatform, model: str = "generic-audio", *, qris_ready: bool = True):
     ids = await onboarded_terminal(running, qris_ready=qris_ready, merchant_name="Warung Bu Sri")
     device_id, secret = await provisioned_device(running, model)
-    bound = await running.http.post(f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]},
-                                    headers=running.admin_headers)
+    bound = await running.http.post(
+        f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]}, headers=running.admin_headers
+    )
     assert bound.status_code == 200, bound.text
     return ids, device_id, secret
 
@@ -53,8 +54,9 @@ async def test_paid_callback_is_announced_and_acked(running: RunningPlatform) ->
             "clips": ["pembayaran_qris_diterima", "dua", "puluh", "lima", "ribu", "rupiah"],
         }
         assert await notification_status(running, result["transaction_id"]) == "sent"
-        await device.publish(f"devices/{device_id}/uplink/payment/ack",
-                             msgspec.json.encode({"message_id": payload["message_id"]}), qos=1)
+        await device.publish(
+            f"devices/{device_id}/uplink/payment/ack", msgspec.json.encode({"message_id": payload["message_id"]}), qos=1
+        )
 
         async def acked() -> bool:
             return await notification_status(running, result["transaction_id"]) == "acked"
@@ -88,7 +90,8 @@ async def test_fifty_concurrent_replays_announce_once(running: RunningPlatform) 
         assert first is not None
         assert await first_message(device, timeout=1.5) is None
     rows = await running.platform.db.pool.fetchval(
-        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment'", device_id)
+        "SELECT count(*) FROM device_outbox WHERE device_id = $1 AND kind = 'payment'", device_id
+    )
     assert rows == 1
 
 
@@ -139,8 +142,9 @@ async def test_another_devices_ack_does_not_close_the_announcement(running: Runn
         result = (await post_callback(running, callback_body(amount=3_000, terminal_id=ids["terminal_id"]))).json()
         message_id = msgspec.json.decode((await first_message(device, timeout=5)).payload)["message_id"]
     async with running.mqtt(intruder_id, intruder_secret) as intruder:
-        await intruder.publish(f"devices/{intruder_id}/uplink/payment/ack",
-                               msgspec.json.encode({"message_id": message_id}), qos=1)
+        await intruder.publish(
+            f"devices/{intruder_id}/uplink/payment/ack", msgspec.json.encode({"message_id": message_id}), qos=1
+        )
         await intruder.publish(f"devices/{intruder_id}/uplink/payment/ack", b"not json", qos=1)
     await asyncio.sleep(0.3)
     assert await notification_status(running, result["transaction_id"]) == "sent"
@@ -165,14 +169,16 @@ async def test_outbox_rows_survive_a_server_restart(platform_factory: PlatformFa
         await platform_factory.stop(restarted)
 
 
-async def paid_and_acked(running: RunningPlatform, device: aiomqtt.Client, device_id: str, terminal_id: str,
-                         amount: int) -> tuple[dict, dict]:
+async def paid_and_acked(
+    running: RunningPlatform, device: aiomqtt.Client, device_id: str, terminal_id: str, amount: int
+) -> tuple[dict, dict]:
     """A paid static-QR callback on the terminal whose announcement ``device`` (subscribed) receives and acks:
     the callback's answer and the announcement."""
     result = (await post_callback(running, callback_body(amount=amount, terminal_id=terminal_id))).json()
     announced = msgspec.json.decode((await first_message(device, timeout=5)).payload)
-    await device.publish(f"devices/{device_id}/uplink/payment/ack",
-                         msgspec.json.encode({"message_id": announced["message_id"]}), qos=1)
+    await device.publish(
+        f"devices/{device_id}/uplink/payment/ack", msgspec.json.encode({"message_id": announced["message_id"]}), qos=1
+    )
 
     async def acked() -> bool:
         return await notification_status(running, result["transaction_id"]) == "acked"
@@ -187,8 +193,9 @@ async def test_retry_notification_announces_again(platform_factory: PlatformFact
     async with running.mqtt(device_id, secret) as device:
         await subscribed(device, device_id)
         result, first = await paid_and_acked(running, device, device_id, ids["terminal_id"], 2_000)
-        retried = await running.http.post(f"/admin/transactions/{result['transaction_id']}/retry-notification",
-                                          headers=running.admin_headers)
+        retried = await running.http.post(
+            f"/admin/transactions/{result['transaction_id']}/retry-notification", headers=running.admin_headers
+        )
         assert retried.status_code == 200, retried.text
         # At-least-once: a late resend of the first message may come before the retry; skip it as a device would.
         again = first
@@ -212,24 +219,29 @@ async def _dynamic_qr_reply(running: RunningPlatform, device_id: str, secret: st
 
 async def test_dynamic_qr_over_mqtt_gives_a_valid_qris_payload(running: RunningPlatform) -> None:
     _, device_id, secret = await bound_soundbox(running, "generic-screen")
-    reply = await _dynamic_qr_reply(running, device_id, secret,
-                                    msgspec.json.encode({"request_id": "req-1", "amount": 45_000}))
+    reply = await _dynamic_qr_reply(
+        running, device_id, secret, msgspec.json.encode({"request_id": "req-1", "amount": 45_000})
+    )
     assert reply["request_id"] == "req-1" and reply["message_id"] and reply["expires_at"]
     parsed = parse_qris(reply["qr_payload"])
     assert parsed.amount == 45_000 and parsed.point_of_initiation == "dynamic"
-    txn = (await running.http.get(f"/admin/transactions/{reply['transaction_id']}", headers=running.admin_headers)).json()
+    txn = (
+        await running.http.get(f"/admin/transactions/{reply['transaction_id']}", headers=running.admin_headers)
+    ).json()
     assert txn["status"] == "pending" and txn["device_id"] == device_id
 
 
 async def test_dynamic_qr_errors_over_mqtt(running: RunningPlatform) -> None:
     _, audio_id, audio_secret = await bound_soundbox(running, "generic-audio")
-    reply = await _dynamic_qr_reply(running, audio_id, audio_secret,
-                                    msgspec.json.encode({"request_id": "a", "amount": 1_000}))
+    reply = await _dynamic_qr_reply(
+        running, audio_id, audio_secret, msgspec.json.encode({"request_id": "a", "amount": 1_000})
+    )
     assert reply["error"]["code"] == "capability_not_supported" and reply["request_id"] == "a"
 
     unbound_id, unbound_secret = await provisioned_device(running, "generic-screen")
-    reply = await _dynamic_qr_reply(running, unbound_id, unbound_secret,
-                                    msgspec.json.encode({"request_id": "b", "amount": 1_000}))
+    reply = await _dynamic_qr_reply(
+        running, unbound_id, unbound_secret, msgspec.json.encode({"request_id": "b", "amount": 1_000})
+    )
     assert reply["error"]["code"] == "device_not_bound"
 
     _, screen_id, screen_secret = await bound_soundbox(running, "generic-screen")
@@ -247,8 +259,11 @@ async def test_dynamic_qr_over_http(running: RunningPlatform) -> None:
     assert parse_qris(response.json()["qr_payload"]).amount == 12_345
 
     _, audio_id, audio_secret = await bound_soundbox(running, "generic-audio")
-    refused = await running.http.post("/device/transactions/dynamic-qr", json={"amount": 1_000},
-                                      headers={"X-Device-Id": audio_id, "X-Device-Secret": audio_secret})
+    refused = await running.http.post(
+        "/device/transactions/dynamic-qr",
+        json={"amount": 1_000},
+        headers={"X-Device-Id": audio_id, "X-Device-Secret": audio_secret},
+    )
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "capability_not_supported"
 
 
@@ -257,8 +272,10 @@ async def test_http_bridge_answers_over_mqtt(running: RunningPlatform) -> None:
     async with running.mqtt(device_id, secret) as device:
         await subscribed(device, device_id)
         response = await running.http.post(
-            "/device/mqtt/uplink/dynamic-qr/request", json={"request_id": "bridge-1", "amount": 8_000},
-            headers={"X-Device-Id": device_id, "X-Device-Secret": secret})
+            "/device/mqtt/uplink/dynamic-qr/request",
+            json={"request_id": "bridge-1", "amount": 8_000},
+            headers={"X-Device-Id": device_id, "X-Device-Secret": secret},
+        )
         assert response.status_code == 202, response.text
         message = await first_message(device, timeout=5)
     reply = msgspec.json.decode(message.payload)
@@ -276,8 +293,9 @@ async def test_terminal_detail_shows_its_bound_soundbox(running: RunningPlatform
 
 async def test_announcement_speaks_the_devices_configured_language(running: RunningPlatform) -> None:
     ids, device_id, secret = await bound_soundbox(running)
-    patched = await running.http.patch(f"/admin/devices/{device_id}/config", json={"language": "en"},
-                                       headers=running.admin_headers)
+    patched = await running.http.patch(
+        f"/admin/devices/{device_id}/config", json={"language": "en"}, headers=running.admin_headers
+    )
     assert patched.status_code == 200, patched.text
     async with running.mqtt(device_id, secret) as device:
         await subscribed(device, device_id)

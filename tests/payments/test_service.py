@@ -62,8 +62,9 @@ async def test_an_issued_qr_and_its_audit_row_commit_together(running: RunningPl
     async with audit_refused(running, "transaction.create"):
         refused = await running.http.post("/admin/transactions", json=body, headers=running.admin_headers)
     assert refused.status_code == 500
-    listed = await running.http.get("/admin/transactions", params={"terminal_id": terminal_id},
-                                    headers=running.admin_headers)
+    listed = await running.http.get(
+        "/admin/transactions", params={"terminal_id": terminal_id}, headers=running.admin_headers
+    )
     assert listed.json()["items"] == []
 
     created = await running.http.post("/admin/transactions", json=body, headers=running.admin_headers)
@@ -73,12 +74,14 @@ async def test_an_issued_qr_and_its_audit_row_commit_together(running: RunningPl
 
 async def test_expire_due_and_its_audit_row_commit_together(running: RunningPlatform) -> None:
     terminal_id = (await onboarded_terminal(running, qris_ready=True))["terminal_id"]
-    created = await running.http.post("/admin/transactions", json={"terminal_id": terminal_id, "amount": 7_000},
-                                      headers=running.admin_headers)
+    created = await running.http.post(
+        "/admin/transactions", json={"terminal_id": terminal_id, "amount": 7_000}, headers=running.admin_headers
+    )
     transaction_id = created.json()["id"]
     # The API issues no QR that is already due: move its expiry into the past.
     await running.platform.db.pool.execute(
-        "UPDATE transactions SET expires_at = now() - interval '1 second' WHERE id = $1", transaction_id)
+        "UPDATE transactions SET expires_at = now() - interval '1 second' WHERE id = $1", transaction_id
+    )
 
     async with audit_refused(running, "transaction.expire_due"):
         refused = await running.http.post("/admin/transactions/expire-due", headers=running.admin_headers)

@@ -152,4 +152,3 @@ def test_a_corrupted_published_sample_is_rejected_by_its_crc() -> None:
     with pytest.raises(QrisError) as caught:
         parse_qris(corrupted)
     assert caught.value.details["reason"] == "bad_crc"
-

@@ -11,8 +11,13 @@ from collections.abc import Callable
 
 async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qris_soundbox.tools.cli", *args, env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "qris_soundbox.tools.cli",
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -28,8 +33,13 @@ class LiveCli:
     @classmethod
     async def start(cls, *args: str, env: dict[str, str] | None = None) -> LiveCli:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "qris_soundbox.tools.cli", *args, env={**os.environ, **(env or {})},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "qris_soundbox.tools.cli",
+            *args,
+            env={**os.environ, **(env or {})},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         return cls(proc)
 

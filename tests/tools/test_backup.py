@@ -19,7 +19,8 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
         merchant_id = new_id("mer")
         await source.execute(
             "INSERT INTO merchants (id, code, name, city) VALUES ($1, $2, 'Toko Backup', 'Bandung')",
-            merchant_id, f"M{uuid.uuid4().hex[:8]}",
+            merchant_id,
+            f"M{uuid.uuid4().hex[:8]}",
         )
     finally:
         await source.close()
@@ -38,7 +39,9 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
         code, out, err = await run_cli("restore", "plan", "--backup", str(dump), env={"DATABASE_URL": target})
         assert code == 0 and "pg_restore" in out and "--execute" in out
 
-        code, out, err = await run_cli("restore", "plan", "--backup", str(dump), "--execute", env={"DATABASE_URL": target})
+        code, out, err = await run_cli(
+            "restore", "plan", "--backup", str(dump), "--execute", env={"DATABASE_URL": target}
+        )
         assert code == 0, err
 
         code, out, err = await run_cli("restore", "validate", "--backup", str(dump), env={"DATABASE_URL": target})
@@ -60,5 +63,7 @@ async def test_backup_restore_validate_round_trip(database_url: str, pg_admin_ds
 
 
 async def test_restore_plan_refuses_missing_file(tmp_path: Path, database_url: str) -> None:
-    code, _, err = await run_cli("restore", "plan", "--backup", str(tmp_path / "nope.dump"), env={"DATABASE_URL": database_url})
+    code, _, err = await run_cli(
+        "restore", "plan", "--backup", str(tmp_path / "nope.dump"), env={"DATABASE_URL": database_url}
+    )
     assert code != 0 and "does not exist" in err

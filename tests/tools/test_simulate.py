@@ -21,8 +21,17 @@ async def notification_status(running: RunningPlatform, transaction_id: str) -> 
 async def test_simulated_soundbox_announces_acks_and_ignores_a_resend(running: RunningPlatform) -> None:
     terminal_id = (await onboarded_terminal(running))["terminal_id"]
     sim = await LiveCli.start(
-        "simulate", "--provision", "1", "--bind-terminal", terminal_id, "--base-url", running.http_url,
-        "--heartbeat-s", "0", "--json", env={"ADMIN_TOKEN": ADMIN_TOKEN},
+        "simulate",
+        "--provision",
+        "1",
+        "--bind-terminal",
+        terminal_id,
+        "--base-url",
+        running.http_url,
+        "--heartbeat-s",
+        "0",
+        "--json",
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
     )
     try:
         provisioned = await sim.wait_for(lambda line: line.startswith("provisioned "))
@@ -40,18 +49,24 @@ async def test_simulated_soundbox_announces_acks_and_ignores_a_resend(running: R
         # and due, so the outbox sends it again with the same message_id.
         message_id = await running.platform.db.pool.fetchval(
             "UPDATE device_outbox SET status = 'sent', acked_at = NULL, next_attempt_at = now()"
-            " WHERE transaction_id = $1 AND kind = 'payment' RETURNING message_id", transaction_id)
+            " WHERE transaction_id = $1 AND kind = 'payment' RETURNING message_id",
+            transaction_id,
+        )
         await sim.wait_for(lambda line: f"duplicate payment {message_id}" in line)
         assert await eventually(lambda: _is(running, transaction_id, "acked")), "the resend was not acked again"
 
         # Config is acked applied and a command succeeded: the platform's own status says so.
-        pushed = await running.http.patch(f"/admin/devices/{device_id}/config", json={"volume": 55},
-                                          headers=running.admin_headers)
+        pushed = await running.http.patch(
+            f"/admin/devices/{device_id}/config", json={"volume": 55}, headers=running.admin_headers
+        )
         assert pushed.status_code == 200, pushed.text
         await sim.wait_for(lambda line: "applied" in line and '"volume": 55' in line)
         assert await eventually(lambda: _config_in_sync(running, device_id)), "the config ack was not applied"
-        command = (await running.http.post(f"/admin/devices/{device_id}/commands", json={"type": "play_test_sound"},
-                                           headers=running.admin_headers)).json()
+        command = (
+            await running.http.post(
+                f"/admin/devices/{device_id}/commands", json={"type": "play_test_sound"}, headers=running.admin_headers
+            )
+        ).json()
         await sim.wait_for(lambda line: command["id"] in line)
         assert await eventually(lambda: _command_status(running, device_id, command["id"], "acked"))
     finally:
@@ -73,32 +88,61 @@ async def _config_in_sync(running: RunningPlatform, device_id: str) -> bool:
 
 
 async def _command_status(running: RunningPlatform, device_id: str, command_id: str, status: str) -> bool:
-    command = (await running.http.get(f"/admin/devices/{device_id}/commands/{command_id}",
-                                      headers=running.admin_headers)).json()
+    command = (
+        await running.http.get(f"/admin/devices/{device_id}/commands/{command_id}", headers=running.admin_headers)
+    ).json()
     return command["status"] == status
 
 
 async def test_simulator_refused_with_a_wrong_secret_exits_non_zero(running: RunningPlatform) -> None:
     code, out, _ = await run_cli(
-        "simulate", "--device-id", "dev_does_not_exist", "--secret", "wrong", "--mqtt-host", running.mqtt_host,
-        "--mqtt-port", str(running.mqtt_port), "--duration", "10", "--json",
+        "simulate",
+        "--device-id",
+        "dev_does_not_exist",
+        "--secret",
+        "wrong",
+        "--mqtt-host",
+        running.mqtt_host,
+        "--mqtt-port",
+        str(running.mqtt_port),
+        "--duration",
+        "10",
+        "--json",
     )
     assert code == 1
     assert "CONNECT refused" in out and json.loads(out.splitlines()[-1])["refused"] == 1
 
 
 def test_what_the_merchant_hears_follows_the_announcement_format() -> None:
-    assert spoken({"format": "text", "text": "QRIS payment received, ten rupiah"}, 10) == "QRIS payment received, ten rupiah"
-    assert spoken({"format": "clips", "clips": ["pembayaran_qris_diterima", "sepuluh", "rupiah"]}, 10) == \
-        "pembayaran_qris_diterima sepuluh rupiah"
+    assert (
+        spoken({"format": "text", "text": "QRIS payment received, ten rupiah"}, 10)
+        == "QRIS payment received, ten rupiah"
+    )
+    assert (
+        spoken({"format": "clips", "clips": ["pembayaran_qris_diterima", "sepuluh", "rupiah"]}, 10)
+        == "pembayaran_qris_diterima sepuluh rupiah"
+    )
     assert spoken({"format": "amount_only", "amount": 1500000}, 1_500_000) == "Rp 1.500.000"
 
 
 async def test_fleet_mode_connects_every_session_and_heartbeats(running: RunningPlatform, tmp_path) -> None:
     saved = tmp_path / "fleet.csv"
     code, out, err = await run_cli(
-        "simulate", "--provision", "3", "--save-devices", str(saved), "--base-url", running.http_url,
-        "--fleet", "3", "--heartbeat-s", "1", "--duration", "3", "--json", env={"ADMIN_TOKEN": ADMIN_TOKEN},
+        "simulate",
+        "--provision",
+        "3",
+        "--save-devices",
+        str(saved),
+        "--base-url",
+        running.http_url,
+        "--fleet",
+        "3",
+        "--heartbeat-s",
+        "1",
+        "--duration",
+        "3",
+        "--json",
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
     )
     assert code == 0, err
     assert "fleet: 3 of 3 sessions connected" in out
@@ -115,8 +159,22 @@ async def test_fleet_mode_connects_every_session_and_heartbeats(running: Running
 async def test_screen_device_shows_a_dynamic_qr_it_requested_over_mqtt(running: RunningPlatform) -> None:
     terminal = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Sim")
     code, out, err = await run_cli(
-        "simulate", "--provision", "1", "--model", "generic-screen", "--bind-terminal", terminal["terminal_id"],
-        "--base-url", running.http_url, "--dynamic-qr", "12345", "--duration", "4", "--heartbeat-s", "0", "--json",
+        "simulate",
+        "--provision",
+        "1",
+        "--model",
+        "generic-screen",
+        "--bind-terminal",
+        terminal["terminal_id"],
+        "--base-url",
+        running.http_url,
+        "--dynamic-qr",
+        "12345",
+        "--duration",
+        "4",
+        "--heartbeat-s",
+        "0",
+        "--json",
         env={"ADMIN_TOKEN": ADMIN_TOKEN},
     )
     assert code == 0, err

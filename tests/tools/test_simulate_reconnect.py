@@ -15,8 +15,17 @@ from tests.tools.helpers import LiveCli
 async def test_a_soundbox_that_loses_its_connection_reconnects(running: RunningPlatform) -> None:
     device_id, secret = await provisioned_device(running)
     sim = await LiveCli.start(
-        "simulate", "--device-id", device_id, "--secret", secret, "--mqtt-host", running.mqtt_host,
-        "--mqtt-port", str(running.mqtt_port), "--heartbeat-s", "0",
+        "simulate",
+        "--device-id",
+        device_id,
+        "--secret",
+        secret,
+        "--mqtt-host",
+        running.mqtt_host,
+        "--mqtt-port",
+        str(running.mqtt_port),
+        "--heartbeat-s",
+        "0",
     )
     try:
         await sim.wait_for(lambda line: "listening on" in line)

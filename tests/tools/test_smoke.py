@@ -7,8 +7,14 @@ from tests.tools.helpers import run_cli
 
 
 async def _smoke(running: RunningPlatform, secret: str) -> tuple[int, str, str]:
-    return await run_cli("smoke", "--base-url", running.http_url, "--timeout", "10",
-                         env={"ADMIN_TOKEN": ADMIN_TOKEN, "INTEGRATION_WEBHOOK_SECRET": secret})
+    return await run_cli(
+        "smoke",
+        "--base-url",
+        running.http_url,
+        "--timeout",
+        "10",
+        env={"ADMIN_TOKEN": ADMIN_TOKEN, "INTEGRATION_WEBHOOK_SECRET": secret},
+    )
 
 
 async def test_smoke_passes_every_step_against_the_running_platform(running: RunningPlatform) -> None:
@@ -20,8 +26,9 @@ async def test_smoke_passes_every_step_against_the_running_platform(running: Run
     assert any('"Pembayaran QRIS diterima, dua puluh lima ribu rupiah"' in line for line in lines)
     assert lines[-1] == "smoke passed: 19 passed, 0 failed, 0 skipped"
 
-    merchants = (await running.http.get("/admin/merchants", params={"limit": 100},
-                                        headers=running.admin_headers)).json()["items"]
+    merchants = (
+        await running.http.get("/admin/merchants", params={"limit": 100}, headers=running.admin_headers)
+    ).json()["items"]
     assert any(m["name"].startswith("Smoke Merchant ") for m in merchants), "smoke objects are not recognisable"
 
 
