@@ -66,7 +66,7 @@ from pathlib import Path
 
 import psutil
 import yaml
-from common import DOC, HOST, free_port, write_section
+from common import DOC, HOST, free_port, machine_rows, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- broker-scale:begin -->", "<!-- broker-scale:end -->"
@@ -804,11 +804,13 @@ def render(
         f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
         f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).",
         "",
-        "| machine | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
-        f"| load average (1/5/15 min) before / after | {' / '.join(f'{x:.2f}' for x in load[0])} →"
-        f" {' / '.join(f'{x:.2f}' for x in load[1])} |",
+        *machine_rows(
+            info,
+            (
+                "load average " + " / ".join(f"{x:.2f}" for x in load[0]),
+                "load average " + " / ".join(f"{x:.2f}" for x in load[1]),
+            ),
+        ),
         "",
         *auth_notes(auth, facts),
         "| test | PlatformBroker | Mosquitto (anonymous) | ratio |",

@@ -19,6 +19,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def machine_rows(info: dict[str, str], load: tuple[str, str]) -> list[str]:
+    """The table each section opens with: the machine, and how busy it was before and after the run."""
+    return [
+        "| machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| load before | {load[0]} |",
+        f"| load after | {load[1]} |",
+    ]
+
+
 def write_section(text: str, begin: str, end: str) -> None:
     """Replace the text between ``begin`` and ``end`` (markers included in ``text``), or append it;
     every other benchmark's section and the hand-written notes are left as they are."""

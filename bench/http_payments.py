@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 import aiomqtt
-from common import DOC, HOST, free_port, write_section
+from common import DOC, HOST, free_port, machine_rows, write_section
 
 from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers
 from qris_soundbox.tools.loadtest import LoadConfig, LoadTest
@@ -284,11 +284,7 @@ def render(
         f" {seconds:.0f} s. The platform (`serve`, embedded PostgreSQL, rate limits off) and the load generator"
         f" (aiohttp, {plan.concurrency} connections, uvloop) share the machine.",
         "",
-        "| machine | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
-        f"| `uptime` before | {load[0]} |",
-        f"| `uptime` after | {load[1]} |",
+        *machine_rows(info, load),
         "",
         "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | p50 vs /health | req/s vs /health |",
         "|---|---|---|---|---|---|---|---|---|",

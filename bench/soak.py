@@ -68,7 +68,7 @@ import aiomqtt
 import asyncpg
 import psutil
 from broker_scale import raise_fd_limit
-from common import DOC, HOST, write_section
+from common import DOC, HOST, machine_rows, write_section
 from http_payments import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
 
 from qris_soundbox.broker.outbox_publisher import FIRST_RETRY_S
@@ -970,11 +970,7 @@ def render(report: dict[str, Any], info: dict[str, str], load: tuple[str, str], 
         " off) and the load generator (this script: the soundboxes, the relay and the callbacks, one uvloop"
         " process) share the machine.",
         "",
-        "| machine | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
-        f"| `uptime` before | {load[0]} |",
-        f"| `uptime` after | {load[1]} |",
+        *machine_rows(info, load),
         "",
         f"**Verdict: {'; '.join(problems) if problems else 'nothing lost, nothing duplicated after ack'}.**",
         "",
