@@ -23,8 +23,8 @@ is in ``core/outbox.py``; this module is only the delivery loop.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import asyncpg
@@ -55,6 +55,8 @@ class DeviceSessions(Protocol):
 
     def holds_downlink(self, client_id: str, key: str) -> bool: ...
 
+    def on_downlink_taken(self, callback: Callable[[str, str], None] | None) -> None: ...
+
     async def deliver_to_client(
         self, client_id: str, topic: str, payload: bytes, qos: int = ..., key: str | None = None
     ) -> bool: ...
@@ -69,24 +71,25 @@ class OutboxPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[bool]] = set()  # deliveries awaiting PUBACK, cancelled on stop
-        self._with_device: set[str] = set()  # outbox ids PUBACKed since the last round
+        self._with_device: set[str] = set()  # message ids PUBACKed since the last round
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
+        self._sessions.on_downlink_taken(self.device_took)
         self._task = asyncio.create_task(self._run(), name="outbox-publisher")
 
     async def stop(self) -> None:
+        self._sessions.on_downlink_taken(None)
         for task in (self._task, *self._in_flight):
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(t for t in (self._task, *self._in_flight) if t is not None), return_exceptions=True)
         await self._close_listener()
 
-    def _settled(self, outbox_id: str, task: asyncio.Task[bool]) -> None:
-        self._in_flight.discard(task)
-        if not task.cancelled() and task.exception() is None and task.result():
-            self._with_device.add(outbox_id)  # its retry moves out on the next round
-            self._wake.set()
+    def device_took(self, _device_id: str, message_id: str) -> None:
+        """The device PUBACKed a message (``PlatformBroker.on_downlink_taken``): its retry moves out next round."""
+        self._with_device.add(message_id)
+        self._wake.set()
 
     def device_ready(self, device_id: str) -> None:
         """The device (re)subscribed to its downlinks: everything unacked is due now."""
@@ -127,7 +130,7 @@ class OutboxPublisher:
                 if self._with_device:
                     with_device, self._with_device = self._with_device, set()
                     async with self._db.transaction() as conn:
-                        await outbox.postpone(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
+                        await outbox.postpone_taken(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
                 if self._subscribed:
                     subscribed, self._subscribed = self._subscribed, set()
                     try:
@@ -193,7 +196,7 @@ class OutboxPublisher:
                     sessions.deliver_to_client(row.device_id, row.topic, data, key=row.message_id)
                 )
                 self._in_flight.add(task)
-                task.add_done_callback(functools.partial(self._settled, row.id))
+                task.add_done_callback(self._in_flight.discard)
                 await trace.record_downlink(
                     self._db, conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
                 )

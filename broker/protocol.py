@@ -29,6 +29,7 @@ import asyncio
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias, cast
 
 from amqtt.session import OutgoingApplicationMessage
@@ -137,6 +138,8 @@ class Hub:
         self.unacked: set[Connection] = set()
         # QoS 1 messages dropped because a session's queue was full (the outbox delivers them again).
         self.dropped = 0
+        # Told (client id, key) when a client PUBACKs a message delivered with a key, however late.
+        self.keyed_puback: Callable[[str, str], None] | None = None
         self._wheel: dict[int, list[Connection]] = {}
         self._dirty: list[Connection] = []
         self._loop = asyncio.get_running_loop()
@@ -431,6 +434,8 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(message, InflightMessage):
             message.settle(True)
+            if message.key is not None and self._hub.keyed_puback is not None:
+                self._hub.keyed_puback(session.client_id or "", message.key)
         self._send_queued()
         if not inflight:
             self._hub.unacked.discard(self)

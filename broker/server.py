@@ -41,6 +41,7 @@ from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildca
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from qris_soundbox.core.context import PlatformContext
 
@@ -168,6 +169,11 @@ class PlatformBroker(Broker):
         if entry is None or self._live_connection(entry[0]) is None:
             return 0
         return cast(DeviceSession, entry[0]).room(self._hub.settings.max_inflight_messages)
+
+    def on_downlink_taken(self, callback: Callable[[str, str], None] | None) -> None:
+        """``callback(client_id, key)`` whenever a client PUBACKs a message delivered with a key, even one
+        ``deliver_to_client`` stopped waiting for (a slow reader PUBACKs the DUP resend much later)."""
+        self._hub.keyed_puback = callback
 
     def holds_downlink(self, client_id: str, key: str) -> bool:
         """True while the message delivered with ``key`` is in flight or queued in ``client_id``'s session."""

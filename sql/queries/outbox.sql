@@ -79,3 +79,8 @@ GROUP BY device_id;
 -- message or has no room for more, or the device PUBACKed it and its ack is on the way); attempts unchanged
 UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
 WHERE id = ANY ($1::text[]) AND status IN ('pending', 'sent');
+
+-- postpone_taken_downlinks --
+-- $1 message ids the devices PUBACKed, $2 seconds: their own ack is on the way; resend only if it never comes
+UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
+WHERE message_id = ANY ($1::text[]) AND status IN ('pending', 'sent');

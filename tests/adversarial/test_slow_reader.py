@@ -114,10 +114,12 @@ async def _all_acked(running: RunningPlatform, message_ids: set[str]) -> bool:
     return len(rows) == len(message_ids) and {row["status"] for row in rows} == {"acked"}
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["puback-at-once", "puback-after-a-resend"])
 async def test_a_message_the_device_has_taken_is_not_sent_again_while_its_ack_is_on_the_way(
-    running: RunningPlatform,
+    running: RunningPlatform, late: bool
 ) -> None:
-    """PUBACK now, the application's ack later than the outbox's first retry (5 s): no second copy."""
+    """PUBACK (at once, or only to the broker's DUP resend, as a slow reader catching up does), then the
+    application's ack later than the outbox's first retry (5 s): no second copy."""
     device_id, secret = await provisioned_device(running)
     client = await RawClient.open(running.mqtt_port)
     await client.send(raw.connect(device_id, secret))
@@ -127,6 +129,9 @@ async def test_a_message_the_device_has_taken_is_not_sent_again_while_its_ack_is
     (message_id,) = await _payments(running, device_id, 1)
     packet = await client.read()
     assert _message_id(packet) == message_id
+    if late:
+        resent = await client.read()  # the broker's resend after retry_interval (1 s here)
+        assert resent.dup and resent.packet_id == packet.packet_id
     await client.send(raw.ack(PUBACK, packet.packet_id))
     assert await _read_for(client, 7) == [], "sent again while the device's ack could still be on its way"
     body = json.dumps({"message_id": message_id}).encode()
