@@ -130,7 +130,7 @@ class OutboxPublisher:
                 if self._with_device:
                     with_device, self._with_device = self._with_device, set()
                     async with self._db.transaction() as conn:
-                        await outbox.postpone_taken(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
+                        await outbox.postpone(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
                 if self._subscribed:
                     subscribed, self._subscribed = self._subscribed, set()
                     try:
@@ -148,9 +148,7 @@ class OutboxPublisher:
                 raise
             except Exception as exc:
                 # Whatever went wrong, delivery must not stop until a restart: log, and try again shortly.
-                if error_for_database_failure(exc) is not None or isinstance(
-                    exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-                ):
+                if error_for_database_failure(exc) is not None or isinstance(exc, (OSError, asyncpg.InterfaceError)):
                     log.warning("outbox publisher: database unavailable", extra={"error": type(exc).__name__})
                 else:
                     log.exception("outbox publisher error")
@@ -183,10 +181,10 @@ class OutboxPublisher:
             sent, held, no_room = [], [], []
             for row in due:
                 if sessions.holds_downlink(row.device_id, row.message_id):
-                    held.append(row.id)  # the broker resends it; due again after the first back-off
+                    held.append(row.message_id)  # the broker resends it; due again after the first back-off
                     continue
                 if room[row.device_id] <= 0:
-                    no_room.append(row.id)  # looked at again on the next tick
+                    no_room.append(row.message_id)  # looked at again on the next tick
                     continue
                 room[row.device_id] -= 1
                 data = msgspec.json.encode(row.payload)

@@ -160,14 +160,7 @@ async def mark_sent(
         await conn.execute(db.q["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)
 
 
-async def postpone_taken(db: Database, conn: asyncpg.Connection, message_ids: list[str], seconds: float) -> None:
-    """Messages the device's MQTT stack acknowledged: not handed over again for ``seconds`` (its ack is on the
-    way), unless they are closed by then."""
+async def postpone(db: Database, conn: asyncpg.Connection, message_ids: list[str], seconds: float) -> None:
+    """Open downlinks not to hand over for ``seconds`` (acknowledged or closed ones are left alone)."""
     if message_ids:
-        await conn.execute(db.q["postpone_taken_downlinks"], message_ids, seconds)
-
-
-async def postpone(db: Database, conn: asyncpg.Connection, outbox_ids: list[str], seconds: float) -> None:
-    """Open rows not to hand over for ``seconds`` (acknowledged or closed rows are left alone)."""
-    if outbox_ids:
-        await conn.execute(db.q["postpone_downlinks"], outbox_ids, seconds)
+        await conn.execute(db.q["postpone_downlinks"], message_ids, seconds)

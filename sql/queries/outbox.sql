@@ -75,12 +75,7 @@ WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND kind <>
 GROUP BY device_id;
 
 -- postpone_downlinks --
--- $1 outbox ids, $2 seconds: open rows not to hand over before then (the device's session holds the
--- message or has no room for more, or the device PUBACKed it and its ack is on the way); attempts unchanged
-UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
-WHERE id = ANY ($1::text[]) AND status IN ('pending', 'sent');
-
--- postpone_taken_downlinks --
--- $1 message ids the devices PUBACKed, $2 seconds: their own ack is on the way; resend only if it never comes
+-- $1 message ids, $2 seconds: open rows not to hand over before then (the device's session holds the
+-- message or has no room for more, or the device PUBACKed it and its own ack is on the way); attempts unchanged
 UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
 WHERE message_id = ANY ($1::text[]) AND status IN ('pending', 'sent');

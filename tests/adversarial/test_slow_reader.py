@@ -67,17 +67,23 @@ async def _read_for(client: RawClient, seconds: float) -> list[raw.Packet]:
     return packets
 
 
+async def _subscribed(running: RunningPlatform, device_id: str, secret: str) -> RawClient:
+    """The device on a raw socket, connected and subscribed to its downlinks."""
+    client = await RawClient.open(running.mqtt_port)
+    await client.send(raw.connect(device_id, secret))
+    assert (await client.read()).body == b"\x00\x00"
+    await client.send(raw.subscribe(1, f"devices/{device_id}/downlink/#", 1))
+    assert (await client.read()).kind == 9
+    return client
+
+
 def _message_id(packet: raw.Packet) -> str:
     return str(json.loads(packet.payload)["message_id"])
 
 
 async def test_a_device_that_stops_reading_gets_each_message_once_at_a_time(running: RunningPlatform) -> None:
     device_id, secret = await provisioned_device(running)
-    client = await RawClient.open(running.mqtt_port)
-    await client.send(raw.connect(device_id, secret))
-    assert (await client.read()).body == b"\x00\x00"
-    await client.send(raw.subscribe(1, f"devices/{device_id}/downlink/#", 1))
-    assert (await client.read()).kind == 9
+    client = await _subscribed(running, device_id, secret)
     sent = await _payments(running, device_id, MESSAGES)
 
     # Not acknowledging for several resend intervals and outbox ticks.
@@ -121,11 +127,7 @@ async def test_a_message_the_device_has_taken_is_not_sent_again_while_its_ack_is
     """PUBACK (at once, or only to the broker's DUP resend, as a slow reader catching up does), then the
     application's ack later than the outbox's first retry (5 s): no second copy."""
     device_id, secret = await provisioned_device(running)
-    client = await RawClient.open(running.mqtt_port)
-    await client.send(raw.connect(device_id, secret))
-    assert (await client.read()).body == b"\x00\x00"
-    await client.send(raw.subscribe(1, f"devices/{device_id}/downlink/#", 1))
-    assert (await client.read()).kind == 9
+    client = await _subscribed(running, device_id, secret)
     (message_id,) = await _payments(running, device_id, 1)
     packet = await client.read()
     assert _message_id(packet) == message_id
