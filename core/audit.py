@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 from qris_soundbox.core.schemas import Page, Struct, Value
@@ -43,7 +43,7 @@ async def record(
 ) -> None:
     """Append one audit row. ``payload`` must never hold a secret."""
     await conn.execute(
-        db.q["insert_audit_log"],
+        QUERIES["insert_audit_log"],
         new_id("aud"),
         actor.actor_type,
         actor.actor_id,
@@ -87,7 +87,7 @@ async def list_logs(
 ) -> Page[AuditLog]:
     """Newest first; ``from`` inclusive, ``to`` exclusive."""
     rows = await conn.fetch(
-        db.q["list_audit_logs"],
+        QUERIES["list_audit_logs"],
         page.cursor,
         page.fetch_limit,
         action,

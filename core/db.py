@@ -6,8 +6,11 @@ SQL lives in ``sql/queries/<domain>.sql`` as named blocks (procrastinate style):
     -- $1 = merchant id
     SELECT ... WHERE id = $1;
 
-They are loaded once into ``Database.q`` and run through the pool or a
-connection; no ORM, no SQL strings scattered through services.
+They are loaded once, at import, into ``QUERIES`` (a read-only mapping of name →
+SQL, as procrastinate keeps its queries): services take only the connection they
+run on and write ``conn.fetchrow(QUERIES["merchant_by_id"], merchant_id)``; no ORM,
+no SQL strings scattered through services, no database object passed around just
+to reach the text of a query.
 
 Errors: the pool reconnects by itself once PostgreSQL is back (a connection the
 server closed is replaced on the next acquire), so an outage needs no restart.
@@ -20,9 +23,10 @@ HTTP API answers 503 or 400 instead of 500.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import asyncpg
@@ -89,6 +93,9 @@ def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
     return queries
 
 
+QUERIES: Mapping[str, str] = MappingProxyType(load_queries())
+
+
 async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     """The pool's way to open a connection: any failure to open one is ``DatabaseUnreachable``."""
     try:
@@ -136,11 +143,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 class Database:
-    """The asyncpg pool plus the named queries."""
+    """The asyncpg pool; ``fetch``/``fetchrow``/... run a named query on a pooled connection."""
 
-    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str], dsn: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self.pool = pool
-        self.q = queries
         self.dsn = dsn  # None: the libpq PG* variables
 
     @classmethod
@@ -154,7 +160,7 @@ class Database:
             connect=_connect,
             timeout=CONNECT_TIMEOUT_S,
         )
-        return cls(pool, load_queries(), dsn)
+        return cls(pool, dsn)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -166,13 +172,13 @@ class Database:
             yield conn
 
     async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
-        return await self.pool.fetch(self.q[name], *args)
+        return await self.pool.fetch(QUERIES[name], *args)
 
     async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(self.q[name], *args)
+        return await self.pool.fetchrow(QUERIES[name], *args)
 
     async def fetchval(self, name: str, *args: Any) -> Any:
-        return await self.pool.fetchval(self.q[name], *args)
+        return await self.pool.fetchval(QUERIES[name], *args)
 
     async def execute(self, name: str, *args: Any) -> str:
-        return await self.pool.execute(self.q[name], *args)
+        return await self.pool.execute(QUERIES[name], *args)

@@ -17,7 +17,7 @@ from typing import Any
 
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.demo import seed_demo_device
 from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.merchants.schemas import Merchant, Outlet, Terminal
@@ -82,8 +82,8 @@ async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoDa
     """Create whatever demo object is missing, in one transaction, and describe them all."""
     created: list[str] = []
     async with db.transaction() as conn:
-        await conn.execute(db.q["demo_seed_lock"])
-        row = await conn.fetchrow(db.q["merchant_by_nmid"], DEMO_MERCHANT["nmid"])
+        await conn.execute(QUERIES["demo_seed_lock"])
+        row = await conn.fetchrow(QUERIES["merchant_by_nmid"], DEMO_MERCHANT["nmid"])
         if row is None:
             merchant = await merchants.create_merchant(db, conn, actor, **DEMO_MERCHANT)
             created.append("merchant")
@@ -93,14 +93,14 @@ async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoDa
             merchant = await merchants.approve_merchant(db, conn, actor, merchant.id)
             created.append("merchant approval")
 
-        row = await conn.fetchrow(db.q["outlet_by_merchant_and_name"], merchant.id, DEMO_OUTLET["name"])
+        row = await conn.fetchrow(QUERIES["outlet_by_merchant_and_name"], merchant.id, DEMO_OUTLET["name"])
         if row is None:
             outlet = await merchants.create_outlet(db, conn, actor, merchant.id, **DEMO_OUTLET)
             created.append("outlet")
         else:
             outlet = merchants.outlet_of(row)
 
-        row = await conn.fetchrow(db.q["terminal_by_outlet_and_name"], outlet.id, DEMO_TERMINAL["name"])
+        row = await conn.fetchrow(QUERIES["terminal_by_outlet_and_name"], outlet.id, DEMO_TERMINAL["name"])
         if row is None:
             terminal = await merchants.create_terminal(db, conn, actor, outlet.id, **DEMO_TERMINAL)
             created.append("terminal")

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.ids import new_id
 
 # LISTEN channel: ``enqueue`` notifies it with the device id, so the broker process delivers on commit.
@@ -84,7 +84,7 @@ async def enqueue(
     """Queue one downlink on ``conn``'s transaction; returns its ``message_id``."""
     message_id = new_id("msg")
     await conn.execute(
-        db.q["insert_downlink"],
+        QUERIES["insert_downlink"],
         new_id("obx"),
         message_id,
         device_id,
@@ -94,7 +94,7 @@ async def enqueue(
         expires_at,
         transaction_id,
     )
-    await conn.execute(db.q["notify_outbox"], device_id)
+    await conn.execute(QUERIES["notify_outbox"], device_id)
     return message_id
 
 
@@ -105,7 +105,7 @@ async def acknowledge(db: Database, device_id: str, message_id: str, kind: str |
 
 async def unacked_counts(db: Database, conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:
     """Downlinks each device has not acknowledged yet (payments, config, commands)."""
-    rows = await conn.fetch(db.q["unacked_downlink_counts"], device_ids)
+    rows = await conn.fetch(QUERIES["unacked_downlink_counts"], device_ids)
     return {row["device_id"]: row["pending"] for row in rows}
 
 
@@ -143,7 +143,7 @@ async def make_due(db: Database, device_ids: list[str]) -> None:
 
 async def claim_due(db: Database, conn: asyncpg.Connection, device_ids: list[str], limit: int) -> list[DueDownlink]:
     """Due rows of ``device_ids``, oldest first, locked (SKIP LOCKED) until ``conn``'s transaction ends."""
-    rows = await conn.fetch(db.q["open_downlinks_for_devices"], device_ids, limit)
+    rows = await conn.fetch(QUERIES["open_downlinks_for_devices"], device_ids, limit)
     return [
         DueDownlink(
             id=r["id"], message_id=r["message_id"], device_id=r["device_id"], topic=r["topic"], payload=r["payload"]
@@ -157,10 +157,10 @@ async def mark_sent(
 ) -> None:
     """Handed to the device's session: due again after an exponential back-off unless acknowledged."""
     if outbox_ids:
-        await conn.execute(db.q["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)
+        await conn.execute(QUERIES["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)
 
 
 async def postpone(db: Database, conn: asyncpg.Connection, message_ids: list[str], seconds: float) -> None:
     """Open downlinks not to hand over for ``seconds`` (acknowledged or closed ones are left alone)."""
     if message_ids:
-        await conn.execute(db.q["postpone_downlinks"], message_ids, seconds)
+        await conn.execute(QUERIES["postpone_downlinks"], message_ids, seconds)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class DeviceChange(msgspec.Struct, kw_only=True, frozen=True):
 
 async def announce_change(db: Database, conn: asyncpg.Connection, change: DeviceChange) -> None:
     """NOTIFY in the caller's transaction: delivered only if the change commits."""
-    await conn.execute(db.q["device_notify_change"], msgspec.json.encode(change).decode())
+    await conn.execute(QUERIES["device_notify_change"], msgspec.json.encode(change).decode())
 
 
 class DeviceChangeListener:

@@ -20,7 +20,7 @@ from msgspec import Meta
 
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.config_shadow import (
     MessageId,
     device_with_capabilities,
@@ -158,7 +158,7 @@ def _command(row: asyncpg.Record) -> Command:
 
 
 async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, command_id: str) -> Command:
-    row = await conn.fetchrow(db.q["device_command"], device_id, command_id)
+    row = await conn.fetchrow(QUERIES["device_command"], device_id, command_id)
     if row is None:
         raise CommandNotFound(
             f"command {command_id!r} of device {device_id!r} does not exist", details={"command_id": command_id}
@@ -168,7 +168,7 @@ async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, co
 
 async def list_commands(db: Database, conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
     await device_with_capabilities(db, conn, device_id)  # 404 for an unknown device, not an empty list
-    rows = await conn.fetch(db.q["device_command_page"], device_id, page.cursor, page.fetch_limit)
+    rows = await conn.fetch(QUERIES["device_command_page"], device_id, page.cursor, page.fetch_limit)
     return page.page(rows, _command)
 
 
@@ -194,7 +194,7 @@ async def create_command(
         expires_at=expires_at,
     )
     await conn.execute(
-        db.q["insert_device_command"], command_id, device_id, data.type, params, message_id, actor.actor_id
+        QUERIES["insert_device_command"], command_id, device_id, data.type, params, message_id, actor.actor_id
     )
     await audit.record(
         db,
@@ -227,7 +227,7 @@ async def acknowledge(
             details={"command_id": ack.command_id, "message_id": ack.message_id},
         )
     outcome = "acked" if ack.status == "succeeded" else "failed"
-    closed = await conn.fetchval(db.q["close_command_downlink"], device_id, command.message_id, outcome, ack.detail)
+    closed = await conn.fetchval(QUERIES["close_command_downlink"], device_id, command.message_id, outcome, ack.detail)
     if closed is None:
         command = await get_command(db, conn, device_id, command.id)  # a concurrent ack may just have closed it
         if command.status == outcome:
@@ -236,7 +236,7 @@ async def acknowledge(
             f"command {command.id} is already {command.status}",
             details={"command_id": command.id, "status": command.status},
         )
-    await conn.execute(db.q["device_command_set_result"], command.id, ack.detail)
+    await conn.execute(QUERIES["device_command_set_result"], command.id, ack.detail)
     await audit.record(
         db,
         conn,

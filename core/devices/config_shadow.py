@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.announcement import AnnouncementCapabilities, check_can_announce
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices import health, models, uplinks
 from qris_soundbox.core.devices.errors import (
     ConfigNotSupported,
@@ -236,7 +236,7 @@ async def device_with_capabilities(
     db: Database, conn: asyncpg.Connection, device_id: str
 ) -> tuple[asyncpg.Record, Capabilities]:
     """The device row (404 if unknown) and its model's capabilities."""
-    row = await conn.fetchrow(db.q["device_by_id"], device_id)
+    row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     return row, (await models.get_model(db, conn, row["model_id"])).capabilities
@@ -248,13 +248,13 @@ def refuse_if_retired(device: asyncpg.Record) -> None:
 
 
 async def _locked(db: Database, conn: asyncpg.Connection, device_id: str, capabilities: Capabilities) -> asyncpg.Record:
-    await conn.execute(db.q["device_config_ensure"], device_id, default_config(capabilities))
-    return await conn.fetchrow(db.q["device_config_lock"], device_id)
+    await conn.execute(QUERIES["device_config_ensure"], device_id, default_config(capabilities))
+    return await conn.fetchrow(QUERIES["device_config_lock"], device_id)
 
 
 async def _push(db: Database, conn: asyncpg.Connection, device_id: str, version: int, config: dict[str, Any]) -> str:
     """Queue the config downlink, superseding every unacked one before it."""
-    await conn.execute(db.q["supersede_config_downlinks"], device_id)
+    await conn.execute(QUERIES["supersede_config_downlinks"], device_id)
     message_id = await outbox.enqueue(
         db,
         conn,
@@ -263,13 +263,13 @@ async def _push(db: Database, conn: asyncpg.Connection, device_id: str, version:
         body={"version": version, "config": config},
         expires_at=datetime.now(UTC) + CONFIG_DOWNLINK_TTL,
     )
-    await conn.execute(db.q["device_config_set_pushed"], device_id, message_id)
+    await conn.execute(QUERIES["device_config_set_pushed"], device_id, message_id)
     return message_id
 
 
 async def get_state(db: Database, conn: asyncpg.Connection, device_id: str) -> ConfigState:
     _, capabilities = await device_with_capabilities(db, conn, device_id)
-    return _state(device_id, capabilities, await conn.fetchrow(db.q["device_config_by_device"], device_id))
+    return _state(device_id, capabilities, await conn.fetchrow(QUERIES["device_config_by_device"], device_id))
 
 
 async def update_desired(
@@ -285,11 +285,11 @@ async def update_desired(
     changes = msgspec.to_builtins(patch)  # UNSET fields are left out: exactly what was asked
     if desired == row["desired"]:
         # Nothing the device would notice: keep the version, push nothing.
-        await conn.execute(db.q["device_config_set_desired"], device_id, overrides, desired, row["desired_version"])
+        await conn.execute(QUERIES["device_config_set_desired"], device_id, overrides, desired, row["desired_version"])
         return await get_state(db, conn, device_id)
     version = row["desired_version"] + 1
-    await conn.execute(db.q["insert_device_config_version"], device_id, version, desired, changes)
-    await conn.execute(db.q["device_config_set_desired"], device_id, overrides, desired, version)
+    await conn.execute(QUERIES["insert_device_config_version"], device_id, version, desired, changes)
+    await conn.execute(QUERIES["device_config_set_desired"], device_id, overrides, desired, version)
     message_id = await _push(db, conn, device_id, version, desired)
     await audit.record(
         db,
@@ -325,10 +325,10 @@ async def retry_push(db: Database, conn: asyncpg.Connection, actor: AuditActor, 
 
 async def get_status(db: Database, conn: asyncpg.Connection, device_id: str) -> ConfigStatus:
     state = await get_state(db, conn, device_id)
-    row = await conn.fetchrow(db.q["device_config_by_device"], device_id)
+    row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     push = None
     if state.push_message_id is not None:
-        downlink = await conn.fetchrow(db.q["downlink_by_message"], state.push_message_id)
+        downlink = await conn.fetchrow(QUERIES["downlink_by_message"], state.push_message_id)
         push = PushState(
             message_id=downlink["message_id"],
             version=downlink["payload"].get("version"),
@@ -378,7 +378,7 @@ async def _config_of_version(
         return row["desired"]
     if version == 0:
         return default_config(capabilities)
-    config = await conn.fetchval(db.q["device_config_version"], device_id, version)
+    config = await conn.fetchval(QUERIES["device_config_version"], device_id, version)
     if config is None:
         raise UnknownConfigVersion(
             f"config version {version} was never issued to this device",
@@ -394,7 +394,7 @@ async def acknowledge(
     device, capabilities = await device_with_capabilities(db, conn, device_id)
     row = await _locked(db, conn, device_id, capabilities)
     if ack.message_id is not None:
-        downlink = await conn.fetchrow(db.q["config_downlink_by_message"], device_id, ack.message_id)
+        downlink = await conn.fetchrow(QUERIES["config_downlink_by_message"], device_id, ack.message_id)
         if downlink is None:
             raise UnknownConfigMessage(
                 "no config downlink with this message_id was sent to this device",
@@ -408,16 +408,16 @@ async def acknowledge(
     config = await _config_of_version(db, conn, device_id, capabilities, row, ack.version)
     applied = ack.status == "applied"
     await conn.execute(
-        db.q["close_config_downlinks"],
+        QUERIES["close_config_downlinks"],
         device_id,
         ack.version,
         "acked" if applied else "failed",
         None if applied else ack.reason,
     )
     if applied:
-        await conn.execute(db.q["device_config_set_reported"], device_id, config, ack.version)
+        await conn.execute(QUERIES["device_config_set_reported"], device_id, config, ack.version)
     else:
-        await conn.execute(db.q["device_config_set_rejected"], device_id, ack.version, ack.reason)
+        await conn.execute(QUERIES["device_config_set_rejected"], device_id, ack.version, ack.reason)
     await audit.record(
         db,
         conn,
@@ -465,7 +465,7 @@ class AnnouncementPreferences(Value, kw_only=True, frozen=True):
 
 async def announcement_preferences(db: Database, conn: asyncpg.Connection, device_id: str) -> AnnouncementPreferences:
     """The configured (desired) language and text template, defaults when never configured."""
-    row = await conn.fetchrow(db.q["device_config_by_device"], device_id)
+    row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     if row is not None:
         desired = row["desired"]
         return AnnouncementPreferences(

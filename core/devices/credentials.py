@@ -22,7 +22,7 @@ from argon2 import PasswordHasher, Type
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid
 from qris_soundbox.core.devices.schemas import BrokerAddress, IssuedCredential
@@ -51,7 +51,7 @@ async def rotate(
     ``broker`` is where the device is told to connect: the caller knows it
     (``PlatformContext.device_broker_address``), not this module.
     """
-    row = await conn.fetchrow(db.q["device_lock"], device_id)
+    row = await conn.fetchrow(QUERIES["device_lock"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     if row["status"] == "retired":
@@ -59,7 +59,7 @@ async def rotate(
     secret = new_secret()
     fingerprint = fingerprint_of(secret)
     secret_hash = await asyncio.to_thread(DEVICE_SECRET_HASHER.hash, secret)
-    updated = await conn.fetchrow(db.q["device_set_credential"], device_id, secret_hash, fingerprint)
+    updated = await conn.fetchrow(QUERIES["device_set_credential"], device_id, secret_hash, fingerprint)
     await announce_change(
         db, conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"])
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qris_soundbox.core.audit import SYSTEM
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices import credentials, registry
 from qris_soundbox.core.devices.errors import SerialNumberTaken
 from qris_soundbox.core.devices.schemas import DeviceCreate
@@ -15,7 +16,7 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
     """Register and bind the demo device once; issue it a new secret on every start (secrets are shown only once)."""
     db = platform.db
     async with db.transaction() as conn:
-        device_id = await conn.fetchval(db.q["device_id_by_serial"], DEMO_SERIAL)
+        device_id = await conn.fetchval(QUERIES["device_id_by_serial"], DEMO_SERIAL)
         if device_id is None:
             try:
                 device_id = (

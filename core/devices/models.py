@@ -13,7 +13,7 @@ import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.errors import DeviceModelExists, DeviceModelNotFound
 from qris_soundbox.core.devices.schemas import Capabilities, DeviceModel, DeviceModelCreate
 from qris_soundbox.core.errors import ValidationFailed
@@ -60,11 +60,11 @@ def model_from_row(row: asyncpg.Record) -> DeviceModel:
 
 
 async def list_models(db: Database, conn: asyncpg.Connection) -> list[DeviceModel]:
-    return [model_from_row(row) for row in await conn.fetch(db.q["device_model_list"])]
+    return [model_from_row(row) for row in await conn.fetch(QUERIES["device_model_list"])]
 
 
 async def get_model(db: Database, conn: asyncpg.Connection, model_id: str) -> DeviceModel:
-    row = await conn.fetchrow(db.q["device_model_by_id"], model_id)
+    row = await conn.fetchrow(QUERIES["device_model_by_id"], model_id)
     if row is None:
         raise DeviceModelNotFound(model_id)
     return model_from_row(row)
@@ -72,7 +72,7 @@ async def get_model(db: Database, conn: asyncpg.Connection, model_id: str) -> De
 
 async def capabilities_of_device(db: Database, conn: asyncpg.Connection, device_id: str) -> Capabilities | None:
     """The capabilities of a device's model (None: no such device) — what shapers call."""
-    row = await conn.fetchrow(db.q["device_by_id"], device_id)
+    row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         return None
     return (await get_model(db, conn, row["model_id"])).capabilities
@@ -83,7 +83,7 @@ async def create_model(
 ) -> DeviceModel:
     validate_capabilities(data.capabilities)
     row = await conn.fetchrow(
-        db.q["insert_device_model"], data.id, data.name, data.vendor, msgspec.to_builtins(data.capabilities)
+        QUERIES["insert_device_model"], data.id, data.name, data.vendor, msgspec.to_builtins(data.capabilities)
     )
     if row is None:
         raise DeviceModelExists(f"device model {data.id!r} already exists", details={"id": data.id})

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.errors import DeviceNotFound, MalformedUplink
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.devices.schemas import Heartbeat, HeartbeatRecorded
@@ -113,7 +113,7 @@ async def record_heartbeat(
             "device_id in the heartbeat is not the authenticated device", details={"field": "device_id"}
         )
     received = await conn.fetchval(
-        db.q["device_record_heartbeat"],
+        QUERIES["device_record_heartbeat"],
         device_id,
         heartbeat.battery_level,
         heartbeat.network_strength,

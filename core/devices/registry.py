@@ -14,7 +14,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices import health
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import (
@@ -76,7 +76,7 @@ def device_from_row(row: asyncpg.Record, pending_acks: int = 0, now: datetime | 
 
 
 async def get_device(db: Database, conn: asyncpg.Connection, device_id: str) -> Device:
-    row = await conn.fetchrow(db.q["device_by_id"], device_id)
+    row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     acks = await health.pending_acks(db, conn, [device_id])
@@ -96,7 +96,7 @@ async def list_devices(
     drift: bool | None = None,
 ) -> Page[Device]:
     rows = await conn.fetch(
-        db.q["device_page"], page.cursor, page.fetch_limit, status, model, terminal_id, merchant_id, online, drift
+        QUERIES["device_page"], page.cursor, page.fetch_limit, status, model, terminal_id, merchant_id, online, drift
     )
     acks = await health.pending_acks(db, conn, [row["id"] for row in rows])
     now = datetime.now(UTC)
@@ -104,10 +104,10 @@ async def list_devices(
 
 
 async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditActor, data: DeviceCreate) -> Device:
-    if await conn.fetchrow(db.q["device_model_by_id"], data.model) is None:
+    if await conn.fetchrow(QUERIES["device_model_by_id"], data.model) is None:
         raise DeviceModelNotFound(data.model)
     device_id = new_id("dev")
-    if await conn.fetchval(db.q["insert_device"], device_id, data.serial_number, data.model) is None:
+    if await conn.fetchval(QUERIES["insert_device"], device_id, data.serial_number, data.model) is None:
         raise SerialNumberTaken(
             f"serial number {data.serial_number!r} is already registered", details={"serial_number": data.serial_number}
         )
@@ -124,7 +124,7 @@ async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditAc
 
 
 async def _locked(db: Database, conn: asyncpg.Connection, device_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(db.q["device_lock"], device_id)
+    row = await conn.fetchrow(QUERIES["device_lock"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     return row
@@ -139,10 +139,10 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
             f"device is already bound to terminal {device['terminal_id']}; unbind it first",
             details={"terminal_id": device["terminal_id"]},
         )
-    terminal = await conn.fetchrow(db.q["device_bind_target_terminal"], terminal_id)
+    terminal = await conn.fetchrow(QUERIES["device_bind_target_terminal"], terminal_id)
     if terminal is None:
         raise TerminalNotFound(f"terminal {terminal_id!r} does not exist", details={"terminal_id": terminal_id})
-    occupant = await conn.fetchval(db.q["device_bound_at_terminal"], terminal_id, device["role"])
+    occupant = await conn.fetchval(QUERIES["device_bound_at_terminal"], terminal_id, device["role"])
     if occupant is not None:
         raise TerminalOccupied(
             f"terminal {terminal_id} already has a {device['role']} device ({occupant})",
@@ -150,7 +150,7 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
         )
     try:
         async with conn.transaction():  # savepoint: a concurrent bind loses on the unique index
-            await conn.execute(db.q["device_bind"], device_id, terminal_id)
+            await conn.execute(QUERIES["device_bind"], device_id, terminal_id)
     except asyncpg.UniqueViolationError:
         raise TerminalOccupied(
             f"terminal {terminal_id} already has a {device['role']} device",
@@ -172,8 +172,8 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
 async def unbind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
     device = await _locked(db, conn, device_id)
     if device["terminal_id"] is not None:
-        terminal = await conn.fetchrow(db.q["device_bind_target_terminal"], device["terminal_id"])
-        await conn.execute(db.q["device_unbind"], device_id)
+        terminal = await conn.fetchrow(QUERIES["device_bind_target_terminal"], device["terminal_id"])
+        await conn.execute(QUERIES["device_unbind"], device_id)
         await audit.record(
             db,
             conn,
@@ -194,7 +194,7 @@ async def disable(
     if device["status"] == "retired":
         raise DeviceStateInvalid("a retired device cannot be disabled", details={"status": "retired"})
     if device["status"] != "disabled":
-        await conn.execute(db.q["device_set_status"], device_id, "disabled", reason)
+        await conn.execute(QUERIES["device_set_status"], device_id, "disabled", reason)
         await announce_change(
             db, conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status="disabled")
         )
@@ -216,7 +216,7 @@ async def enable(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
         raise DeviceStateInvalid("a retired device cannot be enabled", details={"status": "retired"})
     if device["status"] == "disabled":
         status = "active" if device["credential_fingerprint"] else "registered"
-        await conn.execute(db.q["device_set_status"], device_id, status, None)
+        await conn.execute(QUERIES["device_set_status"], device_id, status, None)
         await announce_change(
             db, conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status=status)
         )
@@ -229,7 +229,7 @@ async def enable(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
 async def retire(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
     device = await _locked(db, conn, device_id)
     if device["status"] != "retired":
-        await conn.execute(db.q["device_retire"], device_id)
+        await conn.execute(QUERIES["device_retire"], device_id)
         await announce_change(db, conn, DeviceChange(device_id=device_id, fingerprint=None, status="retired"))
         await audit.record(
             db,

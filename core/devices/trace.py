@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.schemas import MqttMessage
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery
@@ -53,7 +53,7 @@ async def _record(
 ) -> None:
     text, size, truncated = _bounded(payload)
     await conn.execute(
-        db.q["insert_device_mqtt_message"],
+        QUERIES["insert_device_mqtt_message"],
         new_id("mqm"),
         device_id,
         direction,
@@ -100,12 +100,12 @@ async def list_messages(
     *,
     direction: str | None = None,
 ) -> Page[MqttMessage]:
-    rows = await conn.fetch(db.q["device_mqtt_message_page"], device_id, page.cursor, page.fetch_limit, direction)
+    rows = await conn.fetch(QUERIES["device_mqtt_message_page"], device_id, page.cursor, page.fetch_limit, direction)
     return page.page(rows, lambda row: MqttMessage(**dict(row)))
 
 
 async def prune(db: Database, retention_days: int) -> int:
     """Job ``devices.prune_trace``: drop trace rows older than the retention window."""
     async with db.transaction() as conn:
-        status = await conn.execute(db.q["prune_device_mqtt_messages"], retention_days)
+        status = await conn.execute(QUERIES["prune_device_mqtt_messages"], retention_days)
     return int(status.split()[-1])

@@ -12,7 +12,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance.errors import AdjustedPayableNegative, FinanceInputInvalid
 from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated
 from qris_soundbox.core.finance.settlements import (
@@ -76,7 +76,7 @@ async def add_adjustment(
             details={"adjusted_payable_amount": current["adjusted_payable_amount"], "amount": amount},
         )
     row = await conn.fetchrow(
-        db.q["insert_settlement_adjustment"],
+        QUERIES["insert_settlement_adjustment"],
         new_id("sba"),
         batch_id,
         current["merchant_id"],
@@ -87,7 +87,7 @@ async def add_adjustment(
         actor.actor_type,
         actor.actor_id,
     )
-    batch = batch_from_row(await conn.fetchrow(db.q["add_settlement_batch_adjustment_amount"], batch_id, amount))
+    batch = batch_from_row(await conn.fetchrow(QUERIES["add_settlement_batch_adjustment_amount"], batch_id, amount))
     payload = {
         "adjustment_id": row["id"],
         "adjustment_type": adjustment_type,

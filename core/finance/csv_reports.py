@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance.errors import FinanceInputInvalid
 from qris_soundbox.core.finance.schemas import AdjustmentFilters
 
@@ -133,13 +133,13 @@ def _by_columns(values: dict[str, Any], columns: Sequence[str]) -> list[Any]:
 
 
 async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
-    batch = await conn.fetchrow(db.q["settlement_batch_by_id"], batch_id)
+    batch = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
     if batch is None:
         return
     common = {"batch_id": batch["id"], "merchant_id": batch["merchant_id"]}
-    async for entry in conn.cursor(db.q["settlement_batch_entries"], batch_id, prefetch=CURSOR_PREFETCH):
+    async for entry in conn.cursor(QUERIES["settlement_batch_entries"], batch_id, prefetch=CURSOR_PREFETCH):
         yield _by_columns({**common, "row_type": "entry", **dict(entry)}, STANDARD_COLUMNS)
-    async for adjustment in conn.cursor(db.q["settlement_batch_adjustments"], batch_id, prefetch=CURSOR_PREFETCH):
+    async for adjustment in conn.cursor(QUERIES["settlement_batch_adjustments"], batch_id, prefetch=CURSOR_PREFETCH):
         yield _by_columns(
             {
                 **common,
@@ -169,7 +169,7 @@ async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterato
 
 
 async def _bank_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
-    batch = await conn.fetchrow(db.q["settlement_batch_bank_details"], batch_id)
+    batch = await conn.fetchrow(QUERIES["settlement_batch_bank_details"], batch_id)
     if batch is None:
         return
     yield _by_columns(
@@ -205,7 +205,7 @@ async def adjustment_rows(
     db: Database, conn: Any, filters: AdjustmentFilters, max_rows: int
 ) -> AsyncIterator[list[Any]]:
     async for row in conn.cursor(
-        db.q["settlement_adjustments_for_export"],
+        QUERIES["settlement_adjustments_for_export"],
         filters.merchant_id,
         filters.adjustment_type,
         filters.from_,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance import exports
 from qris_soundbox.core.finance.schemas import (
     DashboardSummary,
@@ -53,11 +53,11 @@ def business_day(now: datetime | None = None) -> tuple[str, datetime, datetime]:
 async def settlement_summary(db: Database, merchant_id: str | None = None) -> SettlementSummary:
     date, start, end = business_day()
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        totals = {r["status"]: r for r in await conn.fetch(db.q["settlement_totals_by_status"], merchant_id)}
-        unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
-        latest = await conn.fetch(db.q["latest_settlement_batches"], merchant_id, LATEST_BATCHES)
-        today = await conn.fetchrow(db.q["transactions_in_window"], start, end, merchant_id)
-        fee_total = await conn.fetchval(db.q["platform_fee_total"]) if merchant_id is None else None
+        totals = {r["status"]: r for r in await conn.fetch(QUERIES["settlement_totals_by_status"], merchant_id)}
+        unbatched = await conn.fetchrow(QUERIES["unbatched_payable_totals"], merchant_id)
+        latest = await conn.fetch(QUERIES["latest_settlement_batches"], merchant_id, LATEST_BATCHES)
+        today = await conn.fetchrow(QUERIES["transactions_in_window"], start, end, merchant_id)
+        fee_total = await conn.fetchval(QUERIES["platform_fee_total"]) if merchant_id is None else None
 
     def total(status: str, field: str) -> int:
         row = totals.get(status)
@@ -92,11 +92,11 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
     db, settings = platform.db, platform.settings
     now = datetime.now(UTC)
     async with db.pool.acquire() as conn:
-        outbox = await conn.fetch(db.q["outbox_counts_by_status"])
-        job_counts = await conn.fetch(db.q["export_job_counts"])
-        queue = await conn.fetchrow(db.q["export_queue_state"], settings.export_job_stale_running_ms)
-        instances = await conn.fetch(db.q["runtime_instances_overview"])
-        recent = await conn.fetch(db.q["transactions_by_status_since"], now - timedelta(hours=1))
+        outbox = await conn.fetch(QUERIES["outbox_counts_by_status"])
+        job_counts = await conn.fetch(QUERIES["export_job_counts"])
+        queue = await conn.fetchrow(QUERIES["export_queue_state"], settings.export_job_stale_running_ms)
+        instances = await conn.fetch(QUERIES["runtime_instances_overview"])
+        recent = await conn.fetch(QUERIES["transactions_by_status_since"], now - timedelta(hours=1))
     oldest = queue["oldest_pending_at"]
     return ObservabilitySummary(
         generated_at=now,

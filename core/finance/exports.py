@@ -28,7 +28,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
 from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
@@ -79,7 +79,7 @@ async def create_adjustment_export(
     check_filter_type(filters.adjustment_type)
     time_window(filters.from_, filters.to)
     row = await conn.fetchrow(
-        db.q["insert_export_job"],
+        QUERIES["insert_export_job"],
         new_id("exp"),
         "settlement_adjustments",
         msgspec.to_builtins(filters),
@@ -213,7 +213,7 @@ async def _write_adjustments(
     limit = settings.export_settlement_adjustment_max_rows
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetchval(
-            db.q["count_settlement_adjustments"],
+            QUERIES["count_settlement_adjustments"],
             filters.merchant_id,
             filters.adjustment_type,
             filters.from_,
@@ -240,9 +240,9 @@ async def remove_expired(db: Database, settings: Settings) -> list[str]:
     """Completed exports past ``EXPORT_RETENTION_DAYS``: file removed, row marked expired."""
     directory = storage_dir(settings)
     async with db.transaction() as conn:
-        due = await conn.fetch(db.q["due_expired_export_jobs"], CLEANUP_BATCH)
+        due = await conn.fetch(QUERIES["due_expired_export_jobs"], CLEANUP_BATCH)
         for row in due:
             if row["file_name"]:
                 (directory / row["file_name"]).unlink(missing_ok=True)
-            await conn.execute(db.q["mark_export_job_expired"], row["id"])
+            await conn.execute(QUERIES["mark_export_job_expired"], row["id"])
     return [row["id"] for row in due]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance.schemas import (
     BatchReconciliation,
     ReconciliationException,
@@ -62,11 +62,13 @@ async def settlement_batches(
     from_, to = window.from_, window.to
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(
-            db.q["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id, status, from_, to
+            QUERIES["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id, status, from_, to
         )
-        unbatched = await conn.fetchrow(db.q["unbatched_payable_totals"], merchant_id)
-        counts = await conn.fetch(db.q["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
-        exceptions = await conn.fetch(db.q["list_reconciliation_exceptions"], merchant_id, from_, to, EXCEPTIONS_SHOWN)
+        unbatched = await conn.fetchrow(QUERIES["unbatched_payable_totals"], merchant_id)
+        counts = await conn.fetch(QUERIES["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
+        exceptions = await conn.fetch(
+            QUERIES["list_reconciliation_exceptions"], merchant_id, from_, to, EXCEPTIONS_SHOWN
+        )
     batches = page.page(rows, batch_reconciliation)
     return ReconciliationReport(
         items=batches.items,

@@ -23,7 +23,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance.errors import (
     AdjustedPayableNegative,
     FinanceInputInvalid,
@@ -63,7 +63,7 @@ async def append_event(
     payload: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        db.q["insert_settlement_batch_event"],
+        QUERIES["insert_settlement_batch_event"],
         new_id("sbe"),
         batch_id,
         event_type,
@@ -104,8 +104,8 @@ async def create_batches(
 async def build_batch_for_merchant(
     db: Database, conn: asyncpg.Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
 ) -> SettlementBatch | None:
-    await conn.execute(db.q["lock_merchant_settlement"], merchant_id)
-    entries = await conn.fetch(db.q["unbatched_payables_for_merchant"], merchant_id, cutoff)
+    await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
+    entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
     batch = await _insert_batch(db, conn, merchant_id, cutoff, entries, actor)
@@ -152,7 +152,7 @@ async def _insert_batch(
     batch_id = new_id("stb")
     try:
         row = await conn.fetchrow(
-            db.q["insert_settlement_batch"],
+            QUERIES["insert_settlement_batch"],
             batch_id,
             merchant_id,
             cutoff,
@@ -165,7 +165,7 @@ async def _insert_batch(
             reprocessed_from,
         )
         await conn.execute(
-            db.q["insert_settlement_batch_entries"],
+            QUERIES["insert_settlement_batch_entries"],
             batch_id,
             merchant_id,
             [e["ledger_entry_id"] for e in entries],
@@ -183,7 +183,7 @@ async def _insert_batch(
 
 
 async def locked_batch(db: Database, conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(db.q["settlement_batch_for_update"], batch_id)
+    row = await conn.fetchrow(QUERIES["settlement_batch_for_update"], batch_id)
     if row is None:
         raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
     return row
@@ -217,7 +217,7 @@ async def mark_paid(
     note = clean_text(note, "note") if note is not None else None
     current = await locked_batch(db, conn, batch_id)
     require_status(current, ("pending",), "mark paid")
-    row = await conn.fetchrow(db.q["mark_settlement_batch_paid"], batch_id, reference, note)
+    row = await conn.fetchrow(QUERIES["mark_settlement_batch_paid"], batch_id, reference, note)
     await append_event(
         db,
         conn,
@@ -265,8 +265,8 @@ async def _release(
     verb = "mark failed" if to_status == "failed" else "cancel"
     require_status(current, ("pending",), verb)
     query = "mark_settlement_batch_failed" if to_status == "failed" else "mark_settlement_batch_cancelled"
-    row = await conn.fetchrow(db.q[query], batch_id, reason)
-    released = await conn.execute(db.q["release_settlement_batch_entries"], batch_id)
+    row = await conn.fetchrow(QUERIES[query], batch_id, reason)
+    released = await conn.execute(QUERIES["release_settlement_batch_entries"], batch_id)
     released_count = int(released.split()[-1])
     await append_event(
         db,
@@ -302,14 +302,14 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
             details={"batch_id": batch_id, "reprocessed_into_batch_id": current["reprocessed_into_batch_id"]},
         )
     merchant_id = current["merchant_id"]
-    await conn.execute(db.q["lock_merchant_settlement"], merchant_id)
-    entries = await conn.fetch(db.q["reprocessable_entries"], batch_id)
+    await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
+    entries = await conn.fetch(QUERIES["reprocessable_entries"], batch_id)
     if not entries:
         raise NothingToReprocess(
             f"every entry of batch {batch_id} is already in another live batch; nothing to reprocess",
             details={"batch_id": batch_id},
         )
-    adjustments = await conn.fetch(db.q["settlement_batch_adjustments"], batch_id)
+    adjustments = await conn.fetch(QUERIES["settlement_batch_adjustments"], batch_id)
     adjustment_total = sum(a["amount"] for a in adjustments)
     payable = sum(e["payable_amount"] for e in entries)
     if payable + adjustment_total < 0:
@@ -329,7 +329,7 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
     )
     for adjustment in adjustments:
         await conn.execute(
-            db.q["insert_settlement_adjustment"],
+            QUERIES["insert_settlement_adjustment"],
             new_id("sba"),
             new_batch.id,
             merchant_id,
@@ -340,7 +340,7 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
             actor.actor_type,
             actor.actor_id,
         )
-    await conn.execute(db.q["set_settlement_batch_reprocessed_into"], batch_id, new_batch.id)
+    await conn.execute(QUERIES["set_settlement_batch_reprocessed_into"], batch_id, new_batch.id)
     await append_event(
         db,
         conn,
@@ -389,7 +389,7 @@ async def update_reference(
     reference = clean_text(payout_reference, "payout_reference", 128)
     current = await locked_batch(db, conn, batch_id)
     require_status(current, ("pending", "paid"), "change the payout reference of")
-    row = await conn.fetchrow(db.q["update_settlement_batch_reference"], batch_id, reference)
+    row = await conn.fetchrow(QUERIES["update_settlement_batch_reference"], batch_id, reference)
     payload = {"old": current["payout_reference"], "new": reference}
     await append_event(
         db,
@@ -418,12 +418,12 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
     """One batch with its entries, adjustments and history; ``merchant_id`` scopes it
     (another merchant's batch is simply not found)."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        row = await conn.fetchrow(db.q["settlement_batch_by_id"], batch_id)
+        row = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
         if row is None or (merchant_id is not None and row["merchant_id"] != merchant_id):
             raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
-        entries = await conn.fetch(db.q["settlement_batch_entries"], batch_id)
-        adjustments = await conn.fetch(db.q["settlement_batch_adjustments"], batch_id)
-        events = await conn.fetch(db.q["settlement_batch_events"], batch_id)
+        entries = await conn.fetch(QUERIES["settlement_batch_entries"], batch_id)
+        adjustments = await conn.fetch(QUERIES["settlement_batch_adjustments"], batch_id)
+        events = await conn.fetch(QUERIES["settlement_batch_events"], batch_id)
     batch = batch_from_row(row)
     return SettlementBatchDetail(
         **{name: getattr(batch, name) for name in SettlementBatch.__struct_fields__},

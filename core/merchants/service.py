@@ -22,7 +22,7 @@ import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
@@ -63,7 +63,7 @@ def terminal_of(row: Any) -> Terminal:
 async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:
     if nmid is None:
         return
-    holder = await conn.fetchrow(db.q["merchant_by_nmid"], nmid)
+    holder = await conn.fetchrow(QUERIES["merchant_by_nmid"], nmid)
     if holder is not None and holder["id"] != merchant_id:
         raise NmidTaken()
 
@@ -94,7 +94,7 @@ async def create_merchant(
     }
     await _nmid_is_free(db, conn, identity.nmid(nmid), None)
     try:
-        row = await conn.fetchrow(db.q["insert_merchant"], new_id("mer"), *values.values())
+        row = await conn.fetchrow(QUERIES["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
         # Two creates with one NMID racing: the loser gets the same answer as above.
         raise NmidTaken() from None
@@ -116,7 +116,7 @@ async def _one(
     db: Database, conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
 ) -> asyncpg.Record:
     """One row by id within the caller's merchant scope; out of scope is the same 404 as absent."""
-    row = await conn.fetchrow(db.q[query], object_id, scope)
+    row = await conn.fetchrow(QUERIES[query], object_id, scope)
     if row is None:
         kind = query.removesuffix("_by_id")
         raise missing(f"no such {kind}", details={f"{kind}_id": object_id})
@@ -129,7 +129,7 @@ async def get_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str,
 
 async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str) -> Merchant:
     """A merchant by id or by code (``M000001``), as operators type it in the CLI."""
-    row = await conn.fetchrow(db.q["merchant_by_id_or_code"], id_or_code.strip())
+    row = await conn.fetchrow(QUERIES["merchant_by_id_or_code"], id_or_code.strip())
     if row is None:
         raise MerchantNotFound(f"no merchant with id or code {id_or_code!r}")
     return merchant_of(row)
@@ -145,12 +145,12 @@ async def list_merchants(
 ) -> Page[Merchant]:
     if status is not None and status not in MERCHANT_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
-    rows = await conn.fetch(db.q["list_merchants"], page.cursor, page.fetch_limit, status, scope)
+    rows = await conn.fetch(QUERIES["list_merchants"], page.cursor, page.fetch_limit, status, scope)
     return page.page(rows, merchant_of)
 
 
 async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(db.q["merchant_by_id_for_update"], merchant_id)
+    row = await conn.fetchrow(QUERIES["merchant_by_id_for_update"], merchant_id)
     if row is None:
         raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
     return row
@@ -186,7 +186,7 @@ async def update_merchant(
         return merchant_of(row)
     await _nmid_is_free(db, conn, new["nmid"], merchant_id)
     try:
-        updated = await conn.fetchrow(db.q["update_merchant"], merchant_id, *new.values())
+        updated = await conn.fetchrow(QUERIES["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
         raise NmidTaken() from None
     await audit.record(
@@ -218,9 +218,9 @@ async def _review(
             details={"status": row["status"]},
         )
     if decision == "approve":
-        updated = await conn.fetchrow(db.q["approve_merchant"], merchant_id, actor.actor_id)
+        updated = await conn.fetchrow(QUERIES["approve_merchant"], merchant_id, actor.actor_id)
     else:
-        updated = await conn.fetchrow(db.q["reject_merchant"], merchant_id, reason, actor.actor_id)
+        updated = await conn.fetchrow(QUERIES["reject_merchant"], merchant_id, reason, actor.actor_id)
     payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
     await audit.record(
         db,
@@ -272,7 +272,7 @@ async def create_outlet(
         "city": identity.merchant_city(city) if city is not None else None,
     }
     await _accepting_children(db, conn, merchant_id, "an outlet")
-    outlet = outlet_of(await conn.fetchrow(db.q["insert_outlet"], new_id("out"), merchant_id, *values.values()))
+    outlet = outlet_of(await conn.fetchrow(QUERIES["insert_outlet"], new_id("out"), merchant_id, *values.values()))
     await audit.record(
         db,
         conn,
@@ -298,7 +298,7 @@ async def list_outlets(
     merchant_id: str | None = None,
     scope: str | None = None,
 ) -> Page[Outlet]:
-    rows = await conn.fetch(db.q["list_outlets"], page.cursor, page.fetch_limit, merchant_id, scope)
+    rows = await conn.fetch(QUERIES["list_outlets"], page.cursor, page.fetch_limit, merchant_id, scope)
     return page.page(rows, outlet_of)
 
 
@@ -317,7 +317,9 @@ async def create_terminal(
     }
     outlet = await get_outlet(db, conn, outlet_id)
     await _accepting_children(db, conn, outlet.merchant_id, "a terminal")
-    row = await conn.fetchrow(db.q["insert_terminal"], new_id("ter"), outlet_id, outlet.merchant_id, *values.values())
+    row = await conn.fetchrow(
+        QUERIES["insert_terminal"], new_id("ter"), outlet_id, outlet.merchant_id, *values.values()
+    )
     terminal = terminal_of(row)
     await audit.record(
         db,
@@ -354,6 +356,6 @@ async def list_terminals(
     if status is not None and status not in TERMINAL_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
     rows = await conn.fetch(
-        db.q["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status, scope
+        QUERIES["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status, scope
     )
     return page.page(rows, terminal_of)

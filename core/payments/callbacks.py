@@ -25,7 +25,7 @@ import msgspec
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import DomainError, Unavailable
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments import transactions as txns
@@ -118,7 +118,7 @@ async def handle_callback(
     try:
         async with db.transaction() as conn:
             claimed = await conn.fetchval(
-                db.q["claim_callback"],
+                QUERIES["claim_callback"],
                 notification.event_id,
                 notification.provider_reference,
                 notification.status,
@@ -126,13 +126,13 @@ async def handle_callback(
             )
             if claimed is None:
                 original = await conn.fetchrow(
-                    db.q["original_callback"], notification.event_id, notification.provider_reference
+                    QUERIES["original_callback"], notification.event_id, notification.provider_reference
                 )
                 return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
             transaction = await _apply(db, conn, settings, notification)
             result = CallbackResult(transaction_id=transaction["id"], status=transaction["status"], duplicate=False)
             await conn.execute(
-                db.q["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
+                QUERIES["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
             )
             await audit.record(
                 db,
@@ -213,7 +213,7 @@ async def _record_rejection(
     async with db.transaction() as conn:
         if rejection.reconciliation_kind:
             await conn.execute(
-                db.q["record_reconciliation_exception"],
+                QUERIES["record_reconciliation_exception"],
                 new_id("rex"),
                 rejection.reconciliation_kind,
                 notification.event_id,

@@ -18,7 +18,7 @@ import msgspec
 
 from qris_soundbox.core import outbox
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
 from qris_soundbox.core.errors import DomainError
@@ -36,7 +36,7 @@ ERROR_REPLY_TTL_S = 60
 async def issue_for_device(
     db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str, amount: int
 ) -> DynamicQr:
-    device = await conn.fetchrow(db.q["device_for_dynamic_qr"], device_id)
+    device = await conn.fetchrow(QUERIES["device_for_dynamic_qr"], device_id)
     if device is None:
         raise DeviceNotFound(device_id)
     if device["status"] != "active":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments.fees import split_gross
 
@@ -24,7 +24,7 @@ async def record_paid_transaction(db: Database, conn: asyncpg.Connection, transa
         ("merchant_payable", split.payable),
     ):
         await conn.execute(
-            db.q["insert_ledger_entry"],
+            QUERIES["insert_ledger_entry"],
             new_id("led"),
             transaction["id"],
             transaction["merchant_id"],

@@ -18,7 +18,7 @@ import msgspec
 from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.config_shadow import announcement_preferences
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
@@ -53,7 +53,7 @@ async def announce_payment(
 
     It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
     ``not_before``, for an operator's retry)."""
-    soundbox = await conn.fetchrow(db.q["soundbox_for_terminal"], transaction["terminal_id"])
+    soundbox = await conn.fetchrow(QUERIES["soundbox_for_terminal"], transaction["terminal_id"])
     if soundbox is None:
         return None
     paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
@@ -91,10 +91,10 @@ async def retry(db: Database, conn: asyncpg.Connection, settings: Settings, tran
     rule restarts from now)."""
     if transaction["status"] != "paid":
         raise NothingToRetry(f"transaction {transaction['id']} is {transaction['status']}, not paid")
-    latest = await conn.fetchrow(db.q["latest_payment_downlink"], transaction["id"])
+    latest = await conn.fetchrow(QUERIES["latest_payment_downlink"], transaction["id"])
     if latest is not None and latest["status"] in ("pending", "sent"):
-        await conn.execute(db.q["wake_downlink"], latest["id"])
-        await conn.execute(db.q["notify_outbox"], latest["device_id"])
+        await conn.execute(QUERIES["wake_downlink"], latest["id"])
+        await conn.execute(QUERIES["notify_outbox"], latest["device_id"])
         return latest["message_id"]
     message_id = await announce_payment(db, conn, settings, transaction, not_before=datetime.now(UTC))
     if message_id is None:

@@ -16,7 +16,7 @@ import asyncpg
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.outbox import Downlink, NotificationState
 from qris_soundbox.core.paging import PageQuery, TimeWindow
@@ -29,14 +29,14 @@ from qris_soundbox.core.schemas import Page
 
 
 async def _transaction_row(db: Database, conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(db.q["transaction_by_id"], transaction_id)
+    row = await conn.fetchrow(QUERIES["transaction_by_id"], transaction_id)
     if row is None:
         raise TransactionNotFound(f"transaction {transaction_id} does not exist")
     return row
 
 
 async def _notification(db: Database, conn: asyncpg.Connection, transaction_id: str) -> NotificationState | None:
-    row = await conn.fetchrow(db.q["payment_notification_for_transaction"], transaction_id)
+    row = await conn.fetchrow(QUERIES["payment_notification_for_transaction"], transaction_id)
     return outbox.notification_state(row) if row is not None else None
 
 
@@ -77,7 +77,7 @@ async def list_transactions(
     status: str | None = None,
 ) -> Page[Transaction]:
     rows = await conn.fetch(
-        db.q["list_transactions"],
+        QUERIES["list_transactions"],
         page.cursor,
         page.fetch_limit,
         merchant_id,
@@ -98,7 +98,7 @@ async def get_transaction(db: Database, conn: asyncpg.Connection, transaction_id
 
 async def transaction_events(db: Database, conn: asyncpg.Connection, transaction_id: str) -> Page[TransactionEvent]:
     await _transaction_row(db, conn, transaction_id)  # 404 for an unknown transaction, not an empty list
-    rows = await conn.fetch(db.q["transaction_events"], transaction_id)
+    rows = await conn.fetch(QUERIES["transaction_events"], transaction_id)
     return Page(items=[TransactionEvent(**dict(row)) for row in rows])
 
 
@@ -120,7 +120,7 @@ async def list_ledger_entries(
     entry_type: str | None = None,
 ) -> Page[LedgerEntry]:
     rows = await conn.fetch(
-        db.q["list_ledger_entries"],
+        QUERIES["list_ledger_entries"],
         page.cursor,
         page.fetch_limit,
         transaction_id,
@@ -137,7 +137,7 @@ async def device_downlinks(
 ) -> Page[Downlink]:
     """The device's downlinks of one kind (all kinds for None) and their delivery state."""
     await get_device(db, conn, device_id)  # 404 for an unknown device, not an empty list
-    rows = await conn.fetch(db.q["downlinks_for_device"], device_id, kind, page.cursor, page.fetch_limit)
+    rows = await conn.fetch(QUERIES["downlinks_for_device"], device_id, kind, page.cursor, page.fetch_limit)
     return page.page(rows, lambda row: Downlink(**dict(row)))
 
 

@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments import ledger, notifications
 from qris_soundbox.core.payments.errors import (
@@ -42,7 +42,7 @@ def new_reference() -> str:
 
 async def payable_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record:
     """The terminal and its merchant, refused unless both can take payments."""
-    terminal = await conn.fetchrow(db.q["terminal_for_payment"], terminal_id)
+    terminal = await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id)
     if terminal is None:
         raise TerminalNotFound(f"terminal {terminal_id} does not exist", details={"terminal_id": terminal_id})
     if terminal["terminal_status"] != "active":
@@ -67,7 +67,7 @@ async def append_event(
     payload: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        db.q["insert_transaction_event"],
+        QUERIES["insert_transaction_event"],
         new_id("tev"),
         transaction_id,
         event_type,
@@ -97,7 +97,7 @@ async def create_transaction(
     if fee_bps is None:
         fee_bps = settings.finance_platform_fee_bps
     row = await conn.fetchrow(
-        db.q["insert_transaction"],
+        QUERIES["insert_transaction"],
         new_id("txn"),
         terminal["merchant_id"],
         terminal["outlet_id"],
@@ -118,7 +118,7 @@ async def create_transaction(
 
 
 async def locked_transaction(db: Database, conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(db.q["transaction_for_update"], transaction_id)
+    row = await conn.fetchrow(QUERIES["transaction_for_update"], transaction_id)
     if row is None:
         raise TransactionNotFound(
             f"transaction {transaction_id} does not exist", details={"transaction_id": transaction_id}
@@ -155,7 +155,7 @@ async def transition(
             details={"transaction_id": current["id"], "status": from_status},
         )
     updated = await conn.fetchrow(
-        db.q["settle_transaction_status"],
+        QUERIES["settle_transaction_status"],
         current["id"],
         to_status,
         paid_at if to_status == "paid" else None,
@@ -181,7 +181,7 @@ async def transition(
 
 async def sweep_due(db: Database, conn: asyncpg.Connection, settings: Settings) -> list[str]:
     """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
-    due = await conn.fetch(db.q["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
+    due = await conn.fetch(QUERIES["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
     for row in due:
         await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
     return [row["id"] for row in due]

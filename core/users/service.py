@@ -18,7 +18,7 @@ import asyncpg
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.auth import ADMIN_ROLES, MERCHANT_ROLES, Principal
-from qris_soundbox.core.db import Database
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import Unauthorized, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
@@ -79,7 +79,7 @@ def _check_identity(email: str, name: str) -> tuple[str, str]:
 
 
 async def find_user(db: Database, conn: asyncpg.Connection, kind: str, email: str) -> User | None:
-    row = await conn.fetchrow(db.q[_Q[kind]["by_email"]], email.strip())
+    row = await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email.strip())
     return user_of(kind, row) if row else None
 
 
@@ -99,16 +99,16 @@ async def create_user(
     email, name = _check_identity(email, name)
     _check_role(kind, role)
     check_policy(password)
-    if await conn.fetchrow(db.q[_Q[kind]["by_email"]], email) is not None:
+    if await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email) is not None:
         raise UserExists(f"a {kind} user with this email exists", details={"field": "email"})
     password_hash = await hash_password(password)
     user_id = new_id("usr")
     try:
         if kind == "admin":
-            row = await conn.fetchrow(db.q["insert_admin_user"], user_id, email, name, role, password_hash)
+            row = await conn.fetchrow(QUERIES["insert_admin_user"], user_id, email, name, role, password_hash)
         else:
             row = await conn.fetchrow(
-                db.q["insert_merchant_user"], user_id, merchant_id, email, name, role, password_hash
+                QUERIES["insert_merchant_user"], user_id, merchant_id, email, name, role, password_hash
             )
     except asyncpg.UniqueViolationError:
         raise UserExists(f"a {kind} user with this email exists", details={"field": "email"}) from None
@@ -131,10 +131,10 @@ async def rotate_password(
 ) -> User:
     """Set a new password and end every session of the user."""
     check_policy(password)
-    row = await conn.fetchrow(db.q[_Q[kind]["set_password"]], user_id, await hash_password(password))
+    row = await conn.fetchrow(QUERIES[_Q[kind]["set_password"]], user_id, await hash_password(password))
     if row is None:
         raise UserNotFound(f"no such {kind} user")
-    await conn.execute(db.q["revoke_user_tokens"], kind, user_id)
+    await conn.execute(QUERIES["revoke_user_tokens"], kind, user_id)
     user = user_of(kind, row)
     await audit.record(
         db,
@@ -150,7 +150,7 @@ async def rotate_password(
 
 
 async def get_user(db: Database, conn: asyncpg.Connection, principal: Principal) -> User:
-    row = await conn.fetchrow(db.q[_Q[principal.kind]["by_id"]], principal.id)
+    row = await conn.fetchrow(QUERIES[_Q[principal.kind]["by_id"]], principal.id)
     if row is None:
         raise UserNotFound("no such user")
     return user_of(principal.kind, row)
@@ -165,7 +165,7 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
     """
     email = email.strip()[:254]
     async with db.pool.acquire() as conn:
-        row = await conn.fetchrow(db.q[_Q[kind]["by_email"]], email)
+        row = await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email)
     matches, new_hash = await verify_password(row["password_hash"] if row else None, password)
     reason = None
     if row is None:
@@ -190,10 +190,10 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
             assert row is not None
             token = _TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
             issued = await conn.fetchrow(
-                db.q["insert_auth_token"], new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
+                QUERIES["insert_auth_token"], new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
             )
-            await conn.execute(db.q[_Q[kind]["touch"]], row["id"], new_hash)
-            user = user_of(kind, await conn.fetchrow(db.q[_Q[kind]["by_id"]], row["id"]))
+            await conn.execute(QUERIES[_Q[kind]["touch"]], row["id"], new_hash)
+            user = user_of(kind, await conn.fetchrow(QUERIES[_Q[kind]["by_id"]], row["id"]))
             principal_actor = AuditActor(
                 actor_type=kind, actor_id=user.id, actor_role=user.role, request_id=actor.request_id, ip=actor.ip
             )
@@ -228,7 +228,7 @@ async def principal_for_token(db: Database, token: str) -> Principal | None:
 
 async def logout(db: Database, conn: asyncpg.Connection, actor: AuditActor, token: str) -> bool:
     """Revoke the presented token; False if it was not a live login token."""
-    row = await conn.fetchrow(db.q["revoke_auth_token"], token_digest(token))
+    row = await conn.fetchrow(QUERIES["revoke_auth_token"], token_digest(token))
     if row is None:
         return False
     await audit.record(
