@@ -130,7 +130,7 @@ class OutboxPublisher:
                 if self._with_device:
                     with_device, self._with_device = self._with_device, set()
                     async with self._db.transaction() as conn:
-                        await outbox.postpone(self._db, conn, list(with_device), WITH_DEVICE_RETRY_S)
+                        await outbox.postpone(conn, list(with_device), WITH_DEVICE_RETRY_S)
                 if self._subscribed:
                     subscribed, self._subscribed = self._subscribed, set()
                     try:
@@ -175,7 +175,7 @@ class OutboxPublisher:
         sessions = self._sessions
         room = {device: sessions.downlink_room(device) for device in devices}
         async with self._db.transaction() as conn:
-            due = await outbox.claim_due(self._db, conn, devices, BATCH)
+            due = await outbox.claim_due(conn, devices, BATCH)
             if not due:
                 return
             sent, held, no_room = [], [], []
@@ -196,12 +196,12 @@ class OutboxPublisher:
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
                 await trace.record_downlink(
-                    self._db, conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
+                    conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
                 )
                 sent.append(row.id)
-            await outbox.mark_sent(self._db, conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
-            await outbox.postpone(self._db, conn, held, FIRST_RETRY_S)
-            await outbox.postpone(self._db, conn, no_room, TICK_S)
+            await outbox.mark_sent(conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
+            await outbox.postpone(conn, held, FIRST_RETRY_S)
+            await outbox.postpone(conn, no_room, TICK_S)
         if len(due) == BATCH:
             self._dirty.update(devices)
             self._wake.set()

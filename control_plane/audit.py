@@ -28,7 +28,6 @@ async def list_audit_logs(
 ) -> Page[AuditLog]:
     async with platform.db.transaction() as conn:
         return await audit.list_logs(
-            platform.db,
             conn,
             page,
             window,

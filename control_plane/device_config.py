@@ -40,7 +40,7 @@ def _device_actor(request: Request, body_device_id: str | None) -> tuple[str, Au
 )
 async def get_config(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigState:
     async with platform.db.transaction() as conn:
-        return await config_shadow.get_state(platform.db, conn, device_id)
+        return await config_shadow.get_state(conn, device_id)
 
 
 @patch(
@@ -53,7 +53,7 @@ async def patch_config(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[config_shadow.ConfigPatch]
 ) -> config_shadow.ConfigState:
     async with platform.db.transaction() as conn:
-        return await config_shadow.update_desired(platform.db, conn, audit_actor(request), device_id, data)
+        return await config_shadow.update_desired(conn, audit_actor(request), device_id, data)
 
 
 @get(
@@ -64,7 +64,7 @@ async def patch_config(
 )
 async def get_config_status(platform: Platform, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
-        return await config_shadow.get_status(platform.db, conn, device_id)
+        return await config_shadow.get_status(conn, device_id)
 
 
 @post(
@@ -76,7 +76,7 @@ async def get_config_status(platform: Platform, device_id: DeviceId) -> config_s
 )
 async def retry_config_push(platform: Platform, request: Request, device_id: DeviceId) -> config_shadow.ConfigStatus:
     async with platform.db.transaction() as conn:
-        return await config_shadow.retry_push(platform.db, conn, audit_actor(request), device_id)
+        return await config_shadow.retry_push(conn, audit_actor(request), device_id)
 
 
 @post(
@@ -89,7 +89,7 @@ async def create_command(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[commands.CommandCreate]
 ) -> commands.Command:
     async with platform.db.transaction() as conn:
-        return await commands.create_command(platform.db, conn, audit_actor(request), device_id, data)
+        return await commands.create_command(conn, audit_actor(request), device_id, data)
 
 
 @get(
@@ -100,7 +100,7 @@ async def create_command(
 )
 async def list_commands(platform: Platform, device_id: DeviceId, page: Paging) -> Page[commands.Command]:
     async with platform.db.transaction() as conn:
-        return await commands.list_commands(platform.db, conn, device_id, page)
+        return await commands.list_commands(conn, device_id, page)
 
 
 @get(
@@ -111,7 +111,7 @@ async def list_commands(platform: Platform, device_id: DeviceId, page: Paging) -
 )
 async def get_command(platform: Platform, device_id: DeviceId, command_id: CommandId) -> commands.Command:
     async with platform.db.transaction() as conn:
-        return await commands.get_command(platform.db, conn, device_id, command_id)
+        return await commands.get_command(conn, device_id, command_id)
 
 
 @get(
@@ -122,7 +122,7 @@ async def get_command(platform: Platform, device_id: DeviceId, command_id: Comma
 )
 async def device_get_config(platform: Platform, request: Request) -> config_shadow.DeviceConfigView:
     async with platform.db.transaction() as conn:
-        return await config_shadow.device_view(platform.db, conn, device_of(request).device_id)
+        return await config_shadow.device_view(conn, device_of(request).device_id)
 
 
 @post(
@@ -137,7 +137,7 @@ async def device_ack_config(
 ) -> config_shadow.ConfigState:
     device_id, actor = _device_actor(request, data.device_id)
     async with platform.db.transaction() as conn:
-        return await config_shadow.acknowledge(platform.db, conn, actor, device_id, data)
+        return await config_shadow.acknowledge(conn, actor, device_id, data)
 
 
 @post(
@@ -152,7 +152,7 @@ async def device_ack_command(
 ) -> commands.Command:
     device_id, actor = _device_actor(request, data.device_id)
     async with platform.db.transaction() as conn:
-        return await commands.acknowledge(platform.db, conn, actor, device_id, data)
+        return await commands.acknowledge(conn, actor, device_id, data)
 
 
 routes = [

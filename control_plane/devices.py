@@ -42,13 +42,13 @@ ShortText = Annotated[str | None, QueryParameter(max_length=64)]
 )
 async def list_device_models(platform: Platform) -> Page[DeviceModel]:
     async with platform.db.transaction() as conn:
-        return Page(items=await models.list_models(platform.db, conn))
+        return Page(items=await models.list_models(conn))
 
 
 @get("/admin/device-models/{model_id:str}", summary="One device model", tags=TAGS, opt={"permission": "device:read"})
 async def get_device_model(platform: Platform, model_id: FromPath[str]) -> DeviceModel:
     async with platform.db.transaction() as conn:
-        return await models.get_model(platform.db, conn, model_id)
+        return await models.get_model(conn, model_id)
 
 
 @post(
@@ -59,13 +59,13 @@ async def get_device_model(platform: Platform, model_id: FromPath[str]) -> Devic
 )
 async def create_device_model(platform: Platform, request: Request, data: JSONBody[DeviceModelCreate]) -> DeviceModel:
     async with platform.db.transaction() as conn:
-        return await models.create_model(platform.db, conn, audit_actor(request), data)
+        return await models.create_model(conn, audit_actor(request), data)
 
 
 @post("/admin/devices", summary="Register a device (status registered)", tags=TAGS, opt={"permission": "device:write"})
 async def create_device(platform: Platform, request: Request, data: JSONBody[DeviceCreate]) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.register_device(platform.db, conn, audit_actor(request), data)
+        return await registry.register_device(conn, audit_actor(request), data)
 
 
 @get(
@@ -86,7 +86,6 @@ async def list_devices(
 ) -> Page[Device]:
     async with platform.db.transaction() as conn:
         return await registry.list_devices(
-            platform.db,
             conn,
             page,
             status=status,
@@ -106,7 +105,7 @@ async def list_devices(
 )
 async def get_device(platform: Platform, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.get_device(platform.db, conn, device_id)
+        return await registry.get_device(conn, device_id)
 
 
 @post(
@@ -118,7 +117,7 @@ async def get_device(platform: Platform, device_id: DeviceId) -> Device:
 )
 async def bind_device(platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[BindRequest]) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.bind(platform.db, conn, audit_actor(request), device_id, data.terminal_id)
+        return await registry.bind(conn, audit_actor(request), device_id, data.terminal_id)
 
 
 @post(
@@ -130,7 +129,7 @@ async def bind_device(platform: Platform, request: Request, device_id: DeviceId,
 )
 async def unbind_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.unbind(platform.db, conn, audit_actor(request), device_id)
+        return await registry.unbind(conn, audit_actor(request), device_id)
 
 
 @post(
@@ -144,7 +143,7 @@ async def disable_device(
     platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[DisableRequest | None] = None
 ) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.disable(platform.db, conn, audit_actor(request), device_id, data.reason if data else None)
+        return await registry.disable(conn, audit_actor(request), device_id, data.reason if data else None)
 
 
 @post(
@@ -156,7 +155,7 @@ async def disable_device(
 )
 async def enable_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.enable(platform.db, conn, audit_actor(request), device_id)
+        return await registry.enable(conn, audit_actor(request), device_id)
 
 
 @post(
@@ -168,7 +167,7 @@ async def enable_device(platform: Platform, request: Request, device_id: DeviceI
 )
 async def retire_device(platform: Platform, request: Request, device_id: DeviceId) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.retire(platform.db, conn, audit_actor(request), device_id)
+        return await registry.retire(conn, audit_actor(request), device_id)
 
 
 @post(
@@ -181,7 +180,7 @@ async def retire_device(platform: Platform, request: Request, device_id: DeviceI
 async def rotate_credential(platform: Platform, request: Request, device_id: DeviceId) -> IssuedCredential:
     broker = platform.device_broker_address()
     async with platform.db.transaction() as conn:
-        return await credentials.rotate(platform.db, conn, audit_actor(request), device_id, broker)
+        return await credentials.rotate(conn, audit_actor(request), device_id, broker)
 
 
 @get(
@@ -197,8 +196,8 @@ async def list_mqtt_messages(
     direction: FromQuery[Literal["uplink", "downlink"] | None] = None,
 ) -> Page[MqttMessage]:
     async with platform.db.transaction() as conn:
-        await registry.get_device(platform.db, conn, device_id)  # 404 for an unknown device, not an empty list
-        return await trace.list_messages(platform.db, conn, device_id, page, direction=direction)
+        await registry.get_device(conn, device_id)  # 404 for an unknown device, not an empty list
+        return await trace.list_messages(conn, device_id, page, direction=direction)
 
 
 @post(
@@ -213,7 +212,7 @@ async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[
     if data.device_id is not None and data.device_id != device.device_id:
         raise Forbidden("device_id in the body is not the authenticated device", details={"field": "device_id"})
     async with platform.db.transaction() as conn:
-        return await presence.record_heartbeat(platform.db, conn, device.device_id, data)
+        return await presence.record_heartbeat(conn, device.device_id, data)
 
 
 routes = [

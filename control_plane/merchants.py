@@ -33,7 +33,7 @@ async def create_merchant(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.MerchantCreate]
 ) -> s.Merchant:
     async with platform.db.transaction() as conn:
-        return await service.create_merchant(platform.db, conn, audit_actor(request), **msgspec.structs.asdict(data))
+        return await service.create_merchant(conn, audit_actor(request), **msgspec.structs.asdict(data))
 
 
 @get(
@@ -41,7 +41,7 @@ async def create_merchant(
 )
 async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str | None] = None) -> Page[s.Merchant]:
     async with platform.db.transaction() as conn:
-        return await service.list_merchants(platform.db, conn, page, status=status)
+        return await service.list_merchants(conn, page, status=status)
 
 
 @get(
@@ -52,7 +52,7 @@ async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str
 )
 async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> s.Merchant:
     async with platform.db.transaction() as conn:
-        return await service.get_merchant(platform.db, conn, merchant_id)
+        return await service.get_merchant(conn, merchant_id)
 
 
 @patch(
@@ -66,7 +66,7 @@ async def update_merchant(
 ) -> s.Merchant:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     async with platform.db.transaction() as conn:
-        return await service.update_merchant(platform.db, conn, audit_actor(request), merchant_id, changes)
+        return await service.update_merchant(conn, audit_actor(request), merchant_id, changes)
 
 
 @post(
@@ -80,7 +80,7 @@ async def approve_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str]
 ) -> s.Merchant:
     async with platform.db.transaction() as conn:
-        return await service.approve_merchant(platform.db, conn, audit_actor(request), merchant_id)
+        return await service.approve_merchant(conn, audit_actor(request), merchant_id)
 
 
 @post(
@@ -94,7 +94,7 @@ async def reject_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantReject]
 ) -> s.Merchant:
     async with platform.db.transaction() as conn:
-        return await service.reject_merchant(platform.db, conn, audit_actor(request), merchant_id, data.reason)
+        return await service.reject_merchant(conn, audit_actor(request), merchant_id, data.reason)
 
 
 # --- outlets and terminals (admin) ---
@@ -110,21 +110,19 @@ async def create_outlet(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.OutletCreate]
 ) -> s.Outlet:
     async with platform.db.transaction() as conn:
-        return await service.create_outlet(
-            platform.db, conn, audit_actor(request), merchant_id, **msgspec.structs.asdict(data)
-        )
+        return await service.create_outlet(conn, audit_actor(request), merchant_id, **msgspec.structs.asdict(data))
 
 
 @get("/admin/outlets", summary="List outlets, newest first", tags=["outlets"], opt={"permission": "outlet:read"})
 async def list_outlets(platform: Platform, page: Paging, merchant_id: FromQuery[str | None] = None) -> Page[s.Outlet]:
     async with platform.db.transaction() as conn:
-        return await service.list_outlets(platform.db, conn, page, merchant_id=merchant_id)
+        return await service.list_outlets(conn, page, merchant_id=merchant_id)
 
 
 @get("/admin/outlets/{outlet_id:str}", summary="One outlet", tags=["outlets"], opt={"permission": "outlet:read"})
 async def get_outlet(platform: Platform, outlet_id: FromPath[str]) -> s.Outlet:
     async with platform.db.transaction() as conn:
-        return await service.get_outlet(platform.db, conn, outlet_id)
+        return await service.get_outlet(conn, outlet_id)
 
 
 @post(
@@ -137,9 +135,7 @@ async def create_terminal(
     platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str], data: JSONBody[s.TerminalCreate]
 ) -> s.Terminal:
     async with platform.db.transaction() as conn:
-        return await service.create_terminal(
-            platform.db, conn, audit_actor(request), outlet_id, **msgspec.structs.asdict(data)
-        )
+        return await service.create_terminal(conn, audit_actor(request), outlet_id, **msgspec.structs.asdict(data))
 
 
 @get(
@@ -153,9 +149,7 @@ async def list_terminals(
     status: FromQuery[str | None] = None,
 ) -> Page[s.Terminal]:
     async with platform.db.transaction() as conn:
-        return await service.list_terminals(
-            platform.db, conn, page, merchant_id=merchant_id, outlet_id=outlet_id, status=status
-        )
+        return await service.list_terminals(conn, page, merchant_id=merchant_id, outlet_id=outlet_id, status=status)
 
 
 @get(
@@ -166,7 +160,7 @@ async def list_terminals(
 )
 async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Terminal:
     async with platform.db.transaction() as conn:
-        return await service.get_terminal(platform.db, conn, terminal_id)
+        return await service.get_terminal(conn, terminal_id)
 
 
 # --- a merchant user's own outlets and terminals ---
@@ -178,7 +172,7 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Term
 async def my_outlets(platform: Platform, request: Request[Any, Any, Any], page: Paging) -> Page[s.Outlet]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        return await service.list_outlets(platform.db, conn, page, scope=scope)
+        return await service.list_outlets(conn, page, scope=scope)
 
 
 @get(
@@ -190,7 +184,7 @@ async def my_outlets(platform: Platform, request: Request[Any, Any, Any], page: 
 async def my_outlet(platform: Platform, request: Request[Any, Any, Any], outlet_id: FromPath[str]) -> s.Outlet:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        return await service.get_outlet(platform.db, conn, outlet_id, scope)
+        return await service.get_outlet(conn, outlet_id, scope)
 
 
 @get(
@@ -208,7 +202,7 @@ async def my_terminals(
 ) -> Page[s.Terminal]:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        return await service.list_terminals(platform.db, conn, page, outlet_id=outlet_id, status=status, scope=scope)
+        return await service.list_terminals(conn, page, outlet_id=outlet_id, status=status, scope=scope)
 
 
 @get(
@@ -220,7 +214,7 @@ async def my_terminals(
 async def my_terminal(platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]) -> s.Terminal:
     scope = merchant_scope(principal_of(request))
     async with platform.db.transaction() as conn:
-        return await service.get_terminal(platform.db, conn, terminal_id, scope)
+        return await service.get_terminal(conn, terminal_id, scope)
 
 
 routes = [

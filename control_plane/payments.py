@@ -49,7 +49,7 @@ async def list_transactions(
 ) -> Page[s.Transaction]:
     async with platform.db.transaction() as conn:
         return await service.list_transactions(
-            platform.db, conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status
+            conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status
         )
 
 
@@ -64,7 +64,6 @@ async def create_transaction(
 ) -> s.Transaction:
     async with platform.db.transaction() as conn:
         return await service.create_transaction(
-            platform.db,
             conn,
             platform.settings,
             audit_actor(request),
@@ -82,7 +81,7 @@ async def create_transaction(
 )
 async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> s.Transaction:
     async with platform.db.transaction() as conn:
-        return await service.get_transaction(platform.db, conn, transaction_id)
+        return await service.get_transaction(conn, transaction_id)
 
 
 @get(
@@ -93,7 +92,7 @@ async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> 
 )
 async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[s.TransactionEvent]:
     async with platform.db.transaction() as conn:
-        return await service.transaction_events(platform.db, conn, transaction_id)
+        return await service.transaction_events(conn, transaction_id)
 
 
 @post(
@@ -105,7 +104,7 @@ async def transaction_events(platform: Platform, transaction_id: FromPath[str]) 
 )
 async def expire_due(request: Request, platform: Platform) -> dict[str, object]:
     async with platform.db.transaction() as conn:
-        expired = await service.expire_due(platform.db, conn, platform.settings, audit_actor(request))
+        expired = await service.expire_due(conn, platform.settings, audit_actor(request))
     return {"expired_count": len(expired), "transaction_ids": expired}
 
 
@@ -120,7 +119,6 @@ async def list_ledger_entries(
 ) -> Page[s.LedgerEntry]:
     async with platform.db.transaction() as conn:
         return await service.list_ledger_entries(
-            platform.db,
             conn,
             page,
             window,
@@ -141,7 +139,7 @@ async def device_dynamic_qr(
 ) -> s.DeviceDynamicQr:
     device = device_of(request)
     async with platform.db.transaction() as conn:
-        qr = await device_requests.issue_for_device(platform.db, conn, platform.settings, device.device_id, data.amount)
+        qr = await device_requests.issue_for_device(conn, platform.settings, device.device_id, data.amount)
     return s.DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
 
 
@@ -179,7 +177,7 @@ async def device_notifications(
     kind: FromQuery[Literal["payment", "dynamic_qr_response", "config", "command"] | None] = "payment",
 ) -> Page[outbox.Downlink]:
     async with platform.db.transaction() as conn:
-        return await service.device_downlinks(platform.db, conn, device_id, kind, page)
+        return await service.device_downlinks(conn, device_id, kind, page)
 
 
 @post(
@@ -191,9 +189,7 @@ async def device_notifications(
 )
 async def retry_notification(request: Request, platform: Platform, transaction_id: FromPath[str]) -> NotificationState:
     async with platform.db.transaction() as conn:
-        return await service.retry_notification(
-            platform.db, conn, platform.settings, audit_actor(request), transaction_id
-        )
+        return await service.retry_notification(conn, platform.settings, audit_actor(request), transaction_id)
 
 
 routes = [

@@ -58,7 +58,7 @@ async def _logout(platform: Platform, request: Request[Any, Any, Any]) -> s.Logo
     assert token is not None  # the guard let the request through
     async with platform.db.transaction() as conn:
         # False for the static ADMIN_TOKEN: it is configuration, not a session.
-        return s.LogoutResult(revoked=await users.logout(platform.db, conn, audit_actor(request), token))
+        return s.LogoutResult(revoked=await users.logout(conn, audit_actor(request), token))
 
 
 @post(
@@ -94,8 +94,8 @@ async def merchant_profile(platform: Platform, request: Request[Any, Any, Any]) 
     scope = merchant_scope(principal)
     assert scope is not None  # the route is for merchant principals only
     async with platform.db.transaction() as conn:
-        user = await users.get_user(platform.db, conn, principal)
-        merchant = await merchants.get_merchant(platform.db, conn, scope, scope)
+        user = await users.get_user(conn, principal)
+        merchant = await merchants.get_merchant(conn, scope, scope)
     return s.MerchantProfile(user=user, merchant=merchant)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 from qris_soundbox.core.schemas import Page, Struct, Value
@@ -31,7 +31,6 @@ SYSTEM = AuditActor(actor_type="system")
 
 
 async def record(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     action: str,
@@ -74,7 +73,6 @@ class AuditLog(Struct, kw_only=True):
 
 
 async def list_logs(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     window: TimeWindow,

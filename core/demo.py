@@ -85,33 +85,32 @@ async def seed_demo_data(db: Database, actor: AuditActor = DEMO_ACTOR) -> DemoDa
         await conn.execute(QUERIES["demo_seed_lock"])
         row = await conn.fetchrow(QUERIES["merchant_by_nmid"], DEMO_MERCHANT["nmid"])
         if row is None:
-            merchant = await merchants.create_merchant(db, conn, actor, **DEMO_MERCHANT)
+            merchant = await merchants.create_merchant(conn, actor, **DEMO_MERCHANT)
             created.append("merchant")
         else:
             merchant = from_row(Merchant, row)
         if merchant.status == "pending_review":
-            merchant = await merchants.approve_merchant(db, conn, actor, merchant.id)
+            merchant = await merchants.approve_merchant(conn, actor, merchant.id)
             created.append("merchant approval")
 
         row = await conn.fetchrow(QUERIES["outlet_by_merchant_and_name"], merchant.id, DEMO_OUTLET["name"])
         if row is None:
-            outlet = await merchants.create_outlet(db, conn, actor, merchant.id, **DEMO_OUTLET)
+            outlet = await merchants.create_outlet(conn, actor, merchant.id, **DEMO_OUTLET)
             created.append("outlet")
         else:
             outlet = merchants.outlet_of(row)
 
         row = await conn.fetchrow(QUERIES["terminal_by_outlet_and_name"], outlet.id, DEMO_TERMINAL["name"])
         if row is None:
-            terminal = await merchants.create_terminal(db, conn, actor, outlet.id, **DEMO_TERMINAL)
+            terminal = await merchants.create_terminal(conn, actor, outlet.id, **DEMO_TERMINAL)
             created.append("terminal")
         else:
             terminal = merchants.terminal_of(row)
 
         logins = []
         for kind, email, name, role, password in DEMO_USERS:
-            if await users.find_user(db, conn, kind, email) is None:
+            if await users.find_user(conn, kind, email) is None:
                 await users.create_user(
-                    db,
                     conn,
                     actor,
                     kind,

@@ -44,7 +44,6 @@ async def create_user(
     email = f"{unique(role)}@{kind}.test"
     async with running.platform.db.transaction() as conn:
         user = await users.create_user(
-            running.platform.db,
             conn,
             TEST_ACTOR,
             kind,

@@ -72,8 +72,8 @@ async def _create_or_rotate(settings, args: argparse.Namespace, password: str) -
     async with open_database(settings, args.data_dir, pool_size=1) as db, db.transaction() as conn:
         merchant_id = None
         if kind == "merchant":
-            merchant_id = (await merchants.find_merchant(db, conn, args.merchant)).id
-        existing = await users.find_user(db, conn, kind, args.email)
+            merchant_id = (await merchants.find_merchant(conn, args.merchant)).id
+        existing = await users.find_user(conn, kind, args.email)
         if existing is not None:
             if not args.rotate_password:
                 raise users.UserExists(
@@ -81,10 +81,9 @@ async def _create_or_rotate(settings, args: argparse.Namespace, password: str) -
                 )
             if kind == "merchant" and existing.merchant_id != merchant_id:
                 raise users.UserExists(f"{existing.email} belongs to another merchant ({existing.merchant_id})")
-            await users.rotate_password(db, conn, CLI_ACTOR, kind, existing.id, password)
+            await users.rotate_password(conn, CLI_ACTOR, kind, existing.id, password)
             return f"password rotated for {kind} user {existing.email} ({existing.id}); their sessions were ended"
         user = await users.create_user(
-            db,
             conn,
             CLI_ACTOR,
             kind,

@@ -30,7 +30,7 @@ class DeviceChange(msgspec.Struct, kw_only=True, frozen=True):
     status: str
 
 
-async def announce_change(db: Database, conn: asyncpg.Connection, change: DeviceChange) -> None:
+async def announce_change(conn: asyncpg.Connection, change: DeviceChange) -> None:
     """NOTIFY in the caller's transaction: delivered only if the change commits."""
     await conn.execute(QUERIES["device_notify_change"], msgspec.json.encode(change).decode())
 

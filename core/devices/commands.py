@@ -20,7 +20,7 @@ from msgspec import Meta
 
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.config_shadow import (
     MessageId,
     device_with_capabilities,
@@ -157,7 +157,7 @@ def _command(row: asyncpg.Record) -> Command:
     )
 
 
-async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, command_id: str) -> Command:
+async def get_command(conn: asyncpg.Connection, device_id: str, command_id: str) -> Command:
     row = await conn.fetchrow(QUERIES["device_command"], device_id, command_id)
     if row is None:
         raise CommandNotFound(
@@ -166,16 +166,14 @@ async def get_command(db: Database, conn: asyncpg.Connection, device_id: str, co
     return _command(row)
 
 
-async def list_commands(db: Database, conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
-    await device_with_capabilities(db, conn, device_id)  # 404 for an unknown device, not an empty list
+async def list_commands(conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
+    await device_with_capabilities(conn, device_id)  # 404 for an unknown device, not an empty list
     rows = await conn.fetch(QUERIES["device_command_page"], device_id, page.cursor, page.fetch_limit)
     return page.page(rows, _command)
 
 
-async def create_command(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, data: CommandCreate
-) -> Command:
-    device, capabilities = await device_with_capabilities(db, conn, device_id)
+async def create_command(conn: asyncpg.Connection, actor: AuditActor, device_id: str, data: CommandCreate) -> Command:
+    device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
     if data.type not in capabilities.commands:
         raise CommandNotSupported(
@@ -186,7 +184,6 @@ async def create_command(
     command_id = new_id("cmd")
     expires_at = datetime.now(UTC) + timedelta(seconds=data.expires_in_s or DEFAULT_EXPIRES_IN_S)
     message_id = await outbox.enqueue(
-        db,
         conn,
         device_id=device_id,
         kind="command",
@@ -197,7 +194,6 @@ async def create_command(
         QUERIES["insert_device_command"], command_id, device_id, data.type, params, message_id, actor.actor_id
     )
     await audit.record(
-        db,
         conn,
         actor,
         "device.command.create",
@@ -212,15 +208,13 @@ async def create_command(
             "expires_at": expires_at.isoformat(),
         },
     )
-    return await get_command(db, conn, device_id, command_id)
+    return await get_command(conn, device_id, command_id)
 
 
-async def acknowledge(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: CommandAck
-) -> Command:
+async def acknowledge(conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: CommandAck) -> Command:
     """The device's outcome; the MQTT and HTTP acks both come here. A repeated ack answers the same."""
-    device, _ = await device_with_capabilities(db, conn, device_id)
-    command = await get_command(db, conn, device_id, ack.command_id)  # another device's command: not found
+    device, _ = await device_with_capabilities(conn, device_id)
+    command = await get_command(conn, device_id, ack.command_id)  # another device's command: not found
     if ack.message_id is not None and ack.message_id != command.message_id:
         raise CommandMessageMismatch(
             "message_id is not the downlink of this command",
@@ -229,7 +223,7 @@ async def acknowledge(
     outcome = "acked" if ack.status == "succeeded" else "failed"
     closed = await conn.fetchval(QUERIES["close_command_downlink"], device_id, command.message_id, outcome, ack.detail)
     if closed is None:
-        command = await get_command(db, conn, device_id, command.id)  # a concurrent ack may just have closed it
+        command = await get_command(conn, device_id, command.id)  # a concurrent ack may just have closed it
         if command.status == outcome:
             return command  # the device repeated its ack (it may not have seen our answer)
         raise CommandClosed(
@@ -238,7 +232,6 @@ async def acknowledge(
         )
     await conn.execute(QUERIES["device_command_set_result"], command.id, ack.detail)
     await audit.record(
-        db,
         conn,
         actor,
         f"device.command.{outcome}",
@@ -247,7 +240,7 @@ async def acknowledge(
         merchant_id=device["merchant_id"],
         payload={"command_id": command.id, "type": command.type, "status": ack.status, "detail": ack.detail},
     )
-    return await get_command(db, conn, device_id, command.id)
+    return await get_command(conn, device_id, command.id)
 
 
 async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:

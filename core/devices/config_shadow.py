@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.announcement import AnnouncementCapabilities, check_can_announce
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices import health, models, uplinks
 from qris_soundbox.core.devices.errors import (
     ConfigNotSupported,
@@ -232,14 +232,12 @@ def _state(device_id: str, capabilities: Capabilities, row: asyncpg.Record | Non
     )
 
 
-async def device_with_capabilities(
-    db: Database, conn: asyncpg.Connection, device_id: str
-) -> tuple[asyncpg.Record, Capabilities]:
+async def device_with_capabilities(conn: asyncpg.Connection, device_id: str) -> tuple[asyncpg.Record, Capabilities]:
     """The device row (404 if unknown) and its model's capabilities."""
     row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
-    return row, (await models.get_model(db, conn, row["model_id"])).capabilities
+    return row, (await models.get_model(conn, row["model_id"])).capabilities
 
 
 def refuse_if_retired(device: asyncpg.Record) -> None:
@@ -247,16 +245,15 @@ def refuse_if_retired(device: asyncpg.Record) -> None:
         raise DeviceStateInvalid("a retired device cannot be configured", details={"status": "retired"})
 
 
-async def _locked(db: Database, conn: asyncpg.Connection, device_id: str, capabilities: Capabilities) -> asyncpg.Record:
+async def _locked(conn: asyncpg.Connection, device_id: str, capabilities: Capabilities) -> asyncpg.Record:
     await conn.execute(QUERIES["device_config_ensure"], device_id, default_config(capabilities))
     return await conn.fetchrow(QUERIES["device_config_lock"], device_id)
 
 
-async def _push(db: Database, conn: asyncpg.Connection, device_id: str, version: int, config: dict[str, Any]) -> str:
+async def _push(conn: asyncpg.Connection, device_id: str, version: int, config: dict[str, Any]) -> str:
     """Queue the config downlink, superseding every unacked one before it."""
     await conn.execute(QUERIES["supersede_config_downlinks"], device_id)
     message_id = await outbox.enqueue(
-        db,
         conn,
         device_id=device_id,
         kind="config",
@@ -267,18 +264,18 @@ async def _push(db: Database, conn: asyncpg.Connection, device_id: str, version:
     return message_id
 
 
-async def get_state(db: Database, conn: asyncpg.Connection, device_id: str) -> ConfigState:
-    _, capabilities = await device_with_capabilities(db, conn, device_id)
+async def get_state(conn: asyncpg.Connection, device_id: str) -> ConfigState:
+    _, capabilities = await device_with_capabilities(conn, device_id)
     return _state(device_id, capabilities, await conn.fetchrow(QUERIES["device_config_by_device"], device_id))
 
 
 async def update_desired(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, patch: ConfigPatch
+    conn: asyncpg.Connection, actor: AuditActor, device_id: str, patch: ConfigPatch
 ) -> ConfigState:
     """Merge ``patch`` into the desired config; a change is a new version, pushed at once."""
-    device, capabilities = await device_with_capabilities(db, conn, device_id)
+    device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
-    row = await _locked(db, conn, device_id, capabilities)
+    row = await _locked(conn, device_id, capabilities)
     overrides = merge_patch(row["overrides"], patch)
     desired = default_config(capabilities) | overrides
     validate_config(capabilities, desired)
@@ -286,13 +283,12 @@ async def update_desired(
     if desired == row["desired"]:
         # Nothing the device would notice: keep the version, push nothing.
         await conn.execute(QUERIES["device_config_set_desired"], device_id, overrides, desired, row["desired_version"])
-        return await get_state(db, conn, device_id)
+        return await get_state(conn, device_id)
     version = row["desired_version"] + 1
     await conn.execute(QUERIES["insert_device_config_version"], device_id, version, desired, changes)
     await conn.execute(QUERIES["device_config_set_desired"], device_id, overrides, desired, version)
-    message_id = await _push(db, conn, device_id, version, desired)
+    message_id = await _push(conn, device_id, version, desired)
     await audit.record(
-        db,
         conn,
         actor,
         "device.config.update",
@@ -301,17 +297,16 @@ async def update_desired(
         merchant_id=device["merchant_id"],
         payload={"version": version, "changes": changes, "message_id": message_id},
     )
-    return await get_state(db, conn, device_id)
+    return await get_state(conn, device_id)
 
 
-async def retry_push(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> ConfigStatus:
+async def retry_push(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> ConfigStatus:
     """Re-queue the latest desired config as a new downlink (the unacked one is superseded)."""
-    device, capabilities = await device_with_capabilities(db, conn, device_id)
+    device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
-    row = await _locked(db, conn, device_id, capabilities)
-    message_id = await _push(db, conn, device_id, row["desired_version"], row["desired"])
+    row = await _locked(conn, device_id, capabilities)
+    message_id = await _push(conn, device_id, row["desired_version"], row["desired"])
     await audit.record(
-        db,
         conn,
         actor,
         "device.config.retry_push",
@@ -320,11 +315,11 @@ async def retry_push(db: Database, conn: asyncpg.Connection, actor: AuditActor, 
         merchant_id=device["merchant_id"],
         payload={"version": row["desired_version"], "message_id": message_id},
     )
-    return await get_status(db, conn, device_id)
+    return await get_status(conn, device_id)
 
 
-async def get_status(db: Database, conn: asyncpg.Connection, device_id: str) -> ConfigStatus:
-    state = await get_state(db, conn, device_id)
+async def get_status(conn: asyncpg.Connection, device_id: str) -> ConfigStatus:
+    state = await get_state(conn, device_id)
     row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     push = None
     if state.push_message_id is not None:
@@ -359,15 +354,14 @@ async def get_status(db: Database, conn: asyncpg.Connection, device_id: str) -> 
     )
 
 
-async def device_view(db: Database, conn: asyncpg.Connection, device_id: str) -> DeviceConfigView:
-    state = await get_state(db, conn, device_id)
+async def device_view(conn: asyncpg.Connection, device_id: str) -> DeviceConfigView:
+    state = await get_state(conn, device_id)
     return DeviceConfigView(
         device_id=device_id, version=state.desired_version, config=state.desired, message_id=state.push_message_id
     )
 
 
 async def _config_of_version(
-    db: Database,
     conn: asyncpg.Connection,
     device_id: str,
     capabilities: Capabilities,
@@ -387,12 +381,10 @@ async def _config_of_version(
     return config
 
 
-async def acknowledge(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: ConfigAck
-) -> ConfigState:
+async def acknowledge(conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: ConfigAck) -> ConfigState:
     """The device applied or rejected a version; the MQTT and HTTP acks both come here."""
-    device, capabilities = await device_with_capabilities(db, conn, device_id)
-    row = await _locked(db, conn, device_id, capabilities)
+    device, capabilities = await device_with_capabilities(conn, device_id)
+    row = await _locked(conn, device_id, capabilities)
     if ack.message_id is not None:
         downlink = await conn.fetchrow(QUERIES["config_downlink_by_message"], device_id, ack.message_id)
         if downlink is None:
@@ -405,7 +397,7 @@ async def acknowledge(
                 f"message {ack.message_id} carried version {downlink['payload'].get('version')}, not {ack.version}",
                 details={"message_id": ack.message_id, "version": ack.version},
             )
-    config = await _config_of_version(db, conn, device_id, capabilities, row, ack.version)
+    config = await _config_of_version(conn, device_id, capabilities, row, ack.version)
     applied = ack.status == "applied"
     await conn.execute(
         QUERIES["close_config_downlinks"],
@@ -419,7 +411,6 @@ async def acknowledge(
     else:
         await conn.execute(QUERIES["device_config_set_rejected"], device_id, ack.version, ack.reason)
     await audit.record(
-        db,
         conn,
         actor,
         f"device.config.{ack.status}",
@@ -428,7 +419,7 @@ async def acknowledge(
         merchant_id=device["merchant_id"],
         payload={"version": ack.version, "message_id": ack.message_id, "reason": ack.reason},
     )
-    return await get_state(db, conn, device_id)
+    return await get_state(conn, device_id)
 
 
 def device_actor(device_id: str) -> AuditActor:
@@ -436,7 +427,7 @@ def device_actor(device_id: str) -> AuditActor:
 
 
 AckT = TypeVar("AckT", bound=Body)
-Acknowledge = Callable[[Database, asyncpg.Connection, AuditActor, str, AckT], Awaitable[object]]
+Acknowledge = Callable[[asyncpg.Connection, AuditActor, str, AckT], Awaitable[object]]
 
 
 async def handle_ack_uplink(
@@ -447,7 +438,7 @@ async def handle_ack_uplink(
     if getattr(ack, "device_id", None) not in (None, uplink.device_id):
         raise MalformedUplink("device_id in the payload is not the publishing device")
     async with platform.db.transaction() as conn:
-        await acknowledge_(platform.db, conn, device_actor(uplink.device_id), uplink.device_id, ack)
+        await acknowledge_(conn, device_actor(uplink.device_id), uplink.device_id, ack)
 
 
 async def ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
@@ -463,7 +454,7 @@ class AnnouncementPreferences(Value, kw_only=True, frozen=True):
     text_template: str | None
 
 
-async def announcement_preferences(db: Database, conn: asyncpg.Connection, device_id: str) -> AnnouncementPreferences:
+async def announcement_preferences(conn: asyncpg.Connection, device_id: str) -> AnnouncementPreferences:
     """The configured (desired) language and text template, defaults when never configured."""
     row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     if row is not None:
@@ -471,11 +462,11 @@ async def announcement_preferences(db: Database, conn: asyncpg.Connection, devic
         return AnnouncementPreferences(
             language=desired.get("language", DEFAULT_LANGUAGE), text_template=desired.get("announcement_text_template")
         )
-    capabilities = await models.capabilities_of_device(db, conn, device_id)
+    capabilities = await models.capabilities_of_device(conn, device_id)
     language = default_config(capabilities)["language"] if capabilities is not None else DEFAULT_LANGUAGE
     return AnnouncementPreferences(language=language, text_template=None)
 
 
-async def device_language(db: Database, conn: asyncpg.Connection, device_id: str) -> str:
+async def device_language(conn: asyncpg.Connection, device_id: str) -> str:
     """The language payment announcements use for this device (default ``"id"``)."""
-    return (await announcement_preferences(db, conn, device_id)).language
+    return (await announcement_preferences(conn, device_id)).language

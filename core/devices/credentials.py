@@ -22,7 +22,7 @@ from argon2 import PasswordHasher, Type
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid
 from qris_soundbox.core.devices.schemas import BrokerAddress, IssuedCredential
@@ -44,7 +44,7 @@ def fingerprint_of(secret: str) -> str:
 
 
 async def rotate(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, broker: BrokerAddress
+    conn: asyncpg.Connection, actor: AuditActor, device_id: str, broker: BrokerAddress
 ) -> IssuedCredential:
     """Issue a new secret; the old one stops working when this transaction commits.
 
@@ -60,11 +60,8 @@ async def rotate(
     fingerprint = fingerprint_of(secret)
     secret_hash = await asyncio.to_thread(DEVICE_SECRET_HASHER.hash, secret)
     updated = await conn.fetchrow(QUERIES["device_set_credential"], device_id, secret_hash, fingerprint)
-    await announce_change(
-        db, conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"])
-    )
+    await announce_change(conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"]))
     await audit.record(
-        db,
         conn,
         actor,
         "device.credential.rotate",

@@ -21,15 +21,15 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
             try:
                 device_id = (
                     await registry.register_device(
-                        db, conn, SYSTEM, DeviceCreate(serial_number=DEMO_SERIAL, model="generic-screen")
+                        conn, SYSTEM, DeviceCreate(serial_number=DEMO_SERIAL, model="generic-screen")
                     )
                 ).id
             except SerialNumberTaken:
                 return []
-        device = await registry.get_device(db, conn, device_id)
+        device = await registry.get_device(conn, device_id)
         if device.terminal_id is None and device.status != "retired":
-            await registry.bind(db, conn, SYSTEM, device_id, terminal_id)
-        issued = await credentials.rotate(db, conn, SYSTEM, device_id, platform.device_broker_address())
+            await registry.bind(conn, SYSTEM, device_id, terminal_id)
+        issued = await credentials.rotate(conn, SYSTEM, device_id, platform.device_broker_address())
     return [
         f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
         f"  MQTT {issued.broker.host}:{issued.broker.port}  username = client id = {device_id}",

@@ -104,9 +104,7 @@ async def release_stale(db: Database) -> None:
     await db.execute("device_presence_release_stale", HEARTBEAT_FRESH_S)
 
 
-async def record_heartbeat(
-    db: Database, conn: asyncpg.Connection, device_id: str, heartbeat: Heartbeat
-) -> HeartbeatRecorded:
+async def record_heartbeat(conn: asyncpg.Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:
     """The one place a heartbeat is recorded, whichever way it arrived."""
     if heartbeat.device_id is not None and heartbeat.device_id != device_id:
         raise MalformedUplink(
@@ -122,7 +120,7 @@ async def record_heartbeat(
     )
     if received is None:
         raise DeviceNotFound(device_id)
-    device = await get_device(db, conn, device_id)
+    device = await get_device(conn, device_id)
     return HeartbeatRecorded(
         device_id=device_id,
         received_at=device.last_heartbeat_at or datetime.now(UTC),

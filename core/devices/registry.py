@@ -14,7 +14,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices import health
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import (
@@ -75,16 +75,15 @@ def device_from_row(row: asyncpg.Record, pending_acks: int = 0, now: datetime | 
     )
 
 
-async def get_device(db: Database, conn: asyncpg.Connection, device_id: str) -> Device:
+async def get_device(conn: asyncpg.Connection, device_id: str) -> Device:
     row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
-    acks = await health.pending_acks(db, conn, [device_id])
+    acks = await health.pending_acks(conn, [device_id])
     return device_from_row(row, acks.get(device_id, 0))
 
 
 async def list_devices(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     *,
@@ -98,12 +97,12 @@ async def list_devices(
     rows = await conn.fetch(
         QUERIES["device_page"], page.cursor, page.fetch_limit, status, model, terminal_id, merchant_id, online, drift
     )
-    acks = await health.pending_acks(db, conn, [row["id"] for row in rows])
+    acks = await health.pending_acks(conn, [row["id"] for row in rows])
     now = datetime.now(UTC)
     return page.page(rows, lambda row: device_from_row(row, acks.get(row["id"], 0), now))
 
 
-async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditActor, data: DeviceCreate) -> Device:
+async def register_device(conn: asyncpg.Connection, actor: AuditActor, data: DeviceCreate) -> Device:
     if await conn.fetchrow(QUERIES["device_model_by_id"], data.model) is None:
         raise DeviceModelNotFound(data.model)
     device_id = new_id("dev")
@@ -112,7 +111,6 @@ async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditAc
             f"serial number {data.serial_number!r} is already registered", details={"serial_number": data.serial_number}
         )
     await audit.record(
-        db,
         conn,
         actor,
         "device.create",
@@ -120,18 +118,18 @@ async def register_device(db: Database, conn: asyncpg.Connection, actor: AuditAc
         entity_id=device_id,
         payload={"serial_number": data.serial_number, "model": data.model},
     )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)
 
 
-async def _locked(db: Database, conn: asyncpg.Connection, device_id: str) -> asyncpg.Record:
+async def _locked(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["device_lock"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     return row
 
 
-async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:
-    device = await _locked(db, conn, device_id)
+async def bind(conn: asyncpg.Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:
+    device = await _locked(conn, device_id)
     if device["status"] not in BINDABLE_STATUSES:
         raise DeviceStateInvalid(f"a {device['status']} device cannot be bound", details={"status": device["status"]})
     if device["terminal_id"] is not None:
@@ -157,7 +155,6 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
             details={"terminal_id": terminal_id, "role": device["role"]},
         ) from None
     await audit.record(
-        db,
         conn,
         actor,
         "device.bind",
@@ -166,16 +163,15 @@ async def bind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device
         merchant_id=terminal["merchant_id"],
         payload={"terminal_id": terminal_id, "role": device["role"]},
     )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)
 
 
-async def unbind(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
-    device = await _locked(db, conn, device_id)
+async def unbind(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+    device = await _locked(conn, device_id)
     if device["terminal_id"] is not None:
         terminal = await conn.fetchrow(QUERIES["device_bind_target_terminal"], device["terminal_id"])
         await conn.execute(QUERIES["device_unbind"], device_id)
         await audit.record(
-            db,
             conn,
             actor,
             "device.unbind",
@@ -184,22 +180,19 @@ async def unbind(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
             merchant_id=terminal["merchant_id"] if terminal else None,
             payload={"terminal_id": device["terminal_id"]},
         )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)
 
 
-async def disable(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str, reason: str | None
-) -> Device:
-    device = await _locked(db, conn, device_id)
+async def disable(conn: asyncpg.Connection, actor: AuditActor, device_id: str, reason: str | None) -> Device:
+    device = await _locked(conn, device_id)
     if device["status"] == "retired":
         raise DeviceStateInvalid("a retired device cannot be disabled", details={"status": "retired"})
     if device["status"] != "disabled":
         await conn.execute(QUERIES["device_set_status"], device_id, "disabled", reason)
         await announce_change(
-            db, conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status="disabled")
+            conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status="disabled")
         )
         await audit.record(
-            db,
             conn,
             actor,
             "device.disable",
@@ -207,32 +200,31 @@ async def disable(
             entity_id=device_id,
             payload={"reason": reason, "previous_status": device["status"]},
         )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)
 
 
-async def enable(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
-    device = await _locked(db, conn, device_id)
+async def enable(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+    device = await _locked(conn, device_id)
     if device["status"] == "retired":
         raise DeviceStateInvalid("a retired device cannot be enabled", details={"status": "retired"})
     if device["status"] == "disabled":
         status = "active" if device["credential_fingerprint"] else "registered"
         await conn.execute(QUERIES["device_set_status"], device_id, status, None)
         await announce_change(
-            db, conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status=status)
+            conn, DeviceChange(device_id=device_id, fingerprint=device["credential_fingerprint"], status=status)
         )
         await audit.record(
-            db, conn, actor, "device.enable", entity_type="device", entity_id=device_id, payload={"status": status}
+            conn, actor, "device.enable", entity_type="device", entity_id=device_id, payload={"status": status}
         )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)
 
 
-async def retire(db: Database, conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
-    device = await _locked(db, conn, device_id)
+async def retire(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+    device = await _locked(conn, device_id)
     if device["status"] != "retired":
         await conn.execute(QUERIES["device_retire"], device_id)
-        await announce_change(db, conn, DeviceChange(device_id=device_id, fingerprint=None, status="retired"))
+        await announce_change(conn, DeviceChange(device_id=device_id, fingerprint=None, status="retired"))
         await audit.record(
-            db,
             conn,
             actor,
             "device.retire",
@@ -240,4 +232,4 @@ async def retire(db: Database, conn: asyncpg.Connection, actor: AuditActor, devi
             entity_id=device_id,
             payload={"previous_status": device["status"], "unbound_terminal_id": device["terminal_id"]},
         )
-    return await get_device(db, conn, device_id)
+    return await get_device(conn, device_id)

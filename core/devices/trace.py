@@ -42,7 +42,6 @@ def _bounded(payload: bytes) -> tuple[str, int, bool]:
 
 
 async def _record(
-    db: Database,
     conn: asyncpg.Connection,
     direction: str,
     device_id: str,
@@ -67,13 +66,12 @@ async def _record(
 
 
 async def record_uplink(
-    db: Database, conn: asyncpg.Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None
+    conn: asyncpg.Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None
 ) -> None:
-    await _record(db, conn, "uplink", device_id, topic, payload, qos, None)
+    await _record(conn, "uplink", device_id, topic, payload, qos, None)
 
 
 async def record_downlink(
-    db: Database,
     conn: asyncpg.Connection,
     *,
     device_id: str,
@@ -89,11 +87,10 @@ async def record_downlink(
         raw = bytes(payload)
     else:
         raw = msgspec.json.encode(payload)
-    await _record(db, conn, "downlink", device_id, topic, raw, qos, message_id)
+    await _record(conn, "downlink", device_id, topic, raw, qos, message_id)
 
 
 async def list_messages(
-    db: Database,
     conn: asyncpg.Connection,
     device_id: str,
     page: PageQuery,

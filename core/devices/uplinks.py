@@ -79,7 +79,7 @@ async def dispatch(
     token = device_id_var.set(device_id)
     try:
         async with platform.db.transaction() as conn:
-            await trace.record_uplink(platform.db, conn, device_id=device_id, topic=topic, payload=payload, qos=qos)
+            await trace.record_uplink(conn, device_id=device_id, topic=topic, payload=payload, qos=qos)
         if len(payload) > MAX_UPLINK_BYTES:
             log.warning(
                 "oversized uplink ignored", extra={"topic": topic, "bytes": len(payload), "limit": MAX_UPLINK_BYTES}
@@ -104,4 +104,4 @@ async def heartbeat_uplink(platform: PlatformContext, uplink: Uplink) -> None:
     """``devices/<id>/uplink/heartbeat``: the same core function as ``POST /device/heartbeat``."""
     heartbeat = decode(uplink.payload, Heartbeat)
     async with platform.db.transaction() as conn:
-        await presence.record_heartbeat(platform.db, conn, uplink.device_id, heartbeat)
+        await presence.record_heartbeat(conn, uplink.device_id, heartbeat)

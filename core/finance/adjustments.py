@@ -99,7 +99,6 @@ async def add_adjustment(
         db, conn, batch_id, "adjusted", actor, from_status="pending", to_status="pending", payload=payload
     )
     await audit.record(
-        db,
         conn,
         actor,
         "settlement_batch.adjust",

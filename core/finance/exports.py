@@ -87,7 +87,6 @@ async def create_adjustment_export(
         actor.actor_id,
     )
     await audit.record(
-        db,
         conn,
         actor,
         "export_job.create",

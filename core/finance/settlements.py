@@ -123,7 +123,6 @@ async def build_batch_for_merchant(
         },
     )
     await audit.record(
-        db,
         conn,
         actor,
         "settlement_batch.create",
@@ -233,7 +232,6 @@ async def mark_paid(
         },
     )
     await audit.record(
-        db,
         conn,
         actor,
         "settlement_batch.mark_paid",
@@ -279,7 +277,6 @@ async def _release(
         payload={"reason": reason, "released_entries": released_count},
     )
     await audit.record(
-        db,
         conn,
         actor,
         f"settlement_batch.{'mark_failed' if to_status == 'failed' else 'cancel'}",
@@ -366,7 +363,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
         },
     )
     await audit.record(
-        db,
         conn,
         actor,
         "settlement_batch.reprocess",
@@ -402,7 +398,6 @@ async def update_reference(
         payload=payload,
     )
     await audit.record(
-        db,
         conn,
         actor,
         "settlement_batch.update_reference",

@@ -22,7 +22,7 @@ import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
@@ -60,7 +60,7 @@ def terminal_of(row: Any) -> Terminal:
     return from_row(Terminal, row, bound_device=msgspec.convert(bound, BoundDevice) if bound else None)
 
 
-async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:
+async def _nmid_is_free(conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:
     if nmid is None:
         return
     holder = await conn.fetchrow(QUERIES["merchant_by_nmid"], nmid)
@@ -69,7 +69,6 @@ async def _nmid_is_free(db: Database, conn: asyncpg.Connection, nmid: str | None
 
 
 async def create_merchant(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     *,
@@ -92,7 +91,7 @@ async def create_merchant(
         "email": identity.email(email),
         "fee_bps": identity.fee_bps(fee_bps),
     }
-    await _nmid_is_free(db, conn, identity.nmid(nmid), None)
+    await _nmid_is_free(conn, identity.nmid(nmid), None)
     try:
         row = await conn.fetchrow(QUERIES["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
@@ -100,7 +99,6 @@ async def create_merchant(
         raise NmidTaken() from None
     merchant = merchant_of(row)
     await audit.record(
-        db,
         conn,
         actor,
         "merchant.create",
@@ -113,7 +111,7 @@ async def create_merchant(
 
 
 async def _one(
-    db: Database, conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
+    conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
 ) -> asyncpg.Record:
     """One row by id within the caller's merchant scope; out of scope is the same 404 as absent."""
     row = await conn.fetchrow(QUERIES[query], object_id, scope)
@@ -123,11 +121,11 @@ async def _one(
     return row
 
 
-async def get_merchant(db: Database, conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
-    return merchant_of(await _one(db, conn, "merchant_by_id", merchant_id, scope, MerchantNotFound))
+async def get_merchant(conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
+    return merchant_of(await _one(conn, "merchant_by_id", merchant_id, scope, MerchantNotFound))
 
 
-async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str) -> Merchant:
+async def find_merchant(conn: asyncpg.Connection, id_or_code: str) -> Merchant:
     """A merchant by id or by code (``M000001``), as operators type it in the CLI."""
     row = await conn.fetchrow(QUERIES["merchant_by_id_or_code"], id_or_code.strip())
     if row is None:
@@ -136,7 +134,6 @@ async def find_merchant(db: Database, conn: asyncpg.Connection, id_or_code: str)
 
 
 async def list_merchants(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     *,
@@ -149,7 +146,7 @@ async def list_merchants(
     return page.page(rows, merchant_of)
 
 
-async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
+async def _locked(conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["merchant_by_id_for_update"], merchant_id)
     if row is None:
         raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
@@ -157,11 +154,11 @@ async def _locked(db: Database, conn: asyncpg.Connection, merchant_id: str) -> a
 
 
 async def update_merchant(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]
+    conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]
 ) -> Merchant:
     """Apply the fields present in ``changes``; ``None`` clears an optional field
     (``fee_bps: null`` goes back to the platform fee)."""
-    row = await _locked(db, conn, merchant_id)
+    row = await _locked(conn, merchant_id)
     if row["status"] not in EDITABLE:
         raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
     validators: dict[str, Callable[[Any], Any]] = {
@@ -184,13 +181,12 @@ async def update_merchant(
     changed = {field: {"from": row[field], "to": new[field]} for field in validators if new[field] != row[field]}
     if not changed:
         return merchant_of(row)
-    await _nmid_is_free(db, conn, new["nmid"], merchant_id)
+    await _nmid_is_free(conn, new["nmid"], merchant_id)
     try:
         updated = await conn.fetchrow(QUERIES["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
         raise NmidTaken() from None
     await audit.record(
-        db,
         conn,
         actor,
         "merchant.update",
@@ -203,7 +199,6 @@ async def update_merchant(
 
 
 async def _review(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     merchant_id: str,
@@ -211,7 +206,7 @@ async def _review(
     reason: str | None = None,
 ) -> Merchant:
     """approve (→ active) or reject (→ rejected): both only from pending_review."""
-    row = await _locked(db, conn, merchant_id)
+    row = await _locked(conn, merchant_id)
     if row["status"] != "pending_review":
         raise MerchantNotPendingReview(
             f"only a merchant pending review can be {decision}d; this one is {row['status']}",
@@ -223,7 +218,6 @@ async def _review(
         updated = await conn.fetchrow(QUERIES["reject_merchant"], merchant_id, reason, actor.actor_id)
     payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
     await audit.record(
-        db,
         conn,
         actor,
         f"merchant.{decision}",
@@ -235,20 +229,18 @@ async def _review(
     return merchant_of(updated)
 
 
-async def approve_merchant(db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
-    return await _review(db, conn, actor, merchant_id, "approve")
+async def approve_merchant(conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
+    return await _review(conn, actor, merchant_id, "approve")
 
 
-async def reject_merchant(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, reason: str
-) -> Merchant:
+async def reject_merchant(conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, reason: str) -> Merchant:
     cleaned = identity.plain_text("reason", reason, 500, required=True)
-    return await _review(db, conn, actor, merchant_id, "reject", cleaned)
+    return await _review(conn, actor, merchant_id, "reject", cleaned)
 
 
-async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_id: str, what: str) -> asyncpg.Record:
+async def _accepting_children(conn: asyncpg.Connection, merchant_id: str, what: str) -> asyncpg.Record:
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
-    row = await _locked(db, conn, merchant_id)
+    row = await _locked(conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
         raise MerchantClosedToChildren(
             f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]}
@@ -257,7 +249,6 @@ async def _accepting_children(db: Database, conn: asyncpg.Connection, merchant_i
 
 
 async def create_outlet(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     merchant_id: str,
@@ -271,10 +262,9 @@ async def create_outlet(
         "address": identity.plain_text("address", address, 300),
         "city": identity.merchant_city(city) if city is not None else None,
     }
-    await _accepting_children(db, conn, merchant_id, "an outlet")
+    await _accepting_children(conn, merchant_id, "an outlet")
     outlet = outlet_of(await conn.fetchrow(QUERIES["insert_outlet"], new_id("out"), merchant_id, *values.values()))
     await audit.record(
-        db,
         conn,
         actor,
         "outlet.create",
@@ -286,12 +276,11 @@ async def create_outlet(
     return outlet
 
 
-async def get_outlet(db: Database, conn: asyncpg.Connection, outlet_id: str, scope: str | None = None) -> Outlet:
-    return outlet_of(await _one(db, conn, "outlet_by_id", outlet_id, scope, OutletNotFound))
+async def get_outlet(conn: asyncpg.Connection, outlet_id: str, scope: str | None = None) -> Outlet:
+    return outlet_of(await _one(conn, "outlet_by_id", outlet_id, scope, OutletNotFound))
 
 
 async def list_outlets(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     *,
@@ -303,7 +292,6 @@ async def list_outlets(
 
 
 async def create_terminal(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     outlet_id: str,
@@ -315,14 +303,13 @@ async def create_terminal(
         "name": identity.plain_text("name", name, 100, required=True),
         "static_qris": identity.static_qris(static_qris),
     }
-    outlet = await get_outlet(db, conn, outlet_id)
-    await _accepting_children(db, conn, outlet.merchant_id, "a terminal")
+    outlet = await get_outlet(conn, outlet_id)
+    await _accepting_children(conn, outlet.merchant_id, "a terminal")
     row = await conn.fetchrow(
         QUERIES["insert_terminal"], new_id("ter"), outlet_id, outlet.merchant_id, *values.values()
     )
     terminal = terminal_of(row)
     await audit.record(
-        db,
         conn,
         actor,
         "terminal.create",
@@ -339,12 +326,11 @@ async def create_terminal(
     return terminal
 
 
-async def get_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str, scope: str | None = None) -> Terminal:
-    return terminal_of(await _one(db, conn, "terminal_by_id", terminal_id, scope, TerminalNotFound))
+async def get_terminal(conn: asyncpg.Connection, terminal_id: str, scope: str | None = None) -> Terminal:
+    return terminal_of(await _one(conn, "terminal_by_id", terminal_id, scope, TerminalNotFound))
 
 
 async def list_terminals(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     *,

@@ -106,7 +106,7 @@ async def receive_callback(
     except DomainError as error:
         async with db.transaction() as conn:
             await audit.record(
-                db, conn, actor, "qris.callback.rejected", payload={"code": error.code, "reason": error.message}
+                conn, actor, "qris.callback.rejected", payload={"code": error.code, "reason": error.message}
             )
         raise
     return await handle_callback(db, settings, notification, actor)
@@ -129,13 +129,12 @@ async def handle_callback(
                     QUERIES["original_callback"], notification.event_id, notification.provider_reference
                 )
                 return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
-            transaction = await _apply(db, conn, settings, notification)
+            transaction = await _apply(conn, settings, notification)
             result = CallbackResult(transaction_id=transaction["id"], status=transaction["status"], duplicate=False)
             await conn.execute(
                 QUERIES["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
             )
             await audit.record(
-                db,
                 conn,
                 actor,
                 "qris.callback.applied",
@@ -157,19 +156,19 @@ async def handle_callback(
         raise
 
 
-async def _apply(db: Database, conn: Any, settings: Settings, notification: CallbackNotification) -> Any:
+async def _apply(conn: Any, settings: Settings, notification: CallbackNotification) -> Any:
     if notification.terminal_id is not None:
         # Static QR: the customer typed the amount; the platform creates the transaction.
         try:
-            terminal = await txns.payable_terminal(db, conn, notification.terminal_id)
+            terminal = await txns.payable_terminal(conn, notification.terminal_id)
         except (TerminalNotFound, MerchantNotActive) as error:
             raise _Rejection(error, error.code) from None
         current = await txns.create_transaction(
-            db, conn, settings, terminal, kind="static", amount=notification.amount, source="callback"
+            conn, settings, terminal, kind="static", amount=notification.amount, source="callback"
         )
     else:
         try:
-            current = await txns.locked_transaction(db, conn, notification.transaction_id or "")
+            current = await txns.locked_transaction(conn, notification.transaction_id or "")
         except TransactionNotFound as error:
             raise _Rejection(error, "unknown_transaction") from None
         if current["amount"] != notification.amount:
@@ -194,7 +193,6 @@ async def _apply(db: Database, conn: Any, settings: Settings, notification: Call
                 current["amount"],
             )
     return await txns.transition(
-        db,
         conn,
         settings,
         current,
@@ -224,7 +222,6 @@ async def _record_rejection(
                 msgspec.to_builtins(notification),
             )
         await audit.record(
-            db,
             conn,
             actor,
             "qris.callback.rejected",

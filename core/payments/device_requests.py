@@ -18,7 +18,7 @@ import msgspec
 
 from qris_soundbox.core import outbox
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
 from qris_soundbox.core.errors import DomainError
@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
 
 
-async def issue_for_device(
-    db: Database, conn: asyncpg.Connection, settings: Settings, device_id: str, amount: int
-) -> DynamicQr:
+async def issue_for_device(conn: asyncpg.Connection, settings: Settings, device_id: str, amount: int) -> DynamicQr:
     device = await conn.fetchrow(QUERIES["device_for_dynamic_qr"], device_id)
     if device is None:
         raise DeviceNotFound(device_id)
@@ -49,9 +47,7 @@ async def issue_for_device(
         )
     if device["terminal_id"] is None:
         raise DeviceNotBound(f"device {device_id} is bound to no terminal")
-    return await issue_dynamic_qr(
-        db, conn, settings, device["terminal_id"], amount, source="device", device_id=device_id
-    )
+    return await issue_dynamic_qr(conn, settings, device["terminal_id"], amount, source="device", device_id=device_id)
 
 
 def _iso(moment: datetime) -> str:
@@ -70,7 +66,7 @@ async def answer_dynamic_qr_request(
     if problem is None and amount is not None:
         try:
             async with db.transaction() as conn:
-                qr = await issue_for_device(db, conn, settings, device_id, amount)
+                qr = await issue_for_device(conn, settings, device_id, amount)
                 body: dict[str, Any] = {
                     "request_id": request_id,
                     "transaction_id": qr.transaction_id,
@@ -78,7 +74,6 @@ async def answer_dynamic_qr_request(
                     "expires_at": _iso(qr.expires_at),
                 }
                 return await outbox.enqueue(
-                    db,
                     conn,
                     device_id=device_id,
                     kind="dynamic_qr_response",
@@ -93,7 +88,6 @@ async def answer_dynamic_qr_request(
     async with db.transaction() as conn:
         body = {"request_id": request_id, "error": {"code": problem.code, "message": problem.message}}
         return await outbox.enqueue(
-            db,
             conn,
             device_id=device_id,
             kind="dynamic_qr_response",

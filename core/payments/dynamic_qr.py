@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import Database
 from qris_soundbox.core.payments import transactions as txns
 from qris_soundbox.core.payments.errors import MerchantQrisIncomplete
 from qris_soundbox.core.payments.schemas import DynamicQr
@@ -19,7 +18,6 @@ from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
 
 
 async def issue_dynamic_qr(
-    db: Database,
     conn: asyncpg.Connection,
     settings: Settings,
     terminal_id: str,
@@ -29,7 +27,7 @@ async def issue_dynamic_qr(
     device_id: str | None = None,
     ttl_s: int | None = None,
 ) -> DynamicQr:
-    terminal = await txns.payable_terminal(db, conn, terminal_id)
+    terminal = await txns.payable_terminal(conn, terminal_id)
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
@@ -51,7 +49,6 @@ async def issue_dynamic_qr(
         )
     )
     row = await txns.create_transaction(
-        db,
         conn,
         settings,
         terminal,

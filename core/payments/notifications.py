@@ -18,7 +18,7 @@ import msgspec
 from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.config_shadow import announcement_preferences
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
@@ -42,7 +42,6 @@ def payment_announcement(
 
 
 async def announce_payment(
-    db: Database,
     conn: asyncpg.Connection,
     settings: Settings,
     transaction: asyncpg.Record,
@@ -57,7 +56,7 @@ async def announce_payment(
     if soundbox is None:
         return None
     paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
-    preferences = await announcement_preferences(db, conn, soundbox["device_id"])
+    preferences = await announcement_preferences(conn, soundbox["device_id"])
     announcement = payment_announcement(
         soundbox["capabilities"],
         language=preferences.language,
@@ -74,7 +73,6 @@ async def announce_payment(
         "announcement": msgspec.to_builtins(announcement),
     }
     return await outbox.enqueue(
-        db,
         conn,
         device_id=soundbox["device_id"],
         kind="payment",
@@ -85,7 +83,7 @@ async def announce_payment(
     )
 
 
-async def retry(db: Database, conn: asyncpg.Connection, settings: Settings, transaction: asyncpg.Record) -> str:
+async def retry(conn: asyncpg.Connection, settings: Settings, transaction: asyncpg.Record) -> str:
     """``retry-notification``: an unacked announcement is due again now; an acked,
     expired or skipped one is queued afresh (an operator asked for it, so the age
     rule restarts from now)."""
@@ -96,7 +94,7 @@ async def retry(db: Database, conn: asyncpg.Connection, settings: Settings, tran
         await conn.execute(QUERIES["wake_downlink"], latest["id"])
         await conn.execute(QUERIES["notify_outbox"], latest["device_id"])
         return latest["message_id"]
-    message_id = await announce_payment(db, conn, settings, transaction, not_before=datetime.now(UTC))
+    message_id = await announce_payment(conn, settings, transaction, not_before=datetime.now(UTC))
     if message_id is None:
         raise NothingToRetry(f"no active soundbox is bound to terminal {transaction['terminal_id']}")
     return message_id

@@ -16,7 +16,7 @@ import asyncpg
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.outbox import Downlink, NotificationState
 from qris_soundbox.core.paging import PageQuery, TimeWindow
@@ -28,20 +28,19 @@ from qris_soundbox.core.payments.transactions import transaction_from_row
 from qris_soundbox.core.schemas import Page
 
 
-async def _transaction_row(db: Database, conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
+async def _transaction_row(conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["transaction_by_id"], transaction_id)
     if row is None:
         raise TransactionNotFound(f"transaction {transaction_id} does not exist")
     return row
 
 
-async def _notification(db: Database, conn: asyncpg.Connection, transaction_id: str) -> NotificationState | None:
+async def _notification(conn: asyncpg.Connection, transaction_id: str) -> NotificationState | None:
     row = await conn.fetchrow(QUERIES["payment_notification_for_transaction"], transaction_id)
     return outbox.notification_state(row) if row is not None else None
 
 
 async def create_transaction(
-    db: Database,
     conn: asyncpg.Connection,
     settings: Settings,
     actor: AuditActor,
@@ -51,10 +50,9 @@ async def create_transaction(
     expires_in_s: int | None = None,
 ) -> Transaction:
     """A dynamic QR issued by an operator on a terminal."""
-    qr = await dynamic_qr.issue_dynamic_qr(db, conn, settings, terminal_id, amount, source="admin", ttl_s=expires_in_s)
-    row = await _transaction_row(db, conn, qr.transaction_id)
+    qr = await dynamic_qr.issue_dynamic_qr(conn, settings, terminal_id, amount, source="admin", ttl_s=expires_in_s)
+    row = await _transaction_row(conn, qr.transaction_id)
     await audit.record(
-        db,
         conn,
         actor,
         "transaction.create",
@@ -67,7 +65,6 @@ async def create_transaction(
 
 
 async def list_transactions(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     window: TimeWindow,
@@ -89,28 +86,27 @@ async def list_transactions(
     return page.page(rows, transaction_from_row)
 
 
-async def get_transaction(db: Database, conn: asyncpg.Connection, transaction_id: str) -> Transaction:
+async def get_transaction(conn: asyncpg.Connection, transaction_id: str) -> Transaction:
     """One transaction with the state of its soundbox announcement."""
-    transaction = transaction_from_row(await _transaction_row(db, conn, transaction_id))
-    transaction.notification = await _notification(db, conn, transaction_id)
+    transaction = transaction_from_row(await _transaction_row(conn, transaction_id))
+    transaction.notification = await _notification(conn, transaction_id)
     return transaction
 
 
-async def transaction_events(db: Database, conn: asyncpg.Connection, transaction_id: str) -> Page[TransactionEvent]:
-    await _transaction_row(db, conn, transaction_id)  # 404 for an unknown transaction, not an empty list
+async def transaction_events(conn: asyncpg.Connection, transaction_id: str) -> Page[TransactionEvent]:
+    await _transaction_row(conn, transaction_id)  # 404 for an unknown transaction, not an empty list
     rows = await conn.fetch(QUERIES["transaction_events"], transaction_id)
     return Page(items=[TransactionEvent(**dict(row)) for row in rows])
 
 
-async def expire_due(db: Database, conn: asyncpg.Connection, settings: Settings, actor: AuditActor) -> list[str]:
+async def expire_due(conn: asyncpg.Connection, settings: Settings, actor: AuditActor) -> list[str]:
     """What the ``payments.expire_due`` job does, asked for now by an operator, and audited."""
-    expired = await txns.sweep_due(db, conn, settings)
-    await audit.record(db, conn, actor, "transaction.expire_due", payload={"expired": len(expired)})
+    expired = await txns.sweep_due(conn, settings)
+    await audit.record(conn, actor, "transaction.expire_due", payload={"expired": len(expired)})
     return expired
 
 
 async def list_ledger_entries(
-    db: Database,
     conn: asyncpg.Connection,
     page: PageQuery,
     window: TimeWindow,
@@ -133,22 +129,21 @@ async def list_ledger_entries(
 
 
 async def device_downlinks(
-    db: Database, conn: asyncpg.Connection, device_id: str, kind: str | None, page: PageQuery
+    conn: asyncpg.Connection, device_id: str, kind: str | None, page: PageQuery
 ) -> Page[Downlink]:
     """The device's downlinks of one kind (all kinds for None) and their delivery state."""
-    await get_device(db, conn, device_id)  # 404 for an unknown device, not an empty list
+    await get_device(conn, device_id)  # 404 for an unknown device, not an empty list
     rows = await conn.fetch(QUERIES["downlinks_for_device"], device_id, kind, page.cursor, page.fetch_limit)
     return page.page(rows, lambda row: Downlink(**dict(row)))
 
 
 async def retry_notification(
-    db: Database, conn: asyncpg.Connection, settings: Settings, actor: AuditActor, transaction_id: str
+    conn: asyncpg.Connection, settings: Settings, actor: AuditActor, transaction_id: str
 ) -> NotificationState:
     """Announce a paid transaction again on its soundbox (``notifications.retry``)."""
-    row = await txns.locked_transaction(db, conn, transaction_id)
-    message_id = await notifications.retry(db, conn, settings, row)
+    row = await txns.locked_transaction(conn, transaction_id)
+    message_id = await notifications.retry(conn, settings, row)
     await audit.record(
-        db,
         conn,
         actor,
         "transaction.retry_notification",
@@ -157,6 +152,6 @@ async def retry_notification(
         merchant_id=row["merchant_id"],
         payload={"message_id": message_id},
     )
-    state = await _notification(db, conn, transaction_id)
+    state = await _notification(conn, transaction_id)
     assert state is not None  # the retry has just queued or woken it
     return state

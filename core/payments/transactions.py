@@ -40,7 +40,7 @@ def new_reference() -> str:
     return secrets.token_hex(10).upper()
 
 
-async def payable_terminal(db: Database, conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record:
+async def payable_terminal(conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record:
     """The terminal and its merchant, refused unless both can take payments."""
     terminal = await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id)
     if terminal is None:
@@ -56,7 +56,6 @@ async def payable_terminal(db: Database, conn: asyncpg.Connection, terminal_id: 
 
 
 async def append_event(
-    db: Database,
     conn: asyncpg.Connection,
     transaction_id: str,
     event_type: str,
@@ -79,7 +78,6 @@ async def append_event(
 
 
 async def create_transaction(
-    db: Database,
     conn: asyncpg.Connection,
     settings: Settings,
     terminal: asyncpg.Record,
@@ -112,12 +110,12 @@ async def create_transaction(
         expires_at,
     )
     await append_event(
-        db, conn, row["id"], "created", source=source, to_status="pending", payload={"amount": amount, "kind": kind}
+        conn, row["id"], "created", source=source, to_status="pending", payload={"amount": amount, "kind": kind}
     )
     return row
 
 
-async def locked_transaction(db: Database, conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
+async def locked_transaction(conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["transaction_for_update"], transaction_id)
     if row is None:
         raise TransactionNotFound(
@@ -127,7 +125,6 @@ async def locked_transaction(db: Database, conn: asyncpg.Connection, transaction
 
 
 async def transition(
-    db: Database,
     conn: asyncpg.Connection,
     settings: Settings,
     current: asyncpg.Record,
@@ -164,7 +161,6 @@ async def transition(
     )
     event_type = to_status if from_status == "pending" else f"paid_after_{from_status}"
     await append_event(
-        db,
         conn,
         current["id"],
         event_type,
@@ -174,20 +170,20 @@ async def transition(
         payload=(payload or {}) | ({"reason": reason} if reason else {}),
     )
     if to_status == "paid":
-        await ledger.record_paid_transaction(db, conn, updated)
-        await notifications.announce_payment(db, conn, settings, updated)
+        await ledger.record_paid_transaction(conn, updated)
+        await notifications.announce_payment(conn, settings, updated)
     return updated
 
 
-async def sweep_due(db: Database, conn: asyncpg.Connection, settings: Settings) -> list[str]:
+async def sweep_due(conn: asyncpg.Connection, settings: Settings) -> list[str]:
     """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
     due = await conn.fetch(QUERIES["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
     for row in due:
-        await transition(db, conn, settings, row, "expired", source="sweep", reason="qr_expired")
+        await transition(conn, settings, row, "expired", source="sweep", reason="qr_expired")
     return [row["id"] for row in due]
 
 
 async def expire_due(db: Database, settings: Settings) -> list[str]:
     """Job ``payments.expire_due``: one sweep in its own transaction."""
     async with db.transaction() as conn:
-        return await sweep_due(db, conn, settings)
+        return await sweep_due(conn, settings)

@@ -78,13 +78,12 @@ def _check_identity(email: str, name: str) -> tuple[str, str]:
     return cleaned_email.lower(), cleaned_name
 
 
-async def find_user(db: Database, conn: asyncpg.Connection, kind: str, email: str) -> User | None:
+async def find_user(conn: asyncpg.Connection, kind: str, email: str) -> User | None:
     row = await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email.strip())
     return user_of(kind, row) if row else None
 
 
 async def create_user(
-    db: Database,
     conn: asyncpg.Connection,
     actor: AuditActor,
     kind: str,
@@ -114,7 +113,6 @@ async def create_user(
         raise UserExists(f"a {kind} user with this email exists", details={"field": "email"}) from None
     user = user_of(kind, row)
     await audit.record(
-        db,
         conn,
         actor,
         f"{kind}_user.create",
@@ -126,9 +124,7 @@ async def create_user(
     return user
 
 
-async def rotate_password(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, kind: str, user_id: str, password: str
-) -> User:
+async def rotate_password(conn: asyncpg.Connection, actor: AuditActor, kind: str, user_id: str, password: str) -> User:
     """Set a new password and end every session of the user."""
     check_policy(password)
     row = await conn.fetchrow(QUERIES[_Q[kind]["set_password"]], user_id, await hash_password(password))
@@ -137,7 +133,6 @@ async def rotate_password(
     await conn.execute(QUERIES["revoke_user_tokens"], kind, user_id)
     user = user_of(kind, row)
     await audit.record(
-        db,
         conn,
         actor,
         f"{kind}_user.password_rotate",
@@ -149,7 +144,7 @@ async def rotate_password(
     return user
 
 
-async def get_user(db: Database, conn: asyncpg.Connection, principal: Principal) -> User:
+async def get_user(conn: asyncpg.Connection, principal: Principal) -> User:
     row = await conn.fetchrow(QUERIES[_Q[principal.kind]["by_id"]], principal.id)
     if row is None:
         raise UserNotFound("no such user")
@@ -177,7 +172,6 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
     async with db.transaction() as conn:
         if reason is not None:
             await audit.record(
-                db,
                 conn,
                 actor,
                 f"{kind}.login.failed",
@@ -198,7 +192,6 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
                 actor_type=kind, actor_id=user.id, actor_role=user.role, request_id=actor.request_id, ip=actor.ip
             )
             await audit.record(
-                db,
                 conn,
                 principal_actor,
                 f"{kind}.login.success",
@@ -226,13 +219,13 @@ async def principal_for_token(db: Database, token: str) -> Principal | None:
     )
 
 
-async def logout(db: Database, conn: asyncpg.Connection, actor: AuditActor, token: str) -> bool:
+async def logout(conn: asyncpg.Connection, actor: AuditActor, token: str) -> bool:
     """Revoke the presented token; False if it was not a live login token."""
     row = await conn.fetchrow(QUERIES["revoke_auth_token"], token_digest(token))
     if row is None:
         return False
     await audit.record(
-        db, conn, actor, f"{row['user_kind']}.logout", entity_type="auth_token", entity_id=row["id"], payload={}
+        conn, actor, f"{row['user_kind']}.logout", entity_type="auth_token", entity_id=row["id"], payload={}
     )
     return True
 

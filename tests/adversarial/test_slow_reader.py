@@ -45,7 +45,6 @@ async def _payments(running: RunningPlatform, device_id: str, count: int) -> set
     async with running.platform.db.transaction() as conn:
         return {
             await outbox.enqueue(
-                running.platform.db,
                 conn,
                 device_id=device_id,
                 kind="payment",

@@ -249,7 +249,7 @@ async def test_merge_patch_null_restores_a_default_and_a_no_op_keeps_the_version
     assert same["desired_version"] == 2
     assert len(await outbox_rows(running, device_id, "config")) == 2
     async with running.platform.db.transaction() as conn:
-        preferences = await config_shadow.announcement_preferences(running.platform.db, conn, device_id)
+        preferences = await config_shadow.announcement_preferences(conn, device_id)
     assert preferences.text_template == "Dana masuk {amount_words}" and preferences.language == "id"
 
 
@@ -257,10 +257,10 @@ async def test_device_language_is_the_configured_one_defaulting_to_indonesian(ru
     device_id, _ = await provisioned_device(running)
     db = running.platform.db
     async with db.transaction() as conn:
-        assert await config_shadow.device_language(db, conn, device_id) == "id"
+        assert await config_shadow.device_language(conn, device_id) == "id"
     await _patch(running, device_id, {"language": "en"})
     async with db.transaction() as conn:
-        assert await config_shadow.device_language(db, conn, device_id) == "en"
+        assert await config_shadow.device_language(conn, device_id) == "en"
 
 
 async def test_the_device_fetches_and_acks_its_config_over_http(running: RunningPlatform) -> None:

@@ -12,14 +12,12 @@ async def test_record_downlink_is_listed_with_its_message_id(running: RunningPla
     db = running.platform.db
     async with db.transaction() as conn:
         await trace.record_downlink(
-            db,
             conn,
             device_id=device["id"],
             topic=f"devices/{device['id']}/downlink/payment",
             payload={"message_id": "msg-1", "type": "payment", "amount": 25000},
         )
         await trace.record_downlink(
-            db,
             conn,
             device_id=device["id"],
             topic=f"devices/{device['id']}/downlink/config",
@@ -47,9 +45,7 @@ async def test_prune_keeps_only_the_retention_window(running: RunningPlatform) -
     db = running.platform.db
     async with db.transaction() as conn:
         for message_id in ("old", "new"):
-            await trace.record_downlink(
-                db, conn, device_id=device["id"], topic="t", payload=b"{}", message_id=message_id
-            )
+            await trace.record_downlink(conn, device_id=device["id"], topic="t", payload=b"{}", message_id=message_id)
         await conn.execute(
             "UPDATE device_mqtt_messages SET created_at = now() - interval '15 days' WHERE message_id = 'old'"
         )

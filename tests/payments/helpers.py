@@ -26,8 +26,8 @@ async def pending_transaction(running: RunningPlatform, terminal_id: str, amount
 
     platform = running.platform
     async with platform.db.transaction() as conn:
-        terminal = await txns.payable_terminal(platform.db, conn, terminal_id)
+        terminal = await txns.payable_terminal(conn, terminal_id)
         row = await txns.create_transaction(
-            platform.db, conn, platform.settings, terminal, kind="dynamic", amount=amount, source="admin"
+            conn, platform.settings, terminal, kind="dynamic", amount=amount, source="admin"
         )
     return row["id"]
