@@ -15,73 +15,57 @@ from qris_soundbox.core.errors import Forbidden
 ADMIN_ROLES = ("admin", "finance", "ops", "support", "viewer")
 MERCHANT_ROLES = ("owner", "finance", "ops", "viewer")
 
-_READ = {
-    "session:logout",
-    "merchant:read",
-    "outlet:read",
-    "terminal:read",
-    "device:read",
-    "transaction:read",
-    "ledger:read",
-    "settlement:read",
-    "audit:read",
-    "dashboard:read",
-    "observability:read",
-}
+_READ = frozenset(
+    {
+        "session:logout",
+        "merchant:read",
+        "outlet:read",
+        "terminal:read",
+        "device:read",
+        "transaction:read",
+        "ledger:read",
+        "settlement:read",
+        "audit:read",
+        "dashboard:read",
+        "observability:read",
+    }
+)
+
+# What finance staff do with money, and what field staff do with merchants and devices.
+_FINANCE_WRITES = frozenset(
+    {
+        "settlement:write",
+        "settlement:pay",
+        "settlement:adjust",
+        "settlement:export",
+        "export:write",
+        "transaction:write",
+        "transaction:expire",
+    }
+)
+_FIELD_WRITES = frozenset(
+    {
+        "merchant:write",
+        "outlet:write",
+        "terminal:write",
+        "device:write",
+        "device:credential",
+        "device:bind",
+        "device:config",
+        "device:command",
+        "transaction:expire",
+    }
+)
 
 ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        _READ
-        | {
-            "merchant:write",
-            "merchant:approve",
-            "outlet:write",
-            "terminal:write",
-            "device:write",
-            "device:credential",
-            "device:bind",
-            "device:config",
-            "device:command",
-            "device_model:write",
-            "transaction:write",
-            "transaction:expire",
-            "settlement:write",
-            "settlement:pay",
-            "settlement:adjust",
-            "settlement:export",
-            "export:write",
-            "user:write",
-            "seed:write",
-        }
-    ),
-    "finance": frozenset(
-        _READ
-        | {
-            "settlement:write",
-            "settlement:pay",
-            "settlement:adjust",
-            "settlement:export",
-            "export:write",
-            "transaction:write",
-            "transaction:expire",
-        }
-    ),
-    "ops": frozenset(
-        _READ
-        | {
-            "merchant:write",
-            "outlet:write",
-            "terminal:write",
-            "device:write",
-            "device:credential",
-            "device:bind",
-            "device:config",
-            "device:command",
-            "transaction:expire",
-        }
-    ),
-    "support": frozenset(_READ | {"device:command", "device:config"}),
-    "viewer": frozenset(_READ),
+    "admin": _READ
+    | _FINANCE_WRITES
+    | _FIELD_WRITES
+    | {"merchant:approve", "device_model:write", "user:write", "seed:write"},
+    "finance": _READ | _FINANCE_WRITES,
+    "ops": _READ | _FIELD_WRITES,
+    "support": _READ | {"device:command", "device:config"},
+    "viewer": _READ,
 }
 
 # Merchant users only ever see their own merchant (enforced by scoping, not by this table).
