@@ -7,6 +7,12 @@ while the listening connection was down, and for expiry. Whichever process
 wrote the row (``serve --only api`` included), the process running the broker
 delivers it.
 
+Several broker nodes share one database: every node hears every NOTIFY but
+delivers only to the sessions it holds, and its tick neither defers nor
+claims the rows of a device online on another node (``devices.broker_instance_id``
+says which); the devices of a dead node are marked offline by the live
+nodes' heartbeats (core/runtime.py) and get their rows wherever they reconnect.
+
 Devices that subscribed since the last round are woken with one UPDATE for
 all of them, not one each: after a broker restart the whole fleet subscribes
 within seconds, and those writes would compete with authentication for the
@@ -63,8 +69,9 @@ class DeviceSessions(Protocol):
 
 
 class OutboxPublisher:
-    def __init__(self, db: Database, sessions: DeviceSessions) -> None:
+    def __init__(self, db: Database, sessions: DeviceSessions, instance_id: str) -> None:
         self._db = db
+        self._instance_id = instance_id
         self._sessions = sessions
         self._dirty: set[str] = set()
         self._subscribed: set[str] = set()  # to wake (their deferred rows become due), then drain
@@ -161,7 +168,7 @@ class OutboxPublisher:
                 "downlink expired",
                 extra={"device_id": row["device_id"], "message_id": row["message_id"], "status": row["status"]},
             )
-        due = await outbox.devices_with_due_downlinks(self._db, BATCH)
+        due = await outbox.devices_with_due_downlinks(self._db, self._instance_id, BATCH)
         online = [d for d in due if self._sessions.is_device_online(d)]
         offline = [d for d in due if not self._sessions.is_device_online(d)]
         if offline:

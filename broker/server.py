@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker
@@ -158,6 +159,13 @@ class PlatformBroker(Broker):
             return False
         await handler.stop()
         return True
+
+    def connected_since(self, client_id: str) -> datetime | None:
+        """When the live connection of ``client_id`` was accepted; None when it has none."""
+        entry = self._sessions.get(client_id)
+        if entry is None or self._live_connection(entry[0]) is None:
+            return None
+        return cast(DeviceSession, entry[0]).connected_at
 
     def downlink_room(self, client_id: str) -> int:
         """How many more QoS 1 messages ``client_id``'s connected session takes now; 0 if it is not connected.
@@ -516,6 +524,7 @@ class PlatformBroker(Broker):
             session.transitions.disconnect()
 
         self._sessions[client_id] = (session, connection)  # type: ignore[assignment]
+        session.connected_at = datetime.now(UTC)
         session.transitions.connect()
         connection.accept(session, bool(session.parent))
         self._fire(client_id, BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session)

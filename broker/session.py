@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from amqtt.session import Session
@@ -142,6 +143,8 @@ class DeviceSession(Session):
         self.inflight_in: dict[int, Any] = {}  # type: ignore[assignment]
         self._offline: OfflineQueue | None = None
         self.is_anonymous = False
+        # When this session's current connection was accepted: of two nodes holding one device, the later wins.
+        self.connected_at: datetime | None = None
 
     @property  # type: ignore[override]
     def retained_messages(self) -> OfflineQueue:

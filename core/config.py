@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_callback_window_ms: int = 60_000
     rate_limit_callback_max: int = 3_000
     trust_proxy: bool = False
+    # Every process reports in this often; a broker node silent for 3 intervals is dead and its devices
+    # offline (their pending downlinks go wherever they reconnect): docs/scaling.md.
+    instance_heartbeat_interval_ms: int = 5_000
     json_body_limit: int = 1_048_576
     auth_token_ttl_seconds: int = 12 * 3600
     idempotency_key_ttl_seconds: int = 24 * 3600
@@ -153,6 +156,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "EXPORT_RETENTION_DAYS": ("export_retention_days", parse_positive_int),
     "EXPORT_JOB_STALE_RUNNING_MS": ("export_job_stale_running_ms", parse_positive_int),
     "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS": ("export_settlement_adjustment_max_rows", parse_positive_int),
+    "INSTANCE_HEARTBEAT_INTERVAL_MS": ("instance_heartbeat_interval_ms", parse_positive_int),
     "RATE_LIMIT_ENABLED": ("rate_limit_enabled", parse_bool),
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),
     "RATE_LIMIT_LOGIN_MAX": ("rate_limit_login_max", parse_positive_int),

@@ -126,8 +126,9 @@ async def expire_overdue(db: Database) -> list[asyncpg.Record]:
     return await db.fetch("expire_downlinks")
 
 
-async def devices_with_due_downlinks(db: Database, limit: int) -> list[str]:
-    return [row["device_id"] for row in await db.fetch("due_downlink_devices", limit)]
+async def devices_with_due_downlinks(db: Database, instance_id: str, limit: int) -> list[str]:
+    """Devices with something due, but for those online on another broker node (it delivers them)."""
+    return [row["device_id"] for row in await db.fetch("due_downlink_devices", limit, instance_id)]
 
 
 async def defer_for_offline(db: Database, device_ids: list[str], seconds: float) -> None:

@@ -1,4 +1,11 @@
-"""Process bookkeeping shared by every role: instance heartbeat and deep health."""
+"""Process bookkeeping shared by every role: instance heartbeat and deep health.
+
+Every process has a row in ``runtime_instances`` and touches it every
+``INSTANCE_HEARTBEAT_INTERVAL_MS``. A process silent for three intervals is
+dead (SIGKILL, a lost machine): broker nodes, on each of their own
+heartbeats, mark the devices of dead brokers offline, so that their pending
+downlinks are delivered wherever the devices reconnect (docs/scaling.md).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,22 @@ import socket
 
 import asyncpg
 
+from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices import presence
 from qris_soundbox.core.schemas import Struct
 
 log = logging.getLogger(__name__)
-HEARTBEAT_INTERVAL_S = 10
-HEARTBEAT_FRESH_S = 3 * HEARTBEAT_INTERVAL_S
 FORGET_AFTER_S = 24 * 3600
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    return settings.instance_heartbeat_interval_ms / 1000
+
+
+def fresh_for_s(settings: Settings) -> float:
+    """How long a process's last heartbeat keeps it alive: three missed heartbeats and it is dead."""
+    return 3 * heartbeat_interval_s(settings)
 
 
 class Health(Struct, kw_only=True):
@@ -40,10 +56,15 @@ async def register_instance(platform: PlatformContext) -> None:
 
 
 async def heartbeat_forever(platform: PlatformContext) -> None:
+    settings = platform.settings
     while True:
-        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+        await asyncio.sleep(heartbeat_interval_s(settings))
         try:
             await platform.db.execute("touch_instance", platform.instance_id)
+            if platform.broker is not None:
+                released = await presence.release_stale(platform.db, fresh_for_s(settings))
+                if released:
+                    log.warning("devices of a silent broker node marked offline", extra={"devices": released})
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("instance heartbeat failed", extra={"error": str(exc)})
 
@@ -69,7 +90,7 @@ async def deep_health(platform: PlatformContext) -> DeepHealth:
         broker = ComponentHealth(status="ok" if running else "error", detail="in this process")
     elif database.status == "ok":
         # --only api: a broker in another process sharing this database is enough.
-        live = await platform.db.fetch("live_broker_instances", HEARTBEAT_FRESH_S)
+        live = await platform.db.fetch("live_broker_instances", fresh_for_s(platform.settings))
         broker = (
             ComponentHealth(status="ok", detail=f"instance {live[0]['id']} on {live[0]['hostname']}")
             if live

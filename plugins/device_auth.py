@@ -9,6 +9,14 @@ saying yes, amqtt refuses them too.
 When a credential is rotated or a device disabled/retired (in this process or
 an ``--only api`` one), PostgreSQL ``NOTIFY device_credentials`` reaches
 ``_on_change`` and sessions using a secret that is no longer valid are closed.
+
+When a device connects on another broker node while this one still holds its
+session (a half-open TCP connection after a cellular handover), that node's
+``NOTIFY device_sessions`` reaches ``_on_session_moved`` and this copy is
+closed, if it is older: one live session per client id across nodes. The
+other node announces only after authenticating the new connection, so a
+refused CONNECT there never disturbs the session here. The closed copy's
+will is not published: the device did not go offline, it moved.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from amqtt.broker import BrokerContext
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from qris_soundbox.core.devices.changes import DeviceChange, DeviceChangeListener
+from qris_soundbox.core.devices.changes import DeviceChange, DeviceChangeListener, SessionMoved
 from qris_soundbox.core.logging import device_id_var
 from qris_soundbox.plugins._platform import broker_of, platform_of_broker_context
 
@@ -50,7 +58,9 @@ class DeviceAuthPlugin(BaseAuthPlugin):
 
     async def on_broker_pre_start(self) -> None:
         if self.config.listen_for_changes:
-            self._listener = DeviceChangeListener(self.platform.db, self._on_change, self._on_resync)
+            self._listener = DeviceChangeListener(
+                self.platform.db, self._on_change, self._on_resync, self._on_session_moved
+            )
             await self._listener.start()
 
     async def close(self) -> None:
@@ -106,6 +116,13 @@ class DeviceAuthPlugin(BaseAuthPlugin):
         self.verifier.forget(device_id)
         if not self._still_valid(device_id, self._announced[device_id]):
             await self._disconnect(device_id, f"credential or status changed ({change.status})")
+
+    async def _on_session_moved(self, moved: SessionMoved) -> None:
+        if moved.instance_id == self.platform.instance_id:
+            return
+        since = broker_of(self.context).connected_since(moved.device_id)
+        if since is not None and since < moved.connected_at:
+            await self._disconnect(moved.device_id, "session moved to another broker node")
 
     async def _on_resync(self) -> None:
         """Notifications may have been lost: re-check every live device session against the database."""

@@ -84,6 +84,12 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(platform.device_verifier.close)  # last: after the broker and HTTP stopped
+            # Registered before the broker listens: another node must see this one alive before it sees
+            # devices online here, or it would take them for a dead node's.
+            await runtime.register_instance(platform)
+            stack.push_async_callback(runtime.unregister_instance, platform)
+            heartbeat = asyncio.create_task(runtime.heartbeat_forever(platform))
+            stack.callback(heartbeat.cancel)
             if broker_config is not None:
                 try:
                     broker = PlatformBroker(broker_config, platform)
@@ -137,11 +143,6 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 stack.push_async_callback(stop_http)
                 while not server.started and not http_task.done():
                     await asyncio.sleep(0.01)
-
-            await runtime.register_instance(platform)
-            stack.push_async_callback(runtime.unregister_instance, platform)
-            heartbeat = asyncio.create_task(runtime.heartbeat_forever(platform))
-            stack.callback(heartbeat.cancel)
 
             urls = describe(options, roles)
             log.info("platform started", extra={"roles": sorted(roles), **urls})

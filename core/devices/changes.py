@@ -1,9 +1,13 @@
-"""Credential and status changes of devices, told to every broker process.
+"""Changes of devices told to every broker process: credentials, status, and where the session is.
 
 A change (rotation, disable, enable, retire) is announced with PostgreSQL
 ``NOTIFY device_credentials`` in the transaction that makes it, so it is heard
-only if it commits; ``DeviceChangeListener`` hears it on a dedicated
-connection, in this process or any other sharing the database.
+only if it commits. A device whose session moved to another broker node
+(a reconnect through the load balancer while the old TCP connection is
+half-open) is announced on ``device_sessions`` by the node it moved to, from
+its presence write (sql/queries/devices.sql ``device_presence``).
+``DeviceChangeListener`` hears both on one dedicated connection, in this
+process or any other sharing the database.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -20,6 +25,7 @@ from qris_soundbox.core.db import QUERIES, Database
 log = logging.getLogger(__name__)
 
 CHANGE_CHANNEL = "device_credentials"
+SESSION_CHANNEL = "device_sessions"
 
 
 class DeviceChange(msgspec.Struct, kw_only=True, frozen=True):
@@ -30,13 +36,21 @@ class DeviceChange(msgspec.Struct, kw_only=True, frozen=True):
     status: str
 
 
+class SessionMoved(msgspec.Struct, kw_only=True, frozen=True):
+    """A device connected on broker node ``instance_id`` at ``connected_at`` while online on another node."""
+
+    device_id: str
+    instance_id: str
+    connected_at: datetime
+
+
 async def announce_change(conn: asyncpg.Connection, change: DeviceChange) -> None:
     """NOTIFY in the caller's transaction: delivered only if the change commits."""
     await conn.execute(QUERIES["device_notify_change"], msgspec.json.encode(change).decode())
 
 
 class DeviceChangeListener:
-    """LISTEN on a dedicated connection for ``device_credentials`` notifications.
+    """LISTEN on a dedicated connection for ``device_credentials`` and ``device_sessions`` notifications.
 
     If the connection is lost, notifications may have been missed: after
     reconnecting, ``on_resync`` runs so the owner can re-check every live
@@ -50,10 +64,12 @@ class DeviceChangeListener:
         db: Database,
         on_change: Callable[[DeviceChange], Awaitable[None]],
         on_resync: Callable[[], Awaitable[None]],
+        on_session_moved: Callable[[SessionMoved], Awaitable[None]],
     ) -> None:
         self._db = db
         self._on_change = on_change
         self._on_resync = on_resync
+        self._on_session_moved = on_session_moved
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.listening = asyncio.Event()
@@ -70,21 +86,27 @@ class DeviceChangeListener:
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _notified(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        handling: Awaitable[None]
         try:
-            change = msgspec.json.decode(payload, type=DeviceChange)
+            if channel == SESSION_CHANNEL:
+                moved = msgspec.json.decode(payload, type=SessionMoved)
+                handling, device_id = self._on_session_moved(moved), moved.device_id
+            else:
+                change = msgspec.json.decode(payload, type=DeviceChange)
+                handling, device_id = self._on_change(change), change.device_id
         except msgspec.DecodeError:
-            log.warning("ignored malformed device change notification")
+            log.warning("ignored malformed device notification", extra={"channel": channel})
             return
-        task = asyncio.get_running_loop().create_task(self._handle(change))
+        task = asyncio.get_running_loop().create_task(self._handle(handling, device_id))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _handle(self, change: DeviceChange) -> None:
+    async def _handle(self, handling: Awaitable[None], device_id: str) -> None:
         try:
-            await self._on_change(change)
+            await handling
         except Exception:
-            log.exception("device change handling failed", extra={"device_id": change.device_id})
+            log.exception("device change handling failed", extra={"device_id": device_id})
 
     async def _run(self) -> None:
         first = True
@@ -94,7 +116,8 @@ class DeviceChangeListener:
                 conn = await self._db.pool.acquire()
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANGE_CHANNEL, self._notified)
+                for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):
+                    await conn.add_listener(channel, self._notified)
                 if not first:
                     await self._on_resync()
                 first = False
@@ -110,10 +133,11 @@ class DeviceChangeListener:
                 log.warning("device change listener lost its connection", extra={"error": repr(exc)})
             finally:
                 if conn is not None:
-                    try:
-                        await conn.remove_listener(CHANGE_CHANNEL, self._notified)
-                    except Exception:
-                        pass
+                    for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):
+                        try:
+                            await conn.remove_listener(channel, self._notified)
+                        except Exception:
+                            pass
                     try:
                         await self._db.pool.release(conn, timeout=5)
                     except Exception:

@@ -22,7 +22,6 @@ from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.devices.errors import DeviceNotFound, MalformedUplink
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.devices.schemas import Heartbeat, HeartbeatRecorded
-from qris_soundbox.core.runtime import HEARTBEAT_FRESH_S
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +98,9 @@ async def release_instance(db: Database, instance_id: str) -> None:
     await db.execute("device_presence_release_instance", instance_id)
 
 
-async def release_stale(db: Database) -> None:
-    """A broker starting: devices still online on brokers that stopped reporting are offline."""
-    await db.execute("device_presence_release_stale", HEARTBEAT_FRESH_S)
+async def release_stale(db: Database, fresh_for_s: float) -> int:
+    """Devices still online on brokers silent for ``fresh_for_s`` are offline; how many there were."""
+    return len(await db.fetch("device_presence_release_stale", fresh_for_s))
 
 
 async def record_heartbeat(conn: asyncpg.Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:

@@ -27,7 +27,7 @@ from qris_soundbox.core.finance.schemas import (
     TodayTransactions,
 )
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
-from qris_soundbox.core.runtime import HEARTBEAT_FRESH_S
+from qris_soundbox.core.runtime import fresh_for_s
 
 BUSINESS_TIMEZONE = "Asia/Jakarta"
 LATEST_BATCHES = 5
@@ -111,7 +111,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
             ),
         ),
         runtime_instances=[
-            RuntimeInstance(**dict(r), alive=(now - r["last_seen_at"]).total_seconds() <= HEARTBEAT_FRESH_S)
+            RuntimeInstance(**dict(r), alive=(now - r["last_seen_at"]).total_seconds() <= fresh_for_s(settings))
             for r in instances
         ],
         transactions_last_hour={r["status"]: StatusAmount(count=r["count"], amount=r["amount"]) for r in recent},

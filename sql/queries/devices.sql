@@ -93,11 +93,28 @@ SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id
 SELECT pg_notify('device_credentials', $1);
 
 -- device_presence --
--- $1 device ids, $2 online, $3 event times (parallel arrays, one entry per device), $4 broker instance id;
--- an older event never overwrites a newer one
-UPDATE devices d SET online = c.online, last_seen_at = c.at, presence_changed_at = c.at, broker_instance_id = $4
-FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
-WHERE d.id = c.id AND (d.presence_changed_at IS NULL OR d.presence_changed_at <= c.at);
+-- $1 device ids, $2 online, $3 event times (parallel arrays, one entry per device), $4 broker instance id.
+-- An older event never overwrites a newer one, and an offline event from one node never overwrites the
+-- device's session on another (the node a device moved away from closes its copy after the move).
+-- A device now online here that was online on another node: that node is told to close its copy
+-- (NOTIFY device_sessions, heard by every broker node). Rows are locked in id order: two nodes writing
+-- overlapping batches wait for each other instead of deadlocking.
+WITH event AS (
+    SELECT * FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
+), previous AS (
+    SELECT d.id, d.online, d.broker_instance_id FROM devices d JOIN event e ON e.id = d.id
+    ORDER BY d.id FOR UPDATE OF d
+), changed AS (
+    UPDATE devices d SET online = e.online, last_seen_at = e.at, presence_changed_at = e.at,
+        broker_instance_id = CASE WHEN e.online THEN $4 ELSE d.broker_instance_id END
+    FROM event e
+    WHERE d.id = e.id AND (d.presence_changed_at IS NULL OR d.presence_changed_at <= e.at)
+      AND (e.online OR d.broker_instance_id IS NULL OR d.broker_instance_id = $4)
+    RETURNING d.id, e.online, e.at
+)
+SELECT pg_notify('device_sessions', json_build_object('device_id', c.id, 'instance_id', $4::text, 'connected_at', c.at)::text)
+FROM changed c JOIN previous p ON p.id = c.id
+WHERE c.online AND p.online AND p.broker_instance_id IS DISTINCT FROM $4;
 
 -- device_presence_release_instance --
 -- $1 broker instance id: its devices are offline once it stops
@@ -108,7 +125,8 @@ WHERE online AND broker_instance_id = $1;
 -- $1 seconds a broker heartbeat stays fresh: devices of brokers that died are offline
 UPDATE devices SET online = false, presence_changed_at = now()
 WHERE online AND (broker_instance_id IS NULL OR broker_instance_id NOT IN (
-    SELECT id FROM runtime_instances WHERE last_seen_at > now() - make_interval(secs => $1)));
+    SELECT id FROM runtime_instances WHERE last_seen_at > now() - make_interval(secs => $1::float8)))
+RETURNING id;
 
 -- device_record_heartbeat --
 -- $1 device id, $2 battery_level, $3 network_strength, $4 firmware_version, $5 heartbeat json

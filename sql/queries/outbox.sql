@@ -25,9 +25,12 @@ SET status = CASE WHEN kind = 'dynamic_qr_response' THEN 'delivered' ELSE 'sent'
 WHERE id = ANY ($1::text[]);
 
 -- due_downlink_devices --
--- $1 limit: devices with something due (a retry, or a pending row whose wake-up was missed)
-SELECT DISTINCT device_id FROM device_outbox
-WHERE status IN ('pending', 'sent') AND next_attempt_at <= now() AND expires_at > now()
+-- $1 limit, $2 this broker instance: devices with something due (a retry, or a pending row whose wake-up
+-- was missed), leaving out devices online on another node: that node delivers (and retries) them.
+SELECT DISTINCT o.device_id FROM device_outbox o
+WHERE o.status IN ('pending', 'sent') AND o.next_attempt_at <= now() AND o.expires_at > now()
+  AND NOT EXISTS (
+    SELECT 1 FROM devices d WHERE d.id = o.device_id AND d.online AND d.broker_instance_id IS DISTINCT FROM $2)
 LIMIT $1;
 
 -- defer_downlinks --
