@@ -260,11 +260,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     return variables
 
 
-def apply_env_file(path: Path, environ: MutableMapping[str, str] | None = None) -> list[str]:
+def apply_env_file(path: Path, environ: MutableMapping[str, str] | None = None) -> None:
     """Set the variables of ``path`` that ``environ`` (default ``os.environ``) does not have yet:
-    the real environment wins over the file, even where it sets a variable to the empty string.
-    Returns the names it set."""
+    the real environment wins over the file, even where it sets a variable to the empty string."""
     env = os.environ if environ is None else environ
-    added = {name: value for name, value in read_env_file(path).items() if name not in env}
-    env.update(added)
-    return list(added)
+    for name, value in read_env_file(path).items():
+        env.setdefault(name, value)
