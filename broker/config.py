@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# The repository root's broker.yaml; the project is installed editable (make run).
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "broker.yaml"
+# The broker.yaml that ships inside the package: in a checkout, broker/broker.yaml is a
+# symlink to the repository root's file (the one to edit); a wheel carries a copy of it.
+# `serve --broker-config PATH` replaces it.
+DEFAULT_CONFIG_PATH = Path(str(resources.files("qris_soundbox.broker").joinpath("broker.yaml")))
 DEFAULT_MQTT_PORT = 1883
 
 

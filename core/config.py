@@ -3,13 +3,17 @@
 The variable names are the earlier Node.js implementation's, so operators can
 switch without renaming anything. A bad value stops start-up with a message that
 names the variable (``ConfigError``).
+
+An env file (``.env`` in the working directory, or ``--env-file PATH``) fills in
+variables the environment does not set: see ``apply_env_file``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
@@ -203,3 +207,66 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             "invalid value for DEVICE_AUTH_ALLOW_LEGACY_TOKEN: true needs DEVICE_TOKEN, the token it allows"
         )
     return settings
+
+
+# KEY=VALUE, optionally after ``export `` (so a file can also be sourced by a shell).
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_DOUBLE_QUOTED_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
+
+
+class EnvFileError(ConfigError):
+    """A line of an env file cannot be read; the message names the file and the line, never the value."""
+
+
+def _env_value(raw: str) -> str:
+    """The value of one line: quoted ('...' literal, "..." with \\n \\" \\\\), or bare up to a `` #`` comment."""
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        value: list[str] = []
+        index = 1
+        while index < len(raw):
+            char = raw[index]
+            if char == quote:
+                rest = raw[index + 1 :].strip()
+                if rest and not rest.startswith("#"):
+                    raise ValueError("unexpected text after the closing quote")
+                return "".join(value)
+            if quote == '"' and char == "\\" and raw[index + 1 : index + 2] in _DOUBLE_QUOTED_ESCAPES:
+                value.append(_DOUBLE_QUOTED_ESCAPES[raw[index + 1]])
+                index += 2
+                continue
+            value.append(char)
+            index += 1
+        raise ValueError(f"the {quote} quote is not closed on this line")
+    comment = re.search(r"\s#", raw)
+    return (raw[: comment.start()] if comment else raw).strip()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of an env file: ``KEY=VALUE`` lines, blank lines and ``#`` comments; the last
+    line wins for a name given twice. A line that is none of these is an ``EnvFileError``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvFileError(f"cannot read env file {path}: {exc}") from None
+    variables: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.match(stripped)
+        if match is None:
+            raise EnvFileError(f"{path}, line {number}: expected NAME=value (a name of letters, digits and _)")
+        try:
+            variables[match.group(1)] = _env_value(match.group(2))
+        except ValueError as exc:
+            raise EnvFileError(f"{path}, line {number}: {exc}") from None
+    return variables
+
+
+def apply_env_file(path: Path, environ: MutableMapping[str, str] | None = None) -> None:
+    """Set the variables of ``path`` that ``environ`` (default ``os.environ``) does not have yet:
+    the real environment wins over the file, even where it sets a variable to the empty string."""
+    env = os.environ if environ is None else environ
+    for name, value in read_env_file(path).items():
+        env.setdefault(name, value)

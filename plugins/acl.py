@@ -27,7 +27,7 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
     @dataclass
     class Config:
         rules_file: str | None = None
-        """ACL rules file; default: the packaged acl/rules.yaml."""
+        """ACL rules file (absolute, or relative to the working directory); default: the packaged acl/rules.yaml."""
         flush_after_s: float = 0.5
         """Denial counts are written to PostgreSQL at most this often."""
 

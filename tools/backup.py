@@ -3,7 +3,9 @@
 - ``qris-soundbox backup --out DIR``: a ``.dump`` plus a ``.json`` manifest
   (migrations applied, row counts of the key tables, SHA-256 of the dump).
 - ``qris-soundbox restore plan --backup FILE [--execute]``: prints the
-  ``pg_restore`` command; runs it only with ``--execute``.
+  ``pg_restore`` command; runs it only with ``--execute``. A database password
+  is never on the printed or the executed command line (every user of the
+  machine can read a command line): it goes to the tool in ``PGPASSWORD``.
 - ``qris-soundbox restore validate [--backup FILE] [--base-url URL]``: applies
   migrations (a no-op on a complete restore), checks the key tables and, given
   the manifest, that the row counts match; given a URL, that the running
@@ -20,11 +22,14 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -62,9 +67,27 @@ def _client_tool(name: str) -> str:
     return str(client_tool_path(name))
 
 
-def _dbname(dsn: str | None) -> list[str]:
-    # No DSN: the libpq PG* variables name the database, for pg_dump as for asyncpg.
-    return [f"--dbname={dsn}"] if dsn else []
+class ClientTarget(TypedDict):
+    """How pg_dump/pg_restore reach the database: arguments without the password, and the environment with it."""
+
+    args: list[str]
+    env: dict[str, str]
+
+
+def client_target(dsn: str | None) -> ClientTarget:
+    """``--dbname`` for ``dsn`` with its password (in the user part or a ``password=`` parameter)
+    taken out and handed over as ``PGPASSWORD`` instead."""
+    if not dsn:
+        # No DSN: the libpq PG* variables (PGPASSWORD included) name the database, for pg_dump as for asyncpg.
+        return {"args": [], "env": {}}
+    parts = urlsplit(dsn)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    params = [param for param in parts.query.split("&") if param]
+    kept = [param for param in params if unquote(param.partition("=")[0]) != "password"]
+    password = unquote(password) or next((unquote(p.partition("=")[2]) for p in params if p not in kept), "")
+    safe = urlunsplit(parts._replace(netloc=f"{user}{at}{hostinfo}", query="&".join(kept)))
+    return {"args": [f"--dbname={safe}"], "env": {"PGPASSWORD": password} if password else {}}
 
 
 class DatabaseFacts(TypedDict):
@@ -84,8 +107,8 @@ async def _dsn_and_counts(db: Database) -> tuple[str | None, DatabaseFacts]:
     return dsn, {"migrations": migrations, "row_counts": counts, "server_version": params.server_version}
 
 
-def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+def _run(command: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
     if result.returncode != 0:
         sys.exit(f"qris-soundbox: {Path(command[0]).name} failed: {result.stderr.strip()}")
 
@@ -99,7 +122,11 @@ def _backup(args: argparse.Namespace) -> None:
             args.out.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             dump = args.out / f"qris-soundbox-{stamp}.dump"
-            _run([_client_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={dump}", *_dbname(dsn)])
+            target = client_target(dsn)
+            _run(
+                [_client_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={dump}", *target["args"]],
+                target["env"],
+            )
             manifest = {
                 "created_at": datetime.now(UTC).isoformat(),
                 "file": dump.name,
@@ -123,16 +150,19 @@ def _restore_plan(args: argparse.Namespace) -> None:
             return db.dsn
 
     dsn = asyncio.run(target_dsn()) if args.execute else (settings.database_url or "<embedded database in --data-dir>")
+    target = client_target(dsn)
     command = [
         _client_tool("pg_restore"),
         "--clean",
         "--if-exists",
         "--no-owner",
         "--exit-on-error",
-        *_dbname(dsn),
+        *target["args"],
         str(args.backup),
     ]
-    print("restore command:\n  " + " ".join(command))
+    print("restore command:\n  " + shlex.join(command))
+    if target["env"]:
+        print("(the database password goes to pg_restore in PGPASSWORD, not on its command line)")
     if not args.execute:
         print("(plan only: add --execute to run it against the configured database)")
         return
@@ -140,7 +170,7 @@ def _restore_plan(args: argparse.Namespace) -> None:
     # The embedded server must be running while pg_restore talks to it.
     async def restore() -> None:
         async with open_database(settings, args.data_dir, pool_size=1, migrate_first=False):
-            _run(command)
+            _run(command, target["env"])
 
     asyncio.run(restore())
     print(f"restore done; now run: qris-soundbox restore validate --backup {args.backup}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import msgspec
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, default_bind, load_broker_config
-from qris_soundbox.core.config import parse_port
+from qris_soundbox.core.config import ConfigError, apply_env_file, parse_port
 from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging
@@ -27,7 +28,10 @@ def _port(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qris-soundbox", description="QRIS soundbox platform")
+    parser = argparse.ArgumentParser(
+        prog="qris-soundbox", description="QRIS soundbox platform", parents=[_env_file_parser()]
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('qris-soundbox')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run database, migrations, MQTT broker, HTTP API and jobs")
@@ -60,7 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
 TOOL_MODULES: list = [users, seed, devices_tools, backup, simulate, smoke, loadtest]
 
 
+# Read when --env-file is not given, and only if it exists.
+DEFAULT_ENV_FILE = Path(".env")
+
+
+def _env_file_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help="NAME=value lines for variables the environment does not set (default: ./.env if it exists)",
+    )
+    return parser
+
+
+def load_env_file(argv: list[str]) -> None:
+    """Apply ``--env-file`` (or ./.env) before anything reads the environment: the tools'
+    option defaults do, when the parser is built."""
+    path = _env_file_parser().parse_known_args(argv)[0].env_file
+    if path is None and not DEFAULT_ENV_FILE.is_file():
+        return
+    try:
+        apply_env_file(path or DEFAULT_ENV_FILE)
+    except ConfigError as exc:
+        sys.exit(f"qris-soundbox: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    load_env_file(argv)
     args = build_parser().parse_args(argv)
     args.handler(args)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from amqtt.errors import BrokerError
+from amqtt.errors import BrokerError, PluginError, PluginLoadError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, load_broker_config, with_bind
@@ -95,6 +95,10 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                     broker = PlatformBroker(broker_config, platform)
                 except BrokerConfigError as exc:
                     raise StartupError(str(exc)) from None
+                except (PluginError, PluginLoadError) as exc:
+                    # A plugin's options in the broker config (an ACL rules file that cannot be read, ...).
+                    reasons = (str(reason) for reason in (exc, exc.__cause__) if reason is not None and str(reason))
+                    raise StartupError(f"{options.broker_config}: {': '.join(reasons)}") from None
                 try:
                     await broker.start()
                 except BrokerError as exc:
