@@ -1,7 +1,8 @@
 """Process bookkeeping shared by every role: instance heartbeat and deep health.
 
 Every process has a row in ``runtime_instances`` and touches it every
-``INSTANCE_HEARTBEAT_INTERVAL_MS``. A process silent for three intervals is
+``INSTANCE_HEARTBEAT_INTERVAL_MS``; each touch keeps it alive for three of
+its own intervals (``alive_until``). A process whose time has run out is
 dead (SIGKILL, a lost machine): broker nodes, on each of their own
 heartbeats, mark the devices of dead brokers offline, so that their pending
 downlinks are delivered wherever the devices reconnect (docs/scaling.md).
@@ -51,7 +52,12 @@ class DeepHealth(Struct, kw_only=True):
 
 async def register_instance(platform: PlatformContext) -> None:
     await platform.db.execute(
-        "register_instance", platform.instance_id, socket.gethostname(), os.getpid(), sorted(platform.roles)
+        "register_instance",
+        platform.instance_id,
+        socket.gethostname(),
+        os.getpid(),
+        sorted(platform.roles),
+        fresh_for_s(platform.settings),
     )
 
 
@@ -60,9 +66,9 @@ async def heartbeat_forever(platform: PlatformContext) -> None:
     while True:
         await asyncio.sleep(heartbeat_interval_s(settings))
         try:
-            await platform.db.execute("touch_instance", platform.instance_id)
+            await platform.db.execute("touch_instance", platform.instance_id, fresh_for_s(settings))
             if platform.broker is not None:
-                released = await presence.release_stale(platform.db, fresh_for_s(settings))
+                released = await presence.release_stale(platform.db)
                 if released:
                     log.warning("devices of a silent broker node marked offline", extra={"devices": released})
         except (OSError, asyncpg.PostgresError) as exc:
@@ -90,7 +96,7 @@ async def deep_health(platform: PlatformContext) -> DeepHealth:
         broker = ComponentHealth(status="ok" if running else "error", detail="in this process")
     elif database.status == "ok":
         # --only api: a broker in another process sharing this database is enough.
-        live = await platform.db.fetch("live_broker_instances", fresh_for_s(platform.settings))
+        live = await platform.db.fetch("live_broker_instances")
         broker = (
             ComponentHealth(status="ok", detail=f"instance {live[0]['id']} on {live[0]['hostname']}")
             if live

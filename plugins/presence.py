@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from amqtt.broker import BrokerContext
 from amqtt.session import Session
 
-from qris_soundbox.core import runtime
 from qris_soundbox.core.devices import presence
 from qris_soundbox.plugins._platform import PlatformPlugin
 
@@ -34,7 +33,7 @@ class DevicePresencePlugin(PlatformPlugin):
         self.writer = presence.PresenceWriter(self.platform.db, self.platform.instance_id, self.config.flush_after_s)
 
     async def on_broker_post_start(self) -> None:
-        await presence.release_stale(self.platform.db, runtime.fresh_for_s(self.platform.settings))
+        await presence.release_stale(self.platform.db)
 
     async def on_broker_pre_shutdown(self) -> None:
         try:

@@ -98,9 +98,9 @@ async def release_instance(db: Database, instance_id: str) -> None:
     await db.execute("device_presence_release_instance", instance_id)
 
 
-async def release_stale(db: Database, fresh_for_s: float) -> int:
-    """Devices still online on brokers silent for ``fresh_for_s`` are offline; how many there were."""
-    return len(await db.fetch("device_presence_release_stale", fresh_for_s))
+async def release_stale(db: Database) -> int:
+    """Devices still online on brokers whose last heartbeat has run out are offline; how many there were."""
+    return len(await db.fetch("device_presence_release_stale"))
 
 
 async def record_heartbeat(conn: asyncpg.Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:

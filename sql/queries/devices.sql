@@ -97,24 +97,24 @@ SELECT pg_notify('device_credentials', $1);
 -- An older event never overwrites a newer one, and an offline event from one node never overwrites the
 -- device's session on another (the node a device moved away from closes its copy after the move).
 -- A device now online here that was online on another node: that node is told to close its copy
--- (NOTIFY device_sessions, heard by every broker node). Rows are locked in id order: two nodes writing
--- overlapping batches wait for each other instead of deadlocking.
-WITH event AS (
-    SELECT * FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
-), previous AS (
-    SELECT d.id, d.online, d.broker_instance_id FROM devices d JOIN event e ON e.id = d.id
-    ORDER BY d.id FOR UPDATE OF d
-), changed AS (
+-- (NOTIFY device_sessions, heard by every broker node). The device's state before the write comes from
+-- the statement's snapshot. Two nodes writing overlapping batches can deadlock: PostgreSQL aborts one,
+-- whose PresenceWriter keeps its events and writes them again a second later.
+WITH changed AS (
     UPDATE devices d SET online = e.online, last_seen_at = e.at, presence_changed_at = e.at,
         broker_instance_id = CASE WHEN e.online THEN $4 ELSE d.broker_instance_id END
-    FROM event e
+    FROM (
+        SELECT c.id, c.online, c.at, before.online AS was_online, before.broker_instance_id AS was_on
+        FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
+        JOIN devices before ON before.id = c.id
+    ) e
     WHERE d.id = e.id AND (d.presence_changed_at IS NULL OR d.presence_changed_at <= e.at)
       AND (e.online OR d.broker_instance_id IS NULL OR d.broker_instance_id = $4)
-    RETURNING d.id, e.online, e.at
+    RETURNING d.id, e.online, e.at, e.was_online, e.was_on
 )
-SELECT pg_notify('device_sessions', json_build_object('device_id', c.id, 'instance_id', $4::text, 'connected_at', c.at)::text)
-FROM changed c JOIN previous p ON p.id = c.id
-WHERE c.online AND p.online AND p.broker_instance_id IS DISTINCT FROM $4;
+SELECT pg_notify('device_sessions', json_build_object('device_id', id, 'instance_id', $4::text, 'connected_at', at)::text)
+FROM changed
+WHERE online AND was_online AND was_on IS DISTINCT FROM $4;
 
 -- device_presence_release_instance --
 -- $1 broker instance id: its devices are offline once it stops
@@ -122,10 +122,10 @@ UPDATE devices SET online = false, presence_changed_at = now()
 WHERE online AND broker_instance_id = $1;
 
 -- device_presence_release_stale --
--- $1 seconds a broker heartbeat stays fresh: devices of brokers that died are offline
+-- Devices of brokers that died (their last heartbeat has run out) are offline.
 UPDATE devices SET online = false, presence_changed_at = now()
 WHERE online AND (broker_instance_id IS NULL OR broker_instance_id NOT IN (
-    SELECT id FROM runtime_instances WHERE last_seen_at > now() - make_interval(secs => $1::float8)))
+    SELECT id FROM runtime_instances WHERE alive_until > now()))
 RETURNING id;
 
 -- device_record_heartbeat --
