@@ -48,9 +48,9 @@ def route_policies(app: ASGIApp) -> ASGIApp:
         principal = await authorize(request, handler)
         platform = platform_of_connection(request)
         if bucket:
-            platform.rate_limiter.hit(bucket, await _rate_key(bucket, request, principal))
+            await platform.rate_limiter.hit(bucket, await _rate_key(bucket, request, principal))
             if bucket == "login":
-                platform.rate_limiter.hit("login_ip", client_ip(request) or "-")
+                await platform.rate_limiter.hit("login_ip", client_ip(request) or "-")
         key = request.headers.get(IDEMPOTENCY_HEADER) if idempotent else None
         if key is None:
             await app(scope, receive, send)

@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     export_job_stale_running_ms: int = 600_000
     export_settlement_adjustment_max_rows: int = 100_000
     rate_limit_enabled: bool = True
+    # memory: counts per process; postgres: one count shared by every API node (core/ratelimit.py).
+    rate_limit_store: str = "memory"
     rate_limit_login_window_ms: int = 60_000
     rate_limit_login_max: int = 10
     # Per client IP, whatever email is tried: the IP+email limit alone could be
@@ -133,6 +135,13 @@ def parse_log_level(raw: str) -> str:
     return value
 
 
+def parse_rate_limit_store(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"memory", "postgres"}:
+        raise ValueError("expected memory or postgres")
+    return value
+
+
 def parse_secret(raw: str) -> str:
     value = raw.strip()
     if len(value) < 8:
@@ -162,6 +171,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS": ("export_settlement_adjustment_max_rows", parse_positive_int),
     "INSTANCE_HEARTBEAT_INTERVAL_MS": ("instance_heartbeat_interval_ms", parse_positive_int),
     "RATE_LIMIT_ENABLED": ("rate_limit_enabled", parse_bool),
+    "RATE_LIMIT_STORE": ("rate_limit_store", parse_rate_limit_store),
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),
     "RATE_LIMIT_LOGIN_MAX": ("rate_limit_login_max", parse_positive_int),
     "RATE_LIMIT_LOGIN_IP_MAX": ("rate_limit_login_ip_max", parse_positive_int),

@@ -10,7 +10,7 @@ from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.verifier import CredentialVerifier
-from qris_soundbox.core.ratelimit import RateLimiter
+from qris_soundbox.core.ratelimit import rate_limiter_for
 
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
@@ -37,8 +37,8 @@ class PlatformContext:
         self.broker: PlatformBroker | None = None
         # host, port this process's broker listens on; set by whoever starts ``broker``.
         self.broker_listener: tuple[str, int] | None = None
-        # One limiter per process, shared by the HTTP routes and the broker.
-        self.rate_limiter = RateLimiter.from_settings(settings)
+        # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
+        self.rate_limiter = rate_limiter_for(settings, db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.

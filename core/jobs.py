@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from qris_soundbox.core import idempotency, runtime
+from qris_soundbox.core import idempotency, ratelimit, runtime
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.devices import trace as device_trace
 from qris_soundbox.core.finance import exports as finance_exports
@@ -46,6 +46,8 @@ def scheduled_jobs(platform: PlatformContext) -> list[Job]:
         ("idempotency.purge", 300, lambda: idempotency.purge(platform.db)),
         ("auth.purge_tokens", 3600, lambda: users.purge_tokens(platform.db)),
     ]
+    if settings.rate_limit_store == "postgres":
+        specs.append(("ratelimit.purge", 60, lambda: ratelimit.purge_shared_counts(platform.db)))
     if settings.dynamic_qr_expiry_scheduler_enabled:
         specs.append(
             (

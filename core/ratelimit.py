@@ -1,13 +1,20 @@
-"""In-memory rate limits per bucket (``login``, ``device``, ``admin_write``, ``callback``).
+"""Rate limits per bucket (``login``, ``device``, ``admin_write``, ``callback``).
 
 Fixed windows per key, sized by ``RATE_LIMIT_<BUCKET>_WINDOW_MS`` / ``_MAX``:
-cheap (one dict entry per active key) and enough to stop password guessing and
-runaway clients; a burst of up to 2×max across a window boundary is accepted.
-The counts live in the process: with several API processes each one counts its
-own share (see docs/merchants.md).
+enough to stop password guessing and runaway clients; a burst of up to 2×max
+across a window boundary is accepted.
+
+Where the counts live is ``RATE_LIMIT_STORE``:
+
+- ``memory`` (default): in the process, one dict entry per active key, no I/O.
+  With several API processes each one counts its own share.
+- ``postgres``: one UNLOGGED table shared by every API node, so N nodes
+  enforce one limit; one upsert (one round trip) per limited request
+  (docs/scaling.md has its measured cost). Unlogged: counts are not worth
+  WAL, and a crash of PostgreSQL forgetting them is harmless.
 
 HTTP routes opt in with ``opt={"rate_limit": "<bucket>"}``
-(``control_plane/policies.py``); the broker can call ``RateLimiter.hit`` directly.
+(``control_plane/policies.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qris_soundbox.core.config import Settings
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import RateLimited
 
 BUCKETS = ("login", "device", "admin_write", "callback")
@@ -30,7 +38,39 @@ class Limit:
     window_s: float
 
 
+def _refused(bucket: str, limit: Limit, retry_after_s: float) -> RateLimited:
+    retry_after = max(1, math.ceil(retry_after_s))
+    return RateLimited(
+        f"too many requests; retry in {retry_after} s",
+        retry_after_s=retry_after,
+        details={"bucket": bucket, "limit": limit.max, "window_s": limit.window_s},
+    )
+
+
+def limits_from_settings(settings: Settings) -> dict[str, Limit]:
+    limits = {
+        bucket: Limit(
+            getattr(settings, f"rate_limit_{bucket}_max"),
+            getattr(settings, f"rate_limit_{bucket}_window_ms") / 1000,
+        )
+        for bucket in BUCKETS
+    }
+    # The login window also bounds all logins from one IP (counted by the login route's policy).
+    limits["login_ip"] = Limit(settings.rate_limit_login_ip_max, settings.rate_limit_login_window_ms / 1000)
+    return limits
+
+
+def rate_limiter_for(settings: Settings, db: Database) -> RateLimiter | SharedRateLimiter:
+    """The limiter ``RATE_LIMIT_STORE`` asks for."""
+    limits = limits_from_settings(settings)
+    if settings.rate_limit_store == "postgres":
+        return SharedRateLimiter(limits, db, enabled=settings.rate_limit_enabled)
+    return RateLimiter(limits, enabled=settings.rate_limit_enabled)
+
+
 class RateLimiter:
+    """Counts in this process."""
+
     def __init__(
         self, limits: dict[str, Limit], *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -40,20 +80,10 @@ class RateLimiter:
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}  # (bucket, key) -> (window start, count)
         self._hits = 0
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimiter:
-        limits = {
-            bucket: Limit(
-                getattr(settings, f"rate_limit_{bucket}_max"),
-                getattr(settings, f"rate_limit_{bucket}_window_ms") / 1000,
-            )
-            for bucket in BUCKETS
-        }
-        # The login window also bounds all logins from one IP (counted by the login route's policy).
-        limits["login_ip"] = Limit(settings.rate_limit_login_ip_max, settings.rate_limit_login_window_ms / 1000)
-        return cls(limits, enabled=settings.rate_limit_enabled)
+    async def hit(self, bucket: str, key: str) -> None:
+        self.count(bucket, key)
 
-    def hit(self, bucket: str, key: str) -> None:
+    def count(self, bucket: str, key: str) -> None:
         """Count one request; raise ``RateLimited`` (with Retry-After) over the limit."""
         if not self.enabled:
             return
@@ -66,15 +96,34 @@ class RateLimiter:
         if now - start >= limit.window_s:
             start, count = now, 0
         if count >= limit.max:
-            retry_after = max(1, math.ceil(start + limit.window_s - now))
-            raise RateLimited(
-                f"too many requests; retry in {retry_after} s",
-                retry_after_s=retry_after,
-                details={"bucket": bucket, "limit": limit.max, "window_s": limit.window_s},
-            )
+            raise _refused(bucket, limit, start + limit.window_s - now)
         self._windows[(bucket, key)] = (start, count + 1)
 
     def _sweep(self, now: float) -> None:
         finished = [k for k, (start, _) in self._windows.items() if now - start >= self.limits[k[0]].window_s]
         for k in finished:
             del self._windows[k]
+
+
+class SharedRateLimiter:
+    """Counts in PostgreSQL, shared by every process on the database."""
+
+    def __init__(self, limits: dict[str, Limit], db: Database, *, enabled: bool = True) -> None:
+        self.limits = limits
+        self.enabled = enabled
+        self._db = db
+
+    async def hit(self, bucket: str, key: str) -> None:
+        """Count one request; raise ``RateLimited`` (with Retry-After) over the limit."""
+        if not self.enabled:
+            return
+        limit = self.limits[bucket]
+        row = await self._db.pool.fetchrow(QUERIES["rate_limit_hit"], bucket, key, limit.window_s)
+        assert row is not None  # an upsert with RETURNING always returns its row
+        if row["hits"] > limit.max:
+            raise _refused(bucket, limit, row["retry_after_s"])
+
+
+async def purge_shared_counts(db: Database) -> None:
+    """Job ``ratelimit.purge``: forget finished windows (a no-op with the in-memory store)."""
+    await db.execute("rate_limit_purge")

@@ -6,7 +6,7 @@ import pytest
 
 from qris_soundbox.core.config import load_settings
 from qris_soundbox.core.errors import RateLimited
-from qris_soundbox.core.ratelimit import Limit, RateLimiter
+from qris_soundbox.core.ratelimit import Limit, RateLimiter, limits_from_settings
 from tests.merchants.conftest import logged_in, unique
 from tests.support import PlatformFactory
 
@@ -22,26 +22,26 @@ class FakeClock:
 def test_limiter_counts_per_bucket_and_key_and_resets_with_the_window() -> None:
     clock = FakeClock()
     limiter = RateLimiter({"login": Limit(2, 60), "device": Limit(1, 10)}, clock=clock)
-    limiter.hit("login", "a")
-    limiter.hit("login", "a")
+    limiter.count("login", "a")
+    limiter.count("login", "a")
     with pytest.raises(RateLimited) as refused:
-        limiter.hit("login", "a")
+        limiter.count("login", "a")
     assert refused.value.retry_after_s == 60
-    limiter.hit("login", "b")  # another key
-    limiter.hit("device", "a")  # another bucket
+    limiter.count("login", "b")  # another key
+    limiter.count("device", "a")  # another bucket
     clock.now += 45
     with pytest.raises(RateLimited) as later:
-        limiter.hit("login", "a")
+        limiter.count("login", "a")
     assert later.value.retry_after_s == 15
     clock.now += 15
-    limiter.hit("login", "a")  # a new window
+    limiter.count("login", "a")  # a new window
 
 
 def test_finished_windows_are_swept() -> None:
     clock = FakeClock()
     limiter = RateLimiter({"device": Limit(5, 1)}, clock=clock)
     for n in range(2000):
-        limiter.hit("device", f"k{n}")
+        limiter.count("device", f"k{n}")
         clock.now += 0.01
     assert len(limiter._windows) < 1100
 
@@ -50,12 +50,12 @@ def test_limits_come_from_the_rate_limit_variables() -> None:
     settings = load_settings(
         {"RATE_LIMIT_LOGIN_MAX": "7", "RATE_LIMIT_LOGIN_WINDOW_MS": "1500", "RATE_LIMIT_ENABLED": "false"}
     )
-    limiter = RateLimiter.from_settings(settings)
+    limiter = RateLimiter(limits_from_settings(settings), enabled=settings.rate_limit_enabled)
     assert limiter.limits["login"] == Limit(7, 1.5)
     assert limiter.limits["login_ip"] == Limit(50, 1.5)
     assert set(limiter.limits) == {"login", "login_ip", "device", "admin_write", "callback"}
     for _ in range(20):
-        limiter.hit("login", "x")  # disabled: never refuses
+        limiter.count("login", "x")  # disabled: never refuses
 
 
 async def test_admin_writes_are_limited_per_principal(platform_factory: PlatformFactory) -> None:

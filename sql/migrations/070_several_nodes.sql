@@ -5,3 +5,13 @@ ALTER TABLE runtime_instances ADD COLUMN alive_until timestamptz NOT NULL DEFAUL
 -- Broker nodes look for the online devices of dead nodes on every heartbeat (core/runtime.py):
 -- only online rows are of interest, by the node holding them.
 CREATE INDEX devices_online_by_instance ON devices (broker_instance_id) WHERE online;
+-- RATE_LIMIT_STORE=postgres: one limit across every API node (core/ratelimit.py). Unlogged: counts
+-- are not worth WAL, and a PostgreSQL crash forgetting them is harmless.
+CREATE UNLOGGED TABLE rate_limit_counts (
+    bucket text NOT NULL,
+    key text NOT NULL,
+    window_start timestamptz NOT NULL,
+    window_s float8 NOT NULL,
+    hits integer NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
