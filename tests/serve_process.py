@@ -1,0 +1,170 @@
+"""``qris-soundbox serve`` as real subprocesses, and a soundbox that acks every payment it hears.
+
+Shared by the tests that kill a process (SIGKILL) or run several nodes on one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import msgspec
+
+from qris_soundbox.tools.api import DeviceCredential
+from tests.devices.helpers import eventually
+from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET, free_port
+
+BANNER = "QRIS Soundbox Platform is running"
+
+
+class Serve:
+    """``qris-soundbox serve`` as a subprocess on fixed ports (a restart keeps them, as a real host does).
+
+    ``roles``: the ``--only`` parts (all of them when empty); ``env``: variables on top of the test's."""
+
+    def __init__(
+        self, database_url: str, directory: Path, *, roles: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
+        self.directory = directory
+        self.roles = roles
+        self.http_port, self.mqtt_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "INTEGRATION_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.name = f"serve-{'-'.join(roles) or 'all'}-{self.mqtt_port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / f"{self.name}-{self.starts}.log"
+
+    async def start(self) -> None:
+        self.starts += 1
+        with self.log.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "qris_soundbox.tools.cli",
+                "serve",
+                "--data-dir",
+                str(self.directory),
+                "--http-port",
+                str(self.http_port),
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                str(self.mqtt_port),
+                *(argument for role in self.roles for argument in ("--only", role)),
+                env=self.env,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+
+        async def ready() -> bool:
+            assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
+            return BANNER in self.log.read_text()
+
+        assert await eventually(ready, timeout=60, interval=0.1), f"serve did not start:\n{self.log.read_text()}"
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no shutdown handler runs
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(f"serve did not stop on SIGTERM:\n{self.log.read_text()}") from None
+
+
+class Device:
+    """A soundbox: subscribes to its downlinks, acks every payment, reconnects whenever the broker goes away.
+    Records the message ids heard per transaction, the ones whose ack the broker took (PUBACK), and
+    each time a message was heard again after its ack had been taken."""
+
+    def __init__(self, credential: DeviceCredential, port: int) -> None:
+        self.credential, self.port = credential, port
+        self.heard: dict[str, set[str]] = defaultdict(set)
+        self.acked: set[str] = set()
+        self.heard_after_ack: list[str] = []
+        self.sessions = 0
+        self.subscribed = asyncio.Event()
+
+    async def run(self) -> None:
+        device_id = self.credential.device_id
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    username=device_id,
+                    password=self.credential.secret,
+                    identifier=device_id,
+                    timeout=5,
+                ) as client:
+                    await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
+                    self.sessions += 1
+                    self.subscribed.set()
+                    async for message in client.messages:
+                        if not message.topic.matches(f"devices/{device_id}/downlink/payment"):
+                            continue
+                        body = msgspec.json.decode(message.payload)
+                        if body["message_id"] in self.acked:
+                            self.heard_after_ack.append(body["message_id"])
+                        self.heard[body["transaction_id"]].add(body["message_id"])
+                        await client.publish(
+                            f"devices/{device_id}/uplink/payment/ack",
+                            msgspec.json.encode({"message_id": body["message_id"]}),
+                            qos=1,
+                        )
+                        self.acked.add(body["message_id"])
+            except aiomqtt.MqttError:
+                self.subscribed.clear()
+                await asyncio.sleep(0.2)
+
+
+async def assert_books(db: asyncpg.Pool, terminal_id: str, answered: dict[str, str], amounts: dict[str, int]) -> None:
+    """One paid transaction per event id, with exactly three balanced ledger rows of the callback's amount."""
+    callbacks = {
+        row["event_id"]: row["transaction_id"]
+        for row in await db.fetch(
+            "SELECT event_id, transaction_id FROM acquirer_callbacks WHERE event_id = ANY($1::text[])", list(answered)
+        )
+    }
+    assert callbacks == answered
+    transactions = {
+        row["id"]: row
+        for row in await db.fetch("SELECT id, status, amount FROM transactions WHERE terminal_id = $1", terminal_id)
+    }
+    assert set(transactions) == set(answered.values()), "a transaction exists that no callback was answered with"
+    ledger: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = await db.fetch(
+        "SELECT transaction_id, entry_type, amount FROM ledger_entries WHERE transaction_id = ANY($1::text[])",
+        list(transactions),
+    )
+    for row in rows:
+        ledger[row["transaction_id"]][row["entry_type"]] = row["amount"]
+    assert len(rows) == 3 * len(transactions), "a transaction without exactly three ledger rows"
+    for event_id, transaction_id in answered.items():
+        transaction, entries = transactions[transaction_id], ledger[transaction_id]
+        assert transaction["status"] == "paid"
+        assert transaction["amount"] == entries["gross_income"] == amounts[event_id]
+        assert entries["platform_fee"] + entries["merchant_payable"] == entries["gross_income"]
