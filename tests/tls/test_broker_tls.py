@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import ssl
 from collections.abc import AsyncIterator
@@ -163,3 +164,34 @@ async def test_a_reload_with_unusable_files_keeps_serving_the_previous_certifica
     tls.keyfile.write_bytes(other_key.read_bytes())  # a key that does not match the certificate
     assert not await tls.broker.reload_tls()
     assert await handshake_succeeds(tls, tls.pki.ca_file)
+
+
+@pytest.mark.skipif(
+    shutil.which("mosquitto_sub") is None, reason="mosquitto_sub not installed (Debian: mosquitto-clients)"
+)
+async def test_mosquitto_sub_with_cafile_receives_a_payment(tls: TlsPlatform) -> None:
+    credential, terminal_id = await bound_device(tls)
+    device_id = credential.device_id
+    sub = await asyncio.create_subprocess_exec(
+        "mosquitto_sub",
+        *("-h", "127.0.0.1", "-p", str(tls.tls_port), "--cafile", str(tls.pki.ca_file)),
+        *("-i", device_id, "-u", device_id, "-P", credential.secret),
+        *("-q", "1", "-t", f"devices/{device_id}/downlink/#", "-C", "1", "-v"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert await eventually(lambda: _online(tls, device_id), timeout=10), "mosquitto_sub did not connect"
+        paid = await post_callback(tls.running, callback_body(amount=25_000, terminal_id=terminal_id))
+        out, err = await asyncio.wait_for(sub.communicate(), 20)
+    finally:
+        if sub.returncode is None:
+            sub.kill()
+            await sub.wait()
+    topic, _, payload = out.decode().partition(" ")
+    assert topic == f"devices/{device_id}/downlink/payment", out + err
+    assert json.loads(payload)["transaction_id"] == paid.json()["transaction_id"]
+
+
+async def _online(tls: TlsPlatform, device_id: str) -> bool:
+    return tls.broker.is_device_online(device_id)
