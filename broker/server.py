@@ -158,6 +158,8 @@ class PlatformBroker(Broker):
         connection. A file that cannot be used is logged and the listener keeps
         serving what it had. True if every listener reloaded.
         """
+        if not self._tls:
+            log.info("TLS reload asked for, but no listener serves TLS: nothing to reload")
         reloaded = True
         for name, context in self._tls.items():
             try:

@@ -169,15 +169,7 @@ def format_profile(profile: dict[str, Any]) -> str:
 async def _connects(target: MqttTarget, username: str, password: str) -> str | None:
     """None if the device can connect and subscribe to its downlinks with these, else what went wrong."""
     try:
-        async with aiomqtt.Client(
-            target.host,
-            target.port,
-            username=username,
-            password=password,
-            identifier=username,
-            tls_context=target.tls,
-            timeout=10,
-        ) as client:
+        async with target.client(username, password, timeout=10) as client:
             await client.subscribe(f"devices/{username}/downlink/#", qos=1)
     except (aiomqtt.MqttError, OSError) as exc:
         return str(exc) or type(exc).__name__
@@ -254,15 +246,7 @@ async def _smoke(target: MqttTarget, device_a: str, password_a: str, device_b: s
     results: list[tuple[str, bool]] = []
     forged = [f"devices/{device_b}/uplink/heartbeat", f"devices/{device_b}/downlink/payment"]
     try:
-        async with aiomqtt.Client(
-            target.host,
-            target.port,
-            username=device_a,
-            password=password_a,
-            identifier=device_a,
-            tls_context=target.tls,
-            timeout=10,
-        ) as client:
+        async with target.client(device_a, password_a, timeout=10) as client:
             own = (await client.subscribe(f"devices/{device_a}/downlink/#", qos=1))[0]
             results.append(
                 (f"A subscribes to its own downlink over {target.url} (granted {own})", own != SUBSCRIBE_REFUSED)

@@ -16,6 +16,9 @@ import argparse
 import ssl
 import sys
 from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
 
 from qris_soundbox.tools.api import DeviceCredential
 
@@ -95,6 +98,18 @@ class MqttTarget:
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def client(self, device_id: str, secret: str, **options: Any) -> aiomqtt.Client:
+        """A device's session here: username = client id = device id (SPEC §5)."""
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=device_id,
+            password=secret,
+            identifier=device_id,
+            tls_context=self.tls,
+            **options,
+        )
 
 
 def mqtt_target(

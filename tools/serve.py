@@ -78,7 +78,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
     try:
         if "broker" in roles:
             broker_config, listeners = resolve_listeners(
-                load_broker_config(options.broker_config), _listener_choices(settings, options)
+                load_broker_config(options.broker_config), listener_choices(settings, options)
             )
             if listeners.plain is not None:
                 ensure_port_free(*listeners.plain, "--mqtt-port")
@@ -116,8 +116,8 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 platform.broker_listener = listeners.plain
                 platform.broker_tls_listener = listeners.tls
                 stack.push_async_callback(broker.shutdown)
-                if listeners.tls is not None:
-                    _reload_tls_on_sighup(broker, stack)
+                # Also without TLS: `systemctl reload` must not kill a broker (SIGHUP's default action).
+                _reload_tls_on_sighup(broker, stack)
 
             if "worker" in roles:
                 scheduler = AsyncIOScheduler()
@@ -170,7 +170,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             log.info("platform stopping")
 
 
-def _listener_choices(settings: Settings, options: ServeOptions) -> ListenerChoices:
+def listener_choices(settings: Settings, options: ServeOptions) -> ListenerChoices:
     return ListenerChoices(
         host=options.mqtt_host,
         port=options.mqtt_port,

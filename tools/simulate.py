@@ -186,8 +186,7 @@ class Soundbox:
     ) -> None:
         self.credential = credential
         self.id = credential.device_id
-        self.host, self.port = host, port
-        self.tls = tls
+        self.target = MqttTarget(host, port, tls)
         self.stats = stats
         self._say = say
         self.heartbeat_s = heartbeat_s
@@ -210,22 +209,12 @@ class Soundbox:
                 async with AsyncExitStack() as stack:
                     async with self._connect_slots:
                         client = await stack.enter_async_context(
-                            aiomqtt.Client(
-                                self.host,
-                                self.port,
-                                username=self.id,
-                                password=self.credential.secret,
-                                identifier=self.id,
-                                keepalive=60,
-                                timeout=10,
-                                tls_context=self.tls,
-                            )
+                            self.target.client(self.id, self.credential.secret, keepalive=60, timeout=10)
                         )
                         await client.subscribe(f"devices/{self.id}/downlink/#", qos=1)
                     if first:
                         self.stats.connected += 1
-                        where = f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-                        self.say(f"connected to {where}, listening on devices/{self.id}/downlink/#")
+                        self.say(f"connected to {self.target.url}, listening on devices/{self.id}/downlink/#")
                     else:
                         self.stats.reconnects += 1
                         self.say("reconnected")

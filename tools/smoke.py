@@ -221,15 +221,7 @@ class Smoke:
         target = mqtt_target(self.tls, self.mqtt_host, self.mqtt_port, self.credential)
         device_id = self.credential.device_id
         self.mqtt = await self.stack.enter_async_context(
-            aiomqtt.Client(
-                target.host,
-                target.port,
-                username=device_id,
-                password=self.credential.secret,
-                identifier=device_id,
-                timeout=self.timeout,
-                tls_context=target.tls,
-            )
+            target.client(device_id, self.credential.secret, timeout=self.timeout)
         )
         await self.mqtt.subscribe(f"devices/{device_id}/downlink/#", qos=1)
         reader = asyncio.create_task(self._read_downlinks())

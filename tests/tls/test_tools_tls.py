@@ -18,7 +18,8 @@ from tests.tls.conftest import TlsPlatform
 from tests.tools.helpers import LiveCli, run_cli
 
 
-async def provision_profile(tls: TlsPlatform, device_id: str, *extra: str) -> tuple[int, dict, str]:
+async def provision(tls: TlsPlatform, device_id: str, *options: str) -> tuple[str, str]:
+    """``device provision`` as a technician runs it: its output and its warnings (stderr)."""
     code, out, err = await run_cli(
         "device",
         "provision",
@@ -26,12 +27,16 @@ async def provision_profile(tls: TlsPlatform, device_id: str, *extra: str) -> tu
         device_id,
         "--base-url",
         tls.running.http_url,
-        "--json",
-        *extra,
+        *options,
         env={"ADMIN_TOKEN": ADMIN_TOKEN},
     )
     assert code == 0, out + err
-    return code, json.loads(out[: out.rindex("}") + 1]), err
+    return out, err
+
+
+async def provision_profile(tls: TlsPlatform, device_id: str) -> tuple[dict, str]:
+    out, err = await provision(tls, device_id, "--json")
+    return json.loads(out), err
 
 
 async def bound_device_id(tls: TlsPlatform) -> tuple[str, str]:
@@ -56,7 +61,7 @@ async def test_simulate_with_tls_and_the_ca_from_the_provisioned_profile_speaks_
     tls: TlsPlatform, tmp_path: Path
 ) -> None:
     device_id, terminal_id = await bound_device_id(tls)
-    _, profile, err = await provision_profile(tls, device_id)
+    profile, err = await provision_profile(tls, device_id)
     assert (profile["scheme"], profile["port"]) == ("mqtts", tls.tls_port)
     assert "WARNING: MQTT_PUBLIC_HOST is not set" in err  # the tests hand out 127.0.0.1
     cafile = tmp_path / "broker-ca.pem"
@@ -87,7 +92,7 @@ async def test_simulate_with_tls_and_the_ca_from_the_provisioned_profile_speaks_
 
 async def test_simulate_takes_the_profile_file_alone(tls: TlsPlatform, tmp_path: Path) -> None:
     device_id, terminal_id = await bound_device_id(tls)
-    _, profile, _ = await provision_profile(tls, device_id)
+    profile, _ = await provision_profile(tls, device_id)
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile))
     sim = await LiveCli.start("simulate", "--profile", str(path), "--heartbeat-s", "0")
@@ -100,32 +105,11 @@ async def test_simulate_takes_the_profile_file_alone(tls: TlsPlatform, tmp_path:
 
 async def test_device_provision_check_connects_over_tls_and_insecure_says_it_loudly(tls: TlsPlatform) -> None:
     device_id, _ = await bound_device_id(tls)
-    code, out, err = await run_cli(
-        "device",
-        "provision",
-        "--device-id",
-        device_id,
-        "--base-url",
-        tls.running.http_url,
-        "--check",
-        env={"ADMIN_TOKEN": ADMIN_TOKEN},
-    )
-    assert code == 0, out + err
+    out, _ = await provision(tls, device_id, "--check")
     assert f"check: connected to mqtts://127.0.0.1:{tls.tls_port}" in out
     assert "SHA-256 fingerprint" in out and "BEGIN CERTIFICATE" in out
 
-    code, out, err = await run_cli(
-        "device",
-        "provision",
-        "--device-id",
-        device_id,
-        "--base-url",
-        tls.running.http_url,
-        "--check",
-        "--insecure",
-        env={"ADMIN_TOKEN": ADMIN_TOKEN},
-    )
-    assert code == 0, out + err
+    _, err = await provision(tls, device_id, "--check", "--insecure")
     assert "WARNING: --insecure: the broker's certificate is NOT verified" in err
 
 
