@@ -104,13 +104,6 @@ def default_bind(config: dict[str, Any]) -> tuple[str, int]:
     return _bind_of(config["listeners"]["default"], DEFAULT_MQTT_PORT)
 
 
-def with_bind(config: dict[str, Any], host: str, port: int) -> dict[str, Any]:
-    """A copy of ``config`` whose default listener binds ``host:port``."""
-    listeners = {name: dict(listener) for name, listener in config["listeners"].items()}
-    listeners["default"]["bind"] = f"{host}:{port}"
-    return {**config, "listeners": listeners}
-
-
 @dataclass(frozen=True, slots=True)
 class ListenerChoices:
     """What the environment and the command line say about the listeners; None leaves broker.yaml's word."""
@@ -130,7 +123,6 @@ class Listeners:
 
     plain: tuple[str, int] | None
     tls: tuple[str, int] | None
-    tls_files: TlsFiles | None = None
 
 
 def resolve_listeners(config: dict[str, Any], choices: ListenerChoices) -> tuple[dict[str, Any], Listeners]:
@@ -195,5 +187,4 @@ def resolve_listeners(config: dict[str, Any], choices: ListenerChoices) -> tuple
         listeners["default"] = tls
     elif tls_address is not None:
         listeners[TLS_LISTENER] = tls
-    served = Listeners(plain=(host, port) if plain_on else None, tls=tls_address, tls_files=tls_files)
-    return {**config, "listeners": listeners}, served
+    return {**config, "listeners": listeners}, Listeners(plain=(host, port) if plain_on else None, tls=tls_address)

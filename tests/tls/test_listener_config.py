@@ -144,3 +144,13 @@ def test_the_profile_says_scheme_port_and_ca_and_warns_without_a_public_host(pki
     )
     assert unreadable.ca_pem is None and unreadable.port == 8884
     assert any("MQTT_TLS_SERVER_CA_FILE" in warning for warning in unreadable.warnings)
+
+
+def test_the_start_banner_lists_both_listeners_and_the_cli_takes_the_tls_port() -> None:
+    from qris_soundbox.broker.config import Listeners
+    from qris_soundbox.tools.cli import build_parser
+    from qris_soundbox.tools.serve import ServeOptions, describe
+
+    urls = describe(ServeOptions(), frozenset({"broker"}), Listeners(plain=("0.0.0.0", 1883), tls=("0.0.0.0", 8883)))
+    assert urls == {"mqtt": "mqtt://127.0.0.1:1883", "mqtts": "mqtts://127.0.0.1:8883"}
+    assert build_parser().parse_args(["serve", "--mqtt-tls-port", "9883"]).mqtt_tls_port == 9883
