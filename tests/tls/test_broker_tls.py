@@ -195,3 +195,9 @@ async def test_mosquitto_sub_with_cafile_receives_a_payment(tls: TlsPlatform) ->
 
 async def _online(tls: TlsPlatform, device_id: str) -> bool:
     return tls.broker.is_device_online(device_id)
+
+
+async def test_plain_mqtt_is_still_served_beside_tls(tls: TlsPlatform) -> None:
+    credential, _ = await bound_device(tls)
+    async with tls.running.mqtt(credential.device_id, credential.secret):
+        assert tls.broker.is_device_online(credential.device_id)

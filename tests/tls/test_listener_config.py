@@ -154,3 +154,14 @@ def test_the_start_banner_lists_both_listeners_and_the_cli_takes_the_tls_port() 
     urls = describe(ServeOptions(), frozenset({"broker"}), Listeners(plain=("0.0.0.0", 1883), tls=("0.0.0.0", 8883)))
     assert urls == {"mqtt": "mqtt://127.0.0.1:1883", "mqtts": "mqtts://127.0.0.1:8883"}
     assert build_parser().parse_args(["serve", "--mqtt-tls-port", "9883"]).mqtt_tls_port == 9883
+
+
+def test_the_server_context_refuses_anything_below_tls_1_2(server_files: tuple[Path, Path], pki: Pki) -> None:
+    import ssl
+
+    from qris_soundbox.broker.tls import TlsFiles, server_context
+
+    plain = server_context(TlsFiles(str(server_files[0]), str(server_files[1])))
+    assert plain.minimum_version == ssl.TLSVersion.TLSv1_2 and plain.verify_mode == ssl.CERT_NONE
+    mutual = server_context(TlsFiles(str(server_files[0]), str(server_files[1]), str(pki.ca_file)))
+    assert mutual.minimum_version == ssl.TLSVersion.TLSv1_2 and mutual.verify_mode == ssl.CERT_REQUIRED
