@@ -88,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _provision(args: argparse.Namespace) -> None:
     tls = TlsOptions.from_args(args)
+    if tls.wanted() and not args.check:
+        sys.exit("qris-soundbox: the TLS options are for --check (the profile itself comes from the platform)")
     token = admin_token(args.admin_token)
 
     async def rotate() -> dict:

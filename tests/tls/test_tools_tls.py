@@ -112,6 +112,9 @@ async def test_device_provision_check_connects_over_tls_and_insecure_says_it_lou
     _, err = await provision(tls, device_id, "--check", "--insecure")
     assert "WARNING: --insecure: the broker's certificate is NOT verified" in err
 
+    code, _, err = await run_cli("device", "provision", "--device-id", device_id, "--tls")
+    assert code != 0 and "the TLS options are for --check" in err
+
 
 async def test_acl_smoke_speaks_tls_to_an_mqtts_url(tls: TlsPlatform) -> None:
     """It used to turn mqtts:// into mqtt:// silently: plain MQTT to the TLS port, refused."""
