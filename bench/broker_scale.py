@@ -36,8 +36,15 @@ Measured for both brokers:
   cache hits and (devices) how long until PostgreSQL shows every device
   online again.
 
-Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth devices|test] [--no-write]``.
-Writes the "Broker at fleet scale" section of docs/performance.md.
+``--tls`` measures the project's broker twice instead, plain MQTT and MQTT
+over TLS (a certificate from a CA the bench makes with ``trustme``; the
+broker with ``MQTT_PLAIN_ENABLED=false``, so every device handshakes): connect
++ subscribe rates, RSS per session and downlink latency, side by side,
+without Mosquitto and without the reconnect storm.
+
+Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth devices|test] [--tls] [--no-write]``.
+Writes the "Broker at fleet scale" section of docs/performance.md, or with
+``--tls`` its "Broker over TLS" section.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import random
 import resource
 import shutil
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -60,7 +68,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -70,6 +78,7 @@ from common import DOC, HOST, free_port, machine_rows, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- broker-scale:begin -->", "<!-- broker-scale:end -->"
+TLS_BEGIN, TLS_END = "<!-- broker-tls:begin -->", "<!-- broker-tls:end -->"
 TEST_PASSWORD = "bench-shared-password"
 TEST_PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
 CONNECT_CONCURRENCY = 64  # below the brokers' listen backlogs (Mosquitto's is 100), so no SYN is dropped and retried
@@ -186,9 +195,10 @@ async def open_client(
     qos: int = 1,
     on_message: Callable[[bytes], None] | None = None,
     timeout: float = 30,
+    tls: ssl.SSLContext | None = None,
 ) -> Client:
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: Client(on_message), HOST, port)
+    _, client = await loop.create_connection(lambda: Client(on_message), HOST, port, ssl=tls)
     try:
         code = 0
         client.write(connect_packet(client_id, client_id, password))
@@ -219,6 +229,7 @@ class BrokerProcess:
     cwd: Path = ROOT
     env: dict[str, str] | None = None
     control_port: int | None = None  # the project's broker with --auth devices: see BenchControl
+    tls: ssl.SSLContext | None = None  # the clients' context when the broker serves MQTT over TLS only
     process: subprocess.Popen[bytes] | None = None
 
     async def start(self, poll: float = 0.1) -> None:
@@ -270,10 +281,28 @@ def find_mosquitto() -> str | None:
     )
 
 
-async def start_platform_broker(args: argparse.Namespace, workdir: Path, dsn: str | None) -> BrokerProcess:
+def tls_files(workdir: Path) -> tuple[dict[str, str], ssl.SSLContext]:
+    """A CA made here and a server certificate for 127.0.0.1 (trustme's default: ECDSA P-256): the broker's
+    environment for MQTT over TLS only, and the devices' client context trusting that CA."""
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert(HOST, "localhost")
+    cert, key, cafile = workdir / "server.crt", workdir / "server.key", workdir / "ca.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(cafile))
+    env = {"MQTT_TLS_CERT_FILE": str(cert), "MQTT_TLS_KEY_FILE": str(key), "MQTT_PLAIN_ENABLED": "false"}
+    return env, ssl.create_default_context(cafile=str(cafile))
+
+
+async def start_platform_broker(
+    args: argparse.Namespace, workdir: Path, dsn: str | None, tls: tuple[dict[str, str], ssl.SSLContext] | None = None
+) -> BrokerProcess:
     port = free_port()
     command = [sys.executable, str(Path(__file__).resolve()), "serve-broker", "--port", str(port), "--auth", args.auth]
-    env, control_port = None, None
+    env: dict[str, str] | None = None
+    control_port = None
     if args.auth == "test":
         config = yaml.safe_load((ROOT / "broker.yaml").read_text())
         config["plugins"] = {TEST_PLUGIN: {"password": TEST_PASSWORD}}
@@ -288,7 +317,13 @@ async def start_platform_broker(args: argparse.Namespace, workdir: Path, dsn: st
     if args.profile:
         # Dumped when the process stops: a process killed by a reconnect storm leaves none, the last one does.
         command += ["--profile", str(workdir / "platform-broker.pstats")]
-    broker = BrokerProcess("PlatformBroker (amqtt 0.12.1)", command, port, env=env, control_port=control_port)
+    name, context = "PlatformBroker (amqtt 0.12.1)", None
+    if tls is not None:
+        # Plain MQTT off: the devices (and the bench's readiness probe) reach the TLS port only.
+        port = free_port()
+        env = {**(env or os.environ), **tls[0], "MQTT_TLS_PORT": str(port)}
+        name, context = "PlatformBroker over TLS", tls[1]
+    broker = BrokerProcess(name, command, port, env=env, control_port=control_port, tls=context)
     await broker.start()
     return broker
 
@@ -442,7 +477,9 @@ class Fleet:
         async def one(index: int) -> Client:
             device, secret = self.credentials.of(index)
             async with semaphore:
-                return await open_client(self.broker.port, device, secret, self.topic(index), 1, self.on_downlink)
+                return await open_client(
+                    self.broker.port, device, secret, self.topic(index), 1, self.on_downlink, tls=self.broker.tls
+                )
 
         start, first = time.perf_counter(), len(self.clients)
         self.clients.extend(await asyncio.gather(*(one(i) for i in range(first, target))))
@@ -464,6 +501,7 @@ class Fleet:
                     1,
                     self.on_downlink,
                     timeout=STORM_ATTEMPT_TIMEOUT_S,
+                    tls=self.broker.tls,
                 )
                 return client, attempts, time.perf_counter()
             except (TimeoutError, OSError):  # refused (broker not up yet), reset, or no answer in time
@@ -567,7 +605,7 @@ async def downlink_sender(fleet: Fleet, publisher_index: int) -> tuple[Sender, C
 
         return through_control, control.close
     publisher_id, publisher_secret = fleet.credentials.of(publisher_index)
-    publisher = await open_client(fleet.broker.port, publisher_id, publisher_secret)
+    publisher = await open_client(fleet.broker.port, publisher_id, publisher_secret, tls=fleet.broker.tls)
 
     def through_publisher(device: int, seq: int) -> None:
         topic = b"devices/" + ids[device] + b"/downlink/payment"
@@ -593,8 +631,8 @@ async def throughput(
 
     sub_id, sub_secret = credentials.of(len(credentials.ids) - 1)
     pub_id, pub_secret = credentials.of(len(credentials.ids) - 2)
-    subscriber = await open_client(broker.port, sub_id, sub_secret, f"bench/{tag}", qos, on_message)
-    publisher = await open_client(broker.port, pub_id, pub_secret)
+    subscriber = await open_client(broker.port, sub_id, sub_secret, f"bench/{tag}", qos, on_message, tls=broker.tls)
+    publisher = await open_client(broker.port, pub_id, pub_secret, tls=broker.tls)
     packet_qos0 = publish_packet(f"bench/{tag}".encode(), PAYLOAD_PAD, 0)
     window = asyncio.Event()
     inflight = 0
@@ -673,6 +711,7 @@ async def measure(
 ) -> dict[str, object]:
     results: dict[str, object] = {}
     cpu_before, cpu_of_killed = broker.cpu_seconds(), 0.0
+    generator_cpu = time.process_time()
     if broker.control_port is None:  # with the device ACL no device may publish to another
         for qos in (0, 1):
             results[f"throughput_qos{qos}"] = await throughput(
@@ -695,6 +734,9 @@ async def measure(
             flush=True,
         )
         previous = stage
+        if broker.tls is not None and fleet.clients[0].transport is not None:
+            tls = fleet.clients[0].transport.get_extra_info("ssl_object")
+            results["tls"] = f"{tls.version()}, {tls.cipher()[0]}"
         if stage in plan.latency_at:
             send, close = await downlink_sender(fleet, len(credentials.ids) - 3)
             for per_second in plan.rates:
@@ -709,6 +751,7 @@ async def measure(
             results[f"storm_{stage}"] = outcome = await reconnect_storm(fleet, db)
             print(f"  {broker.name}: reconnect storm with {stage} sessions: {outcome}", flush=True)
     results["cpu_seconds"] = cpu_of_killed + broker.cpu_seconds() - cpu_before
+    results["generator_cpu_seconds"] = time.process_time() - generator_cpu
     for client in fleet.clients:
         client.close()
     return results
@@ -786,36 +829,19 @@ def auth_notes(auth: str, facts: dict[str, object]) -> list[str]:
     ]
 
 
-def render(
-    plan: Plan,
-    ours: dict[str, object],
-    theirs: dict[str, object] | None,
-    info: dict[str, str],
-    load: tuple[tuple[float, ...], tuple[float, ...]],
-    auth: str,
-    seconds: float,
-    facts: dict[str, object],
-) -> str:
-    lines = [
-        BEGIN,
-        "",
-        "## Broker at fleet scale",
-        "",
-        f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
-        f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).",
-        "",
-        *machine_rows(
-            info,
-            (
-                "load average " + " / ".join(f"{x:.2f}" for x in load[0]),
-                "load average " + " / ".join(f"{x:.2f}" for x in load[1]),
-            ),
-        ),
-        "",
-        *auth_notes(auth, facts),
-        "| test | PlatformBroker | Mosquitto (anonymous) | ratio |",
-        "|---|---|---|---|",
-    ]
+def load_rows(info: dict[str, str], load: tuple[tuple[float, ...], tuple[float, ...]]) -> list[str]:
+    def average(when: tuple[float, ...]) -> str:
+        return "load average " + " / ".join(f"{x:.2f}" for x in when)
+
+    return machine_rows(info, (average(load[0]), average(load[1])))
+
+
+def comparison_rows(
+    plan: Plan, ours: dict[str, object], theirs: dict[str, object] | None, *, skip_missing: bool = False
+) -> list[str]:
+    """One table row per figure the plan measured: ours, theirs, and how many times theirs is better
+    (``skip_missing``: no row for a figure neither side has)."""
+    lines: list[str] = []
 
     def row(
         label: str,
@@ -825,6 +851,8 @@ def render(
         pick: Callable[[object], float] = float,
     ) -> None:  # type: ignore[assignment]
         mine, other = _pick(ours, key, pick), _pick(theirs, key, pick)
+        if skip_missing and mine is None and other is None:
+            return
         lines.append(
             f"| {label} | {fmt(mine) if mine is not None else 'n/a'} | "
             f"{fmt(other) if other is not None else 'n/a'} | "
@@ -873,12 +901,86 @@ def render(
         label = f"reconnect storm, {stage:,} devices"
         for what, field_name, digits in STORM_ROWS:
             row(f"{label}: {what}", key, lambda v, d=digits: f"{v:,.{d}f}", False, lambda r, f=field_name: r[f])  # type: ignore[index,misc]
+    return lines
+
+
+def render(
+    plan: Plan,
+    ours: dict[str, object],
+    theirs: dict[str, object] | None,
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    auth: str,
+    seconds: float,
+    facts: dict[str, object],
+) -> str:
+    lines = [
+        BEGIN,
+        "",
+        "## Broker at fleet scale",
+        "",
+        f"`bench/broker_scale.py{' --quick' if plan is QUICK else ''} --auth {auth}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
+        f" {seconds:.0f} s. Ratio = how many times Mosquitto is better (1.0× = as good).",
+        "",
+        *load_rows(info, load),
+        "",
+        *auth_notes(auth, facts),
+        "| test | PlatformBroker | Mosquitto (anonymous) | ratio |",
+        "|---|---|---|---|",
+        *comparison_rows(plan, ours, theirs),
+    ]
     lines += [
         "",
         f"Broker CPU time over the whole run: PlatformBroker {ours['cpu_seconds']:.1f} s"
         + (f", Mosquitto {theirs['cpu_seconds']:.1f} s." if theirs else "."),
         "",
         END,
+    ]
+    return "\n".join(lines)
+
+
+def render_tls(
+    plan: Plan,
+    plain: dict[str, object],
+    over_tls: dict[str, object],
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    auth: str,
+    seconds: float,
+    facts: dict[str, object],
+) -> str:
+    info = {name: value for name, value in info.items() if name != "Mosquitto"}
+    lines = [
+        TLS_BEGIN,
+        "",
+        "## Broker over TLS",
+        "",
+        f"`bench/broker_scale.py --tls{' --quick' if plan.stages == QUICK.stages else ''} --auth {auth}`,"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds:.0f} s. The project's broker twice,"
+        " each in a fresh process: plain MQTT, then MQTT over TLS only (`MQTT_PLAIN_ENABLED=false`; a server"
+        f" certificate for 127.0.0.1 from a CA the bench makes, ECDSA P-256; negotiated {over_tls.get('tls')}). The load"
+        " generator (one Python process, uvloop) makes the client side of every handshake and decrypts every"
+        " downlink. TLS costs = how many times plain MQTT is better (1.0× = as good).",
+        "",
+        *load_rows(info, load),
+        "",
+        (
+            "broker.yaml with the shared-password test plugin as its only plugin (no database): the broker's own cost."
+            if auth == "test"
+            else f"broker.yaml's plugins (device auth, ACL, presence, uplinks, outbox) on {facts['database']},"
+            f" {facts['provisioned']:,} provisioned devices; downlinks through the bench control socket calling"
+            " `deliver_to_client`, so no 1 → 1 test."
+        ),
+        "",
+        "| test | MQTT over TLS | plain MQTT | TLS costs |",
+        "|---|---|---|---|",
+        *comparison_rows(plan, over_tls, plain, skip_missing=True),
+        "",
+        f"CPU time over the run, broker / load generator: over TLS {over_tls['cpu_seconds']:.1f} s /"
+        f" {over_tls['generator_cpu_seconds']:.1f} s, plain {plain['cpu_seconds']:.1f} s /"
+        f" {plain['generator_cpu_seconds']:.1f} s.",
+        "",
+        TLS_END,
     ]
     return "\n".join(lines)
 
@@ -895,9 +997,11 @@ def raise_fd_limit() -> None:
 
 async def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
+    if args.tls:
+        plan = replace(plan, storm_at=())
     needed = plan.stages[-1] + 3  # the fleet, plus the 1 -> 1 pair and the downlink publisher
-    mosquitto = find_mosquitto()
-    if mosquitto is None:
+    mosquitto = None if args.tls else find_mosquitto()
+    if mosquitto is None and not args.tls:
         print(
             "mosquitto is not installed: `apt-get install -y mosquitto` to compare against it;"
             " measuring the project's broker alone.",
@@ -925,6 +1029,14 @@ async def run(args: argparse.Namespace) -> int:
                 ours = await measure(ours_process, credentials, plan, db)
             finally:
                 ours_process.stop()
+            over_tls = None
+            if args.tls:
+                tls_process = await start_platform_broker(args, workdir, facts.get("dsn"), tls_files(workdir))  # type: ignore[arg-type]
+                try:
+                    print(f"measuring {tls_process.name} on port {tls_process.port}", flush=True)
+                    over_tls = await measure(tls_process, credentials, plan, db)
+                finally:
+                    tls_process.stop()
         theirs = None
         if mosquitto is not None:
             theirs_process = await start_mosquitto(mosquitto, workdir)
@@ -936,12 +1048,15 @@ async def run(args: argparse.Namespace) -> int:
         if args.profile:
             print(f"profile of the project's broker: {workdir / 'platform-broker.pstats'} (copied to {args.profile})")
             shutil.copy(workdir / "platform-broker.pstats", args.profile)
-    text = render(
-        plan, ours, theirs, info, (load_before, os.getloadavg()), args.auth, time.perf_counter() - started, facts
-    )
+    load = (load_before, os.getloadavg())
+    seconds = time.perf_counter() - started
+    if over_tls is not None:
+        text, markers = render_tls(plan, ours, over_tls, info, load, args.auth, seconds, facts), (TLS_BEGIN, TLS_END)
+    else:
+        text, markers = render(plan, ours, theirs, info, load, args.auth, seconds, facts), (BEGIN, END)
     print(text)
     if not args.no_write:
-        write_section(text, BEGIN, END)
+        write_section(text, *markers)
         print(f"written to {DOC}")
     return 0
 
@@ -1022,14 +1137,17 @@ def serve_broker(args: argparse.Namespace) -> None:
                 await loop.create_server(lambda: BenchControl(platform), HOST, args.control_port)
             await serving
             return
-        from qris_soundbox.broker.config import load_broker_config, with_bind
+        from qris_soundbox.broker.config import load_broker_config, resolve_listeners
         from qris_soundbox.broker.server import PlatformBroker
         from qris_soundbox.core.config import load_settings
         from qris_soundbox.core.context import PlatformContext
+        from qris_soundbox.tools.serve import ServeOptions, listener_choices
 
-        config = with_bind(load_broker_config(Path(args.config)), HOST, args.port)
+        settings = load_settings()  # MQTT_TLS_* and MQTT_PLAIN_ENABLED when measuring TLS
+        choices = listener_choices(settings, ServeOptions(mqtt_host=HOST, mqtt_port=args.port))
+        config, _ = resolve_listeners(load_broker_config(Path(args.config)), choices)
         # The test plugin needs no database.
-        broker = PlatformBroker(config, PlatformContext(load_settings({}), db=None))  # type: ignore[arg-type]
+        broker = PlatformBroker(config, PlatformContext(settings, db=None))  # type: ignore[arg-type]
         await broker.start()
         await stop.wait()
         await broker.shutdown()
@@ -1067,6 +1185,11 @@ def main() -> int:
         default="devices",
         help="devices: broker.yaml's plugins on PostgreSQL (embedded unless DATABASE_URL is set) with"
         " provisioned devices; test: the shared-password test plugin, the broker's own cost",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the project's broker over plain MQTT and over TLS side by side (no Mosquitto, no reconnect storm)",
     )
     parser.add_argument("--profile", help="write a cProfile of the project's broker process to this file")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md alone")

@@ -38,6 +38,7 @@ from qris_soundbox.broker.codec import UNSUBACK, ConnectRequest, encode_ack, enc
 from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
 from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
+from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles, certificate_names
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class PlatformBroker(Broker):
         # amqtt's dict, kept as the indexed kind (a typed reference for the lookups amqtt's dict lacks).
         self._retained_messages = self._retained = RetainedMessages()
         self._hub = Hub(self, settings)
+        # Listener name -> its TLS context, for reloads and the client-certificate check (see _create_server_instance).
+        self._tls: dict[str, ReloadableContext] = {}
         # Per client id, plugin events not yet delivered (see _fire).
         self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
         manager = self.plugins_manager
@@ -116,10 +119,16 @@ class PlatformBroker(Broker):
         """Replaces the stock version: TCP (and TLS) connections are served by ``protocol.Connection``.
 
         amqtt's stream and websocket paths (two tasks per connection, a task per
-        packet) are not used; a websocket listener is refused.
+        packet) are not used; a websocket listener is refused. amqtt's SSL
+        context (client certificates optional, checked against the system CAs
+        too, no minimum version) is replaced by ``broker/tls.py``'s: TLS 1.2 at
+        least, a client CA makes a certificate required, and it can be reloaded
+        (``reload_tls``).
         """
         if listener_type != ListenerType.TCP:
             raise BrokerError(f"listener {listener_name!r}: only 'tcp' listeners are served by PlatformBroker")
+        if ssl_context is not None:
+            ssl_context = self._tls_context(listener_name)
         hub = self._hub
         return await asyncio.get_running_loop().create_server(
             lambda: Connection(hub, listener_name),
@@ -127,8 +136,44 @@ class PlatformBroker(Broker):
             port,
             reuse_address=True,
             ssl=ssl_context,
+            # The handshake runs in the event loop without blocking it; one never finished is dropped as a
+            # connection that never sends CONNECT is.
+            ssl_handshake_timeout=hub.settings.connect_timeout if ssl_context is not None else None,
             backlog=LISTEN_BACKLOG,
         )
+
+    def _tls_context(self, listener_name: str) -> ssl.SSLContext:
+        listener = self.listeners_config[listener_name]
+        cafile = listener.get("cafile")
+        files = TlsFiles(str(listener.get("certfile")), str(listener.get("keyfile")), cafile and str(cafile))
+        try:
+            context = self._tls[listener_name] = ReloadableContext(files)
+        except TlsConfigError as exc:
+            raise BrokerError(str(exc)) from None
+        return context.listener_context
+
+    async def reload_tls(self) -> bool:
+        """Load every TLS listener's certificate, key and client CA again (SIGHUP, ``serve``).
+
+        New handshakes get the new certificate; connected devices keep their
+        connection. A file that cannot be used is logged and the listener keeps
+        serving what it had. True if every listener reloaded.
+        """
+        if not self._tls:
+            log.info("TLS reload asked for, but no listener serves TLS: nothing to reload")
+        reloaded = True
+        for name, context in self._tls.items():
+            try:
+                await context.reload()
+            except TlsConfigError as exc:
+                log.error(
+                    "TLS reload failed; still serving the previous certificate",
+                    extra={"listener": name, "reason": str(exc)},
+                )
+                reloaded = False
+            else:
+                log.info("TLS certificate reloaded", extra={"listener": name, "certfile": context.files.certfile})
+        return reloaded
 
     async def _session_monitor(self) -> None:
         """Replaces the stock monitor's once-a-second scan of every session.
@@ -447,6 +492,9 @@ class PlatformBroker(Broker):
             )
             connection.refuse(refusal)
             return None
+        if not self._certificate_names_user(connection, request.username):
+            connection.refuse(NOT_AUTHORIZED)
+            return None
         incoming = self._session_for(connection, request)
         if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
             log.warning(
@@ -464,6 +512,23 @@ class PlatformBroker(Broker):
             connection.refuse(NOT_AUTHORIZED)
             return None
         return incoming
+
+    def _certificate_names_user(self, connection: Connection, username: str | None) -> bool:
+        """On a mutual-TLS listener, the client certificate (already verified against the client CA in the
+        handshake) must name the user logging in, by CN or subjectAltName: a device's certificate cannot
+        log in as another device. True on other listeners."""
+        tls = self._tls.get(connection.listener_name)
+        if tls is None or not tls.requires_client_certificate:
+            return True
+        peercert = connection.transport.get_extra_info("peercert") if connection.transport else None
+        names = certificate_names(peercert)
+        if username is not None and username in names:
+            return True
+        log.warning(
+            "CONNECT refused: client certificate does not name the user",
+            extra={"client_id": username, "peer": connection.peer, "certificate_names": sorted(names)[:8]},
+        )
+        return False
 
     def _session_for(self, connection: Connection, request: ConnectRequest) -> DeviceSession:
         """A new session carrying what the CONNECT says, for the auth plugins to judge."""

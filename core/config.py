@@ -71,6 +71,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Devices: where they connect (shown in provisioning profiles) and how long the MQTT trace is kept.
     mqtt_public_host: str | None = None
     mqtt_public_port: int | None = None
+    # MQTT over TLS (broker/tls.py, docs/operations.md): served when a certificate and key are given.
+    mqtt_tls_cert_file: str | None = None
+    mqtt_tls_key_file: str | None = None
+    mqtt_tls_port: int | None = None  # None: broker.yaml's tls listener, else 8883
+    mqtt_tls_client_ca_file: str | None = None  # given: devices must present a certificate naming them
+    mqtt_tls_server_ca_file: str | None = None  # the CA devices are told to trust (PEM and fingerprint)
+    mqtt_plain_enabled: bool | None = None  # None: broker.yaml's word, which is on unless it says otherwise
     device_trace_retention_days: int = 14
 
 
@@ -189,6 +196,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "PORT": ("http_port", parse_port),
     "MQTT_PUBLIC_HOST": ("mqtt_public_host", str.strip),
     "MQTT_PUBLIC_PORT": ("mqtt_public_port", parse_port),
+    "MQTT_TLS_CERT_FILE": ("mqtt_tls_cert_file", str.strip),
+    "MQTT_TLS_KEY_FILE": ("mqtt_tls_key_file", str.strip),
+    "MQTT_TLS_PORT": ("mqtt_tls_port", parse_port),
+    "MQTT_TLS_CLIENT_CA_FILE": ("mqtt_tls_client_ca_file", str.strip),
+    "MQTT_TLS_SERVER_CA_FILE": ("mqtt_tls_server_ca_file", str.strip),
+    "MQTT_PLAIN_ENABLED": ("mqtt_plain_enabled", parse_bool),
     "DEVICE_TRACE_RETENTION_DAYS": ("device_trace_retention_days", parse_positive_int),
 }
 

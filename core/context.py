@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.verifier import CredentialVerifier
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
 
 ROLES = ("api", "broker", "worker")
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
-DEFAULT_BROKER_ADDRESS = ("127.0.0.1", 1883)
 
 
 class PlatformContext:
@@ -37,6 +36,8 @@ class PlatformContext:
         self.broker: PlatformBroker | None = None
         # host, port this process's broker listens on; set by whoever starts ``broker``.
         self.broker_listener: tuple[str, int] | None = None
+        # host, port of its MQTT-over-TLS listener, when it serves one.
+        self.broker_tls_listener: tuple[str, int] | None = None
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
@@ -45,8 +46,6 @@ class PlatformContext:
         self.legacy_device_token = LegacyDeviceToken(db, settings.device_token, settings.device_auth_allow_legacy_token)
 
     def device_broker_address(self) -> BrokerAddress:
-        """Where devices are told to connect: MQTT_PUBLIC_HOST/PORT, else this process's broker listener."""
-        host, port = self.broker_listener or DEFAULT_BROKER_ADDRESS
-        if host in WILDCARD_HOSTS:
-            host = DEFAULT_BROKER_ADDRESS[0]
-        return BrokerAddress(host=self.settings.mqtt_public_host or host, port=self.settings.mqtt_public_port or port)
+        """Where devices are told to connect and how they trust the broker (``credentials.broker_profile``):
+        MQTT_PUBLIC_HOST/PORT, else this process's broker listener; MQTT over TLS when it is configured."""
+        return broker_profile(self.settings, self.broker_listener, self.broker_tls_listener)

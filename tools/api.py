@@ -63,13 +63,29 @@ def error_of(method: str, path: str, response: httpx.Response) -> ApiError:
 
 @dataclass(frozen=True)
 class DeviceCredential:
-    """What a device needs to connect: its id, its secret and where the broker is."""
+    """What a device needs to connect: its id, its secret, where the broker is and how to trust it."""
 
     device_id: str
     secret: str
     fingerprint: str = ""
     broker_host: str = "127.0.0.1"
     broker_port: int = 1883
+    broker_scheme: str = "mqtt"  # mqtts: MQTT over TLS
+    broker_ca_pem: str | None = None  # the CA of the broker's certificate, when the platform hands one out
+
+    @classmethod
+    def from_issued(cls, issued: dict[str, Any]) -> DeviceCredential:
+        """From a credential rotation's answer (``POST /admin/devices/{id}/credentials/rotate``)."""
+        broker = issued["broker"]
+        return cls(
+            device_id=issued["device_id"],
+            secret=issued["mqtt_password"],
+            fingerprint=issued["fingerprint"],
+            broker_host=broker["host"],
+            broker_port=broker["port"],
+            broker_scheme=broker.get("scheme", "mqtt"),
+            broker_ca_pem=broker.get("ca_pem"),
+        )
 
 
 class AdminApi:
@@ -125,13 +141,7 @@ class AdminApi:
         issued = await self.rotate_credential(device["id"])
         if terminal_id:
             await self.call("POST", f"/admin/devices/{device['id']}/bind", json={"terminal_id": terminal_id})
-        return DeviceCredential(
-            device_id=device["id"],
-            secret=issued["mqtt_password"],
-            fingerprint=issued["fingerprint"],
-            broker_host=issued["broker"]["host"],
-            broker_port=issued["broker"]["port"],
-        )
+        return DeviceCredential.from_issued(issued)
 
     async def create_merchant(self, fields: dict[str, Any]) -> dict[str, Any]:
         """A new merchant, ``pending_review`` (SPEC §9)."""

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=_port, default=None, help="default: $PORT or 8000")
     serve.add_argument("--mqtt-host", default=None, help="default: from broker.yaml")
     serve.add_argument("--mqtt-port", type=_port, default=None, help="default: from broker.yaml (1883)")
+    serve.add_argument(
+        "--mqtt-tls-port",
+        type=_port,
+        default=None,
+        help="MQTT over TLS, served when MQTT_TLS_CERT_FILE/KEY_FILE are set (default: $MQTT_TLS_PORT, broker.yaml, 8883)",
+    )
     serve.add_argument("--broker-config", type=Path, default=DEFAULT_CONFIG_PATH)
     serve.add_argument(
         "--demo", action="store_true", help="development secrets if unset, demo data, credentials printed"
@@ -116,6 +122,7 @@ def _serve(args: argparse.Namespace) -> None:
         http_port=args.http_port or settings.http_port,
         mqtt_host=args.mqtt_host or mqtt_default_host,
         mqtt_port=args.mqtt_port or mqtt_default_port,
+        mqtt_tls_port=args.mqtt_tls_port,
         broker_config=args.broker_config,
         demo=args.demo,
         on_ready=_print_banner,

@@ -1,7 +1,8 @@
 """``qris-soundbox serve``: database, migrations, broker, HTTP API and jobs in one loop.
 
 ``--only api|broker|worker`` runs a subset so several processes can share one
-database. SIGINT/SIGTERM stop the parts in reverse order, embedded PostgreSQL last.
+database. SIGINT/SIGTERM stop the parts in reverse order, embedded PostgreSQL last;
+SIGHUP reloads the broker's TLS certificate (connected devices stay connected).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import uvicorn
 from amqtt.errors import BrokerError, PluginError, PluginLoadError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, load_broker_config, with_bind
+from qris_soundbox.broker.config import (
+    DEFAULT_CONFIG_PATH,
+    BrokerConfigError,
+    ListenerChoices,
+    Listeners,
+    load_broker_config,
+    resolve_listeners,
+)
 from qris_soundbox.broker.server import PlatformBroker
 from qris_soundbox.control_plane.app import create_app
 from qris_soundbox.core import runtime
@@ -47,6 +55,8 @@ class ServeOptions:
     http_port: int = 8000
     mqtt_host: str = "0.0.0.0"
     mqtt_port: int = 1883
+    # None: MQTT_TLS_PORT, else broker.yaml's tls listener, else 8883 (served only with a certificate).
+    mqtt_tls_port: int | None = None
     broker_config: Path = DEFAULT_CONFIG_PATH
     demo: bool = False
     # Called once everything is up, with the context, the URLs and the demo credential lines.
@@ -63,11 +73,17 @@ class _EmbeddedUvicorn(uvicorn.Server):
 async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) -> None:
     roles = options.roles
     broker_config = None
+    listeners = Listeners(plain=None, tls=None)
     http_socket: socket.socket | None = None
     try:
         if "broker" in roles:
-            broker_config = with_bind(load_broker_config(options.broker_config), options.mqtt_host, options.mqtt_port)
-            ensure_port_free(options.mqtt_host, options.mqtt_port, "--mqtt-port")
+            broker_config, listeners = resolve_listeners(
+                load_broker_config(options.broker_config), listener_choices(settings, options)
+            )
+            if listeners.plain is not None:
+                ensure_port_free(*listeners.plain, "--mqtt-port")
+            if listeners.tls is not None:
+                ensure_port_free(*listeners.tls, "--mqtt-tls-port (or MQTT_TLS_PORT)")
         if "api" in roles:
             http_socket = bind_listener(options.http_host, options.http_port, "--http-port (or PORT)")
     except (PortInUse, BrokerConfigError) as exc:
@@ -107,8 +123,11 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                         " choose another port with --mqtt-port"
                     ) from None
                 platform.broker = broker
-                platform.broker_listener = (options.mqtt_host, options.mqtt_port)
+                platform.broker_listener = listeners.plain
+                platform.broker_tls_listener = listeners.tls
                 stack.push_async_callback(broker.shutdown)
+                # Also without TLS: `systemctl reload` must not kill a broker (SIGHUP's default action).
+                _reload_tls_on_sighup(broker, stack)
 
             if "worker" in roles:
                 scheduler = AsyncIOScheduler()
@@ -148,7 +167,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 while not server.started and not http_task.done():
                     await asyncio.sleep(0.01)
 
-            urls = describe(options, roles)
+            urls = describe(options, roles, listeners)
             log.info("platform started", extra={"roles": sorted(roles), **urls})
             if options.on_ready is not None:
                 options.on_ready(platform, urls, demo_lines)
@@ -156,15 +175,45 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             log.info("platform stopping")
 
 
-def describe(options: ServeOptions, roles: frozenset[str]) -> dict[str, str]:
+def listener_choices(settings: Settings, options: ServeOptions) -> ListenerChoices:
+    return ListenerChoices(
+        host=options.mqtt_host,
+        port=options.mqtt_port,
+        plain_enabled=settings.mqtt_plain_enabled,
+        tls_port=options.mqtt_tls_port or settings.mqtt_tls_port,
+        tls_certfile=settings.mqtt_tls_cert_file,
+        tls_keyfile=settings.mqtt_tls_key_file,
+        tls_client_cafile=settings.mqtt_tls_client_ca_file,
+    )
+
+
+def _reload_tls_on_sighup(broker: PlatformBroker, stack: contextlib.AsyncExitStack) -> None:
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(broker.reload_tls())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # no SIGHUP here, or not the main thread
+        log.warning("SIGHUP cannot reload the TLS certificate in this process: restart to change it")
+        return
+    stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+
+
+def describe(options: ServeOptions, roles: frozenset[str], listeners: Listeners) -> dict[str, str]:
     urls: dict[str, str] = {}
     if "api" in roles:
         host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
         base = f"http://{host}:{options.http_port}"
         urls |= {"http": base, "openapi": f"{base}/schema/openapi.json", "docs": f"{base}/schema/swagger"}
-    if "broker" in roles:
-        host = "127.0.0.1" if options.mqtt_host in ("0.0.0.0", "::") else options.mqtt_host
-        urls["mqtt"] = f"mqtt://{host}:{options.mqtt_port}"
+    for scheme, address in (("mqtt", listeners.plain), ("mqtts", listeners.tls)):
+        if address is not None:
+            host = "127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]
+            urls[scheme] = f"{scheme}://{host}:{address[1]}"
     return urls
 
 

@@ -16,7 +16,9 @@ MQTT contract asks a device to (SPEC §5, §9):
 ``--connect-concurrency``) as a load generator and prints a summary: sessions,
 messages, acks, duplicates and the payment latency (receive − ``paid_at``).
 Credentials come from ``--device-id/--secret``, a ``--devices-file`` CSV
-(``device_id,secret``), or ``--provision N`` through the admin API.
+(``device_id,secret``), ``--profile`` (what ``device provision --json``
+printed: broker address, TLS and CA included), or ``--provision N`` through
+the admin API. The TLS options are ``tools/mqtt_tls.py``'s.
 
 The MQTT client is aiomqtt rather than amqtt's own: amqtt's client reports a
 lost connection as a ``CancelledError`` out of ``deliver_message``, which a
@@ -32,6 +34,7 @@ import getpass
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 import uuid
@@ -56,6 +59,7 @@ from qris_soundbox.tools.api import (
     default_base_url,
     run_stamp,
 )
+from qris_soundbox.tools.mqtt_tls import MqttTarget, TlsOptions, add_tls_arguments, mqtt_target
 from qris_soundbox.tools.stats import latency_summary
 
 # A soundbox has little memory: it remembers the last few hundred message ids, which
@@ -74,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--device-id", help="one device; its secret from --secret, $DEVICE_SECRET or a prompt")
     source.add_argument("--secret", help="the device secret (default: $DEVICE_SECRET, else prompted)")
     source.add_argument("--devices-file", type=Path, help="CSV of device_id,secret (a header line is allowed)")
+    source.add_argument(
+        "--profile", type=Path, help="one device's connection profile, as `device provision --json` printed it"
+    )
     source.add_argument(
         "--provision",
         type=int,
@@ -98,7 +105,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the provisioned device_id,secret pairs here (mode 600) for a later --devices-file",
     )
     sim.add_argument("--mqtt-host", default=None, help="default: the broker named by provisioning, else 127.0.0.1")
-    sim.add_argument("--mqtt-port", type=int, default=None, help="default: the broker named by provisioning, else 1883")
+    sim.add_argument(
+        "--mqtt-port", type=int, default=None, help="default: the broker named by provisioning, else 1883 (TLS: 8883)"
+    )
+    add_tls_arguments(sim)
     sim.add_argument("--fleet", type=int, metavar="N", help="run N sessions as a load generator (summary only)")
     sim.add_argument("--connect-concurrency", type=int, default=32, help="connects in flight at once (default 32)")
     sim.add_argument("--heartbeat-s", type=float, default=60.0, help="heartbeat interval, 0 = none (default 60)")
@@ -172,10 +182,11 @@ class Soundbox:
         heartbeat_s: float,
         dynamic_qr: int | None,
         connect_slots: asyncio.Semaphore,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.credential = credential
         self.id = credential.device_id
-        self.host, self.port = host, port
+        self.target = MqttTarget(host, port, tls)
         self.stats = stats
         self._say = say
         self.heartbeat_s = heartbeat_s
@@ -198,20 +209,12 @@ class Soundbox:
                 async with AsyncExitStack() as stack:
                     async with self._connect_slots:
                         client = await stack.enter_async_context(
-                            aiomqtt.Client(
-                                self.host,
-                                self.port,
-                                username=self.id,
-                                password=self.credential.secret,
-                                identifier=self.id,
-                                keepalive=60,
-                                timeout=10,
-                            )
+                            self.target.client(self.id, self.credential.secret, keepalive=60, timeout=10)
                         )
                         await client.subscribe(f"devices/{self.id}/downlink/#", qos=1)
                     if first:
                         self.stats.connected += 1
-                        self.say(f"connected to {self.host}:{self.port}, listening on devices/{self.id}/downlink/#")
+                        self.say(f"connected to {self.target.url}, listening on devices/{self.id}/downlink/#")
                     else:
                         self.stats.reconnects += 1
                         self.say("reconnected")
@@ -382,10 +385,30 @@ async def provision(args: argparse.Namespace, token: str) -> list[DeviceCredenti
     return issued
 
 
+def read_profile(path: Path) -> DeviceCredential:
+    """The profile ``device provision --json`` printed: the credential, the broker and how to trust it."""
+    try:
+        profile = json.loads(path.read_text())
+        return DeviceCredential(
+            device_id=profile["username"],
+            secret=profile["password"],
+            fingerprint=profile.get("fingerprint", ""),
+            broker_host=profile["host"],
+            broker_port=int(profile["port"]),
+            broker_scheme=profile.get("scheme", "mqtt"),
+            broker_ca_pem=profile.get("ca_pem"),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.exit(f"qris-soundbox: {path} is not a profile printed by `device provision --json`: {exc!r}")
+
+
 def _credentials(args: argparse.Namespace) -> list[DeviceCredential]:
-    given = [name for name in ("device_id", "devices_file", "provision") if getattr(args, name) is not None]
+    sources = ("device_id", "devices_file", "profile", "provision")
+    given = [name for name in sources if getattr(args, name) is not None]
     if len(given) != 1:
-        sys.exit("qris-soundbox: give exactly one of --device-id, --devices-file, --provision N")
+        sys.exit("qris-soundbox: give exactly one of --device-id, --devices-file, --profile, --provision N")
+    if args.profile:
+        return [read_profile(args.profile)]
     if args.device_id:
         secret = args.secret or os.environ.get("DEVICE_SECRET") or getpass.getpass(f"secret of {args.device_id}: ")
         return [DeviceCredential(device_id=args.device_id, secret=secret.strip())]
@@ -411,8 +434,7 @@ def _credentials(args: argparse.Namespace) -> list[DeviceCredential]:
 
 async def run_fleet(
     credentials: list[DeviceCredential],
-    host: str,
-    port: int,
+    target: MqttTarget,
     *,
     fleet_mode: bool,
     verbose: bool,
@@ -425,7 +447,17 @@ async def run_fleet(
     say = (lambda line: print(line, flush=True)) if verbose or not fleet_mode else None
     slots = asyncio.Semaphore(max(1, connect_concurrency))
     boxes = [
-        Soundbox(c, host, port, stats, say, heartbeat_s=heartbeat_s, dynamic_qr=dynamic_qr, connect_slots=slots)
+        Soundbox(
+            c,
+            target.host,
+            target.port,
+            stats,
+            say,
+            heartbeat_s=heartbeat_s,
+            dynamic_qr=dynamic_qr,
+            connect_slots=slots,
+            tls=target.tls,
+        )
         for c in credentials
     ]
     stop = asyncio.Event()
@@ -488,6 +520,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> None:
+    tls = TlsOptions.from_args(args)
     credentials = _credentials(args)
     if args.fleet is not None:
         if args.fleet < 1 or args.fleet > len(credentials):
@@ -496,13 +529,10 @@ def _simulate(args: argparse.Namespace) -> None:
                 " (use --devices-file or --provision N)"
             )
         credentials = credentials[: args.fleet]
-    host = args.mqtt_host or credentials[0].broker_host
-    port = args.mqtt_port or credentials[0].broker_port
     summary = asyncio.run(
         run_fleet(
             credentials,
-            host,
-            port,
+            mqtt_target(tls, args.mqtt_host, args.mqtt_port, credentials[0]),
             fleet_mode=args.fleet is not None,
             verbose=args.verbose,
             heartbeat_s=args.heartbeat_s,

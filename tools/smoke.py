@@ -48,6 +48,7 @@ from qris_soundbox.tools.api import (
     run_stamp,
     webhook_secret,
 )
+from qris_soundbox.tools.mqtt_tls import TlsOptions, add_tls_arguments, mqtt_target
 
 AMOUNT = 25_000
 SPOKEN = "dua puluh lima ribu rupiah"  # SPEC §10: what 25,000 sounds like in Indonesian
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     smoke.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
     smoke.add_argument("--mqtt-host", default=None, help="default: the broker the credential rotation names")
     smoke.add_argument("--mqtt-port", type=int, default=None, help="default: the broker the credential rotation names")
+    add_tls_arguments(smoke)
     smoke.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each downlink or state (default 10)"
     )
@@ -88,11 +90,13 @@ class Smoke:
         mqtt_host: str | None,
         mqtt_port: int | None,
         timeout: float,
+        tls: TlsOptions | None = None,
         out: Callable[[str], None] = print,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token, self.secret = token, secret
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
+        self.tls = tls or TlsOptions()
         self.timeout = timeout
         self.out = out
         self.stamp = run_stamp()
@@ -198,14 +202,12 @@ class Smoke:
         device_id = self.state["device"]["id"]
         issued = await self.api.rotate_credential(device_id)
         expect(issued["mqtt_username"] == device_id, "MQTT username is not the device id")
-        self.credential = DeviceCredential(
-            device_id=device_id,
-            secret=issued["mqtt_password"],
-            fingerprint=issued["fingerprint"],
-            broker_host=issued["broker"]["host"],
-            broker_port=issued["broker"]["port"],
+        self.credential = DeviceCredential.from_issued(issued)
+        credential = self.credential
+        return (
+            f"fingerprint {credential.fingerprint},"
+            f" broker {credential.broker_scheme}://{credential.broker_host}:{credential.broker_port}"
         )
-        return f"fingerprint {issued['fingerprint']}, broker {issued['broker']['host']}:{issued['broker']['port']}"
 
     async def bind(self) -> str:
         device_id, terminal_id = self.credential.device_id, self.state["terminal"]["id"]
@@ -216,23 +218,15 @@ class Smoke:
     # ---- the device on MQTT ------------------------------------------------------------------------------
 
     async def connect(self) -> str:
-        host = self.mqtt_host or self.credential.broker_host
-        port = self.mqtt_port or self.credential.broker_port
+        target = mqtt_target(self.tls, self.mqtt_host, self.mqtt_port, self.credential)
         device_id = self.credential.device_id
         self.mqtt = await self.stack.enter_async_context(
-            aiomqtt.Client(
-                host,
-                port,
-                username=device_id,
-                password=self.credential.secret,
-                identifier=device_id,
-                timeout=self.timeout,
-            )
+            target.client(device_id, self.credential.secret, timeout=self.timeout)
         )
         await self.mqtt.subscribe(f"devices/{device_id}/downlink/#", qos=1)
         reader = asyncio.create_task(self._read_downlinks())
         self.stack.callback(reader.cancel)
-        return f"{host}:{port}"
+        return target.url
 
     async def _read_downlinks(self) -> None:
         try:
@@ -439,6 +433,7 @@ def _smoke(args: argparse.Namespace) -> None:
         mqtt_host=args.mqtt_host,
         mqtt_port=args.mqtt_port,
         timeout=args.timeout,
+        tls=TlsOptions.from_args(args),
         out=lambda line: print(line, flush=True),
     )
     print(

@@ -32,6 +32,6 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
         issued = await credentials.rotate(conn, SYSTEM, device_id, platform.device_broker_address())
     return [
         f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
-        f"  MQTT {issued.broker.host}:{issued.broker.port}  username = client id = {device_id}",
+        f"  MQTT {issued.broker.url}  username = client id = {device_id}",
         f"  password {issued.mqtt_password}",
     ]

@@ -106,8 +106,20 @@ class Device(Struct, kw_only=True):
 
 
 class BrokerAddress(Struct, kw_only=True):
+    """The connection profile's broker part: where a device connects and how it trusts the server."""
+
     host: str
     port: int
+    scheme: Literal["mqtt", "mqtts"] = "mqtt"
+    url: str = ""  # scheme://host:port
+    # mqtts with a private CA (MQTT_TLS_SERVER_CA_FILE): its SHA-256 fingerprint (as `openssl x509
+    # -fingerprint -sha256` prints it) and PEM. Absent with mqtts: the device's own CA bundle trusts the server.
+    ca_sha256: str | None = None
+    ca_pem: str | None = None
+    # Mutual TLS (MQTT_TLS_CLIENT_CA_FILE): the device must present a certificate whose CN or a SAN is its id.
+    client_certificate_required: bool = False
+    # What the technician should know before handing this out (no public host configured, CA unreadable).
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class IssuedCredential(Struct, kw_only=True):

@@ -20,7 +20,8 @@ async def test_rotation_answers_the_spec_shape_and_a_strong_secret(running: Runn
     assert issued["mqtt_username"] == device["id"] and issued["mqtt_client_id"] == device["id"]
     assert len(issued["mqtt_password"]) >= 43  # 32 random bytes, urlsafe base64
     assert issued["fingerprint"] == hashlib.sha256(issued["mqtt_password"].encode()).hexdigest()[:16]
-    assert issued["broker"] == {"host": running.mqtt_host, "port": running.mqtt_port}
+    broker = issued["broker"]
+    assert (broker["scheme"], broker["host"], broker["port"]) == ("mqtt", running.mqtt_host, running.mqtt_port)
     again = await rotate(running, device["id"])
     assert again["mqtt_password"] != issued["mqtt_password"] and again["fingerprint"] != issued["fingerprint"]
 
