@@ -23,6 +23,8 @@ from qris_soundbox.core.logging import request_id_var
 log = logging.getLogger("qris_soundbox.http")
 # A caller's id is echoed only if it is short and plain, so it cannot inject into logs or headers.
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Health probes of load balancers and orchestrators.
+_PROBES = frozenset({"/health", "/health/deep"})
 
 
 def request_context_middleware(app: ASGIApp) -> ASGIApp:
@@ -49,7 +51,10 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            log.info(
+            # A load balancer probes /health every second: its good answers would drown the log.
+            level = logging.DEBUG if status == 200 and scope["path"] in _PROBES else logging.INFO
+            log.log(
+                level,
                 "request",
                 extra={
                     "method": method,

@@ -12,7 +12,8 @@ serve=".venv/bin/qris-soundbox serve"
 trap 'kill $(jobs -p) 2> /dev/null; wait' EXIT
 
 # The API node first: it creates (or joins) the database, migrates it and seeds the demo data.
-$serve --only api --only worker --demo --http-port 8081 &
+# Credentials it issues send devices to the load balancer, not to a node.
+MQTT_PUBLIC_HOST=127.0.0.1 MQTT_PUBLIC_PORT=1883 $serve --only api --only worker --demo --http-port 8081 &
 until .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/health')" 2> /dev/null; do
     sleep 0.5
 done

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
+import pytest
 from litestar import post
 
 from qris_soundbox.control_plane.app import create_app
@@ -36,6 +39,17 @@ async def test_deep_health_checks_database_and_broker(running: RunningPlatform) 
     assert body["status"] == "ok"
     assert body["database"]["status"] == "ok"
     assert body["broker"]["status"] == "ok"
+
+
+async def test_load_balancer_probes_are_not_logged_at_info_other_requests_are(
+    running: RunningPlatform, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="qris_soundbox.http")
+    await running.http.get("/health")
+    await running.http.get("/health/deep")
+    await running.http.get("/no-such-route")
+    logged = [r.path for r in caplog.records if r.name == "qris_soundbox.http" and r.msg == "request"]
+    assert logged == ["/no-such-route"]
 
 
 async def test_request_id_is_echoed_when_given(running: RunningPlatform) -> None:
