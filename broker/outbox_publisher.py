@@ -33,6 +33,7 @@ import msgspec
 from qris_soundbox.core import outbox
 from qris_soundbox.core.db import Database, error_for_database_failure
 from qris_soundbox.core.devices import trace
+from qris_soundbox.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,10 @@ class DeviceSessions(Protocol):
 
 
 class OutboxPublisher:
-    def __init__(self, db: Database, sessions: DeviceSessions) -> None:
+    def __init__(self, db: Database, sessions: DeviceSessions, metrics: Metrics) -> None:
         self._db = db
         self._sessions = sessions
+        self._announcements = metrics.announcements
         self._dirty: set[str] = set()
         self._subscribed: set[str] = set()  # to wake (their deferred rows become due), then drain
         self._wake = asyncio.Event()
@@ -157,6 +159,8 @@ class OutboxPublisher:
 
     async def _tick(self) -> None:
         for row in await outbox.expire_overdue(self._db):
+            if row["kind"] == "payment":
+                self._announcements.labels(row["status"]).inc()
             log.info(
                 "downlink expired",
                 extra={"device_id": row["device_id"], "message_id": row["message_id"], "status": row["status"]},
@@ -179,6 +183,7 @@ class OutboxPublisher:
             if not due:
                 return
             sent, held, no_room = [], [], []
+            announcements = 0
             for row in due:
                 if sessions.holds_downlink(row.device_id, row.message_id):
                     held.append(row.message_id)  # the broker resends it; due again after the first back-off
@@ -199,9 +204,11 @@ class OutboxPublisher:
                     self._db, conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
                 )
                 sent.append(row.id)
+                announcements += row.topic == outbox.downlink_topic(row.device_id, "payment")
             await outbox.mark_sent(self._db, conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
             await outbox.postpone(self._db, conn, held, FIRST_RETRY_S)
             await outbox.postpone(self._db, conn, no_room, TICK_S)
+        self._announcements.labels("sent").inc(announcements)
         if len(due) == BATCH:
             self._dirty.update(devices)
             self._wake.set()

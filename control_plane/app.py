@@ -21,6 +21,7 @@ from qris_soundbox.control_plane import (
     health,
     merchant_portal,
     merchants,
+    metrics,
     payments,
     users,
 )
@@ -31,7 +32,19 @@ from qris_soundbox.control_plane.middleware import request_body_rules, request_c
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, users, merchants, audit, demo, devices, device_config, payments, finance, merchant_portal]
+ROUTE_MODULES = [
+    health,
+    metrics,
+    users,
+    merchants,
+    audit,
+    demo,
+    devices,
+    device_config,
+    payments,
+    finance,
+    merchant_portal,
+]
 
 
 def create_app(platform: PlatformContext) -> Litestar:

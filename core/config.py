@@ -7,6 +7,7 @@ names the variable (``ConfigError``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +55,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_callback_window_ms: int = 60_000
     rate_limit_callback_max: int = 3_000
     trust_proxy: bool = False
+    # With TRUST_PROXY: the proxies whose X-Forwarded-For hops are believed (control_plane/client_ip.py).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Set: GET /metrics needs Authorization: Bearer <it>; unset: open, as exporters usually are.
+    metrics_token: str | None = None
     json_body_limit: int = 1_048_576
     auth_token_ttl_seconds: int = 12 * 3600
     idempotency_key_ttl_seconds: int = 24 * 3600
@@ -133,6 +138,20 @@ def parse_secret(raw: str) -> str:
     return value
 
 
+def parse_networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (``10.0.0.0/8, 192.0.2.7``), normalised."""
+    networks = []
+    for item in raw.split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not an IP address or CIDR network") from None
+    if not networks:
+        raise ValueError("expected at least one IP address or CIDR network")
+    return tuple(networks)
+
+
 # env name -> (settings field, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("database_url", str.strip),
@@ -164,6 +183,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_CALLBACK_WINDOW_MS": ("rate_limit_callback_window_ms", parse_positive_int),
     "RATE_LIMIT_CALLBACK_MAX": ("rate_limit_callback_max", parse_positive_int),
     "TRUST_PROXY": ("trust_proxy", parse_bool),
+    "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
+    "METRICS_TOKEN": ("metrics_token", parse_secret),
     "JSON_BODY_LIMIT": ("json_body_limit", parse_body_limit),
     "AUTH_TOKEN_TTL_SECONDS": ("auth_token_ttl_seconds", parse_positive_int),
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),

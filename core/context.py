@@ -10,6 +10,7 @@ from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.verifier import CredentialVerifier
+from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class PlatformContext:
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.
         self.legacy_device_token = LegacyDeviceToken(db, settings.device_token, settings.device_auth_allow_legacy_token)
+        # This process's Prometheus metrics, on a registry of its own (GET /metrics).
+        self.metrics = Metrics()
+        self.metrics.attach(self)
 
     def device_broker_address(self) -> BrokerAddress:
         """Where devices are told to connect: MQTT_PUBLIC_HOST/PORT, else this process's broker listener."""
