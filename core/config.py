@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     device_token: str | None = None
     # The shared DEVICE_TOKEN lets its holder act as any device: off unless asked for (core/devices/legacy_token.py).
     device_auth_allow_legacy_token: bool = False
+    # One or more HMAC keys of the acquirer callback, comma-separated (a rotation accepts old and new): webhook_secrets.
     integration_webhook_secret: str | None = None
     finance_platform_fee_bps: int = 70
     dynamic_qr_expiry_scheduler_enabled: bool = True
@@ -152,13 +153,26 @@ def parse_networks(raw: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def parse_secret_list(raw: str) -> str:
+    """One secret, or several separated by commas (each at least 8 characters): normalised to ``a,b``."""
+    secrets = [part.strip() for part in raw.split(",")]
+    if any(not secret for secret in secrets):
+        raise ValueError("an empty secret in the comma-separated list")
+    return ",".join(parse_secret(secret) for secret in secrets)
+
+
+def secret_list(value: str | None) -> tuple[str, ...]:
+    """The secrets of a comma-separated setting, in their order (``INTEGRATION_WEBHOOK_SECRET``)."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 # env name -> (settings field, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("database_url", str.strip),
     "ADMIN_TOKEN": ("admin_token", parse_secret),
     "DEVICE_TOKEN": ("device_token", parse_secret),
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),
-    "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret),
+    "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
     "FINANCE_PLATFORM_FEE_BPS": ("finance_platform_fee_bps", parse_fee_bps),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),
