@@ -56,7 +56,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_callback_window_ms: int = 60_000
     rate_limit_callback_max: int = 3_000
     trust_proxy: bool = False
-    # With TRUST_PROXY: the proxies whose X-Forwarded-For hops are believed (control_plane/client_ip.py).
+    # With TRUST_PROXY: the proxies whose X-Forwarded-For hops are believed (control_plane/auth.py client_ip).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # Set: GET /metrics needs Authorization: Bearer <it>; unset: open, as exporters usually are.
     metrics_token: str | None = None

@@ -125,7 +125,8 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                     log_config=None,
                     access_log=False,
                     server_header=False,
-                    proxy_headers=settings.trust_proxy,
+                    # X-Forwarded-For is read by control_plane/auth.client_ip (TRUST_PROXY, TRUSTED_PROXIES) alone.
+                    proxy_headers=False,
                 )
                 server = _EmbeddedUvicorn(config)
                 http_task = asyncio.create_task(server.serve(sockets=[http_socket]))
