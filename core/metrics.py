@@ -159,7 +159,7 @@ class Metrics:
             async with platform.db.pool.acquire() as conn:
                 online = await conn.fetchval(QUERIES["metrics_devices_online"])
                 outbox = await conn.fetchrow(QUERIES["metrics_outbox_open"])
-                jobs = await conn.fetch(QUERIES["metrics_export_jobs"])
+                jobs = await conn.fetch(QUERIES["export_job_counts"])  # as the observability summary
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # The scrape still answers (HTTP and broker figures); the database gauges go missing, not stale zeros.
             self.database_figures = None
@@ -169,7 +169,7 @@ class Metrics:
             devices_online=online,
             outbox_open=outbox["open"],
             outbox_oldest_open_age_s=float(outbox["oldest_age_s"] or 0.0),
-            export_jobs={row["status"]: row["jobs"] for row in jobs},
+            export_jobs={row["status"]: row["count"] for row in jobs},
         )
 
     def broker_figures(self) -> BrokerFigures | None:

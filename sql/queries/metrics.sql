@@ -7,6 +7,3 @@ SELECT count(*) FROM devices WHERE online;
 SELECT count(*) AS open, extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
 FROM device_outbox
 WHERE status IN ('pending', 'sent');
-
--- metrics_export_jobs --
-SELECT status, count(*)::int AS jobs FROM export_jobs GROUP BY status;
