@@ -195,52 +195,50 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         metrics = self._metrics
+        gauge, counter = GaugeMetricFamily, CounterMetricFamily
+        families: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = []
         broker = metrics.broker_figures()
         if broker is not None:
-            yield GaugeMetricFamily("qris_broker_connections", "Open MQTT connections", value=broker.connections)
-            yield GaugeMetricFamily(
-                "qris_broker_sessions_connected", "Connected MQTT sessions", value=broker.sessions_connected
-            )
-            yield GaugeMetricFamily(
-                "qris_broker_inflight_messages", "QoS 1 messages awaiting PUBACK", value=broker.inflight
-            )
-            yield GaugeMetricFamily(
-                "qris_broker_queued_messages",
-                "QoS 1 messages queued behind a full in-flight window",
-                value=broker.queued,
-            )
-            yield CounterMetricFamily(
-                "qris_broker_messages_received", "PUBLISH packets received from clients", value=broker.messages_in
-            )
-            yield CounterMetricFamily(
-                "qris_broker_messages_sent",
-                "PUBLISH packets sent to clients (DUP resends not counted)",
-                value=broker.messages_out,
-            )
-            yield CounterMetricFamily(
-                "qris_broker_messages_dropped",
-                "QoS 1 messages dropped because a session's queue was full (the outbox sends them again)",
-                value=broker.dropped,
-            )
+            families += [
+                (gauge, "qris_broker_connections", "Open MQTT connections", broker.connections),
+                (gauge, "qris_broker_sessions_connected", "Connected MQTT sessions", broker.sessions_connected),
+                (gauge, "qris_broker_inflight_messages", "QoS 1 messages awaiting PUBACK", broker.inflight),
+                (gauge, "qris_broker_queued_messages", "QoS 1 messages behind a full in-flight window", broker.queued),
+                (counter, "qris_broker_messages_received", "PUBLISH packets received from clients", broker.messages_in),
+                (
+                    counter,
+                    "qris_broker_messages_sent",
+                    "PUBLISH packets sent (DUP resends not counted)",
+                    broker.messages_out,
+                ),
+                (
+                    counter,
+                    "qris_broker_messages_dropped",
+                    "QoS 1 messages dropped because a session's queue was full (the outbox sends them again)",
+                    broker.dropped,
+                ),
+            ]
         pool = metrics.pool_in_use()
         if pool is not None:
-            yield GaugeMetricFamily("qris_db_pool_in_use", "Database connections checked out", value=pool[0])
-            yield GaugeMetricFamily("qris_db_pool_max", "Database pool size limit", value=pool[1])
+            families += [
+                (gauge, "qris_db_pool_in_use", "Database connections checked out", pool[0]),
+                (gauge, "qris_db_pool_max", "Database pool size limit", pool[1]),
+            ]
         database = metrics.database_figures
         if database is not None:
-            yield GaugeMetricFamily(
-                "qris_fleet_devices_online",
-                "Devices online (whole fleet, all broker nodes)",
-                value=database.devices_online,
-            )
-            yield GaugeMetricFamily(
-                "qris_outbox_open", "Downlinks not yet acknowledged (pending or sent)", value=database.outbox_open
-            )
-            yield GaugeMetricFamily(
-                "qris_outbox_oldest_open_age_seconds",
-                "Age of the oldest downlink not yet acknowledged (0 when none)",
-                value=database.outbox_oldest_open_age_s,
-            )
+            families += [
+                (gauge, "qris_fleet_devices_online", "Devices online, over all broker nodes", database.devices_online),
+                (gauge, "qris_outbox_open", "Downlinks not yet acknowledged (pending or sent)", database.outbox_open),
+                (
+                    gauge,
+                    "qris_outbox_oldest_open_age_seconds",
+                    "Age of the oldest downlink not yet acknowledged (0 when none)",
+                    database.outbox_oldest_open_age_s,
+                ),
+            ]
+        for family, name, documentation, value in families:
+            yield family(name, documentation, value=value)
+        if database is not None:
             jobs = GaugeMetricFamily("qris_export_jobs", "Export jobs by state", labels=["state"])
             for state in ("pending", "running", "completed", "failed", "expired"):
                 jobs.add_metric([state], database.export_jobs.get(state, 0))
