@@ -22,6 +22,7 @@ from qris_soundbox.control_plane import (
     merchant_portal,
     merchants,
     metrics,
+    openapi,
     payments,
     users,
 )
@@ -51,8 +52,10 @@ def create_app(platform: PlatformContext) -> Litestar:
     def provide_platform() -> PlatformContext:
         return platform
 
+    handlers = [handler for module in ROUTE_MODULES for handler in module.routes]
+    openapi.document(handlers)  # security schemes and error answers, from each route's opt
     app = Litestar(
-        route_handlers=[handler for module in ROUTE_MODULES for handler in module.routes],
+        route_handlers=handlers,
         guards=[permission_guard],
         # JSON bodies only, not nested too deep; then rate limits and Idempotency-Key,
         # for the routes that declare them in `opt`.
@@ -65,8 +68,12 @@ def create_app(platform: PlatformContext) -> Litestar:
             title="QRIS Soundbox Platform",
             version="0.1.0",
             # The documentation is public on purpose (see control_plane/auth.py).
-            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"public": True}),
+            # Beside openapi.json: the devices' MQTT contract, asyncapi.json.
+            openapi_router=Router(
+                "/schema", route_handlers=[openapi.asyncapi], include_in_schema=False, opt={"public": True}
+            ),
             render_plugins=[SwaggerRenderPlugin()],
+            components=openapi.COMPONENTS,
         ),
         logging_config=None,
         debug=False,
