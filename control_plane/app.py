@@ -6,6 +6,9 @@ Each domain module exports ``routes``; adding a domain is one line in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
+
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -46,13 +49,15 @@ ROUTE_MODULES = [
     finance,
     merchant_portal,
 ]
+# What a process without the api role serves on METRICS_PORT: its figures for Prometheus, and its health.
+METRICS_ONLY_MODULES = [health, metrics]
 
 
-def create_app(platform: PlatformContext) -> Litestar:
+def create_app(platform: PlatformContext, modules: Sequence[ModuleType] = tuple(ROUTE_MODULES)) -> Litestar:
     def provide_platform() -> PlatformContext:
         return platform
 
-    handlers = [handler for module in ROUTE_MODULES for handler in module.routes]
+    handlers = [handler for module in modules for handler in module.routes]
     openapi.document(handlers)  # security schemes and error answers, from each route's opt
     app = Litestar(
         route_handlers=handlers,

@@ -60,6 +60,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # Set: GET /metrics needs Authorization: Bearer <it>; unset: open, as exporters usually are.
     metrics_token: str | None = None
+    # A process without the api role (serve --only broker/worker) serves GET /metrics on this port, if set.
+    metrics_port: int | None = None
     json_body_limit: int = 1_048_576
     auth_token_ttl_seconds: int = 12 * 3600
     idempotency_key_ttl_seconds: int = 24 * 3600
@@ -199,6 +201,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "TRUST_PROXY": ("trust_proxy", parse_bool),
     "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
     "METRICS_TOKEN": ("metrics_token", parse_secret),
+    "METRICS_PORT": ("metrics_port", parse_port),
     "JSON_BODY_LIMIT": ("json_body_limit", parse_body_limit),
     "AUTH_TOKEN_TTL_SECONDS": ("auth_token_ttl_seconds", parse_positive_int),
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),

@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, load_broker_config, with_bind
 from qris_soundbox.broker.server import PlatformBroker
-from qris_soundbox.control_plane.app import create_app
+from qris_soundbox.control_plane.app import METRICS_ONLY_MODULES, create_app
 from qris_soundbox.core import runtime
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import ROLES, PlatformContext
@@ -70,6 +70,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             ensure_port_free(options.mqtt_host, options.mqtt_port, "--mqtt-port")
         if "api" in roles:
             http_socket = bind_listener(options.http_host, options.http_port, "--http-port (or PORT)")
+        elif settings.metrics_port:
+            # No API in this process: its own figures (broker sessions, acks) still reach Prometheus.
+            http_socket = bind_listener(options.http_host, settings.metrics_port, "METRICS_PORT")
     except (PortInUse, BrokerConfigError) as exc:
         raise StartupError(str(exc)) from None
 
@@ -120,7 +123,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
 
             if http_socket is not None:
                 config = uvicorn.Config(
-                    create_app(platform),
+                    create_app(platform) if "api" in roles else create_app(platform, METRICS_ONLY_MODULES),
                     lifespan="off",
                     log_config=None,
                     access_log=False,
@@ -144,7 +147,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             heartbeat = asyncio.create_task(runtime.heartbeat_forever(platform))
             stack.callback(heartbeat.cancel)
 
-            urls = describe(options, roles)
+            urls = describe(options, roles, settings.metrics_port)
             log.info("platform started", extra={"roles": sorted(roles), **urls})
             if options.on_ready is not None:
                 options.on_ready(platform, urls, demo_lines)
@@ -152,12 +155,14 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             log.info("platform stopping")
 
 
-def describe(options: ServeOptions, roles: frozenset[str]) -> dict[str, str]:
+def describe(options: ServeOptions, roles: frozenset[str], metrics_port: int | None = None) -> dict[str, str]:
     urls: dict[str, str] = {}
+    host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
     if "api" in roles:
-        host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
         base = f"http://{host}:{options.http_port}"
         urls |= {"http": base, "openapi": f"{base}/schema/openapi.json", "docs": f"{base}/schema/swagger"}
+    elif metrics_port:
+        urls["metrics"] = f"http://{host}:{metrics_port}/metrics"
     if "broker" in roles:
         host = "127.0.0.1" if options.mqtt_host in ("0.0.0.0", "::") else options.mqtt_host
         urls["mqtt"] = f"mqtt://{host}:{options.mqtt_port}"
