@@ -8,11 +8,12 @@ internet, or scrape through the reverse proxy's allow list); with
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from litestar import Request, Response, get
 from litestar.types import HTTPScope
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from qris_soundbox.control_plane.auth import bearer_token
 from qris_soundbox.control_plane.deps import Platform
@@ -25,11 +26,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 def observe_request(scope: HTTPScope, status: int, duration_s: float) -> None:
     """Count one answered request by its route template (never the raw path: ids would explode the series)."""
-    metrics = scope["app"].state["platform"].metrics
-    route = scope.get("path_template") or UNMATCHED_ROUTE
     method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-    metrics.http_requests.labels(route, method, str(status)).inc()
-    metrics.http_duration.labels(route, method).observe(duration_s)
+    route = scope.get("path_template") or UNMATCHED_ROUTE
+    scope["app"].state["platform"].metrics.observe_http(route, method, status, duration_s)
 
 
 @get(
@@ -46,8 +45,10 @@ async def metrics(request: Request, platform: Platform) -> Response[bytes]:
         token = bearer_token(request)
         if token is None or not hmac.compare_digest(token.encode(), required.encode()):
             raise Unauthorized("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>")
-    await platform.metrics.refresh_database(platform)
-    return Response(generate_latest(platform.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics = platform.metrics
+    await metrics.refresh_database(platform)
+    metrics.snapshot_state()
+    return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE_LATEST)
 
 
 routes = [metrics]

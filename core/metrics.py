@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -142,6 +142,9 @@ class Metrics:
             self.broker_connects.labels(result)
         self.database_cache_s = DATABASE_CACHE_S
         self.database_figures: DatabaseFigures | None = None
+        self.broker_snapshot: BrokerFigures | None = None
+        self.pool_snapshot: tuple[int, int] | None = None
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._database_read_at = float("-inf")
         self._platform: PlatformContext | None = None
         registry.register(_StateCollector(self))
@@ -172,15 +175,35 @@ class Metrics:
             export_jobs={row["status"]: row["count"] for row in jobs},
         )
 
-    def broker_figures(self) -> BrokerFigures | None:
-        broker: FigureSource | None = self._platform.broker if self._platform is not None else None
-        return broker.figures() if broker is not None else None
+    def observe_http(self, route: str, method: str, status: int, duration_s: float) -> None:
+        """One answered request; the labelled children are looked up once per route, method and status."""
+        key = (route, method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_duration.labels(route, method),
+            )
+        children[0].inc()
+        children[1].observe(duration_s)
 
-    def pool_in_use(self) -> tuple[int, int] | None:
-        if self._platform is None:
-            return None
-        pool = self._platform.db.pool
-        return pool.get_size() - pool.get_idle_size(), pool.get_max_size()
+    def snapshot_state(self) -> None:
+        """Read the broker's figures and the pool's size now, on the event loop that owns them.
+
+        A scrape calls this, then ``render`` in a thread: rendering hundreds of
+        series takes tens of milliseconds that MQTT and HTTP should not wait for,
+        and the broker's session table must not be walked from another thread.
+        """
+        platform = self._platform
+        broker: FigureSource | None = platform.broker if platform is not None else None
+        self.broker_snapshot = broker.figures() if broker is not None else None
+        if platform is not None:
+            pool = platform.db.pool
+            self.pool_snapshot = (pool.get_size() - pool.get_idle_size(), pool.get_max_size())
+
+    def render(self) -> bytes:
+        """The text exposition (thread-safe: prometheus_client locks its metrics; the state is a snapshot)."""
+        return generate_latest(self.registry)
 
 
 class _StateCollector(Collector):
@@ -190,14 +213,14 @@ class _StateCollector(Collector):
         self._metrics = metrics
 
     def describe(self) -> list[Metric]:
-        # Families depend on this process's roles: no fixed description (the registry then calls collect() once).
+        # Which families exist depends on this process's roles and on the database: none to declare up front.
         return []
 
     def collect(self) -> Iterator[Metric]:
         metrics = self._metrics
         gauge, counter = GaugeMetricFamily, CounterMetricFamily
         families: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = []
-        broker = metrics.broker_figures()
+        broker = metrics.broker_snapshot
         if broker is not None:
             families += [
                 (gauge, "qris_broker_connections", "Open MQTT connections", broker.connections),
@@ -218,7 +241,7 @@ class _StateCollector(Collector):
                     broker.dropped,
                 ),
             ]
-        pool = metrics.pool_in_use()
+        pool = metrics.pool_snapshot
         if pool is not None:
             families += [
                 (gauge, "qris_db_pool_in_use", "Database connections checked out", pool[0]),
