@@ -22,6 +22,7 @@ names exported here.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 # What the database-backed gauges may lag behind: a scrape every 15 s reads the database at most every 5 s.
 DATABASE_CACHE_S = 5.0
+DATABASE_TIMEOUT_S = 2.0
 # HTTP latency: an API answer within milliseconds, a CSV export or a hashing login within a second or two.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Callback → device ack: the round trip over a cellular network, plus retries of a device that was away.
@@ -159,11 +161,12 @@ class Metrics:
         if now - self._database_read_at < self.database_cache_s:
             return
         try:
-            async with platform.db.pool.acquire() as conn:
+            # Bounded well below Prometheus' scrape timeout (10 s): a database outage must not fail the scrape.
+            async with asyncio.timeout(DATABASE_TIMEOUT_S), platform.db.pool.acquire() as conn:
                 online = await conn.fetchval(QUERIES["metrics_devices_online"])
                 outbox = await conn.fetchrow(QUERIES["metrics_outbox_open"])
                 jobs = await conn.fetch(QUERIES["export_job_counts"])  # as the observability summary
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # The scrape still answers (HTTP and broker figures); the database gauges go missing, not stale zeros.
             self.database_figures = None
             return

@@ -7,12 +7,14 @@ import aiomqtt
 import msgspec
 import pytest
 
+from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.db import Database
 from tests.devices.helpers import eventually, first_message, provisioned_device
 from tests.onboarding import onboarded_terminal
 from tests.ops.helpers import names, scrape, value
 from tests.payments.helpers import callback_body, post_callback
 from tests.payments.test_announcements import bound_soundbox, subscribed
-from tests.support import PlatformFactory, RunningPlatform
+from tests.support import PlatformFactory, RunningPlatform, settings_for_tests
 
 CALLBACK = {"route": "/integrations/qris/callback", "method": "POST", "status": "200"}
 
@@ -150,3 +152,22 @@ async def test_metrics_token_requires_a_bearer_and_registries_are_per_platform(
         assert value(await scrape(running), "qris_payments_recorded_total") >= 1
     finally:
         await platform_factory.stop(guarded)
+
+
+async def test_the_database_gauges_go_missing_while_the_database_cannot_be_reached(database_url: str) -> None:
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    platform = PlatformContext(settings_for_tests(database_url), db)
+    try:
+        metrics = platform.metrics
+        metrics.database_cache_s = 0
+        await metrics.refresh_database(platform)
+        assert metrics.database_figures is not None
+        await db.close()  # every later acquire fails, as during an outage
+        await metrics.refresh_database(platform)
+        assert metrics.database_figures is None
+        metrics.snapshot_state()
+        text = metrics.render().decode()
+        assert "qris_fleet_devices_online" not in text and "qris_outbox_open" not in text
+        assert "qris_payments_recorded_total" in text and "qris_db_pool_in_use" in text
+    finally:
+        platform.device_verifier.close()
