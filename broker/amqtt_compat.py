@@ -142,3 +142,8 @@ def broker_of_context(context: object) -> object | None:
 def listener_server(broker: Broker, listener_name: str) -> Server | None:
     """amqtt's bookkeeping of a listener (None until amqtt registers it, just after it starts serving)."""
     return broker._servers.get(listener_name)
+
+
+def listener_servers(broker: Broker) -> list[Server]:
+    """amqtt's bookkeeping of every listener serving now (their ``conn_count`` is the open connections)."""
+    return list(broker._servers.values())

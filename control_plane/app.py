@@ -6,6 +6,9 @@ Each domain module exports ``routes``; adding a domain is one line in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
+
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,6 +24,8 @@ from qris_soundbox.control_plane import (
     health,
     merchant_portal,
     merchants,
+    metrics,
+    openapi,
     payments,
     users,
 )
@@ -31,15 +36,31 @@ from qris_soundbox.control_plane.middleware import request_body_rules, request_c
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, users, merchants, audit, demo, devices, device_config, payments, finance, merchant_portal]
+ROUTE_MODULES = [
+    health,
+    metrics,
+    users,
+    merchants,
+    audit,
+    demo,
+    devices,
+    device_config,
+    payments,
+    finance,
+    merchant_portal,
+]
+# What a process without the api role serves on METRICS_PORT: its figures for Prometheus, and its health.
+METRICS_ONLY_MODULES = [health, metrics]
 
 
-def create_app(platform: PlatformContext) -> Litestar:
+def create_app(platform: PlatformContext, modules: Sequence[ModuleType] = tuple(ROUTE_MODULES)) -> Litestar:
     def provide_platform() -> PlatformContext:
         return platform
 
+    handlers = [handler for module in modules for handler in module.routes]
+    openapi.document(handlers)  # security schemes and error answers, from each route's opt
     app = Litestar(
-        route_handlers=[handler for module in ROUTE_MODULES for handler in module.routes],
+        route_handlers=handlers,
         guards=[permission_guard],
         # JSON bodies only, not nested too deep; then rate limits and Idempotency-Key,
         # for the routes that declare them in `opt`.
@@ -52,8 +73,12 @@ def create_app(platform: PlatformContext) -> Litestar:
             title="QRIS Soundbox Platform",
             version="0.1.0",
             # The documentation is public on purpose (see control_plane/auth.py).
-            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"public": True}),
+            # Beside openapi.json: the devices' MQTT contract, asyncapi.json.
+            openapi_router=Router(
+                "/schema", route_handlers=[openapi.asyncapi], include_in_schema=False, opt={"public": True}
+            ),
             render_plugins=[SwaggerRenderPlugin()],
+            components=openapi.COMPONENTS,
         ),
         logging_config=None,
         debug=False,

@@ -19,7 +19,9 @@ further limited to its own merchant by ``core.auth.merchant_scope``.
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -31,6 +33,8 @@ from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.errors import Forbidden, Unauthorized
 from qris_soundbox.core.logging import request_id_var
 from qris_soundbox.core.users import service as users
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def bearer_token(connection: ASGIConnection) -> str | None:
@@ -107,11 +111,69 @@ def principal_of(connection: ASGIConnection) -> Principal:
 
 
 def client_ip(connection: ASGIConnection) -> str | None:
-    if platform_of_connection(connection).settings.trust_proxy:
-        forwarded = connection.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return connection.client.host if connection.client else None
+    """The caller's address, for rate limits and audit rows.
+
+    Without ``TRUST_PROXY``, the TCP peer. With it, and only when the peer is
+    one of ``TRUSTED_PROXIES``, ``X-Forwarded-For`` is read from the right:
+    each trusted proxy appends the address it was connected from, so the
+    right-most hop that is not a trusted proxy is the client. The left-most
+    hop is whatever the client wrote: taking it would let anyone pick the IP
+    the login limit counts and the audit log records.
+    """
+    peer = connection.client.host if connection.client else None
+    settings = platform_of_connection(connection).settings
+    if not settings.trust_proxy or peer is None:
+        return peer
+    hops = ",".join(connection.headers.getall("x-forwarded-for", [])).split(",")
+    return forwarded_client(
+        peer, [hop.strip() for hop in hops if hop.strip()], trusted_networks(settings.trusted_proxies)
+    )
+
+
+@functools.cache
+def trusted_networks(networks: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def forwarded_client(peer: str, hops: list[str], trusted: tuple[IPNetwork, ...]) -> str:
+    """The right-most address of ``hops`` + ``peer`` that is not a trusted proxy (see ``client_ip``).
+
+    A hop that is not an address (``unknown``, garbage a proxy passed on)
+    ends the walk at the trusted proxy that wrote it. When every hop is
+    trusted, the left-most (the request came from inside).
+    """
+    address = peer
+    for hop in reversed(hops):
+        if not _is_trusted(address, trusted):
+            return address
+        parsed = _address_of(hop)
+        if parsed is None:
+            return address
+        address = parsed
+    return address
+
+
+def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:  # a dual-stack listener's IPv4 peer
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in trusted)
+
+
+def _address_of(hop: str) -> str | None:
+    """The address of one ``X-Forwarded-For`` hop (``192.0.2.1``, ``192.0.2.1:4711``, ``[2001:db8::1]:4711``)."""
+    candidate = hop
+    if hop.startswith("["):
+        candidate = hop[1 : hop.find("]")] if "]" in hop else hop
+    elif hop.count(":") == 1:
+        candidate = hop.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 def audit_actor(connection: ASGIConnection) -> AuditActor:

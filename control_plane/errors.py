@@ -56,7 +56,10 @@ def error_response(
     return Response(body, status_code=status, headers=headers)
 
 
-def domain_error_handler(_: Request, exc: DomainError) -> Response[dict[str, Any]]:
+def domain_error_handler(request: Request, exc: DomainError) -> Response[dict[str, Any]]:
+    if exc.status == 401:
+        # Refused credentials (bearer token, device secret, login): counted for GET /metrics.
+        request.app.state["platform"].metrics.auth_failures.labels("http", exc.code).inc()
     # RateLimited, and any other domain error that knows when to come back (idempotency_in_progress).
     retry_after = getattr(exc, "retry_after_s", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None

@@ -17,6 +17,7 @@ from litestar.exceptions import ClientException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from qris_soundbox.control_plane.metrics import observe_request
 from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.logging import request_id_var
 
@@ -51,6 +52,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            duration_s = time.perf_counter() - started
             # A load balancer probes /health every second: its good answers would drown the log.
             level = logging.DEBUG if status == 200 and scope["path"] in _PROBES else logging.INFO
             log.log(
@@ -60,9 +62,10 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
                     "method": method,
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(duration_s * 1000, 2),
                 },
             )
+            observe_request(cast("HTTPScope", scope), status, duration_s)
             request_id_var.reset(token)
 
     return middleware

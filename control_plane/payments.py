@@ -14,6 +14,7 @@ from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.core import outbox
+from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import callbacks, device_requests, service
 from qris_soundbox.core.payments import schemas as s
@@ -28,14 +29,23 @@ from qris_soundbox.core.schemas import Page
     opt={"public": True, "rate_limit": "callback"},
 )
 async def qris_callback(request: Request, platform: Platform) -> s.CallbackResult:
-    return await callbacks.receive_callback(
-        platform.db,
-        platform.settings,
-        timestamp=request.headers.get("x-callback-timestamp"),
-        signature=request.headers.get("x-callback-signature"),
-        body=await request.body(),
-        actor=msgspec.structs.replace(audit_actor(request), actor_type="acquirer"),
-    )
+    counted = platform.metrics.callbacks
+    try:
+        result = await callbacks.receive_callback(
+            platform.db,
+            platform.settings,
+            timestamp=request.headers.get("x-callback-timestamp"),
+            signature=request.headers.get("x-callback-signature"),
+            body=await request.body(),
+            actor=msgspec.structs.replace(audit_actor(request), actor_type="acquirer"),
+        )
+    except DomainError as error:
+        counted.labels("rejected", error.code).inc()
+        raise
+    counted.labels("duplicate" if result.duplicate else result.status, "").inc()
+    if result.status == "paid" and not result.duplicate:
+        platform.metrics.payments_recorded.inc()
+    return result
 
 
 @get("/admin/transactions", tags=["payments"], summary="List transactions", opt={"permission": "transaction:read"})

@@ -10,6 +10,7 @@ variables the environment does not set: see ``apply_env_file``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
@@ -31,6 +32,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     device_token: str | None = None
     # The shared DEVICE_TOKEN lets its holder act as any device: off unless asked for (core/devices/legacy_token.py).
     device_auth_allow_legacy_token: bool = False
+    # One or more HMAC keys of the acquirer callback, comma-separated (a rotation accepts old and new): webhook_secrets.
     integration_webhook_secret: str | None = None
     finance_platform_fee_bps: int = 70
     dynamic_qr_expiry_scheduler_enabled: bool = True
@@ -63,6 +65,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Every process reports in this often; a broker node silent for 3 intervals is dead and its devices
     # offline (their pending downlinks go wherever they reconnect): docs/scaling.md.
     instance_heartbeat_interval_ms: int = 5_000
+    # With TRUST_PROXY: the proxies whose X-Forwarded-For hops are believed (control_plane/auth.py client_ip).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Set: GET /metrics needs Authorization: Bearer <it>; unset: open, as exporters usually are.
+    metrics_token: str | None = None
+    # A process without the api role (serve --only broker/worker) serves GET /metrics on this port, if set.
+    metrics_port: int | None = None
     json_body_limit: int = 1_048_576
     auth_token_ttl_seconds: int = 12 * 3600
     idempotency_key_ttl_seconds: int = 24 * 3600
@@ -156,13 +164,40 @@ def parse_secret(raw: str) -> str:
     return value
 
 
+def parse_networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (``10.0.0.0/8, 192.0.2.7``), normalised."""
+    networks = []
+    for item in raw.split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not an IP address or CIDR network") from None
+    if not networks:
+        raise ValueError("expected at least one IP address or CIDR network")
+    return tuple(networks)
+
+
+def parse_secret_list(raw: str) -> str:
+    """One secret, or several separated by commas (each at least 8 characters): normalised to ``a,b``."""
+    secrets = [part.strip() for part in raw.split(",")]
+    if any(not secret for secret in secrets):
+        raise ValueError("an empty secret in the comma-separated list")
+    return ",".join(parse_secret(secret) for secret in secrets)
+
+
+def secret_list(value: str | None) -> tuple[str, ...]:
+    """The secrets of a comma-separated setting, in their order (``INTEGRATION_WEBHOOK_SECRET``)."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 # env name -> (settings field, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("database_url", str.strip),
     "ADMIN_TOKEN": ("admin_token", parse_secret),
     "DEVICE_TOKEN": ("device_token", parse_secret),
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),
-    "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret),
+    "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
     "FINANCE_PLATFORM_FEE_BPS": ("finance_platform_fee_bps", parse_fee_bps),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),
@@ -189,6 +224,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_CALLBACK_WINDOW_MS": ("rate_limit_callback_window_ms", parse_positive_int),
     "RATE_LIMIT_CALLBACK_MAX": ("rate_limit_callback_max", parse_positive_int),
     "TRUST_PROXY": ("trust_proxy", parse_bool),
+    "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
+    "METRICS_TOKEN": ("metrics_token", parse_secret),
+    "METRICS_PORT": ("metrics_port", parse_port),
     "JSON_BODY_LIMIT": ("json_body_limit", parse_body_limit),
     "AUTH_TOKEN_TTL_SECONDS": ("auth_token_ttl_seconds", parse_positive_int),
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),

@@ -11,6 +11,7 @@ from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.verifier import CredentialVerifier
+from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import rate_limiter_for
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class PlatformContext:
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.
         self.legacy_device_token = LegacyDeviceToken(db, settings.device_token, settings.device_auth_allow_legacy_token)
+        # This process's Prometheus metrics, on a registry of its own (GET /metrics).
+        self.metrics = Metrics()
+        self.metrics.attach(self)
 
     def device_broker_address(self) -> BrokerAddress:
         """Where devices are told to connect and how they trust the broker (``credentials.broker_profile``):

@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform as python_platform
 import socket
+from importlib.metadata import PackageNotFoundError, version
 
 import asyncpg
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices import presence
+from qris_soundbox.core.finance.schemas import RuntimeInstance
 from qris_soundbox.core.schemas import Struct
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,26 @@ class DeepHealth(Struct, kw_only=True):
     status: str
     database: ComponentHealth
     broker: ComponentHealth
+
+
+class Versions(Struct, kw_only=True):
+    platform: str | None
+    python: str
+    postgresql: str | None  # None while the database is unreachable
+    libraries: dict[str, str | None]
+
+
+class AdminDeepHealth(DeepHealth, kw_only=True):
+    """``GET /admin/health/deep``: readiness, plus what an operator needs to tell processes apart."""
+
+    instance_id: str
+    roles: list[str]
+    versions: Versions
+    instances: list[RuntimeInstance]  # every process that registered in the shared database
+
+
+# The libraries whose versions an operator is asked for first when something misbehaves.
+_LIBRARIES = ("litestar", "amqtt", "asyncpg", "msgspec", "uvicorn", "prometheus-client")
 
 
 async def register_instance(platform: PlatformContext) -> None:
@@ -106,3 +130,44 @@ async def deep_health(platform: PlatformContext) -> DeepHealth:
         broker = ComponentHealth(status="unknown", detail="database unavailable")
     status = "ok" if database.status == broker.status == "ok" else "degraded"
     return DeepHealth(status=status, database=database, broker=broker)
+
+
+def runtime_instances(rows: list[asyncpg.Record]) -> list[RuntimeInstance]:
+    """``runtime_instances_overview`` rows."""
+    return [RuntimeInstance(**dict(row)) for row in rows]
+
+
+def _version_of(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+async def admin_deep_health(platform: PlatformContext) -> AdminDeepHealth:
+    """``deep_health`` with this process's roles and versions and the list of registered processes."""
+    report = await deep_health(platform)
+    postgresql, instances = None, []
+    if report.database.status == "ok":
+        try:
+            async with platform.db.pool.acquire() as conn:
+                server = conn.get_server_version()
+                postgresql = f"{server.major}.{server.minor}"
+                rows = await conn.fetch(QUERIES["runtime_instances_overview"])
+            instances = runtime_instances(rows)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("admin deep health: database read failed", extra={"error": type(exc).__name__})
+    return AdminDeepHealth(
+        status=report.status,
+        database=report.database,
+        broker=report.broker,
+        instance_id=platform.instance_id,
+        roles=sorted(platform.roles),
+        versions=Versions(
+            platform=_version_of("qris-soundbox"),
+            python=python_platform.python_version(),
+            postgresql=postgresql,
+            libraries={name: _version_of(name) for name in _LIBRARIES},
+        ),
+        instances=instances,
+    )

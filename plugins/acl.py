@@ -34,7 +34,9 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
     def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.rules = AclRules.load(self.config.rules_file)
-        self.denials = AclDenialCounter(platform_of_broker_context(context).db, self.config.flush_after_s)
+        platform = platform_of_broker_context(context)
+        self.denials = AclDenialCounter(platform.db, self.config.flush_after_s)
+        self.metrics = platform.metrics
 
     async def close(self) -> None:
         await self.denials.close()
@@ -50,6 +52,7 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
         if action is not Action.RECEIVE and username:
             # RECEIVE is the broker's own fan-out check, not something the device asked for.
             self.denials.count(username)
+            self.metrics.acl_denials.labels(action.value).inc()
             log.warning(
                 "topic access refused", extra={"device_id": username, "action": action.value, "topic": topic[:256]}
             )

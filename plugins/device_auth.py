@@ -77,6 +77,7 @@ class DeviceAuthPlugin(BaseAuthPlugin):
             return await self._authenticate_device(session, username)
         except Exception:
             log.exception("device authentication failed with an error; refusing")
+            self._failed("error")
             return False
         finally:
             device_id_var.reset(token)
@@ -84,18 +85,24 @@ class DeviceAuthPlugin(BaseAuthPlugin):
     async def _authenticate_device(self, session: Session, device_id: str) -> bool:
         if session.client_id != device_id:
             log.warning("connect refused: client id differs from username", extra={"client_id": session.client_id})
+            self._failed("client_id_mismatch")
             return False
         for _ in range(3):
             generation = self._generation.get(device_id, 0)
             verified = await self.verifier.verify(device_id, session.password or "")
             if verified is None:
                 log.warning("connect refused: unknown device, wrong secret, or device not active")
+                self._failed("bad_credentials")
                 return False
             if self._generation.get(device_id, 0) == generation:
                 self._session_fingerprint[device_id] = verified.fingerprint
                 return True
             # a change was announced while verifying: check again against the new state
+        self._failed("credential_changing")
         return False
+
+    def _failed(self, reason: str) -> None:
+        self.platform.metrics.auth_failures.labels("mqtt", reason).inc()
 
     async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
         # A change announced between authentication and the session going live would otherwise be missed.

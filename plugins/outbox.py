@@ -26,7 +26,9 @@ class OutboxPlugin(BasePlugin[BaseContext]):
 
     async def on_broker_post_start(self) -> None:
         broker = broker_of(self.context)
-        self._publisher = OutboxPublisher(broker.platform.db, broker, broker.platform.instance_id)
+        self._publisher = OutboxPublisher(
+            broker.platform.db, broker, broker.platform.instance_id, broker.platform.metrics
+        )
         await self._publisher.start()
 
     async def on_broker_client_subscribed(self, *, client_id: str, topic: str, qos: int) -> None:

@@ -31,7 +31,7 @@ from qris_soundbox.broker.config import (
     resolve_listeners,
 )
 from qris_soundbox.broker.server import PlatformBroker
-from qris_soundbox.control_plane.app import create_app
+from qris_soundbox.control_plane.app import METRICS_ONLY_MODULES, create_app
 from qris_soundbox.core import runtime
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import ROLES, PlatformContext
@@ -86,6 +86,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 ensure_port_free(*listeners.tls, "--mqtt-tls-port (or MQTT_TLS_PORT)")
         if "api" in roles:
             http_socket = bind_listener(options.http_host, options.http_port, "--http-port (or PORT)")
+        elif settings.metrics_port:
+            # No API in this process: its own figures (broker sessions, acks) still reach Prometheus.
+            http_socket = bind_listener(options.http_host, settings.metrics_port, "METRICS_PORT")
     except (PortInUse, BrokerConfigError) as exc:
         raise StartupError(str(exc)) from None
 
@@ -149,12 +152,13 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
 
             if http_socket is not None:
                 config = uvicorn.Config(
-                    create_app(platform),
+                    create_app(platform) if "api" in roles else create_app(platform, METRICS_ONLY_MODULES),
                     lifespan="off",
                     log_config=None,
                     access_log=False,
                     server_header=False,
-                    proxy_headers=settings.trust_proxy,
+                    # X-Forwarded-For is read by control_plane/auth.client_ip (TRUST_PROXY, TRUSTED_PROXIES) alone.
+                    proxy_headers=False,
                 )
                 server = _EmbeddedUvicorn(config)
                 http_task = asyncio.create_task(server.serve(sockets=[http_socket]))
@@ -167,7 +171,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 while not server.started and not http_task.done():
                     await asyncio.sleep(0.01)
 
-            urls = describe(options, roles, listeners)
+            urls = describe(options, roles, listeners, settings.metrics_port)
             log.info("platform started", extra={"roles": sorted(roles), **urls})
             if options.on_ready is not None:
                 options.on_ready(platform, urls, demo_lines)
@@ -204,12 +208,16 @@ def _reload_tls_on_sighup(broker: PlatformBroker, stack: contextlib.AsyncExitSta
     stack.callback(loop.remove_signal_handler, signal.SIGHUP)
 
 
-def describe(options: ServeOptions, roles: frozenset[str], listeners: Listeners) -> dict[str, str]:
+def describe(
+    options: ServeOptions, roles: frozenset[str], listeners: Listeners, metrics_port: int | None = None
+) -> dict[str, str]:
     urls: dict[str, str] = {}
+    host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
     if "api" in roles:
-        host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
         base = f"http://{host}:{options.http_port}"
         urls |= {"http": base, "openapi": f"{base}/schema/openapi.json", "docs": f"{base}/schema/swagger"}
+    elif metrics_port:
+        urls["metrics"] = f"http://{host}:{metrics_port}/metrics"
     for scheme, address in (("mqtt", listeners.plain), ("mqtts", listeners.tls)):
         if address is not None:
             host = "127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]

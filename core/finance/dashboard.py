@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+from qris_soundbox.core import runtime
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.finance import exports
@@ -21,13 +22,11 @@ from qris_soundbox.core.finance.schemas import (
     ExportJobsOverview,
     ExportWorkerOverview,
     ObservabilitySummary,
-    RuntimeInstance,
     SettlementSummary,
     StatusAmount,
     TodayTransactions,
 )
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
-from qris_soundbox.core.runtime import fresh_for_s
 
 BUSINESS_TIMEZONE = "Asia/Jakarta"
 LATEST_BATCHES = 5
@@ -110,10 +109,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
                 last_completed_at=queue["last_completed_at"],
             ),
         ),
-        runtime_instances=[
-            RuntimeInstance(**dict(r), alive=(now - r["last_seen_at"]).total_seconds() <= fresh_for_s(settings))
-            for r in instances
-        ],
+        runtime_instances=runtime.runtime_instances(instances),
         transactions_last_hour={r["status"]: StatusAmount(count=r["count"], amount=r["amount"]) for r in recent},
         legacy_device_token=platform.legacy_device_token.usage,
     )

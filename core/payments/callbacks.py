@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.config import Settings
+from qris_soundbox.core.config import Settings, secret_list
 from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import DomainError, Unavailable
 from qris_soundbox.core.ids import new_id
@@ -45,9 +46,15 @@ TIMESTAMP_WINDOW_S = 300
 
 
 def verify_signature(
-    secret: str | None, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
-) -> None:
-    if not secret:
+    secrets: Sequence[str], timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
+) -> int:
+    """The index (in ``INTEGRATION_WEBHOOK_SECRET``'s list) of the secret that signed ``body``; raises otherwise.
+
+    Several secrets are valid at once while one is rotated. Every one is
+    compared, in constant time and without stopping at a match, so the time
+    taken says nothing about which secret (or how much of a signature) matched.
+    """
+    if not secrets:
         raise Unavailable("INTEGRATION_WEBHOOK_SECRET is not configured; callbacks cannot be verified")
     if not timestamp or not signature:
         raise CallbackSignatureInvalid("X-Callback-Timestamp and X-Callback-Signature are required")
@@ -55,12 +62,18 @@ def verify_signature(
         sent_at = int(timestamp)
     except ValueError:
         raise CallbackSignatureInvalid("X-Callback-Timestamp must be unix seconds") from None
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+    given = signature.strip().lower().encode()
+    signed = timestamp.encode() + b"." + body
+    matched = [
+        hmac.compare_digest(hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode(), given)
+        for secret in secrets
+    ]
+    if not any(matched):
         raise CallbackSignatureInvalid("the callback signature does not match")
     # Checked after the signature, so the window cannot be probed without the secret.
     if abs((now if now is not None else time.time()) - sent_at) > TIMESTAMP_WINDOW_S:
         raise CallbackTimestampStale(f"the callback timestamp is more than {TIMESTAMP_WINDOW_S} s away from now")
+    return matched.index(True)
 
 
 def parse_notification(body: bytes) -> CallbackNotification:
@@ -99,21 +112,30 @@ class _Rejection(Exception):
 async def receive_callback(
     db: Database, settings: Settings, *, timestamp: str | None, signature: str | None, body: bytes, actor: AuditActor
 ) -> CallbackResult:
-    """The whole callback: verify, parse, apply; every refusal is audited."""
+    """The whole callback: verify, parse, apply; every refusal is audited.
+
+    Which of the configured secrets signed it (its index, never the secret) is
+    recorded on the audit row and the transaction event: an operator rotating
+    the secret sees when the acquirer stopped using the old one.
+    """
+    secret_index = None
     try:
-        verify_signature(settings.integration_webhook_secret, timestamp, signature, body)
+        secret_index = verify_signature(secret_list(settings.integration_webhook_secret), timestamp, signature, body)
         notification = parse_notification(body)
     except DomainError as error:
         async with db.transaction() as conn:
             await audit.record(
-                conn, actor, "qris.callback.rejected", payload={"code": error.code, "reason": error.message}
+                conn,
+                actor,
+                "qris.callback.rejected",
+                payload={"code": error.code, "reason": error.message, "secret_index": secret_index},
             )
         raise
-    return await handle_callback(db, settings, notification, actor)
+    return await handle_callback(db, settings, notification, actor, secret_index)
 
 
 async def handle_callback(
-    db: Database, settings: Settings, notification: CallbackNotification, actor: AuditActor
+    db: Database, settings: Settings, notification: CallbackNotification, actor: AuditActor, secret_index: int
 ) -> CallbackResult:
     try:
         async with db.transaction() as conn:
@@ -129,7 +151,7 @@ async def handle_callback(
                     QUERIES["original_callback"], notification.event_id, notification.provider_reference
                 )
                 return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
-            transaction = await _apply(conn, settings, notification)
+            transaction = await _apply(conn, settings, notification, secret_index)
             result = CallbackResult(transaction_id=transaction["id"], status=transaction["status"], duplicate=False)
             await conn.execute(
                 QUERIES["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
@@ -145,18 +167,19 @@ async def handle_callback(
                     "event_id": notification.event_id,
                     "status": notification.status,
                     "amount": notification.amount,
+                    "secret_index": secret_index,
                 },
             )
             return result
     except _Rejection as rejection:
-        await _record_rejection(db, notification, rejection, actor)
+        await _record_rejection(db, notification, rejection, actor, secret_index)
         raise rejection.error from None
     except DomainError as error:  # e.g. a failed notification for a paid (final) transaction
-        await _record_rejection(db, notification, _Rejection(error), actor)
+        await _record_rejection(db, notification, _Rejection(error), actor, secret_index)
         raise
 
 
-async def _apply(conn: Any, settings: Settings, notification: CallbackNotification) -> Any:
+async def _apply(conn: Any, settings: Settings, notification: CallbackNotification, secret_index: int) -> Any:
     if notification.terminal_id is not None:
         # Static QR: the customer typed the amount; the platform creates the transaction.
         try:
@@ -201,12 +224,12 @@ async def _apply(conn: Any, settings: Settings, notification: CallbackNotificati
         paid_at=notification.paid_at,
         provider_reference=notification.provider_reference,
         reason=notification.failure_reason or (None if notification.status == "paid" else notification.status),
-        payload={"event_id": notification.event_id},
+        payload={"event_id": notification.event_id, "secret_index": secret_index},
     )
 
 
 async def _record_rejection(
-    db: Database, notification: CallbackNotification, rejection: _Rejection, actor: AuditActor
+    db: Database, notification: CallbackNotification, rejection: _Rejection, actor: AuditActor, secret_index: int
 ) -> None:
     async with db.transaction() as conn:
         if rejection.reconciliation_kind:
@@ -231,5 +254,6 @@ async def _record_rejection(
                 "event_id": notification.event_id,
                 "code": rejection.error.code,
                 "reason": rejection.error.message,
+                "secret_index": secret_index,
             },
         )

@@ -120,5 +120,10 @@ async def dynamic_qr_request_uplink(platform: PlatformContext, uplink: Uplink) -
 async def payment_ack_uplink(platform: PlatformContext, uplink: Uplink) -> None:
     """``devices/<id>/uplink/payment/ack``: the announcement was played."""
     ack = decode(uplink.payload, PaymentAck)
-    if await outbox.acknowledge(platform.db, uplink.device_id, ack.message_id, "payment") is None:
+    acked = await outbox.acknowledge(platform.db, uplink.device_id, ack.message_id, "payment")
+    if acked is None:
         log.info("payment ack for no open downlink ignored", extra={"message_id": ack.message_id})
+        return
+    # The announcement was written in the callback's transaction: from its creation is from the callback.
+    platform.metrics.announcements.labels("acked").inc()
+    platform.metrics.announce_latency.observe((acked["acked_at"] - acked["created_at"]).total_seconds())

@@ -303,7 +303,9 @@ SELECT status, count(*) AS count, COALESCE(sum(amount), 0)::bigint AS amount FRO
 WHERE created_at >= $1 GROUP BY status ORDER BY status;
 
 -- runtime_instances_overview --
-SELECT id, hostname, pid, roles, started_at, last_seen_at FROM runtime_instances ORDER BY started_at;
+-- alive: its last heartbeat has not run out (each process says for how long: core/runtime.py)
+SELECT id, hostname, pid, roles, started_at, last_seen_at, alive_until > now() AS alive
+FROM runtime_instances ORDER BY started_at;
 
 -- reconcile_settlement_batches --
 -- $1 cursor, $2 limit+1, $3 merchant, $4 status, $5 from, $6 to (created_at):

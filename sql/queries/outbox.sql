@@ -54,7 +54,7 @@ RETURNING id, message_id, device_id, kind, status;
 -- $1 device, $2 message_id, $3 kind or NULL: only the addressed device can ack; a repeated ack changes nothing
 UPDATE device_outbox SET status = 'acked', acked_at = now()
 WHERE device_id = $1 AND message_id = $2 AND ($3::text IS NULL OR kind = $3) AND status IN ('pending', 'sent')
-RETURNING id, message_id, kind, transaction_id, payload;
+RETURNING id, message_id, kind, transaction_id, payload, created_at, acked_at;
 
 -- downlinks_for_device --
 -- $1 device, $2 kind or NULL, $3 cursor, $4 limit+1
