@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, get, patch, post
-from litestar.response import File, Stream
+from litestar import Request, get, patch, post, put
+from litestar.response import File, Response, Stream
 
-from qris_soundbox.control_plane.auth import audit_actor
+from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, QueryParameter, Window
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
+from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.finance import (
+    adjustments,
+    bank_formats,
+    csv_reports,
+    dashboard,
+    exports,
+    payout_accounts,
+    reconciliation,
+    settlements,
+)
 from qris_soundbox.core.finance import schemas as s
 from qris_soundbox.core.schemas import Page
 
@@ -27,12 +37,27 @@ def csv_stream(chunks: Any, filename: str) -> Stream:
 
 
 async def batch_csv(
-    platform: PlatformContext, batch_id: str, fmt: str | None, merchant_id: str | None = None
-) -> Stream:
-    """A settlement batch report (the merchant's own when ``merchant_id`` is given)."""
-    value = csv_reports.report_format(fmt)
+    request: Request, platform: PlatformContext, batch_id: str, fmt: str | None, merchant_id: str | None = None
+) -> Response[bytes] | Stream:
+    """A settlement batch report (the merchant's own when ``merchant_id`` is given): the standard
+    report, or a bank upload file, which carries full account numbers and so needs ``payout_account:read``."""
+    value = bank_formats.report_format(fmt)
     batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=merchant_id)
-    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+    if value == bank_formats.STANDARD:
+        return csv_stream(csv_reports.batch_report(platform.db, batch.id), f"settlement-{batch.id}-{value}.csv")
+    if not principal_of(request).may(payout_accounts.READ_PERMISSION):
+        raise Forbidden(f"a bank file carries full account numbers: it needs {payout_accounts.READ_PERMISSION}")
+    layout = bank_formats.FORMATS[value]
+    async with platform.db.pool.acquire() as conn:
+        content = await bank_formats.batch_file(conn, batch.id, value)
+    return Response(
+        content,
+        media_type=layout.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="settlement-{batch.id}-{value}.{layout.extension}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
@@ -73,22 +98,26 @@ async def list_settlement_batches(
     opt={"permission": "settlement:read"},
     tags=_TAGS,
 )
-async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatchDetail:
-    return await settlements.batch_detail(platform.db, batch_id)
+async def get_settlement_batch(
+    request: Request, platform: Platform, batch_id: FromPath[str]
+) -> s.SettlementBatchDetail:
+    full = principal_of(request).may(payout_accounts.READ_PERMISSION)
+    return await settlements.batch_detail(platform.db, batch_id, full_account=full)
 
 
 @get(
     "/admin/settlement-batches/{batch_id:str}/export.csv",
-    summary="Settlement batch CSV (standard or bank_generic)",
+    summary="Settlement batch report (standard) or bank upload file (format=bank_generic, ...)",
     opt={"permission": "settlement:export"},
     tags=_TAGS,
 )
 async def export_settlement_batch(
+    request: Request,
     platform: Platform,
     batch_id: FromPath[str],
     fmt: ReportFormat = None,
-) -> Stream:
-    return await batch_csv(platform, batch_id, fmt)
+) -> Response[bytes] | Stream:
+    return await batch_csv(request, platform, batch_id, fmt)
 
 
 @post(
@@ -296,7 +325,63 @@ async def observability_summary(platform: Platform) -> s.ObservabilitySummary:
     return await dashboard.observability_summary(platform)
 
 
+@get(
+    "/admin/merchants/{merchant_id:str}/payout-account",
+    summary="A merchant's payout account and its history (masked without payout_account:read)",
+    opt={"permission": "merchant:read"},
+    tags=_TAGS,
+)
+async def get_payout_account(request: Request, platform: Platform, merchant_id: FromPath[str]) -> s.PayoutAccountState:
+    full = principal_of(request).may(payout_accounts.READ_PERMISSION)
+    async with platform.db.pool.acquire() as conn:
+        return await payout_accounts.account_state(conn, merchant_id, full=full)
+
+
+@put(
+    "/admin/merchants/{merchant_id:str}/payout-account",
+    summary="Set or change a merchant's payout account (refused while a batch of theirs is pending)",
+    opt={"permission": "payout_account:write", "rate_limit": "admin_write"},
+    tags=_TAGS,
+)
+async def put_payout_account(
+    request: Request, platform: Platform, merchant_id: FromPath[str], data: JSONBody[s.PayoutAccountPut]
+) -> s.PayoutAccount:
+    async with platform.db.transaction() as conn:
+        return await payout_accounts.set_account(
+            platform.db,
+            conn,
+            merchant_id,
+            audit_actor(request),
+            bank_code=data.bank_code,
+            account_number=data.account_number,
+            account_name=data.account_name,
+        )
+
+
+@get("/admin/payout-banks", summary="Banks a payout account may be at", opt={"permission": "merchant:read"}, tags=_TAGS)
+async def list_payout_banks(platform: Platform) -> Page[s.PayoutBank]:
+    async with platform.db.pool.acquire() as conn:
+        return Page(items=await payout_accounts.list_banks(conn))
+
+
+@put(
+    "/admin/payout-banks/{code:str}",
+    summary="Add a bank to the list, or change one",
+    opt={"permission": "payout_bank:write", "rate_limit": "admin_write"},
+    tags=_TAGS,
+)
+async def put_payout_bank(
+    request: Request, platform: Platform, code: FromPath[str], data: JSONBody[s.PayoutBankPut]
+) -> s.PayoutBank:
+    async with platform.db.transaction() as conn:
+        return await payout_accounts.put_bank(platform.db, conn, code, audit_actor(request), data)
+
+
 routes = [
+    get_payout_account,
+    put_payout_account,
+    list_payout_banks,
+    put_payout_bank,
     create_settlement_batches,
     list_settlement_batches,
     get_settlement_batch,

@@ -52,6 +52,9 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
             "export:write",
             "user:write",
             "seed:write",
+            "payout_account:read",
+            "payout_account:write",
+            "payout_bank:write",
         }
     ),
     "finance": frozenset(
@@ -64,6 +67,8 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
             "export:write",
             "transaction:write",
             "transaction:expire",
+            "payout_account:read",
+            "payout_account:write",
         }
     ),
     "ops": frozenset(

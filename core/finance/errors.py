@@ -52,3 +52,17 @@ class ExportExpired(DomainError):
 class ExportTooLarge(DomainError):
     code = "export_too_large"
     status = 422
+
+
+class BankCodeUnknown(ValidationFailed):
+    code = "bank_code_unknown"
+
+
+class PayoutAccountChangeBlocked(Conflict):
+    """The merchant has a pending batch: changing where it is paid now is how payouts get redirected."""
+
+    code = "payout_account_change_blocked"
+
+
+class PayoutAccountMissing(InvalidState):
+    code = "payout_account_missing"

@@ -41,6 +41,7 @@ class SettlementBatch(Struct, kw_only=True):
     paid_at: datetime | None
     failed_at: datetime | None
     cancelled_at: datetime | None
+    payout_account_id: str | None  # the account this batch pays, fixed when it was created
 
 
 class SettlementBatchEntry(Struct, kw_only=True):
@@ -87,10 +88,56 @@ class SettlementBatchEvent(Struct, kw_only=True):
     created_at: datetime
 
 
+class PayoutBank(Struct, kw_only=True):
+    code: str
+    name: str
+    account_digits_min: int
+    account_digits_max: int
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayoutBankPut(Body, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    account_digits_min: Annotated[int, Meta(ge=5, le=20)] = 6
+    account_digits_max: Annotated[int, Meta(ge=5, le=20)] = 20
+    active: bool = True
+
+
+class PayoutAccount(Struct, kw_only=True):
+    """One row of a merchant's payout account history; ``account_number`` is masked
+    (all but the last 4 digits replaced by ``*``) unless the reader holds
+    ``payout_account:read``, and ``masked`` says which."""
+
+    id: str
+    merchant_id: str
+    bank_code: str
+    bank_name: str
+    account_number: str
+    masked: bool
+    account_name: str
+    created_by_type: str
+    created_by: str | None
+    created_at: datetime
+
+
+class PayoutAccountState(Struct, kw_only=True):
+    current: PayoutAccount | None
+    history: list[PayoutAccount]  # newest first, the current one included
+
+
+class PayoutAccountPut(Body, kw_only=True):
+    bank_code: Annotated[str, Meta(min_length=1, max_length=8)]
+    account_number: Annotated[str, Meta(min_length=1, max_length=40)]
+    account_name: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
 class SettlementBatchDetail(SettlementBatch, kw_only=True):
     entries: list[SettlementBatchEntry]
     adjustments: list[SettlementAdjustment]
     events: list[SettlementBatchEvent]
+    payout_account: PayoutAccount | None
 
 
 class ExportJob(Struct, kw_only=True):

@@ -24,11 +24,13 @@ import asyncpg
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.finance import payout_accounts
 from qris_soundbox.core.finance.errors import (
     AdjustedPayableNegative,
     FinanceInputInvalid,
     MerchantNotFound,
     NothingToReprocess,
+    PayoutAccountMissing,
     SettlementBatchNotFound,
     SettlementConflict,
     SettlementStateInvalid,
@@ -197,6 +199,18 @@ def require_status(batch: asyncpg.Record, allowed: tuple[str, ...], action: str)
         )
 
 
+def require_payout_account(batch: asyncpg.Record) -> None:
+    """A batch pays the account it was created with; without one there is nowhere to pay."""
+    if batch["payout_account_id"] is None:
+        merchant_id = batch["merchant_id"]
+        raise PayoutAccountMissing(
+            f"batch {batch['id']} has no payout account: merchant {merchant_id} had none when the batch was "
+            f"created. Set it (PUT /admin/merchants/{merchant_id}/payout-account) after cancelling this batch, "
+            "then build a new one",
+            details={"batch_id": batch["id"], "merchant_id": merchant_id},
+        )
+
+
 def clean_text(value: str, field: str, max_length: int = 500) -> str:
     value = value.strip()
     if not value or len(value) > max_length:
@@ -217,6 +231,7 @@ async def mark_paid(
     note = clean_text(note, "note") if note is not None else None
     current = await locked_batch(db, conn, batch_id)
     require_status(current, ("pending",), "mark paid")
+    require_payout_account(current)
     row = await conn.fetchrow(QUERIES["mark_settlement_batch_paid"], batch_id, reference, note)
     await append_event(
         db,
@@ -414,9 +429,12 @@ async def update_reference(
     return batch_from_row(row)
 
 
-async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None = None) -> SettlementBatchDetail:
-    """One batch with its entries, adjustments and history; ``merchant_id`` scopes it
-    (another merchant's batch is simply not found)."""
+async def batch_detail(
+    db: Database, batch_id: str, *, merchant_id: str | None = None, full_account: bool = False
+) -> SettlementBatchDetail:
+    """One batch with its entries, adjustments, history and the payout account it pays (its number
+    masked unless ``full_account``); ``merchant_id`` scopes it (another merchant's batch is simply
+    not found)."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
         if row is None or (merchant_id is not None and row["merchant_id"] != merchant_id):
@@ -424,12 +442,14 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
         entries = await conn.fetch(QUERIES["settlement_batch_entries"], batch_id)
         adjustments = await conn.fetch(QUERIES["settlement_batch_adjustments"], batch_id)
         events = await conn.fetch(QUERIES["settlement_batch_events"], batch_id)
+        account = await payout_accounts.batch_account(conn, row["payout_account_id"], full=full_account)
     batch = batch_from_row(row)
     return SettlementBatchDetail(
         **{name: getattr(batch, name) for name in SettlementBatch.__struct_fields__},
         entries=[from_row(SettlementBatchEntry, e) for e in entries],
         adjustments=[from_row(SettlementAdjustment, a) for a in adjustments],
         events=[from_row(SettlementBatchEvent, e) for e in events],
+        payout_account=account,
     )
 
 

@@ -43,9 +43,12 @@ ORDER BY e.ledger_entry_id;
 -- insert_settlement_batch --
 -- $1 id, $2 merchant, $3 cutoff, $4 entry_count, $5 gross, $6 fee, $7 payable, $8 adjustment,
 -- $9 created_by, $10 reprocessed_from
+-- The batch pays the merchant's payout account in force now (the caller holds the merchant's settlement lock,
+-- which an account change takes too).
 INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, payable_amount,
-                                adjustment_amount, created_by, reprocessed_from_batch_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                adjustment_amount, created_by, reprocessed_from_batch_id, payout_account_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.id DESC LIMIT 1))
 RETURNING *;
 
 -- insert_settlement_batch_entries --
@@ -178,15 +181,62 @@ ORDER BY a.id
 LIMIT $5;
 
 -- settlement_batch_bank_details --
--- $1 = batch id: the batch with the beneficiary fields for a bank upload file. Bank account
--- columns are read by name from the merchant row so they appear once merchants carry them.
-SELECT b.*, m.code AS merchant_code, m.name AS merchant_name, m.legal_name AS merchant_legal_name,
-       m.email AS merchant_email,
-       to_jsonb(m) ->> 'bank_code' AS bank_code,
-       to_jsonb(m) ->> 'bank_account_number' AS bank_account_number,
-       to_jsonb(m) ->> 'bank_account_name' AS bank_account_name
-FROM settlement_batches b JOIN merchants m ON m.id = b.merchant_id
+-- $1 = batch id: the batch with the payout account it was created with (NULL columns: none was set)
+SELECT b.*, m.code AS merchant_code, m.name AS merchant_name, m.email AS merchant_email,
+       a.bank_code, a.account_number, a.account_name
+FROM settlement_batches b
+JOIN merchants m ON m.id = b.merchant_id
+LEFT JOIN merchant_payout_accounts a ON a.id = b.payout_account_id
 WHERE b.id = $1;
+
+-- payout_banks --
+-- Every bank the platform knows, by code
+SELECT * FROM payout_banks ORDER BY code;
+
+-- payout_bank_by_code --
+-- $1 = bank code
+SELECT * FROM payout_banks WHERE code = $1;
+
+-- upsert_payout_bank --
+-- $1 code, $2 name, $3 digits min, $4 digits max, $5 active
+INSERT INTO payout_banks (code, name, account_digits_min, account_digits_max, active)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (code) DO UPDATE
+SET name = EXCLUDED.name, account_digits_min = EXCLUDED.account_digits_min,
+    account_digits_max = EXCLUDED.account_digits_max, active = EXCLUDED.active, updated_at = now()
+RETURNING *;
+
+-- payout_account_history --
+-- $1 = merchant id: its payout accounts, newest (the one in force) first, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.merchant_id = $1
+ORDER BY a.id DESC;
+
+-- current_payout_account --
+-- $1 = merchant id: the account in force, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.merchant_id = $1
+ORDER BY a.id DESC
+LIMIT 1;
+
+-- payout_account_by_id --
+-- $1 = payout account id, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.id = $1;
+
+-- insert_payout_account --
+-- $1 id, $2 merchant, $3 bank code, $4 account number, $5 account name, $6 created_by_type, $7 created_by
+WITH inserted AS (
+    INSERT INTO merchant_payout_accounts (id, merchant_id, bank_code, account_number, account_name,
+                                          created_by_type, created_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING *
+)
+SELECT i.*, k.name AS bank_name FROM inserted i JOIN payout_banks k ON k.code = i.bank_code;
+
+-- pending_settlement_batch_ids --
+-- $1 = merchant id: its pending batches (an account change would redirect them)
+SELECT id FROM settlement_batches WHERE merchant_id = $1 AND status = 'pending' ORDER BY id;
 
 -- insert_export_job --
 -- $1 id, $2 export_type, $3 filters, $4 requested_by_type, $5 requested_by_id
