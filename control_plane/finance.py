@@ -3,8 +3,10 @@ reconciliation and the dashboards. Thin: parse → core/finance → shape."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import multipart
 from litestar import Request, get, patch, post, put
 from litestar.response import File, Response, Stream
 
@@ -13,6 +15,7 @@ from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Pagi
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.errors import Forbidden
 from qris_soundbox.core.finance import (
+    acquirer_reports,
     adjustments,
     bank_formats,
     csv_reports,
@@ -23,6 +26,7 @@ from qris_soundbox.core.finance import (
     settlements,
 )
 from qris_soundbox.core.finance import schemas as s
+from qris_soundbox.core.finance.errors import ReportMalformed, ReportTooLarge
 from qris_soundbox.core.schemas import Page
 
 ReportFormat = Annotated[str | None, QueryParameter(name="format")]
@@ -377,7 +381,174 @@ async def put_payout_bank(
         return await payout_accounts.put_bank(platform.db, conn, code, audit_actor(request), data)
 
 
+# What a multipart envelope adds around the file (boundaries, part headers), at most.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class FileUpload:
+    """The ``file`` part of a ``multipart/form-data`` request, streamed as it arrives."""
+
+    def __init__(self, request: Request, max_bytes: int) -> None:
+        self.request = request
+        self.max_bytes = max_bytes
+        self.file_name: str | None = None
+
+    def boundary(self) -> str:
+        media_type, options = multipart.parse_options_header(self.request.headers.get("content-type", ""))
+        if media_type != "multipart/form-data" or not options.get("boundary"):
+            raise ReportMalformed(
+                "send the report as multipart/form-data with the CSV in a part named file",
+                code="report_not_csv",
+                details={"line": None},
+            )
+        declared = self.request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
+            raise ReportTooLarge(
+                f"the report is larger than {self.max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
+                details={"max_bytes": self.max_bytes},
+            )
+        return options["boundary"]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        parser = multipart.PushMultipartParser(self.boundary(), max_segment_count=4, strict=True)
+        in_file = found = False
+        received = 0
+        try:
+            async for data in self.request.stream():
+                received += len(data)
+                if received > self.max_bytes + MULTIPART_OVERHEAD:
+                    raise ReportTooLarge(
+                        f"the report is larger than {self.max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
+                        details={"max_bytes": self.max_bytes},
+                    )
+                for event in parser.parse(data):
+                    if isinstance(event, multipart.MultipartSegment):
+                        in_file = event.name == "file" and not found
+                        if not in_file:
+                            raise ReportMalformed(
+                                "the form takes one part, named file", code="report_not_csv", details={"line": None}
+                            )
+                        found = True
+                        self.file_name = (event.filename or "")[:255] or None
+                    elif event is None:
+                        in_file = False
+                    elif in_file:
+                        yield bytes(event)
+            parser.close()
+        except multipart.MultipartError as exc:
+            raise ReportMalformed(
+                f"the multipart/form-data body is malformed: {exc}", code="report_not_csv", details={"line": None}
+            ) from None
+        if not found:
+            raise ReportMalformed("the form has no part named file", code="report_not_csv", details={"line": None})
+
+
+_REPORTS = "/admin/reconciliation/acquirer-reports"
+
+
+@post(
+    _REPORTS,
+    status_code=201,
+    summary="Import the acquirer's settlement report (multipart/form-data, CSV in the part named file)",
+    opt={"permission": "settlement:write", "upload": True, "rate_limit": "admin_write"},
+    request_max_body_size=None,  # streamed: FileUpload enforces ACQUIRER_REPORT_MAX_BYTES itself
+    tags=_TAGS,
+)
+async def import_acquirer_report(request: Request, platform: Platform) -> Response[s.AcquirerReport]:
+    upload = FileUpload(request, platform.settings.acquirer_report_max_bytes)
+    report = await acquirer_reports.import_report(
+        platform.db,
+        upload.chunks(),
+        audit_actor(request),
+        file_name=lambda: upload.file_name,
+        max_bytes=platform.settings.acquirer_report_max_bytes,
+        lag_days=platform.settings.acquirer_settlement_lag_days,
+    )
+    return Response(report, status_code=200 if report.already_imported else 201)
+
+
+@get(_REPORTS, summary="Imported acquirer reports", opt={"permission": "settlement:read"}, tags=_TAGS)
+async def list_acquirer_reports(platform: Platform, page: Paging, window: Window) -> Page[s.AcquirerReport]:
+    return await acquirer_reports.list_reports(platform.db, page, window)
+
+
+@get(
+    _REPORTS + "/{report_id:str}",
+    summary="An acquirer report's counts and totals against the ledger",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def get_acquirer_report(platform: Platform, report_id: FromPath[str]) -> s.AcquirerReport:
+    return await acquirer_reports.get_report(platform.db, report_id)
+
+
+@get(
+    _REPORTS + "/{report_id:str}/exceptions",
+    summary="An acquirer report's lines that do not match the ledger",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def list_acquirer_report_exceptions(
+    platform: Platform,
+    report_id: FromPath[str],
+    page: Paging,
+    kind: FromQuery[str | None] = None,
+    resolved: FromQuery[bool | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+) -> Page[s.AcquirerReportException]:
+    return await acquirer_reports.list_exceptions(
+        platform.db, report_id, page, kind=kind, resolved=resolved, merchant_id=merchant_id
+    )
+
+
+@get(
+    _REPORTS + "/{report_id:str}/exceptions/export.csv",
+    summary="An acquirer report's exceptions as CSV",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
+async def export_acquirer_report_exceptions(
+    platform: Platform,
+    report_id: FromPath[str],
+    kind: FromQuery[str | None] = None,
+    resolved: FromQuery[bool | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+) -> Stream:
+    acquirer_reports.check_kind(kind)
+    report = await acquirer_reports.get_report(platform.db, report_id)
+    return csv_stream(
+        acquirer_reports.exceptions_csv(platform.db, report.id, kind=kind, resolved=resolved, merchant_id=merchant_id),
+        f"acquirer-report-{report.id}-exceptions.csv",
+    )
+
+
+@post(
+    _REPORTS + "/{report_id:str}/exceptions/{exception_id:str}/resolve",
+    status_code=200,
+    summary="Close an exception with a note",
+    opt={"permission": "settlement:write"},
+    tags=_TAGS,
+)
+async def resolve_acquirer_report_exception(
+    request: Request,
+    platform: Platform,
+    report_id: FromPath[str],
+    exception_id: FromPath[str],
+    data: JSONBody[s.ExceptionResolve],
+) -> s.AcquirerReportException:
+    async with platform.db.transaction() as conn:
+        return await acquirer_reports.resolve_exception(
+            platform.db, conn, report_id, exception_id, audit_actor(request), note=data.note
+        )
+
+
 routes = [
+    import_acquirer_report,
+    list_acquirer_reports,
+    get_acquirer_report,
+    list_acquirer_report_exceptions,
+    export_acquirer_report_exceptions,
+    resolve_acquirer_report_exception,
     get_payout_account,
     put_payout_account,
     list_payout_banks,
