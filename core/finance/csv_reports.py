@@ -114,7 +114,7 @@ def _by_columns(values: dict[str, Any], columns: Sequence[str]) -> list[Any]:
     return [values.get(column) for column in columns]
 
 
-async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
+async def _standard_rows(conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
     batch = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
     if batch is None:
         return
@@ -153,13 +153,11 @@ async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterato
 async def batch_report(db: Database, batch_id: str) -> AsyncIterator[bytes]:
     """The batch's standard report, chunk by chunk."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        async for chunk in chunked_csv(_standard_rows(db, conn, batch_id), STANDARD_COLUMNS):
+        async for chunk in chunked_csv(_standard_rows(conn, batch_id), STANDARD_COLUMNS):
             yield chunk
 
 
-async def adjustment_rows(
-    db: Database, conn: Any, filters: AdjustmentFilters, max_rows: int
-) -> AsyncIterator[list[Any]]:
+async def adjustment_rows(conn: Any, filters: AdjustmentFilters, max_rows: int) -> AsyncIterator[list[Any]]:
     async for row in conn.cursor(
         QUERIES["settlement_adjustments_for_export"],
         filters.merchant_id,
@@ -175,5 +173,5 @@ async def adjustment_rows(
 async def adjustment_report(db: Database, filters: AdjustmentFilters, max_rows: int) -> AsyncIterator[bytes]:
     """The adjustment report (oldest first), at most ``max_rows`` rows, chunk by chunk."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        async for chunk in chunked_csv(adjustment_rows(db, conn, filters, max_rows), ADJUSTMENT_COLUMNS):
+        async for chunk in chunked_csv(adjustment_rows(conn, filters, max_rows), ADJUSTMENT_COLUMNS):
             yield chunk

@@ -224,7 +224,7 @@ async def _write_adjustments(
         last_beat = time.monotonic()
         with partial.open("wb") as out:
             async for chunk in csv_reports.chunked_csv(
-                csv_reports.adjustment_rows(db, conn, filters, limit), csv_reports.ADJUSTMENT_COLUMNS
+                csv_reports.adjustment_rows(conn, filters, limit), csv_reports.ADJUSTMENT_COLUMNS
             ):
                 out.write(chunk)
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:

@@ -54,7 +54,6 @@ def batch_from_row(row: Any) -> SettlementBatch:
 
 
 async def append_event(
-    db: Database,
     conn: asyncpg.Connection,
     batch_id: str,
     event_type: str,
@@ -110,9 +109,8 @@ async def build_batch_for_merchant(
     entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
-    batch = await _insert_batch(db, conn, merchant_id, cutoff, entries, actor)
+    batch = await _insert_batch(conn, merchant_id, cutoff, entries, actor)
     await append_event(
-        db,
         conn,
         batch.id,
         "created",
@@ -138,7 +136,6 @@ async def build_batch_for_merchant(
 
 
 async def _insert_batch(
-    db: Database,
     conn: asyncpg.Connection,
     merchant_id: str,
     cutoff: datetime,
@@ -184,7 +181,7 @@ async def _insert_batch(
     return batch_from_row(row)
 
 
-async def locked_batch(db: Database, conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
+async def locked_batch(conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["settlement_batch_for_update"], batch_id)
     if row is None:
         raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
@@ -229,12 +226,11 @@ async def mark_paid(
 ) -> SettlementBatch:
     reference = clean_text(payout_reference, "payout_reference", 128)
     note = clean_text(note, "note") if note is not None else None
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("pending",), "mark paid")
     require_payout_account(current)
     row = await conn.fetchrow(QUERIES["mark_settlement_batch_paid"], batch_id, reference, note)
     await append_event(
-        db,
         conn,
         batch_id,
         "paid",
@@ -276,7 +272,7 @@ async def _release(
     db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
 ) -> SettlementBatch:
     reason = clean_text(reason, "reason")
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     verb = "mark failed" if to_status == "failed" else "cancel"
     require_status(current, ("pending",), verb)
     query = "mark_settlement_batch_failed" if to_status == "failed" else "mark_settlement_batch_cancelled"
@@ -284,7 +280,6 @@ async def _release(
     released = await conn.execute(QUERIES["release_settlement_batch_entries"], batch_id)
     released_count = int(released.split()[-1])
     await append_event(
-        db,
         conn,
         batch_id,
         to_status,
@@ -309,7 +304,7 @@ async def _release(
 async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
     """A failed or cancelled batch → a NEW pending batch with its still-unbatched
     entries and copies of its adjustments. Answers the new batch."""
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("failed", "cancelled"), "reprocess")
     if current["reprocessed_into_batch_id"] is not None:
         raise SettlementStateInvalid(
@@ -333,7 +328,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
             details={"payable_amount": payable, "adjustment_amount": adjustment_total},
         )
     new_batch = await _insert_batch(
-        db,
         conn,
         merchant_id,
         current["cutoff"],
@@ -357,7 +351,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
         )
     await conn.execute(QUERIES["set_settlement_batch_reprocessed_into"], batch_id, new_batch.id)
     await append_event(
-        db,
         conn,
         batch_id,
         "reprocessed",
@@ -367,7 +360,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
         payload={"new_batch_id": new_batch.id},
     )
     await append_event(
-        db,
         conn,
         new_batch.id,
         "created",
@@ -402,12 +394,11 @@ async def update_reference(
 ) -> SettlementBatch:
     """Record or correct the bank's payout reference of a pending or paid batch."""
     reference = clean_text(payout_reference, "payout_reference", 128)
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("pending", "paid"), "change the payout reference of")
     row = await conn.fetchrow(QUERIES["update_settlement_batch_reference"], batch_id, reference)
     payload = {"old": current["payout_reference"], "new": reference}
     await append_event(
-        db,
         conn,
         batch_id,
         "reference_updated",
