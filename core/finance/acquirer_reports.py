@@ -104,7 +104,8 @@ class ReportParser:
         self._carry = ""
         self._line = 0
         self._started = False
-        self._index: dict[str, int] = {}
+        # provider_reference, amount, settlement_date, fee, terminal_id, merchant_nmid: their fields (None: absent)
+        self._positions: tuple[int, int, int, int | None, int | None, int | None] | None = None
         self._width = 0
         self._dates: dict[str, date] = {}
         self.byte_size = 0
@@ -146,7 +147,7 @@ class ReportParser:
         except UnicodeDecodeError:
             raise malformed("report_not_csv", "the report ends inside a UTF-8 character", self._line) from None
         records = self._lines([tail]) if tail.strip() else []
-        if not self._index:
+        if self._positions is None:
             raise malformed("report_empty", "the report is empty: a header and at least one line are needed", None)
         if self.line_count == 0:
             raise malformed("report_empty", "the report has a header but no lines", self._line)
@@ -164,7 +165,7 @@ class ReportParser:
             if not line.strip():
                 continue
             fields = self._fields(line)
-            if not self._index:
+            if self._positions is None:
                 self._header(fields)
             else:
                 records.append(self._record(fields))
@@ -195,52 +196,53 @@ class ReportParser:
                 missing=missing,
                 duplicated=duplicated,
             )
-        self._index = {n: names.index(n) for n in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if n in names}
+        reference_at, amount_at, date_at = (names.index(n) for n in REQUIRED_COLUMNS)
+        fee_at, terminal_at, nmid_at = (names.index(n) if n in names else None for n in OPTIONAL_COLUMNS)
+        self._positions = (reference_at, amount_at, date_at, fee_at, terminal_at, nmid_at)
         self._width = len(names)
 
     def _record(self, fields: list[str]) -> Record:
-        line = self._line
+        # The hot path: one call per line, the checks inline; the helpers only build the errors.
         if len(fields) != self._width:
-            raise malformed(
-                "report_bad_line", f"line has {len(fields)} fields, the header {self._width}", line, column=None
-            )
-        index = self._index
-        reference = fields[index["provider_reference"]].strip()
-        if not reference or len(reference) > MAX_TEXT or not reference.isprintable():
-            raise malformed(
-                "report_bad_line",
-                f"provider_reference must be 1 to {MAX_TEXT} printable characters",
-                line,
-                column="provider_reference",
-            )
-        amount = self._amount(fields[index["amount"]], "amount", required=True)
-        fee = self._amount(fields[index["fee"]], "fee", required=False) if "fee" in index else None
-        settlement_date = self._date(fields[index["settlement_date"]].strip())
+            raise malformed("report_bad_line", f"line has {len(fields)} fields, the header {self._width}", self._line)
+        assert self._positions is not None  # the header came first
+        reference_at, amount_at, date_at, fee_at, terminal_at, nmid_at = self._positions
+        reference = fields[reference_at].strip()
+        amount = fields[amount_at].strip()
+        raw_date = fields[date_at].strip()
+        fee = fields[fee_at].strip() if fee_at is not None else ""
+        terminal = fields[terminal_at].strip() if terminal_at is not None else ""
+        nmid = fields[nmid_at].strip() if nmid_at is not None else ""
+        if not 0 < len(reference) <= MAX_TEXT or not reference.isprintable():
+            raise self._bad_text("provider_reference", "1 to")
+        if not (amount.isdigit() and amount.isascii() and len(amount) <= MAX_AMOUNT_DIGITS):
+            raise self._bad_amount("amount")
+        if fee and not (fee.isdigit() and fee.isascii() and len(fee) <= MAX_AMOUNT_DIGITS):
+            raise self._bad_amount("fee")
+        if terminal and (len(terminal) > MAX_TEXT or not terminal.isprintable()):
+            raise self._bad_text("terminal_id", "at most")
+        if nmid and (len(nmid) > MAX_TEXT or not nmid.isprintable()):
+            raise self._bad_text("merchant_nmid", "at most")
+        settlement_date = self._dates.get(raw_date) or self._date(raw_date)
+        amount_value = int(amount)
+        fee_value = int(fee) if fee else None
         self.line_count += 1
-        self.amount += amount or 0
-        self.fee += fee or 0
-        return (
-            line,
-            reference,
-            amount or 0,
-            fee,
-            settlement_date,
-            self._text(fields, "terminal_id"),
-            self._text(fields, "merchant_nmid"),
+        self.amount += amount_value
+        self.fee += fee_value or 0
+        return (self._line, reference, amount_value, fee_value, settlement_date, terminal or None, nmid or None)
+
+    def _bad_amount(self, column: str) -> ReportMalformed:
+        return malformed(
+            "report_bad_amount",
+            f"{column} must be a whole number of rupiah (digits only, at most {MAX_AMOUNT_DIGITS})",
+            self._line,
+            column=column,
         )
 
-    def _amount(self, raw: str, column: str, *, required: bool) -> int | None:
-        value = raw.strip()
-        if not value and not required:
-            return None
-        if not (value.isascii() and value.isdigit()) or len(value) > MAX_AMOUNT_DIGITS:
-            raise malformed(
-                "report_bad_amount",
-                f"{column} must be a whole number of rupiah (digits only, at most {MAX_AMOUNT_DIGITS})",
-                self._line,
-                column=column,
-            )
-        return int(value)
+    def _bad_text(self, column: str, bound: str) -> ReportMalformed:
+        return malformed(
+            "report_bad_line", f"{column} must be {bound} {MAX_TEXT} printable characters", self._line, column=column
+        )
 
     def _date(self, raw: str) -> date:
         known = self._dates.get(raw)
@@ -257,20 +259,6 @@ class ReportParser:
         self._dates[raw] = value
         self.settlement_dates.add(value)
         return value
-
-    def _text(self, fields: list[str], column: str) -> str | None:
-        position = self._index.get(column)
-        if position is None:
-            return None
-        value = fields[position].strip()
-        if len(value) > MAX_TEXT or not value.isprintable():
-            raise malformed(
-                "report_bad_line",
-                f"{column} must be at most {MAX_TEXT} printable characters",
-                self._line,
-                column=column,
-            )
-        return value or None
 
 
 class _AlreadyImported(Exception):
@@ -319,13 +307,13 @@ async def import_report(
             if existing is not None:
                 raise _AlreadyImported(existing)
             await conn.execute(QUERIES["analyze_acquirer_report_stage"])
-            duplicate = await conn.fetchrow(QUERIES["acquirer_report_stage_duplicate"])
+            await conn.execute(QUERIES["acquirer_report_stage_work_mem"])
+            duplicate = await conn.fetchval(QUERIES["acquirer_report_stage_duplicate"])
             if duplicate is not None:
-                lines = duplicate["line_numbers"]
+                lines = await conn.fetchval(QUERIES["acquirer_report_stage_lines"], duplicate)
                 raise malformed(
                     "report_duplicate_reference",
-                    f"provider_reference {duplicate['provider_reference']!r} appears on lines "
-                    f"{', '.join(map(str, lines))}",
+                    f"provider_reference {duplicate!r} appears on lines {', '.join(map(str, lines))}",
                     lines[1],
                     lines=lines,
                 )

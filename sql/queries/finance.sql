@@ -424,14 +424,21 @@ CREATE TEMP TABLE acquirer_report_stage (
 -- Statistics for the planner before the matching joins (a temp table has none)
 ANALYZE acquirer_report_stage;
 
+-- acquirer_report_stage_work_mem --
+-- The import's hash joins and aggregates over a million lines fit in memory instead of spilling
+SET LOCAL work_mem = '64MB';
+
 -- acquirer_report_stage_duplicate --
--- The first provider_reference that appears on more than one line of the report, with its lines
-SELECT provider_reference, (array_agg(line_number ORDER BY line_number))[1:5] AS line_numbers
-FROM acquirer_report_stage
+-- The provider_reference that first appears twice in the report (a hash aggregate: no sort of every line)
+SELECT provider_reference FROM acquirer_report_stage
 GROUP BY provider_reference
 HAVING count(*) > 1
 ORDER BY min(line_number)
 LIMIT 1;
+
+-- acquirer_report_stage_lines --
+-- $1 = provider_reference: its first lines in the report
+SELECT (array_agg(line_number ORDER BY line_number))[1:5] FROM acquirer_report_stage WHERE provider_reference = $1;
 
 -- lock_acquirer_report_content --
 -- $1 = content sha256: two imports of one file queue here; the second then finds the first
