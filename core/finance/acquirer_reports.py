@@ -1,9 +1,9 @@
 """Acquirer settlement reports: import the acquirer's daily CSV and set it against the ledger.
 
-An import runs in one transaction: the upload is parsed as it streams in
-(``ReportParser``, a few chunks in memory at a time), its lines are COPYed into a
-temporary staging table, then matched in SQL by ``provider_reference`` against
-the transactions. Any malformed line aborts the import with a stable code and
+The upload is parsed as it streams in (``ReportParser``, a few chunks in memory
+at a time) and its lines spooled to a temporary file; then one transaction
+COPYs them into a temporary staging table and matches them in SQL by
+``provider_reference`` against the transactions. Any malformed line aborts the import with a stable code and
 its line number, and the transaction leaves nothing behind. The same file (by
 SHA-256 of its content) imported twice gives the first import back.
 
@@ -19,7 +19,9 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import re
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -57,7 +59,6 @@ STAGE_COLUMNS = (
     "merchant_nmid",
 )
 EXCEPTION_KINDS = ("amount_mismatch", "missing_in_ledger", "missing_in_report")
-COPY_BATCH = 20_000
 MAX_LINE_CHARS = 4096
 MAX_TEXT = 128
 MAX_AMOUNT_DIGITS = 15
@@ -289,47 +290,47 @@ async def import_report(
     ``file_name`` gives the uploaded file's name once the chunks have been read (a multipart
     upload names it in the part's headers)."""
     parser = ReportParser()
-    try:
-        async with db.transaction() as conn:
-            await conn.execute(QUERIES["create_acquirer_report_stage"])
-            async for chunk in chunks:
-                if parser.byte_size + len(chunk) > max_bytes:
-                    raise ReportTooLarge(
-                        f"the report is larger than {max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
-                        details={"max_bytes": max_bytes},
-                    )
-                records = parser.feed(chunk)
-                if records:
-                    await _stage(conn, records)
-            await _stage(conn, parser.finish())
-            await conn.execute(QUERIES["lock_acquirer_report_content"], parser.sha256)
-            existing = await conn.fetchval(QUERIES["acquirer_report_id_by_hash"], parser.sha256)
-            if existing is not None:
-                raise _AlreadyImported(existing)
-            await conn.execute(QUERIES["analyze_acquirer_report_stage"])
-            await conn.execute(QUERIES["acquirer_report_stage_work_mem"])
-            duplicate = await conn.fetchval(QUERIES["acquirer_report_stage_duplicate"])
-            if duplicate is not None:
-                lines = await conn.fetchval(QUERIES["acquirer_report_stage_lines"], duplicate)
-                raise malformed(
-                    "report_duplicate_reference",
-                    f"provider_reference {duplicate!r} appears on lines {', '.join(map(str, lines))}",
-                    lines[1],
-                    lines=lines,
+    # The upload is parsed as it arrives and its lines spooled to a temporary file as CSV, so a
+    # slow upload holds no database connection; the transaction starts once the file is complete.
+    with tempfile.TemporaryFile() as spool:
+        staged = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        writer = csv.writer(staged)
+        async for chunk in chunks:
+            if parser.byte_size + len(chunk) > max_bytes:
+                raise ReportTooLarge(
+                    f"the report is larger than {max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
+                    details={"max_bytes": max_bytes},
                 )
-            report_id = await _match(db, conn, parser, actor, file_name=file_name(), lag_days=lag_days)
-    except _AlreadyImported as again:
-        report = await get_report(db, again.report_id)
-        report.already_imported = True
-        return report
+            writer.writerows(parser.feed(chunk))
+        writer.writerows(parser.finish())
+        staged.flush()
+        staged.detach()
+        spool.seek(0)
+        try:
+            async with db.transaction() as conn:
+                await conn.execute(QUERIES["lock_acquirer_report_content"], parser.sha256)
+                existing = await conn.fetchval(QUERIES["acquirer_report_id_by_hash"], parser.sha256)
+                if existing is not None:
+                    raise _AlreadyImported(existing)
+                await conn.execute(QUERIES["create_acquirer_report_stage"])
+                await conn.copy_to_table("acquirer_report_stage", source=spool, columns=STAGE_COLUMNS, format="csv")
+                await conn.execute(QUERIES["analyze_acquirer_report_stage"])
+                await conn.execute(QUERIES["acquirer_report_stage_work_mem"])
+                duplicate = await conn.fetchval(QUERIES["acquirer_report_stage_duplicate"])
+                if duplicate is not None:
+                    lines = await conn.fetchval(QUERIES["acquirer_report_stage_lines"], duplicate)
+                    raise malformed(
+                        "report_duplicate_reference",
+                        f"provider_reference {duplicate!r} appears on lines {', '.join(map(str, lines))}",
+                        lines[1],
+                        lines=lines,
+                    )
+                report_id = await _match(db, conn, parser, actor, file_name=file_name(), lag_days=lag_days)
+        except _AlreadyImported as again:
+            report = await get_report(db, again.report_id)
+            report.already_imported = True
+            return report
     return await get_report(db, report_id)
-
-
-async def _stage(conn: asyncpg.Connection, records: list[Record]) -> None:
-    for start in range(0, len(records), COPY_BATCH):
-        await conn.copy_records_to_table(
-            "acquirer_report_stage", records=records[start : start + COPY_BATCH], columns=STAGE_COLUMNS
-        )
 
 
 async def _match(
