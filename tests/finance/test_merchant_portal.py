@@ -29,6 +29,10 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
     mine = await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}", headers=tokens["viewer-a"])
     assert mine.status_code == 200 and len(mine.json()["entries"]) == 2
     assert mine.json()["adjustments"][0]["amount"] == -1_000
+    # The account the batch pays, masked: merchant users never hold payout_account:read.
+    number = a["payout_account"]["account_number"]
+    assert mine.json()["payout_account"]["account_number"] == "******" + number[-4:]
+    assert number not in mine.text
 
     for token, batch_id in (("owner-a", batch_b["id"]), ("owner-b", batch_a["id"])):
         for suffix in ("", "/export.csv"):
