@@ -170,8 +170,8 @@ def render(results: list[dict[str, Any]], info: dict[str, str], load: tuple[str,
         " One `serve` (embedded PostgreSQL, rate limits off) and the uploading client (aiohttp, the file streamed from"
         " disk) share the machine. Each report is one settlement day of a merchant whose payments were seeded in SQL,"
         " with 1 % amount differences, 0.5 % forged references and 0.5 % of the day's payments left out; every"
-        " import found exactly those. rows/s counts the whole request: upload, parse, COPY into staging, matching,"
-        f" exceptions written, commit. Goal: ≥ {GOAL_ROWS_PER_S:,} rows/s, server RSS flat in the file size.",
+        " import found exactly those. rows/s counts the whole request: upload, parse and check, spool to a"
+        " temporary file, COPY into staging, matching, exceptions written, commit. Goal: ≥ {GOAL_ROWS_PER_S:,} rows/s, server RSS flat in the file size.",
         "",
         *machine_rows(info, load),
         "",
