@@ -5,6 +5,7 @@ nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -179,6 +180,13 @@ async def test_the_same_file_twice_changes_nothing(running: RunningPlatform) -> 
     assert second.status_code == 200, second.text
     assert second.json()["id"] == first.json()["id"] and second.json()["already_imported"] is True
     assert await counts(running) == before
+
+    # Two uploads of one new file at once: one import, the other answers it.
+    other = content.replace(b"\n", b"\r\n")
+    racing = await asyncio.gather(upload(running, other), upload(running, other))
+    assert sorted(r.status_code for r in racing) == [200, 201]
+    assert racing[0].json()["id"] == racing[1].json()["id"]
+    assert (await counts(running))[0] == before[0] + 1
 
 
 @pytest.mark.parametrize(
