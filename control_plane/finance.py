@@ -3,16 +3,30 @@ reconciliation and the dashboards. Thin: parse → core/finance → shape."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Request, get, patch, post
-from litestar.response import File, Stream
+import multipart
+from litestar import Request, get, patch, post, put
+from litestar.response import File, Response, Stream
 
-from qris_soundbox.control_plane.auth import audit_actor
+from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, QueryParameter, Window
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.finance import adjustments, csv_reports, dashboard, exports, reconciliation, settlements
+from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.finance import (
+    acquirer_reports,
+    adjustments,
+    bank_formats,
+    csv_reports,
+    dashboard,
+    exports,
+    payout_accounts,
+    reconciliation,
+    settlements,
+)
 from qris_soundbox.core.finance import schemas as s
+from qris_soundbox.core.finance.errors import ReportMalformed, ReportTooLarge
 from qris_soundbox.core.schemas import Page
 
 ReportFormat = Annotated[str | None, QueryParameter(name="format")]
@@ -27,12 +41,27 @@ def csv_stream(chunks: Any, filename: str) -> Stream:
 
 
 async def batch_csv(
-    platform: PlatformContext, batch_id: str, fmt: str | None, merchant_id: str | None = None
-) -> Stream:
-    """A settlement batch report (the merchant's own when ``merchant_id`` is given)."""
-    value = csv_reports.report_format(fmt)
+    request: Request, platform: PlatformContext, batch_id: str, fmt: str | None, merchant_id: str | None = None
+) -> Response[bytes] | Stream:
+    """A settlement batch report (the merchant's own when ``merchant_id`` is given): the standard
+    report, or a bank upload file, which carries full account numbers and so needs ``payout_account:read``."""
+    value = bank_formats.report_format(fmt)
     batch = await settlements.scoped_batch(platform.db, batch_id, merchant_id=merchant_id)
-    return csv_stream(csv_reports.batch_report(platform.db, batch.id, value), f"settlement-{batch.id}-{value}.csv")
+    if value == bank_formats.STANDARD:
+        return csv_stream(csv_reports.batch_report(platform.db, batch.id), f"settlement-{batch.id}-{value}.csv")
+    if not principal_of(request).may(payout_accounts.READ_PERMISSION):
+        raise Forbidden(f"a bank file carries full account numbers: it needs {payout_accounts.READ_PERMISSION}")
+    layout = bank_formats.FORMATS[value]
+    async with platform.db.pool.acquire() as conn:
+        content = await bank_formats.batch_file(conn, batch.id, value)
+    return Response(
+        content,
+        media_type=layout.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="settlement-{batch.id}-{value}.{layout.extension}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # Admin principals only: the guard's /admin audience rule (control_plane/auth.py).
@@ -73,22 +102,26 @@ async def list_settlement_batches(
     opt={"permission": "settlement:read"},
     tags=_TAGS,
 )
-async def get_settlement_batch(platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatchDetail:
-    return await settlements.batch_detail(platform.db, batch_id)
+async def get_settlement_batch(
+    request: Request, platform: Platform, batch_id: FromPath[str]
+) -> s.SettlementBatchDetail:
+    full = principal_of(request).may(payout_accounts.READ_PERMISSION)
+    return await settlements.batch_detail(platform.db, batch_id, full_account=full)
 
 
 @get(
     "/admin/settlement-batches/{batch_id:str}/export.csv",
-    summary="Settlement batch CSV (standard or bank_generic)",
+    summary="Settlement batch report (standard) or bank upload file (format=bank_generic, ...)",
     opt={"permission": "settlement:export"},
     tags=_TAGS,
 )
 async def export_settlement_batch(
+    request: Request,
     platform: Platform,
     batch_id: FromPath[str],
     fmt: ReportFormat = None,
-) -> Stream:
-    return await batch_csv(platform, batch_id, fmt)
+) -> Response[bytes] | Stream:
+    return await batch_csv(request, platform, batch_id, fmt)
 
 
 @post(
@@ -103,7 +136,7 @@ async def mark_paid(
 ) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.mark_paid(
-            platform.db, conn, batch_id, audit_actor(request), payout_reference=data.payout_reference, note=data.note
+            conn, batch_id, audit_actor(request), payout_reference=data.payout_reference, note=data.note
         )
 
 
@@ -118,7 +151,7 @@ async def mark_failed(
     request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.Reason]
 ) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.mark_failed(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
+        return await settlements.mark_failed(conn, batch_id, audit_actor(request), reason=data.reason)
 
 
 @post(
@@ -132,7 +165,7 @@ async def cancel(
     request: Request, platform: Platform, batch_id: FromPath[str], data: JSONBody[s.Reason]
 ) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.cancel(platform.db, conn, batch_id, audit_actor(request), reason=data.reason)
+        return await settlements.cancel(conn, batch_id, audit_actor(request), reason=data.reason)
 
 
 @post(
@@ -144,7 +177,7 @@ async def cancel(
 )
 async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.reprocess(platform.db, conn, batch_id, audit_actor(request))
+        return await settlements.reprocess(conn, batch_id, audit_actor(request))
 
 
 @patch(
@@ -158,7 +191,7 @@ async def update_reference(
 ) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
         return await settlements.update_reference(
-            platform.db, conn, batch_id, audit_actor(request), payout_reference=data.payout_reference
+            conn, batch_id, audit_actor(request), payout_reference=data.payout_reference
         )
 
 
@@ -174,7 +207,6 @@ async def create_adjustment(
 ) -> s.SettlementAdjustmentCreated:
     async with platform.db.transaction() as conn:
         return await adjustments.add_adjustment(
-            platform.db,
             conn,
             batch_id,
             audit_actor(request),
@@ -237,7 +269,7 @@ async def create_adjustment_export(
         merchant_id=body.merchant_id, adjustment_type=body.adjustment_type, from_=body.from_, to=body.to
     )
     async with platform.db.transaction() as conn:
-        return await exports.create_adjustment_export(platform.db, conn, audit_actor(request), filters)
+        return await exports.create_adjustment_export(conn, audit_actor(request), filters)
 
 
 @get(
@@ -296,7 +328,229 @@ async def observability_summary(platform: Platform) -> s.ObservabilitySummary:
     return await dashboard.observability_summary(platform)
 
 
+@get(
+    "/admin/merchants/{merchant_id:str}/payout-account",
+    summary="A merchant's payout account and its history (masked without payout_account:read)",
+    opt={"permission": "merchant:read"},
+    tags=_TAGS,
+)
+async def get_payout_account(request: Request, platform: Platform, merchant_id: FromPath[str]) -> s.PayoutAccountState:
+    full = principal_of(request).may(payout_accounts.READ_PERMISSION)
+    async with platform.db.pool.acquire() as conn:
+        return await payout_accounts.account_state(conn, merchant_id, full=full)
+
+
+@put(
+    "/admin/merchants/{merchant_id:str}/payout-account",
+    summary="Set or change a merchant's payout account (refused while a batch of theirs is pending)",
+    opt={"permission": "payout_account:write", "rate_limit": "admin_write"},
+    tags=_TAGS,
+)
+async def put_payout_account(
+    request: Request, platform: Platform, merchant_id: FromPath[str], data: JSONBody[s.PayoutAccountPut]
+) -> s.PayoutAccount:
+    async with platform.db.transaction() as conn:
+        return await payout_accounts.set_account(
+            conn,
+            merchant_id,
+            audit_actor(request),
+            bank_code=data.bank_code,
+            account_number=data.account_number,
+            account_name=data.account_name,
+        )
+
+
+@get("/admin/payout-banks", summary="Banks a payout account may be at", opt={"permission": "merchant:read"}, tags=_TAGS)
+async def list_payout_banks(platform: Platform) -> Page[s.PayoutBank]:
+    async with platform.db.pool.acquire() as conn:
+        return Page(items=await payout_accounts.list_banks(conn))
+
+
+@put(
+    "/admin/payout-banks/{code:str}",
+    summary="Add a bank to the list, or change one",
+    opt={"permission": "payout_bank:write", "rate_limit": "admin_write"},
+    tags=_TAGS,
+)
+async def put_payout_bank(
+    request: Request, platform: Platform, code: FromPath[str], data: JSONBody[s.PayoutBankPut]
+) -> s.PayoutBank:
+    async with platform.db.transaction() as conn:
+        return await payout_accounts.put_bank(conn, code, audit_actor(request), data)
+
+
+# What a multipart envelope adds around the file (boundaries, part headers), at most.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class FileUpload:
+    """The ``file`` part of a ``multipart/form-data`` request, streamed as it arrives."""
+
+    def __init__(self, request: Request, max_bytes: int) -> None:
+        self.request = request
+        self.max_bytes = max_bytes
+        self.file_name: str | None = None
+
+    def boundary(self) -> str:
+        media_type, options = multipart.parse_options_header(self.request.headers.get("content-type", ""))
+        if media_type != "multipart/form-data" or not options.get("boundary"):
+            raise ReportMalformed(
+                "send the report as multipart/form-data with the CSV in a part named file",
+                code="report_not_csv",
+                details={"line": None},
+            )
+        declared = self.request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
+            raise ReportTooLarge(
+                f"the report is larger than {self.max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
+                details={"max_bytes": self.max_bytes},
+            )
+        return options["boundary"]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        parser = multipart.PushMultipartParser(self.boundary(), max_segment_count=4, strict=True)
+        in_file = found = False
+        received = 0
+        try:
+            async for data in self.request.stream():
+                received += len(data)
+                if received > self.max_bytes + MULTIPART_OVERHEAD:
+                    raise ReportTooLarge(
+                        f"the report is larger than {self.max_bytes} bytes (ACQUIRER_REPORT_MAX_BYTES)",
+                        details={"max_bytes": self.max_bytes},
+                    )
+                for event in parser.parse(data):
+                    if isinstance(event, multipart.MultipartSegment):
+                        in_file = event.name == "file" and not found
+                        if not in_file:
+                            raise ReportMalformed(
+                                "the form takes one part, named file", code="report_not_csv", details={"line": None}
+                            )
+                        found = True
+                        self.file_name = (event.filename or "")[:255] or None
+                    elif event is None:
+                        in_file = False
+                    elif in_file:
+                        yield bytes(event)
+            parser.close()
+        except multipart.MultipartError as exc:
+            raise ReportMalformed(
+                f"the multipart/form-data body is malformed: {exc}", code="report_not_csv", details={"line": None}
+            ) from None
+        if not found:
+            raise ReportMalformed("the form has no part named file", code="report_not_csv", details={"line": None})
+
+
+_REPORTS = "/admin/reconciliation/acquirer-reports"
+
+
+@post(
+    _REPORTS,
+    status_code=201,
+    summary="Import the acquirer's settlement report (multipart/form-data, CSV in the part named file)",
+    opt={"permission": "settlement:write", "upload": True, "rate_limit": "admin_write"},
+    request_max_body_size=None,  # streamed: FileUpload enforces ACQUIRER_REPORT_MAX_BYTES itself
+    tags=_TAGS,
+)
+async def import_acquirer_report(request: Request, platform: Platform) -> Response[s.AcquirerReport]:
+    upload = FileUpload(request, platform.settings.acquirer_report_max_bytes)
+    report = await acquirer_reports.import_report(
+        platform.db,
+        upload.chunks(),
+        audit_actor(request),
+        file_name=lambda: upload.file_name,
+        max_bytes=platform.settings.acquirer_report_max_bytes,
+        lag_days=platform.settings.acquirer_settlement_lag_days,
+    )
+    return Response(report, status_code=200 if report.already_imported else 201)
+
+
+@get(_REPORTS, summary="Imported acquirer reports", opt={"permission": "settlement:read"}, tags=_TAGS)
+async def list_acquirer_reports(platform: Platform, page: Paging, window: Window) -> Page[s.AcquirerReport]:
+    return await acquirer_reports.list_reports(platform.db, page, window)
+
+
+@get(
+    _REPORTS + "/{report_id:str}",
+    summary="An acquirer report's counts and totals against the ledger",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def get_acquirer_report(platform: Platform, report_id: FromPath[str]) -> s.AcquirerReport:
+    return await acquirer_reports.get_report(platform.db, report_id)
+
+
+@get(
+    _REPORTS + "/{report_id:str}/exceptions",
+    summary="An acquirer report's lines that do not match the ledger",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def list_acquirer_report_exceptions(
+    platform: Platform,
+    report_id: FromPath[str],
+    page: Paging,
+    kind: FromQuery[str | None] = None,
+    resolved: FromQuery[bool | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+) -> Page[s.AcquirerReportException]:
+    return await acquirer_reports.list_exceptions(
+        platform.db, report_id, page, kind=kind, resolved=resolved, merchant_id=merchant_id
+    )
+
+
+@get(
+    _REPORTS + "/{report_id:str}/exceptions/export.csv",
+    summary="An acquirer report's exceptions as CSV",
+    opt={"permission": "settlement:export"},
+    tags=_TAGS,
+)
+async def export_acquirer_report_exceptions(
+    platform: Platform,
+    report_id: FromPath[str],
+    kind: FromQuery[str | None] = None,
+    resolved: FromQuery[bool | None] = None,
+    merchant_id: FromQuery[str | None] = None,
+) -> Stream:
+    acquirer_reports.check_kind(kind)
+    report = await acquirer_reports.get_report(platform.db, report_id)
+    return csv_stream(
+        acquirer_reports.exceptions_csv(platform.db, report.id, kind=kind, resolved=resolved, merchant_id=merchant_id),
+        f"acquirer-report-{report.id}-exceptions.csv",
+    )
+
+
+@post(
+    _REPORTS + "/{report_id:str}/exceptions/{exception_id:str}/resolve",
+    status_code=200,
+    summary="Close an exception with a note",
+    opt={"permission": "settlement:write"},
+    tags=_TAGS,
+)
+async def resolve_acquirer_report_exception(
+    request: Request,
+    platform: Platform,
+    report_id: FromPath[str],
+    exception_id: FromPath[str],
+    data: JSONBody[s.ExceptionResolve],
+) -> s.AcquirerReportException:
+    async with platform.db.transaction() as conn:
+        return await acquirer_reports.resolve_exception(
+            conn, report_id, exception_id, audit_actor(request), note=data.note
+        )
+
+
 routes = [
+    import_acquirer_report,
+    list_acquirer_reports,
+    get_acquirer_report,
+    list_acquirer_report_exceptions,
+    export_acquirer_report_exceptions,
+    resolve_acquirer_report_exception,
+    get_payout_account,
+    put_payout_account,
+    list_payout_banks,
+    put_payout_bank,
     create_settlement_batches,
     list_settlement_batches,
     get_settlement_batch,

@@ -6,7 +6,7 @@ Another merchant's batch answers 404, never 403: its existence is not revealed.
 from __future__ import annotations
 
 from litestar import Request, get
-from litestar.response import Stream
+from litestar.response import Response, Stream
 
 from qris_soundbox.control_plane.auth import principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, Paging, Platform, Window
@@ -72,8 +72,8 @@ async def export_settlement_batch(
     platform: Platform,
     batch_id: FromPath[str],
     fmt: ReportFormat = None,
-) -> Stream:
-    return await batch_csv(platform, batch_id, fmt, own_merchant(request))
+) -> Response[bytes] | Stream:
+    return await batch_csv(request, platform, batch_id, fmt, own_merchant(request))
 
 
 routes = [settlement_summary, list_settlement_batches, get_settlement_batch, export_settlement_batch]

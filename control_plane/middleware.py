@@ -86,11 +86,14 @@ def request_body_rules(app: ASGIApp) -> ASGIApp:
       decoding it (here, in Litestar or in a route) would exhaust the stack.
 
     Whether the body is valid JSON is left to the route, which answers 400 itself
-    (the acquirer callback checks its signature first).
+    (the acquirer callback checks its signature first). A route declaring
+    ``opt={"upload": True}`` takes a file upload instead and streams its body itself.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _carries_body(scope):
+        handler = scope.get("route_handler")
+        uploads = handler is not None and handler.opt.get("upload") is True
+        if scope["type"] == "http" and _carries_body(scope) and not uploads:
             request: Request[Any, Any, Any] = Request(scope, receive, send)
             if not _is_json(request.headers.get("content-type", "")):
                 raise ClientException(

@@ -9,6 +9,7 @@ from litestar import Request, get, post
 from qris_soundbox.control_plane.auth import audit_actor, bearer_token, principal_of
 from qris_soundbox.control_plane.deps import JSONBody, Platform
 from qris_soundbox.core.auth import merchant_scope
+from qris_soundbox.core.finance import payout_accounts
 from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.users import schemas as s
 from qris_soundbox.core.users import service as users
@@ -96,7 +97,8 @@ async def merchant_profile(platform: Platform, request: Request[Any, Any, Any]) 
     async with platform.db.transaction() as conn:
         user = await users.get_user(conn, principal)
         merchant = await merchants.get_merchant(conn, scope, scope)
-    return s.MerchantProfile(user=user, merchant=merchant)
+        payout_account = await payout_accounts.current_account(conn, scope, full=False)
+    return s.MerchantProfile(user=user, merchant=merchant, payout_account=payout_account)
 
 
 routes = [admin_login, merchant_login, admin_logout, merchant_logout, merchant_profile]

@@ -31,7 +31,7 @@ _READ = frozenset(
     }
 )
 
-# What finance staff do with money, and what field staff do with merchants and devices.
+# What finance staff do with money (and see of payout accounts), and what field staff do with merchants and devices.
 _FINANCE_WRITES = frozenset(
     {
         "settlement:write",
@@ -41,6 +41,9 @@ _FINANCE_WRITES = frozenset(
         "export:write",
         "transaction:write",
         "transaction:expire",
+        # Where merchants' money goes: read unmasked, and change (docs/finance.md).
+        "payout_account:read",
+        "payout_account:write",
     }
 )
 _FIELD_WRITES = frozenset(
@@ -61,7 +64,7 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _READ
     | _FINANCE_WRITES
     | _FIELD_WRITES
-    | {"merchant:approve", "device_model:write", "user:write", "seed:write"},
+    | {"merchant:approve", "device_model:write", "user:write", "seed:write", "payout_bank:write"},
     "finance": _READ | _FINANCE_WRITES,
     "ops": _READ | _FIELD_WRITES,
     "support": _READ | {"device:command", "device:config"},

@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     export_retention_days: int = 7
     export_job_stale_running_ms: int = 600_000
     export_settlement_adjustment_max_rows: int = 100_000
+    # Acquirer settlement reports (docs/finance.md): the largest upload taken, and how many
+    # days after a payment's business day (Asia/Jakarta) the acquirer settles it.
+    acquirer_report_max_bytes: int = 128 * 1024**2
+    acquirer_settlement_lag_days: int = 0
     rate_limit_enabled: bool = True
     # memory: counts per process; postgres: one count shared by every API node (core/ratelimit.py).
     rate_limit_store: str = "memory"
@@ -212,6 +216,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "EXPORT_JOB_STALE_RUNNING_MS": ("export_job_stale_running_ms", parse_positive_int),
     "EXPORT_SETTLEMENT_ADJUSTMENT_MAX_ROWS": ("export_settlement_adjustment_max_rows", parse_positive_int),
     "INSTANCE_HEARTBEAT_INTERVAL_MS": ("instance_heartbeat_interval_ms", parse_positive_int),
+    "ACQUIRER_REPORT_MAX_BYTES": ("acquirer_report_max_bytes", parse_body_limit),
+    "ACQUIRER_SETTLEMENT_LAG_DAYS": ("acquirer_settlement_lag_days", parse_non_negative_int),
     "RATE_LIMIT_ENABLED": ("rate_limit_enabled", parse_bool),
     "RATE_LIMIT_STORE": ("rate_limit_store", parse_rate_limit_store),
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),

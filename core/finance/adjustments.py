@@ -56,7 +56,6 @@ def check_filter_type(adjustment_type: str | None) -> None:
 
 
 async def add_adjustment(
-    db: Database,
     conn: asyncpg.Connection,
     batch_id: str,
     actor: AuditActor,
@@ -67,7 +66,7 @@ async def add_adjustment(
 ) -> SettlementAdjustmentCreated:
     check_adjustment(adjustment_type, amount)
     reason = clean_text(reason, "reason")
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("pending",), "adjust")
     if current["adjusted_payable_amount"] + amount < 0:
         raise AdjustedPayableNegative(
@@ -95,9 +94,7 @@ async def add_adjustment(
         "reason": reason,
         "adjusted_payable_amount": batch.adjusted_payable_amount,
     }
-    await append_event(
-        db, conn, batch_id, "adjusted", actor, from_status="pending", to_status="pending", payload=payload
-    )
+    await append_event(conn, batch_id, "adjusted", actor, from_status="pending", to_status="pending", payload=payload)
     await audit.record(
         conn,
         actor,

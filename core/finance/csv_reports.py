@@ -1,5 +1,5 @@
-"""CSV reports: the standard settlement report, the generic bank upload file and
-the adjustment report. Columns are documented in docs/finance.md.
+"""CSV reports: the standard settlement report and the adjustment report (bank
+upload files are in ``bank_formats``). Columns are documented in docs/finance.md.
 
 Rows are produced by async generators reading through a server-side cursor in
 one read-only REPEATABLE READ transaction (the rows and the summary come from
@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from qris_soundbox.core.db import QUERIES, Database
-from qris_soundbox.core.finance.errors import FinanceInputInvalid
 from qris_soundbox.core.finance.schemas import AdjustmentFilters
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024
 CURSOR_PREFETCH = 500
-FORMATS = ("standard", "bank_generic")
 
 STANDARD_COLUMNS: tuple[str, ...] = (
     "row_type",
@@ -47,19 +45,6 @@ STANDARD_COLUMNS: tuple[str, ...] = (
     "status",
     "payout_reference",
 )
-BANK_GENERIC_COLUMNS: tuple[str, ...] = (
-    "batch_id",
-    "beneficiary_name",
-    "beneficiary_account_number",
-    "beneficiary_bank_code",
-    "amount",
-    "currency",
-    "reference",
-    "description",
-    "merchant_id",
-    "merchant_code",
-    "beneficiary_email",
-)
 ADJUSTMENT_COLUMNS = (
     "adjustment_id",
     "created_at",
@@ -74,14 +59,6 @@ ADJUSTMENT_COLUMNS = (
     "actor_id",
     "carried_from_adjustment_id",
 )
-
-
-def report_format(fmt: str | None) -> str:
-    """A settlement batch report's ``format`` query parameter; ``standard`` when absent."""
-    value = fmt or "standard"
-    if value not in FORMATS:
-        raise FinanceInputInvalid(f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
-    return value
 
 
 def safe_cell(value: Any) -> Any:
@@ -114,6 +91,11 @@ class _Encoder:
         return self._buffer.getvalue().encode("utf-8")
 
 
+def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+    """A small CSV in one piece (a bank file), by the same rules as the streamed reports."""
+    return _Encoder().encode(rows)
+
+
 async def chunked_csv(rows: AsyncIterator[Sequence[Any]], header: Sequence[str]) -> AsyncIterator[bytes]:
     encoder = _Encoder()
     pending: list[Sequence[Any]] = [header]
@@ -132,7 +114,7 @@ def _by_columns(values: dict[str, Any], columns: Sequence[str]) -> list[Any]:
     return [values.get(column) for column in columns]
 
 
-async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
+async def _standard_rows(conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
     batch = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
     if batch is None:
         return
@@ -168,42 +150,14 @@ async def _standard_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterato
     )
 
 
-async def _bank_rows(db: Database, conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
-    batch = await conn.fetchrow(QUERIES["settlement_batch_bank_details"], batch_id)
-    if batch is None:
-        return
-    yield _by_columns(
-        {
-            "batch_id": batch["id"],
-            "beneficiary_name": batch["bank_account_name"] or batch["merchant_legal_name"] or batch["merchant_name"],
-            "beneficiary_account_number": batch["bank_account_number"],
-            "beneficiary_bank_code": batch["bank_code"],
-            "amount": batch["adjusted_payable_amount"],
-            "currency": batch["currency"],
-            "reference": batch["payout_reference"] or batch["id"],
-            "description": f"QRIS settlement {batch['id']}",
-            "merchant_id": batch["merchant_id"],
-            "merchant_code": batch["merchant_code"],
-            "beneficiary_email": batch["merchant_email"],
-        },
-        BANK_GENERIC_COLUMNS,
-    )
-
-
-async def batch_report(db: Database, batch_id: str, fmt: str = "standard") -> AsyncIterator[bytes]:
-    """The batch's CSV in ``standard`` or ``bank_generic`` format, chunk by chunk."""
+async def batch_report(db: Database, batch_id: str) -> AsyncIterator[bytes]:
+    """The batch's standard report, chunk by chunk."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        if fmt == "bank_generic":
-            rows, header = _bank_rows(db, conn, batch_id), BANK_GENERIC_COLUMNS
-        else:
-            rows, header = _standard_rows(db, conn, batch_id), STANDARD_COLUMNS
-        async for chunk in chunked_csv(rows, header):
+        async for chunk in chunked_csv(_standard_rows(conn, batch_id), STANDARD_COLUMNS):
             yield chunk
 
 
-async def adjustment_rows(
-    db: Database, conn: Any, filters: AdjustmentFilters, max_rows: int
-) -> AsyncIterator[list[Any]]:
+async def adjustment_rows(conn: Any, filters: AdjustmentFilters, max_rows: int) -> AsyncIterator[list[Any]]:
     async for row in conn.cursor(
         QUERIES["settlement_adjustments_for_export"],
         filters.merchant_id,
@@ -219,5 +173,5 @@ async def adjustment_rows(
 async def adjustment_report(db: Database, filters: AdjustmentFilters, max_rows: int) -> AsyncIterator[bytes]:
     """The adjustment report (oldest first), at most ``max_rows`` rows, chunk by chunk."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        async for chunk in chunked_csv(adjustment_rows(db, conn, filters, max_rows), ADJUSTMENT_COLUMNS):
+        async for chunk in chunked_csv(adjustment_rows(conn, filters, max_rows), ADJUSTMENT_COLUMNS):
             yield chunk

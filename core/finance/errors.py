@@ -52,3 +52,38 @@ class ExportExpired(DomainError):
 class ExportTooLarge(DomainError):
     code = "export_too_large"
     status = 422
+
+
+class BankCodeUnknown(ValidationFailed):
+    code = "bank_code_unknown"
+
+
+class PayoutAccountChangeBlocked(Conflict):
+    """The merchant has a pending batch: changing where it is paid now is how payouts get redirected."""
+
+    code = "payout_account_change_blocked"
+
+
+class PayoutAccountMissing(InvalidState):
+    code = "payout_account_missing"
+
+
+class ReportMalformed(ValidationFailed):
+    """An acquirer report that cannot be imported; ``code`` says why (``report_bad_header``,
+    ``report_bad_amount``, ``report_bad_date``, ``report_bad_line``, ``report_duplicate_reference``,
+    ``report_empty``, ``report_not_csv``) and ``details.line`` where. Nothing of it is stored."""
+
+    code = "report_malformed"
+
+
+class ReportTooLarge(DomainError):
+    code = "report_too_large"
+    status = 413
+
+
+class AcquirerReportNotFound(NotFound):
+    code = "acquirer_report_not_found"
+
+
+class ReportExceptionNotFound(NotFound):
+    code = "report_exception_not_found"

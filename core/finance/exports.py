@@ -74,7 +74,7 @@ def job_view(row: Any) -> ExportJob:
 
 
 async def create_adjustment_export(
-    db: Database, conn: asyncpg.Connection, actor: AuditActor, filters: AdjustmentFilters
+    conn: asyncpg.Connection, actor: AuditActor, filters: AdjustmentFilters
 ) -> ExportJob:
     check_filter_type(filters.adjustment_type)
     time_window(filters.from_, filters.to)
@@ -223,7 +223,7 @@ async def _write_adjustments(
         last_beat = time.monotonic()
         with partial.open("wb") as out:
             async for chunk in csv_reports.chunked_csv(
-                csv_reports.adjustment_rows(db, conn, filters, limit), csv_reports.ADJUSTMENT_COLUMNS
+                csv_reports.adjustment_rows(conn, filters, limit), csv_reports.ADJUSTMENT_COLUMNS
             ):
                 out.write(chunk)
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:

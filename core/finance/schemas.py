@@ -3,7 +3,7 @@ reconciliation and the dashboards, and the request bodies of the finance routes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -41,6 +41,7 @@ class SettlementBatch(Struct, kw_only=True):
     paid_at: datetime | None
     failed_at: datetime | None
     cancelled_at: datetime | None
+    payout_account_id: str | None  # the account this batch pays, fixed when it was created
 
 
 class SettlementBatchEntry(Struct, kw_only=True):
@@ -87,10 +88,56 @@ class SettlementBatchEvent(Struct, kw_only=True):
     created_at: datetime
 
 
+class PayoutBank(Struct, kw_only=True):
+    code: str
+    name: str
+    account_digits_min: int
+    account_digits_max: int
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayoutBankPut(Body, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    account_digits_min: Annotated[int, Meta(ge=5, le=20)] = 6
+    account_digits_max: Annotated[int, Meta(ge=5, le=20)] = 20
+    active: bool = True
+
+
+class PayoutAccount(Struct, kw_only=True):
+    """One row of a merchant's payout account history; ``account_number`` is masked
+    (all but the last 4 digits replaced by ``*``) unless the reader holds
+    ``payout_account:read``, and ``masked`` says which."""
+
+    id: str
+    merchant_id: str
+    bank_code: str
+    bank_name: str
+    account_number: str
+    masked: bool
+    account_name: str
+    created_by_type: str
+    created_by: str | None
+    created_at: datetime
+
+
+class PayoutAccountState(Struct, kw_only=True):
+    current: PayoutAccount | None
+    history: list[PayoutAccount]  # newest first, the current one included
+
+
+class PayoutAccountPut(Body, kw_only=True):
+    bank_code: Annotated[str, Meta(min_length=1, max_length=8)]
+    account_number: Annotated[str, Meta(min_length=1, max_length=40)]
+    account_name: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
 class SettlementBatchDetail(SettlementBatch, kw_only=True):
     entries: list[SettlementBatchEntry]
     adjustments: list[SettlementAdjustment]
     events: list[SettlementBatchEvent]
+    payout_account: PayoutAccount | None
 
 
 class ExportJob(Struct, kw_only=True):
@@ -280,3 +327,59 @@ class AdjustmentExportCreate(Body, kw_only=True):
     adjustment_type: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None
+
+
+class AcquirerReport(Struct, kw_only=True):
+    """An imported acquirer settlement report: what it says, and how it compares with the ledger."""
+
+    id: str
+    content_sha256: str
+    file_name: str | None
+    byte_size: int
+    line_count: int
+    settlement_date_from: date
+    settlement_date_to: date
+    settlement_dates: list[date]
+    settlement_lag_days: int
+    report_amount: int
+    report_fee: int
+    matched_count: int
+    matched_amount: int
+    amount_mismatch_count: int
+    amount_mismatch_report_amount: int
+    amount_mismatch_ledger_amount: int
+    missing_in_ledger_count: int
+    missing_in_ledger_amount: int
+    missing_in_report_count: int
+    missing_in_report_amount: int
+    unresolved_count: int
+    imported_by_type: str
+    imported_by: str | None
+    created_at: datetime
+    already_imported: bool = False  # this upload was a file imported before: nothing changed
+
+
+class AcquirerReportException(Struct, kw_only=True):
+    id: str
+    report_id: str
+    kind: str  # amount_mismatch | missing_in_ledger | missing_in_report
+    line_number: int | None
+    provider_reference: str | None
+    settlement_date: date
+    report_amount: int | None
+    report_fee: int | None
+    ledger_amount: int | None
+    terminal_id: str | None
+    merchant_nmid: str | None
+    transaction_id: str | None
+    merchant_id: str | None
+    ledger_status: str | None
+    paid_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by_type: str | None
+    resolved_by: str | None
+    resolution_note: str | None
+
+
+class ExceptionResolve(Body, kw_only=True):
+    note: Text

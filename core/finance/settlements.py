@@ -24,11 +24,13 @@ import asyncpg
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.finance import payout_accounts
 from qris_soundbox.core.finance.errors import (
     AdjustedPayableNegative,
     FinanceInputInvalid,
     MerchantNotFound,
     NothingToReprocess,
+    PayoutAccountMissing,
     SettlementBatchNotFound,
     SettlementConflict,
     SettlementStateInvalid,
@@ -52,7 +54,6 @@ def batch_from_row(row: Any) -> SettlementBatch:
 
 
 async def append_event(
-    db: Database,
     conn: asyncpg.Connection,
     batch_id: str,
     event_type: str,
@@ -95,22 +96,21 @@ async def create_batches(
     batches: list[SettlementBatch] = []
     for row in merchants:
         async with db.transaction() as conn:
-            batch = await build_batch_for_merchant(db, conn, row["merchant_id"], effective, actor)
+            batch = await build_batch_for_merchant(conn, row["merchant_id"], effective, actor)
         if batch is not None:
             batches.append(batch)
     return batches
 
 
 async def build_batch_for_merchant(
-    db: Database, conn: asyncpg.Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
+    conn: asyncpg.Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
 ) -> SettlementBatch | None:
     await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
     entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
-    batch = await _insert_batch(db, conn, merchant_id, cutoff, entries, actor)
+    batch = await _insert_batch(conn, merchant_id, cutoff, entries, actor)
     await append_event(
-        db,
         conn,
         batch.id,
         "created",
@@ -135,7 +135,6 @@ async def build_batch_for_merchant(
 
 
 async def _insert_batch(
-    db: Database,
     conn: asyncpg.Connection,
     merchant_id: str,
     cutoff: datetime,
@@ -181,7 +180,7 @@ async def _insert_batch(
     return batch_from_row(row)
 
 
-async def locked_batch(db: Database, conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
+async def locked_batch(conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["settlement_batch_for_update"], batch_id)
     if row is None:
         raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
@@ -196,6 +195,18 @@ def require_status(batch: asyncpg.Record, allowed: tuple[str, ...], action: str)
         )
 
 
+def require_payout_account(batch: asyncpg.Record) -> None:
+    """A batch pays the account it was created with; without one there is nowhere to pay."""
+    if batch["payout_account_id"] is None:
+        merchant_id = batch["merchant_id"]
+        raise PayoutAccountMissing(
+            f"batch {batch['id']} has no payout account: merchant {merchant_id} had none when the batch was "
+            f"created. Set it (PUT /admin/merchants/{merchant_id}/payout-account) after cancelling this batch, "
+            "then build a new one",
+            details={"batch_id": batch["id"], "merchant_id": merchant_id},
+        )
+
+
 def clean_text(value: str, field: str, max_length: int = 500) -> str:
     value = value.strip()
     if not value or len(value) > max_length:
@@ -204,7 +215,6 @@ def clean_text(value: str, field: str, max_length: int = 500) -> str:
 
 
 async def mark_paid(
-    db: Database,
     conn: asyncpg.Connection,
     batch_id: str,
     actor: AuditActor,
@@ -214,11 +224,11 @@ async def mark_paid(
 ) -> SettlementBatch:
     reference = clean_text(payout_reference, "payout_reference", 128)
     note = clean_text(note, "note") if note is not None else None
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("pending",), "mark paid")
+    require_payout_account(current)
     row = await conn.fetchrow(QUERIES["mark_settlement_batch_paid"], batch_id, reference, note)
     await append_event(
-        db,
         conn,
         batch_id,
         "paid",
@@ -243,23 +253,19 @@ async def mark_paid(
     return batch_from_row(row)
 
 
-async def mark_failed(
-    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str
-) -> SettlementBatch:
-    return await _release(db, conn, batch_id, actor, reason=reason, to_status="failed")
+async def mark_failed(conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
+    return await _release(conn, batch_id, actor, reason=reason, to_status="failed")
 
 
-async def cancel(
-    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str
-) -> SettlementBatch:
-    return await _release(db, conn, batch_id, actor, reason=reason, to_status="cancelled")
+async def cancel(conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
+    return await _release(conn, batch_id, actor, reason=reason, to_status="cancelled")
 
 
 async def _release(
-    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
+    conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
 ) -> SettlementBatch:
     reason = clean_text(reason, "reason")
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     verb = "mark failed" if to_status == "failed" else "cancel"
     require_status(current, ("pending",), verb)
     query = "mark_settlement_batch_failed" if to_status == "failed" else "mark_settlement_batch_cancelled"
@@ -267,7 +273,6 @@ async def _release(
     released = await conn.execute(QUERIES["release_settlement_batch_entries"], batch_id)
     released_count = int(released.split()[-1])
     await append_event(
-        db,
         conn,
         batch_id,
         to_status,
@@ -288,10 +293,10 @@ async def _release(
     return batch_from_row(row)
 
 
-async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
+async def reprocess(conn: asyncpg.Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
     """A failed or cancelled batch → a NEW pending batch with its still-unbatched
     entries and copies of its adjustments. Answers the new batch."""
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("failed", "cancelled"), "reprocess")
     if current["reprocessed_into_batch_id"] is not None:
         raise SettlementStateInvalid(
@@ -315,7 +320,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
             details={"payable_amount": payable, "adjustment_amount": adjustment_total},
         )
     new_batch = await _insert_batch(
-        db,
         conn,
         merchant_id,
         current["cutoff"],
@@ -339,7 +343,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
         )
     await conn.execute(QUERIES["set_settlement_batch_reprocessed_into"], batch_id, new_batch.id)
     await append_event(
-        db,
         conn,
         batch_id,
         "reprocessed",
@@ -349,7 +352,6 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
         payload={"new_batch_id": new_batch.id},
     )
     await append_event(
-        db,
         conn,
         new_batch.id,
         "created",
@@ -379,16 +381,15 @@ async def reprocess(db: Database, conn: asyncpg.Connection, batch_id: str, actor
 
 
 async def update_reference(
-    db: Database, conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, payout_reference: str
+    conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, payout_reference: str
 ) -> SettlementBatch:
     """Record or correct the bank's payout reference of a pending or paid batch."""
     reference = clean_text(payout_reference, "payout_reference", 128)
-    current = await locked_batch(db, conn, batch_id)
+    current = await locked_batch(conn, batch_id)
     require_status(current, ("pending", "paid"), "change the payout reference of")
     row = await conn.fetchrow(QUERIES["update_settlement_batch_reference"], batch_id, reference)
     payload = {"old": current["payout_reference"], "new": reference}
     await append_event(
-        db,
         conn,
         batch_id,
         "reference_updated",
@@ -409,9 +410,12 @@ async def update_reference(
     return batch_from_row(row)
 
 
-async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None = None) -> SettlementBatchDetail:
-    """One batch with its entries, adjustments and history; ``merchant_id`` scopes it
-    (another merchant's batch is simply not found)."""
+async def batch_detail(
+    db: Database, batch_id: str, *, merchant_id: str | None = None, full_account: bool = False
+) -> SettlementBatchDetail:
+    """One batch with its entries, adjustments, history and the payout account it pays (its number
+    masked unless ``full_account``); ``merchant_id`` scopes it (another merchant's batch is simply
+    not found)."""
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(QUERIES["settlement_batch_by_id"], batch_id)
         if row is None or (merchant_id is not None and row["merchant_id"] != merchant_id):
@@ -419,12 +423,14 @@ async def batch_detail(db: Database, batch_id: str, *, merchant_id: str | None =
         entries = await conn.fetch(QUERIES["settlement_batch_entries"], batch_id)
         adjustments = await conn.fetch(QUERIES["settlement_batch_adjustments"], batch_id)
         events = await conn.fetch(QUERIES["settlement_batch_events"], batch_id)
+        account = await payout_accounts.batch_account(conn, row["payout_account_id"], full=full_account)
     batch = batch_from_row(row)
     return SettlementBatchDetail(
         **{name: getattr(batch, name) for name in SettlementBatch.__struct_fields__},
         entries=[from_row(SettlementBatchEntry, e) for e in entries],
         adjustments=[from_row(SettlementAdjustment, a) for a in adjustments],
         events=[from_row(SettlementBatchEvent, e) for e in events],
+        payout_account=account,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from qris_soundbox.core.finance.schemas import PayoutAccount
 from qris_soundbox.core.merchants.schemas import Merchant
 from qris_soundbox.core.schemas import Body, Struct
 
@@ -38,3 +39,4 @@ class LogoutResult(Struct, kw_only=True):
 class MerchantProfile(Struct, kw_only=True):
     user: User
     merchant: Merchant
+    payout_account: PayoutAccount | None  # always masked for a merchant user

@@ -43,9 +43,12 @@ ORDER BY e.ledger_entry_id;
 -- insert_settlement_batch --
 -- $1 id, $2 merchant, $3 cutoff, $4 entry_count, $5 gross, $6 fee, $7 payable, $8 adjustment,
 -- $9 created_by, $10 reprocessed_from
+-- The batch pays the merchant's payout account in force now (the caller holds the merchant's settlement lock,
+-- which an account change takes too).
 INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, payable_amount,
-                                adjustment_amount, created_by, reprocessed_from_batch_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                adjustment_amount, created_by, reprocessed_from_batch_id, payout_account_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.id DESC LIMIT 1))
 RETURNING *;
 
 -- insert_settlement_batch_entries --
@@ -178,15 +181,62 @@ ORDER BY a.id
 LIMIT $5;
 
 -- settlement_batch_bank_details --
--- $1 = batch id: the batch with the beneficiary fields for a bank upload file. Bank account
--- columns are read by name from the merchant row so they appear once merchants carry them.
-SELECT b.*, m.code AS merchant_code, m.name AS merchant_name, m.legal_name AS merchant_legal_name,
-       m.email AS merchant_email,
-       to_jsonb(m) ->> 'bank_code' AS bank_code,
-       to_jsonb(m) ->> 'bank_account_number' AS bank_account_number,
-       to_jsonb(m) ->> 'bank_account_name' AS bank_account_name
-FROM settlement_batches b JOIN merchants m ON m.id = b.merchant_id
+-- $1 = batch id: the batch with the payout account it was created with (NULL columns: none was set)
+SELECT b.*, m.code AS merchant_code, m.name AS merchant_name, m.email AS merchant_email,
+       a.bank_code, a.account_number, a.account_name
+FROM settlement_batches b
+JOIN merchants m ON m.id = b.merchant_id
+LEFT JOIN merchant_payout_accounts a ON a.id = b.payout_account_id
 WHERE b.id = $1;
+
+-- payout_banks --
+-- Every bank the platform knows, by code
+SELECT * FROM payout_banks ORDER BY code;
+
+-- payout_bank_by_code --
+-- $1 = bank code
+SELECT * FROM payout_banks WHERE code = $1;
+
+-- upsert_payout_bank --
+-- $1 code, $2 name, $3 digits min, $4 digits max, $5 active
+INSERT INTO payout_banks (code, name, account_digits_min, account_digits_max, active)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (code) DO UPDATE
+SET name = EXCLUDED.name, account_digits_min = EXCLUDED.account_digits_min,
+    account_digits_max = EXCLUDED.account_digits_max, active = EXCLUDED.active, updated_at = now()
+RETURNING *;
+
+-- payout_account_history --
+-- $1 = merchant id: its payout accounts, newest (the one in force) first, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.merchant_id = $1
+ORDER BY a.id DESC;
+
+-- current_payout_account --
+-- $1 = merchant id: the account in force, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.merchant_id = $1
+ORDER BY a.id DESC
+LIMIT 1;
+
+-- payout_account_by_id --
+-- $1 = payout account id, with the bank's name
+SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
+WHERE a.id = $1;
+
+-- insert_payout_account --
+-- $1 id, $2 merchant, $3 bank code, $4 account number, $5 account name, $6 created_by_type, $7 created_by
+WITH inserted AS (
+    INSERT INTO merchant_payout_accounts (id, merchant_id, bank_code, account_number, account_name,
+                                          created_by_type, created_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING *
+)
+SELECT i.*, k.name AS bank_name FROM inserted i JOIN payout_banks k ON k.code = i.bank_code;
+
+-- pending_settlement_batch_ids --
+-- $1 = merchant id: its pending batches (an account change would redirect them)
+SELECT id FROM settlement_batches WHERE merchant_id = $1 AND status = 'pending' ORDER BY id;
 
 -- insert_export_job --
 -- $1 id, $2 export_type, $3 filters, $4 requested_by_type, $5 requested_by_id
@@ -359,3 +409,140 @@ WHERE ($1::text IS NULL OR t.merchant_id = $1)
   AND ($2::timestamptz IS NULL OR x.created_at >= $2)
   AND ($3::timestamptz IS NULL OR x.created_at < $3)
 GROUP BY x.kind ORDER BY x.kind;
+
+-- create_acquirer_report_stage --
+-- One import's parsed lines, COPYed in; dropped when the import's transaction ends
+CREATE TEMP TABLE acquirer_report_stage (
+    line_number integer NOT NULL,
+    provider_reference text NOT NULL,
+    amount bigint NOT NULL,
+    fee bigint,
+    settlement_date date NOT NULL,
+    terminal_id text,
+    merchant_nmid text
+) ON COMMIT DROP;
+
+-- analyze_acquirer_report_stage --
+-- Statistics for the planner before the matching joins (a temp table has none)
+ANALYZE acquirer_report_stage;
+
+-- acquirer_report_stage_work_mem --
+-- The import's hash joins and aggregates over a million lines fit in memory instead of spilling
+SET LOCAL work_mem = '64MB';
+
+-- acquirer_report_stage_duplicate --
+-- The provider_reference that first appears twice in the report (a hash aggregate: no sort of every line)
+SELECT provider_reference FROM acquirer_report_stage
+GROUP BY provider_reference
+HAVING count(*) > 1
+ORDER BY min(line_number)
+LIMIT 1;
+
+-- acquirer_report_stage_lines --
+-- $1 = provider_reference: its first lines in the report
+SELECT (array_agg(line_number ORDER BY line_number))[1:5] FROM acquirer_report_stage WHERE provider_reference = $1;
+
+-- lock_acquirer_report_content --
+-- $1 = content sha256: two imports of one file queue here; the second then finds the first
+SELECT pg_advisory_xact_lock(hashtextextended('acquirer_report:' || $1, 0));
+
+-- acquirer_report_id_by_hash --
+-- $1 = content sha256
+SELECT id FROM acquirer_reports WHERE content_sha256 = $1;
+
+-- insert_acquirer_report --
+-- $1 id, $2 sha256, $3 file name, $4 bytes, $5 lines, $6 dates (date[]), $7 amount, $8 fee, $9 lag days,
+-- $10 imported_by_type, $11 imported_by
+INSERT INTO acquirer_reports (id, content_sha256, file_name, byte_size, line_count, settlement_date_from,
+                              settlement_date_to, settlement_dates, report_amount, report_fee, settlement_lag_days,
+                              imported_by_type, imported_by)
+SELECT $1, $2, $3, $4, $5, min(d), max(d), $6::date[], $7, $8, $9, $10, $11 FROM unnest($6::date[]) d;
+
+-- insert_acquirer_report_line_exceptions --
+-- $1 = report: lines whose reference has no paid transaction (missing_in_ledger) or another amount
+INSERT INTO acquirer_report_exceptions (report_id, kind, line_number, provider_reference, settlement_date,
+                                        report_amount, report_fee, ledger_amount, terminal_id, merchant_nmid,
+                                        transaction_id, merchant_id, ledger_status, paid_at)
+SELECT $1, CASE WHEN t.id IS NULL OR t.status <> 'paid' THEN 'missing_in_ledger' ELSE 'amount_mismatch' END,
+       s.line_number, s.provider_reference, s.settlement_date, s.amount, s.fee, t.amount, s.terminal_id,
+       s.merchant_nmid, t.id, t.merchant_id, t.status, t.paid_at
+FROM acquirer_report_stage s
+LEFT JOIN transactions t ON t.provider_reference = s.provider_reference
+WHERE t.id IS NULL OR t.status <> 'paid' OR t.amount <> s.amount
+ORDER BY s.line_number;
+
+-- insert_acquirer_report_missing_exceptions --
+-- $1 report, $2 settlement dates (date[]), $3 lag days, $4 / $5 paid_at bounds (the dates' business days):
+-- paid transactions the report should have settled and does not list
+INSERT INTO acquirer_report_exceptions (report_id, kind, provider_reference, settlement_date, ledger_amount,
+                                        transaction_id, merchant_id, ledger_status, paid_at)
+SELECT $1, 'missing_in_report', t.provider_reference, (t.paid_at AT TIME ZONE 'Asia/Jakarta')::date + $3::integer,
+       t.amount, t.id, t.merchant_id, t.status, t.paid_at
+FROM transactions t
+WHERE t.status = 'paid' AND t.paid_at >= $4 AND t.paid_at < $5
+  AND (t.paid_at AT TIME ZONE 'Asia/Jakarta')::date + $3::integer = ANY ($2::date[])
+  AND NOT EXISTS (SELECT 1 FROM acquirer_report_stage s WHERE s.provider_reference = t.provider_reference)
+ORDER BY t.paid_at, t.id;
+
+-- acquirer_report_exception_totals --
+-- $1 = report: count and amounts by kind
+SELECT kind, count(*) AS count, COALESCE(sum(report_amount), 0)::bigint AS report_amount,
+       COALESCE(sum(ledger_amount), 0)::bigint AS ledger_amount
+FROM acquirer_report_exceptions WHERE report_id = $1 GROUP BY kind;
+
+-- set_acquirer_report_totals --
+-- $1 report, $2 matched count, $3 matched amount, $4 / $5 / $6 amount_mismatch count, report and ledger amount,
+-- $7 / $8 missing_in_ledger count and amount, $9 / $10 missing_in_report count and amount
+UPDATE acquirer_reports
+SET matched_count = $2, matched_amount = $3, amount_mismatch_count = $4, amount_mismatch_report_amount = $5,
+    amount_mismatch_ledger_amount = $6, missing_in_ledger_count = $7, missing_in_ledger_amount = $8,
+    missing_in_report_count = $9, missing_in_report_amount = $10
+WHERE id = $1;
+
+-- acquirer_report_by_id --
+-- $1 = report id, with how many of its exceptions are still open
+SELECT r.*, (SELECT count(*) FROM acquirer_report_exceptions x
+             WHERE x.report_id = r.id AND x.resolved_at IS NULL) AS unresolved_count
+FROM acquirer_reports r WHERE r.id = $1;
+
+-- list_acquirer_reports --
+-- $1 cursor, $2 limit+1, $3 from, $4 to (created_at)
+SELECT r.*, (SELECT count(*) FROM acquirer_report_exceptions x
+             WHERE x.report_id = r.id AND x.resolved_at IS NULL) AS unresolved_count
+FROM acquirer_reports r
+WHERE ($1::text IS NULL OR r.id < $1)
+  AND ($3::timestamptz IS NULL OR r.created_at >= $3)
+  AND ($4::timestamptz IS NULL OR r.created_at < $4)
+ORDER BY r.id DESC
+LIMIT $2;
+
+-- list_acquirer_report_exceptions --
+-- $1 report, $2 cursor, $3 limit+1, $4 kind, $5 resolved (true/false/NULL: both), $6 merchant
+SELECT * FROM acquirer_report_exceptions
+WHERE report_id = $1
+  AND ($2::text IS NULL OR id < $2)
+  AND ($4::text IS NULL OR kind = $4)
+  AND ($5::boolean IS NULL OR (resolved_at IS NOT NULL) = $5)
+  AND ($6::text IS NULL OR merchant_id = $6)
+ORDER BY id DESC
+LIMIT $3;
+
+-- acquirer_report_exceptions_for_export --
+-- $1 report, $2 kind, $3 resolved, $4 merchant: in report order, for a server-side cursor
+SELECT * FROM acquirer_report_exceptions
+WHERE report_id = $1
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::boolean IS NULL OR (resolved_at IS NOT NULL) = $3)
+  AND ($4::text IS NULL OR merchant_id = $4)
+ORDER BY id;
+
+-- acquirer_report_exception_for_update --
+-- $1 report, $2 exception
+SELECT * FROM acquirer_report_exceptions WHERE report_id = $1 AND id = $2 FOR UPDATE;
+
+-- resolve_acquirer_report_exception --
+-- $1 exception, $2 note, $3 resolved_by_type, $4 resolved_by
+UPDATE acquirer_report_exceptions
+SET resolved_at = now(), resolution_note = $2, resolved_by_type = $3, resolved_by = $4
+WHERE id = $1
+RETURNING *;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 
 from tests.actors import Client, bearer, logged_in
 from tests.onboarding import onboarded_terminal
@@ -21,8 +22,38 @@ async def pay(running: RunningPlatform, terminal_id: str, amount: int, *, paid_a
     return response.json()["transaction_id"]
 
 
-async def merchant_with_payments(running: RunningPlatform, amounts: list[int], *, fee_bps: int | None = 70) -> dict:
+_account_numbers = itertools.count(1)
+
+
+async def set_payout_account(
+    running: RunningPlatform,
+    merchant_id: str,
+    *,
+    bank_code: str = "014",
+    account_number: str | None = None,
+    account_name: str = "Warung Test",
+    headers: dict | None = None,
+):
+    """PUT the merchant's payout account (a fresh 10-digit BCA number unless given); the raw response."""
+    number = account_number or f"{next(_account_numbers):010d}"
+    return await running.http.put(
+        f"/admin/merchants/{merchant_id}/payout-account",
+        json={"bank_code": bank_code, "account_number": number, "account_name": account_name},
+        headers=headers or running.admin_headers,
+    )
+
+
+async def payee_terminal(running: RunningPlatform, *, fee_bps: int | None = 70) -> dict:
+    """An onboarded merchant and terminal whose merchant has a payout account (``payout_account``)."""
     ids = await onboarded_terminal(running, fee_bps=fee_bps)
+    response = await set_payout_account(running, ids["merchant_id"])
+    assert response.status_code == 200, response.text
+    ids["payout_account"] = response.json()
+    return ids
+
+
+async def merchant_with_payments(running: RunningPlatform, amounts: list[int], *, fee_bps: int | None = 70) -> dict:
+    ids = await payee_terminal(running, fee_bps=fee_bps)
     ids["transaction_ids"] = [await pay(running, ids["terminal_id"], amount) for amount in amounts]
     return ids
 

@@ -3,8 +3,17 @@ match the API's totals and never hand a spreadsheet a formula."""
 
 from __future__ import annotations
 
+from qris_soundbox.core.finance.bank_formats.bank_generic import COLUMNS as BANK_GENERIC_COLUMNS
 from qris_soundbox.core.finance.csv_reports import safe_cell
-from tests.finance.helpers import batch_for, merchant_with_payments, parse_csv
+from tests.finance.helpers import (
+    admin_logins,
+    batch_for,
+    merchant_with_payments,
+    parse_csv,
+    pay,
+    set_payout_account,
+)
+from tests.onboarding import onboarded_terminal
 from tests.support import RunningPlatform
 
 # Reasons are trimmed on the way in, so leading tab/CR can only come from stored data (see test_safe_cell).
@@ -49,46 +58,70 @@ async def test_standard_report_parses_back_and_matches_the_batch(running: Runnin
     assert all(r["paid_at"].endswith("Z") for r in entries)
 
 
-async def test_bank_generic_file_pays_the_adjusted_payable(running: RunningPlatform) -> None:
+async def test_bank_generic_file_pays_the_adjusted_payable_to_the_batch_account(running: RunningPlatform) -> None:
     ids = await merchant_with_payments(running, [300_000, 150_000])
+    account = ids["payout_account"]
     batch = await batch_for(running, ids["merchant_id"])
     await adjust(running, batch["id"], "chargeback", -50_000, "disputed sale")
     text = await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
-    (row,) = parse_csv(text)
+    assert text.endswith("\r\n") and text.count("\r\n") == 3
+    detail, trailer = parse_csv(text)
     current = (await running.http.get(f"/admin/settlement-batches/{batch['id']}", headers=running.admin_headers)).json()
-    assert int(row["amount"]) == current["adjusted_payable_amount"] == batch["payable_amount"] - 50_000
-    assert row["beneficiary_name"] == "Warung Test" and row["currency"] == "IDR"
-    assert row["reference"] == batch["id"] and row["merchant_id"] == ids["merchant_id"]
-    assert list(row) == [
-        "batch_id",
-        "beneficiary_name",
-        "beneficiary_account_number",
-        "beneficiary_bank_code",
-        "amount",
-        "currency",
-        "reference",
-        "description",
-        "merchant_id",
-        "merchant_code",
-        "beneficiary_email",
-    ]
+    assert int(detail["amount"]) == current["adjusted_payable_amount"] == batch["payable_amount"] - 50_000
+    assert (detail["beneficiary_account_number"], detail["beneficiary_bank_code"]) == (account["account_number"], "014")
+    assert detail["beneficiary_name"] == "WARUNG TEST" and detail["currency"] == "IDR"
+    assert detail["reference"] == batch["id"] and detail["merchant_id"] == ids["merchant_id"]
+    assert list(detail) == list(BANK_GENERIC_COLUMNS)
+    # The trailer's control totals equal the detail rows and the batch.
+    assert trailer["record_type"] == "T" and detail["record_type"] == "D"
+    assert (int(trailer["record_count"]), int(trailer["amount"])) == (1, current["adjusted_payable_amount"])
     await running.http.post(
         f"/admin/settlement-batches/{batch['id']}/mark-paid",
         json={"payout_reference": "MANDIRI-42"},
         headers=running.admin_headers,
     )
-    (paid_row,) = parse_csv(
+    paid_row, _ = parse_csv(
         await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
     )
     assert paid_row["reference"] == "MANDIRI-42"
+    # Paid, the account may change; the batch's file still names the account it paid.
+    changed = await set_payout_account(running, ids["merchant_id"], account_number="8888888888")
+    assert changed.status_code == 200, changed.text
+    again, _ = parse_csv(
+        await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
+    )
+    assert again["beneficiary_account_number"] == account["account_number"]
+
+
+async def test_bank_files_need_the_full_account_permission_and_an_account(running: RunningPlatform) -> None:
+    ids = await merchant_with_payments(running, [20_000])
+    batch = await batch_for(running, ids["merchant_id"])
+    path = f"/admin/settlement-batches/{batch['id']}/export.csv"
+    finance = (await admin_logins(running, "finance"))["finance"]
+    allowed = await running.http.get(path, params={"format": "bank_generic"}, headers=finance.headers)
+    assert allowed.status_code == 200 and ids["payout_account"]["account_number"] in allowed.text
+    unknown = await running.http.get(path, params={"format": "swift_mt103"}, headers=running.admin_headers)
+    assert unknown.status_code == 400 and unknown.json()["error"]["details"]["field"] == "format"
+
+    bare = await onboarded_terminal(running)
+    await pay(running, bare["terminal_id"], 9_000)
+    no_account = await batch_for(running, bare["merchant_id"])
+    refused = await running.http.get(
+        f"/admin/settlement-batches/{no_account['id']}/export.csv",
+        params={"format": "bank_generic"},
+        headers=running.admin_headers,
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "payout_account_missing"
+    assert bare["merchant_id"] in refused.json()["error"]["message"]
 
 
 async def test_formula_injection_is_neutralised(running: RunningPlatform) -> None:
-    ids = await merchant_with_payments(running, [900_000])
-    renamed = await running.http.patch(
-        f"/admin/merchants/{ids['merchant_id']}", json={"legal_name": HOSTILE[0]}, headers=running.admin_headers
-    )
-    assert renamed.status_code == 200, renamed.text
+    ids = await onboarded_terminal(running)
+    # Names are normalised for bank files on the way in: what is left of a formula is plain text,
+    # and a leading "-" that survives is still defused in the file.
+    account = await set_payout_account(running, ids["merchant_id"], account_name=HOSTILE[2] + " toko")
+    assert account.json()["account_name"] == "-23 TOKO"
+    await pay(running, ids["terminal_id"], 900_000)
     batch = await batch_for(running, ids["merchant_id"])
     for reason in HOSTILE:
         await adjust(running, batch["id"], "correction", -1, reason)
@@ -99,24 +132,24 @@ async def test_formula_injection_is_neutralised(running: RunningPlatform) -> Non
     # Numbers stay numbers: a negative amount is not text to defuse.
     assert {r["adjustment_amount"] for r in standard if r["row_type"] == "adjustment"} == {"-1"}
 
-    (bank,) = parse_csv(
+    bank, trailer = parse_csv(
         await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
     )
-    assert bank["beneficiary_name"] == "'" + HOSTILE[0]
-    # The API refuses control characters in a name; an older row may still hold one.
+    assert bank["beneficiary_name"] == "'-23 TOKO"
+    # The API refuses control characters in an e-mail; an older row may still hold one.
     await running.platform.db.pool.execute(
-        "UPDATE merchants SET legal_name = $2 WHERE id = $1", ids["merchant_id"], "\t=cmd"
+        "UPDATE merchants SET email = $2 WHERE id = $1", ids["merchant_id"], "\t=cmd"
     )
-    (bank_tab,) = parse_csv(
+    bank_tab, _ = parse_csv(
         await get_csv(running, f"/admin/settlement-batches/{batch['id']}/export.csv", format="bank_generic")
     )
-    assert bank_tab["beneficiary_name"] == "'\t=cmd"
+    assert bank_tab["beneficiary_email"] == "'\t=cmd"
 
     report = parse_csv(
         await get_csv(running, "/admin/settlement-adjustments/export.csv", merchant_id=ids["merchant_id"])
     )
     assert sorted(r["reason"] for r in report) == sorted("'" + text for text in HOSTILE)
-    for row in standard + report + [bank]:
+    for row in standard + report + [bank, trailer]:
         for value in row.values():
             assert not value.startswith(("=", "+", "@", "\t", "\r")), row
             assert not value.startswith("-") or value.lstrip("-").isdigit(), row

@@ -29,6 +29,10 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
     mine = await running.http.get(f"/merchant/settlement-batches/{batch_a['id']}", headers=tokens["viewer-a"])
     assert mine.status_code == 200 and len(mine.json()["entries"]) == 2
     assert mine.json()["adjustments"][0]["amount"] == -1_000
+    # The account the batch pays, masked: merchant users never hold payout_account:read.
+    number = a["payout_account"]["account_number"]
+    assert mine.json()["payout_account"]["account_number"] == "******" + number[-4:]
+    assert number not in mine.text
 
     for token, batch_id in (("owner-a", batch_b["id"]), ("owner-b", batch_a["id"])):
         for suffix in ("", "/export.csv"):
@@ -52,7 +56,8 @@ async def test_merchants_see_only_their_own_settlements(running: RunningPlatform
         params={"format": "bank_generic"},
         headers=tokens["owner-a"],
     )
-    assert int(parse_csv(bank.text)[0]["amount"]) == batch_a["payable_amount"] - 1_000
+    # A bank file carries the full account number: not for merchant users.
+    assert bank.status_code == 403, bank.text
 
     # A merchant viewer reads but does not export; no merchant token reaches the admin routes.
     assert (

@@ -18,8 +18,8 @@ from tests.finance.helpers import (
     ledger_sums,
     merchant_with_payments,
     pay,
+    payee_terminal,
 )
-from tests.onboarding import onboarded_terminal
 from tests.support import PlatformFactory, RunningPlatform
 
 SIGNS = {"bank_fee": -1, "chargeback": -1, "bonus": 1, "correction": 0}
@@ -123,7 +123,7 @@ async def test_a_day_of_payments_settles_to_the_rupiah(running: RunningPlatform,
     merchants = []
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for fee_bps, amounts, _ in day:
-        ids = await onboarded_terminal(running, fee_bps=fee_bps)
+        ids = await payee_terminal(running, fee_bps=fee_bps)
         for index, amount in enumerate(amounts):
             # Spread over the day; the ledger is written when the callback arrives.
             await pay(running, ids["terminal_id"], amount, paid_at=(start + timedelta(minutes=137 * index)).isoformat())
@@ -334,7 +334,7 @@ async def test_adjustment_rules(running: RunningPlatform) -> None:
 
 
 async def test_lists_filter_and_page(running: RunningPlatform) -> None:
-    ids = await onboarded_terminal(running)
+    ids = await payee_terminal(running)
     for amount in (1_000, 2_000, 3_000):
         await pay(running, ids["terminal_id"], amount)
         await create_batches(running, {"merchant_id": ids["merchant_id"]})
