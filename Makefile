@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck install install-test clean
+.PHONY: run test lint typecheck install install-test chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test chromium
+
+# The console's browser tests (tests/console) drive Debian's Chromium: Playwright cannot
+# download its own browser here. Installed when missing, as root (or through sudo).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing chromium for the console's browser tests ..."; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get install -y -q chromium > /dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q > /dev/null && $$SUDO apt-get install -y -q chromium > /dev/null; }; }
 
 run: install
 	$(BIN)/qris-soundbox serve --demo

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from qris_soundbox.control_plane import (
     audit,
+    console,
     demo,
     device_config,
     devices,
@@ -31,7 +32,19 @@ from qris_soundbox.control_plane.middleware import request_body_rules, request_c
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
-ROUTE_MODULES = [health, users, merchants, audit, demo, devices, device_config, payments, finance, merchant_portal]
+ROUTE_MODULES = [
+    health,
+    users,
+    merchants,
+    audit,
+    demo,
+    devices,
+    device_config,
+    payments,
+    finance,
+    merchant_portal,
+    console,
+]
 
 
 def create_app(platform: PlatformContext) -> Litestar:

@@ -156,7 +156,12 @@ def describe(options: ServeOptions, roles: frozenset[str]) -> dict[str, str]:
     if "api" in roles:
         host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
         base = f"http://{host}:{options.http_port}"
-        urls |= {"http": base, "openapi": f"{base}/schema/openapi.json", "docs": f"{base}/schema/swagger"}
+        urls |= {
+            "http": base,
+            "console": f"{base}/ui",
+            "openapi": f"{base}/schema/openapi.json",
+            "docs": f"{base}/schema/swagger",
+        }
     if "broker" in roles:
         host = "127.0.0.1" if options.mqtt_host in ("0.0.0.0", "::") else options.mqtt_host
         urls["mqtt"] = f"mqtt://{host}:{options.mqtt_port}"
