@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, get, patch, post
+from litestar import Request, Response, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
+from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
 from qris_soundbox.core.schemas import Page
 
 _WRITE = {"rate_limit": "admin_write"}
@@ -169,6 +170,46 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Term
         return await service.get_terminal(platform.db, conn, terminal_id)
 
 
+def qr_response(payload: str | None, fmt: QrFormat, what: str, filename: str) -> Response[bytes]:
+    """A QRIS payload as a QR image (``core/qr_image.py``); the PNG downloads as a file to print."""
+    disposition = "attachment" if fmt == "png" else "inline"
+    return Response(
+        qr_image(payload, fmt, what),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'{disposition}; filename="{filename}.{fmt}"', "Cache-Control": "no-store"},
+    )
+
+
+async def _terminal_qr(
+    platform: Platform, terminal_id: str, fmt: QrFormat, scope: str | None = None
+) -> Response[bytes]:
+    async with platform.db.transaction() as conn:
+        terminal = await service.get_terminal(platform.db, conn, terminal_id, scope)
+    return qr_response(terminal.static_qris, fmt, f"terminal {terminal_id}", f"qris-{terminal.terminal_code}")
+
+
+@get(
+    "/admin/terminals/{terminal_id:str}/qris.svg",
+    summary="The terminal's static QRIS as an SVG QR image",
+    media_type=MEDIA_TYPES["svg"],
+    tags=["terminals"],
+    opt={"permission": "terminal:read"},
+)
+async def terminal_qris_svg(platform: Platform, terminal_id: FromPath[str]) -> Response[bytes]:
+    return await _terminal_qr(platform, terminal_id, "svg")
+
+
+@get(
+    "/admin/terminals/{terminal_id:str}/qris.png",
+    summary="The terminal's static QRIS as a PNG QR image (to print)",
+    media_type=MEDIA_TYPES["png"],
+    tags=["terminals"],
+    opt={"permission": "terminal:read"},
+)
+async def terminal_qris_png(platform: Platform, terminal_id: FromPath[str]) -> Response[bytes]:
+    return await _terminal_qr(platform, terminal_id, "png")
+
+
 # --- a merchant user's own outlets and terminals ---
 
 
@@ -223,6 +264,32 @@ async def my_terminal(platform: Platform, request: Request[Any, Any, Any], termi
         return await service.get_terminal(platform.db, conn, terminal_id, scope)
 
 
+@get(
+    "/merchant/terminals/{terminal_id:str}/qris.svg",
+    summary="One of my terminals' static QRIS as an SVG QR image",
+    media_type=MEDIA_TYPES["svg"],
+    tags=["merchant"],
+    opt={"permission": "terminal:read"},
+)
+async def my_terminal_qris_svg(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
+) -> Response[bytes]:
+    return await _terminal_qr(platform, terminal_id, "svg", merchant_scope(principal_of(request)))
+
+
+@get(
+    "/merchant/terminals/{terminal_id:str}/qris.png",
+    summary="One of my terminals' static QRIS as a PNG QR image (to print)",
+    media_type=MEDIA_TYPES["png"],
+    tags=["merchant"],
+    opt={"permission": "terminal:read"},
+)
+async def my_terminal_qris_png(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
+) -> Response[bytes]:
+    return await _terminal_qr(platform, terminal_id, "png", merchant_scope(principal_of(request)))
+
+
 routes = [
     create_merchant,
     list_merchants,
@@ -236,8 +303,12 @@ routes = [
     create_terminal,
     list_terminals,
     get_terminal,
+    terminal_qris_svg,
+    terminal_qris_png,
     my_outlets,
     my_outlet,
     my_terminals,
     my_terminal,
+    my_terminal_qris_svg,
+    my_terminal_qris_png,
 ]

@@ -8,15 +8,18 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
 from qris_soundbox.control_plane.device_auth import device_of
+from qris_soundbox.control_plane.merchant_portal import own_merchant
+from qris_soundbox.control_plane.merchants import qr_response
 from qris_soundbox.core import outbox
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import callbacks, device_requests, service
 from qris_soundbox.core.payments import schemas as s
+from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat
 from qris_soundbox.core.schemas import Page
 
 
@@ -50,6 +53,26 @@ async def list_transactions(
     async with platform.db.transaction() as conn:
         return await service.list_transactions(
             platform.db, conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status
+        )
+
+
+@get(
+    "/merchant/transactions",
+    tags=["merchant"],
+    summary="My payments, newest first (the logged-in merchant's own)",
+    opt={"permission": "transaction:read"},
+)
+async def my_transactions(
+    request: Request,
+    platform: Platform,
+    page: Paging,
+    window: Window,
+    terminal_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Page[s.Transaction]:
+    async with platform.db.transaction() as conn:
+        return await service.list_transactions(
+            platform.db, conn, page, window, merchant_id=own_merchant(request), terminal_id=terminal_id, status=status
         )
 
 
@@ -94,6 +117,35 @@ async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> 
 async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[s.TransactionEvent]:
     async with platform.db.transaction() as conn:
         return await service.transaction_events(platform.db, conn, transaction_id)
+
+
+async def _transaction_qr(platform: Platform, transaction_id: str, fmt: QrFormat) -> Response[bytes]:
+    async with platform.db.transaction() as conn:
+        transaction = await service.get_transaction(platform.db, conn, transaction_id)
+    what = f"transaction {transaction_id}"
+    return qr_response(transaction.qr_payload, fmt, what, f"qris-{transaction.reference}")
+
+
+@get(
+    "/admin/transactions/{transaction_id:str}/qris.svg",
+    summary="A dynamic QR transaction's payload as an SVG QR image",
+    media_type=MEDIA_TYPES["svg"],
+    tags=["payments"],
+    opt={"permission": "transaction:read"},
+)
+async def transaction_qris_svg(platform: Platform, transaction_id: FromPath[str]) -> Response[bytes]:
+    return await _transaction_qr(platform, transaction_id, "svg")
+
+
+@get(
+    "/admin/transactions/{transaction_id:str}/qris.png",
+    summary="A dynamic QR transaction's payload as a PNG QR image",
+    media_type=MEDIA_TYPES["png"],
+    tags=["payments"],
+    opt={"permission": "transaction:read"},
+)
+async def transaction_qris_png(platform: Platform, transaction_id: FromPath[str]) -> Response[bytes]:
+    return await _transaction_qr(platform, transaction_id, "png")
 
 
 @post(
@@ -206,6 +258,9 @@ routes = [
     list_transactions,
     get_transaction,
     transaction_events,
+    transaction_qris_svg,
+    transaction_qris_png,
+    my_transactions,
     expire_due,
     list_ledger_entries,
 ]
