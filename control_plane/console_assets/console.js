@@ -112,7 +112,7 @@ const $ = (id) => document.getElementById(id);
 const content = () => $("content");
 
 function show(...nodes) {
-  content().replaceChildren(...nodes.flat());
+  content().replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined));
 }
 
 function flash(node) {
@@ -157,6 +157,20 @@ function pageUrl(page, params) {
 
 const query = () => new URLSearchParams(location.search);
 
+// Date filters: the URL keeps the day (2026-11-30); the API gets that day's bounds in Jakarta,
+// `to` inclusive of its day (the API's `to` is exclusive).
+function apiParams(params) {
+  const out = {};
+  for (const [name, value] of Object.entries(params)) {
+    if ((name === "from" || name === "to") && /^\d{4}-\d{2}-\d{2}$/.test(value)) {
+      const day = new Date(value + "T00:00:00+07:00");
+      if (name === "to") day.setUTCDate(day.getUTCDate() + 1);
+      out[name] = day.toISOString();
+    } else out[name] = value;
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- session and API
 
 // The token lives in sessionStorage: gone when the tab closes. A device secret is never stored.
@@ -200,7 +214,7 @@ async function api(method, path, body, options = {}) {
   return response.json();
 }
 
-const get = (path, params) => api("GET", params ? path + "?" + new URLSearchParams(clean(params)).toString() : path);
+const get = (path, params) => api("GET", params ? path + "?" + new URLSearchParams(apiParams(clean(params))).toString() : path);
 const post = (path, body, options) => api("POST", path, body === undefined ? {} : body, options);
 
 function clean(params) {
@@ -337,7 +351,7 @@ async function listView({ path, columns, filters = [], rowLink, emptyText, empty
 // ---------------------------------------------------------------- polling
 
 const POLL_MS = 5000;
-let pollTimer = null;
+const firstRenders = [];
 function poll(render) {
   const stamp = h("div", { class: "muted", id: "refreshed" });
   const run = async () => {
@@ -347,9 +361,9 @@ function poll(render) {
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401)) flash(errorBox(error));
     }
-    pollTimer = setTimeout(run, POLL_MS);
+    setTimeout(run, POLL_MS);
   };
-  run();
+  firstRenders.push(run());
   return stamp;
 }
 
@@ -515,7 +529,7 @@ async function merchantDetailPage() {
     return card(null, h("h2", {}, outlet.name, " ", badge(outlet.status)), h("div", { class: "muted" }, [outlet.address, outlet.city].filter(Boolean).join(", ")),
       own.length ? h("div", { class: "grid" }, own.map(terminalCard)) : empty("Tidak ada terminal."),
       may("terminal:write") ? action("Terminal baru", () => formDialog("Terminal baru",
-        [field("name", "Nama", { required: true }), field("static_qris", "QRIS statis", { placeholder: "kosongkan: dibuat dari data merchant" })],
+        [field("name", "Nama", { required: true }), field("static_qris", "QRIS statis", { placeholder: "000201010211…" })],
         async (v) => { await post(`/admin/outlets/${outlet.id}/terminals`, clean(v)); reload(); }), { class: "secondary", "data-new-terminal": outlet.id }) : null);
   });
   show(decisions, card("Detail", kv([["ID", merchant.id], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
@@ -662,8 +676,8 @@ async function transactionsPage() {
   show(await listView({
     path: "/admin/transactions",
     filters: [{ name: "status", label: "Status", attrs: { options: TX_STATUSES } }, { name: "merchant_id", label: "ID merchant" },
-      { name: "terminal_id", label: "ID terminal" }, { name: "from", label: "Dari", attrs: { placeholder: "2026-01-01T00:00:00+07:00" } },
-      { name: "to", label: "Sampai", attrs: { placeholder: "2026-01-02T00:00:00+07:00" } }],
+      { name: "terminal_id", label: "ID terminal" }, { name: "from", label: "Dari", attrs: { type: "date" } },
+      { name: "to", label: "Sampai", attrs: { type: "date" } }],
     columns: [...transactionColumns("admin"), ["Merchant", (tx) => link("admin-merchant-detail", { id: tx.merchant_id }, tx.merchant_id)]],
     rowLink: (tx) => pageUrl("admin-transaction-detail", { id: tx.id }),
     emptyText: "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.",
@@ -837,8 +851,8 @@ async function auditPage() {
   search.addEventListener("input", render);
   render();
   const filterForm = h("form", { class: "filters" }, field("action", "Aksi audit", { value: params.get("action") || "", placeholder: "admin.login.failed" }),
-    field("entity_type", "Entitas", { value: params.get("entity_type") || "" }), field("from", "Dari", { value: params.get("from") || "", placeholder: "2026-01-01T00:00:00+07:00" }),
-    field("to", "Sampai", { value: params.get("to") || "" }), h("button", { type: "submit" }, t("Filter")), h("a", { href: location.pathname }, t("Hapus filter")), preset);
+    field("entity_type", "Entitas", { value: params.get("entity_type") || "" }), field("from", "Dari", { value: params.get("from") || "", type: "date" }),
+    field("to", "Sampai", { value: params.get("to") || "", type: "date" }), h("button", { type: "submit" }, t("Filter")), h("a", { href: location.pathname }, t("Hapus filter")), preset);
   filterForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const values = clean(formValues(filterForm));
@@ -911,7 +925,7 @@ async function merchantTransactionsPage() {
   show(await listView({
     path: "/merchant/transactions",
     filters: [{ name: "status", label: "Status", attrs: { options: TX_STATUSES } }, { name: "terminal_id", label: "ID terminal" },
-      { name: "from", label: "Dari", attrs: { placeholder: "2026-01-01T00:00:00+07:00" } }, { name: "to", label: "Sampai" }],
+      { name: "from", label: "Dari", attrs: { type: "date" } }, { name: "to", label: "Sampai", attrs: { type: "date" } }],
     columns: transactionColumns("merchant"),
     emptyText: "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.",
   }));
@@ -930,10 +944,14 @@ const PAGES = {
 
 async function start() {
   layout();
-  if (page === "catalogue" || page === "not-found") return;
+  if (page === "catalogue" || page === "not-found") {
+    document.body.dataset.ready = "1";
+    return;
+  }
   if (page === "admin-login" || page === "merchant-login") {
     setTitle(t(page === "admin-login" ? "Masuk admin" : "Masuk merchant"));
     loginPage(audience);
+    document.body.dataset.ready = "1";
     return;
   }
   const current = session();
@@ -944,9 +962,12 @@ async function start() {
   show(h("p", { class: "muted" }, t("Memuat…")));
   try {
     await PAGES[page]();
+    await Promise.all(firstRenders);
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) show(errorBox(error), h("p", {}, link(NAV[audience][0][0], {}, t("Muat ulang"))));
   }
+  // The page's first content is on screen: tests and the bench wait for this mark.
+  document.body.dataset.ready = "1";
 }
 
 start();
