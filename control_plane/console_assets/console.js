@@ -713,12 +713,14 @@ function batchColumns(detail) {
 }
 
 async function batchesPage() {
+  const created = query().get("created");
+  if (created !== null) notice(t("Berhasil.") + " " + created + " batch");
   const create = may("settlement:write") ? action("Buat batch", () => formDialog("Buat batch",
     [field("merchant_id", "ID merchant", { placeholder: t("Tanpa merchant: semua merchant") })],
     async (v) => {
       const created = await post("/admin/settlement-batches", clean(v));
-      notice(t("Berhasil.") + " " + created.items.length + " batch");
-      setTimeout(() => location.reload(), 800);
+      if (created.items.length === 1) location.assign(pageUrl("admin-settlement-batch-detail", { id: created.items[0].id }));
+      else location.assign(pageUrl("admin-settlement-batches", { created: created.items.length }));
     }), { id: "create-batches" }) : null;
   show(h("div", { class: "actions" }, create), await listView({
     path: "/admin/settlement-batches",
@@ -762,7 +764,7 @@ async function batchDetailPage() {
     ["failed", "cancelled"].includes(batch.status) && !batch.reprocessed_into_batch_id && may("settlement:write")
       ? action("Proses ulang", async () => { const made = await post(base + "/reprocess"); location.assign(pageUrl("admin-settlement-batch-detail", { id: made.id })); }, { id: "reprocess" }) : null,
     batch.status === "pending" && may("settlement:adjust") ? action("Tambah penyesuaian", () => formDialog("Tambah penyesuaian",
-      [field("adjustment_type", "Jenis", { required: true, value: "correction" }), field("amount", "Jumlah", { type: "number", required: true }),
+      [field("adjustment_type", "Jenis", { options: [["bank_fee", "bank_fee (−)"], ["chargeback", "chargeback (−)"], ["bonus", "bonus (+)"], ["correction", "correction (±)"]] }), field("amount", "Jumlah", { type: "number", required: true }),
         field("reason", "Alasan", { required: true })],
       async (v) => { await post(base + "/adjustments", { adjustment_type: v.adjustment_type, amount: Number(v.amount), reason: v.reason }); reload(); }),
     { class: "secondary", id: "adjust" }) : null);
