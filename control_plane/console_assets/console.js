@@ -527,7 +527,7 @@ async function merchantDetailPage() {
   const outletCards = outlets.items.map((outlet) => {
     const own = terminals.items.filter((term) => term.outlet_id === outlet.id);
     return card(null, h("h2", {}, outlet.name, " ", badge(outlet.status)), h("div", { class: "muted" }, [outlet.address, outlet.city].filter(Boolean).join(", ")),
-      own.length ? h("div", { class: "grid" }, own.map(terminalCard)) : empty("Tidak ada terminal."),
+      own.length ? h("div", { class: "grid" }, own.map((term) => terminalCard(term, "admin"))) : empty("Tidak ada terminal."),
       may("terminal:write") ? action("Terminal baru", () => formDialog("Terminal baru",
         [field("name", "Nama", { required: true }), field("static_qris", "QRIS statis", { placeholder: "000201010211…" })],
         async (v) => { await post(`/admin/outlets/${outlet.id}/terminals`, clean(v)); reload(); }), { class: "secondary", "data-new-terminal": outlet.id }) : null);
@@ -543,11 +543,12 @@ async function merchantDetailPage() {
     h("p", {}, link("admin-transactions", { merchant_id: id }, t("Transaksi")), " · ", link("admin-settlement-batches", { merchant_id: id }, t("Batch"))));
 }
 
-function terminalCard(terminal) {
-  const base = `/admin/terminals/${encodeURIComponent(terminal.id)}/qris`;
+// A terminal with its static QRIS as a QR image (SVG on the page, PNG to print a sticker).
+function terminalCard(terminal, side = "admin") {
+  const base = `/${side}/terminals/${encodeURIComponent(terminal.id)}/qris`;
   return h("div", { class: "card", "data-terminal": terminal.id }, h("strong", {}, terminal.name), " ", badge(terminal.status),
     h("div", { class: "muted" }, terminal.terminal_code),
-    terminal.bound_device ? h("div", {}, t("Perangkat"), ": ", link("admin-device-detail", { id: terminal.bound_device.id }, terminal.bound_device.serial_number || terminal.bound_device.id)) : null,
+    side === "admin" && terminal.bound_device ? h("div", {}, t("Perangkat"), ": ", link("admin-device-detail", { id: terminal.bound_device.id }, terminal.bound_device.serial_number || terminal.bound_device.id)) : null,
     terminal.static_qris ? [qrImage(base + ".svg", t("QRIS statis") + " " + terminal.name),
       action("Unduh PNG", () => download(base + ".png", `qris-${terminal.terminal_code}.png`), { class: "secondary", "data-download": "png" })]
       : h("div", { class: "muted" }, t("Tanpa QRIS statis")));
@@ -893,7 +894,7 @@ async function merchantProfilePage() {
   const terminals = await get("/merchant/terminals", { limit: 200 });
   show(card("Profil", kv([["Nama", m.name], ["Kode", m.code], ["Status", badge(m.status)], ["Kota", m.city], ["NMID", m.nmid], ["Email", m.email]])),
     card("Pengguna", kv([["Email", profile.user.email], ["Peran", profile.user.role], ["Terakhir login", time(profile.user.last_login_at)]])),
-    card("Terminal", terminals.items.length ? simpleTable(terminals.items, [["Nama", (x) => x.name], ["Kode", (x) => x.terminal_code], ["Status", (x) => badge(x.status)]], "terminals")
+    card("Terminal", terminals.items.length ? h("div", { class: "grid" }, terminals.items.map((x) => terminalCard(x, "merchant")))
       : empty("Tidak ada terminal.")));
 }
 
