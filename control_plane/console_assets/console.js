@@ -59,7 +59,10 @@ const EN = {
   "Tidak ada pesan MQTT.": "No MQTT messages.", "Tidak ada outlet. Tambahkan outlet di bawah.": "No outlets. Add one below.",
   "Tidak ada terminal.": "No terminals.", "Tidak ada pengecualian.": "No exceptions.", "Kirim perintah": "Send command",
   "Peran": "Role", "Tanpa QRIS statis": "No static QRIS", "Buka": "Open", "Pilih baris untuk melihat payload.": "Pick a row to see its payload.",
-  "Batch": "Batches", "Kedaluwarsa/gagal": "Expired/failed", "Tertunda": "Pending",
+  "Batch": "Batches", "Di halaman ini": "On this page", "Terakhir login": "Last login", "Diputar": "Rotated", "Percobaan": "Attempts",
+  "Di-ack": "Acked", "Transaksi": "Transactions", "Arah": "Direction", "Topik": "Topic", "Sumber": "Source", "Versi": "Version",
+  "Terakhir": "Last", "Kode": "Code", "Biaya": "Fee", "Biaya (bps)": "Fee (bps)", "Diharapkan": "Expected", "Diterima": "Received",
+  "Kode pos": "Postal code", "Kedaluwarsa/gagal": "Expired/failed", "Tertunda": "Pending",
 };
 const LANG_KEY = "qris.console.lang";
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
@@ -307,7 +310,7 @@ function formDialog(title, fields, submit) {
 
 // A list on the server: filters and the cursor live in the URL, so a link can be shared.
 // `live`: the rows refresh on their own (the filter form is left alone while one types).
-async function listView({ path, columns, filters = [], rowLink, emptyText, emptyNext, live = false }) {
+async function listView({ path, columns, filters = [], rowLink, emptyText, emptyNext, live = false, summary }) {
   const params = query();
   const request = {};
   for (const f of filters) if (params.get(f.name)) request[f.name] = params.get(f.name);
@@ -339,7 +342,7 @@ async function listView({ path, columns, filters = [], rowLink, emptyText, empty
     next.set("cursor", data.next_cursor || "");
     const first = new URLSearchParams(params);
     first.delete("cursor");
-    holder.replaceChildren(table, h("div", { class: "pager" },
+    holder.replaceChildren(summary && data.items.length ? summary(data.items) : "", table, h("div", { class: "pager" },
       params.get("cursor") ? h("a", { href: "?" + first }, t("Halaman pertama")) : null,
       data.next_cursor ? h("a", { href: "?" + next, rel: "next" }, t("Berikutnya")) : null));
   };
@@ -587,9 +590,19 @@ async function deviceRegistryPage() {
           await post(`/admin/devices/${d.id}/config/retry-push`); notice(t("Berhasil."));
         }, { class: "secondary" }) : "")]],
       rowLink: (d) => pageUrl("admin-device-detail", { id: d.id }),
+      summary: healthSummary,
       emptyText: "Belum ada perangkat. Daftarkan perangkat dengan nomor seri dan modelnya.",
   });
   show(h("div", { class: "actions" }, create, link("admin-device-registry", { drift: "true" }, t("Drift konfigurasi"))), list);
+}
+
+// The health of the devices on this page, by status: what a technician looks at first.
+function healthSummary(devices) {
+  const counts = {};
+  for (const d of devices) counts[d.health_summary.status] = (counts[d.health_summary.status] || 0) + 1;
+  const online = devices.filter((d) => d.online).length;
+  return h("div", { class: "actions", id: "health-summary" }, h("span", { class: "muted" }, t("Di halaman ini") + ":"),
+    badge("online"), " " + online, ...Object.entries(counts).map(([status, n]) => [badge(status), " " + n]));
 }
 
 async function deviceDetailPage() {
