@@ -170,8 +170,14 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Term
         return await service.get_terminal(platform.db, conn, terminal_id)
 
 
-def qr_response(payload: str | None, fmt: QrFormat, what: str, filename: str) -> Response[bytes]:
-    """A QRIS payload as a QR image (``core/qr_image.py``); the PNG downloads as a file to print."""
+def qr_paths(resource: str) -> list[str]:
+    """The two image routes of one QRIS payload: ``<resource>/qris.svg`` (a page) and ``.png`` (to print)."""
+    return [f"{resource}/qris.svg", f"{resource}/qris.png"]
+
+
+def qr_response(request: Request[Any, Any, Any], payload: str | None, what: str, filename: str) -> Response[bytes]:
+    """A QRIS payload as the QR image the path asks for (``core/qr_image.py``); the PNG downloads as a file."""
+    fmt: QrFormat = "png" if request.url.path.endswith(".png") else "svg"
     disposition = "attachment" if fmt == "png" else "inline"
     return Response(
         qr_image(payload, fmt, what),
@@ -181,33 +187,23 @@ def qr_response(payload: str | None, fmt: QrFormat, what: str, filename: str) ->
 
 
 async def _terminal_qr(
-    platform: Platform, terminal_id: str, fmt: QrFormat, scope: str | None = None
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: str, scope: str | None = None
 ) -> Response[bytes]:
     async with platform.db.transaction() as conn:
         terminal = await service.get_terminal(platform.db, conn, terminal_id, scope)
-    return qr_response(terminal.static_qris, fmt, f"terminal {terminal_id}", f"qris-{terminal.terminal_code}")
+    return qr_response(request, terminal.static_qris, f"terminal {terminal_id}", f"qris-{terminal.terminal_code}")
 
 
 @get(
-    "/admin/terminals/{terminal_id:str}/qris.svg",
-    summary="The terminal's static QRIS as an SVG QR image",
-    media_type=MEDIA_TYPES["svg"],
+    qr_paths("/admin/terminals/{terminal_id:str}"),
+    summary="The terminal's static QRIS as a QR image: SVG, or PNG to print",
     tags=["terminals"],
     opt={"permission": "terminal:read"},
 )
-async def terminal_qris_svg(platform: Platform, terminal_id: FromPath[str]) -> Response[bytes]:
-    return await _terminal_qr(platform, terminal_id, "svg")
-
-
-@get(
-    "/admin/terminals/{terminal_id:str}/qris.png",
-    summary="The terminal's static QRIS as a PNG QR image (to print)",
-    media_type=MEDIA_TYPES["png"],
-    tags=["terminals"],
-    opt={"permission": "terminal:read"},
-)
-async def terminal_qris_png(platform: Platform, terminal_id: FromPath[str]) -> Response[bytes]:
-    return await _terminal_qr(platform, terminal_id, "png")
+async def terminal_qris_image(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
+) -> Response[bytes]:
+    return await _terminal_qr(platform, request, terminal_id)
 
 
 # --- a merchant user's own outlets and terminals ---
@@ -265,29 +261,15 @@ async def my_terminal(platform: Platform, request: Request[Any, Any, Any], termi
 
 
 @get(
-    "/merchant/terminals/{terminal_id:str}/qris.svg",
-    summary="One of my terminals' static QRIS as an SVG QR image",
-    media_type=MEDIA_TYPES["svg"],
+    qr_paths("/merchant/terminals/{terminal_id:str}"),
+    summary="One of my terminals' static QRIS as a QR image: SVG, or PNG to print",
     tags=["merchant"],
     opt={"permission": "terminal:read"},
 )
-async def my_terminal_qris_svg(
+async def my_terminal_qris_image(
     platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
 ) -> Response[bytes]:
-    return await _terminal_qr(platform, terminal_id, "svg", merchant_scope(principal_of(request)))
-
-
-@get(
-    "/merchant/terminals/{terminal_id:str}/qris.png",
-    summary="One of my terminals' static QRIS as a PNG QR image (to print)",
-    media_type=MEDIA_TYPES["png"],
-    tags=["merchant"],
-    opt={"permission": "terminal:read"},
-)
-async def my_terminal_qris_png(
-    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
-) -> Response[bytes]:
-    return await _terminal_qr(platform, terminal_id, "png", merchant_scope(principal_of(request)))
+    return await _terminal_qr(platform, request, terminal_id, merchant_scope(principal_of(request)))
 
 
 routes = [
@@ -303,12 +285,10 @@ routes = [
     create_terminal,
     list_terminals,
     get_terminal,
-    terminal_qris_svg,
-    terminal_qris_png,
+    terminal_qris_image,
     my_outlets,
     my_outlet,
     my_terminals,
     my_terminal,
-    my_terminal_qris_svg,
-    my_terminal_qris_png,
+    my_terminal_qris_image,
 ]

@@ -14,12 +14,11 @@ from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.merchant_portal import own_merchant
-from qris_soundbox.control_plane.merchants import qr_response
+from qris_soundbox.control_plane.merchants import qr_paths, qr_response
 from qris_soundbox.core import outbox
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.payments import callbacks, device_requests, service
 from qris_soundbox.core.payments import schemas as s
-from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat
 from qris_soundbox.core.schemas import Page
 
 
@@ -119,33 +118,20 @@ async def transaction_events(platform: Platform, transaction_id: FromPath[str]) 
         return await service.transaction_events(platform.db, conn, transaction_id)
 
 
-async def _transaction_qr(platform: Platform, transaction_id: str, fmt: QrFormat) -> Response[bytes]:
+@get(
+    qr_paths("/admin/transactions/{transaction_id:str}"),
+    tags=["payments"],
+    summary="A dynamic QR transaction's payload as a QR image: SVG, or PNG",
+    opt={"permission": "transaction:read"},
+)
+async def transaction_qris_image(
+    request: Request, platform: Platform, transaction_id: FromPath[str]
+) -> Response[bytes]:
     async with platform.db.transaction() as conn:
         transaction = await service.get_transaction(platform.db, conn, transaction_id)
-    what = f"transaction {transaction_id}"
-    return qr_response(transaction.qr_payload, fmt, what, f"qris-{transaction.reference}")
-
-
-@get(
-    "/admin/transactions/{transaction_id:str}/qris.svg",
-    summary="A dynamic QR transaction's payload as an SVG QR image",
-    media_type=MEDIA_TYPES["svg"],
-    tags=["payments"],
-    opt={"permission": "transaction:read"},
-)
-async def transaction_qris_svg(platform: Platform, transaction_id: FromPath[str]) -> Response[bytes]:
-    return await _transaction_qr(platform, transaction_id, "svg")
-
-
-@get(
-    "/admin/transactions/{transaction_id:str}/qris.png",
-    summary="A dynamic QR transaction's payload as a PNG QR image",
-    media_type=MEDIA_TYPES["png"],
-    tags=["payments"],
-    opt={"permission": "transaction:read"},
-)
-async def transaction_qris_png(platform: Platform, transaction_id: FromPath[str]) -> Response[bytes]:
-    return await _transaction_qr(platform, transaction_id, "png")
+    return qr_response(
+        request, transaction.qr_payload, f"transaction {transaction_id}", f"qris-{transaction.reference}"
+    )
 
 
 @post(
@@ -258,8 +244,7 @@ routes = [
     list_transactions,
     get_transaction,
     transaction_events,
-    transaction_qris_svg,
-    transaction_qris_png,
+    transaction_qris_image,
     my_transactions,
     expire_due,
     list_ledger_entries,

@@ -100,3 +100,15 @@ async def open_page(page: Page, running: RunningPlatform, path: str) -> None:
     """Open a console page and wait until its content has rendered (no more "loading")."""
     await page.goto(f"{running.http_url}/ui/{path}")
     await page.wait_for_selector("body[data-ready]", state="attached")
+
+
+async def submit_dialog(page: Page, opener: str, **fields: str) -> None:
+    """Open a form dialog with the button ``opener``, fill its fields (a select by value) and save."""
+    await page.click(opener)
+    for name, value in fields.items():
+        field = page.locator(f"dialog [name={name}]")
+        if await field.evaluate("node => node.tagName") == "SELECT":
+            await field.select_option(value)
+        else:
+            await field.fill(value)
+    await page.click("dialog button[type=submit]")

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, expect
 
 from qris_soundbox.core.qris import QrisInput, build_static_qris, parse_qris
 from tests.actors import bearer, create_user, logged_in
-from tests.console.browser import console_page, log_in, open_page, user_logged_in
+from tests.console.browser import console_page, log_in, open_page, submit_dialog, user_logged_in
 from tests.devices.helpers import eventually, first_message
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
@@ -110,23 +110,15 @@ async def test_onboarding_a_merchant_down_to_a_terminal_shows_a_scannable_static
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "ops")
         await open_page(page, running, "admin-merchants")
-        await page.click("#new-merchant")
-        await page.fill("dialog input[name=name]", "Toko Konsol")
-        await page.fill("dialog input[name=city]", "Bandung")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#new-merchant", name="Toko Konsol", city="Bandung")
         await page.wait_for_url("**/ui/admin-merchant-detail?id=*")
         merchant_id = page.url.rsplit("=", 1)[1]
         # ops may onboard but not approve: no approve button for this role.
         await page.wait_for_selector("body[data-ready]", state="attached")
         assert await page.locator("#approve").count() == 0
-        await page.click("#new-outlet")
-        await page.fill("dialog input[name=name]", "Toko Konsol Pusat")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#new-outlet", name="Toko Konsol Pusat")
         await page.wait_for_selector("[data-new-terminal]")
-        await page.click("[data-new-terminal]")
-        await page.fill("dialog input[name=name]", "Kasir Depan")
-        await page.fill("dialog input[name=static_qris]", STATIC_QRIS)
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "[data-new-terminal]", name="Kasir Depan", static_qris=STATIC_QRIS)
         image = page.locator("[data-terminal] img.qr")
         await expect(image).to_have_attribute("src", re.compile("^blob:"))
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
@@ -167,15 +159,10 @@ async def test_rotating_a_credential_shows_the_secret_once_and_a_real_mqtt_clien
     async with console_page(browser, running) as (page, watched):
         await user_logged_in(page, running, "admin", "ops")
         await open_page(page, running, "admin-device-registry")
-        await page.click("#register-device")
-        await page.fill("dialog input[name=serial_number]", "SB-CONSOLE-0001")
-        await page.select_option("dialog select[name=model]", "generic-audio")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#register-device", serial_number="SB-CONSOLE-0001", model="generic-audio")
         await page.wait_for_url("**/ui/admin-device-detail?id=*")
         device_id = page.url.rsplit("=", 1)[1]
-        await page.click("#bind")
-        await page.fill("dialog input[name=terminal_id]", ids["terminal_id"])
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#bind", terminal_id=ids["terminal_id"])
         await page.wait_for_selector("#rotate")
         await page.click("#rotate")
         secret = await page.locator("#secret").inner_text()

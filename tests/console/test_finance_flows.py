@@ -8,7 +8,7 @@ import io
 
 from playwright.async_api import Browser, Download, Page, expect
 
-from tests.console.browser import console_page, open_page, user_logged_in
+from tests.console.browser import console_page, open_page, submit_dialog, user_logged_in
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
 from tests.support import RunningPlatform
@@ -25,9 +25,7 @@ async def merchant_with_payments(running: RunningPlatform, *amounts: int) -> dic
 async def batch_from_console(page: Page, running: RunningPlatform, merchant_id: str) -> str:
     """Create the merchant's batch through the list page's dialog; lands on its detail."""
     await open_page(page, running, "admin-settlement-batches")
-    await page.click("#create-batches")
-    await page.fill("dialog input[name=merchant_id]", merchant_id)
-    await page.click("dialog button[type=submit]")
+    await submit_dialog(page, "#create-batches", merchant_id=merchant_id)
     await page.wait_for_url("**/ui/admin-settlement-batch-detail?id=*")
     await page.wait_for_selector("body[data-ready]", state="attached")
     return page.url.rsplit("=", 1)[1]
@@ -38,12 +36,6 @@ async def rows_of(download: Download) -> list[list[str]]:
         return list(csv.reader(io.StringIO(handle.read())))
 
 
-async def reason_dialog(page: Page, button: str, reason: str) -> None:
-    await page.click(button)
-    await page.fill("dialog input[name=reason]", reason)
-    await page.click("dialog button[type=submit]")
-
-
 async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
     running: RunningPlatform, browser: Browser
 ) -> None:
@@ -52,15 +44,9 @@ async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
         await user_logged_in(page, running, "admin", "finance")
         batch_id = await batch_from_console(page, running, ids["merchant_id"])
         await expect(page.locator("table[data-list=entries] tbody tr")).to_have_count(2)
-        await page.click("#adjust")
-        await page.select_option("dialog select[name=adjustment_type]", "bank_fee")
-        await page.fill("dialog input[name=amount]", "-2500")
-        await page.fill("dialog input[name=reason]", "biaya transfer")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#adjust", adjustment_type="bank_fee", amount="-2500", reason="biaya transfer")
         await expect(page.locator("table[data-list=adjustments]")).to_contain_text("-Rp2.500")
-        await page.click("#mark-paid")
-        await page.fill("dialog input[name=payout_reference]", "TRF-2026-0001")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#mark-paid", payout_reference="TRF-2026-0001")
         await expect(page.locator("dl [data-status=paid]")).to_be_visible()
         async with page.expect_download() as standard_info:
             await page.click("#csv-standard")
@@ -83,12 +69,12 @@ async def test_a_failed_batch_is_reprocessed_and_the_new_one_cancelled(
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "finance")
         first = await batch_from_console(page, running, ids["merchant_id"])
-        await reason_dialog(page, "[data-action=mark-failed]", "rekening ditolak bank")
+        await submit_dialog(page, "[data-action=mark-failed]", reason="rekening ditolak bank")
         await expect(page.locator("dl [data-status=failed]")).to_be_visible()
         await page.click("#reprocess")
         await page.wait_for_url(lambda url: "admin-settlement-batch-detail" in url and first not in url)
         await expect(page.locator("dl [data-status=pending]")).to_be_visible()
-        await reason_dialog(page, "[data-action=cancel]", "dibatalkan untuk uji")
+        await submit_dialog(page, "[data-action=cancel]", reason="dibatalkan untuk uji")
         await expect(page.locator("dl [data-status=cancelled]")).to_be_visible()
         # The list filters by status in the URL.
         await open_page(page, running, f"admin-settlement-batches?status=failed&merchant_id={ids['merchant_id']}")
@@ -103,11 +89,7 @@ async def test_reconciliation_runs_the_adjustment_export_to_a_download(
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "finance")
         batch_id = await batch_from_console(page, running, ids["merchant_id"])
-        await page.click("#adjust")
-        await page.select_option("dialog select[name=adjustment_type]", "bonus")
-        await page.fill("dialog input[name=amount]", "1000")
-        await page.fill("dialog input[name=reason]", "bonus promo konsol")
-        await page.click("dialog button[type=submit]")
+        await submit_dialog(page, "#adjust", adjustment_type="bonus", amount="1000", reason="bonus promo konsol")
         await expect(page.locator("table[data-list=adjustments]")).to_contain_text("Rp1.000")
         await open_page(page, running, "admin-reconciliation-management")
         await expect(page.locator(f"table[data-list=reconciliation] tr[data-id='{batch_id}']")).to_contain_text(
