@@ -14,8 +14,11 @@ from functools import cache
 from html import escape
 from importlib.resources import files
 
+import msgspec
 from litestar import Response, get
 from litestar.params import FromPath
+
+from qris_soundbox.core.auth import ADMIN_PERMISSIONS, MERCHANT_PERMISSIONS
 
 # slug -> (audience, Indonesian title, English title); the order is the catalogue's.
 PAGES: dict[str, tuple[str, str, str]] = {
@@ -74,8 +77,20 @@ def _shell(page: str, title: str, title_en: str, content: str = "") -> str:
         .replace("{{title}}", escape(title))
         .replace("{{title_en}}", escape(title_en, quote=True))
         .replace("{{version}}", _version())
+        .replace("{{permissions}}", escape(_permissions(), quote=True))
         .replace("<!--content-->", content)
     )
+
+
+@cache
+def _permissions() -> str:
+    # The role -> permission table of core/auth.py, so the pages hide what a role cannot do
+    # from the one table the API enforces (the API refuses it anyway).
+    table = {
+        "admin": {role: sorted(permissions) for role, permissions in ADMIN_PERMISSIONS.items()},
+        "merchant": {role: sorted(permissions) for role, permissions in MERCHANT_PERMISSIONS.items()},
+    }
+    return msgspec.json.encode(table).decode()
 
 
 @cache

@@ -229,17 +229,9 @@ function may(permission) {
   return Boolean(current && current.permissions && current.permissions.includes(permission));
 }
 
-// What each role may do, read from the role names the API gives (core/auth.py is the rule;
-// the API refuses anything else anyway: this only hides controls a role cannot use).
-const WRITE_PERMISSIONS = {
-  admin: ["merchant:write", "merchant:approve", "outlet:write", "terminal:write", "device:write", "device:credential", "device:bind",
-    "device:config", "device:command", "transaction:write", "settlement:write", "settlement:pay", "settlement:adjust", "settlement:export", "export:write"],
-  finance: ["settlement:write", "settlement:pay", "settlement:adjust", "settlement:export", "export:write", "transaction:write"],
-  ops: ["merchant:write", "outlet:write", "terminal:write", "device:write", "device:credential", "device:bind", "device:config", "device:command"],
-  support: ["device:command", "device:config"],
-  viewer: [],
-};
-const MERCHANT_PERMISSIONS = { owner: ["settlement:read", "settlement:export"], finance: ["settlement:read", "settlement:export"], ops: [], viewer: ["settlement:read"] };
+// What each role may do: core/auth.py's table, handed over by the page shell. It only hides
+// controls a role cannot use; the API refuses anything else anyway.
+const ROLE_PERMISSIONS = JSON.parse(document.body.dataset.permissions || "{}");
 
 async function download(path, filename) {
   const blob = await api("GET", path, undefined, { blob: true });
@@ -427,7 +419,7 @@ function loginPage(kind) {
     try {
       const result = await api("POST", "/" + kind + "/login", { email: values.email, password: values.password }, { anonymous: true });
       const role = result.user.role;
-      const permissions = kind === "admin" ? WRITE_PERMISSIONS[role] || [] : MERCHANT_PERMISSIONS[role] || [];
+      const permissions = (ROLE_PERMISSIONS[kind] || {})[role] || [];
       sessionStorage.setItem(SESSION_KEY, JSON.stringify({
         kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email,
         merchant_id: result.user.merchant_id, permissions,
@@ -618,8 +610,14 @@ async function deviceDetailPage() {
     may("device:bind") && device.terminal_id ? action("Lepas", async () => { await post(base + "/unbind"); reload(); }, { class: "secondary" }) : null,
     may("device:write") && device.status === "active" ? action("Nonaktifkan", async () => { await post(base + "/disable", {}); reload(); }, { class: "secondary" }) : null,
     may("device:write") && device.status === "disabled" ? action("Aktifkan", async () => { await post(base + "/enable"); reload(); }, { class: "secondary" }) : null,
-    may("device:command") ? action("Kirim perintah", () => formDialog("Kirim perintah", [field("type", "Jenis", { required: true, placeholder: "ping" })],
-      async (v) => { await post(base + "/commands", { type: v.type, params: {} }); reload(); }), { class: "secondary" }) : null);
+    may("device:command") ? action("Kirim perintah", () => formDialog("Kirim perintah", [
+      field("type", "Jenis", { options: ["reboot", "play_test_sound", "sync_time", "set_volume", "ota_update"].map((c) => [c, c]) }),
+      field("params", "Parameter (JSON)", { placeholder: '{"volume": 70}' })],
+    async (v) => {
+      let params;
+      try { params = v.params ? JSON.parse(v.params) : undefined; } catch (_) { throw new Error(t("Parameter (JSON)") + ": JSON?"); }
+      await post(base + "/commands", { type: v.type, params }); reload();
+    }), { class: "secondary", id: "send-command" }) : null);
   const live = h("div", {});
   show(controls, live);
   const stamp = poll(async () => {

@@ -263,3 +263,22 @@ async def test_an_unknown_page_is_an_html_404(running: RunningPlatform, browser:
         response = await page.goto(f"{running.http_url}/ui/{slug}")
         assert response is not None and response.status == 404
         await expect(page.locator("a[href='/ui']").last).to_be_visible()
+
+
+async def test_support_sends_a_command_but_cannot_rotate_or_bind(running: RunningPlatform, browser: Browser) -> None:
+    device = await running.http.post(
+        "/admin/devices",
+        json={"serial_number": "SB-SUPPORT-1", "model": "generic-audio"},
+        headers=running.admin_headers,
+    )
+    device_id = device.json()["id"]
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "admin", "support")
+        await open_page(page, running, f"admin-device-detail?id={device_id}")
+        assert await page.locator("#rotate, #bind").count() == 0
+        await submit_dialog(page, "#send-command", type="play_test_sound")
+        await page.wait_for_selector("body[data-ready]", state="attached")
+        command = page.locator("table[data-list=commands] tbody tr")
+        await expect(command).to_contain_text("play_test_sound")
+    commands = await api_get(running, f"/admin/devices/{device_id}/commands")
+    assert [c["type"] for c in commands["items"]] == ["play_test_sound"]
