@@ -373,6 +373,14 @@ const NAV = {
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
 };
 
+// The nav entry a page belongs to: a detail page to its list.
+function navSection(slug) {
+  if (slug === "admin-device-detail") return "admin-device-registry";
+  if (slug === "merchant-settlement-batch-detail") return "merchant-settlement-batches";
+  if (slug.endsWith("-detail")) return (NAV[audience].find(([list]) => list.replace(/e?s$/, "") === slug.slice(0, -7)) || [slug])[0];
+  return slug;
+}
+
 function layout() {
   const current = session();
   $("lang").textContent = lang === "en" ? "ID" : "EN";
@@ -384,7 +392,7 @@ function layout() {
   document.documentElement.lang = lang;
   if (!current || page.endsWith("-login") || page === "catalogue" || page === "not-found") return;
   $("nav").replaceChildren(...NAV[current.kind].map(([slug, id, en]) =>
-    h("a", { href: "/ui/" + slug, class: page.startsWith(slug.replace(/s$/, "")) ? "current" : null }, lang === "en" ? en : id)));
+    h("a", { href: "/ui/" + slug, class: navSection(page) === slug ? "current" : null }, lang === "en" ? en : id)));
   $("who").textContent = current.email + " · " + current.role;
   $("logout").hidden = false;
   $("logout").addEventListener("click", async () => {
