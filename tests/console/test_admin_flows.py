@@ -4,42 +4,20 @@ credential rotation and its first payment, and what a viewer and an expired sess
 
 from __future__ import annotations
 
-import io
 import re
 
 import msgspec
 import pytest
-import zxingcpp
-from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
-from qris_soundbox.core.qris import QrisInput, build_static_qris, parse_qris
+from qris_soundbox.core.qris import parse_qris
 from tests.actors import bearer, create_user, logged_in
 from tests.console.browser import console_page, log_in, open_page, submit_dialog, user_logged_in
 from tests.devices.helpers import eventually, first_message
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
+from tests.qr_images import STATIC_QRIS, qr_text
 from tests.support import RunningPlatform
-
-STATIC_QRIS = build_static_qris(
-    QrisInput(
-        merchant_name="TOKO KONSOL",
-        merchant_city="BANDUNG",
-        postal_code="40111",
-        mcc="5411",
-        nmid="ID1020099887766",
-        acquirer_guid="ID.CO.BANKX.WWW",
-        merchant_pan="936000081234500001",
-        merchant_id="BX0900",
-    )
-)
-
-
-def decoded(png: bytes) -> str:
-    """The text of the one QR code in a PNG image."""
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
-    assert len(found) == 1
-    return found[0].text
 
 
 async def api_get(running: RunningPlatform, path: str, **params: object) -> dict:
@@ -122,7 +100,7 @@ async def test_onboarding_a_merchant_down_to_a_terminal_shows_a_scannable_static
         image = page.locator("[data-terminal] img.qr")
         await expect(image).to_have_attribute("src", re.compile("^blob:"))
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
-        shown = decoded(await image.screenshot())
+        shown = qr_text(await image.screenshot())
         assert shown == STATIC_QRIS
         parsed = parse_qris(shown)
         assert parsed.point_of_initiation == "static" and parsed.merchant_name == "TOKO KONSOL"
@@ -130,7 +108,7 @@ async def test_onboarding_a_merchant_down_to_a_terminal_shows_a_scannable_static
             await page.click("[data-terminal] [data-download=png]")
         download = await download_info.value
         assert download.suggested_filename.endswith(".png")
-        assert decoded(open(await download.path(), "rb").read()) == STATIC_QRIS
+        assert qr_text(open(await download.path(), "rb").read()) == STATIC_QRIS
     terminals = await api_get(running, "/admin/terminals", merchant_id=merchant_id)
     assert [t["static_qris"] for t in terminals["items"]] == [STATIC_QRIS]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from tests.console.browser import console_page, open_page, user_logged_in
-from tests.console.test_admin_flows import STATIC_QRIS, decoded
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
+from tests.qr_images import STATIC_QRIS, qr_text
 from tests.support import RunningPlatform
 
 
@@ -94,4 +94,4 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
         image = page.locator("[data-terminal] img.qr")
         await expect(image).to_have_count(1)
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
-        assert decoded(await image.screenshot()) == STATIC_QRIS
+        assert qr_text(await image.screenshot()) == STATIC_QRIS

@@ -14,10 +14,10 @@ from playwright.async_api import Browser, Page, expect
 from qris_soundbox.control_plane.console import PAGES
 from qris_soundbox.core.qris import parse_qris
 from tests.console.browser import SCREENSHOTS, console_page, open_page, user_logged_in
-from tests.console.test_admin_flows import STATIC_QRIS, decoded
 from tests.devices.helpers import provisioned_device
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
+from tests.qr_images import STATIC_QRIS, qr_text
 from tests.support import RunningPlatform
 
 
@@ -110,7 +110,7 @@ async def test_a_dynamic_qr_transaction_shows_its_payload_as_a_qr_and_a_paid_one
         await page.wait_for_function(
             "() => document.querySelector('img.qr') && document.querySelector('img.qr').complete"
         )
-        parsed = parse_qris(decoded(await page.locator("img.qr").screenshot()))
+        parsed = parse_qris(qr_text(await page.locator("img.qr").screenshot()))
         assert parsed.point_of_initiation == "dynamic" and parsed.amount == 42_000
         assert await page.locator("#retry-notification").count() == 0  # pending: nothing to announce yet
         await open_page(page, running, f"admin-transaction-detail?id={world['paid_id']}")

@@ -4,21 +4,10 @@ terminal itself (a merchant's other terminals are 404)."""
 
 from __future__ import annotations
 
-import io
-
-import zxingcpp
-from PIL import Image
-
 from tests.actors import logged_in
-from tests.console.test_admin_flows import STATIC_QRIS
 from tests.onboarding import new_terminal, onboarded_terminal
+from tests.qr_images import STATIC_QRIS, qr_text
 from tests.support import RunningPlatform
-
-
-def qr_text(png: bytes) -> str:
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
-    assert len(found) == 1
-    return found[0].text
 
 
 async def terminal_with_qris(running: RunningPlatform) -> dict[str, str]:

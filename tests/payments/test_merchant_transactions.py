@@ -7,9 +7,9 @@ import pytest
 
 from qris_soundbox.core.qris import parse_qris
 from tests.actors import logged_in
-from tests.merchants.test_qris_images import qr_text
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
+from tests.qr_images import qr_text
 from tests.support import RunningPlatform
 
 
