@@ -96,9 +96,12 @@ def _permissions() -> str:
 @cache
 def _version() -> str:
     # Cache-busting for the assets: a new release serves a new URL.
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return version("qris-soundbox")
+    try:
+        return version("qris-soundbox")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "dev"
 
 
 def _catalogue() -> str:

@@ -73,7 +73,7 @@ const t = (text) => (lang === "en" && EN[text]) || text;
 const rupiah = new Intl.NumberFormat("id-ID");
 const money = (amount) => (amount === null || amount === undefined ? "—" : (amount < 0 ? "-Rp" : "Rp") + rupiah.format(Math.abs(amount)));
 const TIME_ZONE = "Asia/Jakarta";
-const localTime = new Intl.DateTimeFormat("id-ID", {
+const localTime = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "id-ID", {
   timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 
