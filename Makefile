@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck install install-test clean
+.PHONY: run test lint typecheck install install-test system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,20 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test system-packages
+
+# Programs the suite drives for real, from Debian's packages, installed when missing (as root, or
+# through sudo): Chromium for the console's browser tests (tests/console; Playwright cannot download
+# its own browser here), HAProxy in front of several nodes (tests/scaling), mosquitto_sub as a second
+# MQTT client over TLS (tests/tls).
+SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients
+system-packages:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	test -x "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing for the tests ..."; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get install -y -q $$missing > /dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q > /dev/null && $$SUDO apt-get install -y -q $$missing > /dev/null; }; fi
 
 run: install
 	$(BIN)/qris-soundbox serve --demo

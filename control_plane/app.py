@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from qris_soundbox.control_plane import (
     audit,
+    console,
     demo,
     device_config,
     devices,
@@ -48,6 +49,7 @@ ROUTE_MODULES = [
     payments,
     finance,
     merchant_portal,
+    console,
 ]
 # What a process without the api role serves on METRICS_PORT: its figures for Prometheus, and its health.
 METRICS_ONLY_MODULES = [health, metrics]

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, get, patch, post
+from litestar import Request, Response, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
+from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
 from qris_soundbox.core.schemas import Page
 
 _WRITE = {"rate_limit": "admin_write"}
@@ -163,6 +164,42 @@ async def get_terminal(platform: Platform, terminal_id: FromPath[str]) -> s.Term
         return await service.get_terminal(conn, terminal_id)
 
 
+def qr_paths(resource: str) -> list[str]:
+    """The two image routes of one QRIS payload: ``<resource>/qris.svg`` (a page) and ``.png`` (to print)."""
+    return [f"{resource}/qris.svg", f"{resource}/qris.png"]
+
+
+def qr_response(request: Request[Any, Any, Any], payload: str | None, what: str, filename: str) -> Response[bytes]:
+    """A QRIS payload as the QR image the path asks for (``core/qr_image.py``); the PNG downloads as a file."""
+    fmt: QrFormat = "png" if request.url.path.endswith(".png") else "svg"
+    disposition = "attachment" if fmt == "png" else "inline"
+    return Response(
+        qr_image(payload, fmt, what),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'{disposition}; filename="{filename}.{fmt}"', "Cache-Control": "no-store"},
+    )
+
+
+async def _terminal_qr(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: str, scope: str | None = None
+) -> Response[bytes]:
+    async with platform.db.transaction() as conn:
+        terminal = await service.get_terminal(conn, terminal_id, scope)
+    return qr_response(request, terminal.static_qris, f"terminal {terminal_id}", f"qris-{terminal.terminal_code}")
+
+
+@get(
+    qr_paths("/admin/terminals/{terminal_id:str}"),
+    summary="The terminal's static QRIS as a QR image: SVG, or PNG to print",
+    tags=["terminals"],
+    opt={"permission": "terminal:read"},
+)
+async def terminal_qris_image(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
+) -> Response[bytes]:
+    return await _terminal_qr(platform, request, terminal_id)
+
+
 # --- a merchant user's own outlets and terminals ---
 
 
@@ -217,6 +254,18 @@ async def my_terminal(platform: Platform, request: Request[Any, Any, Any], termi
         return await service.get_terminal(conn, terminal_id, scope)
 
 
+@get(
+    qr_paths("/merchant/terminals/{terminal_id:str}"),
+    summary="One of my terminals' static QRIS as a QR image: SVG, or PNG to print",
+    tags=["merchant"],
+    opt={"permission": "terminal:read"},
+)
+async def my_terminal_qris_image(
+    platform: Platform, request: Request[Any, Any, Any], terminal_id: FromPath[str]
+) -> Response[bytes]:
+    return await _terminal_qr(platform, request, terminal_id, merchant_scope(principal_of(request)))
+
+
 routes = [
     create_merchant,
     list_merchants,
@@ -230,8 +279,10 @@ routes = [
     create_terminal,
     list_terminals,
     get_terminal,
+    terminal_qris_image,
     my_outlets,
     my_outlet,
     my_terminals,
     my_terminal,
+    my_terminal_qris_image,
 ]

@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
 from qris_soundbox.control_plane.device_auth import device_of
+from qris_soundbox.control_plane.merchant_portal import own_merchant
+from qris_soundbox.control_plane.merchants import qr_paths, qr_response
 from qris_soundbox.core import outbox
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.outbox import NotificationState
@@ -63,6 +65,26 @@ async def list_transactions(
         )
 
 
+@get(
+    "/merchant/transactions",
+    tags=["merchant"],
+    summary="My payments, newest first (the logged-in merchant's own)",
+    opt={"permission": "transaction:read"},
+)
+async def my_transactions(
+    request: Request,
+    platform: Platform,
+    page: Paging,
+    window: Window,
+    terminal_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Page[s.Transaction]:
+    async with platform.db.transaction() as conn:
+        return await service.list_transactions(
+            conn, page, window, merchant_id=own_merchant(request), terminal_id=terminal_id, status=status
+        )
+
+
 @post(
     "/admin/transactions",
     tags=["payments"],
@@ -103,6 +125,22 @@ async def get_transaction(platform: Platform, transaction_id: FromPath[str]) -> 
 async def transaction_events(platform: Platform, transaction_id: FromPath[str]) -> Page[s.TransactionEvent]:
     async with platform.db.transaction() as conn:
         return await service.transaction_events(conn, transaction_id)
+
+
+@get(
+    qr_paths("/admin/transactions/{transaction_id:str}"),
+    tags=["payments"],
+    summary="A dynamic QR transaction's payload as a QR image: SVG, or PNG",
+    opt={"permission": "transaction:read"},
+)
+async def transaction_qris_image(
+    request: Request, platform: Platform, transaction_id: FromPath[str]
+) -> Response[bytes]:
+    async with platform.db.transaction() as conn:
+        transaction = await service.get_transaction(conn, transaction_id)
+    return qr_response(
+        request, transaction.qr_payload, f"transaction {transaction_id}", f"qris-{transaction.reference}"
+    )
 
 
 @post(
@@ -212,6 +250,8 @@ routes = [
     list_transactions,
     get_transaction,
     transaction_events,
+    transaction_qris_image,
+    my_transactions,
     expire_due,
     list_ledger_entries,
 ]

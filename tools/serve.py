@@ -215,7 +215,12 @@ def describe(
     host = "127.0.0.1" if options.http_host in ("0.0.0.0", "::") else options.http_host
     if "api" in roles:
         base = f"http://{host}:{options.http_port}"
-        urls |= {"http": base, "openapi": f"{base}/schema/openapi.json", "docs": f"{base}/schema/swagger"}
+        urls |= {
+            "http": base,
+            "console": f"{base}/ui",
+            "openapi": f"{base}/schema/openapi.json",
+            "docs": f"{base}/schema/swagger",
+        }
     elif metrics_port:
         urls["metrics"] = f"http://{host}:{metrics_port}/metrics"
     for scheme, address in (("mqtt", listeners.plain), ("mqtts", listeners.tls)):

@@ -6,6 +6,7 @@ import re
 
 from qris_soundbox.control_plane.app import create_app
 from tests.merchants.conftest import logged_in, new_merchant, new_outlet, new_terminal
+from tests.qr_images import STATIC_QRIS
 from tests.support import RunningPlatform
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -14,7 +15,8 @@ _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 async def _merchant_with_objects(running: RunningPlatform) -> dict[str, str]:
     merchant = await new_merchant(running, approve=True)
     outlet = await new_outlet(running, merchant["id"])
-    terminal = await new_terminal(running, outlet["id"])
+    # A printed QRIS too, so that the terminal's QR image routes answer for it.
+    terminal = await new_terminal(running, outlet["id"], static_qris=STATIC_QRIS)
     return {"merchant_id": merchant["id"], "outlet_id": outlet["id"], "terminal_id": terminal["id"]}
 
 

@@ -1,0 +1,1 @@
+"""The operator console's assets (package data): the HTML shell, the stylesheet and the script."""

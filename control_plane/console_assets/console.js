@@ -1,0 +1,1000 @@
+// The operator console: a client of the platform's public HTTP API (SPEC §11).
+// No framework and no build step: one shell per page (control_plane/console.py),
+// this script renders the page named by <body data-page>. Everything it shows
+// comes from the API with the logged-in user's bearer token; no business rule
+// lives here. Text from the API is always set as text, never as HTML.
+"use strict";
+
+// ---------------------------------------------------------------- language
+
+const EN = {
+  "Masuk": "Log in", "Kata sandi": "Password", "Masuk admin": "Admin login", "Masuk merchant": "Merchant login",
+  "Keluar": "Log out", "Muat ulang": "Reload", "Berikutnya": "Next page", "Halaman pertama": "First page",
+  "Filter": "Filter", "Hapus filter": "Clear filters", "Semua": "All", "Status": "Status", "Dibuat": "Created",
+  "Jumlah": "Amount", "Merchant": "Merchant", "Terminal": "Terminal", "Perangkat": "Device", "Aksi": "Actions",
+  "Tidak ada data untuk filter ini.": "Nothing matches these filters.",
+  "Ubah atau hapus filter, atau tunggu data baru.": "Change or clear the filters, or wait for new data.",
+  "Transaksi hari ini": "Today's payments", "Dibayar hari ini": "Paid today", "Nilai dibayar hari ini": "Paid volume today",
+  "Perangkat online": "Devices online", "Outbox tertunda": "Outbox pending", "Outbox gagal/kedaluwarsa": "Outbox failed/expired",
+  "Payout tertunda": "Pending payout", "Payout dibayar": "Paid payout", "Penyesuaian": "Adjustments",
+  "Belum di-batch": "Unbatched payable", "Biaya platform": "Platform fees", "Batch terbaru": "Latest batches",
+  "Diperbarui otomatis setiap": "Refreshes itself every", "detik": "seconds", "Terakhir diperbarui": "Last updated",
+  "Online": "Online", "Offline": "Offline", "Kesehatan": "Health", "Model": "Model", "Serial": "Serial",
+  "Terakhir terlihat": "Last seen", "Baterai": "Battery", "Sinyal": "Signal", "Drift konfigurasi": "Config drift",
+  "Ulangi push konfigurasi": "Retry config push", "Daftarkan perangkat": "Register device",
+  "Putar kredensial": "Rotate credential", "Kredensial baru": "New credential",
+  "Rahasia ini hanya ditampilkan sekali. Salin sekarang; setelah dialog ditutup rahasia tidak dapat dipulihkan.":
+    "This secret is shown once. Copy it now; once this dialog is closed the secret cannot be recovered.",
+  "Salin": "Copy", "Tersalin": "Copied", "Tutup": "Close", "Saya sudah menyimpannya": "I have stored it",
+  "Bayangan konfigurasi": "Config shadow", "Perintah": "Commands", "Notifikasi": "Notifications", "Jejak MQTT": "MQTT trace",
+  "Diinginkan": "Desired", "Dilaporkan": "Reported", "Ikat ke terminal": "Bind to terminal", "Lepas": "Unbind",
+  "Nonaktifkan": "Disable", "Aktifkan": "Enable", "Setujui": "Approve", "Tolak": "Reject", "Alasan": "Reason",
+  "Merchant baru": "New merchant", "Nama": "Name", "Kota": "City", "Outlet": "Outlets", "Terminal baru": "New terminal",
+  "Outlet baru": "New outlet", "Alamat": "Address", "QRIS statis": "Static QRIS", "Unduh PNG": "Download PNG",
+  "Simpan": "Save", "Batal": "Cancel", "Buat": "Create", "Detail": "Detail", "Kejadian": "Events",
+  "Ulangi notifikasi": "Retry notification", "Payload QR dinamis": "Dynamic QR payload",
+  "Buat batch": "Create batches", "Tandai dibayar": "Mark paid", "Tandai gagal": "Mark failed", "Batalkan": "Cancel batch",
+  "Proses ulang": "Reprocess", "Referensi payout": "Payout reference", "Catatan": "Note", "Entri": "Entries",
+  "Tambah penyesuaian": "Add adjustment", "Jenis": "Type", "Riwayat": "History", "CSV standar": "Standard CSV",
+  "CSV bank": "Bank CSV", "Batas waktu": "Cutoff", "Tanpa merchant: semua merchant": "No merchant: all merchants",
+  "Ekspor penyesuaian": "Adjustment export", "Mulai ekspor": "Start export", "Unduh": "Download",
+  "Pengecualian callback": "Callback exceptions", "Cocok": "Matched", "Tidak cocok": "Mismatched",
+  "Preset peristiwa login": "Login events preset", "Cari di halaman ini": "Search this page", "Aksi audit": "Action",
+  "Entitas": "Entity", "Dari": "From", "Sampai": "To", "Login berhasil": "Logins succeeded", "Login gagal": "Logins failed",
+  "Pelaku": "Actor", "Payload JSON": "JSON payload", "Waktu": "Time", "Proses": "Processes", "Pekerja ekspor": "Export worker",
+  "Transaksi satu jam terakhir": "Transactions in the last hour", "Profil": "Profile", "Pengguna": "User",
+  "Ringkasan settlement": "Settlement summary", "Sesi berakhir. Silakan masuk lagi.": "Your session ended. Please log in again.",
+  "Halaman tidak ditemukan.": "Page not found.", "Lihat katalog halaman": "See the page catalogue",
+  "Berhasil.": "Done.", "Memuat…": "Loading…", "Referensi": "Reference", "Jenis transaksi": "Kind",
+  "ID merchant": "Merchant id", "ID terminal": "Terminal id", "Dibayar": "Paid at", "Kedaluwarsa": "Expires",
+  "Permintaan gagal": "Request failed", "kode": "code", "id permintaan": "request id",
+  "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.":
+    "No payments yet. They appear as customers pay a QRIS.",
+  "Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.":
+    "No batches yet. Finance builds them from unbatched payments.",
+  "Belum ada perangkat. Daftarkan perangkat dengan nomor seri dan modelnya.":
+    "No devices yet. Register one with its serial number and model.",
+  "Belum ada merchant. Buat merchant baru untuk memulai.": "No merchants yet. Create one to start.",
+  "Tidak ada entri.": "No entries.", "Tidak ada perintah.": "No commands.", "Tidak ada notifikasi.": "No notifications.",
+  "Tidak ada pesan MQTT.": "No MQTT messages.", "Tidak ada outlet. Tambahkan outlet di bawah.": "No outlets. Add one below.",
+  "Tidak ada terminal.": "No terminals.", "Tidak ada pengecualian.": "No exceptions.", "Kirim perintah": "Send command",
+  "Peran": "Role", "Tanpa QRIS statis": "No static QRIS", "Buka": "Open", "Pilih baris untuk melihat payload.": "Pick a row to see its payload.",
+  "Batch": "Batches", "Di halaman ini": "On this page", "Terakhir login": "Last login", "Diputar": "Rotated", "Percobaan": "Attempts",
+  "Di-ack": "Acked", "Transaksi": "Transactions", "Arah": "Direction", "Topik": "Topic", "Sumber": "Source", "Versi": "Version",
+  "Terakhir": "Last", "Kode": "Code", "Biaya": "Fee", "Biaya (bps)": "Fee (bps)", "Diharapkan": "Expected", "Diterima": "Received",
+  "Kode pos": "Postal code", "Kedaluwarsa/gagal": "Expired/failed", "Tertunda": "Pending",
+};
+const LANG_KEY = "qris.console.lang";
+let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
+const t = (text) => (lang === "en" && EN[text]) || text;
+
+// ---------------------------------------------------------------- formatting
+
+const rupiah = new Intl.NumberFormat("id-ID");
+const money = (amount) => (amount === null || amount === undefined ? "—" : (amount < 0 ? "-Rp" : "Rp") + rupiah.format(Math.abs(amount)));
+const TIME_ZONE = "Asia/Jakarta";
+const localTime = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "id-ID", {
+  timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+function time(iso) {
+  if (!iso) return text("—");
+  const date = new Date(iso);
+  return h("time", { datetime: iso, title: date.toISOString().replace(".000Z", "Z") + " (UTC)" }, localTime.format(date) + " WIB");
+}
+
+const STATUS_TONE = {
+  active: "ok", paid: "ok", acked: "ok", healthy: "ok", completed: "ok", online: "ok", succeeded: "ok", matched: "ok",
+  pending: "warn", pending_review: "warn", queued: "warn", sent: "warn", running: "warn", degraded: "warn", registered: "warn",
+  failed: "bad", expired: "bad", rejected: "bad", cancelled: "bad", critical: "bad", disabled: "bad", offline: "bad",
+  retired: "bad", mismatched: "bad", suspended: "bad",
+};
+const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status }, String(status));
+
+// ---------------------------------------------------------------- DOM
+
+function text(value) {
+  return document.createTextNode(value === null || value === undefined ? "" : String(value));
+}
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : text(child));
+  }
+  return node;
+}
+
+const $ = (id) => document.getElementById(id);
+const content = () => $("content");
+
+function show(...nodes) {
+  content().replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined));
+}
+
+function flash(node) {
+  $("flash").replaceChildren(...(node ? [node] : []));
+}
+
+function notice(message) {
+  flash(h("div", { class: "notice" }, message));
+}
+
+function errorBox(error) {
+  const envelope = error && error.envelope;
+  if (!envelope) return h("div", { class: "error" }, t("Permintaan gagal") + ": " + (error && error.message ? error.message : String(error)));
+  return h("div", { class: "error", "data-code": envelope.code },
+    h("strong", {}, envelope.message), " ",
+    h("span", {}, "(", t("kode"), " ", h("code", {}, envelope.code), ", ", t("id permintaan"), " ", h("code", {}, envelope.request_id || "—"), ")"),
+    envelope.details ? h("div", { class: "muted" }, JSON.stringify(envelope.details)) : null);
+}
+
+function empty(message, next) {
+  return h("div", { class: "empty" }, h("div", {}, t(message)), next ? h("div", {}, t(next)) : null);
+}
+
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.flatMap(([label, value]) => [h("dt", {}, t(label)), h("dd", {}, value === null || value === undefined ? "—" : value)]));
+}
+
+function card(title, ...children) {
+  return h("section", { class: "card" }, title ? h("h2", {}, t(title)) : null, ...children);
+}
+
+function link(page, params, label) {
+  return h("a", { href: pageUrl(page, params) }, label);
+}
+
+function pageUrl(page, params) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params || {})) if (value !== null && value !== undefined && value !== "") query.set(name, value);
+  const qs = query.toString();
+  return "/ui/" + page + (qs ? "?" + qs : "");
+}
+
+const query = () => new URLSearchParams(location.search);
+
+// Date filters: the URL keeps the day (2026-11-30); the API gets that day's bounds in Jakarta,
+// `to` inclusive of its day (the API's `to` is exclusive).
+function apiParams(params) {
+  const out = {};
+  for (const [name, value] of Object.entries(params)) {
+    if ((name === "from" || name === "to") && /^\d{4}-\d{2}-\d{2}$/.test(value)) {
+      const day = new Date(value + "T00:00:00+07:00");
+      if (name === "to") day.setUTCDate(day.getUTCDate() + 1);
+      out[name] = day.toISOString();
+    } else out[name] = value;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- session and API
+
+// The token lives in sessionStorage: gone when the tab closes. A device secret is never stored.
+const SESSION_KEY = "qris.console.session";
+const session = () => JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+const page = document.body.dataset.page;
+const audience = page.startsWith("merchant-") ? "merchant" : "admin";
+
+class ApiError extends Error {
+  constructor(status, envelope) {
+    super(envelope ? envelope.message : "HTTP " + status);
+    this.status = status;
+    this.envelope = envelope;
+  }
+}
+
+function newKey() {
+  return crypto.randomUUID ? crypto.randomUUID() : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function api(method, path, body, options = {}) {
+  const current = session();
+  const headers = { Accept: "application/json" };
+  if (current && !options.anonymous) headers.Authorization = "Bearer " + current.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // Every write carries an Idempotency-Key: a double click or a retried request happens once.
+  if (method !== "GET") headers["Idempotency-Key"] = options.key || newKey();
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  if (response.status === 401 && !options.anonymous) {
+    sessionStorage.removeItem(SESSION_KEY);
+    sessionStorage.setItem("qris.console.expired", "1");
+    location.assign(pageUrl(audience + "-login", { next: location.pathname + location.search }));
+    throw new ApiError(401, null);
+  }
+  if (!response.ok) {
+    let envelope = null;
+    try { envelope = (await response.json()).error; } catch (_) { /* not JSON */ }
+    throw new ApiError(response.status, envelope);
+  }
+  if (options.blob) return response.blob();
+  return response.json();
+}
+
+const get = (path, params) => api("GET", params ? path + "?" + new URLSearchParams(apiParams(clean(params))).toString() : path);
+const post = (path, body, options) => api("POST", path, body === undefined ? {} : body, options);
+
+function clean(params) {
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== ""));
+}
+
+function may(permission) {
+  const current = session();
+  return Boolean(current && current.permissions && current.permissions.includes(permission));
+}
+
+// What each role may do: core/auth.py's table, handed over by the page shell. It only hides
+// controls a role cannot use; the API refuses anything else anyway.
+const ROLE_PERMISSIONS = JSON.parse(document.body.dataset.permissions || "{}");
+
+async function download(path, filename) {
+  const blob = await api("GET", path, undefined, { blob: true });
+  const url = URL.createObjectURL(blob);
+  const anchor = h("a", { href: url, download: filename });
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// Runs an action from a button: disables it while it runs, shows the API's error in the page.
+function action(label, run, attrs = {}) {
+  const button = h("button", Object.assign({ type: "button" }, attrs), t(label));
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await run();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) flash(errorBox(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+// ---------------------------------------------------------------- forms and dialogs
+
+function field(name, label, attrs = {}) {
+  if (attrs.options) {
+    const { options, value, ...rest } = attrs;
+    return h("label", {}, t(label), h("select", Object.assign({ name }, rest),
+      options.map(([v, l]) => h("option", { value: v, selected: String(value ?? "") === v }, t(l)))));
+  }
+  return h("label", {}, t(label), h("input", Object.assign({ name }, attrs)));
+}
+
+function formValues(form) {
+  return Object.fromEntries(Array.from(new FormData(form).entries()).map(([k, v]) => [k, String(v).trim()]));
+}
+
+// A form in the dialog; `submit` gets the values and closes the dialog when it resolves.
+function formDialog(title, fields, submit) {
+  const dialog = $("dialog");
+  const errors = h("div", {});
+  const form = h("form", { method: "dialog", class: "dialog-form" }, h("h2", {}, t(title)), errors, ...fields,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, t("Simpan")),
+      h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("Batal"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const submitButton = form.querySelector("button[type=submit]");
+    submitButton.disabled = true;
+    try {
+      await submit(formValues(form));
+      dialog.close();
+    } catch (error) {
+      errors.replaceChildren(errorBox(error));
+    } finally {
+      submitButton.disabled = false;
+    }
+  });
+  dialog.replaceChildren(form);
+  dialog.showModal();
+}
+
+// ---------------------------------------------------------------- lists
+
+// A list on the server: filters and the cursor live in the URL, so a link can be shared.
+// `live`: the rows refresh on their own (the filter form is left alone while one types).
+async function listView({ path, columns, filters = [], rowLink, emptyText, emptyNext, live = false, summary }) {
+  const params = query();
+  const request = {};
+  for (const f of filters) if (params.get(f.name)) request[f.name] = params.get(f.name);
+  if (params.get("cursor")) request.cursor = params.get("cursor");
+  if (params.get("limit")) request.limit = params.get("limit");
+  const filterForm = filters.length ? h("form", { class: "filters", method: "get" },
+    filters.map((f) => field(f.name, f.label, Object.assign({ value: params.get(f.name) || "" }, f.attrs || {}))),
+    h("button", { type: "submit" }, t("Filter")), h("a", { href: location.pathname }, t("Hapus filter"))) : null;
+  if (filterForm) {
+    filterForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const values = clean(formValues(filterForm));
+      location.assign(location.pathname + (Object.keys(values).length ? "?" + new URLSearchParams(values) : ""));
+    });
+  }
+  const holder = h("div", {});
+  const refresh = async () => {
+    const data = await get(path, request);
+    const filtered = filters.some((f) => params.get(f.name));
+    const table = data.items.length ? h("table", { "data-list": path },
+      h("thead", {}, h("tr", {}, columns.map(([label, , cls]) => h("th", { class: cls }, t(label))))),
+      h("tbody", {}, data.items.map((item) => {
+        const row = h("tr", { class: rowLink ? "clickable" : null, "data-id": item.id },
+          columns.map(([, render, cls]) => h("td", { class: cls }, render(item))));
+        if (rowLink) row.addEventListener("click", (event) => { if (!event.target.closest("a,button")) location.assign(rowLink(item)); });
+        return row;
+      }))) : filtered ? empty("Tidak ada data untuk filter ini.", "Ubah atau hapus filter, atau tunggu data baru.") : empty(emptyText, emptyNext);
+    const next = new URLSearchParams(params);
+    next.set("cursor", data.next_cursor || "");
+    const first = new URLSearchParams(params);
+    first.delete("cursor");
+    holder.replaceChildren(summary && data.items.length ? summary(data.items) : "", table, h("div", { class: "pager" },
+      params.get("cursor") ? h("a", { href: "?" + first }, t("Halaman pertama")) : null,
+      data.next_cursor ? h("a", { href: "?" + next, rel: "next" }, t("Berikutnya")) : null));
+  };
+  if (live) return [filterForm, poll(refresh), holder];
+  await refresh();
+  return [filterForm, holder];
+}
+
+// ---------------------------------------------------------------- polling
+
+const POLL_MS = 5000;
+const firstRenders = [];
+function poll(render) {
+  const stamp = h("div", { class: "muted", id: "refreshed" });
+  const run = async () => {
+    try {
+      await render();
+      stamp.replaceChildren(t("Diperbarui otomatis setiap"), " " + POLL_MS / 1000 + " ", t("detik"), " · ", t("Terakhir diperbarui"), " ", time(new Date().toISOString()));
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) flash(errorBox(error));
+    }
+    setTimeout(run, POLL_MS);
+  };
+  firstRenders.push(run());
+  return stamp;
+}
+
+// ---------------------------------------------------------------- layout
+
+const NAV = {
+  admin: [["admin-dashboard-overview", "Dasbor", "Dashboard"], ["admin-merchants", "Merchant", "Merchants"],
+    ["admin-device-registry", "Perangkat", "Devices"], ["admin-transactions", "Transaksi", "Transactions"],
+    ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
+    ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
+  merchant: [["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
+    ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
+};
+
+// The nav entry a page belongs to: a detail page to its list.
+function navSection(slug) {
+  if (slug === "admin-device-detail") return "admin-device-registry";
+  if (slug === "merchant-settlement-batch-detail") return "merchant-settlement-batches";
+  if (slug.endsWith("-detail")) return (NAV[audience].find(([list]) => list.replace(/e?s$/, "") === slug.slice(0, -7)) || [slug])[0];
+  return slug;
+}
+
+function layout() {
+  const current = session();
+  $("lang").textContent = lang === "en" ? "ID" : "EN";
+  $("lang").addEventListener("click", () => {
+    localStorage.setItem(LANG_KEY, lang === "en" ? "id" : "en");
+    location.reload();
+  });
+  for (const node of document.querySelectorAll("[data-en]")) if (lang === "en") node.textContent = node.dataset.en;
+  document.documentElement.lang = lang;
+  if (!current || page.endsWith("-login") || page === "catalogue" || page === "not-found") return;
+  $("nav").replaceChildren(...NAV[current.kind].map(([slug, id, en]) =>
+    h("a", { href: "/ui/" + slug, class: navSection(page) === slug ? "current" : null }, lang === "en" ? en : id)));
+  $("who").textContent = current.email + " · " + current.role;
+  $("logout").hidden = false;
+  $("logout").addEventListener("click", async () => {
+    try { await post("/" + current.kind + "/logout"); } catch (_) { /* the token may be gone already */ }
+    sessionStorage.removeItem(SESSION_KEY);
+    location.assign("/ui/" + current.kind + "-login");
+  });
+}
+
+function setTitle(title) {
+  $("title").textContent = title;
+  document.title = title + " · QRIS Soundbox";
+}
+
+// ---------------------------------------------------------------- pages: login
+
+function loginPage(kind) {
+  const landing = kind === "admin" ? "admin-dashboard-overview" : "merchant-profile";
+  const errors = h("div", {});
+  if (sessionStorage.getItem("qris.console.expired")) {
+    sessionStorage.removeItem("qris.console.expired");
+    errors.append(h("div", { class: "error" }, t("Sesi berakhir. Silakan masuk lagi.")));
+  }
+  const form = h("form", { method: "post" },
+    field("email", "Email", { type: "email", required: true, autocomplete: "username", autofocus: true }),
+    field("password", "Kata sandi", { type: "password", required: true, autocomplete: "current-password" }),
+    h("button", { type: "submit" }, t("Masuk")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = formValues(form);
+    form.querySelector("button").disabled = true;
+    try {
+      const result = await api("POST", "/" + kind + "/login", { email: values.email, password: values.password }, { anonymous: true });
+      const role = result.user.role;
+      const permissions = (ROLE_PERMISSIONS[kind] || {})[role] || [];
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify({
+        kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email,
+        merchant_id: result.user.merchant_id, permissions,
+      }));
+      const next = query().get("next");
+      location.assign(next && next.startsWith("/ui/" + kind + "-") ? next : "/ui/" + landing);
+    } catch (error) {
+      errors.replaceChildren(errorBox(error));
+      form.querySelector("button").disabled = false;
+    }
+  });
+  show(h("div", { class: "card login" }, errors, form,
+    h("p", { class: "muted" }, kind === "admin" ? link("merchant-login", {}, t("Masuk merchant")) : link("admin-login", {}, t("Masuk admin")))));
+}
+
+// ---------------------------------------------------------------- pages: admin
+
+async function dashboardPage() {
+  const kpis = h("div", { class: "grid", id: "kpis" });
+  const latest = h("div", {});
+  const stamp = poll(async () => {
+    const [summary, observability, online] = await Promise.all([
+      get("/admin/dashboard/summary"), get("/admin/observability/summary"), get("/admin/devices", { online: "true", limit: 200 }),
+    ]);
+    const outbox = observability.outbox || {};
+    const kpi = (id, label, value) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)), h("div", { class: "value" }, value));
+    kpis.replaceChildren(
+      kpi("transaction_count", "Transaksi hari ini", String(summary.today.transaction_count)),
+      kpi("paid_count", "Dibayar hari ini", String(summary.today.paid_count)),
+      kpi("paid_volume", "Nilai dibayar hari ini", money(summary.today.paid_volume)),
+      kpi("devices_online", "Perangkat online", online.items.length + (online.next_cursor ? "+" : "")),
+      kpi("outbox_pending", "Outbox tertunda", String((outbox.pending || 0) + (outbox.sent || 0))),
+      kpi("outbox_failed", "Outbox gagal/kedaluwarsa", String((outbox.failed || 0) + (outbox.expired || 0))),
+      kpi("pending_payout", "Payout tertunda", money(summary.pending_payout_amount)),
+      kpi("paid_payout", "Payout dibayar", money(summary.paid_payout_amount)),
+      kpi("adjustments", "Penyesuaian", money(summary.settlement_adjustment_amount)),
+      kpi("unbatched", "Belum di-batch", money(summary.unbatched_payable_amount)),
+      kpi("platform_fee", "Biaya platform", money(summary.platform_fee_total)));
+    latest.replaceChildren(card("Batch terbaru", summary.latest_batches.length ? batchTable(summary.latest_batches, "admin") :
+      empty("Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.")));
+    const recent = await get("/admin/transactions", { limit: 10 });
+    latest.append(card("Transaksi", recent.items.length ? transactionTable(recent.items, "admin") :
+      empty("Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.")));
+  });
+  show(stamp, kpis, latest);
+}
+
+function transactionTable(items, side) {
+  return h("table", { "data-list": "transactions" },
+    h("thead", {}, h("tr", {}, ["Dibuat", "Referensi", "Jumlah", "Status", "Terminal"].map((c) => h("th", {}, t(c))))),
+    h("tbody", {}, items.map((tx) => h("tr", { "data-id": tx.id },
+      h("td", {}, time(tx.created_at)),
+      h("td", {}, side === "admin" ? link("admin-transaction-detail", { id: tx.id }, tx.reference) : tx.reference),
+      h("td", { class: "num" }, money(tx.amount)), h("td", {}, badge(tx.status)), h("td", {}, tx.terminal_id)))));
+}
+
+function batchTable(items, side) {
+  const detail = side === "admin" ? "admin-settlement-batch-detail" : "merchant-settlement-batch-detail";
+  return h("table", { "data-list": "batches" },
+    h("thead", {}, h("tr", {}, ["Dibuat", "Batch", "Merchant", "Status", "Jumlah"].map((c) => h("th", {}, t(c))))),
+    h("tbody", {}, items.map((b) => h("tr", { "data-id": b.id }, h("td", {}, time(b.created_at)),
+      h("td", {}, link(detail, { id: b.id }, b.id)), h("td", {}, b.merchant_id), h("td", {}, badge(b.status)),
+      h("td", { class: "num" }, money(b.adjusted_payable_amount))))));
+}
+
+const MERCHANT_STATUSES = [["", "Semua"], ["pending_review", "pending_review"], ["active", "active"], ["rejected", "rejected"], ["suspended", "suspended"]];
+
+async function merchantsPage() {
+  const create = may("merchant:write") ? action("Merchant baru", () => formDialog("Merchant baru",
+    [field("name", "Nama", { required: true }), field("city", "Kota", { required: true }), field("nmid", "NMID"),
+      field("postal_code", "Kode pos"), field("email", "Email", { type: "email" })],
+    async (values) => {
+      const merchant = await post("/admin/merchants", clean(values));
+      location.assign(pageUrl("admin-merchant-detail", { id: merchant.id }));
+    }), { id: "new-merchant" }) : null;
+  const list = await listView({
+    path: "/admin/merchants",
+    filters: [{ name: "status", label: "Status", attrs: { options: MERCHANT_STATUSES } }],
+    columns: [["Dibuat", (m) => time(m.created_at)], ["Nama", (m) => link("admin-merchant-detail", { id: m.id }, m.name)],
+      ["Kota", (m) => m.city], ["NMID", (m) => m.nmid || "—"], ["Status", (m) => badge(m.status)]],
+    rowLink: (m) => pageUrl("admin-merchant-detail", { id: m.id }),
+    emptyText: "Belum ada merchant. Buat merchant baru untuk memulai.",
+  });
+  show(h("div", { class: "actions" }, create), list);
+}
+
+async function merchantDetailPage() {
+  const id = query().get("id");
+  const merchant = await get("/admin/merchants/" + encodeURIComponent(id));
+  setTitle(merchant.name);
+  const [outlets, terminals] = await Promise.all([
+    get("/admin/outlets", { merchant_id: id, limit: 200 }), get("/admin/terminals", { merchant_id: id, limit: 200 }),
+  ]);
+  const reload = () => location.reload();
+  const decisions = merchant.status === "pending_review" && may("merchant:approve") ? h("div", { class: "actions" },
+    action("Setujui", async () => { await post(`/admin/merchants/${id}/approve`); reload(); }, { id: "approve" }),
+    action("Tolak", () => formDialog("Tolak", [field("reason", "Alasan", { required: true })], async (v) => {
+      await post(`/admin/merchants/${id}/reject`, { reason: v.reason }); reload();
+    }), { class: "danger", id: "reject" })) : null;
+  const outletCards = outlets.items.map((outlet) => {
+    const own = terminals.items.filter((term) => term.outlet_id === outlet.id);
+    return card(null, h("h2", {}, outlet.name, " ", badge(outlet.status)), h("div", { class: "muted" }, [outlet.address, outlet.city].filter(Boolean).join(", ")),
+      own.length ? h("div", { class: "grid" }, own.map((term) => terminalCard(term, "admin"))) : empty("Tidak ada terminal."),
+      may("terminal:write") ? action("Terminal baru", () => formDialog("Terminal baru",
+        [field("name", "Nama", { required: true }), field("static_qris", "QRIS statis", { placeholder: "000201010211…" })],
+        async (v) => { await post(`/admin/outlets/${outlet.id}/terminals`, clean(v)); reload(); }), { class: "secondary", "data-new-terminal": outlet.id }) : null);
+  });
+  show(decisions, card("Detail", kv([["ID", merchant.id], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
+    ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Biaya (bps)", merchant.fee_bps ?? "default"],
+    ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]])),
+    h("h2", {}, t("Outlet")),
+    outletCards.length ? outletCards : empty("Tidak ada outlet. Tambahkan outlet di bawah."),
+    may("outlet:write") ? action("Outlet baru", () => formDialog("Outlet baru",
+      [field("name", "Nama", { required: true }), field("address", "Alamat"), field("city", "Kota")],
+      async (v) => { await post(`/admin/merchants/${id}/outlets`, clean(v)); reload(); }), { id: "new-outlet" }) : null,
+    h("p", {}, link("admin-transactions", { merchant_id: id }, t("Transaksi")), " · ", link("admin-settlement-batches", { merchant_id: id }, t("Batch"))));
+}
+
+// A terminal with its static QRIS as a QR image (SVG on the page, PNG to print a sticker).
+function terminalCard(terminal, side = "admin") {
+  const base = `/${side}/terminals/${encodeURIComponent(terminal.id)}/qris`;
+  return h("div", { class: "card", "data-terminal": terminal.id }, h("strong", {}, terminal.name), " ", badge(terminal.status),
+    h("div", { class: "muted" }, terminal.terminal_code),
+    side === "admin" && terminal.bound_device ? h("div", {}, t("Perangkat"), ": ", link("admin-device-detail", { id: terminal.bound_device.id }, terminal.bound_device.serial_number || terminal.bound_device.id)) : null,
+    terminal.static_qris ? [qrImage(base + ".svg", t("QRIS statis") + " " + terminal.name),
+      action("Unduh PNG", () => download(base + ".png", `qris-${terminal.terminal_code}.png`), { class: "secondary", "data-download": "png" })]
+      : h("div", { class: "muted" }, t("Tanpa QRIS statis")));
+}
+
+// The QR image comes from the API with the bearer token, so it is fetched and shown as a blob URL.
+function qrImage(path, alt) {
+  const img = h("img", { class: "qr", alt, "data-qr": path });
+  api("GET", path, undefined, { blob: true }).then((blob) => { img.src = URL.createObjectURL(blob); }).catch((error) => img.replaceWith(errorBox(error)));
+  return img;
+}
+
+const DEVICE_STATUSES = [["", "Semua"], ["registered", "registered"], ["active", "active"], ["disabled", "disabled"], ["retired", "retired"]];
+const YES_NO = [["", "Semua"], ["true", "Ya / yes"], ["false", "Tidak / no"]];
+
+async function deviceRegistryPage() {
+  const create = may("device:write") ? action("Daftarkan perangkat", async () => {
+    const models = await get("/admin/device-models", { limit: 200 });
+    formDialog("Daftarkan perangkat", [field("serial_number", "Serial", { required: true }),
+      field("model", "Model", { options: models.items.map((m) => [m.id, m.name]) })],
+    async (v) => {
+      const device = await post("/admin/devices", v);
+      location.assign(pageUrl("admin-device-detail", { id: device.id }));
+    });
+  }, { id: "register-device" }) : null;
+  const list = await listView({
+    live: true,
+      path: "/admin/devices",
+      filters: [{ name: "status", label: "Status", attrs: { options: DEVICE_STATUSES } }, { name: "online", label: "Online", attrs: { options: YES_NO } },
+        { name: "drift", label: "Drift konfigurasi", attrs: { options: YES_NO } }, { name: "model", label: "Model" }, { name: "merchant_id", label: "ID merchant" }],
+      columns: [["Serial", (d) => link("admin-device-detail", { id: d.id }, d.serial_number)], ["Model", (d) => d.model], ["Status", (d) => badge(d.status)],
+        ["Online", (d) => badge(d.online ? "online" : "offline")], ["Kesehatan", (d) => [badge(d.health_summary.status), " " + d.health_summary.score]],
+        ["Terakhir terlihat", (d) => time(d.last_seen_at)], ["Baterai", (d) => (d.battery_level ?? "—") + "", "num"],
+        ["Terminal", (d) => d.terminal_id || "—"],
+        ["Aksi", (d) => (query().get("drift") === "true" && may("device:config") ? action("Ulangi push konfigurasi", async () => {
+          await post(`/admin/devices/${d.id}/config/retry-push`); notice(t("Berhasil."));
+        }, { class: "secondary" }) : "")]],
+      rowLink: (d) => pageUrl("admin-device-detail", { id: d.id }),
+      summary: healthSummary,
+      emptyText: "Belum ada perangkat. Daftarkan perangkat dengan nomor seri dan modelnya.",
+  });
+  show(h("div", { class: "actions" }, create, link("admin-device-registry", { drift: "true" }, t("Drift konfigurasi"))), list);
+}
+
+// The health of the devices on this page, by status: what a technician looks at first.
+function healthSummary(devices) {
+  const counts = {};
+  for (const d of devices) counts[d.health_summary.status] = (counts[d.health_summary.status] || 0) + 1;
+  const online = devices.filter((d) => d.online).length;
+  return h("div", { class: "actions", id: "health-summary" }, h("span", { class: "muted" }, t("Di halaman ini") + ":"),
+    badge("online"), " " + online, ...Object.entries(counts).map(([status, n]) => [badge(status), " " + n]));
+}
+
+async function deviceDetailPage() {
+  const id = query().get("id");
+  const base = "/admin/devices/" + encodeURIComponent(id);
+  const device = await get(base);
+  setTitle(t("Perangkat") + " " + device.serial_number);
+  const reload = () => location.reload();
+  const controls = h("div", { class: "actions" },
+    may("device:credential") && device.status !== "retired" ? action("Putar kredensial", async () => rotated(await post(base + "/credentials/rotate")), { id: "rotate", class: "danger" }) : null,
+    may("device:bind") && !device.terminal_id ? action("Ikat ke terminal", () => formDialog("Ikat ke terminal", [field("terminal_id", "ID terminal", { required: true })],
+      async (v) => { await post(base + "/bind", v); reload(); }), { class: "secondary", id: "bind" }) : null,
+    may("device:bind") && device.terminal_id ? action("Lepas", async () => { await post(base + "/unbind"); reload(); }, { class: "secondary" }) : null,
+    may("device:write") && device.status === "active" ? action("Nonaktifkan", async () => { await post(base + "/disable", {}); reload(); }, { class: "secondary" }) : null,
+    may("device:write") && device.status === "disabled" ? action("Aktifkan", async () => { await post(base + "/enable"); reload(); }, { class: "secondary" }) : null,
+    may("device:command") ? action("Kirim perintah", () => formDialog("Kirim perintah", [
+      field("type", "Jenis", { options: ["reboot", "play_test_sound", "sync_time", "set_volume", "ota_update"].map((c) => [c, c]) }),
+      field("params", "Parameter (JSON)", { placeholder: '{"volume": 70}' })],
+    async (v) => {
+      let params;
+      try { params = v.params ? JSON.parse(v.params) : undefined; } catch (_) { throw new Error(t("Parameter (JSON)") + ": JSON?"); }
+      await post(base + "/commands", { type: v.type, params }); reload();
+    }), { class: "secondary", id: "send-command" }) : null);
+  const live = h("div", {});
+  show(controls, live);
+  const stamp = poll(async () => {
+    const [fresh, config, status, commands, notifications, trace] = await Promise.all([
+      get(base), get(base + "/config"), get(base + "/config/status"), get(base + "/commands", { limit: 20 }),
+      get(base + "/notifications", { limit: 20 }), get(base + "/mqtt-messages", { limit: 30 }),
+    ]);
+    live.replaceChildren(
+      card("Detail", kv([["ID", fresh.id], ["Status", badge(fresh.status)], ["Online", badge(fresh.online ? "online" : "offline")],
+        ["Kesehatan", [badge(fresh.health_summary.status), " " + fresh.health_summary.score + " " + fresh.health_summary.reasons.join(", ")]],
+        ["Model", fresh.model], ["Terminal", fresh.terminal_id], ["Merchant", fresh.merchant_id], ["MQTT username", fresh.mqtt_username],
+        ["Fingerprint", fresh.credential.fingerprint], ["Diputar", time(fresh.credential.rotated_at)], ["Terakhir terlihat", time(fresh.last_seen_at)],
+        ["Baterai", fresh.battery_level], ["Sinyal", fresh.network_strength], ["Firmware", fresh.firmware_version]])),
+      card("Bayangan konfigurasi", kv([["Drift konfigurasi", badge(status.drift ? "mismatched" : "matched")], ["Versi", `${status.desired_version} / ${status.reported_version ?? "—"}`],
+        ["Push", status.pending_ack ? "pending_ack" : "—"], ["Terakhir", time(status.last_push_at)]]),
+        status.drift && may("device:config") ? action("Ulangi push konfigurasi", async () => { await post(base + "/config/retry-push"); notice(t("Berhasil.")); }, { class: "secondary" }) : null,
+        h("div", { class: "two" }, h("div", {}, h("h2", {}, t("Diinginkan")), h("pre", {}, JSON.stringify(config.desired, null, 2))),
+          h("div", {}, h("h2", {}, t("Dilaporkan")), h("pre", {}, JSON.stringify(config.reported, null, 2))))),
+      card("Notifikasi", notifications.items.length ? simpleTable(notifications.items, [["Dibuat", (n) => time(n.created_at)], ["Jenis", (n) => n.kind],
+        ["Status", (n) => badge(n.status)], ["Transaksi", (n) => n.transaction_id ? link("admin-transaction-detail", { id: n.transaction_id }, n.transaction_id) : "—"],
+        ["Percobaan", (n) => String(n.attempts)], ["Di-ack", (n) => time(n.acked_at)]], "notifications") : empty("Tidak ada notifikasi.")),
+      card("Perintah", commands.items.length ? simpleTable(commands.items, [["Dibuat", (c) => time(c.created_at)], ["Jenis", (c) => c.type],
+        ["Status", (c) => badge(c.status)], ["Detail", (c) => c.detail || "—"]], "commands") : empty("Tidak ada perintah.")),
+      card("Jejak MQTT", trace.items.length ? simpleTable(trace.items, [["Waktu", (m) => time(m.created_at)], ["Arah", (m) => m.direction],
+        ["Topik", (m) => m.topic], ["Payload", (m) => h("code", {}, m.payload.slice(0, 160))]], "mqtt-trace") : empty("Tidak ada pesan MQTT.")));
+  });
+  controls.after(stamp);
+}
+
+function simpleTable(items, columns, name) {
+  return h("table", { "data-list": name }, h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", {}, t(label))))),
+    h("tbody", {}, items.map((item) => h("tr", { "data-id": item.id }, columns.map(([, render]) => h("td", {}, render(item)))))));
+}
+
+// The one time a device secret exists in the browser: in this dialog's DOM, never in storage.
+// Closing the dialog removes it; the API cannot show it again.
+function rotated(credential) {
+  const dialog = $("dialog");
+  const secret = h("div", { class: "secret", id: "secret" }, credential.mqtt_password);
+  const copy = h("button", { type: "button", class: "secondary", id: "copy-secret" }, t("Salin"));
+  copy.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(credential.mqtt_password); } catch (_) {
+      const range = document.createRange(); range.selectNodeContents(secret); getSelection().removeAllRanges(); getSelection().addRange(range);
+      document.execCommand("copy");
+    }
+    copy.textContent = t("Tersalin");
+  });
+  dialog.replaceChildren(h("h2", {}, t("Kredensial baru")),
+    h("p", { class: "error" }, t("Rahasia ini hanya ditampilkan sekali. Salin sekarang; setelah dialog ditutup rahasia tidak dapat dipulihkan.")),
+    kv([["MQTT username", h("code", { id: "mqtt-username" }, credential.mqtt_username)], ["Client id", h("code", {}, credential.mqtt_client_id)],
+      ["Secret", secret], ["Broker", h("code", { id: "broker" }, credential.broker.host + ":" + credential.broker.port)],
+      ["Fingerprint", credential.fingerprint]]),
+    h("div", { class: "actions" }, copy, h("button", { type: "button", id: "close-secret", onclick: () => dialog.close() }, t("Saya sudah menyimpannya"))));
+  dialog.addEventListener("close", () => { dialog.replaceChildren(); location.reload(); }, { once: true });
+  dialog.showModal();
+}
+
+const TX_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["expired", "expired"], ["failed", "failed"]];
+
+function transactionColumns(side) {
+  return [["Dibuat", (tx) => time(tx.created_at)],
+    ["Referensi", (tx) => (side === "admin" ? link("admin-transaction-detail", { id: tx.id }, tx.reference) : tx.reference)],
+    ["Jumlah", (tx) => money(tx.amount), "num"], ["Status", (tx) => badge(tx.status)], ["Jenis transaksi", (tx) => tx.kind],
+    ["Terminal", (tx) => tx.terminal_id], ["Dibayar", (tx) => time(tx.paid_at)]];
+}
+
+async function transactionsPage() {
+  show(await listView({
+    path: "/admin/transactions",
+    filters: [{ name: "status", label: "Status", attrs: { options: TX_STATUSES } }, { name: "merchant_id", label: "ID merchant" },
+      { name: "terminal_id", label: "ID terminal" }, { name: "from", label: "Dari", attrs: { type: "date" } },
+      { name: "to", label: "Sampai", attrs: { type: "date" } }],
+    columns: [...transactionColumns("admin"), ["Merchant", (tx) => link("admin-merchant-detail", { id: tx.merchant_id }, tx.merchant_id)]],
+    rowLink: (tx) => pageUrl("admin-transaction-detail", { id: tx.id }),
+    emptyText: "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.",
+  }));
+}
+
+async function transactionDetailPage() {
+  const id = query().get("id");
+  const base = "/admin/transactions/" + encodeURIComponent(id);
+  const [tx, events] = await Promise.all([get(base), get(base + "/events")]);
+  setTitle(t("Transaksi") + " " + tx.reference);
+  const note = tx.notification;
+  show(h("div", { class: "actions" }, tx.status === "paid" && may("transaction:write") ? action("Ulangi notifikasi", async () => {
+    await post(base + "/retry-notification"); location.reload();
+  }, { id: "retry-notification" }) : null),
+  h("div", { class: "two" }, card("Detail", kv([["ID", tx.id], ["Referensi", tx.reference], ["Jumlah", money(tx.amount)], ["Status", badge(tx.status)],
+    ["Jenis transaksi", tx.kind], ["Merchant", link("admin-merchant-detail", { id: tx.merchant_id }, tx.merchant_id)], ["Terminal", tx.terminal_id],
+    ["Perangkat", tx.device_id ? link("admin-device-detail", { id: tx.device_id }, tx.device_id) : null], ["Biaya (bps)", String(tx.fee_bps)],
+    ["Dibuat", time(tx.created_at)], ["Dibayar", time(tx.paid_at)], ["Kedaluwarsa", time(tx.expires_at)], ["Alasan", tx.failure_reason],
+    ["Notifikasi", note ? [badge(note.status), " " + note.attempts + "× · ", time(note.acked_at)] : "—"]])),
+  tx.qr_payload ? card("Payload QR dinamis", qrImage(base + "/qris.svg", "QRIS " + tx.reference), h("pre", {}, tx.qr_payload),
+    action("Unduh PNG", () => download(base + "/qris.png", `qris-${tx.reference}.png`), { class: "secondary" })) : h("div", {})),
+  card("Kejadian", events.items.length ? simpleTable(events.items, [["Waktu", (e) => time(e.created_at)], ["Jenis", (e) => e.event_type],
+    ["Status", (e) => `${e.from_status || "—"} → ${e.to_status || "—"}`], ["Sumber", (e) => e.source]], "events") : empty("Tidak ada entri.")));
+}
+
+const BATCH_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["failed", "failed"], ["cancelled", "cancelled"]];
+
+function batchColumns(detail) {
+  return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_id],
+    ["Status", (b) => badge(b.status)], ["Entri", (b) => String(b.entry_count), "num"], ["Jumlah", (b) => money(b.gross_amount), "num"],
+    ["Penyesuaian", (b) => money(b.adjustment_amount), "num"], ["Payout", (b) => money(b.adjusted_payable_amount), "num"]];
+}
+
+async function batchesPage() {
+  const created = query().get("created");
+  if (created !== null) notice(t("Berhasil.") + " " + created + " batch");
+  const create = may("settlement:write") ? action("Buat batch", () => formDialog("Buat batch",
+    [field("merchant_id", "ID merchant", { placeholder: t("Tanpa merchant: semua merchant") })],
+    async (v) => {
+      const created = await post("/admin/settlement-batches", clean(v));
+      if (created.items.length === 1) location.assign(pageUrl("admin-settlement-batch-detail", { id: created.items[0].id }));
+      else location.assign(pageUrl("admin-settlement-batches", { created: created.items.length }));
+    }), { id: "create-batches" }) : null;
+  show(h("div", { class: "actions" }, create), await listView({
+    path: "/admin/settlement-batches",
+    filters: [{ name: "status", label: "Status", attrs: { options: BATCH_STATUSES } }, { name: "merchant_id", label: "ID merchant" }],
+    columns: batchColumns("admin-settlement-batch-detail"),
+    rowLink: (b) => pageUrl("admin-settlement-batch-detail", { id: b.id }),
+    emptyText: "Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.",
+  }));
+}
+
+function batchDetail(batch, csvBase) {
+  return [card("Detail", kv([["ID", batch.id], ["Merchant", batch.merchant_id], ["Status", badge(batch.status)], ["Entri", String(batch.entry_count)],
+    ["Jumlah", money(batch.gross_amount)], ["Biaya", money(batch.fee_amount)], ["Payable", money(batch.payable_amount)],
+    ["Penyesuaian", money(batch.adjustment_amount)], ["Payout", money(batch.adjusted_payable_amount)], ["Referensi payout", batch.payout_reference],
+    ["Batas waktu", time(batch.cutoff)], ["Dibuat", time(batch.created_at)], ["Dibayar", time(batch.paid_at)],
+    ["Alasan", batch.failure_reason || batch.cancellation_reason]])),
+  csvBase ? h("div", { class: "actions" },
+    action("CSV standar", () => download(csvBase + "?format=standard", `${batch.id}-standard.csv`), { class: "secondary", id: "csv-standard" }),
+    action("CSV bank", () => download(csvBase + "?format=bank_generic", `${batch.id}-bank.csv`), { class: "secondary", id: "csv-bank" })) : null,
+  card("Entri", batch.entries.length ? simpleTable(batch.entries, [["Transaksi", (e) => e.transaction_id || e.id], ["Jumlah", (e) => money(e.gross_amount ?? e.amount)],
+    ["Biaya", (e) => money(e.fee_amount)], ["Payable", (e) => money(e.payable_amount)]], "entries") : empty("Tidak ada entri.")),
+  card("Penyesuaian", batch.adjustments.length ? simpleTable(batch.adjustments, [["Waktu", (a) => time(a.created_at)], ["Jenis", (a) => a.adjustment_type],
+    ["Jumlah", (a) => money(a.amount)], ["Alasan", (a) => a.reason]], "adjustments") : empty("Tidak ada entri.")),
+  card("Riwayat", simpleTable(batch.events, [["Waktu", (e) => time(e.created_at)], ["Jenis", (e) => e.event_type],
+    ["Status", (e) => `${e.from_status || "—"} → ${e.to_status || "—"}`], ["Pelaku", (e) => e.actor_type + " " + (e.actor_id || "")]], "history"))];
+}
+
+async function batchDetailPage() {
+  const id = query().get("id");
+  const base = "/admin/settlement-batches/" + encodeURIComponent(id);
+  const batch = await get(base);
+  setTitle(t("Batch") + " " + batch.id);
+  const reload = () => location.reload();
+  const reason = (label, path) => action(label, () => formDialog(label, [field("reason", "Alasan", { required: true })],
+    async (v) => { await post(base + path, { reason: v.reason }); reload(); }), { class: "secondary", "data-action": path.slice(1) });
+  const controls = h("div", { class: "actions" },
+    batch.status === "pending" && may("settlement:pay") ? action("Tandai dibayar", () => formDialog("Tandai dibayar",
+      [field("payout_reference", "Referensi payout", { required: true }), field("note", "Catatan")],
+      async (v) => { await post(base + "/mark-paid", clean(v)); reload(); }), { id: "mark-paid" }) : null,
+    batch.status === "pending" && may("settlement:write") ? [reason("Tandai gagal", "/mark-failed"), reason("Batalkan", "/cancel")] : null,
+    ["failed", "cancelled"].includes(batch.status) && !batch.reprocessed_into_batch_id && may("settlement:write")
+      ? action("Proses ulang", async () => { const made = await post(base + "/reprocess"); location.assign(pageUrl("admin-settlement-batch-detail", { id: made.id })); }, { id: "reprocess" }) : null,
+    batch.status === "pending" && may("settlement:adjust") ? action("Tambah penyesuaian", () => formDialog("Tambah penyesuaian",
+      [field("adjustment_type", "Jenis", { options: [["bank_fee", "bank_fee (−)"], ["chargeback", "chargeback (−)"], ["bonus", "bonus (+)"], ["correction", "correction (±)"]] }), field("amount", "Jumlah", { type: "number", required: true }),
+        field("reason", "Alasan", { required: true })],
+      async (v) => { await post(base + "/adjustments", { adjustment_type: v.adjustment_type, amount: Number(v.amount), reason: v.reason }); reload(); }),
+    { class: "secondary", id: "adjust" }) : null);
+  show(controls, batchDetail(batch, may("settlement:export") ? base + "/export.csv" : null));
+}
+
+async function reconciliationPage() {
+  const params = query();
+  const report = await get("/admin/reconciliation/settlement-batches", clean({ cursor: params.get("cursor"), merchant_id: params.get("merchant_id") }));
+  const exportCard = card("Ekspor penyesuaian", h("p", { class: "muted" }, "CSV"), h("div", { id: "export-state" }));
+  if (may("settlement:export")) {
+    exportCard.append(action("Mulai ekspor", async () => {
+      let job = await post("/admin/exports/settlement-adjustments", clean({ merchant_id: params.get("merchant_id") }));
+      const state = $("export-state");
+      while (["pending", "running"].includes(job.status)) {
+        state.replaceChildren(badge(job.status), " " + job.id);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        job = await get("/admin/exports/" + job.id);
+      }
+      state.replaceChildren(badge(job.status), " " + job.id + " · " + (job.row_count ?? 0) + " rows ",
+        job.status === "completed" ? action("Unduh", () => download(`/admin/exports/${job.id}/download`, `adjustments-${job.id}.csv`), { id: "download-export" })
+          : (job.error_message || ""));
+    }, { id: "start-export" }));
+  }
+  const next = new URLSearchParams(params);
+  next.set("cursor", report.next_cursor || "");
+  show(h("div", { class: "grid" },
+    h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Tidak cocok")), h("div", { class: "value", "data-kpi": "mismatched" }, String(report.mismatched_count))),
+    h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Belum di-batch")), h("div", { class: "value" }, money(report.unbatched_payables.amount))),
+    h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Pengecualian callback")),
+      h("div", { class: "value" }, String(Object.values(report.exception_counts).reduce((a, b) => a + b, 0))))),
+  exportCard,
+  card("Batch", report.items.length ? simpleTable(report.items.map((r) => Object.assign({ id: r.batch_id }, r)), [
+    ["Batch", (r) => link("admin-settlement-batch-detail", { id: r.batch_id }, r.batch_id)], ["Merchant", (r) => r.merchant_id], ["Status", (r) => badge(r.status)],
+    ["Payout", (r) => money(r.adjusted_payable_amount)], ["Ledger", (r) => money(r.ledger_payable_amount)],
+    ["Cocok", (r) => [badge(r.matched ? "matched" : "mismatched"), " " + r.mismatches.join(", ")]]], "reconciliation")
+    : empty("Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch."),
+  report.next_cursor ? h("div", { class: "pager" }, h("a", { href: "?" + next }, t("Berikutnya"))) : null),
+  card("Pengecualian callback", report.exceptions.length ? simpleTable(report.exceptions, [["Waktu", (e) => time(e.created_at)], ["Jenis", (e) => e.kind],
+    ["Transaksi", (e) => e.transaction_id || "—"], ["Diharapkan", (e) => money(e.expected_amount)], ["Diterima", (e) => money(e.received_amount)]], "exceptions")
+    : empty("Tidak ada pengecualian.")));
+}
+
+const LOGIN_ACTIONS = ["admin.login.success", "admin.login.failed", "merchant.login.success", "merchant.login.failed"];
+
+async function auditPage() {
+  const params = query();
+  const panel = h("aside", { class: "side-panel", hidden: true, id: "payload-panel" });
+  const search = h("input", { type: "search", id: "search", placeholder: t("Cari di halaman ini"), value: params.get("q") || "" });
+  const counts = h("div", { class: "grid" });
+  const preset = h("a", { href: pageUrl("admin-system-audit-logs", { preset: "login" }), id: "login-preset" }, t("Preset peristiwa login"));
+  const loginPreset = params.get("preset") === "login";
+  // The login preset reads the login actions only: the API filters on one action at a time,
+  // so it asks for each and merges them newest first.
+  let rows = [];
+  let nextCursor = null;
+  const base = clean({ entity_type: params.get("entity_type"), from: params.get("from"), to: params.get("to"), cursor: params.get("cursor"), limit: 100 });
+  if (loginPreset) {
+    const pages = await Promise.all(LOGIN_ACTIONS.map((name) => get("/admin/audit-logs", Object.assign({}, base, { action: name, cursor: undefined }))));
+    rows = pages.flatMap((p) => p.items).sort((a, b) => (a.id < b.id ? 1 : -1));
+  } else {
+    const data = await get("/admin/audit-logs", Object.assign({ action: params.get("action") }, base));
+    rows = data.items;
+    nextCursor = data.next_cursor;
+  }
+  const ok = rows.filter((r) => r.action.endsWith(".login.success")).length;
+  const failed = rows.filter((r) => r.action.endsWith(".login.failed")).length;
+  counts.replaceChildren(
+    h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Login berhasil")), h("div", { class: "value", "data-kpi": "login-ok" }, String(ok))),
+    h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Login gagal")), h("div", { class: "value", "data-kpi": "login-failed" }, String(failed))));
+  const body = h("tbody", {});
+  const render = () => {
+    const needle = search.value.trim().toLowerCase();
+    body.replaceChildren(...rows.filter((r) => !needle || JSON.stringify(r).toLowerCase().includes(needle)).map((r) => {
+      const row = h("tr", { class: "clickable", "data-id": r.id, "data-action": r.action }, h("td", {}, time(r.occurred_at)), h("td", {}, r.action),
+        h("td", {}, (r.entity_type || "—") + " " + (r.entity_id || "")), h("td", {}, r.actor_type + " " + (r.actor_id || "") + (r.actor_role ? " (" + r.actor_role + ")" : "")),
+        h("td", {}, r.ip || "—"));
+      row.addEventListener("click", () => {
+        panel.hidden = false;
+        panel.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => { panel.hidden = true; } }, t("Tutup")),
+          h("h2", {}, t("Payload JSON")), kv([["ID", r.id], ["Aksi audit", r.action], ["id permintaan", r.request_id]]), h("pre", { id: "payload-json" }, JSON.stringify(r.payload, null, 2)));
+      });
+      return row;
+    }));
+  };
+  search.addEventListener("input", render);
+  render();
+  const filterForm = h("form", { class: "filters" }, field("action", "Aksi audit", { value: params.get("action") || "", placeholder: "admin.login.failed" }),
+    field("entity_type", "Entitas", { value: params.get("entity_type") || "" }), field("from", "Dari", { value: params.get("from") || "", type: "date" }),
+    field("to", "Sampai", { value: params.get("to") || "", type: "date" }), h("button", { type: "submit" }, t("Filter")), h("a", { href: location.pathname }, t("Hapus filter")), preset);
+  filterForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = clean(formValues(filterForm));
+    location.assign(location.pathname + (Object.keys(values).length ? "?" + new URLSearchParams(values) : ""));
+  });
+  const next = new URLSearchParams(params);
+  next.set("cursor", nextCursor || "");
+  show(filterForm, counts, h("label", {}, t("Cari di halaman ini"), search),
+    rows.length ? h("table", { "data-list": "audit" }, h("thead", {}, h("tr", {}, ["Waktu", "Aksi audit", "Entitas", "Pelaku", "IP"].map((c) => h("th", {}, t(c))))), body)
+      : empty("Tidak ada data untuk filter ini.", "Ubah atau hapus filter, atau tunggu data baru."),
+    nextCursor ? h("div", { class: "pager" }, h("a", { href: "?" + next }, t("Berikutnya"))) : null, panel);
+}
+
+async function observabilityPage() {
+  const holder = h("div", {});
+  const stamp = poll(async () => {
+    const o = await get("/admin/observability/summary");
+    holder.replaceChildren(
+      h("div", { class: "grid" }, Object.entries(o.outbox).map(([status, count]) => h("div", { class: "card kpi" }, h("div", { class: "label" }, "outbox " + status),
+        h("div", { class: "value" }, String(count))))),
+      card("Transaksi satu jam terakhir", simpleTable(Object.entries(o.transactions_last_hour).map(([status, v]) => ({ id: status, status, ...v })),
+        [["Status", (r) => badge(r.status)], ["Count", (r) => String(r.count)], ["Jumlah", (r) => money(r.amount)]], "last-hour")),
+      card("Proses", simpleTable(o.runtime_instances, [["ID", (r) => r.id], ["Host", (r) => r.hostname + ":" + r.pid], ["Roles", (r) => r.roles.join(", ")],
+        ["Status", (r) => badge(r.alive ? "online" : "offline")], ["Terakhir terlihat", (r) => time(r.last_seen_at)]], "instances")),
+      card("Pekerja ekspor", h("pre", {}, JSON.stringify(o.export_jobs, null, 2))),
+      card("Legacy device token", h("pre", {}, JSON.stringify(o.legacy_device_token, null, 2))));
+  });
+  show(stamp, holder);
+}
+
+// ---------------------------------------------------------------- pages: merchant
+
+async function merchantProfilePage() {
+  const profile = await get("/merchant/profile");
+  const m = profile.merchant;
+  const terminals = await get("/merchant/terminals", { limit: 200 });
+  show(card("Profil", kv([["Nama", m.name], ["Kode", m.code], ["Status", badge(m.status)], ["Kota", m.city], ["NMID", m.nmid], ["Email", m.email]])),
+    card("Pengguna", kv([["Email", profile.user.email], ["Peran", profile.user.role], ["Terakhir login", time(profile.user.last_login_at)]])),
+    card("Terminal", terminals.items.length ? h("div", { class: "grid" }, terminals.items.map((x) => terminalCard(x, "merchant")))
+      : empty("Tidak ada terminal.")));
+}
+
+async function merchantSummaryPage() {
+  const s = await get("/merchant/settlement-summary");
+  const kpi = (label, value) => h("div", { class: "card kpi" }, h("div", { class: "label" }, t(label)), h("div", { class: "value" }, value));
+  show(h("div", { class: "grid" }, kpi("Transaksi hari ini", String(s.today.transaction_count)), kpi("Nilai dibayar hari ini", money(s.today.paid_volume)),
+    kpi("Payout tertunda", money(s.pending_payout_amount)), kpi("Payout dibayar", money(s.paid_payout_amount)),
+    kpi("Penyesuaian", money(s.settlement_adjustment_amount)), kpi("Belum di-batch", money(s.unbatched_payable_amount))),
+  card("Batch terbaru", s.latest_batches.length ? batchTable(s.latest_batches, "merchant") : empty("Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.")));
+}
+
+async function merchantBatchesPage() {
+  show(await listView({
+    path: "/merchant/settlement-batches",
+    filters: [{ name: "status", label: "Status", attrs: { options: BATCH_STATUSES } }],
+    columns: batchColumns("merchant-settlement-batch-detail"),
+    rowLink: (b) => pageUrl("merchant-settlement-batch-detail", { id: b.id }),
+    emptyText: "Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.",
+  }));
+}
+
+async function merchantBatchDetailPage() {
+  const base = "/merchant/settlement-batches/" + encodeURIComponent(query().get("id"));
+  const batch = await get(base);
+  setTitle(t("Batch") + " " + batch.id);
+  show(batchDetail(batch, may("settlement:export") ? base + "/export.csv" : null));
+}
+
+async function merchantTransactionsPage() {
+  show(await listView({
+    path: "/merchant/transactions",
+    filters: [{ name: "status", label: "Status", attrs: { options: TX_STATUSES } }, { name: "terminal_id", label: "ID terminal" },
+      { name: "from", label: "Dari", attrs: { type: "date" } }, { name: "to", label: "Sampai", attrs: { type: "date" } }],
+    columns: transactionColumns("merchant"),
+    emptyText: "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.",
+  }));
+}
+
+// ---------------------------------------------------------------- start
+
+const PAGES = {
+  "admin-dashboard-overview": dashboardPage, "admin-merchants": merchantsPage, "admin-merchant-detail": merchantDetailPage,
+  "admin-device-registry": deviceRegistryPage, "admin-device-detail": deviceDetailPage, "admin-transactions": transactionsPage,
+  "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
+  "admin-reconciliation-management": reconciliationPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
+  "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
+  "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
+};
+
+async function start() {
+  layout();
+  if (page === "catalogue" || page === "not-found") {
+    ready();
+    return;
+  }
+  if (page === "admin-login" || page === "merchant-login") {
+    setTitle(t(page === "admin-login" ? "Masuk admin" : "Masuk merchant"));
+    loginPage(audience);
+    ready();
+    return;
+  }
+  const current = session();
+  if (!current || current.kind !== audience) {
+    location.assign(pageUrl(audience + "-login", { next: location.pathname + location.search }));
+    return;
+  }
+  show(h("p", { class: "muted" }, t("Memuat…")));
+  try {
+    await PAGES[page]();
+    await Promise.all(firstRenders);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) show(errorBox(error), h("p", {}, link(NAV[audience][0][0], {}, t("Muat ulang"))));
+  }
+  ready();
+}
+
+// The page's first content is on screen: tests wait for this attribute, the bench reads the mark.
+function ready() {
+  document.body.dataset.ready = "1";
+  performance.mark("console-ready");
+}
+
+start();

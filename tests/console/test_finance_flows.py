@@ -1,0 +1,104 @@
+"""Finance in the console: settlement batches from payments to a paid payout with both CSVs,
+the batch actions (adjust, fail, reprocess, cancel), and reconciliation's async export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from playwright.async_api import Browser, Download, Page, expect
+
+from tests.console.browser import console_page, open_page, submit_dialog, user_logged_in
+from tests.onboarding import onboarded_terminal
+from tests.payments.helpers import callback_body, post_callback
+from tests.support import RunningPlatform
+
+
+async def merchant_with_payments(running: RunningPlatform, *amounts: int) -> dict[str, str]:
+    ids = await onboarded_terminal(running, merchant_name="Toko Keuangan")
+    for amount in amounts:
+        paid = await post_callback(running, callback_body(amount=amount, terminal_id=ids["terminal_id"]))
+        assert paid.status_code == 200, paid.text
+    return ids
+
+
+async def batch_from_console(page: Page, running: RunningPlatform, merchant_id: str) -> str:
+    """Create the merchant's batch through the list page's dialog; lands on its detail."""
+    await open_page(page, running, "admin-settlement-batches")
+    await submit_dialog(page, "#create-batches", merchant_id=merchant_id)
+    await page.wait_for_url("**/ui/admin-settlement-batch-detail?id=*")
+    await page.wait_for_selector("body[data-ready]", state="attached")
+    return page.url.rsplit("=", 1)[1]
+
+
+async def rows_of(download: Download) -> list[list[str]]:
+    with open(await download.path(), newline="", encoding="utf-8") as handle:
+        return list(csv.reader(io.StringIO(handle.read())))
+
+
+async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
+    running: RunningPlatform, browser: Browser
+) -> None:
+    ids = await merchant_with_payments(running, 25_000, 10_000)
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "admin", "finance")
+        batch_id = await batch_from_console(page, running, ids["merchant_id"])
+        await expect(page.locator("table[data-list=entries] tbody tr")).to_have_count(2)
+        await submit_dialog(page, "#adjust", adjustment_type="bank_fee", amount="-2500", reason="biaya transfer")
+        await expect(page.locator("table[data-list=adjustments]")).to_contain_text("-Rp2.500")
+        await submit_dialog(page, "#mark-paid", payout_reference="TRF-2026-0001")
+        await expect(page.locator("dl [data-status=paid]")).to_be_visible()
+        async with page.expect_download() as standard_info:
+            await page.click("#csv-standard")
+        async with page.expect_download() as bank_info:
+            await page.click("#csv-bank")
+        standard = await rows_of(await standard_info.value)
+        bank = await rows_of(await bank_info.value)
+    assert standard[0][:2] == ["row_type", "batch_id"]
+    assert {row[0] for row in standard[1:]} >= {"entry", "adjustment"}
+    assert all(row[1] == batch_id for row in standard[1:])
+    assert bank[0][0] == "batch_id" and [row[0] for row in bank[1:]] == [batch_id]
+    detail = await running.http.get(f"/admin/settlement-batches/{batch_id}", headers=running.admin_headers)
+    assert detail.json()["status"] == "paid" and detail.json()["payout_reference"] == "TRF-2026-0001"
+
+
+async def test_a_failed_batch_is_reprocessed_and_the_new_one_cancelled(
+    running: RunningPlatform, browser: Browser
+) -> None:
+    ids = await merchant_with_payments(running, 5_000)
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "admin", "finance")
+        first = await batch_from_console(page, running, ids["merchant_id"])
+        await submit_dialog(page, "[data-action=mark-failed]", reason="rekening ditolak bank")
+        await expect(page.locator("dl [data-status=failed]")).to_be_visible()
+        await page.click("#reprocess")
+        await page.wait_for_url(lambda url: "admin-settlement-batch-detail" in url and first not in url)
+        await expect(page.locator("dl [data-status=pending]")).to_be_visible()
+        await submit_dialog(page, "[data-action=cancel]", reason="dibatalkan untuk uji")
+        await expect(page.locator("dl [data-status=cancelled]")).to_be_visible()
+        # The list filters by status in the URL.
+        await open_page(page, running, f"admin-settlement-batches?status=failed&merchant_id={ids['merchant_id']}")
+        await expect(page.locator("table tbody tr")).to_have_count(1)
+        await expect(page.locator(f"tr[data-id='{first}']")).to_be_visible()
+
+
+async def test_reconciliation_runs_the_adjustment_export_to_a_download(
+    running: RunningPlatform, browser: Browser
+) -> None:
+    ids = await merchant_with_payments(running, 12_000)
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "admin", "finance")
+        batch_id = await batch_from_console(page, running, ids["merchant_id"])
+        await submit_dialog(page, "#adjust", adjustment_type="bonus", amount="1000", reason="bonus promo konsol")
+        await expect(page.locator("table[data-list=adjustments]")).to_contain_text("Rp1.000")
+        await open_page(page, running, "admin-reconciliation-management")
+        await expect(page.locator(f"table[data-list=reconciliation] tr[data-id='{batch_id}']")).to_contain_text(
+            "matched"
+        )
+        await page.click("#start-export")
+        await expect(page.locator("#download-export")).to_be_visible(timeout=30_000)
+        async with page.expect_download() as export_info:
+            await page.click("#download-export")
+        rows = await rows_of(await export_info.value)
+    assert rows[0][0] == "adjustment_id"
+    assert any("bonus promo konsol" in row for row in rows[1:])
