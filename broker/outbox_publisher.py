@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import asyncpg
+import asyncpg.pool
 import msgspec
 
 from qris_soundbox.core import outbox
@@ -81,7 +82,7 @@ class OutboxPublisher:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[bool]] = set()  # deliveries awaiting PUBACK, cancelled on stop
         self._with_device: set[str] = set()  # message ids PUBACKed since the last round
-        self._listener: asyncpg.Connection | None = None
+        self._listener: asyncpg.pool.PoolConnectionProxy | None = None
 
     async def start(self) -> None:
         self._sessions.on_downlink_taken(self.device_took)
@@ -105,8 +106,8 @@ class OutboxPublisher:
         self._subscribed.add(device_id)
         self._wake.set()
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, device_id: str) -> None:
-        self._dirty.add(device_id)
+    def _notified(self, _conn: object, _pid: int, _channel: str, device_id: object) -> None:
+        self._dirty.add(str(device_id))
         self._wake.set()
 
     async def _ensure_listener(self) -> None:

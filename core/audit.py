@@ -9,9 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 from qris_soundbox.core.schemas import Page, Struct, Value
@@ -31,7 +29,7 @@ SYSTEM = AuditActor(actor_type="system")
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     action: str,
     *,
@@ -73,7 +71,7 @@ class AuditLog(Struct, kw_only=True):
 
 
 async def list_logs(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     window: TimeWindow,
     *,

@@ -27,9 +27,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+import asyncpg.pool
 import msgspec
 
 import qris_soundbox.sql as sql_package
@@ -94,6 +95,18 @@ def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
 
 
 QUERIES: Mapping[str, str] = MappingProxyType(load_queries())
+
+# What services run on: a connection of their own, or one lent by the pool (a proxy of it).
+Connection: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+async def fetch_one(conn: Connection, name: str, *args: Any) -> asyncpg.Record:
+    """A query that always returns a row: an aggregate, an INSERT/UPDATE ... RETURNING of a row the
+    caller holds locked, a row whose existence the transaction has just established."""
+    row = await conn.fetchrow(QUERIES[name], *args)
+    if row is None:
+        raise RuntimeError(f"query {name!r} returned no row")
+    return row
 
 
 async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
@@ -166,7 +179,7 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One short explicit transaction; services receive the connection."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn

@@ -34,7 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, fetch_one
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -164,7 +164,7 @@ class Metrics:
             # Bounded well below Prometheus' scrape timeout (10 s): a database outage must not fail the scrape.
             async with asyncio.timeout(DATABASE_TIMEOUT_S), platform.db.pool.acquire() as conn:
                 online = await conn.fetchval(QUERIES["metrics_devices_online"])
-                outbox = await conn.fetchrow(QUERIES["metrics_outbox_open"])
+                outbox = await fetch_one(conn, "metrics_outbox_open")
                 jobs = await conn.fetch(QUERIES["export_job_counts"])  # as the observability summary
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # The scrape still answers (HTTP and broker figures); the database gauges go missing, not stale zeros.

@@ -12,9 +12,7 @@ import logging
 import re
 from pathlib import Path
 
-import asyncpg
-
-from qris_soundbox.core.db import SQL_DIR
+from qris_soundbox.core.db import SQL_DIR, Connection
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -41,7 +39,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; returns the versions applied (empty: a no-op)."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.ids import new_id
 
 # LISTEN channel: ``enqueue`` notifies it with the device id, so the broker process delivers on commit.
@@ -72,7 +72,7 @@ def downlink_topic(device_id: str, kind: str) -> str:
 
 
 async def enqueue(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     device_id: str,
     kind: str,
@@ -102,7 +102,7 @@ async def acknowledge(db: Database, device_id: str, message_id: str, kind: str |
     return await db.fetchrow("acknowledge_downlink", device_id, message_id, kind)
 
 
-async def unacked_counts(conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:
+async def unacked_counts(conn: Connection, device_ids: list[str]) -> dict[str, int]:
     """Downlinks each device has not acknowledged yet (payments, config, commands)."""
     rows = await conn.fetch(QUERIES["unacked_downlink_counts"], device_ids)
     return {row["device_id"]: row["pending"] for row in rows}
@@ -141,7 +141,7 @@ async def make_due(db: Database, device_ids: list[str]) -> None:
     await db.execute("wake_downlinks", device_ids)
 
 
-async def claim_due(conn: asyncpg.Connection, device_ids: list[str], limit: int) -> list[DueDownlink]:
+async def claim_due(conn: Connection, device_ids: list[str], limit: int) -> list[DueDownlink]:
     """Due rows of ``device_ids``, oldest first, locked (SKIP LOCKED) until ``conn``'s transaction ends."""
     rows = await conn.fetch(QUERIES["open_downlinks_for_devices"], device_ids, limit)
     return [
@@ -152,13 +152,13 @@ async def claim_due(conn: asyncpg.Connection, device_ids: list[str], limit: int)
     ]
 
 
-async def mark_sent(conn: asyncpg.Connection, outbox_ids: list[str], first_retry_s: float, max_retry_s: float) -> None:
+async def mark_sent(conn: Connection, outbox_ids: list[str], first_retry_s: float, max_retry_s: float) -> None:
     """Handed to the device's session: due again after an exponential back-off unless acknowledged."""
     if outbox_ids:
         await conn.execute(QUERIES["mark_downlinks_sent"], outbox_ids, first_retry_s, max_retry_s)
 
 
-async def postpone(conn: asyncpg.Connection, message_ids: list[str], seconds: float) -> None:
+async def postpone(conn: Connection, message_ids: list[str], seconds: float) -> None:
     """Open downlinks not to hand over for ``seconds`` (acknowledged or closed ones are left alone)."""
     if message_ids:
         await conn.execute(QUERIES["postpone_downlinks"], message_ids, seconds)

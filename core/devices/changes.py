@@ -17,10 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-import asyncpg
+import asyncpg.pool
 import msgspec
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SessionMoved(msgspec.Struct, kw_only=True, frozen=True):
     connected_at: datetime
 
 
-async def announce_change(conn: asyncpg.Connection, change: DeviceChange) -> None:
+async def announce_change(conn: Connection, change: DeviceChange) -> None:
     """NOTIFY in the caller's transaction: delivered only if the change commits."""
     await conn.execute(QUERIES["device_notify_change"], msgspec.json.encode(change).decode())
 
@@ -86,9 +86,11 @@ class DeviceChangeListener:
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
 
-    def _notified(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+    def _notified(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         handling: Awaitable[None]
         try:
+            if not isinstance(payload, str):
+                raise msgspec.DecodeError("a notification payload is text")
             if channel == SESSION_CHANNEL:
                 moved = msgspec.json.decode(payload, type=SessionMoved)
                 handling, device_id = self._on_session_moved(moved), moved.device_id
@@ -111,7 +113,7 @@ class DeviceChangeListener:
     async def _run(self) -> None:
         first = True
         while True:
-            conn: asyncpg.Connection | None = None
+            conn: asyncpg.pool.PoolConnectionProxy | None = None
             try:
                 conn = await self._db.pool.acquire()
                 lost = asyncio.Event()

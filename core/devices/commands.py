@@ -20,7 +20,7 @@ from msgspec import Meta
 
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.config_shadow import (
     MessageId,
     device_with_capabilities,
@@ -157,7 +157,7 @@ def _command(row: asyncpg.Record) -> Command:
     )
 
 
-async def get_command(conn: asyncpg.Connection, device_id: str, command_id: str) -> Command:
+async def get_command(conn: Connection, device_id: str, command_id: str) -> Command:
     row = await conn.fetchrow(QUERIES["device_command"], device_id, command_id)
     if row is None:
         raise CommandNotFound(
@@ -166,13 +166,13 @@ async def get_command(conn: asyncpg.Connection, device_id: str, command_id: str)
     return _command(row)
 
 
-async def list_commands(conn: asyncpg.Connection, device_id: str, page: PageQuery) -> Page[Command]:
+async def list_commands(conn: Connection, device_id: str, page: PageQuery) -> Page[Command]:
     await device_with_capabilities(conn, device_id)  # 404 for an unknown device, not an empty list
     rows = await conn.fetch(QUERIES["device_command_page"], device_id, page.cursor, page.fetch_limit)
     return page.page(rows, _command)
 
 
-async def create_command(conn: asyncpg.Connection, actor: AuditActor, device_id: str, data: CommandCreate) -> Command:
+async def create_command(conn: Connection, actor: AuditActor, device_id: str, data: CommandCreate) -> Command:
     device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
     if data.type not in capabilities.commands:
@@ -211,7 +211,7 @@ async def create_command(conn: asyncpg.Connection, actor: AuditActor, device_id:
     return await get_command(conn, device_id, command_id)
 
 
-async def acknowledge(conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: CommandAck) -> Command:
+async def acknowledge(conn: Connection, actor: AuditActor, device_id: str, ack: CommandAck) -> Command:
     """The device's outcome; the MQTT and HTTP acks both come here. A repeated ack answers the same."""
     device, _ = await device_with_capabilities(conn, device_id)
     command = await get_command(conn, device_id, ack.command_id)  # another device's command: not found

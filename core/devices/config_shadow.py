@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.announcement import AnnouncementCapabilities, check_can_announce
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.devices import health, models, uplinks
 from qris_soundbox.core.devices.errors import (
     ConfigNotSupported,
@@ -232,7 +232,7 @@ def _state(device_id: str, capabilities: Capabilities, row: asyncpg.Record | Non
     )
 
 
-async def device_with_capabilities(conn: asyncpg.Connection, device_id: str) -> tuple[asyncpg.Record, Capabilities]:
+async def device_with_capabilities(conn: Connection, device_id: str) -> tuple[asyncpg.Record, Capabilities]:
     """The device row (404 if unknown) and its model's capabilities."""
     row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
@@ -245,12 +245,12 @@ def refuse_if_retired(device: asyncpg.Record) -> None:
         raise DeviceStateInvalid("a retired device cannot be configured", details={"status": "retired"})
 
 
-async def _locked(conn: asyncpg.Connection, device_id: str, capabilities: Capabilities) -> asyncpg.Record:
+async def _locked(conn: Connection, device_id: str, capabilities: Capabilities) -> asyncpg.Record:
     await conn.execute(QUERIES["device_config_ensure"], device_id, default_config(capabilities))
-    return await conn.fetchrow(QUERIES["device_config_lock"], device_id)
+    return await fetch_one(conn, "device_config_lock", device_id)
 
 
-async def _push(conn: asyncpg.Connection, device_id: str, version: int, config: dict[str, Any]) -> str:
+async def _push(conn: Connection, device_id: str, version: int, config: dict[str, Any]) -> str:
     """Queue the config downlink, superseding every unacked one before it."""
     await conn.execute(QUERIES["supersede_config_downlinks"], device_id)
     message_id = await outbox.enqueue(
@@ -264,14 +264,12 @@ async def _push(conn: asyncpg.Connection, device_id: str, version: int, config: 
     return message_id
 
 
-async def get_state(conn: asyncpg.Connection, device_id: str) -> ConfigState:
+async def get_state(conn: Connection, device_id: str) -> ConfigState:
     _, capabilities = await device_with_capabilities(conn, device_id)
     return _state(device_id, capabilities, await conn.fetchrow(QUERIES["device_config_by_device"], device_id))
 
 
-async def update_desired(
-    conn: asyncpg.Connection, actor: AuditActor, device_id: str, patch: ConfigPatch
-) -> ConfigState:
+async def update_desired(conn: Connection, actor: AuditActor, device_id: str, patch: ConfigPatch) -> ConfigState:
     """Merge ``patch`` into the desired config; a change is a new version, pushed at once."""
     device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
@@ -300,7 +298,7 @@ async def update_desired(
     return await get_state(conn, device_id)
 
 
-async def retry_push(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> ConfigStatus:
+async def retry_push(conn: Connection, actor: AuditActor, device_id: str) -> ConfigStatus:
     """Re-queue the latest desired config as a new downlink (the unacked one is superseded)."""
     device, capabilities = await device_with_capabilities(conn, device_id)
     refuse_if_retired(device)
@@ -318,12 +316,12 @@ async def retry_push(conn: asyncpg.Connection, actor: AuditActor, device_id: str
     return await get_status(conn, device_id)
 
 
-async def get_status(conn: asyncpg.Connection, device_id: str) -> ConfigStatus:
+async def get_status(conn: Connection, device_id: str) -> ConfigStatus:
     state = await get_state(conn, device_id)
     row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     push = None
     if state.push_message_id is not None:
-        downlink = await conn.fetchrow(QUERIES["downlink_by_message"], state.push_message_id)
+        downlink = await fetch_one(conn, "downlink_by_message", state.push_message_id)
         push = PushState(
             message_id=downlink["message_id"],
             version=downlink["payload"].get("version"),
@@ -354,7 +352,7 @@ async def get_status(conn: asyncpg.Connection, device_id: str) -> ConfigStatus:
     )
 
 
-async def device_view(conn: asyncpg.Connection, device_id: str) -> DeviceConfigView:
+async def device_view(conn: Connection, device_id: str) -> DeviceConfigView:
     state = await get_state(conn, device_id)
     return DeviceConfigView(
         device_id=device_id, version=state.desired_version, config=state.desired, message_id=state.push_message_id
@@ -362,7 +360,7 @@ async def device_view(conn: asyncpg.Connection, device_id: str) -> DeviceConfigV
 
 
 async def _config_of_version(
-    conn: asyncpg.Connection,
+    conn: Connection,
     device_id: str,
     capabilities: Capabilities,
     row: asyncpg.Record,
@@ -381,7 +379,7 @@ async def _config_of_version(
     return config
 
 
-async def acknowledge(conn: asyncpg.Connection, actor: AuditActor, device_id: str, ack: ConfigAck) -> ConfigState:
+async def acknowledge(conn: Connection, actor: AuditActor, device_id: str, ack: ConfigAck) -> ConfigState:
     """The device applied or rejected a version; the MQTT and HTTP acks both come here."""
     device, capabilities = await device_with_capabilities(conn, device_id)
     row = await _locked(conn, device_id, capabilities)
@@ -427,7 +425,7 @@ def device_actor(device_id: str) -> AuditActor:
 
 
 AckT = TypeVar("AckT", bound=Body)
-Acknowledge = Callable[[asyncpg.Connection, AuditActor, str, AckT], Awaitable[object]]
+Acknowledge = Callable[[Connection, AuditActor, str, AckT], Awaitable[object]]
 
 
 async def handle_ack_uplink(
@@ -454,7 +452,7 @@ class AnnouncementPreferences(Value, kw_only=True, frozen=True):
     text_template: str | None
 
 
-async def announcement_preferences(conn: asyncpg.Connection, device_id: str) -> AnnouncementPreferences:
+async def announcement_preferences(conn: Connection, device_id: str) -> AnnouncementPreferences:
     """The configured (desired) language and text template, defaults when never configured."""
     row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
     if row is not None:
@@ -467,6 +465,6 @@ async def announcement_preferences(conn: asyncpg.Connection, device_id: str) -> 
     return AnnouncementPreferences(language=language, text_template=None)
 
 
-async def device_language(conn: asyncpg.Connection, device_id: str) -> str:
+async def device_language(conn: Connection, device_id: str) -> str:
     """The language payment announcements use for this device (default ``"id"``)."""
     return (await announcement_preferences(conn, device_id)).language

@@ -23,13 +23,12 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-import asyncpg
 from argon2 import PasswordHasher, Type
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid
 from qris_soundbox.core.devices.schemas import BrokerAddress, IssuedCredential
@@ -112,9 +111,7 @@ def fingerprint_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-async def rotate(
-    conn: asyncpg.Connection, actor: AuditActor, device_id: str, broker: BrokerAddress
-) -> IssuedCredential:
+async def rotate(conn: Connection, actor: AuditActor, device_id: str, broker: BrokerAddress) -> IssuedCredential:
     """Issue a new secret; the old one stops working when this transaction commits.
 
     ``broker`` is where the device is told to connect: the caller knows it
@@ -128,7 +125,7 @@ async def rotate(
     secret = new_secret()
     fingerprint = fingerprint_of(secret)
     secret_hash = await asyncio.to_thread(DEVICE_SECRET_HASHER.hash, secret)
-    updated = await conn.fetchrow(QUERIES["device_set_credential"], device_id, secret_hash, fingerprint)
+    updated = await fetch_one(conn, "device_set_credential", device_id, secret_hash, fingerprint)
     await announce_change(conn, DeviceChange(device_id=device_id, fingerprint=fingerprint, status=updated["status"]))
     await audit.record(
         conn,

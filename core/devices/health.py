@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-import asyncpg
-
 from qris_soundbox.core import outbox
+from qris_soundbox.core.db import Connection
 from qris_soundbox.core.devices.schemas import HealthSummary
 
 # Devices are asked to send a heartbeat every minute; three missed ones make it stale.
@@ -35,11 +34,11 @@ PENALTIES = {
 MAX_PENDING_ACK_PENALTY = 20
 
 # (conn, device ids) -> {device id: downlinks still waiting for the device's ack}
-PendingAckCounter = Callable[[asyncpg.Connection, list[str]], Awaitable[dict[str, int]]]
+PendingAckCounter = Callable[[Connection, list[str]], Awaitable[dict[str, int]]]
 PENDING_ACK_SOURCES: list[PendingAckCounter] = [outbox.unacked_counts]
 
 
-async def pending_acks(conn: asyncpg.Connection, device_ids: list[str]) -> dict[str, int]:
+async def pending_acks(conn: Connection, device_ids: list[str]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for source in PENDING_ACK_SOURCES:
         for device_id, count in (await source(conn, device_ids)).items():

@@ -13,7 +13,7 @@ import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.errors import DeviceModelExists, DeviceModelNotFound
 from qris_soundbox.core.devices.schemas import Capabilities, DeviceModel, DeviceModelCreate
 from qris_soundbox.core.errors import ValidationFailed
@@ -59,18 +59,18 @@ def model_from_row(row: asyncpg.Record) -> DeviceModel:
     )
 
 
-async def list_models(conn: asyncpg.Connection) -> list[DeviceModel]:
+async def list_models(conn: Connection) -> list[DeviceModel]:
     return [model_from_row(row) for row in await conn.fetch(QUERIES["device_model_list"])]
 
 
-async def get_model(conn: asyncpg.Connection, model_id: str) -> DeviceModel:
+async def get_model(conn: Connection, model_id: str) -> DeviceModel:
     row = await conn.fetchrow(QUERIES["device_model_by_id"], model_id)
     if row is None:
         raise DeviceModelNotFound(model_id)
     return model_from_row(row)
 
 
-async def capabilities_of_device(conn: asyncpg.Connection, device_id: str) -> Capabilities | None:
+async def capabilities_of_device(conn: Connection, device_id: str) -> Capabilities | None:
     """The capabilities of a device's model (None: no such device) — what shapers call."""
     row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
@@ -78,7 +78,7 @@ async def capabilities_of_device(conn: asyncpg.Connection, device_id: str) -> Ca
     return (await get_model(conn, row["model_id"])).capabilities
 
 
-async def create_model(conn: asyncpg.Connection, actor: AuditActor, data: DeviceModelCreate) -> DeviceModel:
+async def create_model(conn: Connection, actor: AuditActor, data: DeviceModelCreate) -> DeviceModel:
     validate_capabilities(data.capabilities)
     row = await conn.fetchrow(
         QUERIES["insert_device_model"], data.id, data.name, data.vendor, msgspec.to_builtins(data.capabilities)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.devices.errors import DeviceNotFound, MalformedUplink
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.devices.schemas import Heartbeat, HeartbeatRecorded
@@ -103,7 +103,7 @@ async def release_stale(db: Database) -> int:
     return len(await db.fetch("device_presence_release_stale"))
 
 
-async def record_heartbeat(conn: asyncpg.Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:
+async def record_heartbeat(conn: Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:
     """The one place a heartbeat is recorded, whichever way it arrived."""
     if heartbeat.device_id is not None and heartbeat.device_id != device_id:
         raise MalformedUplink(

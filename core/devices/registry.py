@@ -14,7 +14,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices import health
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import (
@@ -75,7 +75,7 @@ def device_from_row(row: asyncpg.Record, pending_acks: int = 0, now: datetime | 
     )
 
 
-async def get_device(conn: asyncpg.Connection, device_id: str) -> Device:
+async def get_device(conn: Connection, device_id: str) -> Device:
     row = await conn.fetchrow(QUERIES["device_by_id"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
@@ -84,7 +84,7 @@ async def get_device(conn: asyncpg.Connection, device_id: str) -> Device:
 
 
 async def list_devices(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     *,
     status: str | None = None,
@@ -102,7 +102,7 @@ async def list_devices(
     return page.page(rows, lambda row: device_from_row(row, acks.get(row["id"], 0), now))
 
 
-async def register_device(conn: asyncpg.Connection, actor: AuditActor, data: DeviceCreate) -> Device:
+async def register_device(conn: Connection, actor: AuditActor, data: DeviceCreate) -> Device:
     if await conn.fetchrow(QUERIES["device_model_by_id"], data.model) is None:
         raise DeviceModelNotFound(data.model)
     device_id = new_id("dev")
@@ -121,14 +121,14 @@ async def register_device(conn: asyncpg.Connection, actor: AuditActor, data: Dev
     return await get_device(conn, device_id)
 
 
-async def _locked(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record:
+async def _locked(conn: Connection, device_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["device_lock"], device_id)
     if row is None:
         raise DeviceNotFound(device_id)
     return row
 
 
-async def bind(conn: asyncpg.Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:
+async def bind(conn: Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:
     device = await _locked(conn, device_id)
     if device["status"] not in BINDABLE_STATUSES:
         raise DeviceStateInvalid(f"a {device['status']} device cannot be bound", details={"status": device["status"]})
@@ -166,7 +166,7 @@ async def bind(conn: asyncpg.Connection, actor: AuditActor, device_id: str, term
     return await get_device(conn, device_id)
 
 
-async def unbind(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+async def unbind(conn: Connection, actor: AuditActor, device_id: str) -> Device:
     device = await _locked(conn, device_id)
     if device["terminal_id"] is not None:
         terminal = await conn.fetchrow(QUERIES["device_bind_target_terminal"], device["terminal_id"])
@@ -183,7 +183,7 @@ async def unbind(conn: asyncpg.Connection, actor: AuditActor, device_id: str) ->
     return await get_device(conn, device_id)
 
 
-async def disable(conn: asyncpg.Connection, actor: AuditActor, device_id: str, reason: str | None) -> Device:
+async def disable(conn: Connection, actor: AuditActor, device_id: str, reason: str | None) -> Device:
     device = await _locked(conn, device_id)
     if device["status"] == "retired":
         raise DeviceStateInvalid("a retired device cannot be disabled", details={"status": "retired"})
@@ -203,7 +203,7 @@ async def disable(conn: asyncpg.Connection, actor: AuditActor, device_id: str, r
     return await get_device(conn, device_id)
 
 
-async def enable(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+async def enable(conn: Connection, actor: AuditActor, device_id: str) -> Device:
     device = await _locked(conn, device_id)
     if device["status"] == "retired":
         raise DeviceStateInvalid("a retired device cannot be enabled", details={"status": "retired"})
@@ -219,7 +219,7 @@ async def enable(conn: asyncpg.Connection, actor: AuditActor, device_id: str) ->
     return await get_device(conn, device_id)
 
 
-async def retire(conn: asyncpg.Connection, actor: AuditActor, device_id: str) -> Device:
+async def retire(conn: Connection, actor: AuditActor, device_id: str) -> Device:
     device = await _locked(conn, device_id)
     if device["status"] != "retired":
         await conn.execute(QUERIES["device_retire"], device_id)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import msgspec
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.devices.schemas import MqttMessage
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery
@@ -42,7 +41,7 @@ def _bounded(payload: bytes) -> tuple[str, int, bool]:
 
 
 async def _record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     direction: str,
     device_id: str,
     topic: str,
@@ -65,14 +64,12 @@ async def _record(
     )
 
 
-async def record_uplink(
-    conn: asyncpg.Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None
-) -> None:
+async def record_uplink(conn: Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None) -> None:
     await _record(conn, "uplink", device_id, topic, payload, qos, None)
 
 
 async def record_downlink(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     device_id: str,
     topic: str,
@@ -91,7 +88,7 @@ async def record_downlink(
 
 
 async def list_messages(
-    conn: asyncpg.Connection,
+    conn: Connection,
     device_id: str,
     page: PageQuery,
     *,

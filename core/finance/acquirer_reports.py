@@ -27,11 +27,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance.csv_reports import CURSOR_PREFETCH, chunked_csv
 from qris_soundbox.core.finance.errors import (
     AcquirerReportNotFound,
@@ -334,7 +332,7 @@ async def import_report(
 
 
 async def _match(
-    conn: asyncpg.Connection,
+    conn: Connection,
     parser: ReportParser,
     actor: AuditActor,
     *,
@@ -461,7 +459,7 @@ async def exceptions_csv(
 
 
 async def resolve_exception(
-    conn: asyncpg.Connection, report_id: str, exception_id: str, actor: AuditActor, *, note: str
+    conn: Connection, report_id: str, exception_id: str, actor: AuditActor, *, note: str
 ) -> AcquirerReportException:
     """Close one exception with a note (once); audited in the same transaction."""
     note = note.strip()
@@ -478,8 +476,8 @@ async def resolve_exception(
             f"exception {exception_id} was already resolved",
             details={"exception_id": exception_id, "resolved_at": current["resolved_at"].isoformat()},
         )
-    row = await conn.fetchrow(
-        QUERIES["resolve_acquirer_report_exception"], exception_id, note, actor.actor_type, actor.actor_id
+    row = await fetch_one(
+        conn, "resolve_acquirer_report_exception", exception_id, note, actor.actor_type, actor.actor_id
     )
     await audit.record(
         conn,

@@ -8,11 +8,9 @@ zero: the database refuses it too.
 
 from __future__ import annotations
 
-import asyncpg
-
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance.errors import AdjustedPayableNegative, FinanceInputInvalid
 from qris_soundbox.core.finance.schemas import SettlementAdjustment, SettlementAdjustmentCreated
 from qris_soundbox.core.finance.settlements import (
@@ -56,7 +54,7 @@ def check_filter_type(adjustment_type: str | None) -> None:
 
 
 async def add_adjustment(
-    conn: asyncpg.Connection,
+    conn: Connection,
     batch_id: str,
     actor: AuditActor,
     *,
@@ -74,8 +72,9 @@ async def add_adjustment(
             "it may not go below zero",
             details={"adjusted_payable_amount": current["adjusted_payable_amount"], "amount": amount},
         )
-    row = await conn.fetchrow(
-        QUERIES["insert_settlement_adjustment"],
+    row = await fetch_one(
+        conn,
+        "insert_settlement_adjustment",
         new_id("sba"),
         batch_id,
         current["merchant_id"],

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from qris_soundbox.core import runtime
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Database, fetch_one
 from qris_soundbox.core.finance import exports
 from qris_soundbox.core.finance.schemas import (
     DashboardSummary,
@@ -53,9 +53,9 @@ async def settlement_summary(db: Database, merchant_id: str | None = None) -> Se
     date, start, end = business_day()
     async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         totals = {r["status"]: r for r in await conn.fetch(QUERIES["settlement_totals_by_status"], merchant_id)}
-        unbatched = await conn.fetchrow(QUERIES["unbatched_payable_totals"], merchant_id)
+        unbatched = await fetch_one(conn, "unbatched_payable_totals", merchant_id)
         latest = await conn.fetch(QUERIES["latest_settlement_batches"], merchant_id, LATEST_BATCHES)
-        today = await conn.fetchrow(QUERIES["transactions_in_window"], start, end, merchant_id)
+        today = await fetch_one(conn, "transactions_in_window", start, end, merchant_id)
         fee_total = await conn.fetchval(QUERIES["platform_fee_total"]) if merchant_id is None else None
 
     def total(status: str, field: str) -> int:
@@ -93,7 +93,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
     async with db.pool.acquire() as conn:
         outbox = await conn.fetch(QUERIES["outbox_counts_by_status"])
         job_counts = await conn.fetch(QUERIES["export_job_counts"])
-        queue = await conn.fetchrow(QUERIES["export_queue_state"], settings.export_job_stale_running_ms)
+        queue = await fetch_one(conn, "export_queue_state", settings.export_job_stale_running_ms)
         instances = await conn.fetch(QUERIES["runtime_instances_overview"])
         recent = await conn.fetch(QUERIES["transactions_by_status_since"], now - timedelta(hours=1))
     oldest = queue["oldest_pending_at"]

@@ -28,7 +28,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
 from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
@@ -73,13 +73,12 @@ def job_view(row: Any) -> ExportJob:
     return job
 
 
-async def create_adjustment_export(
-    conn: asyncpg.Connection, actor: AuditActor, filters: AdjustmentFilters
-) -> ExportJob:
+async def create_adjustment_export(conn: Connection, actor: AuditActor, filters: AdjustmentFilters) -> ExportJob:
     check_filter_type(filters.adjustment_type)
     time_window(filters.from_, filters.to)
-    row = await conn.fetchrow(
-        QUERIES["insert_export_job"],
+    row = await fetch_one(
+        conn,
+        "insert_export_job",
         new_id("exp"),
         "settlement_adjustments",
         msgspec.to_builtins(filters),

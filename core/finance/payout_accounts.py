@@ -20,7 +20,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.finance.errors import (
     BankCodeUnknown,
     FinanceInputInvalid,
@@ -67,7 +67,7 @@ def account_from_row(row: Any, *, full: bool) -> PayoutAccount:
     return from_row(PayoutAccount, row, account_number=number if full else mask(number), masked=not full)
 
 
-async def bank(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
+async def bank(conn: Connection, code: str) -> asyncpg.Record:
     """An active bank by its code, or ``400 bank_code_unknown``."""
     row = await conn.fetchrow(QUERIES["payout_bank_by_code"], code) if _BANK_CODE.match(code) else None
     if row is None or not row["active"]:
@@ -93,7 +93,7 @@ def account_number_for(bank_row: Any, account_number: str) -> str:
 
 
 async def set_account(
-    conn: asyncpg.Connection,
+    conn: Connection,
     merchant_id: str,
     actor: AuditActor,
     *,
@@ -127,8 +127,9 @@ async def set_account(
             "before changing where the merchant is paid",
             details={"merchant_id": merchant_id, "pending_batch_ids": pending},
         )
-    row = await conn.fetchrow(
-        QUERIES["insert_payout_account"],
+    row = await fetch_one(
+        conn,
+        "insert_payout_account",
         new_id("pac"),
         merchant_id,
         bank_row["code"],
@@ -155,7 +156,7 @@ async def set_account(
     return account_from_row(row, full=True)
 
 
-async def account_state(conn: asyncpg.Connection, merchant_id: str, *, full: bool) -> PayoutAccountState:
+async def account_state(conn: Connection, merchant_id: str, *, full: bool) -> PayoutAccountState:
     """The account in force and the history, newest first (masked unless ``full``)."""
     if await conn.fetchrow(QUERIES["finance_merchant"], merchant_id) is None:
         raise MerchantNotFound(f"merchant {merchant_id} does not exist", details={"merchant_id": merchant_id})
@@ -163,23 +164,23 @@ async def account_state(conn: asyncpg.Connection, merchant_id: str, *, full: boo
     return PayoutAccountState(current=history[0] if history else None, history=history)
 
 
-async def current_account(conn: asyncpg.Connection, merchant_id: str, *, full: bool) -> PayoutAccount | None:
+async def current_account(conn: Connection, merchant_id: str, *, full: bool) -> PayoutAccount | None:
     row = await conn.fetchrow(QUERIES["current_payout_account"], merchant_id)
     return account_from_row(row, full=full) if row is not None else None
 
 
-async def batch_account(conn: asyncpg.Connection, payout_account_id: str | None, *, full: bool) -> PayoutAccount | None:
+async def batch_account(conn: Connection, payout_account_id: str | None, *, full: bool) -> PayoutAccount | None:
     """The account a batch pays (the one in force when it was created)."""
     if payout_account_id is None:
         return None
     return account_from_row(await conn.fetchrow(QUERIES["payout_account_by_id"], payout_account_id), full=full)
 
 
-async def list_banks(conn: asyncpg.Connection) -> list[PayoutBank]:
+async def list_banks(conn: Connection) -> list[PayoutBank]:
     return [from_row(PayoutBank, r) for r in await conn.fetch(QUERIES["payout_banks"])]
 
 
-async def put_bank(conn: asyncpg.Connection, code: str, actor: AuditActor, data: PayoutBankPut) -> PayoutBank:
+async def put_bank(conn: Connection, code: str, actor: AuditActor, data: PayoutBankPut) -> PayoutBank:
     """Add a bank or change one (an operator's extension of the shipped list); audited."""
     if not _BANK_CODE.match(code):
         raise FinanceInputInvalid("a bank code is 3 digits (kode bank)", details={"field": "code"})
@@ -190,8 +191,9 @@ async def put_bank(conn: asyncpg.Connection, code: str, actor: AuditActor, data:
         raise FinanceInputInvalid(
             "account_digits_min may not exceed account_digits_max", details={"field": "account_digits_min"}
         )
-    row = await conn.fetchrow(
-        QUERIES["upsert_payout_bank"],
+    row = await fetch_one(
+        conn,
+        "upsert_payout_bank",
         code,
         name,
         data.account_digits_min,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Database, fetch_one
 from qris_soundbox.core.finance.schemas import (
     BatchReconciliation,
     ReconciliationException,
@@ -64,7 +64,7 @@ async def settlement_batches(
         rows = await conn.fetch(
             QUERIES["reconcile_settlement_batches"], page.cursor, page.fetch_limit, merchant_id, status, from_, to
         )
-        unbatched = await conn.fetchrow(QUERIES["unbatched_payable_totals"], merchant_id)
+        unbatched = await fetch_one(conn, "unbatched_payable_totals", merchant_id)
         counts = await conn.fetch(QUERIES["count_reconciliation_exceptions_by_kind"], merchant_id, from_, to)
         exceptions = await conn.fetch(
             QUERIES["list_reconciliation_exceptions"], merchant_id, from_, to, EXCEPTIONS_SHOWN

@@ -23,7 +23,7 @@ import asyncpg
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance import payout_accounts
 from qris_soundbox.core.finance.errors import (
     AdjustedPayableNegative,
@@ -54,7 +54,7 @@ def batch_from_row(row: Any) -> SettlementBatch:
 
 
 async def append_event(
-    conn: asyncpg.Connection,
+    conn: Connection,
     batch_id: str,
     event_type: str,
     actor: AuditActor,
@@ -103,7 +103,7 @@ async def create_batches(
 
 
 async def build_batch_for_merchant(
-    conn: asyncpg.Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
+    conn: Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
 ) -> SettlementBatch | None:
     await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
     entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
@@ -135,7 +135,7 @@ async def build_batch_for_merchant(
 
 
 async def _insert_batch(
-    conn: asyncpg.Connection,
+    conn: Connection,
     merchant_id: str,
     cutoff: datetime,
     entries: list[asyncpg.Record],
@@ -180,7 +180,7 @@ async def _insert_batch(
     return batch_from_row(row)
 
 
-async def locked_batch(conn: asyncpg.Connection, batch_id: str) -> asyncpg.Record:
+async def locked_batch(conn: Connection, batch_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["settlement_batch_for_update"], batch_id)
     if row is None:
         raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
@@ -215,7 +215,7 @@ def clean_text(value: str, field: str, max_length: int = 500) -> str:
 
 
 async def mark_paid(
-    conn: asyncpg.Connection,
+    conn: Connection,
     batch_id: str,
     actor: AuditActor,
     *,
@@ -227,7 +227,7 @@ async def mark_paid(
     current = await locked_batch(conn, batch_id)
     require_status(current, ("pending",), "mark paid")
     require_payout_account(current)
-    row = await conn.fetchrow(QUERIES["mark_settlement_batch_paid"], batch_id, reference, note)
+    row = await fetch_one(conn, "mark_settlement_batch_paid", batch_id, reference, note)
     await append_event(
         conn,
         batch_id,
@@ -253,23 +253,23 @@ async def mark_paid(
     return batch_from_row(row)
 
 
-async def mark_failed(conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
+async def mark_failed(conn: Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
     return await _release(conn, batch_id, actor, reason=reason, to_status="failed")
 
 
-async def cancel(conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
+async def cancel(conn: Connection, batch_id: str, actor: AuditActor, *, reason: str) -> SettlementBatch:
     return await _release(conn, batch_id, actor, reason=reason, to_status="cancelled")
 
 
 async def _release(
-    conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
+    conn: Connection, batch_id: str, actor: AuditActor, *, reason: str, to_status: str
 ) -> SettlementBatch:
     reason = clean_text(reason, "reason")
     current = await locked_batch(conn, batch_id)
     verb = "mark failed" if to_status == "failed" else "cancel"
     require_status(current, ("pending",), verb)
     query = "mark_settlement_batch_failed" if to_status == "failed" else "mark_settlement_batch_cancelled"
-    row = await conn.fetchrow(QUERIES[query], batch_id, reason)
+    row = await fetch_one(conn, query, batch_id, reason)
     released = await conn.execute(QUERIES["release_settlement_batch_entries"], batch_id)
     released_count = int(released.split()[-1])
     await append_event(
@@ -293,7 +293,7 @@ async def _release(
     return batch_from_row(row)
 
 
-async def reprocess(conn: asyncpg.Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
+async def reprocess(conn: Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
     """A failed or cancelled batch → a NEW pending batch with its still-unbatched
     entries and copies of its adjustments. Answers the new batch."""
     current = await locked_batch(conn, batch_id)
@@ -381,13 +381,13 @@ async def reprocess(conn: asyncpg.Connection, batch_id: str, actor: AuditActor) 
 
 
 async def update_reference(
-    conn: asyncpg.Connection, batch_id: str, actor: AuditActor, *, payout_reference: str
+    conn: Connection, batch_id: str, actor: AuditActor, *, payout_reference: str
 ) -> SettlementBatch:
     """Record or correct the bank's payout reference of a pending or paid batch."""
     reference = clean_text(payout_reference, "payout_reference", 128)
     current = await locked_batch(conn, batch_id)
     require_status(current, ("pending", "paid"), "change the payout reference of")
-    row = await conn.fetchrow(QUERIES["update_settlement_batch_reference"], batch_id, reference)
+    row = await fetch_one(conn, "update_settlement_batch_reference", batch_id, reference)
     payload = {"old": current["payout_reference"], "new": reference}
     await append_event(
         conn,

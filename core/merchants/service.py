@@ -22,7 +22,7 @@ import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
@@ -60,7 +60,7 @@ def terminal_of(row: Any) -> Terminal:
     return from_row(Terminal, row, bound_device=msgspec.convert(bound, BoundDevice) if bound else None)
 
 
-async def _nmid_is_free(conn: asyncpg.Connection, nmid: str | None, merchant_id: str | None) -> None:
+async def _nmid_is_free(conn: Connection, nmid: str | None, merchant_id: str | None) -> None:
     if nmid is None:
         return
     holder = await conn.fetchrow(QUERIES["merchant_by_nmid"], nmid)
@@ -69,7 +69,7 @@ async def _nmid_is_free(conn: asyncpg.Connection, nmid: str | None, merchant_id:
 
 
 async def create_merchant(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     *,
     name: str,
@@ -111,7 +111,7 @@ async def create_merchant(
 
 
 async def _one(
-    conn: asyncpg.Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
+    conn: Connection, query: str, object_id: str, scope: str | None, missing: type[NotFound]
 ) -> asyncpg.Record:
     """One row by id within the caller's merchant scope; out of scope is the same 404 as absent."""
     row = await conn.fetchrow(QUERIES[query], object_id, scope)
@@ -121,11 +121,11 @@ async def _one(
     return row
 
 
-async def get_merchant(conn: asyncpg.Connection, merchant_id: str, scope: str | None = None) -> Merchant:
+async def get_merchant(conn: Connection, merchant_id: str, scope: str | None = None) -> Merchant:
     return merchant_of(await _one(conn, "merchant_by_id", merchant_id, scope, MerchantNotFound))
 
 
-async def find_merchant(conn: asyncpg.Connection, id_or_code: str) -> Merchant:
+async def find_merchant(conn: Connection, id_or_code: str) -> Merchant:
     """A merchant by id or by code (``M000001``), as operators type it in the CLI."""
     row = await conn.fetchrow(QUERIES["merchant_by_id_or_code"], id_or_code.strip())
     if row is None:
@@ -134,7 +134,7 @@ async def find_merchant(conn: asyncpg.Connection, id_or_code: str) -> Merchant:
 
 
 async def list_merchants(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     *,
     status: str | None = None,
@@ -146,16 +146,14 @@ async def list_merchants(
     return page.page(rows, merchant_of)
 
 
-async def _locked(conn: asyncpg.Connection, merchant_id: str) -> asyncpg.Record:
+async def _locked(conn: Connection, merchant_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["merchant_by_id_for_update"], merchant_id)
     if row is None:
         raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
     return row
 
 
-async def update_merchant(
-    conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]
-) -> Merchant:
+async def update_merchant(conn: Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]) -> Merchant:
     """Apply the fields present in ``changes``; ``None`` clears an optional field
     (``fee_bps: null`` goes back to the platform fee)."""
     row = await _locked(conn, merchant_id)
@@ -199,7 +197,7 @@ async def update_merchant(
 
 
 async def _review(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     merchant_id: str,
     decision: str,
@@ -213,9 +211,9 @@ async def _review(
             details={"status": row["status"]},
         )
     if decision == "approve":
-        updated = await conn.fetchrow(QUERIES["approve_merchant"], merchant_id, actor.actor_id)
+        updated = await fetch_one(conn, "approve_merchant", merchant_id, actor.actor_id)
     else:
-        updated = await conn.fetchrow(QUERIES["reject_merchant"], merchant_id, reason, actor.actor_id)
+        updated = await fetch_one(conn, "reject_merchant", merchant_id, reason, actor.actor_id)
     payload = {"from": row["status"], "to": updated["status"]} | ({"reason": reason} if reason else {})
     await audit.record(
         conn,
@@ -229,16 +227,16 @@ async def _review(
     return merchant_of(updated)
 
 
-async def approve_merchant(conn: asyncpg.Connection, actor: AuditActor, merchant_id: str) -> Merchant:
+async def approve_merchant(conn: Connection, actor: AuditActor, merchant_id: str) -> Merchant:
     return await _review(conn, actor, merchant_id, "approve")
 
 
-async def reject_merchant(conn: asyncpg.Connection, actor: AuditActor, merchant_id: str, reason: str) -> Merchant:
+async def reject_merchant(conn: Connection, actor: AuditActor, merchant_id: str, reason: str) -> Merchant:
     cleaned = identity.plain_text("reason", reason, 500, required=True)
     return await _review(conn, actor, merchant_id, "reject", cleaned)
 
 
-async def _accepting_children(conn: asyncpg.Connection, merchant_id: str, what: str) -> asyncpg.Record:
+async def _accepting_children(conn: Connection, merchant_id: str, what: str) -> asyncpg.Record:
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
     row = await _locked(conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
@@ -249,7 +247,7 @@ async def _accepting_children(conn: asyncpg.Connection, merchant_id: str, what: 
 
 
 async def create_outlet(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     merchant_id: str,
     *,
@@ -276,12 +274,12 @@ async def create_outlet(
     return outlet
 
 
-async def get_outlet(conn: asyncpg.Connection, outlet_id: str, scope: str | None = None) -> Outlet:
+async def get_outlet(conn: Connection, outlet_id: str, scope: str | None = None) -> Outlet:
     return outlet_of(await _one(conn, "outlet_by_id", outlet_id, scope, OutletNotFound))
 
 
 async def list_outlets(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     *,
     merchant_id: str | None = None,
@@ -292,7 +290,7 @@ async def list_outlets(
 
 
 async def create_terminal(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     outlet_id: str,
     *,
@@ -326,12 +324,12 @@ async def create_terminal(
     return terminal
 
 
-async def get_terminal(conn: asyncpg.Connection, terminal_id: str, scope: str | None = None) -> Terminal:
+async def get_terminal(conn: Connection, terminal_id: str, scope: str | None = None) -> Terminal:
     return terminal_of(await _one(conn, "terminal_by_id", terminal_id, scope, TerminalNotFound))
 
 
 async def list_terminals(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     *,
     merchant_id: str | None = None,

@@ -26,7 +26,7 @@ import msgspec
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings, secret_list
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Database, fetch_one
 from qris_soundbox.core.errors import DomainError, Unavailable
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments import transactions as txns
@@ -147,8 +147,8 @@ async def handle_callback(
                 notification.amount,
             )
             if claimed is None:
-                original = await conn.fetchrow(
-                    QUERIES["original_callback"], notification.event_id, notification.provider_reference
+                original = await fetch_one(
+                    conn, "original_callback", notification.event_id, notification.provider_reference
                 )
                 return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
             transaction = await _apply(conn, settings, notification, secret_index)

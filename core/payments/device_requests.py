@@ -13,12 +13,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import msgspec
 
 from qris_soundbox.core import outbox
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
 from qris_soundbox.core.errors import DomainError
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
 
 
-async def issue_for_device(conn: asyncpg.Connection, settings: Settings, device_id: str, amount: int) -> DynamicQr:
+async def issue_for_device(conn: Connection, settings: Settings, device_id: str, amount: int) -> DynamicQr:
     device = await conn.fetchrow(QUERIES["device_for_dynamic_qr"], device_id)
     if device is None:
         raise DeviceNotFound(device_id)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
 from qris_soundbox.core.config import Settings
+from qris_soundbox.core.db import Connection
 from qris_soundbox.core.payments import transactions as txns
 from qris_soundbox.core.payments.errors import MerchantQrisIncomplete
 from qris_soundbox.core.payments.schemas import DynamicQr
@@ -18,7 +17,7 @@ from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
 
 
 async def issue_dynamic_qr(
-    conn: asyncpg.Connection,
+    conn: Connection,
     settings: Settings,
     terminal_id: str,
     amount: int,

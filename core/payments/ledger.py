@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncpg
 
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments.fees import split_gross
 
 ENTRY_TYPES = ("gross_income", "platform_fee", "merchant_payable")
 
 
-async def record_paid_transaction(conn: asyncpg.Connection, transaction: asyncpg.Record) -> None:
+async def record_paid_transaction(conn: Connection, transaction: asyncpg.Record) -> None:
     split = split_gross(transaction["amount"], transaction["fee_bps"])
     for entry_type, amount in (
         ("gross_income", split.gross),

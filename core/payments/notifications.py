@@ -18,7 +18,7 @@ import msgspec
 from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.config_shadow import announcement_preferences
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
@@ -42,7 +42,7 @@ def payment_announcement(
 
 
 async def announce_payment(
-    conn: asyncpg.Connection,
+    conn: Connection,
     settings: Settings,
     transaction: asyncpg.Record,
     *,
@@ -83,7 +83,7 @@ async def announce_payment(
     )
 
 
-async def retry(conn: asyncpg.Connection, settings: Settings, transaction: asyncpg.Record) -> str:
+async def retry(conn: Connection, settings: Settings, transaction: asyncpg.Record) -> str:
     """``retry-notification``: an unacked announcement is due again now; an acked,
     expired or skipped one is queued afresh (an operator asked for it, so the age
     rule restarts from now)."""

@@ -16,7 +16,7 @@ import asyncpg
 from qris_soundbox.core import audit, outbox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.outbox import Downlink, NotificationState
 from qris_soundbox.core.paging import PageQuery, TimeWindow
@@ -28,20 +28,20 @@ from qris_soundbox.core.payments.transactions import transaction_from_row
 from qris_soundbox.core.schemas import Page
 
 
-async def _transaction_row(conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
+async def _transaction_row(conn: Connection, transaction_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["transaction_by_id"], transaction_id)
     if row is None:
         raise TransactionNotFound(f"transaction {transaction_id} does not exist")
     return row
 
 
-async def _notification(conn: asyncpg.Connection, transaction_id: str) -> NotificationState | None:
+async def _notification(conn: Connection, transaction_id: str) -> NotificationState | None:
     row = await conn.fetchrow(QUERIES["payment_notification_for_transaction"], transaction_id)
     return outbox.notification_state(row) if row is not None else None
 
 
 async def create_transaction(
-    conn: asyncpg.Connection,
+    conn: Connection,
     settings: Settings,
     actor: AuditActor,
     *,
@@ -65,7 +65,7 @@ async def create_transaction(
 
 
 async def list_transactions(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     window: TimeWindow,
     *,
@@ -86,20 +86,20 @@ async def list_transactions(
     return page.page(rows, transaction_from_row)
 
 
-async def get_transaction(conn: asyncpg.Connection, transaction_id: str) -> Transaction:
+async def get_transaction(conn: Connection, transaction_id: str) -> Transaction:
     """One transaction with the state of its soundbox announcement."""
     transaction = transaction_from_row(await _transaction_row(conn, transaction_id))
     transaction.notification = await _notification(conn, transaction_id)
     return transaction
 
 
-async def transaction_events(conn: asyncpg.Connection, transaction_id: str) -> Page[TransactionEvent]:
+async def transaction_events(conn: Connection, transaction_id: str) -> Page[TransactionEvent]:
     await _transaction_row(conn, transaction_id)  # 404 for an unknown transaction, not an empty list
     rows = await conn.fetch(QUERIES["transaction_events"], transaction_id)
     return Page(items=[TransactionEvent(**dict(row)) for row in rows])
 
 
-async def expire_due(conn: asyncpg.Connection, settings: Settings, actor: AuditActor) -> list[str]:
+async def expire_due(conn: Connection, settings: Settings, actor: AuditActor) -> list[str]:
     """What the ``payments.expire_due`` job does, asked for now by an operator, and audited."""
     expired = await txns.sweep_due(conn, settings)
     await audit.record(conn, actor, "transaction.expire_due", payload={"expired": len(expired)})
@@ -107,7 +107,7 @@ async def expire_due(conn: asyncpg.Connection, settings: Settings, actor: AuditA
 
 
 async def list_ledger_entries(
-    conn: asyncpg.Connection,
+    conn: Connection,
     page: PageQuery,
     window: TimeWindow,
     *,
@@ -128,9 +128,7 @@ async def list_ledger_entries(
     return page.page(rows, lambda row: LedgerEntry(**dict(row)))
 
 
-async def device_downlinks(
-    conn: asyncpg.Connection, device_id: str, kind: str | None, page: PageQuery
-) -> Page[Downlink]:
+async def device_downlinks(conn: Connection, device_id: str, kind: str | None, page: PageQuery) -> Page[Downlink]:
     """The device's downlinks of one kind (all kinds for None) and their delivery state."""
     await get_device(conn, device_id)  # 404 for an unknown device, not an empty list
     rows = await conn.fetch(QUERIES["downlinks_for_device"], device_id, kind, page.cursor, page.fetch_limit)
@@ -138,7 +136,7 @@ async def device_downlinks(
 
 
 async def retry_notification(
-    conn: asyncpg.Connection, settings: Settings, actor: AuditActor, transaction_id: str
+    conn: Connection, settings: Settings, actor: AuditActor, transaction_id: str
 ) -> NotificationState:
     """Announce a paid transaction again on its soundbox (``notifications.retry``)."""
     row = await txns.locked_transaction(conn, transaction_id)

@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core.config import Settings
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.payments import ledger, notifications
 from qris_soundbox.core.payments.errors import (
@@ -40,7 +40,7 @@ def new_reference() -> str:
     return secrets.token_hex(10).upper()
 
 
-async def payable_terminal(conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record:
+async def payable_terminal(conn: Connection, terminal_id: str) -> asyncpg.Record:
     """The terminal and its merchant, refused unless both can take payments."""
     terminal = await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id)
     if terminal is None:
@@ -56,7 +56,7 @@ async def payable_terminal(conn: asyncpg.Connection, terminal_id: str) -> asyncp
 
 
 async def append_event(
-    conn: asyncpg.Connection,
+    conn: Connection,
     transaction_id: str,
     event_type: str,
     *,
@@ -78,7 +78,7 @@ async def append_event(
 
 
 async def create_transaction(
-    conn: asyncpg.Connection,
+    conn: Connection,
     settings: Settings,
     terminal: asyncpg.Record,
     *,
@@ -94,8 +94,9 @@ async def create_transaction(
     fee_bps = terminal["merchant_fee_bps"]
     if fee_bps is None:
         fee_bps = settings.finance_platform_fee_bps
-    row = await conn.fetchrow(
-        QUERIES["insert_transaction"],
+    row = await fetch_one(
+        conn,
+        "insert_transaction",
         new_id("txn"),
         terminal["merchant_id"],
         terminal["outlet_id"],
@@ -115,7 +116,7 @@ async def create_transaction(
     return row
 
 
-async def locked_transaction(conn: asyncpg.Connection, transaction_id: str) -> asyncpg.Record:
+async def locked_transaction(conn: Connection, transaction_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["transaction_for_update"], transaction_id)
     if row is None:
         raise TransactionNotFound(
@@ -125,7 +126,7 @@ async def locked_transaction(conn: asyncpg.Connection, transaction_id: str) -> a
 
 
 async def transition(
-    conn: asyncpg.Connection,
+    conn: Connection,
     settings: Settings,
     current: asyncpg.Record,
     to_status: str,
@@ -151,8 +152,9 @@ async def transition(
             f"transaction {current['id']} is already {from_status}",
             details={"transaction_id": current["id"], "status": from_status},
         )
-    updated = await conn.fetchrow(
-        QUERIES["settle_transaction_status"],
+    updated = await fetch_one(
+        conn,
+        "settle_transaction_status",
         current["id"],
         to_status,
         paid_at if to_status == "paid" else None,
@@ -175,7 +177,7 @@ async def transition(
     return updated
 
 
-async def sweep_due(conn: asyncpg.Connection, settings: Settings) -> list[str]:
+async def sweep_due(conn: Connection, settings: Settings) -> list[str]:
     """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
     due = await conn.fetch(QUERIES["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
     for row in due:

@@ -18,7 +18,7 @@ import asyncpg
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.auth import ADMIN_ROLES, MERCHANT_ROLES, Principal
-from qris_soundbox.core.db import QUERIES, Database
+from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.errors import Unauthorized, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
@@ -78,13 +78,13 @@ def _check_identity(email: str, name: str) -> tuple[str, str]:
     return cleaned_email.lower(), cleaned_name
 
 
-async def find_user(conn: asyncpg.Connection, kind: str, email: str) -> User | None:
+async def find_user(conn: Connection, kind: str, email: str) -> User | None:
     row = await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email.strip())
     return user_of(kind, row) if row else None
 
 
 async def create_user(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: AuditActor,
     kind: str,
     *,
@@ -124,7 +124,7 @@ async def create_user(
     return user
 
 
-async def rotate_password(conn: asyncpg.Connection, actor: AuditActor, kind: str, user_id: str, password: str) -> User:
+async def rotate_password(conn: Connection, actor: AuditActor, kind: str, user_id: str, password: str) -> User:
     """Set a new password and end every session of the user."""
     check_policy(password)
     row = await conn.fetchrow(QUERIES[_Q[kind]["set_password"]], user_id, await hash_password(password))
@@ -144,7 +144,7 @@ async def rotate_password(conn: asyncpg.Connection, actor: AuditActor, kind: str
     return user
 
 
-async def get_user(conn: asyncpg.Connection, principal: Principal) -> User:
+async def get_user(conn: Connection, principal: Principal) -> User:
     row = await conn.fetchrow(QUERIES[_Q[principal.kind]["by_id"]], principal.id)
     if row is None:
         raise UserNotFound("no such user")
@@ -183,8 +183,8 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
         else:
             assert row is not None
             token = _TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
-            issued = await conn.fetchrow(
-                QUERIES["insert_auth_token"], new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
+            issued = await fetch_one(
+                conn, "insert_auth_token", new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
             )
             await conn.execute(QUERIES[_Q[kind]["touch"]], row["id"], new_hash)
             user = user_of(kind, await conn.fetchrow(QUERIES[_Q[kind]["by_id"]], row["id"]))
@@ -219,7 +219,7 @@ async def principal_for_token(db: Database, token: str) -> Principal | None:
     )
 
 
-async def logout(conn: asyncpg.Connection, actor: AuditActor, token: str) -> bool:
+async def logout(conn: Connection, actor: AuditActor, token: str) -> bool:
     """Revoke the presented token; False if it was not a live login token."""
     row = await conn.fetchrow(QUERIES["revoke_auth_token"], token_digest(token))
     if row is None:

@@ -9,9 +9,7 @@ current one — and refuses a batch without an account.
 
 from __future__ import annotations
 
-import asyncpg
-
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.finance.bank_formats import bank_generic
 from qris_soundbox.core.finance.bank_formats.base import BankFormat, Transfer
 from qris_soundbox.core.finance.errors import FinanceInputInvalid, SettlementBatchNotFound
@@ -32,7 +30,7 @@ def report_format(fmt: str | None) -> str:
     return value
 
 
-async def batch_transfer(conn: asyncpg.Connection, batch_id: str) -> Transfer:
+async def batch_transfer(conn: Connection, batch_id: str) -> Transfer:
     row = await conn.fetchrow(QUERIES["settlement_batch_bank_details"], batch_id)
     if row is None:
         raise SettlementBatchNotFound(f"settlement batch {batch_id} does not exist", details={"batch_id": batch_id})
@@ -52,7 +50,7 @@ async def batch_transfer(conn: asyncpg.Connection, batch_id: str) -> Transfer:
     )
 
 
-async def batch_file(conn: asyncpg.Connection, batch_id: str, fmt: str) -> bytes:
+async def batch_file(conn: Connection, batch_id: str, fmt: str) -> bytes:
     """The batch's bank upload file in layout ``fmt``."""
     return FORMATS[fmt].render([await batch_transfer(conn, batch_id)])
 
