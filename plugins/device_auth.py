@@ -34,6 +34,7 @@ from qris_soundbox.plugins._platform import broker_of, platform_of_broker_contex
 
 log = logging.getLogger("qris_soundbox.broker.auth")
 DEVICE_ID_PREFIX = "dev_"
+RESYNC_BATCH = 1000
 
 
 class DeviceAuthPlugin(BaseAuthPlugin):
@@ -132,17 +133,32 @@ class DeviceAuthPlugin(BaseAuthPlugin):
             await self._disconnect(moved.device_id, "session moved to another broker node")
 
     async def _on_resync(self) -> None:
-        """Notifications may have been lost: re-check every live device session against the database."""
+        """Notifications may have been lost: re-check every live device session against the database,
+        its credential and whether it has moved to another node since (a batch of ids per query)."""
         self.verifier.forget()
-        for session in list(self.context.sessions):
-            device_id = session.client_id
-            if not device_id or not device_id.startswith(DEVICE_ID_PREFIX) or not session.transitions.is_connected():
-                continue
-            row = await self.platform.db.fetchrow("device_credential", device_id)
-            current = (row["credential_fingerprint"], row["status"]) if row else (None, "unknown")
-            self._announced[device_id] = current
-            if not self._still_valid(device_id, current):
-                await self._disconnect(device_id, "credential no longer valid (resync)")
+        live = [
+            session.client_id
+            for session in list(self.context.sessions)
+            if session.client_id
+            and session.client_id.startswith(DEVICE_ID_PREFIX)
+            and session.transitions.is_connected()
+        ]
+        for start in range(0, len(live), RESYNC_BATCH):
+            batch = live[start : start + RESYNC_BATCH]
+            rows = {row["id"]: row for row in await self.platform.db.fetch("device_session_states", batch)}
+            for device_id in batch:
+                row = rows.get(device_id)
+                current = (row["credential_fingerprint"], row["status"]) if row else (None, "unknown")
+                self._announced[device_id] = current
+                if not self._still_valid(device_id, current):
+                    await self._disconnect(device_id, "credential no longer valid (resync)")
+                elif row is not None and row["online"] and row["broker_instance_id"] is not None:
+                    moved = SessionMoved(
+                        device_id=device_id,
+                        instance_id=row["broker_instance_id"],
+                        connected_at=row["presence_changed_at"],
+                    )
+                    await self._on_session_moved(moved)
 
     async def _disconnect(self, device_id: str, reason: str) -> None:
         session = self.context.get_session(device_id)

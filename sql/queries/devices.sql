@@ -84,6 +84,11 @@ RETURNING status, credential_rotated_at;
 -- $1 device id; what authentication needs
 SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = $1;
 
+-- device_session_states --
+-- $1 device ids: what a broker node re-checks of its sessions after it may have missed notifications
+SELECT id, status, credential_fingerprint, online, broker_instance_id, presence_changed_at
+FROM devices WHERE id = ANY ($1::text[]);
+
 -- device_credentials --
 -- $1 device ids; what authentication needs, for every connect waiting at once
 SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = ANY ($1::text[]);

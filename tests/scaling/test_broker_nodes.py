@@ -171,6 +171,34 @@ async def test_one_live_session_per_client_id_across_nodes_the_authenticated_one
             await on_first.publish(f"devices/{device_id}/uplink/heartbeat", b"{}", qos=1, timeout=2)
 
 
+async def test_a_move_whose_notification_was_missed_is_caught_when_the_listener_reconnects(
+    nodes: tuple[RunningPlatform, RunningPlatform],
+) -> None:
+    first, _ = nodes
+    credential, _ = await provisioned(first)
+    device_id = credential.device_id
+    async with device_client(first, credential) as client:
+        await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
+        assert await eventually(lambda: _online_on(first, device_id), WAIT_S)
+        db = first.platform.db.pool
+        # The device moved to a live node whose NOTIFY this one never heard (its listening connection was down).
+        await db.execute(
+            "INSERT INTO runtime_instances (id, hostname, pid, roles, alive_until)"
+            " VALUES ('another-node', 'elsewhere', 1, '{broker}', now() + interval '1 hour')"
+        )
+        await db.execute(
+            "UPDATE devices SET broker_instance_id = 'another-node', presence_changed_at = now() WHERE id = $1",
+            device_id,
+        )
+        await asyncio.sleep(0.5)
+        assert not await _closed(first, device_id)  # nothing told it yet
+        await db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND query ILIKE 'LISTEN%device_sessions%'"
+        )
+        assert await eventually(lambda: _closed(first, device_id), 3 * WAIT_S), "the resync kept the moved copy"
+
+
 async def test_the_devices_of_a_silent_node_are_marked_offline_by_a_live_one(
     platform_factory: PlatformFactory,
 ) -> None:
