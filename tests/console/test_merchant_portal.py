@@ -95,3 +95,27 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
         await expect(image).to_have_count(1)
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
         assert qr_text(await image.screenshot()) == STATIC_QRIS
+
+
+async def test_a_merchant_sees_its_payout_account_masked(running: RunningPlatform, browser: Browser) -> None:
+    ids = await onboarded_terminal(running, merchant_name="Toko Rekening")
+    account = {"bank_code": "014", "account_number": "9876543210", "account_name": "Toko Rekening"}
+    put = await running.http.put(
+        f"/admin/merchants/{ids['merchant_id']}/payout-account", json=account, headers=running.admin_headers
+    )
+    assert put.status_code == 200, put.text
+    await post_callback(running, callback_body(amount=4_000, terminal_id=ids["terminal_id"]))
+    made = await running.http.post(
+        "/admin/settlement-batches", json={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers
+    )
+    batch_id = made.json()["items"][0]["id"]
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "merchant", "owner", ids["merchant_id"])
+        await expect(page.locator("#payout-account [data-account-number=masked]")).to_have_text("******3210")
+        await expect(page.locator("#payout-account")).to_contain_text("TOKO REKENING")
+        await open_page(page, running, f"merchant-settlement-batch-detail?id={batch_id}")
+        await expect(page.locator("#batch-payout-account [data-account-number=masked]")).to_have_text("******3210")
+        assert "9876543210" not in await page.content()
+        # A bank file carries the full number: a merchant gets the standard CSV only.
+        await expect(page.locator("#csv-standard")).to_be_visible()
+        assert await page.locator("#csv-bank").count() == 0
