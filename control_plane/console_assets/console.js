@@ -964,6 +964,7 @@ async function acquirerReportDetailPage() {
   const report = await get(base);
   setTitle(t("Laporan acquirer") + " " + (report.file_name || report.id));
   if (params.get("imported") === "again") notice(t("Berkas ini sudah pernah diimpor: tidak ada yang berubah."));
+  // Under each count its amount; for "amount differs" the report's minus the ledger's.
   const kpi = (id, label, count, amount) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)),
     h("div", { class: "value" }, String(count)), amount === undefined ? null : h("div", { class: "muted" }, money(amount)));
   const filters = clean({ kind: params.get("kind"), resolved: params.get("resolved"), merchant_id: params.get("merchant_id") });
@@ -978,10 +979,10 @@ async function acquirerReportDetailPage() {
     filters: [{ name: "kind", label: "Jenis", attrs: { options: EXCEPTION_KINDS } }, { name: "resolved", label: "Diselesaikan", attrs: { options: YES_NO } },
       { name: "merchant_id", label: "ID merchant" }],
     columns: [["Baris", (e) => (e.line_number === null ? "—" : String(e.line_number)), "num"], ["Jenis", (e) => badge(e.kind)],
-      ["Referensi provider", (e) => e.provider_reference || "—"], ["Tanggal settlement", (e) => e.settlement_date],
+      ["Referensi provider", (e) => e.provider_reference || "—"],
       ["Menurut laporan", (e) => money(e.report_amount), "num"], ["Menurut ledger", (e) => money(e.ledger_amount), "num"],
-      ["Transaksi", (e) => (e.transaction_id ? link("admin-transaction-detail", { id: e.transaction_id }, e.transaction_id) : "—")],
-      ["Merchant", (e) => (e.merchant_id ? link("admin-merchant-detail", { id: e.merchant_id }, e.merchant_id) : "—")],
+      ["Transaksi", (e) => (e.transaction_id ? [link("admin-transaction-detail", { id: e.transaction_id }, e.transaction_id),
+        h("div", {}, link("admin-merchant-detail", { id: e.merchant_id }, e.merchant_id))] : "—")],
       ["Status", (e) => (e.resolved_at ? [badge("resolved"), " ", time(e.resolved_at), h("div", { class: "muted", "data-note": "" }, e.resolution_note)]
         : may("settlement:write") ? resolve(e) : badge("open"))]],
     emptyText: "Tidak ada pengecualian: setiap baris laporan cocok dengan ledger.",
@@ -993,7 +994,7 @@ async function acquirerReportDetailPage() {
     kpi("unresolved", "Belum diselesaikan", report.unresolved_count)),
   card("Detail", kv([["ID", report.id], ["Berkas", report.file_name], ["SHA-256", h("code", {}, report.content_sha256)],
     ["Tanggal settlement", report.settlement_dates.join(", ")], ["Jumlah baris", String(report.line_count)], ["Total laporan", money(report.report_amount)],
-    ["Biaya laporan", money(report.report_fee)], ["Menurut laporan", money(report.amount_mismatch_report_amount)], ["Menurut ledger", money(report.amount_mismatch_ledger_amount)],
+    ["Biaya laporan", money(report.report_fee)],
     ["Diimpor oleh", report.imported_by_type + " " + (report.imported_by || "")], ["Diimpor", time(report.created_at)]])),
   h("section", { class: "card" }, h("h2", {}, t("Pengecualian")), h("div", { class: "actions" }, exportButton), list));
 }

@@ -3,12 +3,10 @@ the batch actions (adjust, fail, reprocess, cancel), and reconciliation's async 
 
 from __future__ import annotations
 
-import csv
-import io
-
-from playwright.async_api import Browser, Download, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.console.browser import console_page, open_page, submit_dialog, user_logged_in
+from tests.console.finance_data import rows_of
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
 from tests.support import RunningPlatform
@@ -31,11 +29,6 @@ async def batch_from_console(page: Page, running: RunningPlatform, merchant_id: 
     return page.url.rsplit("=", 1)[1]
 
 
-async def rows_of(download: Download) -> list[list[str]]:
-    with open(await download.path(), newline="", encoding="utf-8") as handle:
-        return list(csv.reader(io.StringIO(handle.read())))
-
-
 async def payout_account_from_console(page: Page, running: RunningPlatform, merchant_id: str, **account: str) -> None:
     """Set the merchant's payout account through its detail page's dialog."""
     await open_page(page, running, f"admin-merchant-detail?id={merchant_id}")
@@ -50,7 +43,12 @@ async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "finance")
         await payout_account_from_console(
-            page, running, ids["merchant_id"], bank_code="014", account_number="123-456-7890", account_name="Warung Bu Siti"
+            page,
+            running,
+            ids["merchant_id"],
+            bank_code="014",
+            account_number="123-456-7890",
+            account_name="Warung Bu Siti",
         )
         # Finance holds payout_account:read: the full number, normalised.
         await expect(page.locator("#payout-account dl")).to_contain_text("1234567890")
