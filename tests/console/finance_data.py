@@ -18,6 +18,17 @@ async def rows_of(download: Download) -> list[list[str]]:
         return list(csv.reader(io.StringIO(handle.read())))
 
 
+async def payout_account_set(
+    running: RunningPlatform, merchant_id: str, bank_code: str, number: str, name: str
+) -> None:
+    """Set a merchant's payout account through the API (the console's own form is tested apart)."""
+    account = {"bank_code": bank_code, "account_number": number, "account_name": name}
+    put = await running.http.put(
+        f"/admin/merchants/{merchant_id}/payout-account", json=account, headers=running.admin_headers
+    )
+    assert put.status_code == 200, put.text
+
+
 FORGED = "FORGED000000777"
 
 

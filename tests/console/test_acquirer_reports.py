@@ -89,6 +89,14 @@ async def test_the_same_file_again_says_nothing_changed_and_a_viewer_cannot_uplo
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "viewer")
         assert await page.locator("#nav a[href='/ui/admin-acquirer-reports']").count() == 0
+        # The exceptions page on the server: a page of one, then the next, the report's id kept.
+        await open_page(page, running, f"admin-acquirer-report-detail?id={first.json()['id']}&limit=1")
+        await expect(page.locator("#content table tbody tr")).to_have_count(1)
+        await page.click("a[rel=next]")
+        await page.wait_for_url("**cursor=*")
+        await page.wait_for_selector("body[data-ready]", state="attached")
+        assert f"id={first.json()['id']}" in page.url
+        await expect(page.locator("#content table tbody tr")).to_have_count(1)
         await open_page(page, running, f"admin-acquirer-report-detail?id={first.json()['id']}")
         await expect(page.locator("#content table tbody tr")).to_have_count(2)
         await expect(page.locator("[data-status=open]")).to_have_count(2)

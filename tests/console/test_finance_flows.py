@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, Page, expect
 
 from tests.console.browser import console_page, open_page, submit_dialog, user_logged_in
-from tests.console.finance_data import rows_of
+from tests.console.finance_data import payout_account_set, rows_of
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
 from tests.support import RunningPlatform
@@ -109,11 +109,7 @@ async def test_a_batch_without_a_payout_account_cannot_be_marked_paid_and_the_ac
 
 async def test_a_viewer_sees_the_payout_account_masked_and_no_form(running: RunningPlatform, browser: Browser) -> None:
     ids = await merchant_with_payments(running, 9_000)
-    account = {"bank_code": "008", "account_number": "1234567890123", "account_name": "Toko Keuangan"}
-    put = await running.http.put(
-        f"/admin/merchants/{ids['merchant_id']}/payout-account", json=account, headers=running.admin_headers
-    )
-    assert put.status_code == 200, put.text
+    await payout_account_set(running, ids["merchant_id"], "008", "1234567890123", "Toko Keuangan")
     batch = await running.http.post(
         "/admin/settlement-batches", json={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers
     )

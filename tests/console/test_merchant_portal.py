@@ -6,6 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from tests.console.browser import console_page, open_page, user_logged_in
+from tests.console.finance_data import payout_account_set
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
 from tests.qr_images import STATIC_QRIS, qr_text
@@ -99,11 +100,7 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
 
 async def test_a_merchant_sees_its_payout_account_masked(running: RunningPlatform, browser: Browser) -> None:
     ids = await onboarded_terminal(running, merchant_name="Toko Rekening")
-    account = {"bank_code": "014", "account_number": "9876543210", "account_name": "Toko Rekening"}
-    put = await running.http.put(
-        f"/admin/merchants/{ids['merchant_id']}/payout-account", json=account, headers=running.admin_headers
-    )
-    assert put.status_code == 200, put.text
+    await payout_account_set(running, ids["merchant_id"], "014", "9876543210", "Toko Rekening")
     await post_callback(running, callback_body(amount=4_000, terminal_id=ids["terminal_id"]))
     made = await running.http.post(
         "/admin/settlement-batches", json={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers

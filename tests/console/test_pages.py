@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from qris_soundbox.control_plane.console import PAGES
 from qris_soundbox.core.qris import parse_qris
 from tests.console.browser import SCREENSHOTS, console_page, open_page, user_logged_in
-from tests.console.finance_data import planted_report
+from tests.console.finance_data import payout_account_set, planted_report
 from tests.devices.helpers import provisioned_device
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
@@ -34,11 +34,7 @@ async def demo_world(running: RunningPlatform) -> dict[str, str]:
     admin = running.admin_headers
     ids = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Bu Sri")
     for number in ("0987654321", "1234567890"):
-        account = {"bank_code": "014", "account_number": number, "account_name": "Warung Bu Sri"}
-        put = await running.http.put(
-            f"/admin/merchants/{ids['merchant_id']}/payout-account", json=account, headers=admin
-        )
-        assert put.status_code == 200, put.text
+        await payout_account_set(running, ids["merchant_id"], "014", number, "Warung Bu Sri")
     await new_terminal(running, ids["outlet_id"], name="Kasir Depan", static_qris=STATIC_QRIS)
     device_id, _ = await provisioned_device(running, "generic-screen")
     bound = await running.http.post(
