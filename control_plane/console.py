@@ -33,6 +33,8 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-settlement-batches": ("admin", "Batch settlement", "Settlement batches"),
     "admin-settlement-batch-detail": ("admin", "Detail batch settlement", "Settlement batch detail"),
     "admin-reconciliation-management": ("admin", "Rekonsiliasi", "Reconciliation"),
+    "admin-acquirer-reports": ("admin", "Laporan settlement acquirer", "Acquirer settlement reports"),
+    "admin-acquirer-report-detail": ("admin", "Detail laporan acquirer", "Acquirer report detail"),
     "admin-system-audit-logs": ("admin", "Log audit sistem", "System audit logs"),
     "admin-observability": ("admin", "Observabilitas", "Observability"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),

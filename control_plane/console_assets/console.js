@@ -63,6 +63,33 @@ const EN = {
   "Di-ack": "Acked", "Transaksi": "Transactions", "Arah": "Direction", "Topik": "Topic", "Sumber": "Source", "Versi": "Version",
   "Terakhir": "Last", "Kode": "Code", "Biaya": "Fee", "Biaya (bps)": "Fee (bps)", "Diharapkan": "Expected", "Diterima": "Received",
   "Kode pos": "Postal code", "Kedaluwarsa/gagal": "Expired/failed", "Tertunda": "Pending",
+  "Rekening pencairan": "Payout account", "Bank": "Bank", "Nomor rekening": "Account number", "Nama pemilik rekening": "Account name",
+  "Atur rekening": "Set account", "Ubah rekening": "Change account", "disamarkan": "masked",
+  "Nomor lengkap hanya untuk peran dengan izin payout_account:read.": "The full number is shown only to roles with payout_account:read.",
+  "Belum ada rekening pencairan.": "No payout account yet.",
+  "Atur rekening sebelum membuat batch: batch tanpa rekening tidak dapat dibayar.":
+    "Set it before building a batch: a batch without an account cannot be paid.",
+  "Hubungi tim keuangan platform untuk mengaturnya.": "Ask the platform's finance team to set it.",
+  "Batch tertunda": "Pending batches",
+  "Perubahan ditolak selama merchant punya batch tertunda: bayar atau batalkan batch itu dahulu.":
+    "A change is refused while the merchant has a pending batch: pay or cancel that batch first.",
+  "Batch ini dibuat tanpa rekening pencairan.": "This batch was built without a payout account.",
+  "Tidak dapat ditandai dibayar: merchant belum punya rekening pencairan saat batch dibuat. Batalkan batch, atur rekening di halaman merchant, lalu buat batch lagi.":
+    "Cannot be marked paid: the merchant had no payout account when the batch was built. Cancel the batch, set the account on the merchant's page, then build a new batch.",
+  "Laporan acquirer": "Acquirer reports", "Laporan settlement acquirer (CSV)": "Acquirer settlement report (CSV)",
+  "Unggah": "Upload", "Unggah laporan": "Upload a report", "Diimpor": "Imported", "Berkas": "File",
+  "Tanggal settlement": "Settlement date", "Baris": "Line", "Jumlah baris": "Lines", "Selisih jumlah": "Amount differs",
+  "Tidak ada di ledger": "Not in the ledger", "Tidak ada di laporan": "Missing from the report",
+  "Belum diselesaikan": "Unresolved", "Diselesaikan": "Resolved", "Selesaikan": "Resolve",
+  "Selesaikan pengecualian": "Resolve the exception", "Menurut laporan": "Report amount", "Menurut ledger": "Ledger amount",
+  "Referensi provider": "Provider reference", "Pengecualian": "Exceptions", "Ekspor CSV": "Export CSV",
+  "Total laporan": "Report total", "Biaya laporan": "Report fee", "Diimpor oleh": "Imported by",
+  "Berkas ini sudah pernah diimpor: tidak ada yang berubah.": "This file was imported before: nothing changed.",
+  "Belum ada laporan acquirer. Unggah CSV settlement harian dari acquirer.":
+    "No acquirer reports yet. Upload the acquirer's daily settlement CSV.",
+  "Tidak ada pengecualian: setiap baris laporan cocok dengan ledger.": "No exceptions: every line of the report matches the ledger.",
+  "Kolom CSV: provider_reference, amount, settlement_date (wajib); fee, terminal_id, merchant_nmid (pilihan).":
+    "CSV columns: provider_reference, amount, settlement_date (required); fee, terminal_id, merchant_nmid (optional).",
 };
 const LANG_KEY = "qris.console.lang";
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
@@ -87,7 +114,8 @@ const STATUS_TONE = {
   active: "ok", paid: "ok", acked: "ok", healthy: "ok", completed: "ok", online: "ok", succeeded: "ok", matched: "ok",
   pending: "warn", pending_review: "warn", queued: "warn", sent: "warn", running: "warn", degraded: "warn", registered: "warn",
   failed: "bad", expired: "bad", rejected: "bad", cancelled: "bad", critical: "bad", disabled: "bad", offline: "bad",
-  retired: "bad", mismatched: "bad", suspended: "bad",
+  retired: "bad", mismatched: "bad", suspended: "bad", resolved: "ok", open: "warn",
+  amount_mismatch: "bad", missing_in_ledger: "bad", missing_in_report: "bad",
 };
 const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status }, String(status));
 
@@ -132,7 +160,16 @@ function errorBox(error) {
   return h("div", { class: "error", "data-code": envelope.code },
     h("strong", {}, envelope.message), " ",
     h("span", {}, "(", t("kode"), " ", h("code", {}, envelope.code), ", ", t("id permintaan"), " ", h("code", {}, envelope.request_id || "—"), ")"),
-    envelope.details ? h("div", { class: "muted" }, JSON.stringify(envelope.details)) : null);
+    envelope.details ? h("div", { class: "muted" }, JSON.stringify(envelope.details)) : null,
+    pendingBatches(envelope.details));
+}
+
+// A payout account change refused while batches are pending names them: link each one.
+function pendingBatches(details) {
+  const ids = details && details.pending_batch_ids;
+  if (!Array.isArray(ids) || !ids.length) return null;
+  return h("div", { "data-pending-batches": "" }, t("Batch tertunda") + ": ",
+    ids.flatMap((id, i) => [i ? ", " : "", link("admin-settlement-batch-detail", { id }, id)]));
 }
 
 function empty(message, next) {
@@ -198,10 +235,14 @@ async function api(method, path, body, options = {}) {
   const current = session();
   const headers = { Accept: "application/json" };
   if (current && !options.anonymous) headers.Authorization = "Bearer " + current.token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  // Every write carries an Idempotency-Key: a double click or a retried request happens once.
+  // A FormData body (a file upload) goes as multipart/form-data: the browser writes its boundary.
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+  // Every write carries an Idempotency-Key: a double click or a retried request happens once
+  // on the routes that honour it (the others ignore the header).
   if (method !== "GET") headers["Idempotency-Key"] = options.key || newKey();
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  const payload = body === undefined || form ? body : JSON.stringify(body);
+  const response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   if (response.status === 401 && !options.anonymous) {
     sessionStorage.removeItem(SESSION_KEY);
     sessionStorage.setItem("qris.console.expired", "1");
@@ -219,6 +260,7 @@ async function api(method, path, body, options = {}) {
 
 const get = (path, params) => api("GET", params ? path + "?" + new URLSearchParams(apiParams(clean(params))).toString() : path);
 const post = (path, body, options) => api("POST", path, body === undefined ? {} : body, options);
+const put = (path, body) => api("PUT", path, body);
 
 function clean(params) {
   return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== ""));
@@ -302,15 +344,19 @@ function formDialog(title, fields, submit) {
 
 // A list on the server: filters and the cursor live in the URL, so a link can be shared.
 // `live`: the rows refresh on their own (the filter form is left alone while one types).
-async function listView({ path, columns, filters = [], rowLink, emptyText, emptyNext, live = false, summary }) {
+// `keep`: URL parameters of the page itself (a detail page's id) that the filter form carries along.
+async function listView({ path, columns, filters = [], keep = [], rowLink, emptyText, emptyNext, live = false, summary }) {
   const params = query();
+  const kept = Object.fromEntries(keep.filter((name) => params.get(name)).map((name) => [name, params.get(name)]));
+  const unfiltered = location.pathname + (Object.keys(kept).length ? "?" + new URLSearchParams(kept) : "");
   const request = {};
   for (const f of filters) if (params.get(f.name)) request[f.name] = params.get(f.name);
   if (params.get("cursor")) request.cursor = params.get("cursor");
   if (params.get("limit")) request.limit = params.get("limit");
   const filterForm = filters.length ? h("form", { class: "filters", method: "get" },
+    Object.entries(kept).map(([name, value]) => h("input", { type: "hidden", name, value })),
     filters.map((f) => field(f.name, f.label, Object.assign({ value: params.get(f.name) || "" }, f.attrs || {}))),
-    h("button", { type: "submit" }, t("Filter")), h("a", { href: location.pathname }, t("Hapus filter"))) : null;
+    h("button", { type: "submit" }, t("Filter")), h("a", { href: unfiltered }, t("Hapus filter"))) : null;
   if (filterForm) {
     filterForm.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -368,6 +414,7 @@ const NAV = {
   admin: [["admin-dashboard-overview", "Dasbor", "Dashboard"], ["admin-merchants", "Merchant", "Merchants"],
     ["admin-device-registry", "Perangkat", "Devices"], ["admin-transactions", "Transaksi", "Transactions"],
     ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
+    ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
   merchant: [["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
@@ -391,7 +438,8 @@ function layout() {
   for (const node of document.querySelectorAll("[data-en]")) if (lang === "en") node.textContent = node.dataset.en;
   document.documentElement.lang = lang;
   if (!current || page.endsWith("-login") || page === "catalogue" || page === "not-found") return;
-  $("nav").replaceChildren(...NAV[current.kind].map(([slug, id, en]) =>
+  // An entry naming a permission is for the roles that work with it (finance, admin).
+  $("nav").replaceChildren(...NAV[current.kind].filter(([, , , permission]) => !permission || may(permission)).map(([slug, id, en]) =>
     h("a", { href: "/ui/" + slug, class: navSection(page) === slug ? "current" : null }, lang === "en" ? en : id)));
   $("who").textContent = current.email + " · " + current.role;
   $("logout").hidden = false;
@@ -518,8 +566,9 @@ async function merchantDetailPage() {
   const id = query().get("id");
   const merchant = await get("/admin/merchants/" + encodeURIComponent(id));
   setTitle(merchant.name);
-  const [outlets, terminals] = await Promise.all([
-    get("/admin/outlets", { merchant_id: id, limit: 200 }), get("/admin/terminals", { merchant_id: id, limit: 200 }),
+  const payoutBase = `/admin/merchants/${encodeURIComponent(id)}/payout-account`;
+  const [outlets, terminals, payout] = await Promise.all([
+    get("/admin/outlets", { merchant_id: id, limit: 200 }), get("/admin/terminals", { merchant_id: id, limit: 200 }), get(payoutBase),
   ]);
   const reload = () => location.reload();
   const decisions = merchant.status === "pending_review" && may("merchant:approve") ? h("div", { class: "actions" },
@@ -538,12 +587,44 @@ async function merchantDetailPage() {
   show(decisions, card("Detail", kv([["ID", merchant.id], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
     ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Biaya (bps)", merchant.fee_bps ?? "default"],
     ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]])),
+    payoutAccountCard(payoutBase, payout),
     h("h2", {}, t("Outlet")),
     outletCards.length ? outletCards : empty("Tidak ada outlet. Tambahkan outlet di bawah."),
     may("outlet:write") ? action("Outlet baru", () => formDialog("Outlet baru",
       [field("name", "Nama", { required: true }), field("address", "Alamat"), field("city", "Kota")],
       async (v) => { await post(`/admin/merchants/${id}/outlets`, clean(v)); reload(); }), { id: "new-outlet" }) : null,
     h("p", {}, link("admin-transactions", { merchant_id: id }, t("Transaksi")), " · ", link("admin-settlement-batches", { merchant_id: id }, t("Batch"))));
+}
+
+// Where a merchant is paid (docs/finance.md "Payout accounts"). The API masks the number for roles
+// without payout_account:read; the page says so from the same role table. A change is refused
+// while a batch of the merchant is pending: the refusal names those batches.
+function payoutAccountCard(base, state) {
+  const current = state.current;
+  const edit = may("payout_account:write") ? action(current ? "Ubah rekening" : "Atur rekening", async () => {
+    const banks = await get("/admin/payout-banks");
+    formDialog("Rekening pencairan", [
+      field("bank_code", "Bank", { options: banks.items.filter((b) => b.active).map((b) => [b.code, b.code + " · " + b.name]), value: current ? current.bank_code : "" }),
+      field("account_number", "Nomor rekening", { required: true, inputmode: "numeric", autocomplete: "off" }),
+      field("account_name", "Nama pemilik rekening", { required: true, value: current ? current.account_name : "" }),
+      h("p", { class: "muted" }, t("Perubahan ditolak selama merchant punya batch tertunda: bayar atau batalkan batch itu dahulu."))],
+    async (v) => { await put(base, v); location.reload(); });
+  }, { id: "set-payout-account", class: "secondary" }) : null;
+  return h("section", { class: "card", id: "payout-account" }, h("h2", {}, t("Rekening pencairan")),
+    current ? accountView(current) : empty("Belum ada rekening pencairan.", "Atur rekening sebelum membuat batch: batch tanpa rekening tidak dapat dibayar."),
+    may("payout_account:read") ? null : h("p", { class: "muted" }, t("Nomor lengkap hanya untuk peran dengan izin payout_account:read.")),
+    edit,
+    state.history.length ? [h("h2", {}, t("Riwayat")), simpleTable(state.history, [["Dibuat", (a) => time(a.created_at)],
+      ["Bank", (a) => a.bank_code + " · " + a.bank_name], ["Nomor rekening", (a) => h("code", {}, a.account_number)],
+      ["Nama pemilik rekening", (a) => a.account_name], ["Pelaku", (a) => a.created_by_type + " " + (a.created_by || "")]], "payout-account-history")] : null);
+}
+
+// One payout account: its number as the API gave it (masked: all but the last four digits hidden).
+function accountView(account) {
+  return kv([["Bank", account.bank_code + " · " + account.bank_name],
+    ["Nomor rekening", [h("code", { "data-account-number": account.masked ? "masked" : "full" }, account.account_number),
+      account.masked ? h("span", { class: "muted" }, " (" + t("disamarkan") + ")") : null]],
+    ["Nama pemilik rekening", account.account_name], ["Dibuat", time(account.created_at)]]);
 }
 
 // A terminal with its static QRIS as a QR image (SVG on the page, PNG to print a sticker).
@@ -752,6 +833,9 @@ async function batchesPage() {
 }
 
 function batchDetail(batch, csvBase) {
+  // A bank file carries the full account number: only roles with payout_account:read get one,
+  // and a batch built without an account has none.
+  const bankFile = may("payout_account:read") && batch.payout_account;
   return [card("Detail", kv([["ID", batch.id], ["Merchant", batch.merchant_id], ["Status", badge(batch.status)], ["Entri", String(batch.entry_count)],
     ["Jumlah", money(batch.gross_amount)], ["Biaya", money(batch.fee_amount)], ["Payable", money(batch.payable_amount)],
     ["Penyesuaian", money(batch.adjustment_amount)], ["Payout", money(batch.adjusted_payable_amount)], ["Referensi payout", batch.payout_reference],
@@ -759,7 +843,9 @@ function batchDetail(batch, csvBase) {
     ["Alasan", batch.failure_reason || batch.cancellation_reason]])),
   csvBase ? h("div", { class: "actions" },
     action("CSV standar", () => download(csvBase + "?format=standard", `${batch.id}-standard.csv`), { class: "secondary", id: "csv-standard" }),
-    action("CSV bank", () => download(csvBase + "?format=bank_generic", `${batch.id}-bank.csv`), { class: "secondary", id: "csv-bank" })) : null,
+    bankFile ? action("CSV bank", () => download(csvBase + "?format=bank_generic", `${batch.id}-bank.csv`), { class: "secondary", id: "csv-bank" }) : null) : null,
+  h("section", { class: "card", id: "batch-payout-account" }, h("h2", {}, t("Rekening pencairan")),
+    batch.payout_account ? accountView(batch.payout_account) : empty("Batch ini dibuat tanpa rekening pencairan.")),
   card("Entri", batch.entries.length ? simpleTable(batch.entries, [["Transaksi", (e) => e.transaction_id || e.id], ["Jumlah", (e) => money(e.gross_amount ?? e.amount)],
     ["Biaya", (e) => money(e.fee_amount)], ["Payable", (e) => money(e.payable_amount)]], "entries") : empty("Tidak ada entri.")),
   card("Penyesuaian", batch.adjustments.length ? simpleTable(batch.adjustments, [["Waktu", (a) => time(a.created_at)], ["Jenis", (a) => a.adjustment_type],
@@ -777,9 +863,12 @@ async function batchDetailPage() {
   const reason = (label, path) => action(label, () => formDialog(label, [field("reason", "Alasan", { required: true })],
     async (v) => { await post(base + path, { reason: v.reason }); reload(); }), { class: "secondary", "data-action": path.slice(1) });
   const controls = h("div", { class: "actions" },
-    batch.status === "pending" && may("settlement:pay") ? action("Tandai dibayar", () => formDialog("Tandai dibayar",
+    batch.status === "pending" && may("settlement:pay") ? (batch.payout_account ? action("Tandai dibayar", () => formDialog("Tandai dibayar",
       [field("payout_reference", "Referensi payout", { required: true }), field("note", "Catatan")],
-      async (v) => { await post(base + "/mark-paid", clean(v)); reload(); }), { id: "mark-paid" }) : null,
+      async (v) => { await post(base + "/mark-paid", clean(v)); reload(); }), { id: "mark-paid" })
+      : [h("button", { type: "button", id: "mark-paid", disabled: true, "aria-describedby": "mark-paid-blocked" }, t("Tandai dibayar")),
+        h("span", { class: "muted", id: "mark-paid-blocked" }, t("Tidak dapat ditandai dibayar: merchant belum punya rekening pencairan saat batch dibuat. Batalkan batch, atur rekening di halaman merchant, lalu buat batch lagi."),
+          " ", link("admin-merchant-detail", { id: batch.merchant_id }, t("Rekening pencairan")))]) : null,
     batch.status === "pending" && may("settlement:write") ? [reason("Tandai gagal", "/mark-failed"), reason("Batalkan", "/cancel")] : null,
     ["failed", "cancelled"].includes(batch.status) && !batch.reprocessed_into_batch_id && may("settlement:write")
       ? action("Proses ulang", async () => { const made = await post(base + "/reprocess"); location.assign(pageUrl("admin-settlement-batch-detail", { id: made.id })); }, { id: "reprocess" }) : null,
@@ -811,7 +900,7 @@ async function reconciliationPage() {
   }
   const next = new URLSearchParams(params);
   next.set("cursor", report.next_cursor || "");
-  show(h("div", { class: "grid" },
+  show(h("p", {}, link("admin-acquirer-reports", {}, t("Laporan acquirer"))), h("div", { class: "grid" },
     h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Tidak cocok")), h("div", { class: "value", "data-kpi": "mismatched" }, String(report.mismatched_count))),
     h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Belum di-batch")), h("div", { class: "value" }, money(report.unbatched_payables.amount))),
     h("div", { class: "card kpi" }, h("div", { class: "label" }, t("Pengecualian callback")),
@@ -826,6 +915,88 @@ async function reconciliationPage() {
   card("Pengecualian callback", report.exceptions.length ? simpleTable(report.exceptions, [["Waktu", (e) => time(e.created_at)], ["Jenis", (e) => e.kind],
     ["Transaksi", (e) => e.transaction_id || "—"], ["Diharapkan", (e) => money(e.expected_amount)], ["Diterima", (e) => money(e.received_amount)]], "exceptions")
     : empty("Tidak ada pengecualian.")));
+}
+
+// ---------------------------------------------------------------- acquirer settlement reports
+
+const REPORTS = "/admin/reconciliation/acquirer-reports";
+const EXCEPTION_KINDS = [["", "Semua"], ["amount_mismatch", "amount_mismatch"], ["missing_in_ledger", "missing_in_ledger"], ["missing_in_report", "missing_in_report"]];
+
+// The acquirer's daily settlement CSV, sent as multipart/form-data from a file input; the API
+// streams it, and importing the same file again changes nothing.
+function reportUploadCard() {
+  const errors = h("div", {});
+  const submit = h("button", { type: "submit" }, t("Unggah"));
+  const form = h("form", { class: "upload", id: "upload-report" },
+    h("label", {}, t("Laporan settlement acquirer (CSV)"), h("input", { type: "file", name: "file", accept: ".csv,text/csv", required: true })), submit);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    try {
+      const report = await api("POST", REPORTS, new FormData(form));
+      location.assign(pageUrl("admin-acquirer-report-detail", { id: report.id, imported: report.already_imported ? "again" : null }));
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) errors.replaceChildren(errorBox(error));
+      submit.disabled = false;
+    }
+  });
+  return card("Unggah laporan", h("p", { class: "muted" }, t("Kolom CSV: provider_reference, amount, settlement_date (wajib); fee, terminal_id, merchant_nmid (pilihan).")), errors, form);
+}
+
+const settlementDates = (r) => r.settlement_date_from + (r.settlement_date_to !== r.settlement_date_from ? " – " + r.settlement_date_to : "");
+
+async function acquirerReportsPage() {
+  show(may("settlement:write") ? reportUploadCard() : null, await listView({
+    path: REPORTS,
+    filters: [{ name: "from", label: "Dari", attrs: { type: "date" } }, { name: "to", label: "Sampai", attrs: { type: "date" } }],
+    columns: [["Diimpor", (r) => time(r.created_at)], ["Berkas", (r) => link("admin-acquirer-report-detail", { id: r.id }, r.file_name || r.id)],
+      ["Tanggal settlement", settlementDates], ["Jumlah baris", (r) => String(r.line_count), "num"], ["Cocok", (r) => String(r.matched_count), "num"],
+      ["Selisih jumlah", (r) => String(r.amount_mismatch_count), "num"], ["Tidak ada di ledger", (r) => String(r.missing_in_ledger_count), "num"],
+      ["Tidak ada di laporan", (r) => String(r.missing_in_report_count), "num"], ["Belum diselesaikan", (r) => String(r.unresolved_count), "num"]],
+    rowLink: (r) => pageUrl("admin-acquirer-report-detail", { id: r.id }),
+    emptyText: "Belum ada laporan acquirer. Unggah CSV settlement harian dari acquirer.",
+  }));
+}
+
+async function acquirerReportDetailPage() {
+  const params = query();
+  const base = REPORTS + "/" + encodeURIComponent(params.get("id"));
+  const report = await get(base);
+  setTitle(t("Laporan acquirer") + " " + (report.file_name || report.id));
+  if (params.get("imported") === "again") notice(t("Berkas ini sudah pernah diimpor: tidak ada yang berubah."));
+  // Under each count its amount; for "amount differs" the report's minus the ledger's.
+  const kpi = (id, label, count, amount) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)),
+    h("div", { class: "value" }, String(count)), amount === undefined ? null : h("div", { class: "muted" }, money(amount)));
+  const filters = clean({ kind: params.get("kind"), resolved: params.get("resolved"), merchant_id: params.get("merchant_id") });
+  const exportButton = may("settlement:export") ? action("Ekspor CSV", () => download(base + "/exceptions/export.csv" +
+    (Object.keys(filters).length ? "?" + new URLSearchParams(filters) : ""), `acquirer-report-${report.id}-exceptions.csv`), { class: "secondary", id: "export-exceptions" }) : null;
+  const resolve = (e) => action("Selesaikan", () => formDialog("Selesaikan pengecualian", [field("note", "Catatan", { required: true })],
+    async (v) => { await post(`${base}/exceptions/${encodeURIComponent(e.id)}/resolve`, { note: v.note }); location.reload(); }),
+  { class: "secondary", "data-resolve": e.id });
+  const list = await listView({
+    path: base + "/exceptions",
+    keep: ["id"],
+    filters: [{ name: "kind", label: "Jenis", attrs: { options: EXCEPTION_KINDS } }, { name: "resolved", label: "Diselesaikan", attrs: { options: YES_NO } },
+      { name: "merchant_id", label: "ID merchant" }],
+    columns: [["Baris", (e) => (e.line_number === null ? "—" : String(e.line_number)), "num"], ["Jenis", (e) => badge(e.kind)],
+      ["Referensi provider", (e) => e.provider_reference || "—"],
+      ["Menurut laporan", (e) => money(e.report_amount), "num"], ["Menurut ledger", (e) => money(e.ledger_amount), "num"],
+      ["Transaksi", (e) => (e.transaction_id ? [link("admin-transaction-detail", { id: e.transaction_id }, e.transaction_id),
+        h("div", {}, link("admin-merchant-detail", { id: e.merchant_id }, e.merchant_id))] : "—")],
+      ["Status", (e) => (e.resolved_at ? [badge("resolved"), " ", time(e.resolved_at), h("div", { class: "muted", "data-note": "" }, e.resolution_note)]
+        : may("settlement:write") ? resolve(e) : badge("open"))]],
+    emptyText: "Tidak ada pengecualian: setiap baris laporan cocok dengan ledger.",
+  });
+  show(h("div", { class: "grid" }, kpi("matched", "Cocok", report.matched_count, report.matched_amount),
+    kpi("amount_mismatch", "Selisih jumlah", report.amount_mismatch_count, report.amount_mismatch_report_amount - report.amount_mismatch_ledger_amount),
+    kpi("missing_in_ledger", "Tidak ada di ledger", report.missing_in_ledger_count, report.missing_in_ledger_amount),
+    kpi("missing_in_report", "Tidak ada di laporan", report.missing_in_report_count, report.missing_in_report_amount),
+    kpi("unresolved", "Belum diselesaikan", report.unresolved_count)),
+  card("Detail", kv([["ID", report.id], ["Berkas", report.file_name], ["SHA-256", h("code", {}, report.content_sha256)],
+    ["Tanggal settlement", report.settlement_dates.join(", ")], ["Jumlah baris", String(report.line_count)], ["Total laporan", money(report.report_amount)],
+    ["Biaya laporan", money(report.report_fee)],
+    ["Diimpor oleh", report.imported_by_type + " " + (report.imported_by || "")], ["Diimpor", time(report.created_at)]])),
+  h("section", { class: "card" }, h("h2", {}, t("Pengecualian")), h("div", { class: "actions" }, exportButton), list));
 }
 
 const LOGIN_ACTIONS = ["admin.login.success", "admin.login.failed", "merchant.login.success", "merchant.login.failed"];
@@ -913,6 +1084,8 @@ async function merchantProfilePage() {
   const terminals = await get("/merchant/terminals", { limit: 200 });
   show(card("Profil", kv([["Nama", m.name], ["Kode", m.code], ["Status", badge(m.status)], ["Kota", m.city], ["NMID", m.nmid], ["Email", m.email]])),
     card("Pengguna", kv([["Email", profile.user.email], ["Peran", profile.user.role], ["Terakhir login", time(profile.user.last_login_at)]])),
+    h("section", { class: "card", id: "payout-account" }, h("h2", {}, t("Rekening pencairan")),
+      profile.payout_account ? accountView(profile.payout_account) : empty("Belum ada rekening pencairan.", "Hubungi tim keuangan platform untuk mengaturnya.")),
     card("Terminal", terminals.items.length ? h("div", { class: "grid" }, terminals.items.map((x) => terminalCard(x, "merchant")))
       : empty("Tidak ada terminal.")));
 }
@@ -959,7 +1132,8 @@ const PAGES = {
   "admin-dashboard-overview": dashboardPage, "admin-merchants": merchantsPage, "admin-merchant-detail": merchantDetailPage,
   "admin-device-registry": deviceRegistryPage, "admin-device-detail": deviceDetailPage, "admin-transactions": transactionsPage,
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
-  "admin-reconciliation-management": reconciliationPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
+  "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
+  "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };

@@ -6,6 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from tests.console.browser import console_page, open_page, user_logged_in
+from tests.console.finance_data import payout_account_set
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
 from tests.qr_images import STATIC_QRIS, qr_text
@@ -95,3 +96,23 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
         await expect(image).to_have_count(1)
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
         assert qr_text(await image.screenshot()) == STATIC_QRIS
+
+
+async def test_a_merchant_sees_its_payout_account_masked(running: RunningPlatform, browser: Browser) -> None:
+    ids = await onboarded_terminal(running, merchant_name="Toko Rekening")
+    await payout_account_set(running, ids["merchant_id"], "014", "9876543210", "Toko Rekening")
+    await post_callback(running, callback_body(amount=4_000, terminal_id=ids["terminal_id"]))
+    made = await running.http.post(
+        "/admin/settlement-batches", json={"merchant_id": ids["merchant_id"]}, headers=running.admin_headers
+    )
+    batch_id = made.json()["items"][0]["id"]
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "merchant", "owner", ids["merchant_id"])
+        await expect(page.locator("#payout-account [data-account-number=masked]")).to_have_text("******3210")
+        await expect(page.locator("#payout-account")).to_contain_text("TOKO REKENING")
+        await open_page(page, running, f"merchant-settlement-batch-detail?id={batch_id}")
+        await expect(page.locator("#batch-payout-account [data-account-number=masked]")).to_have_text("******3210")
+        assert "9876543210" not in await page.content()
+        # A bank file carries the full number: a merchant gets the standard CSV only.
+        await expect(page.locator("#csv-standard")).to_be_visible()
+        assert await page.locator("#csv-bank").count() == 0

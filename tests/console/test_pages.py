@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from qris_soundbox.control_plane.console import PAGES
 from qris_soundbox.core.qris import parse_qris
 from tests.console.browser import SCREENSHOTS, console_page, open_page, user_logged_in
+from tests.console.finance_data import payout_account_set, planted_report
 from tests.devices.helpers import provisioned_device
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
@@ -28,9 +29,12 @@ async def shot(page: Page, name: str) -> None:
 
 
 async def demo_world(running: RunningPlatform) -> dict[str, str]:
-    """One merchant with a printed QRIS, a bound soundbox, payments, a dynamic QR and a batch."""
+    """One merchant with a printed QRIS, a bound soundbox, a payout account changed once, payments,
+    a dynamic QR, a batch and an acquirer report with differences."""
     admin = running.admin_headers
     ids = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Bu Sri")
+    for number in ("0987654321", "1234567890"):
+        await payout_account_set(running, ids["merchant_id"], "014", number, "Warung Bu Sri")
     await new_terminal(running, ids["outlet_id"], name="Kasir Depan", static_qris=STATIC_QRIS)
     device_id, _ = await provisioned_device(running, "generic-screen")
     bound = await running.http.post(
@@ -49,7 +53,13 @@ async def demo_world(running: RunningPlatform) -> dict[str, str]:
     )
     assert batch.status_code == 201 and dynamic.status_code == 201, dynamic.text
     await running.http.post("/admin/merchants", json={"name": "Toko Menunggu", "city": "Bogor"}, headers=admin)
+    content, _ = await planted_report(running)
+    report = await running.http.post(
+        "/admin/reconciliation/acquirer-reports", files={"file": ("settlement.csv", content, "text/csv")}, headers=admin
+    )
+    assert report.status_code == 201, report.text
     return ids | {
+        "report_id": report.json()["id"],
         "device_id": device_id,
         "paid_id": paid[0],
         "dynamic_id": dynamic.json()["id"],
@@ -65,6 +75,7 @@ def page_paths(world: dict[str, str]) -> dict[str, str]:
         "admin-transaction-detail": world["dynamic_id"],
         "admin-settlement-batch-detail": world["batch_id"],
         "merchant-settlement-batch-detail": world["batch_id"],
+        "admin-acquirer-report-detail": world["report_id"],
     }
     return {slug: f"{slug}?id={ids[slug]}" if slug in ids else slug for slug in PAGES}
 
