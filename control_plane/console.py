@@ -69,7 +69,7 @@ def _asset(name: str) -> str:
 
 
 def _html(body: str, status: int = 200) -> Response[str]:
-    return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+    return Response(body, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
 
 
 def _shell(page: str, title: str, title_en: str, content: str = "") -> str:

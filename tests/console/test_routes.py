@@ -9,7 +9,7 @@ from tests.support import RunningPlatform
 
 async def test_the_catalogue_links_every_page_by_audience(running: RunningPlatform) -> None:
     response = await running.http.get("/ui")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8"
     for slug in PAGES:
         assert f'href="/ui/{slug}"' in response.text
     assert response.text.index("admin-login") < response.text.index("merchant-login")
