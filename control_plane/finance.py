@@ -343,7 +343,7 @@ async def get_payout_account(request: Request, platform: Platform, merchant_id: 
 @put(
     "/admin/merchants/{merchant_id:str}/payout-account",
     summary="Set or change a merchant's payout account (refused while a batch of theirs is pending)",
-    opt={"permission": "payout_account:write", "rate_limit": "admin_write"},
+    opt={"permission": "payout_account:write", "rate_limit": "admin_write", "idempotent": True},
     tags=_TAGS,
 )
 async def put_payout_account(
@@ -524,7 +524,7 @@ async def export_acquirer_report_exceptions(
     _REPORTS + "/{report_id:str}/exceptions/{exception_id:str}/resolve",
     status_code=200,
     summary="Close an exception with a note",
-    opt={"permission": "settlement:write"},
+    opt={"permission": "settlement:write", "rate_limit": "admin_write", "idempotent": True},
     tags=_TAGS,
 )
 async def resolve_acquirer_report_exception(

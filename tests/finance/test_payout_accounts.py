@@ -233,3 +233,20 @@ async def test_operators_extend_the_bank_list(running: RunningPlatform) -> None:
     other = await onboarded_terminal(running)
     refused = await set_payout_account(running, other["merchant_id"], bank_code="777", account_number="12345678")
     assert refused.json()["error"]["code"] == "bank_code_unknown"
+
+
+async def test_a_change_with_an_idempotency_key_happens_once_and_the_key_cannot_carry_another_account(
+    running: RunningPlatform,
+) -> None:
+    ids = await onboarded_terminal(running)
+    body = {"bank_code": "014", "account_number": "1234567890", "account_name": "Warung Sekali"}
+    headers = running.admin_headers | {"Idempotency-Key": "payout-change-1"}
+    first = await running.http.put(account_path(ids["merchant_id"]), json=body, headers=headers)
+    replayed = await running.http.put(account_path(ids["merchant_id"]), json=body, headers=headers)
+    assert first.status_code == replayed.status_code == 200
+    assert replayed.headers.get("idempotent-replayed") == "true" and replayed.json() == first.json()
+    other = await running.http.put(
+        account_path(ids["merchant_id"]), json=body | {"account_number": "9999999999"}, headers=headers
+    )
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert [a["account_number"] for a in (await state(running, ids["merchant_id"]))["history"]] == ["1234567890"]
