@@ -497,16 +497,14 @@ async function dashboardPage() {
   const kpis = h("div", { class: "grid", id: "kpis" });
   const latest = h("div", {});
   const stamp = poll(async () => {
-    const [summary, observability, online] = await Promise.all([
-      get("/admin/dashboard/summary"), get("/admin/observability/summary"), get("/admin/devices", { online: "true", limit: 200 }),
-    ]);
+    const [summary, observability] = await Promise.all([get("/admin/dashboard/summary"), get("/admin/observability/summary")]);
     const outbox = observability.outbox || {};
     const kpi = (id, label, value) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)), h("div", { class: "value" }, value));
     kpis.replaceChildren(
       kpi("transaction_count", "Transaksi hari ini", String(summary.today.transaction_count)),
       kpi("paid_count", "Dibayar hari ini", String(summary.today.paid_count)),
       kpi("paid_volume", "Nilai dibayar hari ini", money(summary.today.paid_volume)),
-      kpi("devices_online", "Perangkat online", online.items.length + (online.next_cursor ? "+" : "")),
+      kpi("devices_online", "Perangkat online", String(observability.devices_online)),
       kpi("outbox_pending", "Outbox tertunda", String((outbox.pending || 0) + (outbox.sent || 0))),
       kpi("outbox_failed", "Outbox gagal/kedaluwarsa", String((outbox.failed || 0) + (outbox.expired || 0))),
       kpi("pending_payout", "Payout tertunda", money(summary.pending_payout_amount)),

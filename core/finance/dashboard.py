@@ -91,6 +91,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
     db, settings = platform.db, platform.settings
     now = datetime.now(UTC)
     async with db.pool.acquire() as conn:
+        devices_online = await conn.fetchval(QUERIES["metrics_devices_online"])
         outbox = await conn.fetch(QUERIES["outbox_counts_by_status"])
         job_counts = await conn.fetch(QUERIES["export_job_counts"])
         queue = await fetch_one(conn, "export_queue_state", settings.export_job_stale_running_ms)
@@ -99,6 +100,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
     oldest = queue["oldest_pending_at"]
     return ObservabilitySummary(
         generated_at=now,
+        devices_online=devices_online,
         outbox={r["status"]: r["count"] for r in outbox},
         export_jobs=ExportJobsOverview(
             counts={r["status"]: r["count"] for r in job_counts},

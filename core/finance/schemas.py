@@ -234,6 +234,7 @@ class StatusAmount(Struct, kw_only=True):
 
 class ObservabilitySummary(Struct, kw_only=True):
     generated_at: datetime
+    devices_online: int  # over every broker node
     outbox: dict[str, int]
     export_jobs: ExportJobsOverview
     runtime_instances: list[RuntimeInstance]

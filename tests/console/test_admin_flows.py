@@ -44,6 +44,8 @@ async def test_admin_logs_in_through_the_form_and_the_dashboard_matches_the_api(
         )
         volume = "Rp" + f"{summary['today']['paid_volume']:,}".replace(",", ".")
         await expect(page.locator("[data-kpi=paid_volume] .value")).to_have_text(volume)
+        online = (await api_get(running, "/admin/observability/summary"))["devices_online"]
+        await expect(page.locator("[data-kpi=devices_online] .value")).to_have_text(str(online))
         # Times are shown in Jakarta, with UTC on hover.
         stamp = page.locator("table[data-list=transactions] time").first
         await expect(stamp).to_have_text(re.compile(r"WIB$"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from qris_soundbox.core.finance.dashboard import business_day
+from tests.devices.helpers import eventually, provisioned_device
 from tests.finance.helpers import admin_logins, batch_for, merchant_with_payments
 from tests.payments.helpers import callback_body, pending_transaction, post_callback
 from tests.support import RunningPlatform
@@ -134,6 +135,18 @@ async def test_observability_summary(running: RunningPlatform) -> None:
     assert summary["transactions_last_hour"]["paid"]["count"] >= 1
     assert any(instance["alive"] and "worker" in instance["roles"] for instance in summary["runtime_instances"])
     assert summary["export_jobs"]["worker"]["this_process"]["interval_ms"] == 5_000
+
+
+async def test_observability_summary_counts_the_devices_online(running: RunningPlatform) -> None:
+    device_id, secret = await provisioned_device(running)
+
+    async def counted() -> bool:
+        summary = await get(running, "/admin/observability/summary")
+        online = await running.platform.db.pool.fetchval("SELECT count(*) FROM devices WHERE online")
+        return summary["devices_online"] == online and online >= 1
+
+    async with running.mqtt(device_id, secret):
+        assert await eventually(counted, timeout=10)
 
 
 async def test_read_roles(running: RunningPlatform) -> None:
