@@ -187,11 +187,13 @@ async def window_writes(db: object, before: Snapshot, after: Snapshot, statement
     rates["tables"] = tables
     if statements:
         rows = await pool.fetch(
-            "SELECT query, calls, rows FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE"
+            "SELECT queryid, query, calls, rows FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE"
             " datname = current_database()) AND query NOT ILIKE '%pg_stat%' AND query NOT ILIKE '%pg_current_wal%'"
             " AND query NOT ILIKE '%pg_wal_lsn_diff%' ORDER BY calls DESC LIMIT 30"
         )
-        rates["statements"] = [(" ".join(r["query"].split()), r["calls"] / seconds, r["rows"] / seconds) for r in rows]
+        rates["statements"] = [
+            (r["queryid"], " ".join(r["query"].split()), r["calls"] / seconds, r["rows"] / seconds) for r in rows
+        ]
     return rates
 
 
@@ -497,7 +499,7 @@ def per_10k(window: dict[str, object], value: float) -> float:
 def within(value: float, reference: float, higher_is_better: bool) -> str:
     change = (value - reference) / reference if reference else float("nan")
     worse = -change if higher_is_better else change
-    return f"{change:+.0%} ({'within' if worse <= 0.10 else 'outside'} 10%)"
+    return f"{change:+.0%} ({'> 10% worse' if worse > 0.10 else 'not 10% worse'})"
 
 
 def render(
@@ -571,12 +573,15 @@ def render(
             "| statement | 1 node | 2 nodes |",
             "|---|---|---|",
         ]
-        calls: dict[str, list[float]] = {}
+        calls: dict[int, list[float]] = {}  # by queryid: the text kept may differ between windows
+        texts: dict[int, str] = {}
         for column, window in enumerate((w1, w2)):
-            for query, per_s, _rows in window.get("statements", []):  # type: ignore[attr-defined]
+            for queryid, query, per_s, _rows in window.get("statements", []):  # type: ignore[attr-defined]
                 if query in STATEMENT_LABELS or query not in FOLDED:
-                    calls.setdefault(query, [0.0, 0.0])[column] = per_10k(window, per_s)
-        for query, (a, b) in sorted(calls.items(), key=lambda kv: -max(kv[1]))[:12]:
+                    calls.setdefault(queryid, [0.0, 0.0])[column] = per_10k(window, per_s)
+                    texts.setdefault(queryid, query)
+        for queryid, (a, b) in sorted(calls.items(), key=lambda kv: -max(kv[1]))[:12]:
+            query = texts[queryid]
             text = query if len(query) <= 90 else query[:87] + "..."
             label = STATEMENT_LABELS.get(query, f"`{text.replace('|', '/')}`")
             lines.append(f"| {label} | {a:,.2f} | {b:,.2f} |")
@@ -594,7 +599,7 @@ def render(
         f" {plan.latency_s:g} s: the run with the median p99 is shown, and every run's p99 below. With"
         " two nodes each node is measured in turn while the other holds its half; with one node the same figures"
         f" at {half:,} sessions (and at {plan.devices:,}). Change = node against the single node at the same"
-        " number of sessions.",
+        " number of sessions; whether it is more than 10% worse.",
         "",
         f"| figure | 1 node at {half:,} | 1 node at {plan.devices:,} | node A at {half:,} (2 nodes) | change |"
         f" node B at {half:,} (2 nodes) | change |",
