@@ -10,10 +10,10 @@ Measured, with one node holding the whole fleet and with two nodes holding
 half each:
 
 1. PostgreSQL writes per second per 10,000 connected idle devices over a
-   steady window once every device is connected and subscribed:
-   ``pg_stat_database`` deltas (transactions, rows inserted/updated/deleted),
-   WAL bytes, rows written per table (``pg_stat_user_tables``) and, where the
-   server loads it, ``pg_stat_statements`` per statement. On the embedded
+   steady window once every device is connected and subscribed: rows
+   written per table (``pg_stat_user_tables``), transactions
+   (``pg_stat_database``), WAL bytes and, where the server loads it,
+   ``pg_stat_statements`` per statement. On the embedded
    server the bench turns ``pg_stat_statements`` on itself (``ALTER SYSTEM``
    and a restart before any node starts). A fraction of the fleet
    (``--heartbeat-fraction``) sends the MQTT heartbeat soundboxes are asked to
@@ -23,7 +23,9 @@ half each:
    socket, as broker_scale does), and the node's CPU while the fleet idles.
    With two nodes each is measured in turn (the other holding its half), so
    a node's figure can be set against the single node's at the same number
-   of sessions.
+   of sessions. Connect runs are repeated on freshly started nodes (a node
+   caches the secrets it verified), latency runs on the same sessions; the
+   median is reported with every run's figure, the machine being shared.
 3. Cross-node routing: an API + broker process and a broker-only process,
    signed callbacks to the first at a steady rate, half of them for devices
    on the same process and half for devices on the other node; callback →
@@ -48,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from broker_scale import (
     ROOT,
     BrokerProcess,
@@ -195,6 +198,48 @@ async def window_writes(db: object, before: Snapshot, after: Snapshot, statement
             (r["queryid"], " ".join(r["query"].split()), r["calls"] / seconds, r["rows"] / seconds) for r in rows
         ]
     return rates
+
+
+class OtherWork:
+    """The share of the machine's cores busy with work other than the bench's own over a phase: every CPU
+    second the machine spent, less this process's and its children's (the nodes, once they are stopped and
+    waited for) and the embedded PostgreSQL's (its postmaster, its backends and the backends it reaped)."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self.postmaster = psutil.Process(postmaster) if postmaster else None
+        self.started = (0.0, 0.0, 0.0)
+
+    @staticmethod
+    def _tree(process: psutil.Process) -> float:
+        own = process.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def _sample(self) -> tuple[float, float, float]:
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        database = self._tree(self.postmaster) if self.postmaster is not None else 0.0
+        return time.monotonic(), busy, self._tree(psutil.Process()) + database
+
+    def start(self) -> None:
+        self.started = self._sample()
+
+    def share(self) -> float:
+        at, busy, ours = self._sample()
+        return max(0.0, (busy - self.started[1]) - (ours - self.started[2])) / (
+            (at - self.started[0]) * psutil.cpu_count()
+        )
+
+
+def postmaster_pid(workdir: Path, external: bool) -> int | None:
+    """The embedded server's postmaster (first line of postmaster.pid); None for a server of your own."""
+    if external:
+        return None
+    return int((workdir / "postgres" / "postmaster.pid").read_text().split()[0])
 
 
 # ---- the idle fleet: heartbeats and the steady window ------------------------------------------------------------
@@ -530,6 +575,12 @@ def render(
         " share this machine's two cores with other developers' work (see the load).",
         "",
         *load_rows(info, load),
+        f"| other work, one node phase | {single['other_work']:.0%} of the cores |",
+        f"| other work, two nodes phase | {pair['other_work']:.0%} of the cores |",
+        f"| other work, cross-node phase | {cross['other_work']:.0%} of the cores |",
+        "",
+        "Other work = CPU the machine spent outside the bench, its nodes and its PostgreSQL during that phase"
+        " (other developers' tests): a phase that had much more of it than another is not a fair comparison.",
         "",
         "### PostgreSQL writes per 10,000 connected devices",
         "",
@@ -668,12 +719,19 @@ async def run(args: argparse.Namespace) -> int:
             note = await enable_pg_stat_statements(db, workdir, external)
             statements = note is None
             print(f"  {facts}; pg_stat_statements: {note or 'on'}", flush=True)
+            other = OtherWork(postmaster_pid(workdir, external))
             print("one node ...", flush=True)
+            other.start()
             single = await one_node(db, workdir, credentials, plan, args.heartbeat_fraction, statements)
-            print("two nodes ...", flush=True)
+            single["other_work"] = other.share()
+            print(f"two nodes ... (other work during one node: {single['other_work']:.0%})", flush=True)
+            other.start()
             pair = await two_nodes(db, workdir, credentials, plan, args.heartbeat_fraction, statements)
-            print("cross-node routing ...", flush=True)
+            pair["other_work"] = other.share()
+            print(f"cross-node routing ... (other work during two nodes: {pair['other_work']:.0%})", flush=True)
+            other.start()
             cross = await cross_node(str(facts["dsn"]), workdir, plan)
+            cross["other_work"] = other.share()
     load = (load_before, os.getloadavg())
     text = render(
         plan,
