@@ -577,20 +577,27 @@ async def downlink_latency(fleet: Fleet, send: Sender, rate: int, seconds: float
     deadline = time.perf_counter() + 15
     while fleet.received < sent and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
-    ordered = sorted(fleet.latencies)
+    return {
+        "sent": sent,
+        "received": fleet.received,
+        "lost": sent - fleet.received,
+        **latency_percentiles(fleet.latencies),
+        "achieved_rate": sent / max(time.perf_counter() - start, 1e-9),
+    }
+
+
+def latency_percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds of latencies in seconds (NaN when there are none)."""
+    ordered = sorted(seconds)
 
     def pct(p: float) -> float:
         return 1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
     return {
-        "sent": sent,
-        "received": fleet.received,
-        "lost": sent - fleet.received,
         "p50": pct(0.50),
         "p95": pct(0.95),
         "p99": pct(0.99),
         "max": 1000 * ordered[-1] if ordered else float("nan"),
-        "achieved_rate": sent / max(time.perf_counter() - start, 1e-9),
     }
 
 
