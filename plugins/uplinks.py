@@ -28,6 +28,10 @@ HANDLERS: dict[str, UplinkHandler] = {
 
 
 class DeviceUplinksPlugin(PlatformPlugin):
+    async def close(self) -> None:
+        # What the last uplinks left pending is written before the broker's database goes.
+        await self.platform.uplink_writes.close()
+
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
         # Fired only for messages the ACL let through (a refused publish never gets here).
         await uplinks.dispatch(

@@ -1,17 +1,19 @@
 """The per-device MQTT trace: every uplink and downlink, payload bounded.
 
 ``record_downlink`` is what every publisher calls (in its own transaction,
-next to its outbox row); the broker's uplink dispatcher records uplinks.
+next to its outbox row); the broker's uplink dispatcher hands uplinks to the
+node's ``UplinkWrites``, which writes them together (``record_uplinks``).
 Rows older than ``DEVICE_TRACE_RETENTION_DAYS`` are removed by the job
 ``devices.prune_trace``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
+from qris_soundbox.core.batching import Batch
 from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.devices.schemas import MqttMessage
 from qris_soundbox.core.ids import new_id
@@ -34,38 +36,48 @@ def message_id_of(payload: bytes) -> str | None:
     return found[:128] if found else None
 
 
-def _bounded(payload: bytes) -> tuple[str, int, bool]:
-    truncated = len(payload) > TRACE_PAYLOAD_LIMIT
+class TraceRow(NamedTuple):
+    """One row of the trace, as stored: payload bounded, the message id read from it."""
+
+    device_id: str
+    direction: str
+    topic: str
+    qos: int | None
+    message_id: str | None
+    payload: str
+    payload_bytes: int
+    truncated: bool
+
+
+def trace_row(
+    direction: str, device_id: str, topic: str, payload: bytes, qos: int | None, message_id: str | None = None
+) -> TraceRow:
     text = payload[:TRACE_PAYLOAD_LIMIT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    return text, len(payload), truncated
-
-
-async def _record(
-    conn: Connection,
-    direction: str,
-    device_id: str,
-    topic: str,
-    payload: bytes,
-    qos: int | None,
-    message_id: str | None,
-) -> None:
-    text, size, truncated = _bounded(payload)
-    await conn.execute(
-        QUERIES["insert_device_mqtt_message"],
-        new_id("mqm"),
+    return TraceRow(
         device_id,
         direction,
         topic[:512],
         qos,
         message_id if message_id is not None else message_id_of(payload),
         text,
-        size,
-        truncated,
+        len(payload),
+        len(payload) > TRACE_PAYLOAD_LIMIT,
     )
 
 
-async def record_uplink(conn: Connection, *, device_id: str, topic: str, payload: bytes, qos: int | None) -> None:
-    await _record(conn, "uplink", device_id, topic, payload, qos, None)
+async def _record(conn: Connection, row: TraceRow) -> None:
+    await conn.execute(QUERIES["insert_device_mqtt_message"], new_id("mqm"), *row)
+
+
+async def record_uplinks(db: Database, batch: Batch[str, TraceRow]) -> None:
+    """A broker node's uplinks, traced together (``core/devices/uplink_writes.py``); keys are the row ids."""
+    rows = [row for row, _ in batch.values()]
+    await db.execute(
+        "insert_device_mqtt_messages",
+        list(batch),
+        *(list(column) for column in zip(*rows, strict=True)),
+        [at for _, at in batch.values()],
+    )
 
 
 async def record_downlink(
@@ -84,7 +96,7 @@ async def record_downlink(
         raw = bytes(payload)
     else:
         raw = msgspec.json.encode(payload)
-    await _record(conn, "downlink", device_id, topic, raw, qos, message_id)
+    await _record(conn, trace_row("downlink", device_id, topic, raw, qos, message_id))
 
 
 async def list_messages(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from qris_soundbox.core.devices import presence, trace
+from qris_soundbox.core.devices import presence
 from qris_soundbox.core.devices.errors import MalformedUplink
 from qris_soundbox.core.devices.schemas import Heartbeat
 from qris_soundbox.core.errors import DomainError
@@ -78,8 +78,7 @@ async def dispatch(
     device_id, suffix = parsed
     token = device_id_var.set(device_id)
     try:
-        async with platform.db.transaction() as conn:
-            await trace.record_uplink(conn, device_id=device_id, topic=topic, payload=payload, qos=qos)
+        platform.uplink_writes.trace_uplink(device_id, topic, payload, qos, received_at)
         if len(payload) > MAX_UPLINK_BYTES:
             log.warning(
                 "oversized uplink ignored", extra={"topic": topic, "bytes": len(payload), "limit": MAX_UPLINK_BYTES}
@@ -101,7 +100,8 @@ async def dispatch(
 
 
 async def heartbeat_uplink(platform: PlatformContext, uplink: Uplink) -> None:
-    """``devices/<id>/uplink/heartbeat``: the same core function as ``POST /device/heartbeat``."""
+    """``devices/<id>/uplink/heartbeat``: checked as ``POST /device/heartbeat`` is, written with the node's
+    other heartbeats (nobody waits for an answer)."""
     heartbeat = decode(uplink.payload, Heartbeat)
-    async with platform.db.transaction() as conn:
-        await presence.record_heartbeat(conn, uplink.device_id, heartbeat)
+    presence.check_heartbeat(uplink.device_id, heartbeat)
+    platform.uplink_writes.heartbeat(uplink.device_id, heartbeat, uplink.received_at)

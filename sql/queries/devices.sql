@@ -141,6 +141,17 @@ UPDATE devices SET last_heartbeat_at = now(), last_seen_at = now(),
 WHERE id = $1 AND status IN ('registered', 'active')
 RETURNING id;
 
+-- device_record_heartbeats --
+-- Parallel arrays, one entry per device: $1 ids, $2 when received, $3 battery_level, $4 network_strength,
+-- $5 firmware_version, $6 heartbeat json (a broker node's MQTT heartbeats, written together)
+UPDATE devices d SET last_heartbeat_at = c.at, last_seen_at = GREATEST(d.last_seen_at, c.at),
+       battery_level = COALESCE(c.battery_level, d.battery_level),
+       network_strength = COALESCE(c.network_strength, d.network_strength),
+       firmware_version = COALESCE(c.firmware_version, d.firmware_version), heartbeat = c.heartbeat
+FROM unnest($1::text[], $2::timestamptz[], $3::integer[], $4::integer[], $5::text[], $6::jsonb[])
+    AS c (id, at, battery_level, network_strength, firmware_version, heartbeat)
+WHERE d.id = c.id AND d.status IN ('registered', 'active');
+
 -- device_add_acl_denials --
 -- $1 device ids, $2 counts (parallel arrays)
 UPDATE devices d SET acl_denials = d.acl_denials + c.n, last_acl_denial_at = now()
@@ -151,6 +162,13 @@ WHERE d.id = c.id;
 -- $1 id, $2 device_id, $3 direction, $4 topic, $5 qos, $6 message_id, $7 payload, $8 payload_bytes, $9 truncated
 INSERT INTO device_mqtt_messages (id, device_id, direction, topic, qos, message_id, payload, payload_bytes, truncated)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- insert_device_mqtt_messages --
+-- Parallel arrays, one entry per message: $1 ids, $2 device ids, $3 directions, $4 topics, $5 qos, $6 message ids,
+-- $7 payloads, $8 payload bytes, $9 truncated, $10 when it was received (a broker node's uplinks, written together)
+INSERT INTO device_mqtt_messages (id, device_id, direction, topic, qos, message_id, payload, payload_bytes, truncated, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[], $7::text[],
+                     $8::integer[], $9::boolean[], $10::timestamptz[]);
 
 -- device_mqtt_message_page --
 -- $1 device id, $2 cursor, $3 limit + 1, $4 direction (NULL = both)
