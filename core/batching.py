@@ -46,6 +46,8 @@ class BatchWriter(Generic[K, V]):
         self._retry_after_s = retry_after_s
         self._pending: Batch[K, V] = {}
         self._task: asyncio.Task[None] | None = None
+        # One write at a time: a flush returns once everything put before it is written.
+        self._writing = asyncio.Lock()
 
     def put(self, key: K, value: V, at: datetime) -> None:
         self._keep(key, value, at)
@@ -65,19 +67,20 @@ class BatchWriter(Generic[K, V]):
 
     async def flush(self) -> bool:
         """Write what is pending now; False if the write failed (the values stay pending)."""
-        batch, self._pending = self._pending, {}
-        if not batch:
+        async with self._writing:
+            batch, self._pending = self._pending, {}
+            if not batch:
+                return True
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                self._restore(batch)  # close() stopping the timer mid-write: its final flush writes them
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("batched write failed", extra={"what": self._what, "rows": len(batch), "error": repr(exc)})
+                self._restore(batch)
+                return False
             return True
-        try:
-            await self._write(batch)
-        except asyncio.CancelledError:
-            self._restore(batch)  # close() stopping the timer mid-write: its final flush writes them
-            raise
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("batched write failed", extra={"what": self._what, "rows": len(batch), "error": repr(exc)})
-            self._restore(batch)
-            return False
-        return True
 
     def _restore(self, batch: Batch[K, V]) -> None:
         for key, (value, at) in batch.items():

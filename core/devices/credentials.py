@@ -41,7 +41,11 @@ DEVICE_SECRET_HASHER = PasswordHasher(
 
 
 def new_secret() -> str:
-    return secrets.token_urlsafe(SECRET_BYTES)
+    """A device secret; never starting with ``-``, so that it can follow an option on a command line
+    (``simulate --secret ...``) without being read as one."""
+    while (secret := secrets.token_urlsafe(SECRET_BYTES)).startswith("-"):
+        pass
+    return secret
 
 
 # Where devices connect when neither MQTT_PUBLIC_HOST nor a broker in this process says (``--only api``).

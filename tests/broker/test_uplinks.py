@@ -10,6 +10,7 @@ from tests.support import RunningPlatform
 
 
 async def _trace(running: RunningPlatform, device_id: str, **params: object) -> dict:
+    await running.platform.uplink_writes.flush()  # the node writes its uplinks' trace in batches
     response = await running.http.get(
         f"/admin/devices/{device_id}/mqtt-messages", params=params, headers=running.admin_headers
     )

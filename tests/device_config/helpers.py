@@ -70,6 +70,7 @@ async def audit_actions(running: RunningPlatform, device_id: str) -> list[str]:
 
 
 async def uplink_topics(running: RunningPlatform, device_id: str) -> list[str]:
+    await running.platform.uplink_writes.flush()  # the node writes its uplinks' trace in batches
     response = await admin(running, "GET", f"/admin/devices/{device_id}/mqtt-messages?direction=uplink&limit=200")
     assert response.status_code == 200, response.text
     return [item["topic"] for item in response.json()["items"]]

@@ -9,6 +9,7 @@ import pytest
 from argon2 import extract_parameters
 
 from qris_soundbox.core.context import PlatformContext
+from qris_soundbox.core.devices.credentials import new_secret
 from tests.devices.helpers import device_detail, register_device, rotate
 from tests.support import RunningPlatform, settings_for_tests
 
@@ -90,3 +91,10 @@ def test_devices_are_told_the_public_address_else_the_listener() -> None:
     assert told(None) == ("127.0.0.1", 1883)  # --only api: no broker in this process
     public = {"mqtt_public_host": "mqtt.example.id", "mqtt_public_port": 8883}
     assert told(("0.0.0.0", 1884), **public) == ("mqtt.example.id", 8883)
+
+
+def test_a_secret_never_starts_with_a_dash_so_it_can_follow_a_command_line_option() -> None:
+    # token_urlsafe starts one secret in 64 with "-": 2,000 of them would show it.
+    secrets = [new_secret() for _ in range(2_000)]
+    assert not [s for s in secrets if s.startswith("-")]
+    assert len(set(secrets)) == len(secrets)

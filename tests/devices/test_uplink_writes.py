@@ -78,6 +78,7 @@ async def test_an_mqtt_heartbeat_reaches_the_device_row_and_its_trace(running: R
             return detail["battery_level"] == 42 and detail["last_heartbeat_at"] is not None
 
         assert await eventually(written, timeout=5)
+    await running.platform.uplink_writes.flush()
     trace = await running.http.get(f"/admin/devices/{device_id}/mqtt-messages", headers=running.admin_headers)
     assert trace.status_code == 200, trace.text
     assert any(m["message_id"] == "beat-1" and m["direction"] == "uplink" for m in trace.json()["items"])

@@ -62,6 +62,7 @@ async def test_paid_callback_is_announced_and_acked(running: RunningPlatform) ->
             return await notification_status(running, result["transaction_id"]) == "acked"
 
         assert await eventually(acked)
+    await running.platform.uplink_writes.flush()  # the node writes its uplinks' trace in batches
     trace = (await running.http.get(f"/admin/devices/{device_id}/mqtt-messages", headers=running.admin_headers)).json()
     directions = {(m["direction"], m["topic"].rsplit("/", 2)[-2:][-1]) for m in trace["items"]}
     assert ("downlink", "payment") in directions and ("uplink", "ack") in directions
