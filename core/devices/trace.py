@@ -69,11 +69,11 @@ async def _record(conn: Connection, row: TraceRow) -> None:
     await conn.execute(QUERIES["insert_device_mqtt_message"], new_id("mqm"), *row)
 
 
-async def record_uplinks(db: Database, batch: Batch[str, TraceRow]) -> None:
+async def record_uplinks(conn: Connection, batch: Batch[str, TraceRow]) -> None:
     """A broker node's uplinks, traced together (``core/devices/uplink_writes.py``); keys are the row ids."""
     rows = [row for row, _ in batch.values()]
-    await db.execute(
-        "insert_device_mqtt_messages",
+    await conn.execute(
+        QUERIES["insert_device_mqtt_messages"],
         list(batch),
         *(list(column) for column in zip(*rows, strict=True)),
         [at for _, at in batch.values()],

@@ -5,9 +5,12 @@ reaches the device's row and its trace."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.devices.schemas import Heartbeat
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from tests.devices.helpers import device_detail, eventually, provisioned_device
@@ -17,15 +20,25 @@ DEVICES = 20
 
 
 class _CountingWrites:
-    """The platform database, counting the statements it is asked to run."""
+    """The platform database, counting the named statements run in its transactions."""
 
     def __init__(self, db: Any) -> None:
         self._db = db
         self.statements: list[str] = []
 
-    async def execute(self, name: str, *args: Any) -> Any:
-        self.statements.append(name)
-        return await self._db.execute(name, *args)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self._db.transaction() as conn:
+            yield _CountingConnection(conn, self.statements)
+
+
+class _CountingConnection:
+    def __init__(self, conn: Any, statements: list[str]) -> None:
+        self._conn, self._statements = conn, statements
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self._statements.append(next(name for name, text in QUERIES.items() if text == sql))
+        return await self._conn.execute(sql, *args)
 
 
 async def test_many_devices_heartbeats_and_trace_rows_are_two_statements_newest_heartbeat_kept(
