@@ -28,6 +28,47 @@ class AuditActor(Value, kw_only=True, frozen=True):
 SYSTEM = AuditActor(actor_type="system")
 
 
+class AuditEntry(Struct, kw_only=True):
+    """One audit row about to be written (``apply_callback`` in sql/migrations/080 takes it as jsonb)."""
+
+    id: str
+    actor_type: str
+    actor_id: str | None
+    actor_role: str | None
+    action: str
+    entity_type: str | None
+    entity_id: str | None
+    merchant_id: str | None
+    request_id: str | None
+    ip: str | None
+    payload: dict[str, Any]
+
+
+def entry(
+    actor: AuditActor,
+    action: str,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    merchant_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """An audit row by ``actor``. ``payload`` must never hold a secret."""
+    return AuditEntry(
+        id=new_id("aud"),
+        actor_type=actor.actor_type,
+        actor_id=actor.actor_id,
+        actor_role=actor.actor_role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        merchant_id=merchant_id,
+        request_id=actor.request_id,
+        ip=actor.ip,
+        payload=payload or {},
+    )
+
+
 async def record(
     conn: Connection,
     actor: AuditActor,
@@ -39,20 +80,8 @@ async def record(
     payload: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row. ``payload`` must never hold a secret."""
-    await conn.execute(
-        QUERIES["insert_audit_log"],
-        new_id("aud"),
-        actor.actor_type,
-        actor.actor_id,
-        actor.actor_role,
-        action,
-        entity_type,
-        entity_id,
-        merchant_id,
-        actor.request_id,
-        actor.ip,
-        payload or {},
-    )
+    row = entry(actor, action, entity_type=entity_type, entity_id=entity_id, merchant_id=merchant_id, payload=payload)
+    await conn.execute(QUERIES["insert_audit_log"], *(getattr(row, name) for name in AuditEntry.__struct_fields__))
 
 
 class AuditLog(Struct, kw_only=True):

@@ -71,6 +71,35 @@ def downlink_topic(device_id: str, kind: str) -> str:
     return f"devices/{device_id}/downlink/{TOPIC_SUFFIX[kind]}"
 
 
+class NewDownlink(msgspec.Struct, kw_only=True, frozen=True):
+    """A downlink about to be queued: ``enqueue_downlink`` (sql/migrations/080) writes it as is."""
+
+    id: str
+    message_id: str
+    device_id: str
+    kind: str
+    topic: str
+    payload: dict[str, Any]
+    expires_at: datetime
+    transaction_id: str | None = None
+
+
+def new_downlink(
+    *, device_id: str, kind: str, body: dict[str, Any], expires_at: datetime, transaction_id: str | None = None
+) -> NewDownlink:
+    message_id = new_id("msg")
+    return NewDownlink(
+        id=new_id("obx"),
+        message_id=message_id,
+        device_id=device_id,
+        kind=kind,
+        topic=downlink_topic(device_id, kind),
+        payload={"message_id": message_id, **body},
+        expires_at=expires_at,
+        transaction_id=transaction_id,
+    )
+
+
 async def enqueue(
     conn: Connection,
     *,
@@ -80,21 +109,16 @@ async def enqueue(
     expires_at: datetime,
     transaction_id: str | None = None,
 ) -> str:
-    """Queue one downlink on ``conn``'s transaction; returns its ``message_id``."""
-    message_id = new_id("msg")
-    await conn.execute(
-        QUERIES["insert_downlink"],
-        new_id("obx"),
-        message_id,
-        device_id,
-        kind,
-        downlink_topic(device_id, kind),
-        {"message_id": message_id, **body},
-        expires_at,
-        transaction_id,
+    """Queue one downlink on ``conn``'s transaction (the NOTIFY goes out on commit); returns its ``message_id``."""
+    return await queue(
+        conn,
+        new_downlink(device_id=device_id, kind=kind, body=body, expires_at=expires_at, transaction_id=transaction_id),
     )
-    await conn.execute(QUERIES["notify_outbox"], device_id)
-    return message_id
+
+
+async def queue(conn: Connection, downlink: NewDownlink) -> str:
+    await conn.execute(QUERIES["enqueue_downlink"], downlink)
+    return downlink.message_id
 
 
 async def acknowledge(db: Database, device_id: str, message_id: str, kind: str | None = None) -> asyncpg.Record | None:

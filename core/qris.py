@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import re
 from typing import Literal
 
@@ -101,14 +102,11 @@ class ParsedQris(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def crc16_ccitt_false(data: str) -> str:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout) as 4 uppercase hex."""
-    crc = 0xFFFF
-    for byte in data.encode("utf-8"):
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        crc &= 0xFFFF
-    return f"{crc:04X}"
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout) as 4 uppercase hex.
+
+    ``crc_hqx`` is that CRC in C; started from 0xFFFF it is CCITT-FALSE. A pure
+    Python loop was about 6% of a dynamic QR request's CPU."""
+    return f"{binascii.crc_hqx(data.encode('utf-8'), 0xFFFF):04X}"
 
 
 # --------------------------------------------------------------------------- building

@@ -135,12 +135,11 @@ class DeviceChangeListener:
                 log.warning("device change listener lost its connection", extra={"error": repr(exc)})
             finally:
                 if conn is not None:
-                    for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):
-                        try:
-                            await conn.remove_listener(channel, self._notified)
-                        except Exception:
-                            pass
+                    # The pool does not UNLISTEN on release (core.db._keep_session): a connection
+                    # whose UNLISTEN failed is terminated, never handed to another caller.
                     try:
+                        for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):
+                            await conn.remove_listener(channel, self._notified)
                         await self._db.pool.release(conn, timeout=5)
                     except Exception:
                         conn.terminate()

@@ -452,17 +452,21 @@ class AnnouncementPreferences(Value, kw_only=True, frozen=True):
     text_template: str | None
 
 
-async def announcement_preferences(conn: Connection, device_id: str) -> AnnouncementPreferences:
-    """The configured (desired) language and text template, defaults when never configured."""
-    row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
-    if row is not None:
-        desired = row["desired"]
+def preferences_of(desired: dict[str, Any] | None, capabilities: Capabilities | None) -> AnnouncementPreferences:
+    """The configured (desired) language and text template; the model's defaults when never configured."""
+    if desired is not None:
         return AnnouncementPreferences(
             language=desired.get("language", DEFAULT_LANGUAGE), text_template=desired.get("announcement_text_template")
         )
-    capabilities = await models.capabilities_of_device(conn, device_id)
     language = default_config(capabilities)["language"] if capabilities is not None else DEFAULT_LANGUAGE
     return AnnouncementPreferences(language=language, text_template=None)
+
+
+async def announcement_preferences(conn: Connection, device_id: str) -> AnnouncementPreferences:
+    row = await conn.fetchrow(QUERIES["device_config_by_device"], device_id)
+    if row is not None:
+        return preferences_of(row["desired"], None)
+    return preferences_of(None, await models.capabilities_of_device(conn, device_id))
 
 
 async def device_language(conn: Connection, device_id: str) -> str:

@@ -8,9 +8,12 @@ Order of work, and why:
    on that insert until the first commits, then finds the original and answers
    its stored response: one transaction, one ledger set, one announcement,
    however many replays race.
-3. Rejections (amount mismatch, unknown transaction, paid twice...) roll the
-   claim back; the reconciliation record and audit row are written afterwards
+3. Rejections (amount mismatch, unknown transaction, paid twice...) undo the
+   claim; the reconciliation record and audit row are written afterwards
    in their own short transaction, so finance sees them and nothing else changed.
+
+Steps 2 and 3 run in the database as one statement, ``apply_callback``
+(sql/migrations/080): a callback costs two round trips, not twenty.
 """
 
 from __future__ import annotations
@@ -19,16 +22,18 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
+import asyncpg
 import msgspec
 
 from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings, secret_list
-from qris_soundbox.core.db import QUERIES, Database, fetch_one
+from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import DomainError, Unavailable
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.payments import notifications
 from qris_soundbox.core.payments import transactions as txns
 from qris_soundbox.core.payments.errors import (
     AlreadyPaid,
@@ -93,22 +98,6 @@ def parse_notification(body: bytes) -> CallbackNotification:
     return notification
 
 
-class _Rejection(Exception):
-    """A refused notification: the error to answer and what finance must see."""
-
-    def __init__(
-        self,
-        error: DomainError,
-        reconciliation_kind: str | None = None,
-        transaction_id: str | None = None,
-        expected_amount: int | None = None,
-    ) -> None:
-        self.error = error
-        self.reconciliation_kind = reconciliation_kind
-        self.transaction_id = transaction_id
-        self.expected_amount = expected_amount
-
-
 async def receive_callback(
     db: Database, settings: Settings, *, timestamp: str | None, signature: str | None, body: bytes, actor: AuditActor
 ) -> CallbackResult:
@@ -134,102 +123,152 @@ async def receive_callback(
     return await handle_callback(db, settings, notification, actor, secret_index)
 
 
+class CallbackApplication(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything ``apply_callback`` (sql/migrations/080) needs that only Python knows: the ids, the
+    static QR's new transaction, the transition with the announcement shaped for the device, the audit row."""
+
+    event_id: str
+    provider_reference: str
+    status: str
+    amount: int
+    terminal_id: str | None
+    transaction_id: str | None
+    new_transaction: txns.NewTransaction | None
+    transition: txns.TransitionRequest
+    audit: audit.AuditEntry
+
+
+class Rejection(msgspec.Struct, kw_only=True, frozen=True):
+    """Why ``apply_callback`` refused a notification (its claim already undone)."""
+
+    code: str
+    reconciliation_kind: str | None = None
+    transaction_id: str | None = None
+    expected_amount: int | None = None
+    status: str | None = None
+    terminal_status: str | None = None
+    merchant_id: str | None = None
+    merchant_status: str | None = None
+
+
+class _Outcome(msgspec.Struct, kw_only=True, frozen=True):
+    outcome: Literal["applied", "duplicate", "rejected"]
+    response: CallbackResult | None = None
+
+
 async def handle_callback(
     db: Database, settings: Settings, notification: CallbackNotification, actor: AuditActor, secret_index: int
 ) -> CallbackResult:
-    try:
-        async with db.transaction() as conn:
-            claimed = await conn.fetchval(
-                QUERIES["claim_callback"],
-                notification.event_id,
-                notification.provider_reference,
-                notification.status,
-                notification.amount,
-            )
-            if claimed is None:
-                original = await fetch_one(
-                    conn, "original_callback", notification.event_id, notification.provider_reference
-                )
-                return msgspec.convert({**original["response"], "duplicate": True}, CallbackResult)
-            transaction = await _apply(conn, settings, notification, secret_index)
-            result = CallbackResult(transaction_id=transaction["id"], status=transaction["status"], duplicate=False)
-            await conn.execute(
-                QUERIES["complete_callback"], notification.event_id, transaction["id"], msgspec.to_builtins(result)
-            )
-            await audit.record(
-                conn,
-                actor,
-                "qris.callback.applied",
-                entity_type="transaction",
-                entity_id=transaction["id"],
-                merchant_id=transaction["merchant_id"],
-                payload={
-                    "event_id": notification.event_id,
-                    "status": notification.status,
-                    "amount": notification.amount,
-                    "secret_index": secret_index,
-                },
-            )
-            return result
-    except _Rejection as rejection:
-        await _record_rejection(db, notification, rejection, actor, secret_index)
-        raise rejection.error from None
-    except DomainError as error:  # e.g. a failed notification for a paid (final) transaction
-        await _record_rejection(db, notification, _Rejection(error), actor, secret_index)
-        raise
-
-
-async def _apply(conn: Any, settings: Settings, notification: CallbackNotification, secret_index: int) -> Any:
-    if notification.terminal_id is not None:
-        # Static QR: the customer typed the amount; the platform creates the transaction.
-        try:
-            terminal = await txns.payable_terminal(conn, notification.terminal_id)
-        except (TerminalNotFound, MerchantNotActive) as error:
-            raise _Rejection(error, error.code) from None
-        current = await txns.create_transaction(
-            conn, settings, terminal, kind="static", amount=notification.amount, source="callback"
+    """Two round trips and no explicit transaction: an unlocked read of what the announcement
+    needs, then ``apply_callback``, one statement and so one transaction of its own."""
+    async with db.pool.acquire() as conn:
+        context = await conn.fetchrow(
+            QUERIES["terminal_payment_context"], notification.terminal_id, notification.transaction_id
         )
-    else:
-        try:
-            current = await txns.locked_transaction(conn, notification.transaction_id or "")
-        except TransactionNotFound as error:
-            raise _Rejection(error, "unknown_transaction") from None
-        if current["amount"] != notification.amount:
-            raise _Rejection(
-                AmountMismatch(
-                    f"amount {notification.amount} does not match the QR's {current['amount']}",
-                    details={"expected": current["amount"], "received": notification.amount},
-                ),
-                "amount_mismatch",
-                current["id"],
-                current["amount"],
-            )
-        if current["status"] == "paid" and notification.status == "paid":
-            # A second payment for one QR under another reference: money moved twice.
-            raise _Rejection(
-                AlreadyPaid(
-                    f"transaction {current['id']} was already paid under another reference",
-                    details={"transaction_id": current["id"]},
-                ),
-                "paid_twice",
-                current["id"],
-                current["amount"],
-            )
-    return await txns.transition(
-        conn,
-        settings,
-        current,
-        notification.status,
-        source="callback",
-        paid_at=notification.paid_at,
+        application = _application(settings, notification, context, actor, secret_index)
+        answer = await conn.fetchval(QUERIES["apply_callback"], application)
+    outcome = msgspec.convert(answer, _Outcome)
+    if outcome.outcome == "rejected":
+        rejection = msgspec.convert(answer, Rejection)
+        error = _error(rejection, notification)
+        await _record_rejection(db, notification, rejection, error, actor, secret_index)
+        raise error
+    assert outcome.response is not None
+    return msgspec.structs.replace(outcome.response, duplicate=outcome.outcome == "duplicate")
+
+
+def _application(
+    settings: Settings,
+    notification: CallbackNotification,
+    context: asyncpg.Record | None,
+    actor: AuditActor,
+    secret_index: int,
+) -> CallbackApplication:
+    new_transaction = None
+    transaction_id = notification.transaction_id
+    if notification.terminal_id is not None and context is not None:
+        new_transaction = txns.new_transaction(
+            settings, context, kind="static", amount=notification.amount, source="callback"
+        )
+        transaction_id = new_transaction.id
+    soundbox = notifications.soundbox_of(context)
+    downlink = None
+    if notification.paid_at is not None and notification.status == "paid" and soundbox and transaction_id:
+        downlink = notifications.payment_downlink(
+            settings,
+            soundbox,
+            transaction_id=transaction_id,
+            amount=notification.amount,
+            paid_at=notification.paid_at,
+        )
+    reason = notification.failure_reason or (None if notification.status == "paid" else notification.status)
+    return CallbackApplication(
+        event_id=notification.event_id,
         provider_reference=notification.provider_reference,
-        reason=notification.failure_reason or (None if notification.status == "paid" else notification.status),
-        payload={"event_id": notification.event_id, "secret_index": secret_index},
+        status=notification.status,
+        amount=notification.amount,
+        terminal_id=notification.terminal_id,
+        transaction_id=notification.transaction_id,
+        new_transaction=new_transaction,
+        transition=txns.transition_request(
+            notification.status,
+            source="callback",
+            paid_at=notification.paid_at,
+            provider_reference=notification.provider_reference,
+            reason=reason,
+            payload={"event_id": notification.event_id, "secret_index": secret_index},
+            downlink=downlink,
+        ),
+        audit=audit.entry(
+            actor,
+            "qris.callback.applied",
+            entity_type="transaction",
+            payload={
+                "event_id": notification.event_id,
+                "status": notification.status,
+                "amount": notification.amount,
+                "secret_index": secret_index,
+            },
+        ),
     )
 
 
+def _error(rejection: Rejection, notification: CallbackNotification) -> DomainError:
+    """The API's error for a refusal ``apply_callback`` returned."""
+    transaction_id = rejection.transaction_id or notification.transaction_id or ""
+    terminal_id = notification.terminal_id or ""
+    if rejection.code == TerminalNotFound.code:
+        state = "does not exist" if rejection.terminal_status is None else "is not active"
+        return TerminalNotFound(f"terminal {terminal_id} {state}", details={"terminal_id": terminal_id})
+    if rejection.code == MerchantNotActive.code:
+        return MerchantNotActive(
+            f"merchant {rejection.merchant_id} is {rejection.merchant_status}; only active merchants take payments",
+            details={"merchant_id": rejection.merchant_id, "status": rejection.merchant_status},
+        )
+    if rejection.code == TransactionNotFound.code:
+        return TransactionNotFound(
+            f"transaction {transaction_id} does not exist", details={"transaction_id": transaction_id}
+        )
+    if rejection.code == AmountMismatch.code:
+        return AmountMismatch(
+            f"amount {notification.amount} does not match the QR's {rejection.expected_amount}",
+            details={"expected": rejection.expected_amount, "received": notification.amount},
+        )
+    if rejection.code == AlreadyPaid.code:
+        return AlreadyPaid(
+            f"transaction {transaction_id} was already paid under another reference",
+            details={"transaction_id": transaction_id},
+        )
+    return txns.transaction_final(transaction_id, rejection.status or "")
+
+
 async def _record_rejection(
-    db: Database, notification: CallbackNotification, rejection: _Rejection, actor: AuditActor, secret_index: int
+    db: Database,
+    notification: CallbackNotification,
+    rejection: Rejection,
+    error: DomainError,
+    actor: AuditActor,
+    secret_index: int,
 ) -> None:
     async with db.transaction() as conn:
         if rejection.reconciliation_kind:
@@ -252,8 +291,8 @@ async def _record_rejection(
             entity_id=rejection.transaction_id or notification.transaction_id,
             payload={
                 "event_id": notification.event_id,
-                "code": rejection.error.code,
-                "reason": rejection.error.message,
+                "code": error.code,
+                "reason": error.message,
                 "secret_index": secret_index,
             },
         )

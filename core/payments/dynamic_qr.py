@@ -49,15 +49,17 @@ async def issue_dynamic_qr(
     )
     row = await txns.create_transaction(
         conn,
-        settings,
-        terminal,
-        kind="dynamic",
-        amount=amount,
-        source=source,
-        device_id=device_id,
-        qr_payload=payload,
-        reference=reference,
-        expires_at=expires_at,
+        txns.new_transaction(
+            settings,
+            terminal,
+            kind="dynamic",
+            amount=amount,
+            source=source,
+            device_id=device_id,
+            qr_payload=payload,
+            reference=reference,
+            expires_at=expires_at,
+        ),
     )
     return DynamicQr(
         transaction_id=row["id"], qr_payload=payload, expires_at=expires_at, amount=amount, reference=reference

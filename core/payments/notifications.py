@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -19,7 +20,8 @@ from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
-from qris_soundbox.core.devices.config_shadow import announcement_preferences
+from qris_soundbox.core.devices.config_shadow import preferences_of
+from qris_soundbox.core.devices.schemas import Capabilities
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
 
@@ -41,46 +43,86 @@ def payment_announcement(
         return Announcement(format="amount_only", language=language, amount=amount)
 
 
-async def announce_payment(
-    conn: Connection,
+class Soundbox(msgspec.Struct, kw_only=True, frozen=True):
+    """The active soundbox bound to a terminal, with what its announcement is shaped from."""
+
+    device_id: str
+    capabilities: dict[str, Any]
+    merchant_name: str
+    config: dict[str, Any] | None  # the device's desired config; None when never configured
+
+
+def payment_downlink(
     settings: Settings,
-    transaction: asyncpg.Record,
+    soundbox: Soundbox,
     *,
+    transaction_id: str,
+    amount: int,
+    paid_at: datetime,
+    currency: str | None = None,
     not_before: datetime | None = None,
-) -> str | None:
-    """Queue the payment downlink for the terminal's soundbox; None when none is bound.
+) -> outbox.NewDownlink:
+    """The payment downlink for ``soundbox``, in its configured language and template.
 
     It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
-    ``not_before``, for an operator's retry)."""
-    soundbox = await conn.fetchrow(QUERIES["soundbox_for_terminal"], transaction["terminal_id"])
-    if soundbox is None:
-        return None
-    paid_at: datetime = transaction["paid_at"] or datetime.now(UTC)
-    preferences = await announcement_preferences(conn, soundbox["device_id"])
+    ``not_before``, for an operator's retry). The body's ``currency`` is the
+    transaction's: without ``currency``, ``payment_transition`` (sql/migrations/080) adds it."""
+    preferences = preferences_of(
+        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
+    )
     announcement = payment_announcement(
-        soundbox["capabilities"],
+        soundbox.capabilities,
         language=preferences.language,
-        amount=transaction["amount"],
-        merchant_name=soundbox["merchant_name"],
+        amount=amount,
+        merchant_name=soundbox.merchant_name,
         text_template=preferences.text_template,
     )
     body = {
         "type": "payment",
-        "transaction_id": transaction["id"],
-        "amount": transaction["amount"],
-        "currency": transaction["currency"],
+        "transaction_id": transaction_id,
+        "amount": amount,
         "paid_at": paid_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "announcement": msgspec.to_builtins(announcement),
-    }
-    return await outbox.enqueue(
-        conn,
-        device_id=soundbox["device_id"],
+    } | ({"currency": currency} if currency is not None else {})
+    return outbox.new_downlink(
+        device_id=soundbox.device_id,
         kind="payment",
         body=body,
         expires_at=max(paid_at, not_before or paid_at)
         + timedelta(seconds=settings.payment_announcement_max_age_seconds),
-        transaction_id=transaction["id"],
+        transaction_id=transaction_id,
     )
+
+
+def soundbox_of(context: asyncpg.Record | None) -> Soundbox | None:
+    """The soundbox in a ``terminal_payment_context`` row; None when none is bound."""
+    if context is None or context["device_id"] is None:
+        return None
+    return Soundbox(
+        device_id=context["device_id"],
+        capabilities=context["capabilities"],
+        merchant_name=context["merchant_name"],
+        config=context["config"],
+    )
+
+
+async def announce_payment(
+    conn: Connection, settings: Settings, transaction: asyncpg.Record, *, not_before: datetime
+) -> str | None:
+    """Queue the payment downlink for the terminal's soundbox again; None when none is bound."""
+    soundbox = soundbox_of(await conn.fetchrow(QUERIES["terminal_payment_context"], transaction["terminal_id"], None))
+    if soundbox is None:
+        return None
+    downlink = payment_downlink(
+        settings,
+        soundbox,
+        transaction_id=transaction["id"],
+        amount=transaction["amount"],
+        paid_at=transaction["paid_at"] or datetime.now(UTC),
+        currency=transaction["currency"],
+        not_before=not_before,
+    )
+    return await outbox.queue(conn, downlink)
 
 
 async def retry(conn: Connection, settings: Settings, transaction: asyncpg.Record) -> str:

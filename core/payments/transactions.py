@@ -19,7 +19,7 @@ import msgspec
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.payments import ledger, notifications
+from qris_soundbox.core.outbox import NewDownlink
 from qris_soundbox.core.payments.errors import (
     MerchantNotActive,
     TerminalNotFound,
@@ -29,6 +29,11 @@ from qris_soundbox.core.payments.errors import (
 from qris_soundbox.core.payments.schemas import Transaction
 
 STATUSES = ("pending", "paid", "expired", "failed")
+# The ledger rows of a paid transaction (SPEC §6), written by ``payment_transition`` (sql/migrations/080):
+# gross = the amount paid; the fee at the transaction's rate, half up; payable = gross - fee.
+LEDGER_ENTRY_TYPES = ("gross_income", "platform_fee", "merchant_payable")
+# SQLSTATE of a status change ``payment_transition`` refuses.
+TRANSITION_REFUSED = "QS001"
 
 
 def transaction_from_row(row: asyncpg.Record) -> Transaction:
@@ -55,30 +60,40 @@ async def payable_terminal(conn: Connection, terminal_id: str) -> asyncpg.Record
     return terminal
 
 
-async def append_event(
-    conn: Connection,
-    transaction_id: str,
-    event_type: str,
-    *,
-    source: str,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    payload: dict[str, Any] | None = None,
-) -> None:
-    await conn.execute(
-        QUERIES["insert_transaction_event"],
-        new_id("tev"),
-        transaction_id,
-        event_type,
-        from_status,
-        to_status,
-        source,
-        payload or {},
-    )
+class NewTransaction(msgspec.Struct, kw_only=True, frozen=True):
+    """A pending transaction about to be written with its ``created`` event (``payment_create``, sql/migrations/080)."""
+
+    id: str
+    event_id: str
+    merchant_id: str
+    outlet_id: str
+    terminal_id: str
+    device_id: str | None
+    kind: str
+    amount: int
+    reference: str
+    qr_payload: str | None
+    fee_bps: int
+    expires_at: datetime | None
+    source: str
 
 
-async def create_transaction(
-    conn: Connection,
+class TransitionRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """A status change for ``payment_transition`` (sql/migrations/080): its event, and for ``paid``
+    the ledger rows' ids and the announcement to queue (None: no soundbox is bound)."""
+
+    to_status: str
+    source: str
+    event_id: str
+    paid_at: datetime | None = None
+    provider_reference: str | None = None
+    reason: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    ledger_ids: list[str] = msgspec.field(default_factory=list)
+    downlink: NewDownlink | None = None
+
+
+def new_transaction(
     settings: Settings,
     terminal: asyncpg.Record,
     *,
@@ -89,31 +104,53 @@ async def create_transaction(
     qr_payload: str | None = None,
     reference: str | None = None,
     expires_at: datetime | None = None,
-) -> asyncpg.Record:
-    """A new ``pending`` transaction on a terminal that ``payable_terminal`` accepted."""
+) -> NewTransaction:
+    """A new ``pending`` transaction on a terminal (a ``payable_terminal`` or ``terminal_payment_context`` row)
+    at its merchant's fee, else the platform's."""
     fee_bps = terminal["merchant_fee_bps"]
-    if fee_bps is None:
-        fee_bps = settings.finance_platform_fee_bps
-    row = await fetch_one(
-        conn,
-        "insert_transaction",
-        new_id("txn"),
-        terminal["merchant_id"],
-        terminal["outlet_id"],
-        terminal["id"],
-        device_id,
-        kind,
-        "pending",
-        amount,
-        reference or new_reference(),
-        qr_payload,
-        fee_bps,
-        expires_at,
+    return NewTransaction(
+        id=new_id("txn"),
+        event_id=new_id("tev"),
+        merchant_id=terminal["merchant_id"],
+        outlet_id=terminal["outlet_id"],
+        terminal_id=terminal["id"],
+        device_id=device_id,
+        kind=kind,
+        amount=amount,
+        reference=reference or new_reference(),
+        qr_payload=qr_payload,
+        fee_bps=settings.finance_platform_fee_bps if fee_bps is None else fee_bps,
+        expires_at=expires_at,
+        source=source,
     )
-    await append_event(
-        conn, row["id"], "created", source=source, to_status="pending", payload={"amount": amount, "kind": kind}
+
+
+async def create_transaction(conn: Connection, transaction: NewTransaction) -> asyncpg.Record:
+    """Write a new ``pending`` transaction and its ``created`` event: one round trip."""
+    return await fetch_one(conn, "payment_create", transaction)
+
+
+def transition_request(
+    to_status: str,
+    *,
+    source: str,
+    paid_at: datetime | None = None,
+    provider_reference: str | None = None,
+    reason: str | None = None,
+    payload: dict[str, Any] | None = None,
+    downlink: NewDownlink | None = None,
+) -> TransitionRequest:
+    return TransitionRequest(
+        to_status=to_status,
+        source=source,
+        event_id=new_id("tev"),
+        paid_at=paid_at,
+        provider_reference=provider_reference,
+        reason=reason,
+        payload=payload or {},
+        ledger_ids=[new_id("led") for _ in LEDGER_ENTRY_TYPES] if to_status == "paid" else [],
+        downlink=downlink,
     )
-    return row
 
 
 async def locked_transaction(conn: Connection, transaction_id: str) -> asyncpg.Record:
@@ -125,63 +162,30 @@ async def locked_transaction(conn: Connection, transaction_id: str) -> asyncpg.R
     return row
 
 
-async def transition(
-    conn: Connection,
-    settings: Settings,
-    current: asyncpg.Record,
-    to_status: str,
-    *,
-    source: str,
-    paid_at: datetime | None = None,
-    provider_reference: str | None = None,
-    reason: str | None = None,
-    payload: dict[str, Any] | None = None,
-) -> asyncpg.Record:
-    """Move a locked transaction to ``to_status``; ``paid`` also writes the ledger
-    and queues the soundbox announcement."""
-    from_status = current["status"]
-    if from_status == "paid":
-        raise TransactionFinal(
-            f"transaction {current['id']} is paid, which is final",
-            details={"transaction_id": current["id"], "status": from_status},
-        )
-    if to_status == from_status:
-        return current
-    if from_status != "pending" and to_status != "paid":
-        raise TransactionFinal(
-            f"transaction {current['id']} is already {from_status}",
-            details={"transaction_id": current["id"], "status": from_status},
-        )
-    updated = await fetch_one(
-        conn,
-        "settle_transaction_status",
-        current["id"],
-        to_status,
-        paid_at if to_status == "paid" else None,
-        provider_reference,
-        reason if to_status != "paid" else None,
+def transaction_final(transaction_id: str, status: str) -> TransactionFinal:
+    """The refusal of ``payment_transition_refusal`` (sql/migrations/080) as the API says it."""
+    text = "is paid, which is final" if status == "paid" else f"is already {status}"
+    return TransactionFinal(
+        f"transaction {transaction_id} {text}", details={"transaction_id": transaction_id, "status": status}
     )
-    event_type = to_status if from_status == "pending" else f"paid_after_{from_status}"
-    await append_event(
-        conn,
-        current["id"],
-        event_type,
-        source=source,
-        from_status=from_status,
-        to_status=to_status,
-        payload=(payload or {}) | ({"reason": reason} if reason else {}),
-    )
-    if to_status == "paid":
-        await ledger.record_paid_transaction(conn, updated)
-        await notifications.announce_payment(conn, settings, updated)
-    return updated
+
+
+async def transition(conn: Connection, transaction_id: str, request: TransitionRequest) -> asyncpg.Record:
+    """Move a transaction to ``request.to_status`` with its event; ``paid`` also writes the
+    ledger and queues ``request.downlink``. One round trip (``payment_transition``)."""
+    try:
+        return await fetch_one(conn, "payment_transition", transaction_id, request)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == TRANSITION_REFUSED:
+            raise transaction_final(transaction_id, str(getattr(exc, "detail", ""))) from None
+        raise
 
 
 async def sweep_due(conn: Connection, settings: Settings) -> list[str]:
     """Pending dynamic QRs past their expiry become expired (at most ``DYNAMIC_QR_EXPIRY_SWEEP_LIMIT``)."""
     due = await conn.fetch(QUERIES["due_pending_transactions"], settings.dynamic_qr_expiry_sweep_limit)
     for row in due:
-        await transition(conn, settings, row, "expired", source="sweep", reason="qr_expired")
+        await transition(conn, row["id"], transition_request("expired", source="sweep", reason="qr_expired"))
     return [row["id"] for row in due]
 
 

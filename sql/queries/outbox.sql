@@ -1,7 +1,6 @@
--- insert_downlink --
--- $1 id, $2 message_id, $3 device, $4 kind, $5 topic, $6 payload, $7 expires_at, $8 transaction
-INSERT INTO device_outbox (id, message_id, device_id, kind, topic, payload, expires_at, transaction_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+-- enqueue_downlink --
+-- $1 = a core.outbox.NewDownlink: inserted, and the publisher NOTIFYed on commit (sql/migrations/080)
+SELECT enqueue_downlink($1::jsonb);
 
 -- notify_outbox --
 -- $1 = device id: wakes the broker process's publisher when the transaction commits

@@ -6,13 +6,13 @@ SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal
 FROM terminals t JOIN merchants m ON m.id = t.merchant_id
 WHERE t.id = $1;
 
--- insert_transaction --
--- $1 id, $2 merchant, $3 outlet, $4 terminal, $5 device, $6 kind, $7 status, $8 amount,
--- $9 reference, $10 qr_payload, $11 fee_bps, $12 expires_at
-INSERT INTO transactions (id, merchant_id, outlet_id, terminal_id, device_id, kind, status, amount,
-                          reference, qr_payload, fee_bps, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING *;
+-- payment_create --
+-- $1 = a core.payments.transactions.NewTransaction: the transaction and its created event (sql/migrations/080)
+SELECT * FROM payment_create($1::jsonb);
+
+-- payment_transition --
+-- $1 transaction id, $2 a core.payments.transactions.TransitionRequest (sql/migrations/080)
+SELECT * FROM payment_transition($1, $2::jsonb);
 
 -- transaction_by_id --
 -- $1 = transaction id
@@ -21,19 +21,6 @@ SELECT * FROM transactions WHERE id = $1;
 -- transaction_for_update --
 -- $1 = transaction id
 SELECT * FROM transactions WHERE id = $1 FOR UPDATE;
-
--- settle_transaction_status --
--- $1 id, $2 new status, $3 paid_at, $4 provider_reference, $5 failure_reason
-UPDATE transactions
-SET status = $2, paid_at = $3, provider_reference = COALESCE($4, provider_reference),
-    failure_reason = $5, updated_at = now()
-WHERE id = $1
-RETURNING *;
-
--- insert_transaction_event --
--- $1 id, $2 transaction, $3 event_type, $4 from_status, $5 to_status, $6 source, $7 payload
-INSERT INTO transaction_events (id, transaction_id, event_type, from_status, to_status, source, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- transaction_events --
 -- $1 = transaction id
@@ -59,11 +46,6 @@ ORDER BY expires_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
--- insert_ledger_entry --
--- $1 id, $2 transaction, $3 merchant, $4 entry_type, $5 amount
-INSERT INTO ledger_entries (id, transaction_id, merchant_id, entry_type, amount)
-VALUES ($1, $2, $3, $4, $5);
-
 -- list_ledger_entries --
 -- $1 cursor, $2 limit+1, $3 transaction, $4 merchant, $5 entry_type, $6 from, $7 to
 SELECT * FROM ledger_entries
@@ -76,22 +58,6 @@ WHERE ($1::text IS NULL OR id < $1)
 ORDER BY id DESC
 LIMIT $2;
 
--- claim_callback --
--- $1 event_id, $2 provider_reference, $3 status, $4 amount: NULL when either key was seen before
-INSERT INTO acquirer_callbacks (event_id, provider_reference, status, amount, response)
-VALUES ($1, $2, $3, $4, '{}'::jsonb)
-ON CONFLICT DO NOTHING
-RETURNING event_id;
-
--- original_callback --
--- $1 event_id, $2 provider_reference
-SELECT * FROM acquirer_callbacks WHERE event_id = $1 OR provider_reference = $2
-ORDER BY received_at LIMIT 1;
-
--- complete_callback --
--- $1 event_id, $2 transaction id, $3 response
-UPDATE acquirer_callbacks SET transaction_id = $2, response = $3 WHERE event_id = $1;
-
 -- record_reconciliation_exception --
 -- $1 id, $2 kind, $3 event_id, $4 transaction, $5 provider_reference, $6 expected, $7 received, $8 payload
 INSERT INTO reconciliation_exceptions (id, kind, event_id, transaction_id, provider_reference,
@@ -99,14 +65,23 @@ INSERT INTO reconciliation_exceptions (id, kind, event_id, transaction_id, provi
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (kind, event_id) DO NOTHING;
 
--- soundbox_for_terminal --
--- $1 = terminal id: the active soundbox bound there, its model's capabilities and the merchant's name
-SELECT d.id AS device_id, dm.capabilities, m.name AS merchant_name
-FROM devices d
-JOIN device_models dm ON dm.id = d.model_id
-JOIN terminals t ON t.id = d.terminal_id
+-- terminal_payment_context --
+-- $1 terminal id, or NULL and $2 a transaction id (its terminal): the merchant's fee and the active
+-- soundbox bound there (device_id NULL: none) with its model's capabilities, its configured
+-- preferences and the merchant's name (a core.payments.notifications.Soundbox). Read unlocked
+-- before a callback is applied: apply_callback re-checks everything that decides.
+SELECT t.id, t.outlet_id, t.merchant_id, m.fee_bps AS merchant_fee_bps,
+       d.id AS device_id, dm.capabilities, m.name AS merchant_name, dc.desired AS config
+FROM terminals t
 JOIN merchants m ON m.id = t.merchant_id
-WHERE d.terminal_id = $1 AND d.role = 'soundbox' AND d.status = 'active';
+LEFT JOIN devices d ON d.terminal_id = t.id AND d.role = 'soundbox' AND d.status = 'active'
+LEFT JOIN device_models dm ON dm.id = d.model_id
+LEFT JOIN device_configs dc ON dc.device_id = d.id
+WHERE t.id = COALESCE($1, (SELECT terminal_id FROM transactions WHERE id = $2));
+
+-- apply_callback --
+-- $1 = a core.payments.callbacks.CallbackApplication (sql/migrations/080): the whole callback, one round trip
+SELECT apply_callback($1::jsonb);
 
 -- device_for_dynamic_qr --
 -- $1 = device id: its status, terminal and model capabilities

@@ -1,8 +1,7 @@
-"""Test-side TLV assembly, independent of core.qris: CRC from the standard library's crc_hqx."""
+"""Test-side TLV assembly, independent of core.qris (which uses the standard library's crc_hqx):
+the CRC here is the bit-by-bit definition."""
 
 from __future__ import annotations
-
-import binascii
 
 
 def tlv(tag: str, value: str) -> str:
@@ -10,8 +9,14 @@ def tlv(tag: str, value: str) -> str:
 
 
 def crc(body: str) -> str:
-    # crc_hqx is CRC-16 with poly 0x1021, no reflection, no xorout; init 0xFFFF makes it CCITT-FALSE.
-    return f"{binascii.crc_hqx(body.encode(), 0xFFFF):04X}"
+    # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout.
+    value = 0xFFFF
+    for byte in body.encode():
+        value ^= byte << 8
+        for _ in range(8):
+            value = ((value << 1) ^ 0x1021) if value & 0x8000 else value << 1
+        value &= 0xFFFF
+    return f"{value:04X}"
 
 
 def assemble(fields: list[tuple[str, str]]) -> str:
