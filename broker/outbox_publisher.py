@@ -29,6 +29,7 @@ is in ``core/outbox.py``; this module is only the delivery loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -125,7 +126,9 @@ class OutboxPublisher:
                 await self._db.pool.release(listener)
             except Exception as exc:  # a connection the outage already broke: the pool replaces it
                 log.debug("outbox listener not released cleanly", extra={"error": type(exc).__name__})
-                listener.terminate()
+                # One the server closed is already back in the pool, closed: terminate() refuses it too.
+                with contextlib.suppress(Exception):
+                    listener.terminate()
 
     async def _run(self) -> None:
         while True:
