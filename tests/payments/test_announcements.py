@@ -81,6 +81,26 @@ async def test_screen_model_announcement_carries_display(running: RunningPlatfor
         assert announcement["display"]["formatted_amount"] == "Rp1.500"
 
 
+async def test_announcements_go_on_after_the_server_closes_the_publishers_listening_connection(
+    running: RunningPlatform,
+) -> None:
+    """The publisher's LISTEN connection dies under it (a restarted PgBouncer, an operator's
+    pg_terminate_backend): it must listen again and keep announcing, not stop."""
+    ids, device_id, secret = await bound_soundbox(running)
+    async with running.mqtt(device_id, secret) as device:
+        await subscribed(device, device_id)
+        killed = await running.platform.db.pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query ILIKE 'LISTEN%device_outbox%'"
+        )
+        assert killed == 1
+        await asyncio.sleep(3)  # the publisher's tick notices the closed connection
+        result = (await post_callback(running, callback_body(amount=13_000, terminal_id=ids["terminal_id"]))).json()
+        message = await first_message(device, timeout=10)
+        assert message is not None, "nothing was announced after the listening connection was closed"
+        assert msgspec.json.decode(message.payload)["transaction_id"] == result["transaction_id"]
+
+
 async def test_fifty_concurrent_replays_announce_once(running: RunningPlatform) -> None:
     ids, device_id, secret = await bound_soundbox(running)
     async with running.mqtt(device_id, secret) as device:
