@@ -50,8 +50,8 @@ async def create_transaction(
     expires_in_s: int | None = None,
 ) -> Transaction:
     """A dynamic QR issued by an operator on a terminal."""
-    qr = await dynamic_qr.issue_dynamic_qr(conn, settings, terminal_id, amount, source="admin", ttl_s=expires_in_s)
-    row = await _transaction_row(conn, qr.transaction_id)
+    terminal = await txns.payable_terminal(conn, terminal_id)
+    row = await dynamic_qr.issue_dynamic_qr(conn, settings, terminal, amount, source="admin", ttl_s=expires_in_s)
     await audit.record(
         conn,
         actor,

@@ -47,7 +47,11 @@ def new_reference() -> str:
 
 async def payable_terminal(conn: Connection, terminal_id: str) -> asyncpg.Record:
     """The terminal and its merchant, refused unless both can take payments."""
-    terminal = await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id)
+    return check_payable(terminal_id, await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id))
+
+
+def check_payable(terminal_id: str, terminal: asyncpg.Record | None) -> asyncpg.Record:
+    """A ``terminal_for_payment``-shaped row, refused unless terminal and merchant can take payments."""
     if terminal is None:
         raise TerminalNotFound(f"terminal {terminal_id} does not exist", details={"terminal_id": terminal_id})
     if terminal["terminal_status"] != "active":
