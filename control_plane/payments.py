@@ -94,7 +94,7 @@ async def my_transactions(
 async def create_transaction(
     request: Request, platform: Platform, data: JSONBody[s.TransactionCreate]
 ) -> s.Transaction:
-    async with platform.db.transaction() as conn:
+    async with platform.db.pool.acquire() as conn:  # one write statement, the audit row with it
         return await service.create_transaction(
             conn,
             platform.settings,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
 from qris_soundbox.core.payments import transactions as txns
@@ -27,6 +28,7 @@ async def issue_dynamic_qr(
     source: str,
     device_id: str | None = None,
     ttl_s: int | None = None,
+    audit: AuditEntry | None = None,
 ) -> asyncpg.Record:
     """The pending transaction of a new dynamic QR on ``terminal`` (a row ``txns.check_payable`` passed)."""
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
@@ -61,6 +63,7 @@ async def issue_dynamic_qr(
             qr_payload=payload,
             reference=reference,
             expires_at=expires_at,
+            audit=audit,
         ),
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.ids import new_id
@@ -80,6 +81,7 @@ class NewTransaction(msgspec.Struct, kw_only=True, frozen=True):
     fee_bps: int
     expires_at: datetime | None
     source: str
+    audit: AuditEntry | None = None  # written with it (its entity and merchant filled in by the database)
 
 
 class TransitionRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -108,6 +110,7 @@ def new_transaction(
     qr_payload: str | None = None,
     reference: str | None = None,
     expires_at: datetime | None = None,
+    audit: AuditEntry | None = None,
 ) -> NewTransaction:
     """A new ``pending`` transaction on a terminal (a ``payable_terminal`` or ``terminal_payment_context`` row)
     at its merchant's fee, else the platform's."""
@@ -126,6 +129,7 @@ def new_transaction(
         fee_bps=settings.finance_platform_fee_bps if fee_bps is None else fee_bps,
         expires_at=expires_at,
         source=source,
+        audit=audit,
     )
 
 
