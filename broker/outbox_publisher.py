@@ -194,6 +194,7 @@ class OutboxPublisher:
             if not due:
                 return
             sent, held, no_room = [], [], []
+            traced: list[trace.TraceRow] = []
             announcements = 0
             for row in due:
                 if sessions.holds_downlink(row.device_id, row.message_id):
@@ -211,11 +212,14 @@ class OutboxPublisher:
                 )
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-                await trace.record_downlink(
-                    conn, device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
+                traced.append(
+                    trace.downlink_row(
+                        device_id=row.device_id, topic=row.topic, payload=data, message_id=row.message_id
+                    )
                 )
                 sent.append(row.id)
                 announcements += row.topic == outbox.downlink_topic(row.device_id, "payment")
+            await trace.record_downlinks(conn, traced)
             await outbox.mark_sent(conn, sent, FIRST_RETRY_S, MAX_RETRY_S)
             await outbox.postpone(conn, held, FIRST_RETRY_S)
             await outbox.postpone(conn, no_room, TICK_S)

@@ -96,6 +96,7 @@ def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
 
 QUERIES: Mapping[str, str] = MappingProxyType(load_queries())
 
+STATEMENT_CACHE_SIZE = 512
 # What services run on: a connection of their own, or one lent by the pool (a proxy of it).
 Connection: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -186,6 +187,9 @@ class Database:
             init=_init_connection,
             connect=_connect,
             reset=_keep_session,
+            # Every named query stays prepared on every connection (sql/queries holds about 200;
+            # asyncpg's default of 100 would re-prepare, a round trip, as a mixed load cycles them).
+            statement_cache_size=STATEMENT_CACHE_SIZE,
             timeout=CONNECT_TIMEOUT_S,
         )
         return cls(pool, dsn)

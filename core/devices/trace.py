@@ -1,14 +1,16 @@
 """The per-device MQTT trace: every uplink and downlink, payload bounded.
 
-``record_downlink`` is what every publisher calls (in its own transaction,
-next to its outbox row); the broker's uplink dispatcher hands uplinks to the
-node's ``UplinkWrites``, which writes them together (``record_uplinks``).
+``record_downlinks`` is what a publisher calls (in its own transaction, next
+to its outbox rows, one statement for all it sent); the broker's uplink
+dispatcher hands uplinks to the node's ``UplinkWrites``, which writes them
+together (``record_rows``).
 Rows older than ``DEVICE_TRACE_RETENTION_DAYS`` are removed by the job
 ``devices.prune_trace``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
@@ -65,12 +67,8 @@ def trace_row(
     )
 
 
-async def _record(conn: Connection, row: TraceRow) -> None:
-    await conn.execute(QUERIES["insert_device_mqtt_message"], new_id("mqm"), *row)
-
-
-async def record_uplinks(conn: Connection, batch: Batch[str, TraceRow]) -> None:
-    """A broker node's uplinks, traced together (``core/devices/uplink_writes.py``); keys are the row ids."""
+async def record_rows(conn: Connection, batch: Batch[str, TraceRow]) -> None:
+    """Trace rows written together in one statement; keys are the row ids, each with its time."""
     rows = [row for row, _ in batch.values()]
     await conn.execute(
         QUERIES["insert_device_mqtt_messages"],
@@ -80,23 +78,29 @@ async def record_uplinks(conn: Connection, batch: Batch[str, TraceRow]) -> None:
     )
 
 
-async def record_downlink(
-    conn: Connection,
+def downlink_row(
     *,
     device_id: str,
     topic: str,
     payload: bytes | str | dict[str, Any] | msgspec.Struct,
     qos: int | None = 1,
     message_id: str | None = None,
-) -> None:
-    """Trace one downlink. ``payload`` may be the encoded bytes or the object to be encoded."""
+) -> TraceRow:
+    """One downlink's trace row. ``payload`` may be the encoded bytes or the object to be encoded."""
     if isinstance(payload, str):
         raw = payload.encode()
     elif isinstance(payload, (bytes, bytearray)):
         raw = bytes(payload)
     else:
         raw = msgspec.json.encode(payload)
-    await _record(conn, trace_row("downlink", device_id, topic, raw, qos, message_id))
+    return trace_row("downlink", device_id, topic, raw, qos, message_id)
+
+
+async def record_downlinks(conn: Connection, rows: list[TraceRow]) -> None:
+    """A publisher's downlinks, traced in one statement next to their outbox rows."""
+    if rows:
+        now = datetime.now(UTC)
+        await record_rows(conn, {new_id("mqm"): (row, now) for row in rows})
 
 
 async def list_messages(

@@ -54,7 +54,7 @@ class UplinkWrites:
                 rows[key] = (value, at)
         async with self._db.transaction() as conn:
             if rows:
-                await trace.record_uplinks(conn, rows)
+                await trace.record_rows(conn, rows)
             if beats:
                 await self._write_heartbeats(conn, beats)
 

@@ -21,9 +21,10 @@ from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
 from qris_soundbox.core.errors import DomainError
-from qris_soundbox.core.payments.dynamic_qr import issue_dynamic_qr
+from qris_soundbox.core.payments.dynamic_qr import dynamic_qr_of, issue_dynamic_qr
 from qris_soundbox.core.payments.errors import CapabilityNotSupported, DeviceNotActive, DeviceNotBound
 from qris_soundbox.core.payments.schemas import DynamicQr, DynamicQrRequest, PaymentAck
+from qris_soundbox.core.payments.transactions import check_payable
 
 if TYPE_CHECKING:
     from qris_soundbox.core.context import PlatformContext
@@ -33,20 +34,24 @@ ERROR_REPLY_TTL_S = 60
 
 
 async def issue_for_device(conn: Connection, settings: Settings, device_id: str, amount: int) -> DynamicQr:
+    """One read (the device with its terminal), then the transaction's one write."""
     device = await conn.fetchrow(QUERIES["device_for_dynamic_qr"], device_id)
     if device is None:
         raise DeviceNotFound(device_id)
-    if device["status"] != "active":
-        raise DeviceNotActive(f"device {device_id} is {device['status']}", details={"status": device["status"]})
+    if device["device_status"] != "active":
+        raise DeviceNotActive(
+            f"device {device_id} is {device['device_status']}", details={"status": device["device_status"]}
+        )
     capabilities = device["capabilities"]
     if not (capabilities.get("screen") and capabilities.get("dynamic_qr")):
         raise CapabilityNotSupported(
             f"model of device {device_id} has no screen for dynamic QR codes",
             details={"capability": "dynamic_qr"},
         )
-    if device["terminal_id"] is None:
+    if device["id"] is None:
         raise DeviceNotBound(f"device {device_id} is bound to no terminal")
-    return await issue_dynamic_qr(conn, settings, device["terminal_id"], amount, source="device", device_id=device_id)
+    terminal = check_payable(device["id"], device)
+    return dynamic_qr_of(await issue_dynamic_qr(conn, settings, terminal, amount, source="device", device_id=device_id))
 
 
 def _iso(moment: datetime) -> str:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+
+from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
 from qris_soundbox.core.payments import transactions as txns
@@ -19,14 +22,15 @@ from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
 async def issue_dynamic_qr(
     conn: Connection,
     settings: Settings,
-    terminal_id: str,
+    terminal: asyncpg.Record,
     amount: int,
     *,
     source: str,
     device_id: str | None = None,
     ttl_s: int | None = None,
-) -> DynamicQr:
-    terminal = await txns.payable_terminal(conn, terminal_id)
+    audit: AuditEntry | None = None,
+) -> asyncpg.Record:
+    """The pending transaction of a new dynamic QR on ``terminal`` (a row ``txns.check_payable`` passed)."""
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
@@ -47,7 +51,7 @@ async def issue_dynamic_qr(
             terminal_label=terminal["terminal_code"],
         )
     )
-    row = await txns.create_transaction(
+    return await txns.create_transaction(
         conn,
         txns.new_transaction(
             settings,
@@ -59,8 +63,16 @@ async def issue_dynamic_qr(
             qr_payload=payload,
             reference=reference,
             expires_at=expires_at,
+            audit=audit,
         ),
     )
+
+
+def dynamic_qr_of(transaction: asyncpg.Record) -> DynamicQr:
     return DynamicQr(
-        transaction_id=row["id"], qr_payload=payload, expires_at=expires_at, amount=amount, reference=reference
+        transaction_id=transaction["id"],
+        qr_payload=transaction["qr_payload"],
+        expires_at=transaction["expires_at"],
+        amount=transaction["amount"],
+        reference=transaction["reference"],
     )

@@ -49,17 +49,22 @@ async def create_transaction(
     amount: int,
     expires_in_s: int | None = None,
 ) -> Transaction:
-    """A dynamic QR issued by an operator on a terminal."""
-    qr = await dynamic_qr.issue_dynamic_qr(conn, settings, terminal_id, amount, source="admin", ttl_s=expires_in_s)
-    row = await _transaction_row(conn, qr.transaction_id)
-    await audit.record(
+    """A dynamic QR issued by an operator on a terminal: one read, then one write statement that
+    also records the audit row (``payment_create``), so no explicit transaction is needed."""
+    terminal = await txns.payable_terminal(conn, terminal_id)
+    row = await dynamic_qr.issue_dynamic_qr(
         conn,
-        actor,
-        "transaction.create",
-        entity_type="transaction",
-        entity_id=row["id"],
-        merchant_id=row["merchant_id"],
-        payload={"amount": amount, "terminal_id": terminal_id},
+        settings,
+        terminal,
+        amount,
+        source="admin",
+        ttl_s=expires_in_s,
+        audit=audit.entry(
+            actor,
+            "transaction.create",
+            entity_type="transaction",
+            payload={"amount": amount, "terminal_id": terminal_id},
+        ),
     )
     return transaction_from_row(row)
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.ids import new_id
@@ -47,7 +48,11 @@ def new_reference() -> str:
 
 async def payable_terminal(conn: Connection, terminal_id: str) -> asyncpg.Record:
     """The terminal and its merchant, refused unless both can take payments."""
-    terminal = await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id)
+    return check_payable(terminal_id, await conn.fetchrow(QUERIES["terminal_for_payment"], terminal_id))
+
+
+def check_payable(terminal_id: str, terminal: asyncpg.Record | None) -> asyncpg.Record:
+    """A ``terminal_for_payment``-shaped row, refused unless terminal and merchant can take payments."""
     if terminal is None:
         raise TerminalNotFound(f"terminal {terminal_id} does not exist", details={"terminal_id": terminal_id})
     if terminal["terminal_status"] != "active":
@@ -76,6 +81,7 @@ class NewTransaction(msgspec.Struct, kw_only=True, frozen=True):
     fee_bps: int
     expires_at: datetime | None
     source: str
+    audit: AuditEntry | None = None  # written with it (its entity and merchant filled in by the database)
 
 
 class TransitionRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -104,6 +110,7 @@ def new_transaction(
     qr_payload: str | None = None,
     reference: str | None = None,
     expires_at: datetime | None = None,
+    audit: AuditEntry | None = None,
 ) -> NewTransaction:
     """A new ``pending`` transaction on a terminal (a ``payable_terminal`` or ``terminal_payment_context`` row)
     at its merchant's fee, else the platform's."""
@@ -122,6 +129,7 @@ def new_transaction(
         fee_bps=settings.finance_platform_fee_bps if fee_bps is None else fee_bps,
         expires_at=expires_at,
         source=source,
+        audit=audit,
     )
 
 

@@ -38,8 +38,17 @@ BEGIN
 END
 $$;
 
--- A new pending transaction and its ``created`` event. p: a
--- core.payments.transactions.NewTransaction.
+-- One audit row (p: a core.audit.AuditEntry) about the entity a function has just written.
+CREATE FUNCTION record_audit(p jsonb, p_entity_id text, p_merchant_id text) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO audit_logs (id, actor_type, actor_id, actor_role, action, entity_type, entity_id, merchant_id,
+                            request_id, ip, payload)
+    SELECT a.id, a.actor_type, a.actor_id, a.actor_role, a.action, a.entity_type, p_entity_id, p_merchant_id,
+           a.request_id, a.ip, a.payload
+    FROM jsonb_populate_record(NULL::audit_logs, p) AS a
+$$;
+
+-- A new pending transaction and its ``created`` event, and p.audit when
+-- given (an operator's QR). p: a core.payments.transactions.NewTransaction.
 CREATE FUNCTION payment_create(p jsonb) RETURNS transactions LANGUAGE plpgsql AS $$
 DECLARE
     created transactions;
@@ -53,6 +62,9 @@ BEGIN
     INSERT INTO transaction_events (id, transaction_id, event_type, to_status, source, payload)
     VALUES (p->>'event_id', created.id, 'created', 'pending', p->>'source',
             jsonb_build_object('amount', created.amount, 'kind', created.kind));
+    IF jsonb_typeof(p->'audit') = 'object' THEN
+        PERFORM record_audit(p->'audit', created.id, created.merchant_id);
+    END IF;
     RETURN created;
 END
 $$;
@@ -188,11 +200,7 @@ BEGIN
     SET transaction_id = v_txn.id,
         response = jsonb_build_object('transaction_id', v_txn.id, 'status', v_txn.status, 'duplicate', false)
     WHERE c.event_id = v_event_id;
-    INSERT INTO audit_logs (id, actor_type, actor_id, actor_role, action, entity_type, entity_id, merchant_id,
-                            request_id, ip, payload)
-    SELECT a.id, a.actor_type, a.actor_id, a.actor_role, a.action, 'transaction', v_txn.id, v_txn.merchant_id,
-           a.request_id, a.ip, a.payload
-    FROM jsonb_populate_record(NULL::audit_logs, p->'audit') AS a;
+    PERFORM record_audit(p->'audit', v_txn.id, v_txn.merchant_id);
     RETURN jsonb_build_object('outcome', 'applied', 'response',
         jsonb_build_object('transaction_id', v_txn.id, 'status', v_txn.status, 'duplicate', false));
 END

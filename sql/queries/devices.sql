@@ -158,11 +158,6 @@ UPDATE devices d SET acl_denials = d.acl_denials + c.n, last_acl_denial_at = now
 FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
 WHERE d.id = c.id;
 
--- insert_device_mqtt_message --
--- $1 id, $2 device_id, $3 direction, $4 topic, $5 qos, $6 message_id, $7 payload, $8 payload_bytes, $9 truncated
-INSERT INTO device_mqtt_messages (id, device_id, direction, topic, qos, message_id, payload, payload_bytes, truncated)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
-
 -- insert_device_mqtt_messages --
 -- Parallel arrays, one entry per message: $1 ids, $2 device ids, $3 directions, $4 topics, $5 qos, $6 message ids,
 -- $7 payloads, $8 payload bytes, $9 truncated, $10 when it was received (a broker node's uplinks, written together)

@@ -84,9 +84,16 @@ WHERE t.id = COALESCE($1, (SELECT terminal_id FROM transactions WHERE id = $2));
 SELECT apply_callback($1::jsonb);
 
 -- device_for_dynamic_qr --
--- $1 = device id: its status, terminal and model capabilities
-SELECT d.id, d.status, d.terminal_id, dm.capabilities
-FROM devices d JOIN device_models dm ON dm.id = d.model_id
+-- $1 = device id: its status and model capabilities, and its terminal as terminal_for_payment
+-- gives it (id NULL: bound to none), so a device's QR costs one read before its write
+SELECT d.status AS device_status, dm.capabilities,
+       t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
+       m.status AS merchant_status, m.fee_bps AS merchant_fee_bps, m.name AS merchant_name,
+       m.city AS merchant_city, m.postal_code, m.mcc, m.nmid
+FROM devices d
+JOIN device_models dm ON dm.id = d.model_id
+LEFT JOIN terminals t ON t.id = d.terminal_id
+LEFT JOIN merchants m ON m.id = t.merchant_id
 WHERE d.id = $1;
 
 -- latest_payment_downlink --

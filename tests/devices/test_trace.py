@@ -11,19 +11,22 @@ async def test_record_downlink_is_listed_with_its_message_id(running: RunningPla
     device = await register_device(running)
     db = running.platform.db
     async with db.transaction() as conn:
-        await trace.record_downlink(
+        await trace.record_downlinks(
             conn,
-            device_id=device["id"],
-            topic=f"devices/{device['id']}/downlink/payment",
-            payload={"message_id": "msg-1", "type": "payment", "amount": 25000},
-        )
-        await trace.record_downlink(
-            conn,
-            device_id=device["id"],
-            topic=f"devices/{device['id']}/downlink/config",
-            payload=b"x" * 10_000,
-            qos=0,
-            message_id="msg-2",
+            [
+                trace.downlink_row(
+                    device_id=device["id"],
+                    topic=f"devices/{device['id']}/downlink/payment",
+                    payload={"message_id": "msg-1", "type": "payment", "amount": 25000},
+                ),
+                trace.downlink_row(
+                    device_id=device["id"],
+                    topic=f"devices/{device['id']}/downlink/config",
+                    payload=b"x" * 10_000,
+                    qos=0,
+                    message_id="msg-2",
+                ),
+            ],
         )
     response = await running.http.get(
         f"/admin/devices/{device['id']}/mqtt-messages", params={"direction": "downlink"}, headers=running.admin_headers
@@ -44,8 +47,13 @@ async def test_prune_keeps_only_the_retention_window(running: RunningPlatform) -
     device = await register_device(running)
     db = running.platform.db
     async with db.transaction() as conn:
-        for message_id in ("old", "new"):
-            await trace.record_downlink(conn, device_id=device["id"], topic="t", payload=b"{}", message_id=message_id)
+        await trace.record_downlinks(
+            conn,
+            [
+                trace.downlink_row(device_id=device["id"], topic="t", payload=b"{}", message_id=message_id)
+                for message_id in ("old", "new")
+            ],
+        )
         await conn.execute(
             "UPDATE device_mqtt_messages SET created_at = now() - interval '15 days' WHERE message_id = 'old'"
         )
