@@ -81,6 +81,10 @@ class ChildSpec(msgspec.Struct, kw_only=True, frozen=True):
     ready_fd: int
 
 
+# The ServeOptions a child gets as the supervisor has them.
+_PASSED_AS_IS = ("http_host", "http_port", "mqtt_host", "mqtt_port", "mqtt_tls_port")
+
+
 class Ready(msgspec.Struct, kw_only=True):
     """What a child reports once it serves (or why it could not start)."""
 
@@ -204,12 +208,8 @@ class Supervisor:
             roles=child.roles,
             settings=self.settings,
             data_dir=str(layout.data_dir),
-            http_host=layout.http_host,
-            http_port=layout.http_port,
-            mqtt_host=layout.mqtt_host,
-            mqtt_port=layout.mqtt_port,
-            mqtt_tls_port=layout.mqtt_tls_port,
             broker_config=str(layout.broker_config),
+            **{name: getattr(layout, name) for name in _PASSED_AS_IS},
             metrics_port=child.metrics_port,
             seed_demo=seed_demo,
             sibling_broker=self.sibling_broker,
@@ -377,12 +377,8 @@ def child_main() -> None:
     options = ServeOptions(
         roles=frozenset(spec.roles),
         data_dir=Path(spec.data_dir),
-        http_host=spec.http_host,
-        http_port=spec.http_port,
-        mqtt_host=spec.mqtt_host,
-        mqtt_port=spec.mqtt_port,
-        mqtt_tls_port=spec.mqtt_tls_port,
         broker_config=Path(spec.broker_config),
+        **{name: getattr(spec, name) for name in _PASSED_AS_IS},
         demo=spec.seed_demo,
         on_ready=on_ready,
         reuse_port=True,

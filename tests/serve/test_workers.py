@@ -4,6 +4,7 @@
 - HTTP is answered by both API processes, each registered in the shared database;
 - a paid callback taken by an API process is announced by the broker process to a real device;
 - the login limit holds across the API processes (the shared store, chosen by the supervisor);
+- with METRICS_PORT, the broker process serves /metrics there and API process i on METRICS_PORT + i;
 - an API process killed with SIGKILL is restarted, the other answering meanwhile;
 - SIGTERM to the supervisor stops everything, the embedded PostgreSQL included; the banner is
   printed once; SIGKILL of the supervisor takes its children with it.
@@ -15,7 +16,9 @@ open a new connection per request and ask enough times for both to be seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,13 +42,29 @@ LOGIN_ATTEMPTS = 16
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of ``count`` consecutive free ports (METRICS_PORT and one per API process)."""
+    for _ in range(50):
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            base = first.getsockname()[1]
+            try:
+                for offset in range(1, count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            return base
+    raise AssertionError("no free ports in a row")
+
+
 @pytest.fixture(scope="module")
 async def cluster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serve]:
     serve = Serve(
         database_url,
         tmp_path_factory.mktemp("workers"),
         workers=2,
-        env={"RATE_LIMIT_LOGIN_MAX": str(LOGIN_MAX)},
+        env={"RATE_LIMIT_LOGIN_MAX": str(LOGIN_MAX), "METRICS_PORT": str(free_ports_in_a_row(3))},
     )
     await serve.start()
     yield serve
@@ -87,6 +106,24 @@ async def test_http_is_answered_by_both_api_processes_each_registered(cluster: S
         processes["broker"].pid: ["broker", "worker"],
     }
     assert all(answer["status"] == "ok" and answer["roles"] == ["api"] for answer in answers)
+
+
+def listening(process: psutil.Process) -> set[int]:
+    return {c.laddr.port for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+
+
+async def test_each_process_serves_its_own_metrics_port(cluster: Serve) -> None:
+    metrics_port = int(cluster.env["METRICS_PORT"])
+    processes = children(cluster)
+    assert listening(processes["broker"]) >= {cluster.mqtt_port, metrics_port}
+    assert cluster.http_port not in listening(processes["broker"])
+    for number in (1, 2):
+        assert listening(processes[f"api-{number}"]) == {cluster.http_port, metrics_port + number}
+    for port in (metrics_port, metrics_port + 1, metrics_port + 2):
+        response = await fresh(f"http://127.0.0.1:{port}", "GET", "/metrics")
+        assert response.status_code == 200 and "qris_" in response.text
+    banner = cluster.log.read_text()
+    assert all(f"127.0.0.1:{port}/metrics" in banner for port in (metrics_port, metrics_port + 1, metrics_port + 2))
 
 
 async def test_a_paid_callback_is_announced_by_the_broker_process(cluster: Serve) -> None:
