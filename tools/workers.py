@@ -253,7 +253,7 @@ class Supervisor:
             log.warning(
                 "platform process exited; restarting it",
                 extra={
-                    "process_name": child.name,
+                    "child": child.name,
                     "exited_pid": child.proc.pid,
                     "reason": exit_reason(returncode),
                     "ran_s": round(ran_s, 1),
@@ -265,10 +265,10 @@ class Supervisor:
                 return
             ready = await self._spawn(child, seed_demo=False)
             if ready.error is None:
-                log.info("platform process restarted", extra={"process_name": child.name, "new_pid": child.proc.pid})
+                log.info("platform process restarted", extra={"child": child.name, "new_pid": child.proc.pid})
             else:
                 log.warning(
-                    "platform process did not restart", extra={"process_name": child.name, "error": ready.error}
+                    "platform process did not restart", extra={"child": child.name, "error": ready.error}
                 )
 
     async def _stop(self, children: list[Child]) -> None:
@@ -282,7 +282,7 @@ class Supervisor:
         _, late = await asyncio.wait(waits, timeout=STOP_TIMEOUT_S)
         for proc in running:
             if proc.returncode is None:
-                log.warning("platform process did not stop in time: killed", extra={"pid": proc.pid})
+                log.warning("platform process did not stop in time: killed", extra={"child_pid": proc.pid})
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
         await asyncio.gather(*waits)
@@ -330,7 +330,7 @@ class _ProcessTag(logging.Filter):
         self.process_name, self.pid = name, os.getpid()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.__dict__.setdefault("process_name", self.process_name)
+        record.process_name = self.process_name
         record.pid = self.pid
         return True
 

@@ -5,7 +5,8 @@
 - a paid callback taken by an API process is announced by the broker process to a real device;
 - the login limit holds across the API processes (the shared store, chosen by the supervisor);
 - with METRICS_PORT, the broker process serves /metrics there and API process i on METRICS_PORT + i;
-- an API process killed with SIGKILL is restarted, the other answering meanwhile;
+- an API process killed with SIGKILL is restarted, the other answering meanwhile; every log line
+  names the process that wrote it;
 - SIGTERM to the supervisor stops everything, the embedded PostgreSQL included; the banner is
   printed once; SIGKILL of the supervisor takes its children with it.
 
@@ -185,8 +186,12 @@ async def test_a_killed_api_process_is_restarted_while_the_other_answers(cluster
     after = children(cluster)
     assert after["api-1"].pid == answered_by[-1] and after["api-2"].pid == survivor.pid
     assert after["broker"].pid == before["broker"].pid
-    log = cluster.log.read_text()
-    assert "platform process exited; restarting it" in log and "killed by SIGKILL" in log
+    lines = [msgspec.json.decode(line) for line in cluster.log.read_text().splitlines() if line.startswith("{")]
+    assert {line["process_name"] for line in lines} <= {"supervisor", "broker", "api-1", "api-2"}
+    assert all(isinstance(line["pid"], int) for line in lines)
+    exited = [line for line in lines if line["msg"] == "platform process exited; restarting it"]
+    assert len(exited) == 1 and exited[0]["process_name"] == "supervisor"
+    assert exited[0]["child"] == "api-1" and exited[0]["reason"] == "killed by SIGKILL"
 
 
 async def test_sigterm_stops_every_process_and_the_embedded_postgresql(tmp_path: Path) -> None:
