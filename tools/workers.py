@@ -267,9 +267,7 @@ class Supervisor:
             if ready.error is None:
                 log.info("platform process restarted", extra={"child": child.name, "new_pid": child.proc.pid})
             else:
-                log.warning(
-                    "platform process did not restart", extra={"child": child.name, "error": ready.error}
-                )
+                log.warning("platform process did not restart", extra={"child": child.name, "error": ready.error})
 
     async def _stop(self, children: list[Child]) -> None:
         running = [child.proc for child in children if child.proc is not None and child.proc.returncode is None]
