@@ -37,8 +37,11 @@ system-packages:
 	$$SUDO apt-get install -y -q $$missing > /dev/null 2>&1 || \
 	{ $$SUDO apt-get update -q > /dev/null && $$SUDO apt-get install -y -q $$missing > /dev/null; }; fi
 
+# Two API processes and the broker in a third: the measured best on 2 cores (docs/operations.md);
+# `make run SERVE_WORKERS=1` runs everything in one process.
+SERVE_WORKERS ?= 2
 run: install
-	$(BIN)/qris-soundbox serve --demo
+	$(BIN)/qris-soundbox serve --demo --workers $(SERVE_WORKERS)
 
 # Formatting and lint (ruff), then types (mypy), then the suite.
 # pytest exits 5 when it collected nothing: an empty suite is a failure, not a pass.

@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_key_ttl_seconds: int = 24 * 3600
     log_level: str = "INFO"
     http_port: int = 8000
+    # serve's processes on this machine (serve --workers): 1 runs everything in one process; N > 1 runs
+    # N API processes sharing the HTTP port and the broker and jobs in another, under a supervisor.
+    serve_workers: int = 1
     # Devices: where they connect (shown in provisioning profiles) and how long the MQTT trace is kept.
     mqtt_public_host: str | None = None
     mqtt_public_port: int | None = None
@@ -238,6 +241,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),
     "LOG_LEVEL": ("log_level", parse_log_level),
     "PORT": ("http_port", parse_port),
+    "SERVE_WORKERS": ("serve_workers", parse_positive_int),
     "MQTT_PUBLIC_HOST": ("mqtt_public_host", str.strip),
     "MQTT_PUBLIC_PORT": ("mqtt_public_port", parse_port),
     "MQTT_TLS_CERT_FILE": ("mqtt_tls_cert_file", str.strip),

@@ -9,11 +9,16 @@ class PortInUse(Exception):
     pass
 
 
-def bind_listener(host: str, port: int, flag: str) -> socket.socket:
-    """Bind and listen on ``host:port``; ``flag`` names the option that changes it."""
+def bind_listener(host: str, port: int, flag: str, *, reuse_port: bool = False) -> socket.socket:
+    """Bind and listen on ``host:port``; ``flag`` names the option that changes it.
+
+    ``reuse_port``: SO_REUSEPORT, so that sibling processes bind the same port and the kernel
+    spreads new connections over them (``serve --workers``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
         sock.listen(1024)

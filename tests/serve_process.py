@@ -26,13 +26,22 @@ BANNER = "QRIS Soundbox Platform is running"
 class Serve:
     """``qris-soundbox serve`` as a subprocess on fixed ports (a restart keeps them, as a real host does).
 
-    ``roles``: the ``--only`` parts (all of them when empty); ``env``: variables on top of the test's."""
+    ``roles``: the ``--only`` parts (all of them when empty); ``workers``: ``--workers N``; ``env``: variables
+    on top of the test's; ``args``: more options of ``serve``."""
 
     def __init__(
-        self, database_url: str, directory: Path, *, roles: tuple[str, ...] = (), env: dict[str, str] | None = None
+        self,
+        database_url: str,
+        directory: Path,
+        *,
+        roles: tuple[str, ...] = (),
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.roles = roles
+        self.args = (*args, *(("--workers", str(workers)) if workers else ()))
         self.http_port, self.mqtt_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.env = {
@@ -45,7 +54,7 @@ class Serve:
         }
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
-        self.name = f"serve-{'-'.join(roles) or 'all'}-{self.mqtt_port}"
+        self.name = f"serve-{'-'.join(roles) or 'all'}{f'-x{workers}' if workers else ''}-{self.mqtt_port}"
 
     @property
     def log(self) -> Path:
@@ -68,6 +77,7 @@ class Serve:
                 "--mqtt-port",
                 str(self.mqtt_port),
                 *(argument for role in self.roles for argument in ("--only", role)),
+                *self.args,
                 env=self.env,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,

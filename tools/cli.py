@@ -11,8 +11,8 @@ from pathlib import Path
 import msgspec
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH, BrokerConfigError, default_bind, load_broker_config
-from qris_soundbox.core.config import ConfigError, apply_env_file, parse_port
-from qris_soundbox.core.context import ROLES, PlatformContext
+from qris_soundbox.core.config import ConfigError, apply_env_file, parse_port, parse_positive_int
+from qris_soundbox.core.context import ROLES
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.tools import backup, loadtest, seed, simulate, smoke, users
@@ -27,6 +27,13 @@ def _port(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(value: str) -> int:
+    try:
+        return parse_positive_int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if "zero" in str(exc) else "expected a whole number") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qris-soundbox", description="QRIS soundbox platform", parents=[_env_file_parser()]
@@ -36,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run database, migrations, MQTT broker, HTTP API and jobs")
     serve.add_argument("--only", action="append", choices=ROLES, help="run only this part (repeatable)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="N > 1: N API processes sharing the HTTP port, the broker and jobs in one more, under a supervisor"
+        " (default: $SERVE_WORKERS or 1, one process for everything)",
+    )
     serve.add_argument(
         "--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL and exports (default ./var)"
     )
@@ -111,6 +126,10 @@ def _serve(args: argparse.Namespace) -> None:
     if args.demo:
         settings = settings_or_exit(**demo_overrides(msgspec.structs.asdict(settings)))
     configure_logging(settings.log_level)
+    if args.only and args.workers not in (None, 1):
+        sys.exit("qris-soundbox: --only runs one process; --workers starts every role: give one of them")
+    # --only: this process alone, whatever SERVE_WORKERS says.
+    workers = 1 if args.only else args.workers or settings.serve_workers
     try:
         mqtt_default_host, mqtt_default_port = default_bind(load_broker_config(args.broker_config))
     except (BrokerConfigError, ValueError) as exc:
@@ -125,17 +144,22 @@ def _serve(args: argparse.Namespace) -> None:
         mqtt_tls_port=args.mqtt_tls_port,
         broker_config=args.broker_config,
         demo=args.demo,
-        on_ready=_print_banner,
+        on_ready=lambda _platform, urls, demo_lines: _print_banner(urls, demo_lines),
     )
     try:
-        run_until_signal(settings, options)
+        if workers > 1:
+            from qris_soundbox.tools.workers import run_supervisor
+
+            run_supervisor(settings, options, workers, _print_banner)
+        else:
+            run_until_signal(settings, options)
     except StartupError as exc:
         sys.exit(f"qris-soundbox: {exc}")
     except KeyboardInterrupt:
         pass
 
 
-def _print_banner(platform: PlatformContext, urls: dict[str, str], demo_lines: list[str]) -> None:
+def _print_banner(urls: dict[str, str], demo_lines: list[str]) -> None:
     lines = ["", "QRIS Soundbox Platform is running  (Ctrl-C stops everything)"]
     lines += [f"  {name:<8} {url}" for name, url in urls.items()]
     if demo_lines:

@@ -1,7 +1,8 @@
 """``qris-soundbox serve``: database, migrations, broker, HTTP API and jobs in one loop.
 
 ``--only api|broker|worker`` runs a subset so several processes can share one
-database. SIGINT/SIGTERM stop the parts in reverse order, embedded PostgreSQL last;
+database; ``--workers N`` starts such processes on this machine under a supervisor
+(tools/workers.py), which runs each through ``serve`` here. SIGINT/SIGTERM stop the parts in reverse order, embedded PostgreSQL last;
 SIGHUP reloads the broker's TLS certificate (connected devices stay connected).
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 import uvicorn
 from amqtt.errors import BrokerError, PluginError, PluginLoadError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from litestar import Litestar
 
 from qris_soundbox.broker.config import (
     DEFAULT_CONFIG_PATH,
@@ -59,6 +61,14 @@ class ServeOptions:
     mqtt_tls_port: int | None = None
     broker_config: Path = DEFAULT_CONFIG_PATH
     demo: bool = False
+    # serve --workers (tools/workers.py): this API process shares its HTTP port with its siblings (SO_REUSEPORT) ...
+    reuse_port: bool = False
+    # ... and serves its own GET /metrics on this port beside it (METRICS_PORT + its number), if set;
+    metrics_port: int | None = None
+    # the supervisor has migrated the database already;
+    migrate: bool = True
+    # the broker runs in a sibling process, listening there: where this process's credentials send devices.
+    sibling_broker: Listeners | None = None
     # Called once everything is up, with the context, the URLs and the demo credential lines.
     on_ready: Callable[[PlatformContext, dict[str, str], list[str]], object] | None = field(default=None)
 
@@ -75,6 +85,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
     broker_config = None
     listeners = Listeners(plain=None, tls=None)
     http_socket: socket.socket | None = None
+    metrics_socket: socket.socket | None = None
     try:
         if "broker" in roles:
             broker_config, listeners = resolve_listeners(
@@ -85,14 +96,18 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             if listeners.tls is not None:
                 ensure_port_free(*listeners.tls, "--mqtt-tls-port (or MQTT_TLS_PORT)")
         if "api" in roles:
-            http_socket = bind_listener(options.http_host, options.http_port, "--http-port (or PORT)")
+            http_socket = bind_listener(
+                options.http_host, options.http_port, "--http-port (or PORT)", reuse_port=options.reuse_port
+            )
+            if options.metrics_port:
+                metrics_socket = bind_listener(options.http_host, options.metrics_port, "METRICS_PORT")
         elif settings.metrics_port:
             # No API in this process: its own figures (broker sessions, acks) still reach Prometheus.
             http_socket = bind_listener(options.http_host, settings.metrics_port, "METRICS_PORT")
     except (PortInUse, BrokerConfigError) as exc:
         raise StartupError(str(exc)) from None
 
-    async with open_database(settings, options.data_dir) as db:
+    async with open_database(settings, options.data_dir, migrate_first=options.migrate) as db:
         platform = PlatformContext(
             settings=settings,
             db=db,
@@ -131,6 +146,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                 stack.push_async_callback(broker.shutdown)
                 # Also without TLS: `systemctl reload` must not kill a broker (SIGHUP's default action).
                 _reload_tls_on_sighup(broker, stack)
+            elif options.sibling_broker is not None:
+                platform.broker_listener = options.sibling_broker.plain
+                platform.broker_tls_listener = options.sibling_broker.tls
 
             if "worker" in roles:
                 scheduler = AsyncIOScheduler()
@@ -151,32 +169,41 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             demo_lines = await seed_demo(platform) if options.demo else []
 
             if http_socket is not None:
-                config = uvicorn.Config(
-                    create_app(platform) if "api" in roles else create_app(platform, METRICS_ONLY_MODULES),
-                    lifespan="off",
-                    log_config=None,
-                    access_log=False,
-                    server_header=False,
-                    # X-Forwarded-For is read by control_plane/auth.client_ip (TRUST_PROXY, TRUSTED_PROXIES) alone.
-                    proxy_headers=False,
-                )
-                server = _EmbeddedUvicorn(config)
-                http_task = asyncio.create_task(server.serve(sockets=[http_socket]))
+                app = create_app(platform) if "api" in roles else create_app(platform, METRICS_ONLY_MODULES)
+                await _start_http(app, http_socket, stack)
+            if metrics_socket is not None:
+                await _start_http(create_app(platform, METRICS_ONLY_MODULES), metrics_socket, stack)
 
-                async def stop_http() -> None:
-                    server.should_exit = True
-                    await http_task
-
-                stack.push_async_callback(stop_http)
-                while not server.started and not http_task.done():
-                    await asyncio.sleep(0.01)
-
-            urls = describe(options, roles, listeners, settings.metrics_port)
+            metrics_port = options.metrics_port if "api" in roles else settings.metrics_port
+            urls = describe(options, roles, listeners, metrics_port)
             log.info("platform started", extra={"roles": sorted(roles), **urls})
             if options.on_ready is not None:
                 options.on_ready(platform, urls, demo_lines)
             await stop.wait()
             log.info("platform stopping")
+
+
+async def _start_http(app: Litestar, sock: socket.socket, stack: contextlib.AsyncExitStack) -> None:
+    """Serve ``app`` on ``sock`` in this loop until ``stack`` closes; returns once it answers."""
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # X-Forwarded-For is read by control_plane/auth.client_ip (TRUST_PROXY, TRUSTED_PROXIES) alone.
+        proxy_headers=False,
+    )
+    server = _EmbeddedUvicorn(config)
+    http_task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def stop_http() -> None:
+        server.should_exit = True
+        await http_task
+
+    stack.push_async_callback(stop_http)
+    while not server.started and not http_task.done():
+        await asyncio.sleep(0.01)
 
 
 def listener_choices(settings: Settings, options: ServeOptions) -> ListenerChoices:
@@ -221,7 +248,7 @@ def describe(
             "openapi": f"{base}/schema/openapi.json",
             "docs": f"{base}/schema/swagger",
         }
-    elif metrics_port:
+    if metrics_port:  # a process without the api role, or an API worker's own (serve --workers)
         urls["metrics"] = f"http://{host}:{metrics_port}/metrics"
     for scheme, address in (("mqtt", listeners.plain), ("mqtts", listeners.tls)):
         if address is not None:
