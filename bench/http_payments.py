@@ -20,6 +20,8 @@ connector limit of 32):
    transaction, two events, status update, three ledger rows, outbox row and
    pg_notify, completion, audit row; one transaction) issued directly with
    asyncpg on 32 connections against the same database.
+   Steps 1 and 2 alternate in rounds, as do the two halves of step 3, so that
+   a figure and the one it is set against share the machine's neighbours.
 4. Callback → announcement: the fleet connected (the hand-written MQTT client
    of broker_scale.py, real device auth), signed static-QR callbacks at a
    steady rate, each to another device's terminal; latency = callback sent →
@@ -756,7 +758,8 @@ def profile_lines(plan: Plan, r: dict[str, Any], args: argparse.Namespace) -> li
     lines += [
         f"py-spy on the server process(es) for {plan.profile_s:g} s during a second mix of the same kind (100 Hz,"
         f" active samples only: {spy['samples']:,}); share of the samples. asyncpg's protocol is compiled (Cython):"
-        " its work shows as the Python frame that called it (`Connection._do_execute`, `execute`).",
+        " its work shows as the Python frame that called it (`Connection._do_execute`, `execute`); so does uvloop's"
+        " (`Runner.run`: the loop's own I/O work, and its waiting, which py-spy cannot tell apart in compiled code).",
         "",
         "| own time | | inclusive time | |",
         "|---|---|---|---|",
