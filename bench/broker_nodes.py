@@ -500,10 +500,14 @@ async def cross_node(dsn: str, workdir: Path, plan: Plan) -> dict[str, object]:
             await serve.stop()
 
 
-async def announcement_client(port: int, device_id: str, secret: str, received: dict[str, float]) -> object:
-    """A soundbox that notes when each payment is first heard and acks it, as firmware does."""
+async def announcement_client(
+    port: int, device_id: str, secret: str, received: dict[str, float], repeats: list[str] | None = None
+) -> object:
+    """A soundbox that notes when each payment is first heard and acks it, as firmware does; ``repeats``
+    (when given) collects every message id heard again after the device acked it."""
     ack_topic = f"devices/{device_id}/uplink/payment/ack".encode()
     holder: list[object] = []
+    acked: set[str] = set()
     acks = 0
 
     def on_message(payload: bytes) -> None:
@@ -511,7 +515,10 @@ async def announcement_client(port: int, device_id: str, secret: str, received: 
         heard = time.perf_counter()
         body = json.loads(payload)
         received.setdefault(body.get("transaction_id", ""), heard)
+        if repeats is not None and body.get("message_id") in acked:
+            repeats.append(body["message_id"])
         if holder and "message_id" in body:
+            acked.add(body["message_id"])
             acks += 1
             ack = json.dumps({"message_id": body["message_id"]}).encode()
             holder[0].write(publish_packet(ack_topic, ack, 1, acks % 65535 + 1))  # type: ignore[attr-defined]

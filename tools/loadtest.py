@@ -187,6 +187,19 @@ class Burst:
 Send = Callable[[int], Awaitable[str | None]]
 
 
+async def timed(result: Burst, request: Awaitable[str | None]) -> str | None:
+    """Await one request, noting its latency (error or not) and its error label, if any, on ``result``."""
+    started = time.perf_counter()
+    try:
+        error = await request
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = f"transport {type(exc).__name__}"
+    result.latencies_ms.append((time.perf_counter() - started) * 1000)
+    if error:
+        result.errors[error] += 1
+    return error
+
+
 async def burst(name: str, count: int, concurrency: int, send: Send, deadline: float) -> Burst:
     result = Burst(name)
     indexes = iter(range(count))  # shared by the workers: each index is sent once
@@ -196,14 +209,7 @@ async def burst(name: str, count: int, concurrency: int, send: Send, deadline: f
             if time.monotonic() > deadline:
                 result.truncated = True
                 return
-            started = time.perf_counter()
-            try:
-                error = await send(index)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"transport {type(exc).__name__}"
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if error:
-                result.errors[error] += 1
+            await timed(result, send(index))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
@@ -313,7 +319,10 @@ class LoadTest:
         return (await expect_status(self.http.get("/health"), 200))[0]
 
     async def transaction_create(self, index: int) -> str | None:
-        amount = 10_000 + index
+        return await self.create_transaction(10_000 + index, self.created)
+
+    async def create_transaction(self, amount: int, created: list[tuple[str, int]]) -> str | None:
+        """A dynamic QR for ``amount``; (its id, amount) is appended to ``created`` when it was made."""
         error, body = await expect_status(
             self.http.post(
                 "/admin/transactions", json={"terminal_id": self.terminal_id, "amount": amount}, headers=self.admin
@@ -321,11 +330,14 @@ class LoadTest:
             201,
         )
         if error is None:
-            self.created.append((body["id"], amount))
+            created.append((body["id"], amount))
         return error
 
     async def callback_paid(self, index: int) -> str | None:
-        transaction_id, amount = self.created[index]
+        return await self.pay(*self.created[index])
+
+    async def pay(self, transaction_id: str, amount: int) -> str | None:
+        """The acquirer's signed paid callback for one dynamic QR."""
         raw = json.dumps(callback_body(amount, transaction_id=transaction_id)).encode()
         return (
             await expect_status(
