@@ -63,6 +63,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import psutil
 from broker_nodes import announcement_client, enable_pg_stat_statements
 from broker_scale import CONNECT_CONCURRENCY, Client, latency_percentiles, open_client, provisioned_fleet
 from broker_scale import publish_packet as mqtt_publish
@@ -77,6 +78,7 @@ BEGIN, END = "<!-- http-payments:begin -->", "<!-- http-payments:end -->"
 ADMIN_TOKEN = "bench-admin-token"
 WEBHOOK_SECRET = "bench-webhook-secret"
 CONCURRENCY = 32
+CORES = os.cpu_count() or 1
 HEARTBEAT_DEVICES = 32
 PROBES = 4  # fleet devices bound to no terminal: the MQTT heartbeat probes
 PROBE_POLL_S = 0.01  # how often a probe looks for its heartbeat in PostgreSQL
@@ -205,18 +207,52 @@ def single(name: str, send: Any) -> Phase:
     return phase
 
 
-async def alternating(rounds: int, seconds: float, *phases: Phase) -> dict[str, Burst]:
+class CpuMeter:
+    """CPU seconds (user + system) used so far by each side: the server's processes, PostgreSQL's, and this
+    load generator. Per request, it says where a request's cost lands and how far two cores can go."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self._roots = {"server": psutil.Process(server_pid), "PostgreSQL": psutil.Process(postmaster_pid)}
+        self._seen: dict[int, psutil.Process] = {}
+
+    def read(self) -> dict[str, float]:
+        used = {"load generator": _cpu(psutil.Process())}
+        for side, root in self._roots.items():
+            with contextlib.suppress(psutil.Error):
+                used[side] = sum(_cpu(p) for p in [root, *root.children(recursive=True)])
+        return used
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:  # it exited between the listing and the reading
+        return 0.0
+    return times.user + times.system + times.children_user + times.children_system
+
+
+async def alternating(
+    rounds: int, seconds: float, *phases: tuple[str, Phase], meter: CpuMeter | None = None
+) -> tuple[dict[str, Burst], dict[str, dict[str, float]]]:
     """``phases`` in turn, ``rounds`` times, ``seconds`` each in all: on a machine others share, a figure and
-    the one it is divided by see the same neighbours. The rounds of each figure are added up."""
+    the one it is divided by see the same neighbours. The rounds of each figure are added up, and so is the
+    CPU each side used during each phase (by the phase's label)."""
     totals: dict[str, Burst] = {}
+    cpu: dict[str, dict[str, float]] = {}
     for _ in range(rounds):
-        for phase in phases:
-            for name, part in (await phase(seconds / rounds)).items():
+        for label, phase in phases:
+            before = meter.read() if meter else {}
+            parts = await phase(seconds / rounds)
+            after = meter.read() if meter else {}
+            spent = cpu.setdefault(label, {})
+            for side in after:
+                spent[side] = spent.get(side, 0.0) + after[side] - before.get(side, after[side])
+            for name, part in parts.items():
                 total = totals.setdefault(name, Burst(name))
                 total.latencies_ms += part.latencies_ms
                 total.errors.update(part.errors)
                 total.seconds += part.seconds
-    return totals
+    return totals, cpu
 
 
 async def seed_mix(load: LoadTest, seconds: float) -> dict[str, Burst]:
@@ -570,9 +606,15 @@ async def run(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
                     load.http = http
                     if args.profile and note is None:
                         await db.pool.execute("SELECT pg_stat_statements_reset()")
+                    postmaster = psutil.Process(await db.pool.fetchval("SELECT pg_backend_pid()")).ppid()
+                    meter = CpuMeter(platform.pid, postmaster)
                     print(f"GET /health and the seed mix, {plan.rounds} rounds ...", flush=True)
-                    mix = await alternating(
-                        plan.rounds, plan.seconds, single("health", load.health), lambda s: seed_mix(load, s)
+                    mix, results["cpu"] = await alternating(
+                        plan.rounds,
+                        plan.seconds,
+                        ("/health", single("health", load.health)),
+                        ("seed mix", lambda s: seed_mix(load, s)),
+                        meter=meter,
                     )
                     results["health"] = mix.pop("health")
                     results["mix"] = mix
@@ -590,7 +632,11 @@ async def run(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
                         CALLBACKS, lambda i: expect_ok(static_callback(http, load.terminal_id, 1_000 + i))
                     )
                     async with database_floor(str(facts["dsn"]), terminal, load.screen.device_id) as floor:
-                        results.update(await alternating(plan.rounds, plan.seconds, callbacks, floor))
+                        figures, cpu = await alternating(
+                            plan.rounds, plan.seconds, (CALLBACKS, callbacks), (FLOOR, floor), meter=meter
+                        )
+                    results.update(figures)
+                    results["cpu"].update(cpu)
                 print(
                     f"callback → announcement at {plan.rate}/s with {plan.devices:,} devices connected ...", flush=True
                 )
@@ -737,6 +783,18 @@ def render(
     lines += [row(CALLBACKS, callbacks), row(FLOOR, floor)]
     lines += [
         "",
+        *cpu_lines(
+            r,
+            {
+                "/health": health["count"],
+                "seed mix": mix_requests,
+                CALLBACKS: callbacks["count"],
+                FLOOR: floor["count"],
+            },
+        ),
+    ]
+    lines += [
+        "",
         f"Callback → announcement: {a['devices']:,} devices connected with real device auth"
         f" ({a['connect_rate']:,.0f} connects/s), each bound to a terminal of its own; signed static-QR callbacks at a"
         f" quarter of the target rate ({q['seconds']:g} s), then at the target rate ({t['seconds']:g} s), each after a"
@@ -772,6 +830,31 @@ def render(
         )
     lines += ["", *profile_lines(plan, r, args), END]
     return "\n".join(lines)
+
+
+def cpu_lines(r: dict[str, Any], requests: dict[str, int]) -> list[str]:
+    """CPU per request by side, and the rate two cores would allow if nothing else ran on them."""
+    sides = ("server", "PostgreSQL", "load generator")
+    lines = [
+        "CPU time per request (user + system, from `/proc` through psutil, over the same phases): the server's"
+        " processes, PostgreSQL's (every backend and helper of the postmaster) and the load generator (for the floor,"
+        f" the floor's own client). *Two-core ceiling* = {CORES} × 1,000 ms ÷ the total: the rate at which these"
+        " processes alone would fill the machine's cores.",
+        "",
+        "| phase | requests | server ms | PostgreSQL ms | load generator ms | total ms | two-core ceiling req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, count_ in requests.items():
+        spent = r["cpu"].get(label, {})
+        if not count_ or not spent:
+            continue
+        per = {side: spent.get(side, 0.0) * 1000 / count_ for side in sides}
+        total = sum(per.values())
+        lines.append(
+            f"| {label} | {count_:,} | {per['server']:.2f} | {per['PostgreSQL']:.2f} | {per['load generator']:.2f}"
+            f" | {total:.2f} | {CORES * 1000 / total:,.0f} |"
+        )
+    return lines
 
 
 def profile_lines(plan: Plan, r: dict[str, Any], args: argparse.Namespace) -> list[str]:
