@@ -9,6 +9,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
+from qris_soundbox.core.devices.presence import HttpHeartbeats
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
@@ -40,8 +41,9 @@ class PlatformContext:
         self.broker_listener: tuple[str, int] | None = None
         # host, port of its MQTT-over-TLS listener, when it serves one.
         self.broker_tls_listener: tuple[str, int] | None = None
-        # The trace rows and MQTT heartbeats of this process's broker, written in batches.
+        # The trace rows and heartbeats (its broker's MQTT ones, its HTTP ones) of this process, written in batches.
         self.uplink_writes = UplinkWrites(db)
+        self.http_heartbeats = HttpHeartbeats(db, self.uplink_writes)
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
