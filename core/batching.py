@@ -5,13 +5,15 @@ heartbeats, uplinks); a transaction each would hold the pool connections that
 authentication and payments need (docs/performance.md, "Several broker
 nodes"). ``BatchWriter`` keeps them per key and hands them to one write at
 most every ``flush_after_s``. ``CoalescedReads`` answers the lookups of one
-row by key that wait at the same moment with one query.
+row by key that wait at the same moment with one query; ``Snapshot`` serves
+a read that many callers want from one read at most every ``max_age_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 Batch = dict[K, tuple[V, datetime]]
 
 
@@ -150,3 +153,32 @@ class CoalescedReads:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+class Snapshot(Generic[T]):
+    """A value read at most once every ``max_age_s``, however many callers want it.
+
+    A caller within ``max_age_s`` of the start of the last successful read gets its value; a caller
+    arriving while a read runs waits for that read (single flight); a failed read is not kept, every
+    waiting caller gets its error and the next caller reads again. So the value is at most
+    ``max_age_s`` (plus one read) old: callers that show it say when it was read.
+    """
+
+    def __init__(self, max_age_s: float) -> None:
+        self._max_age_s = max_age_s
+        self._value: tuple[float, T] | None = None
+        self._reading: asyncio.Future[T] | None = None
+
+    async def get(self, read: Callable[[], Awaitable[T]]) -> T:
+        if self._value is not None and time.monotonic() - self._value[0] < self._max_age_s:
+            return self._value[1]
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read(read))
+        # Shielded: a caller that goes away must not cancel the read the others wait for.
+        return await asyncio.shield(self._reading)
+
+    async def _read(self, read: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        value = await read()
+        self._value = (started, value)
+        return value
