@@ -174,6 +174,8 @@ class Snapshot(Generic[T]):
             return self._value[1]
         if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self._read(read))
+            # Its callers may all have gone away: a failure is theirs to see, not a "never retrieved" warning.
+            self._reading.add_done_callback(lambda done: done.cancelled() or done.exception())
         # Shielded: a caller that goes away must not cancel the read the others wait for.
         return await asyncio.shield(self._reading)
 

@@ -5,6 +5,7 @@ process (``core.batching.Snapshot``), ``generated_at`` saying when."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -121,3 +122,30 @@ async def test_a_snapshot_reads_once_for_waiting_callers_again_after_its_age_and
     assert await snapshot.get(read) == 2 and len(reads) == 2
     expired: Snapshot[int] = Snapshot(max_age_s=0)
     assert [await expired.get(read), await expired.get(read)] == [3, 4]
+
+
+async def test_a_read_that_fails_after_its_callers_left_is_not_reported_as_never_retrieved() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def read() -> int:
+        started.set()
+        await finish.wait()
+        raise OSError("the database is away")
+
+    try:
+        snapshot: Snapshot[int] = Snapshot(max_age_s=60)
+        caller = asyncio.create_task(snapshot.get(read))
+        await started.wait()
+        caller.cancel()  # the only caller goes away; the read goes on
+        finish.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        del caller, snapshot  # the read's task goes with them: unretrieved, it would be reported now
+        gc.collect()
+        assert reported == []
+    finally:
+        loop.set_exception_handler(previous)
