@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform
 from qris_soundbox.control_plane.device_auth import device_of
-from qris_soundbox.core.devices import credentials, models, presence, registry, trace
+from qris_soundbox.core.devices import credentials, models, registry, trace
 from qris_soundbox.core.devices.schemas import (
     BindRequest,
     Device,
@@ -205,14 +205,13 @@ async def list_mqtt_messages(
     summary="Device heartbeat over HTTP (same as MQTT devices/<id>/uplink/heartbeat)",
     tags=["device API"],
     status_code=200,
-    opt={"device": True},
+    opt={"device": True, "rate_limit": "device"},
 )
 async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[Heartbeat]) -> HeartbeatRecorded:
     device = device_of(request)
     if data.device_id is not None and data.device_id != device.device_id:
         raise Forbidden("device_id in the body is not the authenticated device", details={"field": "device_id"})
-    async with platform.db.transaction() as conn:
-        return await presence.record_heartbeat(conn, device.device_id, data)
+    return await platform.http_heartbeats.record(device.device_id, data)
 
 
 routes = [

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qris_soundbox.core.batching import Snapshot
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
+from qris_soundbox.core.devices.presence import HttpHeartbeats
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
+from qris_soundbox.core.finance.schemas import ObservabilitySummary
 from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import rate_limiter_for
 
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
 
 ROLES = ("api", "broker", "worker")
+# How old the observability summary's database part may be (``generated_at`` says how old it is).
+OBSERVABILITY_MAX_AGE_S = 1.0
 
 
 class PlatformContext:
@@ -40,8 +45,11 @@ class PlatformContext:
         self.broker_listener: tuple[str, int] | None = None
         # host, port of its MQTT-over-TLS listener, when it serves one.
         self.broker_tls_listener: tuple[str, int] | None = None
-        # The trace rows and MQTT heartbeats of this process's broker, written in batches.
+        # The trace rows and heartbeats (its broker's MQTT ones, its HTTP ones) of this process, written in batches.
         self.uplink_writes = UplinkWrites(db)
+        self.http_heartbeats = HttpHeartbeats(db, self.uplink_writes)
+        # GET /admin/observability/summary's database part, read at most that often (core/finance/dashboard.py).
+        self.observability: Snapshot[ObservabilitySummary] = Snapshot(max_age_s=OBSERVABILITY_MAX_AGE_S)
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.

@@ -5,7 +5,9 @@ in docs/devices.md. Pure: the registry gathers the inputs, this decides.
 
 Pending acknowledgements are the device's unacknowledged downlinks in the
 outbox, which carries every downlink that needs an ack (payments, config,
-commands); ``PENDING_ACK_SOURCES`` can take other counters.
+commands); ``PENDING_ACK_SOURCES`` can take other counters (the answer to an
+HTTP heartbeat counts the outbox in its one read, ``device_heartbeat_states``:
+a new source belongs there too).
 """
 
 from __future__ import annotations

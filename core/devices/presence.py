@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-import msgspec
-
-from qris_soundbox.core.batching import Batch, BatchWriter
-from qris_soundbox.core.db import QUERIES, Connection, Database
+from qris_soundbox.core.batching import Batch, BatchWriter, CoalescedReads
+from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices import health
 from qris_soundbox.core.devices.errors import DeviceNotFound, MalformedUplink
-from qris_soundbox.core.devices.registry import get_device
 from qris_soundbox.core.devices.schemas import Heartbeat, HeartbeatRecorded
+from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +70,45 @@ def check_heartbeat(device_id: str, heartbeat: Heartbeat) -> None:
         )
 
 
-async def record_heartbeat(conn: Connection, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:
-    """An HTTP heartbeat, written at once: its caller gets the device's health in the answer.
-    (MQTT heartbeats, answered by nobody, are written in batches: ``core/devices/uplink_writes.py``.)"""
-    check_heartbeat(device_id, heartbeat)
-    received = await conn.fetchval(
-        QUERIES["device_record_heartbeat"],
-        device_id,
-        heartbeat.battery_level,
-        heartbeat.network_strength,
-        heartbeat.firmware_version,
-        {key: value for key, value in msgspec.to_builtins(heartbeat).items() if value is not None},
-    )
-    if received is None:
-        raise DeviceNotFound(device_id)
-    device = await get_device(conn, device_id)
-    return HeartbeatRecorded(
-        device_id=device_id,
-        received_at=device.last_heartbeat_at or datetime.now(UTC),
-        health_summary=device.health_summary,
-    )
+class HttpHeartbeats:
+    """A process's HTTP heartbeats (``POST /device/heartbeat``), one per process on the platform context.
+
+    The answer (the device's health with this heartbeat counted) needs the device's state and its pending
+    acks, not the write: the state is read for every heartbeat waiting at the same moment in one query
+    (``CoalescedReads``), and the write joins the process's next batch of MQTT heartbeats
+    (``core/devices/uplink_writes.py``, at most ``flush_after_s`` later). So a heartbeat holds no pool
+    connection of its own and opens no transaction; what that means for a reader is in docs/devices.md
+    ("Heartbeats").
+    """
+
+    def __init__(self, db: Database, writes: UplinkWrites) -> None:
+        self._states = CoalescedReads(db, "device_heartbeat_states")
+        self._writes = writes
+
+    async def record(self, device_id: str, heartbeat: Heartbeat) -> HeartbeatRecorded:
+        check_heartbeat(device_id, heartbeat)
+        received_at = datetime.now(UTC)
+        state = await self._states.get(device_id)
+        if state is None:
+            raise DeviceNotFound(device_id)
+        self._writes.heartbeat(device_id, heartbeat, received_at)
+        summary = health.health_summary(
+            status=state["status"],
+            has_credential=state["has_credential"],
+            online=state["online"],
+            last_seen_at=max(received_at, state["last_seen_at"] or received_at),
+            last_heartbeat_at=received_at,
+            battery_level=_newer(heartbeat.battery_level, state["battery_level"]),
+            network_strength=_newer(heartbeat.network_strength, state["network_strength"]),
+            pending_acks=state["pending_acks"],
+            now=received_at,
+        )
+        return HeartbeatRecorded(device_id=device_id, received_at=received_at, health_summary=summary)
+
+    def close(self) -> None:
+        self._states.close()
+
+
+def _newer(sent: int | None, stored: int | None) -> int | None:
+    """A heartbeat leaves a value it does not carry as it was (``COALESCE`` in device_record_heartbeats)."""
+    return stored if sent is None else sent

@@ -19,6 +19,9 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 ModelId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")]
 SerialNumber = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
 TextId = Annotated[str, Meta(min_length=1, max_length=64)]
+# Text PostgreSQL can store (no U+0000), checked on decoding: a heartbeat is written in a batch after
+# its answer, where the database's refusal could no longer reach the sender (docs/devices.md).
+NO_NUL = r"^[^\x00]*$"
 
 
 class Capabilities(Value, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -138,16 +141,16 @@ class Heartbeat(Body, kw_only=True):
     """``devices/<id>/uplink/heartbeat`` and ``POST /device/heartbeat`` (same struct, same core function)."""
 
     device_id: str | None = None  # optional; must be the authenticated device when given
-    message_id: Annotated[str, Meta(max_length=128)] | None = None
+    message_id: Annotated[str, Meta(max_length=128, pattern=NO_NUL)] | None = None
     timestamp: datetime | None = None  # the device's clock, kept for drift diagnosis
     battery_level: Percent | None = None
     charging: bool | None = None
     network_strength: Percent | None = None  # signal, 0..100
-    network_type: Annotated[str, Meta(max_length=16)] | None = None  # wifi | 4g | ethernet ...
-    firmware_version: Annotated[str, Meta(max_length=64)] | None = None
+    network_type: Annotated[str, Meta(max_length=16, pattern=NO_NUL)] | None = None  # wifi | 4g | ethernet ...
+    firmware_version: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] | None = None
     volume: Percent | None = None
     uptime_s: Annotated[int, Meta(ge=0)] | None = None
-    ip_address: Annotated[str, Meta(max_length=64)] | None = None
+    ip_address: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] | None = None
 
 
 class HeartbeatRecorded(Struct, kw_only=True):

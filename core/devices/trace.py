@@ -35,7 +35,7 @@ def message_id_of(payload: bytes) -> str | None:
         found = msgspec.json.decode(payload, type=_MessageIdOnly).message_id
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return found[:128] if found else None
+    return found[:128].replace("\x00", "\ufffd") if found else None
 
 
 class TraceRow(NamedTuple):

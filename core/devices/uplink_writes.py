@@ -5,8 +5,8 @@ statements (its trace row; its UPDATE and a read of the device whose answer
 nobody receives) and was nearly all of an idle fleet's database load
 (docs/scaling.md). Here a node writes its uplinks' trace rows in one INSERT
 and its heartbeats in one UPDATE, in one transaction, at most every ``flush_after_s``; per device
-only the newest heartbeat waits. An HTTP heartbeat, whose caller gets an
-answer, is still written at once (``presence.record_heartbeat``).
+only the newest heartbeat waits. HTTP heartbeats join the same batches
+(``presence.record_heartbeat`` answers from a read of the device's state).
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import asyncpg
 import msgspec
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from qris_soundbox.core.batching import CoalescedReads
 from qris_soundbox.core.db import Database
 from qris_soundbox.core.devices.credentials import DEVICE_SECRET_HASHER
 
@@ -37,49 +37,6 @@ def _verify_hash(secret_hash: str, secret: str) -> bool:
         return DEVICE_SECRET_HASHER.verify(secret_hash, secret)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-class _CredentialRows:
-    """Reads device credential rows, one query for all the lookups waiting at once.
-
-    A lookup joins the next query, never one already sent, so it always sees
-    the row as it is after it was asked for. Alone, a lookup is one query as
-    before; in a reconnect storm, one query (and one pool round trip) serves
-    every CONNECT that arrived while the previous one ran, instead of one each.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._waiting: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def get(self, device_id: str) -> asyncpg.Record | None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[asyncpg.Record | None] = loop.create_future()
-        self._waiting.setdefault(device_id, []).append(future)
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._read_while_waiting())
-        return await future
-
-    async def _read_while_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, {}
-            try:
-                rows = {row["id"]: row for row in await self._db.fetch("device_credentials", list(batch))}
-            except Exception as exc:  # each CONNECT fails as its own query would have
-                for futures in batch.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(exc)
-                continue
-            for device_id, futures in batch.items():
-                for future in futures:
-                    if not future.done():  # a CONNECT given up (connection closed) cancels its wait
-                        future.set_result(rows.get(device_id))
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 class CredentialVerifier:
@@ -104,7 +61,7 @@ class CredentialVerifier:
     def __init__(self, db: Database, *, workers: int | None = None) -> None:
         self._db = db
         self._verified: dict[str, tuple[str, bytes]] = {}
-        self._rows = _CredentialRows(db)
+        self._rows = CoalescedReads(db, "device_credentials")  # every CONNECT of a storm in one query
         self._hashing: dict[tuple[str, str, bytes], asyncio.Future[bool]] = {}
         self.hashed = 0
         self.cached = 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+import msgspec
+
 from qris_soundbox.core import runtime
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import QUERIES, Database, fetch_one
@@ -27,9 +29,14 @@ from qris_soundbox.core.finance.schemas import (
     TodayTransactions,
 )
 from qris_soundbox.core.finance.settlements import STATUSES, batch_from_row
+from qris_soundbox.core.ids import id_floor
 
 BUSINESS_TIMEZONE = "Asia/Jakarta"
 LATEST_BATCHES = 5
+# The observability summary: its window for transactions and closed outbox rows, and how far apart the
+# clocks of the processes that make ids may be (ids carry their time: core/ids.py).
+RECENT_WINDOW = timedelta(hours=1)
+CLOCK_SLACK = timedelta(minutes=5)
 
 
 def business_tz() -> tzinfo:
@@ -88,15 +95,33 @@ async def settlement_summary(db: Database, merchant_id: str | None = None) -> Se
 
 
 async def observability_summary(platform: PlatformContext) -> ObservabilitySummary:
+    """The operations summary: its database part read at most every ``OBSERVABILITY_MAX_AGE_S`` per
+    process (``generated_at`` says when), this process's own state (export worker, legacy token) now."""
+    summary = await platform.observability.get(lambda: _read_observability(platform))
+    worker = msgspec.structs.replace(summary.export_jobs.worker, this_process=exports.worker_state(platform))
+    return msgspec.structs.replace(
+        summary,
+        export_jobs=msgspec.structs.replace(summary.export_jobs, worker=worker),
+        legacy_device_token=platform.legacy_device_token.usage,
+    )
+
+
+async def _read_observability(platform: PlatformContext) -> ObservabilitySummary:
+    """One read of the database part; every query reads a bounded set (partial indexes, the last hour
+    through the primary key), so its cost does not grow with the transactions and outbox rows kept."""
     db, settings = platform.db, platform.settings
     now = datetime.now(UTC)
+    since = now - RECENT_WINDOW
+    # Ids carry the time they were made (core/ids.py) by the clock of the process that made them:
+    # the floor allows for clocks a few minutes apart; created_at decides.
+    floor = since - CLOCK_SLACK
     async with db.pool.acquire() as conn:
         devices_online = await conn.fetchval(QUERIES["metrics_devices_online"])
-        outbox = await conn.fetch(QUERIES["outbox_counts_by_status"])
+        outbox = await conn.fetch(QUERIES["observability_outbox_counts"], id_floor("obx", floor), since)
         job_counts = await conn.fetch(QUERIES["export_job_counts"])
         queue = await fetch_one(conn, "export_queue_state", settings.export_job_stale_running_ms)
         instances = await conn.fetch(QUERIES["runtime_instances_overview"])
-        recent = await conn.fetch(QUERIES["transactions_by_status_since"], now - timedelta(hours=1))
+        recent = await conn.fetch(QUERIES["observability_transactions_since"], id_floor("txn", floor), since)
     oldest = queue["oldest_pending_at"]
     return ObservabilitySummary(
         generated_at=now,

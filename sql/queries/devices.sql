@@ -133,17 +133,20 @@ WHERE online AND (broker_instance_id IS NULL OR broker_instance_id NOT IN (
     SELECT id FROM runtime_instances WHERE alive_until > now()))
 RETURNING id;
 
--- device_record_heartbeat --
--- $1 device id, $2 battery_level, $3 network_strength, $4 firmware_version, $5 heartbeat json
-UPDATE devices SET last_heartbeat_at = now(), last_seen_at = now(),
-       battery_level = COALESCE($2, battery_level), network_strength = COALESCE($3, network_strength),
-       firmware_version = COALESCE($4, firmware_version), heartbeat = $5
-WHERE id = $1 AND status IN ('registered', 'active')
-RETURNING id;
+-- device_heartbeat_states --
+-- $1 device ids: what the answer to an HTTP heartbeat needs, for every heartbeat waiting at once: the
+-- health inputs and the downlinks waiting for the device's ack (counted as unacked_downlink_counts counts
+-- them). No row for a device that does not exist or whose heartbeats are not recorded (device_record_heartbeats).
+SELECT d.id, d.status, d.credential_fingerprint IS NOT NULL AS has_credential, d.online, d.last_seen_at,
+       d.last_heartbeat_at, d.battery_level, d.network_strength,
+       (SELECT count(*) FROM device_outbox o
+        WHERE o.device_id = d.id AND o.status IN ('pending', 'sent') AND o.kind <> 'dynamic_qr_response') AS pending_acks
+FROM devices d
+WHERE d.id = ANY ($1::text[]) AND d.status IN ('registered', 'active');
 
 -- device_record_heartbeats --
 -- Parallel arrays, one entry per device: $1 ids, $2 when received, $3 battery_level, $4 network_strength,
--- $5 firmware_version, $6 heartbeat json (a broker node's MQTT heartbeats, written together)
+-- $5 firmware_version, $6 heartbeat json (a process's MQTT and HTTP heartbeats, written together)
 UPDATE devices d SET last_heartbeat_at = c.at, last_seen_at = GREATEST(d.last_seen_at, c.at),
        battery_level = COALESCE(c.battery_level, d.battery_level),
        network_strength = COALESCE(c.network_strength, d.network_strength),

@@ -344,14 +344,6 @@ FROM transactions
 WHERE ($3::text IS NULL OR merchant_id = $3)
   AND ((created_at >= $1 AND created_at < $2) OR (paid_at >= $1 AND paid_at < $2));
 
--- outbox_counts_by_status --
-SELECT status, count(*) AS count FROM device_outbox GROUP BY status ORDER BY status;
-
--- transactions_by_status_since --
--- $1 = since
-SELECT status, count(*) AS count, COALESCE(sum(amount), 0)::bigint AS amount FROM transactions
-WHERE created_at >= $1 GROUP BY status ORDER BY status;
-
 -- runtime_instances_overview --
 -- alive: its last heartbeat has not run out (each process says for how long: core/runtime.py)
 SELECT id, hostname, pid, roles, started_at, last_seen_at, alive_until > now() AS alive

@@ -39,6 +39,7 @@ async def provisioned_device(running: RunningPlatform, model: str = "generic-aud
 
 
 async def device_detail(running: RunningPlatform, device_id: str) -> dict[str, Any]:
+    await running.platform.uplink_writes.flush()  # heartbeats (MQTT and HTTP) are written in batches
     response = await running.http.get(f"/admin/devices/{device_id}", headers=running.admin_headers)
     assert response.status_code == 200, response.text
     return response.json()

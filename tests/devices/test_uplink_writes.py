@@ -95,3 +95,39 @@ async def test_an_mqtt_heartbeat_reaches_the_device_row_and_its_trace(running: R
     trace = await running.http.get(f"/admin/devices/{device_id}/mqtt-messages", headers=running.admin_headers)
     assert trace.status_code == 200, trace.text
     assert any(m["message_id"] == "beat-1" and m["direction"] == "uplink" for m in trace.json()["items"])
+
+
+async def test_a_nul_in_an_mqtt_heartbeat_neither_reaches_the_database_nor_holds_back_others(
+    running: RunningPlatform,
+) -> None:
+    """PostgreSQL stores no U+0000 in text: such a heartbeat is refused on decoding and its trace row keeps
+    a replacement character, so the node's next batch carries the other devices' heartbeats as usual."""
+    (bad_id, bad_secret), (good_id, good_secret) = [await provisioned_device(running) for _ in range(2)]
+    async with running.mqtt(bad_id, bad_secret) as bad, running.mqtt(good_id, good_secret) as good:
+        await bad.publish(
+            f"devices/{bad_id}/uplink/heartbeat", b'{"firmware_version": "1.0\\u0000", "message_id": "b\\u0000"}', qos=1
+        )
+        await good.publish(f"devices/{good_id}/uplink/heartbeat", b'{"battery_level": 61}', qos=1)
+
+        async def written() -> bool:
+            return (await device_detail(running, good_id))["battery_level"] == 61
+
+        assert await eventually(written, timeout=5)
+    assert (await device_detail(running, bad_id))["last_heartbeat_at"] is None
+    trace = await running.http.get(f"/admin/devices/{bad_id}/mqtt-messages", headers=running.admin_headers)
+    assert [m["message_id"] for m in trace.json()["items"]] == ["b\ufffd"]
+
+
+async def test_a_batch_the_database_refuses_is_dropped_not_retried_forever(running: RunningPlatform) -> None:
+    device_id, _ = await provisioned_device(running)
+    writes = UplinkWrites(running.platform.db, flush_after_s=60)
+    try:
+        # Built directly, so not validated as a decoded one would be: the database refuses the NUL.
+        writes.heartbeat(device_id, Heartbeat(firmware_version="9.9\x00"), datetime.now(UTC))
+        assert await writes.flush()  # refused and dropped: nothing left to retry
+        writes.heartbeat(device_id, Heartbeat(battery_level=7), datetime.now(UTC))
+        assert await writes.flush()
+    finally:
+        await writes.close()
+    detail = await device_detail(running, device_id)
+    assert (detail["battery_level"], detail["firmware_version"]) == (7, None)
