@@ -118,6 +118,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(platform.device_verifier.close)  # last: after the broker and HTTP stopped
+            # Then what HTTP heartbeats and uplinks left in the node's batch (the broker's plugin flushes
+            # it too; an --only api process has no broker to do it).
+            stack.push_async_callback(platform.uplink_writes.close)
             # Registered before the broker listens: another node must see this one alive before it sees
             # devices online here, or it would take them for a dead node's.
             await runtime.register_instance(platform)
