@@ -84,19 +84,10 @@ async def record(
     await conn.execute(QUERIES["insert_audit_log"], *(getattr(row, name) for name in AuditEntry.__struct_fields__))
 
 
-class AuditLog(Struct, kw_only=True):
-    id: str
+class AuditLog(AuditEntry, kw_only=True):
+    """An audit row as written."""
+
     occurred_at: datetime
-    actor_type: str
-    actor_id: str | None
-    actor_role: str | None
-    action: str
-    entity_type: str | None
-    entity_id: str | None
-    merchant_id: str | None
-    request_id: str | None
-    ip: str | None
-    payload: dict[str, Any]
 
 
 async def list_logs(

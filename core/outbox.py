@@ -31,8 +31,8 @@ TOPIC_SUFFIX = {
 }
 
 
-class Downlink(msgspec.Struct, kw_only=True):
-    """A downlink as operators see it (``GET /admin/devices/{id}/notifications``)."""
+class NewDownlink(msgspec.Struct, kw_only=True):
+    """A downlink about to be queued: ``enqueue_downlink`` (sql/migrations/080) writes it as is."""
 
     id: str
     message_id: str
@@ -40,13 +40,18 @@ class Downlink(msgspec.Struct, kw_only=True):
     kind: str
     topic: str
     payload: dict[str, Any]
+    expires_at: datetime
+    transaction_id: str | None = None
+
+
+class Downlink(NewDownlink, kw_only=True):
+    """A downlink as operators see it (``GET /admin/devices/{id}/notifications``)."""
+
     status: str
-    transaction_id: str | None
     attempts: int
     created_at: datetime
     sent_at: datetime | None
     acked_at: datetime | None
-    expires_at: datetime
 
 
 class NotificationState(msgspec.Struct, kw_only=True):
@@ -69,19 +74,6 @@ def notification_state(row: asyncpg.Record) -> NotificationState:
 
 def downlink_topic(device_id: str, kind: str) -> str:
     return f"devices/{device_id}/downlink/{TOPIC_SUFFIX[kind]}"
-
-
-class NewDownlink(msgspec.Struct, kw_only=True, frozen=True):
-    """A downlink about to be queued: ``enqueue_downlink`` (sql/migrations/080) writes it as is."""
-
-    id: str
-    message_id: str
-    device_id: str
-    kind: str
-    topic: str
-    payload: dict[str, Any]
-    expires_at: datetime
-    transaction_id: str | None = None
 
 
 def new_downlink(
