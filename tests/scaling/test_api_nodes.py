@@ -5,6 +5,7 @@ from __future__ import annotations
 from qris_soundbox.core import ratelimit
 from tests.support import PlatformFactory
 
+DAY_MS = 86_400_000
 LIMIT = 4
 
 
@@ -21,7 +22,13 @@ async def test_a_login_limit_of_n_allows_n_attempts_in_total_across_two_api_node
     platform_factory: PlatformFactory,
 ) -> None:
     nodes = [
-        await platform_factory.start(frozenset({"api"}), rate_limit_store="postgres", rate_limit_login_max=LIMIT)
+        # Shared windows are aligned on the epoch: a day-long one is not crossed while the test runs.
+        await platform_factory.start(
+            frozenset({"api"}),
+            rate_limit_store="postgres",
+            rate_limit_login_max=LIMIT,
+            rate_limit_login_window_ms=DAY_MS,
+        )
         for _ in range(2)
     ]
     statuses = await failed_logins(nodes, 2 * LIMIT, "spray@example.com")
