@@ -37,9 +37,9 @@ system-packages:
 	$$SUDO apt-get install -y -q $$missing > /dev/null 2>&1 || \
 	{ $$SUDO apt-get update -q > /dev/null && $$SUDO apt-get install -y -q $$missing > /dev/null; }; fi
 
-# Two API processes and the broker in a third: the measured best on 2 cores (docs/operations.md);
-# `make run SERVE_WORKERS=1` runs everything in one process.
-SERVE_WORKERS ?= 2
+# One process: on 2 cores shared with PostgreSQL, a second API process gained nothing once the payment
+# path was cheap (docs/operations.md); `make run SERVE_WORKERS=2` starts the supervised layout.
+SERVE_WORKERS ?= 1
 run: install
 	$(BIN)/qris-soundbox serve --demo --workers $(SERVE_WORKERS)
 
