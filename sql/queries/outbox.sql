@@ -33,9 +33,11 @@ WHERE o.status IN ('pending', 'sent') AND o.next_attempt_at <= now() AND o.expir
 LIMIT $1;
 
 -- defer_downlinks --
--- $1 device ids, $2 seconds: offline devices are not rescanned every tick; connecting resets this
+-- $1 device ids, $2 seconds: offline devices are not rescanned every tick; connecting resets this.
+-- Only the rows due now: one deferred already keeps its time, so a busy terminal whose soundbox is
+-- offline costs each tick its new rows, not its whole backlog rewritten again.
 UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
-WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent');
+WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND next_attempt_at <= now();
 
 -- wake_downlinks --
 -- $1 device ids: on (re)connect everything unacked is due at once

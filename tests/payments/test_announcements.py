@@ -101,6 +101,47 @@ async def test_announcements_go_on_after_the_server_closes_the_publishers_listen
         assert msgspec.json.decode(message.payload)["transaction_id"] == result["transaction_id"]
 
 
+async def test_an_offline_soundboxs_backlog_is_deferred_once_not_rewritten_every_tick(
+    running: RunningPlatform,
+) -> None:
+    """Each tick defers what became due for an offline device; rows deferred already are left alone
+    (rewriting the whole backlog every second made a busy offline terminal cost O(backlog) per tick)."""
+    ids, device_id, _ = await bound_soundbox(running)
+    pool = running.platform.db.pool
+
+    async def open_rows() -> dict[str, tuple[str, object]]:
+        rows = await pool.fetch(
+            "SELECT id, xmin::text AS version, next_attempt_at FROM device_outbox"
+            " WHERE device_id = $1 AND status IN ('pending', 'sent')",
+            device_id,
+        )
+        return {row["id"]: (row["version"], row["next_attempt_at"]) for row in rows}
+
+    async def all_deferred() -> bool:
+        rows = await pool.fetch(
+            "SELECT next_attempt_at > now() + interval '10 seconds' AS later FROM device_outbox"
+            " WHERE device_id = $1 AND status IN ('pending', 'sent')",
+            device_id,
+        )
+        return bool(rows) and all(row["later"] for row in rows)
+
+    for amount in (1_100, 1_200, 1_300):
+        assert (
+            await post_callback(running, callback_body(amount=amount, terminal_id=ids["terminal_id"]))
+        ).status_code == 200
+    assert await eventually(all_deferred, 10)
+    backlog = await open_rows()
+    assert len(backlog) == 3
+    assert (
+        await post_callback(running, callback_body(amount=1_400, terminal_id=ids["terminal_id"]))
+    ).status_code == 200
+    assert await eventually(all_deferred, 10)
+    await asyncio.sleep(2.5)  # two more ticks
+    after = await open_rows()
+    assert len(after) == 4
+    assert {row_id: after[row_id] for row_id in backlog} == backlog, "the deferred backlog was rewritten"
+
+
 async def test_fifty_concurrent_replays_announce_once(running: RunningPlatform) -> None:
     ids, device_id, secret = await bound_soundbox(running)
     async with running.mqtt(device_id, secret) as device:
