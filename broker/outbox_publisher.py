@@ -169,7 +169,7 @@ class OutboxPublisher:
                 await asyncio.sleep(TICK_S)
 
     async def _tick(self) -> None:
-        for row in await outbox.expire_overdue(self._db):
+        for row in await outbox.expire_overdue(self._db, BATCH):
             if row["kind"] == "payment":
                 self._announcements.labels(row["status"]).inc()
             log.info(
@@ -180,7 +180,7 @@ class OutboxPublisher:
         online = [d for d in due if self._sessions.is_device_online(d)]
         offline = [d for d in due if not self._sessions.is_device_online(d)]
         if offline:
-            await outbox.defer_for_offline(self._db, offline, OFFLINE_RESCAN_S)
+            await outbox.defer_for_offline(self._db, offline, OFFLINE_RESCAN_S, BATCH)
         if online:
             await self._drain(online)
 

@@ -137,9 +137,10 @@ class DueDownlink(msgspec.Struct, frozen=True):
     payload: dict[str, Any]
 
 
-async def expire_overdue(db: Database) -> list[asyncpg.Record]:
-    """Close what is past its expiry: a payment announcement is ``skipped_late`` (never played late)."""
-    return await db.fetch("expire_downlinks")
+async def expire_overdue(db: Database, limit: int) -> list[asyncpg.Record]:
+    """Close what is past its expiry, at most ``limit`` rows: a payment announcement is ``skipped_late``
+    (never played late)."""
+    return await db.fetch("expire_downlinks", limit)
 
 
 async def devices_with_due_downlinks(db: Database, instance_id: str, limit: int) -> list[str]:
@@ -147,9 +148,10 @@ async def devices_with_due_downlinks(db: Database, instance_id: str, limit: int)
     return [row["device_id"] for row in await db.fetch("due_downlink_devices", limit, instance_id)]
 
 
-async def defer_for_offline(db: Database, device_ids: list[str], seconds: float) -> None:
-    """Offline devices' rows are not looked at again for ``seconds``; their reconnect makes them due."""
-    await db.execute("defer_downlinks", device_ids, seconds)
+async def defer_for_offline(db: Database, device_ids: list[str], seconds: float, limit: int) -> None:
+    """Offline devices' due rows (at most ``limit``) are not looked at again for ``seconds``; their
+    reconnect makes them due."""
+    await db.execute("defer_downlinks", device_ids, seconds, limit)
 
 
 async def make_due(db: Database, device_ids: list[str]) -> None:

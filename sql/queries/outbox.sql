@@ -33,11 +33,15 @@ WHERE o.status IN ('pending', 'sent') AND o.next_attempt_at <= now() AND o.expir
 LIMIT $1;
 
 -- defer_downlinks --
--- $1 device ids, $2 seconds: offline devices are not rescanned every tick; connecting resets this.
--- Only the rows due now: one deferred already keeps its time, so a busy terminal whose soundbox is
--- offline costs each tick its new rows, not its whole backlog rewritten again.
+-- $1 device ids, $2 seconds, $3 at most this many rows: offline devices are not rescanned every tick;
+-- connecting resets this. Only rows due now: one deferred already keeps its time, so a busy terminal
+-- whose soundbox is offline costs a tick its new rows, not its whole backlog rewritten again; and at
+-- most $3 of them, so a large backlog coming due at once is spread over ticks instead of holding one.
 UPDATE device_outbox SET next_attempt_at = now() + make_interval(secs => $2::float8)
-WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND next_attempt_at <= now();
+WHERE id IN (
+    SELECT id FROM device_outbox
+    WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent') AND next_attempt_at <= now()
+    LIMIT $3);
 
 -- wake_downlinks --
 -- $1 device ids: on (re)connect everything unacked is due at once
@@ -45,10 +49,12 @@ UPDATE device_outbox SET next_attempt_at = now()
 WHERE device_id = ANY ($1::text[]) AND status IN ('pending', 'sent');
 
 -- expire_downlinks --
--- Past their expiry: a payment announcement becomes skipped_late (never played late), the rest expired.
+-- $1 at most this many: past their expiry, a payment announcement becomes skipped_late (never played
+-- late), the rest expired. Bounded so that a backlog expiring at once is closed over several ticks
+-- (nothing past its expiry is delivered meanwhile: open_downlinks_for_devices leaves it out).
 UPDATE device_outbox
 SET status = CASE WHEN kind = 'payment' THEN 'skipped_late' ELSE 'expired' END
-WHERE status IN ('pending', 'sent') AND expires_at <= now()
+WHERE id IN (SELECT id FROM device_outbox WHERE status IN ('pending', 'sent') AND expires_at <= now() LIMIT $1)
 RETURNING id, message_id, device_id, kind, status;
 
 -- acknowledge_downlink --
