@@ -29,7 +29,6 @@ is in ``core/outbox.py``; this module is only the delivery loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -121,14 +120,7 @@ class OutboxPublisher:
     async def _close_listener(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            try:
-                await listener.remove_listener(outbox.CHANNEL, self._notified)
-                await self._db.pool.release(listener)
-            except Exception as exc:  # a connection the outage already broke: the pool replaces it
-                log.debug("outbox listener not released cleanly", extra={"error": type(exc).__name__})
-                # One the server closed is already back in the pool, closed: terminate() refuses it too.
-                with contextlib.suppress(Exception):
-                    listener.terminate()
+            await self._db.release_listening(listener, self._notified, outbox.CHANNEL)
 
     async def _run(self) -> None:
         while True:

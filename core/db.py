@@ -22,6 +22,8 @@ HTTP API answers 503 or 400 instead of 500.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -94,6 +96,7 @@ def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
     return queries
 
 
+log = logging.getLogger(__name__)
 QUERIES: Mapping[str, str] = MappingProxyType(load_queries())
 
 STATEMENT_CACHE_SIZE = 512
@@ -164,8 +167,8 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     transaction-scoped (``pg_advisory_xact_lock``; the migration lock is
     released in ``finally``), nothing is ``SET`` outside a transaction, no
     cursor is ``WITH HOLD``, and the two LISTEN holders (device changes, the
-    outbox publisher) UNLISTEN before they release or terminate the
-    connection. asyncpg still rolls back an open transaction and drops the
+    outbox publisher) give their connection back through
+    ``Database.release_listening``. asyncpg still rolls back an open transaction and drops the
     connection's Python-side listeners before calling this.
     """
 
@@ -202,6 +205,22 @@ class Database:
         """One short explicit transaction; services receive the connection."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
+
+    async def release_listening(self, conn: asyncpg.pool.PoolConnectionProxy, callback: Any, *channels: str) -> None:
+        """UNLISTEN and give a LISTEN holder's connection back to the pool.
+
+        The pool does not reset sessions (``_keep_session``), so a connection whose UNLISTEN fails is
+        terminated, never lent to another caller. One the server closed is already back in the pool,
+        closed: then every call on it refuses, and there is nothing left to do.
+        """
+        try:
+            for channel in channels:
+                await conn.remove_listener(channel, callback)
+            await self.pool.release(conn, timeout=5)
+        except Exception as exc:
+            log.debug("listening connection not released cleanly", extra={"error": type(exc).__name__})
+            with contextlib.suppress(Exception):
+                conn.terminate()
 
     async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
         return await self.pool.fetch(QUERIES[name], *args)

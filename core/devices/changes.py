@@ -13,7 +13,6 @@ process or any other sharing the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -136,14 +135,5 @@ class DeviceChangeListener:
                 log.warning("device change listener lost its connection", extra={"error": repr(exc)})
             finally:
                 if conn is not None:
-                    # The pool does not UNLISTEN on release (core.db._keep_session): a connection
-                    # whose UNLISTEN failed is terminated, never handed to another caller. (One the
-                    # server closed is already back in the pool, closed: both calls then refuse.)
-                    try:
-                        for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):
-                            await conn.remove_listener(channel, self._notified)
-                        await self._db.pool.release(conn, timeout=5)
-                    except Exception:
-                        with contextlib.suppress(Exception):
-                            conn.terminate()
+                    await self._db.release_listening(conn, self._notified, CHANGE_CHANNEL, SESSION_CHANNEL)
             await asyncio.sleep(1)
