@@ -266,8 +266,16 @@ async def test_retry_notification_announces_again(platform_factory: PlatformFact
             if again["message_id"] != first["message_id"]:
                 break
         assert again["transaction_id"] == result["transaction_id"] and again["message_id"] != first["message_id"]
-    listed = (await running.http.get(f"/admin/devices/{device_id}/notifications", headers=running.admin_headers)).json()
-    assert [n["status"] for n in listed["items"]] == ["sent", "acked"]
+
+    # The publisher records "sent" after the PUBLISH left, so the device can hear it first.
+    async def statuses() -> list[str]:
+        listed = await running.http.get(f"/admin/devices/{device_id}/notifications", headers=running.admin_headers)
+        return [n["status"] for n in listed.json()["items"]]
+
+    async def sent_and_acked() -> bool:
+        return await statuses() == ["sent", "acked"]
+
+    assert await eventually(sent_and_acked), await statuses()
 
 
 async def _dynamic_qr_reply(running: RunningPlatform, device_id: str, secret: str, request: bytes) -> dict:
