@@ -83,7 +83,7 @@ async def log_in(page: Page, running: RunningPlatform, kind: str, email: str, pa
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", password)
     await page.click("button[type=submit]")
-    landing = "admin-dashboard-overview" if kind == "admin" else "merchant-profile"
+    landing = "admin-dashboard-overview" if kind == "admin" else "merchant-today"
     await page.wait_for_url(f"**/ui/{landing}")
 
 

@@ -93,7 +93,7 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
     world = await demo_world(running)
     paths = page_paths(world)
     async with console_page(browser, running) as (page, _):
-        await page.goto(f"{running.http_url}/ui")
+        await page.goto(f"{running.http_url}/ui/pages")
         await shot(page, "catalogue")
         await open_page(page, running, "admin-login")
         await shot(page, "admin-login")
@@ -101,6 +101,7 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
         await visit_all(page, running, paths, "admin")
         await open_page(page, running, f"admin-device-detail?id={world['device_id']}")
         await page.click("#rotate")
+        await page.click("#confirm-yes")
         await expect(page.locator("#secret")).to_be_visible()
         await shot(page, "admin-device-detail-rotate-credential")
         await page.click("#close-secret")
