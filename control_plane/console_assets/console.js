@@ -414,8 +414,8 @@ function formDialog(title, fields, submit) {
 
 // A select filled from a list route, refilled as one types in the search box above it (the list's
 // `q`). `onpick` hears the chosen item. The select carries `name`, so the form sends the id.
-function searchableSelect({ name, label, path, params = {}, render, optional = false, onpick, searchLabel }) {
-  const select = h("select", { name, "data-picker": name, required: !optional });
+function searchableSelect({ name, label, path, params = {}, render, optional = false, required = !optional, onpick, searchLabel }) {
+  const select = h("select", { name, "data-picker": name, required });
   const search = h("input", { type: "search", "data-picker-search": name, placeholder: t(searchLabel || "Cari…"), autocomplete: "off" });
   let items = [];
   let timer = null;
@@ -434,9 +434,9 @@ function searchableSelect({ name, label, path, params = {}, render, optional = f
 }
 
 // A merchant by name, code or NMID.
-function merchantPicker({ optional = false, onpick } = {}) {
+function merchantPicker({ optional = false, required = !optional, onpick } = {}) {
   return searchableSelect({ name: "merchant_id", label: "Merchant", path: "/admin/merchants", searchLabel: "Nama, kode atau NMID",
-    render: (m) => `${m.name} · ${m.code}${m.city ? " · " + m.city : ""}`, optional: optional ? "Tanpa merchant: semua merchant" : false, onpick });
+    render: (m) => `${m.name} · ${m.code}${m.city ? " · " + m.city : ""}`, optional: optional ? "Tanpa merchant: semua merchant" : false, required, onpick });
 }
 
 // Bind a soundbox: merchant → outlet → terminal, each from the API; or the code printed on the QRIS.
@@ -453,7 +453,8 @@ function bindDialog(base) {
       `${x.terminal_code} · ${x.name}` + (x.bound_device ? " (" + t("sudah ada soundbox") + ": " + x.bound_device.serial_number + ")" : ""), Boolean(x.bound_device) || x.status !== "active")));
     terminal.disabled = false;
   };
-  const merchant = merchantPicker({ onpick: async (m) => {
+  // Nothing is required by itself: a terminal picked, or the code typed.
+  const merchant = merchantPicker({ required: false, onpick: async (m) => {
     merchantId = m ? m.id : null;
     outlet.disabled = true;
     outlet.replaceChildren();
@@ -1269,15 +1270,17 @@ async function searchPage() {
 // "Hari ini": the merchant's landing page. Today's total and count and the newest payments, by
 // short poll (docs/console.md "Live pages" says why not server-sent events).
 const TODAY_POLL_MS = 2000;
+// The Jakarta day, as the date filters send it (apiParams turns the day into its bounds).
+const todayFrom = () => new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE }).format(new Date());
 async function merchantTodayPage() {
   const kpis = h("div", { class: "grid", id: "today" });
   const rows = h("div", {});
   const stamp = h("div", { class: "muted", id: "refreshed" });
   const render = async () => {
-    const [summary, paid] = await Promise.all([get("/merchant/settlement-summary"), get("/merchant/transactions", { status: "paid", limit: 20 })]);
+    const [today, paid] = await Promise.all([get("/merchant/today"), get("/merchant/transactions", { status: "paid", limit: 20, from: todayFrom() })]);
     const kpi = (id, label, value) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)), h("div", { class: "value" }, value));
-    kpis.replaceChildren(kpi("paid_volume", "Nilai dibayar hari ini", money(summary.today.paid_volume)),
-      kpi("paid_count", "Dibayar hari ini", String(summary.today.paid_count)));
+    kpis.replaceChildren(kpi("paid_volume", "Nilai dibayar hari ini", money(today.paid_volume)),
+      kpi("paid_count", "Dibayar hari ini", String(today.paid_count)));
     rows.replaceChildren(card("Pembayaran terbaru", paid.items.length ? simpleTable(paid.items, [["Dibayar", (x) => time(x.paid_at)],
       ["Jumlah", (x) => h("strong", {}, money(x.amount))], ["Terminal", terminalLabel], ["Referensi", (x) => x.reference]], "today-payments")
       : empty("Belum ada pembayaran hari ini.", "Pembayaran muncul di sini beberapa detik setelah pelanggan membayar QRIS.")));
