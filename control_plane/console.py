@@ -38,6 +38,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-reconciliation-management": ("admin", "Rekonsiliasi", "Reconciliation"),
     "admin-acquirer-reports": ("admin", "Laporan settlement acquirer", "Acquirer settlement reports"),
     "admin-acquirer-report-detail": ("admin", "Detail laporan acquirer", "Acquirer report detail"),
+    "admin-terminal-poster": ("admin", "Poster QRIS", "QRIS poster"),
     "admin-system-audit-logs": ("admin", "Log audit sistem", "System audit logs"),
     "admin-observability": ("admin", "Observabilitas", "Observability"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),
@@ -47,6 +48,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "merchant-settlement-batches": ("merchant", "Batch settlement saya", "My settlement batches"),
     "merchant-settlement-batch-detail": ("merchant", "Detail batch saya", "My batch detail"),
     "merchant-transactions": ("merchant", "Transaksi saya", "My transactions"),
+    "merchant-terminal-poster": ("merchant", "Poster QRIS", "QRIS poster"),
 }
 AUDIENCES = {
     "admin": ("Admin, keuangan, operasional, teknisi", "Admin, finance, ops, technicians"),

@@ -560,6 +560,7 @@ const NAV = {
 function navSection(slug) {
   if (slug === "admin-device-detail") return "admin-device-registry";
   if (slug === "merchant-settlement-batch-detail") return "merchant-settlement-batches";
+  if (slug.endsWith("-terminal-poster")) return slug.startsWith("admin-") ? "admin-merchants" : "merchant-profile";
   if (slug.endsWith("-detail")) return (NAV[audience].find(([list]) => list.replace(/e?s$/, "") === slug.slice(0, -7)) || [slug])[0];
   return slug;
 }
@@ -784,7 +785,28 @@ function terminalCard(terminal, side = "admin") {
     side === "admin" && terminal.bound_device ? h("div", {}, t("Perangkat"), ": ", link("admin-device-detail", { id: terminal.bound_device.id }, terminal.bound_device.serial_number || terminal.bound_device.id)) : null,
     terminal.static_qris ? [qrImage(base + ".svg", t("QRIS statis") + " " + terminal.name),
       action("Unduh PNG", () => download(base + ".png", `qris-${terminal.terminal_code}.png`), { class: "secondary", "data-download": "png" })]
-      : h("div", { class: "muted" }, t("Tanpa QRIS statis")));
+      : h("div", { class: "muted" }, t("Tanpa QRIS statis")),
+    terminal.static_qris ? link(side + "-terminal-poster", { id: terminal.id }, t("Poster A6 untuk dicetak")) : null);
+}
+
+// The terminal's QRIS poster: an A6 page to print and stick by the till, laid out as merchants
+// know it (the QRIS mark, the merchant's name, the QR, the NMID and the terminal code).
+async function posterPage() {
+  const side = audience;
+  const id = query().get("id");
+  const terminal = await get(`/${side}/terminals/${encodeURIComponent(id)}`);
+  const merchant = side === "admin" ? await get("/admin/merchants/" + encodeURIComponent(terminal.merchant_id)) : (await get("/merchant/profile")).merchant;
+  setTitle(t("Poster QRIS") + " " + terminal.terminal_code);
+  const base = `/${side}/terminals/${encodeURIComponent(id)}/qris`;
+  show(h("div", { class: "actions no-print" }, h("button", { type: "button", id: "print", onclick: () => window.print() }, t("Cetak")),
+    h("span", { class: "muted" }, t("Ukuran A6; pilih skala 100% saat mencetak."))),
+  h("article", { class: "poster", id: "poster" },
+    h("div", { class: "poster-mark" }, "QRIS"),
+    h("div", { class: "poster-merchant" }, merchant.name),
+    terminal.static_qris ? qrImage(base + ".svg", "QRIS " + merchant.name) : h("div", { class: "empty" }, t("Tanpa QRIS statis")),
+    h("div", { class: "poster-ids" }, h("div", {}, "NMID: ", h("strong", {}, merchant.nmid || "—")),
+      h("div", {}, t("Terminal") + ": ", h("strong", {}, terminal.terminal_code), " · " + terminal.name)),
+    h("div", { class: "poster-foot" }, t("Satu QRIS untuk semua aplikasi pembayaran"))));
 }
 
 // The QR image comes from the API with the bearer token, so it is fetched and shown as a blob URL.
@@ -1346,6 +1368,7 @@ async function merchantTransactionsPage() {
 
 const PAGES = {
   "admin-search": searchPage, "merchant-today": merchantTodayPage,
+  "admin-terminal-poster": posterPage, "merchant-terminal-poster": posterPage,
   "admin-dashboard-overview": dashboardPage, "admin-merchants": merchantsPage, "admin-merchant-detail": merchantDetailPage,
   "admin-device-registry": deviceRegistryPage, "admin-device-detail": deviceDetailPage, "admin-transactions": transactionsPage,
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
@@ -1378,7 +1401,7 @@ async function start() {
     notice(done);
   }
   // A detail page opened without its id (a bookmark cut short): say so, call nothing.
-  if (page.endsWith("-detail") && !query().get("id")) {
+  if ((page.endsWith("-detail") || page.endsWith("-poster")) && !query().get("id")) {
     const list = navSection(page);
     show(empty("Halaman ini menampilkan satu data: bukalah dari daftarnya.", null), h("p", {}, link(list, {}, t("Buka daftar"))));
     ready();

@@ -62,7 +62,7 @@ class Watched:
 @asynccontextmanager
 async def console_page(browser: Browser, running: RunningPlatform) -> AsyncIterator[tuple[Page, Watched]]:
     """A fresh browser context (its own sessionStorage) on the console; clean when it closes."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
     page = await context.new_page()
     page.set_default_timeout(15_000)
     watched = Watched(origin=running.http_url)

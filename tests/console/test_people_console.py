@@ -12,8 +12,9 @@ from qris_soundbox.control_plane.console import PAGES
 from tests.console.browser import console_page, open_page, user_logged_in
 from tests.console.test_pages import demo_world
 from tests.devices.helpers import register_device
-from tests.onboarding import onboarded_terminal
+from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
+from tests.qr_images import STATIC_QRIS, qr_text
 from tests.support import RunningPlatform
 
 PHONE = {"width": 390, "height": 844}
@@ -151,6 +152,28 @@ async def test_a_detail_page_without_its_id_says_so_and_calls_nothing(
             await open_page(page, running, slug)
             await expect(page.locator("#content .empty")).to_be_visible()
         assert not [url for url in asked if "/admin/" in url and "/ui/" not in url]
+
+
+async def test_a_terminals_qris_poster_shows_the_qr_merchant_nmid_and_terminal_code(
+    running: RunningPlatform, browser: Browser
+) -> None:
+    ids = await onboarded_terminal(running, qris_ready=True, merchant_name="Mie Poster")
+    terminal = await new_terminal(running, ids["outlet_id"], name="Kasir Poster", static_qris=STATIC_QRIS)
+    merchant = (await running.http.get(f"/admin/merchants/{ids['merchant_id']}", headers=running.admin_headers)).json()
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "merchant", "ops", ids["merchant_id"])
+        await open_page(page, running, "merchant-profile")
+        await page.click(f"[data-terminal='{terminal['id']}'] a")  # from the terminal's card
+        await page.wait_for_url(f"**/ui/merchant-terminal-poster?id={terminal['id']}")
+        await page.wait_for_selector("body[data-ready]", state="attached")
+        poster = page.locator("#poster")
+        await expect(poster).to_contain_text("MIE POSTER", ignore_case=True)
+        await expect(poster).to_contain_text(merchant["nmid"])
+        await expect(poster).to_contain_text(terminal["terminal_code"])
+        await page.wait_for_function("() => document.querySelector('#poster img.qr').complete")
+        assert qr_text(await poster.locator("img.qr").screenshot()) == STATIC_QRIS
+        await page.emulate_media(media="print")
+        await expect(page.locator(".topbar")).to_be_hidden()  # the printed page is the poster alone
 
 
 async def test_the_merchants_today_page_shows_a_payment_within_3_seconds(
