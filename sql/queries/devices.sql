@@ -36,7 +36,9 @@ WHERE ($1::text IS NULL OR id < $1)
   AND ($8::boolean IS NULL OR $8 = EXISTS (
       SELECT 1 FROM device_configs c
       WHERE c.device_id = d.id AND c.desired_version <> COALESCE(c.reported_version, 0)))
-  AND ($9::text IS NULL OR serial_number ILIKE $9)
+  -- The matching ids first (the trigram index, once per statement): as a plain filter the planner
+  -- walked the whole list newest first looking for them (37 ms at 10,000 devices).
+  AND ($9::text IS NULL OR id = ANY (ARRAY(SELECT s.id FROM devices s WHERE s.serial_number ILIKE $9)))
 ORDER BY id DESC
 LIMIT $2;
 
