@@ -57,7 +57,7 @@ SEED_TRANSACTIONS = """
 INSERT INTO transactions (id, merchant_id, outlet_id, terminal_id, kind, status, amount, reference,
                           provider_reference, fee_bps, paid_at, created_at, updated_at)
 SELECT 'txn_' || lpad(i::text, 10, '0'), t.merchant_id, t.outlet_id, t.id, 'static', 'paid',
-       1000 + (i * 7919) % 500000, 'REF' || upper(substr(md5('r' || i), 1, 17)),
+       1000 + (i::bigint * 7919) % 500000, 'REF' || upper(substr(md5('r' || i), 1, 17)),
        'RRN' || upper(substr(md5('p' || i), 1, 17)), 70, now() - (i || ' seconds')::interval,
        now() - (i || ' seconds')::interval, now()
 FROM generate_series($1::int, $2::int) AS i
