@@ -1,4 +1,5 @@
-"""The operator console (SPEC §11): ``GET /ui``, ``GET /ui/<page>`` and its assets.
+"""The operator console (SPEC §11): ``GET /ui`` (to the login page), ``GET /ui/pages`` (the catalogue),
+``GET /ui/<page>`` and its assets.
 
 The console is a client of the public HTTP API: these routes only serve one
 HTML shell per page, the stylesheet and the script (``control_plane/console_assets/``,
@@ -17,6 +18,7 @@ from importlib.resources import files
 import msgspec
 from litestar import Response, get
 from litestar.params import FromPath
+from litestar.response import Redirect
 
 from qris_soundbox.core.auth import ADMIN_PERMISSIONS, MERCHANT_PERMISSIONS
 
@@ -24,6 +26,7 @@ from qris_soundbox.core.auth import ADMIN_PERMISSIONS, MERCHANT_PERMISSIONS
 PAGES: dict[str, tuple[str, str, str]] = {
     "admin-login": ("admin", "Masuk admin", "Admin login"),
     "admin-dashboard-overview": ("admin", "Ringkasan dasbor", "Dashboard overview"),
+    "admin-search": ("admin", "Cari", "Search"),
     "admin-merchants": ("admin", "Merchant", "Merchants"),
     "admin-merchant-detail": ("admin", "Detail merchant", "Merchant detail"),
     "admin-device-registry": ("admin", "Registri perangkat", "Device registry"),
@@ -35,14 +38,17 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-reconciliation-management": ("admin", "Rekonsiliasi", "Reconciliation"),
     "admin-acquirer-reports": ("admin", "Laporan settlement acquirer", "Acquirer settlement reports"),
     "admin-acquirer-report-detail": ("admin", "Detail laporan acquirer", "Acquirer report detail"),
+    "admin-terminal-poster": ("admin", "Poster QRIS", "QRIS poster"),
     "admin-system-audit-logs": ("admin", "Log audit sistem", "System audit logs"),
     "admin-observability": ("admin", "Observabilitas", "Observability"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),
+    "merchant-today": ("merchant", "Hari ini", "Today"),
     "merchant-profile": ("merchant", "Profil merchant", "Merchant profile"),
     "merchant-settlement-summary": ("merchant", "Ringkasan settlement", "Settlement summary"),
     "merchant-settlement-batches": ("merchant", "Batch settlement saya", "My settlement batches"),
     "merchant-settlement-batch-detail": ("merchant", "Detail batch saya", "My batch detail"),
     "merchant-transactions": ("merchant", "Transaksi saya", "My transactions"),
+    "merchant-terminal-poster": ("merchant", "Poster QRIS", "QRIS poster"),
 }
 AUDIENCES = {
     "admin": ("Admin, keuangan, operasional, teknisi", "Admin, finance, ops, technicians"),
@@ -127,11 +133,17 @@ def _not_found() -> str:
         "Halaman tidak ditemukan",
         "Page not found",
         '<div class="empty"><p data-en="This console page does not exist.">Halaman konsol ini tidak ada.</p>'
-        '<p><a href="/ui" data-en="See the page catalogue">Lihat katalog halaman</a></p></div>',
+        '<p><a href="/ui/pages" data-en="See the page catalogue">Lihat katalog halaman</a></p></div>',
     )
 
 
 @get("/ui", include_in_schema=False, opt=_OPT)
+async def console_home() -> Redirect:
+    # Someone typing the console's address wants to log in, not a list of routes.
+    return Redirect("/ui/admin-login", status_code=302, headers=SECURITY_HEADERS)
+
+
+@get("/ui/pages", include_in_schema=False, opt=_OPT)
 async def catalogue() -> Response[str]:
     return _html(_catalogue())
 
@@ -154,4 +166,4 @@ async def asset(name: FromPath[str]) -> Response[str]:
     return Response(_asset(name), media_type=media_type, headers=headers)
 
 
-routes = [catalogue, console_page, asset]
+routes = [console_home, catalogue, console_page, asset]

@@ -26,6 +26,11 @@ Paging = NamedDependency[PageQuery]
 Window = NamedDependency[TimeWindow]
 
 
+def search_parameter(what: str) -> QueryParameter:
+    """The ``q`` of a list route: what one search box sends (docs/console.md "Search")."""
+    return QueryParameter(name="q", min_length=1, max_length=100, description=f"search: {what}")
+
+
 def provide_page(
     limit: Annotated[int | None, QueryParameter(description=f"1 to {MAX_LIMIT}, {DEFAULT_LIMIT} when absent")] = None,
     cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
@@ -45,4 +50,14 @@ LIST_DEPENDENCIES = {
     "window": Provide(provide_window, sync_to_thread=False),
 }
 
-__all__ = ["LIST_DEPENDENCIES", "FromPath", "FromQuery", "JSONBody", "Paging", "Platform", "QueryParameter", "Window"]
+__all__ = [
+    "LIST_DEPENDENCIES",
+    "FromPath",
+    "FromQuery",
+    "JSONBody",
+    "Paging",
+    "Platform",
+    "QueryParameter",
+    "Window",
+    "search_parameter",
+]

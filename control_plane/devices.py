@@ -11,7 +11,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform
+from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform, search_parameter
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.core.devices import credentials, models, registry, trace
 from qris_soundbox.core.devices.schemas import (
@@ -83,6 +83,7 @@ async def list_devices(
     merchant_id: ShortText = None,
     online: FromQuery[bool | None] = None,
     drift: FromQuery[bool | None] = None,
+    search: Annotated[str | None, search_parameter("any part of the serial number")] = None,
 ) -> Page[Device]:
     async with platform.db.transaction() as conn:
         return await registry.list_devices(
@@ -94,6 +95,7 @@ async def list_devices(
             merchant_id=merchant_id,
             online=online,
             drift=drift,
+            serial=search,
         )
 
 
@@ -110,14 +112,14 @@ async def get_device(platform: Platform, device_id: DeviceId) -> Device:
 
 @post(
     "/admin/devices/{device_id:str}/bind",
-    summary="Bind the device to a terminal",
+    summary="Bind the device to a terminal (by terminal_id or terminal_code)",
     tags=TAGS,
     status_code=200,
     opt={"permission": "device:bind"},
 )
 async def bind_device(platform: Platform, request: Request, device_id: DeviceId, data: JSONBody[BindRequest]) -> Device:
     async with platform.db.transaction() as conn:
-        return await registry.bind(conn, audit_actor(request), device_id, data.terminal_id)
+        return await registry.bind(conn, audit_actor(request), device_id, await registry.bind_target(conn, data))
 
 
 @post(

@@ -38,6 +38,16 @@ async def settlement_summary(request: Request, platform: Platform) -> s.Settleme
     return await dashboard.settlement_summary(platform.db, own_merchant(request))
 
 
+@get(
+    "/merchant/today",
+    summary="My payments today (the Jakarta business day): count, paid count, paid volume",
+    opt={"permission": "transaction:read"},
+    tags=_TAGS,
+)
+async def today(request: Request, platform: Platform) -> s.TodayTransactions:
+    return await dashboard.today_transactions(platform.db, own_merchant(request))
+
+
 @get("/merchant/settlement-batches", summary="My settlement batches", opt={"permission": "settlement:read"}, tags=_TAGS)
 async def list_settlement_batches(
     request: Request,
@@ -76,4 +86,4 @@ async def export_settlement_batch(
     return await batch_csv(request, platform, batch_id, fmt, own_merchant(request))
 
 
-routes = [settlement_summary, list_settlement_batches, get_settlement_batch, export_settlement_batch]
+routes = [settlement_summary, today, list_settlement_batches, get_settlement_batch, export_settlement_batch]

@@ -5,13 +5,13 @@ Thin: parse → ``core.merchants.service`` in one transaction → shape.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, search_parameter
 from qris_soundbox.core.auth import merchant_scope
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
@@ -40,9 +40,14 @@ async def create_merchant(
 @get(
     "/admin/merchants", summary="List merchants, newest first", tags=["merchants"], opt={"permission": "merchant:read"}
 )
-async def list_merchants(platform: Platform, page: Paging, status: FromQuery[str | None] = None) -> Page[s.Merchant]:
+async def list_merchants(
+    platform: Platform,
+    page: Paging,
+    status: FromQuery[str | None] = None,
+    search: Annotated[str | None, search_parameter("the merchant's code or NMID (whole), or part of its name")] = None,
+) -> Page[s.Merchant]:
     async with platform.db.transaction() as conn:
-        return await service.list_merchants(conn, page, status=status)
+        return await service.list_merchants(conn, page, status=status, search=search)
 
 
 @get(
@@ -148,9 +153,12 @@ async def list_terminals(
     merchant_id: FromQuery[str | None] = None,
     outlet_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
+    search: Annotated[str | None, search_parameter("a terminal code (whole)")] = None,
 ) -> Page[s.Terminal]:
     async with platform.db.transaction() as conn:
-        return await service.list_terminals(conn, page, merchant_id=merchant_id, outlet_id=outlet_id, status=status)
+        return await service.list_terminals(
+            conn, page, merchant_id=merchant_id, outlet_id=outlet_id, status=status, code=search
+        )
 
 
 @get(

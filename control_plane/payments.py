@@ -5,13 +5,13 @@ Routes only: parse â†’ call ``core.payments`` (``service`` for the admin API) â†
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
 
 from qris_soundbox.control_plane.auth import audit_actor
-from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window
+from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, Window, search_parameter
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.control_plane.merchant_portal import own_merchant
 from qris_soundbox.control_plane.merchants import qr_paths, qr_response
@@ -58,10 +58,11 @@ async def list_transactions(
     merchant_id: FromQuery[str | None] = None,
     terminal_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
+    search: Annotated[str | None, search_parameter("a reference or an RRN (whole), or an amount in rupiah")] = None,
 ) -> Page[s.Transaction]:
     async with platform.db.transaction() as conn:
         return await service.list_transactions(
-            conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status
+            conn, page, window, merchant_id=merchant_id, terminal_id=terminal_id, status=status, search=search
         )
 
 
@@ -78,10 +79,11 @@ async def my_transactions(
     window: Window,
     terminal_id: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
+    search: Annotated[str | None, search_parameter("a reference or an RRN (whole), or an amount in rupiah")] = None,
 ) -> Page[s.Transaction]:
     async with platform.db.transaction() as conn:
         return await service.list_transactions(
-            conn, page, window, merchant_id=own_merchant(request), terminal_id=terminal_id, status=status
+            conn, page, window, merchant_id=own_merchant(request), terminal_id=terminal_id, status=status, search=search
         )
 
 

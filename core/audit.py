@@ -88,6 +88,7 @@ class AuditLog(AuditEntry, kw_only=True):
     """An audit row as written."""
 
     occurred_at: datetime
+    actor_email: str | None = None  # in lists: who acted, for people
 
 
 async def list_logs(

@@ -76,3 +76,11 @@ def time_window(from_: datetime | None = None, to: datetime | None = None) -> Ti
     if from_ is not None and to is not None and from_ > to:
         raise ValidationFailed("from must not be after to", details={"field": "from"})
     return TimeWindow(from_=from_, to=to)
+
+
+def contains_pattern(search: str | None) -> str | None:
+    """An ILIKE pattern matching ``search`` anywhere, its own ``%``, ``_`` and ``\\`` taken literally
+    (a search box's text is never a pattern). The trigram indexes of sql/migrations/120 answer it."""
+    if search is None:
+        return None
+    return "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

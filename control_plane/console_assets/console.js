@@ -154,13 +154,44 @@ function notice(message) {
   flash(h("div", { class: "notice" }, message));
 }
 
+// What an API error code means, for people: [Indonesian, English]. The API's own message (English,
+// for developers) is shown under it; an unknown code shows that message alone.
+const ERROR_TEXT = {
+  validation_error: ["Isian tidak valid. Periksa kolom yang disebut.", "Invalid input. Check the field named."],
+  not_found: ["Data tidak ditemukan.", "Not found."],
+  unauthorized: ["Email atau kata sandi salah.", "Wrong email or password."],
+  forbidden: ["Peran Anda tidak boleh melakukan ini.", "Your role may not do this."],
+  conflict: ["Bentrok dengan data yang ada.", "Conflicts with existing data."],
+  invalid_state: ["Tidak bisa pada status saat ini.", "Not possible in the current status."],
+  rate_limited: ["Terlalu banyak permintaan. Coba lagi sebentar lagi.", "Too many requests. Try again shortly."],
+  terminal_not_found: ["Terminal tidak ditemukan. Pilih terminal dari daftar atau periksa kodenya (mis. T000002).",
+    "No such terminal. Pick one from the list or check its code (e.g. T000002)."],
+  terminal_code_ambiguous: ["Kode terminal ini dipakai beberapa merchant: pilih merchant dan terminalnya.",
+    "Several merchants use this terminal code: pick the merchant and its terminal."],
+  terminal_occupied: ["Terminal ini sudah punya soundbox. Lepas perangkat itu dahulu.", "This terminal already has a soundbox. Unbind that device first."],
+  device_already_bound: ["Perangkat sudah terikat ke terminal. Lepas dahulu.", "The device is already bound to a terminal. Unbind it first."],
+  device_not_bound: ["Perangkat belum terikat ke terminal.", "The device is not bound to a terminal."],
+  device_not_active: ["Perangkat belum aktif.", "The device is not active."],
+  serial_number_taken: ["Nomor seri ini sudah terdaftar.", "This serial number is already registered."],
+  merchant_not_active: ["Merchant belum aktif (belum disetujui).", "The merchant is not active (not approved yet)."],
+  nmid_taken: ["NMID ini sudah dipakai merchant lain.", "Another merchant already has this NMID."],
+  payout_account_change_blocked: ["Rekening tidak dapat diubah selama ada batch tertunda.", "The account cannot change while a batch is pending."],
+  payout_account_missing: ["Merchant belum punya rekening pencairan.", "The merchant has no payout account."],
+  idempotency_in_progress: ["Permintaan yang sama masih diproses.", "The same request is still being processed."],
+  user_exists: ["Pengguna dengan email ini sudah ada.", "A user with this email exists."],
+};
+
 function errorBox(error) {
   const envelope = error && error.envelope;
   if (!envelope) return h("div", { class: "error" }, t("Permintaan gagal") + ": " + (error && error.message ? error.message : String(error)));
+  const known = ERROR_TEXT[envelope.code];
+  const details = envelope.details && typeof envelope.details === "object" ? Object.entries(envelope.details).filter(([name]) => name !== "pending_batch_ids") : [];
   return h("div", { class: "error", "data-code": envelope.code },
-    h("strong", {}, envelope.message), " ",
+    h("strong", {}, known ? known[lang === "en" ? 1 : 0] : envelope.message), " ",
     h("span", {}, "(", t("kode"), " ", h("code", {}, envelope.code), ", ", t("id permintaan"), " ", h("code", {}, envelope.request_id || "—"), ")"),
-    envelope.details ? h("div", { class: "muted" }, JSON.stringify(envelope.details)) : null,
+    known ? h("div", { class: "muted" }, envelope.message) : null,
+    details.length ? h("div", { class: "muted", "data-details": "" }, details.map(([name, value]) =>
+      name + ": " + (typeof value === "object" ? JSON.stringify(value) : String(value))).join(" · ")) : null,
     pendingBatches(envelope.details));
 }
 
@@ -182,6 +213,45 @@ function kv(pairs) {
 
 function card(title, ...children) {
   return h("section", { class: "card" }, title ? h("h2", {}, t(title)) : null, ...children);
+}
+
+// An id on a detail page: shown whole and copyable (support tickets and the API need it).
+function copyable(id) {
+  if (!id) return null;
+  const button = h("button", { type: "button", class: "link copy", title: t("Salin") }, t("Salin"));
+  button.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(id); button.textContent = t("Tersalin"); } catch (_) { getSelection().selectAllChildren(code); }
+  });
+  const code = h("code", { "data-copy": id }, id);
+  return h("span", { class: "id" }, code, " ", button);
+}
+
+// A terminal as people know it: the code printed on its QRIS and its name.
+const terminalLabel = (x) => (x.terminal_code ? x.terminal_code + (x.terminal_name ? " · " + x.terminal_name : "") : x.terminal_id || "—");
+const merchantLink = (x) => (x.merchant_id ? link("admin-merchant-detail", { id: x.merchant_id }, x.merchant_name || x.merchant_id) : "—");
+
+// After a change the page reloads; the message says it worked, on the reloaded page.
+const NOTICE_KEY = "qris.console.notice";
+function reloadDone(message = "Berhasil.") {
+  sessionStorage.setItem(NOTICE_KEY, t(message));
+  location.reload();
+}
+function assignDone(url, message = "Berhasil.") {
+  sessionStorage.setItem(NOTICE_KEY, t(message));
+  location.assign(url);
+}
+
+// "Are you sure?" in the page's dialog (window.confirm cannot be styled or translated).
+function confirmed(title, message) {
+  const dialog = $("dialog");
+  return new Promise((resolve) => {
+    let answer = false;
+    dialog.replaceChildren(h("h2", {}, t(title)), h("p", {}, t(message)), h("div", { class: "actions" },
+      h("button", { type: "button", id: "confirm-yes", onclick: () => { answer = true; dialog.close(); } }, t("Ya, lanjutkan")),
+      h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("Batal"))));
+    dialog.addEventListener("close", () => resolve(answer), { once: true });
+    dialog.showModal();
+  });
 }
 
 function link(page, params, label) {
@@ -340,6 +410,71 @@ function formDialog(title, fields, submit) {
   dialog.showModal();
 }
 
+// ---------------------------------------------------------------- pickers: choose, don't paste an id
+
+// A select filled from a list route, refilled as one types in the search box above it (the list's
+// `q`). `onpick` hears the chosen item. The select carries `name`, so the form sends the id.
+function searchableSelect({ name, label, path, params = {}, render, optional = false, required = !optional, onpick, searchLabel }) {
+  const select = h("select", { name, "data-picker": name, required });
+  const search = h("input", { type: "search", "data-picker-search": name, placeholder: t(searchLabel || "Cari…"), autocomplete: "off" });
+  let items = [];
+  let timer = null;
+  const fill = async () => {
+    const data = await get(path, clean(Object.assign({ limit: 50, q: search.value.trim() }, params)));
+    items = data.items;
+    select.replaceChildren(...(optional ? [h("option", { value: "" }, t(optional === true ? "Semua" : optional))] : [h("option", { value: "" }, "—")]),
+      ...items.map((item) => h("option", { value: item.id }, render(item))));
+    if (onpick) onpick(null);
+  };
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => fill().catch((error) => flash(errorBox(error))), 250); });
+  select.addEventListener("change", () => { if (onpick) onpick(items.find((item) => item.id === select.value) || null); });
+  const node = h("label", {}, t(label), search, select);
+  node.ready = fill();
+  return node;
+}
+
+// A merchant by name, code or NMID.
+function merchantPicker({ optional = false, required = !optional, onpick } = {}) {
+  return searchableSelect({ name: "merchant_id", label: "Merchant", path: "/admin/merchants", searchLabel: "Nama, kode atau NMID",
+    render: (m) => `${m.name} · ${m.code}${m.city ? " · " + m.city : ""}`, optional: optional ? "Tanpa merchant: semua merchant" : false, required, onpick });
+}
+
+// Bind a soundbox: merchant → outlet → terminal, each from the API; or the code printed on the QRIS.
+function bindDialog(base) {
+  const outlet = h("select", { name: "outlet_id", "data-picker": "outlet_id", disabled: true });
+  const terminal = h("select", { name: "terminal_id", "data-picker": "terminal_id", disabled: true });
+  const option = (value, label, disabled = false) => h("option", { value, disabled }, label);
+  let merchantId = null;
+  const loadTerminals = async () => {
+    terminal.disabled = true;
+    if (!merchantId) return;
+    const data = await get("/admin/terminals", clean({ merchant_id: merchantId, outlet_id: outlet.value, limit: 200 }));
+    terminal.replaceChildren(option("", "—"), ...data.items.map((x) => option(x.id,
+      `${x.terminal_code} · ${x.name}` + (x.bound_device ? " (" + t("sudah ada soundbox") + ": " + x.bound_device.serial_number + ")" : ""), Boolean(x.bound_device) || x.status !== "active")));
+    terminal.disabled = false;
+  };
+  // Nothing is required by itself: a terminal picked, or the code typed.
+  const merchant = merchantPicker({ required: false, onpick: async (m) => {
+    merchantId = m ? m.id : null;
+    outlet.disabled = true;
+    outlet.replaceChildren();
+    terminal.replaceChildren();
+    if (!m) return;
+    const data = await get("/admin/outlets", { merchant_id: m.id, limit: 200 });
+    outlet.replaceChildren(option("", t("Semua")), ...data.items.map((o) => option(o.id, o.name)));
+    outlet.disabled = false;
+    await loadTerminals();
+  } });
+  outlet.addEventListener("change", () => loadTerminals().catch((error) => flash(errorBox(error))));
+  formDialog("Ikat ke terminal", [merchant, h("label", {}, t("Outlet"), outlet), h("label", {}, t("Terminal"), terminal),
+    field("terminal_code", "Atau kode terminal (di stiker QRIS)", { placeholder: "T000002", autocomplete: "off" })],
+  async (v) => {
+    const body = v.terminal_id ? { terminal_id: v.terminal_id } : { terminal_code: v.terminal_code.toUpperCase() };
+    await post(base + "/bind", body);
+    reloadDone("Perangkat terikat ke terminal.");
+  });
+}
+
 // ---------------------------------------------------------------- lists
 
 // A list on the server: filters and the cursor live in the URL, so a link can be shared.
@@ -355,7 +490,8 @@ async function listView({ path, columns, filters = [], keep = [], rowLink, empty
   if (params.get("limit")) request.limit = params.get("limit");
   const filterForm = filters.length ? h("form", { class: "filters", method: "get" },
     Object.entries(kept).map(([name, value]) => h("input", { type: "hidden", name, value })),
-    filters.map((f) => field(f.name, f.label, Object.assign({ value: params.get(f.name) || "" }, f.attrs || {}))),
+    filters.map((f) => (f.hidden ? (params.get(f.name) ? h("input", { type: "hidden", name: f.name, value: params.get(f.name) }) : null)
+      : field(f.name, f.label, Object.assign({ value: params.get(f.name) || "" }, f.attrs || {})))),
     h("button", { type: "submit" }, t("Filter")), h("a", { href: unfiltered }, t("Hapus filter"))) : null;
   if (filterForm) {
     filterForm.addEventListener("submit", (event) => {
@@ -372,7 +508,7 @@ async function listView({ path, columns, filters = [], keep = [], rowLink, empty
       h("thead", {}, h("tr", {}, columns.map(([label, , cls]) => h("th", { class: cls }, t(label))))),
       h("tbody", {}, data.items.map((item) => {
         const row = h("tr", { class: rowLink ? "clickable" : null, "data-id": item.id },
-          columns.map(([, render, cls]) => h("td", { class: cls }, render(item))));
+          columns.map(([label, render, cls]) => h("td", { class: cls, "data-label": t(label) }, render(item))));
         if (rowLink) row.addEventListener("click", (event) => { if (!event.target.closest("a,button")) location.assign(rowLink(item)); });
         return row;
       }))) : filtered ? empty("Tidak ada data untuk filter ini.", "Ubah atau hapus filter, atau tunggu data baru.") : empty(emptyText, emptyNext);
@@ -416,7 +552,7 @@ const NAV = {
     ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
-  merchant: [["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
+  merchant: [["merchant-today", "Hari ini", "Today"], ["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
 };
 
@@ -424,6 +560,7 @@ const NAV = {
 function navSection(slug) {
   if (slug === "admin-device-detail") return "admin-device-registry";
   if (slug === "merchant-settlement-batch-detail") return "merchant-settlement-batches";
+  if (slug.endsWith("-terminal-poster")) return slug.startsWith("admin-") ? "admin-merchants" : "merchant-profile";
   if (slug.endsWith("-detail")) return (NAV[audience].find(([list]) => list.replace(/e?s$/, "") === slug.slice(0, -7)) || [slug])[0];
   return slug;
 }
@@ -441,6 +578,16 @@ function layout() {
   // An entry naming a permission is for the roles that work with it (finance, admin).
   $("nav").replaceChildren(...NAV[current.kind].filter(([, , , permission]) => !permission || may(permission)).map(([slug, id, en]) =>
     h("a", { href: "/ui/" + slug, class: navSection(page) === slug ? "current" : null }, lang === "en" ? en : id)));
+  $("menu").hidden = false;
+  $("menu").addEventListener("click", () => {
+    const open = document.body.classList.toggle("menu-open");
+    $("menu").setAttribute("aria-expanded", String(open));
+  });
+  if (current.kind === "admin") {
+    const box = h("form", { id: "topsearch", action: "/ui/admin-search", method: "get", role: "search" },
+      h("input", { type: "search", name: "q", placeholder: t("Cari…"), "aria-label": t("Cari"), value: page === "admin-search" ? query().get("q") || "" : "" }));
+    $("nav").after(box);
+  }
   $("who").textContent = current.email + " · " + current.role;
   $("logout").hidden = false;
   $("logout").addEventListener("click", async () => {
@@ -458,7 +605,7 @@ function setTitle(title) {
 // ---------------------------------------------------------------- pages: login
 
 function loginPage(kind) {
-  const landing = kind === "admin" ? "admin-dashboard-overview" : "merchant-profile";
+  const landing = kind === "admin" ? "admin-dashboard-overview" : "merchant-today";
   const errors = h("div", {});
   if (sessionStorage.getItem("qris.console.expired")) {
     sessionStorage.removeItem("qris.console.expired");
@@ -523,20 +670,22 @@ async function dashboardPage() {
 
 function transactionTable(items, side) {
   return h("table", { "data-list": "transactions" },
-    h("thead", {}, h("tr", {}, ["Dibuat", "Referensi", "Jumlah", "Status", "Terminal"].map((c) => h("th", {}, t(c))))),
+    h("thead", {}, h("tr", {}, ["Dibuat", "Referensi", "Jumlah", "Status", "Terminal", side === "admin" ? "Merchant" : null].filter(Boolean).map((c) => h("th", {}, t(c))))),
     h("tbody", {}, items.map((tx) => h("tr", { "data-id": tx.id },
-      h("td", {}, time(tx.created_at)),
-      h("td", {}, side === "admin" ? link("admin-transaction-detail", { id: tx.id }, tx.reference) : tx.reference),
-      h("td", { class: "num" }, money(tx.amount)), h("td", {}, badge(tx.status)), h("td", {}, tx.terminal_id)))));
+      h("td", { "data-label": t("Dibuat") }, time(tx.created_at)),
+      h("td", { "data-label": t("Referensi") }, side === "admin" ? link("admin-transaction-detail", { id: tx.id }, tx.reference) : tx.reference),
+      h("td", { class: "num", "data-label": t("Jumlah") }, money(tx.amount)), h("td", { "data-label": t("Status") }, badge(tx.status)),
+      h("td", { "data-label": t("Terminal") }, terminalLabel(tx)),
+      side === "admin" ? h("td", { "data-label": t("Merchant") }, merchantLink(tx)) : null))));
 }
 
 function batchTable(items, side) {
   const detail = side === "admin" ? "admin-settlement-batch-detail" : "merchant-settlement-batch-detail";
   return h("table", { "data-list": "batches" },
     h("thead", {}, h("tr", {}, ["Dibuat", "Batch", "Merchant", "Status", "Jumlah"].map((c) => h("th", {}, t(c))))),
-    h("tbody", {}, items.map((b) => h("tr", { "data-id": b.id }, h("td", {}, time(b.created_at)),
-      h("td", {}, link(detail, { id: b.id }, b.id)), h("td", {}, b.merchant_id), h("td", {}, badge(b.status)),
-      h("td", { class: "num" }, money(b.adjusted_payable_amount))))));
+    h("tbody", {}, items.map((b) => h("tr", { "data-id": b.id }, h("td", { "data-label": t("Dibuat") }, time(b.created_at)),
+      h("td", { "data-label": t("Batch") }, link(detail, { id: b.id }, b.id)), h("td", { "data-label": t("Merchant") }, b.merchant_name || b.merchant_id),
+      h("td", { "data-label": t("Status") }, badge(b.status)), h("td", { class: "num", "data-label": t("Jumlah") }, money(b.adjusted_payable_amount))))));
 }
 
 const MERCHANT_STATUSES = [["", "Semua"], ["pending_review", "pending_review"], ["active", "active"], ["rejected", "rejected"], ["suspended", "suspended"]];
@@ -551,9 +700,9 @@ async function merchantsPage() {
     }), { id: "new-merchant" }) : null;
   const list = await listView({
     path: "/admin/merchants",
-    filters: [{ name: "status", label: "Status", attrs: { options: MERCHANT_STATUSES } }],
+    filters: [{ name: "q", label: "Nama, kode atau NMID", attrs: { type: "search" } }, { name: "status", label: "Status", attrs: { options: MERCHANT_STATUSES } }],
     columns: [["Dibuat", (m) => time(m.created_at)], ["Nama", (m) => link("admin-merchant-detail", { id: m.id }, m.name)],
-      ["Kota", (m) => m.city], ["NMID", (m) => m.nmid || "—"], ["Status", (m) => badge(m.status)]],
+      ["Kode", (m) => m.code], ["Kota", (m) => m.city], ["NMID", (m) => m.nmid || "—"], ["Status", (m) => badge(m.status)]],
     rowLink: (m) => pageUrl("admin-merchant-detail", { id: m.id }),
     emptyText: "Belum ada merchant. Buat merchant baru untuk memulai.",
   });
@@ -568,9 +717,12 @@ async function merchantDetailPage() {
   const [outlets, terminals, payout] = await Promise.all([
     get("/admin/outlets", { merchant_id: id, limit: 200 }), get("/admin/terminals", { merchant_id: id, limit: 200 }), get(payoutBase),
   ]);
-  const reload = () => location.reload();
+  const reload = () => reloadDone();
   const decisions = merchant.status === "pending_review" && may("merchant:approve") ? h("div", { class: "actions" },
-    action("Setujui", async () => { await post(`/admin/merchants/${id}/approve`); reload(); }, { id: "approve" }),
+    action("Setujui", async () => {
+      if (!await confirmed("Setujui", "Setujui merchant ini? Setelah disetujui merchant dapat menerima pembayaran.")) return;
+      await post(`/admin/merchants/${id}/approve`); reloadDone("Merchant disetujui.");
+    }, { id: "approve" }),
     action("Tolak", () => formDialog("Tolak", [field("reason", "Alasan", { required: true })], async (v) => {
       await post(`/admin/merchants/${id}/reject`, { reason: v.reason }); reload();
     }), { class: "danger", id: "reject" })) : null;
@@ -582,7 +734,7 @@ async function merchantDetailPage() {
         [field("name", "Nama", { required: true }), field("static_qris", "QRIS statis", { placeholder: "000201010211…" })],
         async (v) => { await post(`/admin/outlets/${outlet.id}/terminals`, clean(v)); reload(); }), { class: "secondary", "data-new-terminal": outlet.id }) : null);
   });
-  show(decisions, card("Detail", kv([["ID", merchant.id], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
+  show(decisions, card("Detail", kv([["ID", copyable(merchant.id)], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
     ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Biaya (bps)", merchant.fee_bps ?? "default"],
     ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]])),
     payoutAccountCard(payoutBase, payout),
@@ -606,7 +758,7 @@ function payoutAccountCard(base, state) {
       field("account_number", "Nomor rekening", { required: true, inputmode: "numeric", autocomplete: "off" }),
       field("account_name", "Nama pemilik rekening", { required: true, value: current ? current.account_name : "" }),
       h("p", { class: "muted" }, t("Perubahan ditolak selama merchant punya batch tertunda: bayar atau batalkan batch itu dahulu."))],
-    async (v) => { await put(base, v); location.reload(); });
+    async (v) => { await put(base, v); reloadDone(); });
   }, { id: "set-payout-account", class: "secondary" }) : null;
   return h("section", { class: "card", id: "payout-account" }, h("h2", {}, t("Rekening pencairan")),
     current ? accountView(current) : empty("Belum ada rekening pencairan.", "Atur rekening sebelum membuat batch: batch tanpa rekening tidak dapat dibayar."),
@@ -633,7 +785,28 @@ function terminalCard(terminal, side = "admin") {
     side === "admin" && terminal.bound_device ? h("div", {}, t("Perangkat"), ": ", link("admin-device-detail", { id: terminal.bound_device.id }, terminal.bound_device.serial_number || terminal.bound_device.id)) : null,
     terminal.static_qris ? [qrImage(base + ".svg", t("QRIS statis") + " " + terminal.name),
       action("Unduh PNG", () => download(base + ".png", `qris-${terminal.terminal_code}.png`), { class: "secondary", "data-download": "png" })]
-      : h("div", { class: "muted" }, t("Tanpa QRIS statis")));
+      : h("div", { class: "muted" }, t("Tanpa QRIS statis")),
+    terminal.static_qris ? link(side + "-terminal-poster", { id: terminal.id }, t("Poster A6 untuk dicetak")) : null);
+}
+
+// The terminal's QRIS poster: an A6 page to print and stick by the till, laid out as merchants
+// know it (the QRIS mark, the merchant's name, the QR, the NMID and the terminal code).
+async function posterPage() {
+  const side = audience;
+  const id = query().get("id");
+  const terminal = await get(`/${side}/terminals/${encodeURIComponent(id)}`);
+  const merchant = side === "admin" ? await get("/admin/merchants/" + encodeURIComponent(terminal.merchant_id)) : (await get("/merchant/profile")).merchant;
+  setTitle(t("Poster QRIS") + " " + terminal.terminal_code);
+  const base = `/${side}/terminals/${encodeURIComponent(id)}/qris`;
+  show(h("div", { class: "actions no-print" }, h("button", { type: "button", id: "print", onclick: () => window.print() }, t("Cetak")),
+    h("span", { class: "muted" }, t("Ukuran A6; pilih skala 100% saat mencetak."))),
+  h("article", { class: "poster", id: "poster" },
+    h("div", { class: "poster-mark" }, "QRIS"),
+    h("div", { class: "poster-merchant" }, merchant.name),
+    terminal.static_qris ? qrImage(base + ".svg", "QRIS " + merchant.name) : h("div", { class: "empty" }, t("Tanpa QRIS statis")),
+    h("div", { class: "poster-ids" }, h("div", {}, "NMID: ", h("strong", {}, merchant.nmid || "—")),
+      h("div", {}, t("Terminal") + ": ", h("strong", {}, terminal.terminal_code), " · " + terminal.name)),
+    h("div", { class: "poster-foot" }, t("Satu QRIS untuk semua aplikasi pembayaran"))));
 }
 
 // The QR image comes from the API with the bearer token, so it is fetched and shown as a blob URL.
@@ -659,12 +832,13 @@ async function deviceRegistryPage() {
   const list = await listView({
     live: true,
       path: "/admin/devices",
-      filters: [{ name: "status", label: "Status", attrs: { options: DEVICE_STATUSES } }, { name: "online", label: "Online", attrs: { options: YES_NO } },
-        { name: "drift", label: "Drift konfigurasi", attrs: { options: YES_NO } }, { name: "model", label: "Model" }, { name: "merchant_id", label: "ID merchant" }],
+      filters: [{ name: "q", label: "Nomor seri", attrs: { type: "search", id: "serial-search", placeholder: "SB-…" } },
+        { name: "status", label: "Status", attrs: { options: DEVICE_STATUSES } }, { name: "online", label: "Online", attrs: { options: YES_NO } },
+        { name: "drift", label: "Drift konfigurasi", attrs: { options: YES_NO } }, { name: "model", label: "Model" }, { name: "merchant_id", hidden: true }],
       columns: [["Serial", (d) => link("admin-device-detail", { id: d.id }, d.serial_number)], ["Model", (d) => d.model], ["Status", (d) => badge(d.status)],
         ["Online", (d) => badge(d.online ? "online" : "offline")], ["Kesehatan", (d) => [badge(d.health_summary.status), " " + d.health_summary.score]],
         ["Terakhir terlihat", (d) => time(d.last_seen_at)], ["Baterai", (d) => (d.battery_level ?? "—") + "", "num"],
-        ["Terminal", (d) => d.terminal_id || "—"],
+        ["Terminal", (d) => (d.terminal_id ? [terminalLabel(d), h("div", { class: "muted" }, d.merchant_name)] : "—")],
         ["Aksi", (d) => (query().get("drift") === "true" && may("device:config") ? action("Ulangi push konfigurasi", async () => {
           await post(`/admin/devices/${d.id}/config/retry-push`); notice(t("Berhasil."));
         }, { class: "secondary" }) : "")]],
@@ -689,12 +863,20 @@ async function deviceDetailPage() {
   const base = "/admin/devices/" + encodeURIComponent(id);
   const device = await get(base);
   setTitle(t("Perangkat") + " " + device.serial_number);
-  const reload = () => location.reload();
+  const reload = () => reloadDone();
   const controls = h("div", { class: "actions" },
-    may("device:credential") && device.status !== "retired" ? action("Putar kredensial", async () => rotated(await post(base + "/credentials/rotate")), { id: "rotate", class: "danger" }) : null,
-    may("device:bind") && !device.terminal_id ? action("Ikat ke terminal", () => formDialog("Ikat ke terminal", [field("terminal_id", "ID terminal", { required: true })],
-      async (v) => { await post(base + "/bind", v); reload(); }), { class: "secondary", id: "bind" }) : null,
-    may("device:bind") && device.terminal_id ? action("Lepas", async () => { await post(base + "/unbind"); reload(); }, { class: "secondary" }) : null,
+    may("device:credential") && device.status !== "retired" ? action("Putar kredensial", async () => {
+      if (!await confirmed("Putar kredensial", "Kredensial lama langsung berhenti berlaku: perangkat terputus sampai rahasia baru dipasang. Lanjutkan?")) return;
+      rotated(await post(base + "/credentials/rotate"));
+    }, { id: "rotate", class: "danger" }) : null,
+    may("device:bind") && !device.terminal_id ? action("Ikat ke terminal", () => bindDialog(base), { id: "bind" }) : null,
+    may("device:bind") && device.terminal_id ? action("Lepas", async () => {
+      if (!await confirmed("Lepas", "Lepas perangkat dari terminalnya? Pembayaran berikutnya tidak diumumkan perangkat ini.")) return;
+      await post(base + "/unbind"); reload();
+    }, { class: "secondary", id: "unbind" }) : null,
+    may("device:command") && device.terminal_id ? action("Kirim tes suara", async () => {
+      await post(base + "/commands", { type: "play_test_sound" }); reloadDone("Tes suara dikirim ke perangkat.");
+    }, { id: "test-sound" }) : null,
     may("device:write") && device.status === "active" ? action("Nonaktifkan", async () => { await post(base + "/disable", {}); reload(); }, { class: "secondary" }) : null,
     may("device:write") && device.status === "disabled" ? action("Aktifkan", async () => { await post(base + "/enable"); reload(); }, { class: "secondary" }) : null,
     may("device:command") ? action("Kirim perintah", () => formDialog("Kirim perintah", [
@@ -713,9 +895,10 @@ async function deviceDetailPage() {
       get(base + "/notifications", { limit: 20 }), get(base + "/mqtt-messages", { limit: 30 }),
     ]);
     live.replaceChildren(
-      card("Detail", kv([["ID", fresh.id], ["Status", badge(fresh.status)], ["Online", badge(fresh.online ? "online" : "offline")],
+      card("Detail", kv([["ID", copyable(fresh.id)], ["Serial", fresh.serial_number], ["Status", badge(fresh.status)], ["Online", badge(fresh.online ? "online" : "offline")],
         ["Kesehatan", [badge(fresh.health_summary.status), " " + fresh.health_summary.score + " " + fresh.health_summary.reasons.join(", ")]],
-        ["Model", fresh.model], ["Terminal", fresh.terminal_id], ["Merchant", fresh.merchant_id], ["MQTT username", fresh.mqtt_username],
+        ["Model", fresh.model], ["Terminal", fresh.terminal_id ? [terminalLabel(fresh), " ", copyable(fresh.terminal_id)] : null],
+        ["Outlet", fresh.outlet_name], ["Merchant", fresh.merchant_id ? merchantLink(fresh) : null], ["MQTT username", h("code", {}, fresh.mqtt_username)],
         ["Fingerprint", fresh.credential.fingerprint], ["Diputar", time(fresh.credential.rotated_at)], ["Terakhir terlihat", time(fresh.last_seen_at)],
         ["Baterai", fresh.battery_level], ["Sinyal", fresh.network_strength], ["Firmware", fresh.firmware_version]])),
       card("Bayangan konfigurasi", kv([["Drift konfigurasi", badge(status.drift ? "mismatched" : "matched")], ["Versi", `${status.desired_version} / ${status.reported_version ?? "—"}`],
@@ -736,7 +919,7 @@ async function deviceDetailPage() {
 
 function simpleTable(items, columns, name) {
   return h("table", { "data-list": name }, h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", {}, t(label))))),
-    h("tbody", {}, items.map((item) => h("tr", { "data-id": item.id }, columns.map(([, render]) => h("td", {}, render(item)))))));
+    h("tbody", {}, items.map((item) => h("tr", { "data-id": item.id }, columns.map(([label, render]) => h("td", { "data-label": t(label) }, render(item)))))));
 }
 
 // The one time a device secret exists in the browser: in this dialog's DOM, never in storage.
@@ -768,16 +951,16 @@ function transactionColumns(side) {
   return [["Dibuat", (tx) => time(tx.created_at)],
     ["Referensi", (tx) => (side === "admin" ? link("admin-transaction-detail", { id: tx.id }, tx.reference) : tx.reference)],
     ["Jumlah", (tx) => money(tx.amount), "num"], ["Status", (tx) => badge(tx.status)], ["Jenis transaksi", (tx) => tx.kind],
-    ["Terminal", (tx) => tx.terminal_id], ["Dibayar", (tx) => time(tx.paid_at)]];
+    ["Terminal", terminalLabel], ["RRN", (tx) => tx.provider_reference || "—"], ["Dibayar", (tx) => time(tx.paid_at)]];
 }
 
 async function transactionsPage() {
   show(await listView({
     path: "/admin/transactions",
-    filters: [{ name: "status", label: "Status", attrs: { options: TX_STATUSES } }, { name: "merchant_id", label: "ID merchant" },
-      { name: "terminal_id", label: "ID terminal" }, { name: "from", label: "Dari", attrs: { type: "date" } },
+    filters: [{ name: "q", label: "Referensi, RRN atau jumlah", attrs: { type: "search" } }, { name: "status", label: "Status", attrs: { options: TX_STATUSES } },
+      { name: "merchant_id", hidden: true }, { name: "terminal_id", hidden: true }, { name: "from", label: "Dari", attrs: { type: "date" } },
       { name: "to", label: "Sampai", attrs: { type: "date" } }],
-    columns: [...transactionColumns("admin"), ["Merchant", (tx) => link("admin-merchant-detail", { id: tx.merchant_id }, tx.merchant_id)]],
+    columns: [...transactionColumns("admin"), ["Merchant", merchantLink]],
     rowLink: (tx) => pageUrl("admin-transaction-detail", { id: tx.id }),
     emptyText: "Belum ada transaksi. Transaksi muncul saat pelanggan membayar QRIS.",
   }));
@@ -787,14 +970,16 @@ async function transactionDetailPage() {
   const id = query().get("id");
   const base = "/admin/transactions/" + encodeURIComponent(id);
   const [tx, events] = await Promise.all([get(base), get(base + "/events")]);
+  const device = tx.device_id ? await get("/admin/devices/" + encodeURIComponent(tx.device_id)) : null;
   setTitle(t("Transaksi") + " " + tx.reference);
   const note = tx.notification;
   show(h("div", { class: "actions" }, tx.status === "paid" && may("transaction:write") ? action("Ulangi notifikasi", async () => {
-    await post(base + "/retry-notification"); location.reload();
+    await post(base + "/retry-notification"); reloadDone();
   }, { id: "retry-notification" }) : null),
-  h("div", { class: "two" }, card("Detail", kv([["ID", tx.id], ["Referensi", tx.reference], ["Jumlah", money(tx.amount)], ["Status", badge(tx.status)],
-    ["Jenis transaksi", tx.kind], ["Merchant", link("admin-merchant-detail", { id: tx.merchant_id }, tx.merchant_id)], ["Terminal", tx.terminal_id],
-    ["Perangkat", tx.device_id ? link("admin-device-detail", { id: tx.device_id }, tx.device_id) : null], ["Biaya (bps)", String(tx.fee_bps)],
+  h("div", { class: "two" }, card("Detail", kv([["ID", copyable(tx.id)], ["Referensi", tx.reference], ["RRN", tx.provider_reference],
+    ["Jumlah", money(tx.amount)], ["Status", badge(tx.status)],
+    ["Jenis transaksi", tx.kind], ["Merchant", merchantLink(tx)], ["Terminal", [terminalLabel(tx), " ", copyable(tx.terminal_id)]],
+    ["Perangkat", device ? link("admin-device-detail", { id: device.id }, device.serial_number) : null], ["Biaya (bps)", String(tx.fee_bps)],
     ["Dibuat", time(tx.created_at)], ["Dibayar", time(tx.paid_at)], ["Kedaluwarsa", time(tx.expires_at)], ["Alasan", tx.failure_reason],
     ["Notifikasi", note ? [badge(note.status), " " + note.attempts + "× · ", time(note.acked_at)] : "—"]])),
   tx.qr_payload ? card("Payload QR dinamis", qrImage(base + "/qris.svg", "QRIS " + tx.reference), h("pre", {}, tx.qr_payload),
@@ -806,7 +991,7 @@ async function transactionDetailPage() {
 const BATCH_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["failed", "failed"], ["cancelled", "cancelled"]];
 
 function batchColumns(detail) {
-  return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_id],
+  return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_name || b.merchant_id],
     ["Status", (b) => badge(b.status)], ["Entri", (b) => String(b.entry_count), "num"], ["Jumlah", (b) => money(b.gross_amount), "num"],
     ["Penyesuaian", (b) => money(b.adjustment_amount), "num"], ["Payout", (b) => money(b.adjusted_payable_amount), "num"]];
 }
@@ -815,7 +1000,7 @@ async function batchesPage() {
   const created = query().get("created");
   if (created !== null) notice(t("Berhasil.") + " " + created + " batch");
   const create = may("settlement:write") ? action("Buat batch", () => formDialog("Buat batch",
-    [field("merchant_id", "ID merchant", { placeholder: t("Tanpa merchant: semua merchant") })],
+    [merchantPicker({ optional: true })],
     async (v) => {
       const created = await post("/admin/settlement-batches", clean(v));
       if (created.items.length === 1) location.assign(pageUrl("admin-settlement-batch-detail", { id: created.items[0].id }));
@@ -823,18 +1008,18 @@ async function batchesPage() {
     }), { id: "create-batches" }) : null;
   show(h("div", { class: "actions" }, create), await listView({
     path: "/admin/settlement-batches",
-    filters: [{ name: "status", label: "Status", attrs: { options: BATCH_STATUSES } }, { name: "merchant_id", label: "ID merchant" }],
+    filters: [{ name: "status", label: "Status", attrs: { options: BATCH_STATUSES } }, { name: "merchant_id", hidden: true }],
     columns: batchColumns("admin-settlement-batch-detail"),
     rowLink: (b) => pageUrl("admin-settlement-batch-detail", { id: b.id }),
     emptyText: "Belum ada batch. Batch dibuat oleh tim keuangan dari pembayaran yang belum di-batch.",
   }));
 }
 
-function batchDetail(batch, csvBase) {
+function batchDetail(batch, csvBase, merchant) {
   // A bank file carries the full account number: only roles with payout_account:read get one,
   // and a batch built without an account has none.
   const bankFile = may("payout_account:read") && batch.payout_account;
-  return [card("Detail", kv([["ID", batch.id], ["Merchant", batch.merchant_id], ["Status", badge(batch.status)], ["Entri", String(batch.entry_count)],
+  return [card("Detail", kv([["ID", copyable(batch.id)], ["Merchant", merchant ? link("admin-merchant-detail", { id: merchant.id }, merchant.name) : null], ["Status", badge(batch.status)], ["Entri", String(batch.entry_count)],
     ["Jumlah", money(batch.gross_amount)], ["Biaya", money(batch.fee_amount)], ["Payable", money(batch.payable_amount)],
     ["Penyesuaian", money(batch.adjustment_amount)], ["Payout", money(batch.adjusted_payable_amount)], ["Referensi payout", batch.payout_reference],
     ["Batas waktu", time(batch.cutoff)], ["Dibuat", time(batch.created_at)], ["Dibayar", time(batch.paid_at)],
@@ -856,13 +1041,14 @@ async function batchDetailPage() {
   const id = query().get("id");
   const base = "/admin/settlement-batches/" + encodeURIComponent(id);
   const batch = await get(base);
+  const merchant = await get("/admin/merchants/" + encodeURIComponent(batch.merchant_id));
   setTitle(t("Batch") + " " + batch.id);
-  const reload = () => location.reload();
-  const reason = (label, path) => action(label, () => formDialog(label, [field("reason", "Alasan", { required: true })],
+  const reload = () => reloadDone();
+  const reason = (label, path) => action(label, () => formDialog(label, [h("p", {}, t("Status batch berubah dan tidak dapat dikembalikan.")), field("reason", "Alasan", { required: true })],
     async (v) => { await post(base + path, { reason: v.reason }); reload(); }), { class: "secondary", "data-action": path.slice(1) });
   const controls = h("div", { class: "actions" },
     batch.status === "pending" && may("settlement:pay") ? (batch.payout_account ? action("Tandai dibayar", () => formDialog("Tandai dibayar",
-      [field("payout_reference", "Referensi payout", { required: true }), field("note", "Catatan")],
+      [h("p", {}, t("Tandai batch ini dibayar?"), " ", money(batch.adjusted_payable_amount), " → ", merchant.name), field("payout_reference", "Referensi payout", { required: true }), field("note", "Catatan")],
       async (v) => { await post(base + "/mark-paid", clean(v)); reload(); }), { id: "mark-paid" })
       : [h("button", { type: "button", id: "mark-paid", disabled: true, "aria-describedby": "mark-paid-blocked" }, t("Tandai dibayar")),
         h("span", { class: "muted", id: "mark-paid-blocked" }, t("Tidak dapat ditandai dibayar: merchant belum punya rekening pencairan saat batch dibuat. Batalkan batch, atur rekening di halaman merchant, lalu buat batch lagi."),
@@ -875,7 +1061,7 @@ async function batchDetailPage() {
         field("reason", "Alasan", { required: true })],
       async (v) => { await post(base + "/adjustments", { adjustment_type: v.adjustment_type, amount: Number(v.amount), reason: v.reason }); reload(); }),
     { class: "secondary", id: "adjust" }) : null);
-  show(controls, batchDetail(batch, may("settlement:export") ? base + "/export.csv" : null));
+  show(controls, batchDetail(batch, may("settlement:export") ? base + "/export.csv" : null, merchant));
 }
 
 async function reconciliationPage() {
@@ -969,7 +1155,7 @@ async function acquirerReportDetailPage() {
   const exportButton = may("settlement:export") ? action("Ekspor CSV", () => download(base + "/exceptions/export.csv" +
     (Object.keys(filters).length ? "?" + new URLSearchParams(filters) : ""), `acquirer-report-${report.id}-exceptions.csv`), { class: "secondary", id: "export-exceptions" }) : null;
   const resolve = (e) => action("Selesaikan", () => formDialog("Selesaikan pengecualian", [field("note", "Catatan", { required: true })],
-    async (v) => { await post(`${base}/exceptions/${encodeURIComponent(e.id)}/resolve`, { note: v.note }); location.reload(); }),
+    async (v) => { await post(`${base}/exceptions/${encodeURIComponent(e.id)}/resolve`, { note: v.note }); reloadDone(); }),
   { class: "secondary", "data-resolve": e.id });
   const list = await listView({
     path: base + "/exceptions",
@@ -1028,9 +1214,9 @@ async function auditPage() {
   const render = () => {
     const needle = search.value.trim().toLowerCase();
     body.replaceChildren(...rows.filter((r) => !needle || JSON.stringify(r).toLowerCase().includes(needle)).map((r) => {
-      const row = h("tr", { class: "clickable", "data-id": r.id, "data-action": r.action }, h("td", {}, time(r.occurred_at)), h("td", {}, r.action),
-        h("td", {}, (r.entity_type || "—") + " " + (r.entity_id || "")), h("td", {}, r.actor_type + " " + (r.actor_id || "") + (r.actor_role ? " (" + r.actor_role + ")" : "")),
-        h("td", {}, r.ip || "—"));
+      const row = h("tr", { class: "clickable", "data-id": r.id, "data-action": r.action }, h("td", { "data-label": t("Waktu") }, time(r.occurred_at)), h("td", { "data-label": t("Aksi audit") }, r.action),
+        h("td", { "data-label": t("Entitas") }, (r.entity_type || "—") + " " + (r.entity_id || "")), h("td", { title: r.actor_id || "", "data-label": t("Pelaku") }, (r.actor_email || r.actor_type + " " + (r.actor_id || "")) + (r.actor_role ? " (" + r.actor_role + ")" : "")),
+        h("td", { "data-label": "IP" }, r.ip || "—"));
       row.addEventListener("click", () => {
         panel.hidden = false;
         panel.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => { panel.hidden = true; } }, t("Tutup")),
@@ -1074,7 +1260,61 @@ async function observabilityPage() {
   show(stamp, holder);
 }
 
+// ---------------------------------------------------------------- search
+
+// The top bar's one search box: the same `q` on each list the role may read, side by side.
+async function searchPage() {
+  const q = (query().get("q") || "").trim();
+  const box = h("form", { class: "filters", method: "get" }, field("q", "Cari", { type: "search", value: q, id: "search-q",
+    placeholder: t("Merchant, NMID, kode terminal, serial, referensi, RRN, jumlah") }), h("button", { type: "submit" }, t("Cari")));
+  if (!q) {
+    show(box, empty("Ketik nama merchant, kode atau NMID, kode terminal, nomor seri perangkat, referensi, RRN atau jumlah."));
+    return;
+  }
+  const part = (permission, path, columns, name) => (may(permission) ? get(path, { q, limit: 10 }).then((data) => [name, columns, data.items]) : null);
+  const sections = (await Promise.all([
+    part("merchant:read", "/admin/merchants", [["Nama", (m) => link("admin-merchant-detail", { id: m.id }, m.name)], ["Kode", (m) => m.code],
+      ["NMID", (m) => m.nmid || "—"], ["Status", (m) => badge(m.status)]], "Merchant"),
+    part("terminal:read", "/admin/terminals", [["Terminal", (x) => link("admin-merchant-detail", { id: x.merchant_id }, x.terminal_code + " · " + x.name)],
+      ["Perangkat", (x) => (x.bound_device ? link("admin-device-detail", { id: x.bound_device.id }, x.bound_device.serial_number) : "—")], ["Status", (x) => badge(x.status)]], "Terminal"),
+    part("device:read", "/admin/devices", [["Serial", (d) => link("admin-device-detail", { id: d.id }, d.serial_number)], ["Terminal", terminalLabel],
+      ["Merchant", (d) => d.merchant_name || "—"], ["Online", (d) => badge(d.online ? "online" : "offline")]], "Perangkat"),
+    part("transaction:read", "/admin/transactions", [["Dibuat", (x) => time(x.created_at)], ["Referensi", (x) => link("admin-transaction-detail", { id: x.id }, x.reference)],
+      ["Jumlah", (x) => money(x.amount)], ["Status", (x) => badge(x.status)], ["Merchant", (x) => x.merchant_name]], "Transaksi"),
+  ])).filter(Boolean);
+  const found = sections.filter(([, , items]) => items.length);
+  show(box, found.length ? found.map(([name, columns, items]) => h("section", { class: "card", "data-results": name }, h("h2", {}, t(name)), simpleTable(items, columns, "search-" + name)))
+    : empty("Tidak ada yang cocok.", "Nama boleh sebagian; kode, NMID, referensi dan RRN harus lengkap."));
+}
+
 // ---------------------------------------------------------------- pages: merchant
+
+// "Hari ini": the merchant's landing page. Today's total and count and the newest payments, by
+// short poll (docs/console.md "Live pages" says why not server-sent events).
+const TODAY_POLL_MS = 2000;
+// The Jakarta day, as the date filters send it (apiParams turns the day into its bounds).
+const todayFrom = () => new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE }).format(new Date());
+async function merchantTodayPage() {
+  const kpis = h("div", { class: "grid", id: "today" });
+  const rows = h("div", {});
+  const stamp = h("div", { class: "muted", id: "refreshed" });
+  const render = async () => {
+    const [today, paid] = await Promise.all([get("/merchant/today"), get("/merchant/transactions", { status: "paid", limit: 20, from: todayFrom() })]);
+    const kpi = (id, label, value) => h("div", { class: "card kpi", "data-kpi": id }, h("div", { class: "label" }, t(label)), h("div", { class: "value" }, value));
+    kpis.replaceChildren(kpi("paid_volume", "Nilai dibayar hari ini", money(today.paid_volume)),
+      kpi("paid_count", "Dibayar hari ini", String(today.paid_count)));
+    rows.replaceChildren(card("Pembayaran terbaru", paid.items.length ? simpleTable(paid.items, [["Dibayar", (x) => time(x.paid_at)],
+      ["Jumlah", (x) => h("strong", {}, money(x.amount))], ["Terminal", terminalLabel], ["Referensi", (x) => x.reference]], "today-payments")
+      : empty("Belum ada pembayaran hari ini.", "Pembayaran muncul di sini beberapa detik setelah pelanggan membayar QRIS.")));
+    stamp.replaceChildren(t("Diperbarui otomatis setiap"), " " + TODAY_POLL_MS / 1000 + " ", t("detik"), " · ", t("Terakhir diperbarui"), " ", time(new Date().toISOString()));
+  };
+  const run = async () => {
+    try { await render(); } catch (error) { if (!(error instanceof ApiError && error.status === 401)) flash(errorBox(error)); }
+    setTimeout(run, TODAY_POLL_MS);
+  };
+  show(stamp, kpis, rows, h("p", {}, link("merchant-transactions", {}, t("Semua transaksi")), " · ", link("merchant-profile", {}, t("QRIS untuk dicetak"))));
+  firstRenders.push(run());
+}
 
 async function merchantProfilePage() {
   const profile = await get("/merchant/profile");
@@ -1127,6 +1367,8 @@ async function merchantTransactionsPage() {
 // ---------------------------------------------------------------- start
 
 const PAGES = {
+  "admin-search": searchPage, "merchant-today": merchantTodayPage,
+  "admin-terminal-poster": posterPage, "merchant-terminal-poster": posterPage,
   "admin-dashboard-overview": dashboardPage, "admin-merchants": merchantsPage, "admin-merchant-detail": merchantDetailPage,
   "admin-device-registry": deviceRegistryPage, "admin-device-detail": deviceDetailPage, "admin-transactions": transactionsPage,
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
@@ -1151,6 +1393,18 @@ async function start() {
   const current = session();
   if (!current || current.kind !== audience) {
     location.assign(pageUrl(audience + "-login", { next: location.pathname + location.search }));
+    return;
+  }
+  const done = sessionStorage.getItem(NOTICE_KEY);
+  if (done) {
+    sessionStorage.removeItem(NOTICE_KEY);
+    notice(done);
+  }
+  // A detail page opened without its id (a bookmark cut short): say so, call nothing.
+  if ((page.endsWith("-detail") || page.endsWith("-poster")) && !query().get("id")) {
+    const list = navSection(page);
+    show(empty("Halaman ini menampilkan satu data: bukalah dari daftarnya.", null), h("p", {}, link(list, {}, t("Buka daftar"))));
+    ready();
     return;
   }
   show(h("p", { class: "muted" }, t("Memuat…")));

@@ -32,6 +32,12 @@ class TerminalNotFound(NotFound):
     code = "terminal_not_found"
 
 
+class TerminalCodeAmbiguous(Conflict):
+    """Terminal codes are unique per merchant: a code two merchants share needs the terminal id."""
+
+    code = "terminal_code_ambiguous"
+
+
 class DeviceAlreadyBound(Conflict):
     code = "device_already_bound"
 

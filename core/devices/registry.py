@@ -23,12 +23,14 @@ from qris_soundbox.core.devices.errors import (
     DeviceNotFound,
     DeviceStateInvalid,
     SerialNumberTaken,
+    TerminalCodeAmbiguous,
     TerminalNotFound,
     TerminalOccupied,
 )
-from qris_soundbox.core.devices.schemas import Credential, Device, DeviceCreate
+from qris_soundbox.core.devices.schemas import BindRequest, Credential, Device, DeviceCreate
+from qris_soundbox.core.errors import ValidationFailed
 from qris_soundbox.core.ids import new_id
-from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.paging import PageQuery, contains_pattern
 from qris_soundbox.core.schemas import Page
 
 BINDABLE_STATUSES = ("registered", "active")
@@ -72,6 +74,10 @@ def device_from_row(row: asyncpg.Record, pending_acks: int = 0, now: datetime | 
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         retired_at=row["retired_at"],
+        terminal_code=row["terminal_code"],
+        terminal_name=row["terminal_name"],
+        outlet_name=row["outlet_name"],
+        merchant_name=row["merchant_name"],
     )
 
 
@@ -93,9 +99,20 @@ async def list_devices(
     merchant_id: str | None = None,
     online: bool | None = None,
     drift: bool | None = None,
+    serial: str | None = None,
 ) -> Page[Device]:
+    """``serial``: any part of the serial number (a technician reads a few characters off the label)."""
     rows = await conn.fetch(
-        QUERIES["device_page"], page.cursor, page.fetch_limit, status, model, terminal_id, merchant_id, online, drift
+        QUERIES["device_page"],
+        page.cursor,
+        page.fetch_limit,
+        status,
+        model,
+        terminal_id,
+        merchant_id,
+        online,
+        drift,
+        contains_pattern(serial),
     )
     acks = await health.pending_acks(conn, [row["id"] for row in rows])
     now = datetime.now(UTC)
@@ -126,6 +143,25 @@ async def _locked(conn: Connection, device_id: str) -> asyncpg.Record:
     if row is None:
         raise DeviceNotFound(device_id)
     return row
+
+
+async def bind_target(conn: Connection, request: BindRequest) -> str:
+    """The terminal id a bind names, by id or by the code on its QRIS."""
+    if (request.terminal_id is None) == (request.terminal_code is None):
+        raise ValidationFailed(
+            "name the terminal by terminal_id or by terminal_code (one of them)", details={"field": "terminal_id"}
+        )
+    if request.terminal_id is not None:
+        return request.terminal_id
+    code = request.terminal_code
+    ids = [row["id"] for row in await conn.fetch(QUERIES["terminal_ids_by_code"], code)]
+    if not ids:
+        raise TerminalNotFound(f"no terminal has the code {code!r}", details={"terminal_code": code})
+    if len(ids) > 1:
+        raise TerminalCodeAmbiguous(
+            f"several merchants have a terminal {code!r}: bind by terminal_id", details={"terminal_code": code}
+        )
+    return ids[0]
 
 
 async def bind(conn: Connection, actor: AuditActor, device_id: str, terminal_id: str) -> Device:

@@ -59,7 +59,10 @@ class DeviceCreate(Body, kw_only=True):
 
 
 class BindRequest(Body, kw_only=True):
-    terminal_id: TextId
+    """The terminal by its id or by the code printed on its QRIS (``T000002``): exactly one of them."""
+
+    terminal_id: TextId | None = None
+    terminal_code: TextId | None = None
 
 
 class DisableRequest(Body, kw_only=True):
@@ -106,6 +109,11 @@ class Device(Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None
+    # What it is bound to, by name (None when unbound).
+    terminal_code: str | None = None
+    terminal_name: str | None = None
+    outlet_name: str | None = None
+    merchant_name: str | None = None
 
 
 class BrokerAddress(Struct, kw_only=True):

@@ -12,6 +12,7 @@ in Asia/Jakarta (WIB, UTC+7), the platform's business day.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 
 import msgspec
 
@@ -79,19 +80,32 @@ async def settlement_summary(db: Database, merchant_id: str | None = None) -> Se
         unbatched_payable_count=unbatched["entry_count"],
         batch_counts={status: total(status, "batch_count") for status in STATUSES},
         latest_batches=[batch_from_row(r) for r in latest],
-        today=TodayTransactions(
-            date=date,
-            timezone=BUSINESS_TIMEZONE,
-            from_=start,
-            to=end,
-            transaction_count=today["created_count"],
-            paid_count=today["paid_count"],
-            paid_volume=today["paid_volume"],
-        ),
+        today=_today(date, start, end, today),
     )
     if merchant_id is None:
         return DashboardSummary(**values, platform_fee_total=fee_total or 0)
     return SettlementSummary(**values)
+
+
+def _today(date: str, start: datetime, end: datetime, row: Any) -> TodayTransactions:
+    return TodayTransactions(
+        date=date,
+        timezone=BUSINESS_TIMEZONE,
+        from_=start,
+        to=end,
+        transaction_count=row["created_count"],
+        paid_count=row["paid_count"],
+        paid_volume=row["paid_volume"],
+    )
+
+
+async def today_transactions(db: Database, merchant_id: str) -> TodayTransactions:
+    """A merchant's payments of the business day so far: what its "hari ini" page polls (any
+    merchant role may read it, unlike the settlement summary)."""
+    date, start, end = business_day()
+    async with db.pool.acquire() as conn:
+        row = await fetch_one(conn, "transactions_in_window", start, end, merchant_id)
+    return _today(date, start, end, row)
 
 
 async def observability_summary(platform: PlatformContext) -> ObservabilitySummary:

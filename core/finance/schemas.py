@@ -42,6 +42,7 @@ class SettlementBatch(Struct, kw_only=True):
     failed_at: datetime | None
     cancelled_at: datetime | None
     payout_account_id: str | None  # the account this batch pays, fixed when it was created
+    merchant_name: str | None = None  # in lists, for people
 
 
 class SettlementBatchEntry(Struct, kw_only=True):

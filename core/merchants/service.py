@@ -36,7 +36,7 @@ from qris_soundbox.core.merchants.errors import (
     TerminalNotFound,
 )
 from qris_soundbox.core.merchants.schemas import BoundDevice, Merchant, Outlet, Terminal
-from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.paging import PageQuery, contains_pattern
 from qris_soundbox.core.schemas import Page, from_row
 
 DEFAULT_MCC = "5499"  # misc. food stores: the seed's default, and the schema's
@@ -139,10 +139,14 @@ async def list_merchants(
     *,
     status: str | None = None,
     scope: str | None = None,
+    search: str | None = None,
 ) -> Page[Merchant]:
+    """``search``: the merchant's code or NMID, or any part of its name."""
     if status is not None and status not in MERCHANT_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(MERCHANT_STATUSES)}")
-    rows = await conn.fetch(QUERIES["list_merchants"], page.cursor, page.fetch_limit, status, scope)
+    rows = await conn.fetch(
+        QUERIES["list_merchants"], page.cursor, page.fetch_limit, status, scope, search, contains_pattern(search)
+    )
     return page.page(rows, merchant_of)
 
 
@@ -336,10 +340,11 @@ async def list_terminals(
     outlet_id: str | None = None,
     status: str | None = None,
     scope: str | None = None,
+    code: str | None = None,
 ) -> Page[Terminal]:
     if status is not None and status not in TERMINAL_STATUSES:
         raise identity.invalid("status", f"one of {', '.join(TERMINAL_STATUSES)}")
     rows = await conn.fetch(
-        QUERIES["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status, scope
+        QUERIES["list_terminals"], page.cursor, page.fetch_limit, merchant_id, outlet_id, status, scope, code
     )
     return page.page(rows, terminal_of)

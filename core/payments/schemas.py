@@ -38,6 +38,10 @@ class Transaction(Struct, kw_only=True):
     updated_at: datetime
     # The soundbox announcement of this payment (detail view only).
     notification: NotificationState | None = None
+    # Names for people (lists and the detail view; a transaction just written has none).
+    merchant_name: str | None = None
+    terminal_code: str | None = None
+    terminal_name: str | None = None
 
 
 class TransactionCreate(Body, kw_only=True):

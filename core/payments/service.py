@@ -77,7 +77,10 @@ async def list_transactions(
     merchant_id: str | None = None,
     terminal_id: str | None = None,
     status: str | None = None,
+    search: str | None = None,
 ) -> Page[Transaction]:
+    """``search`` is a reference or an RRN, matched whole, or an amount in rupiah."""
+    amount = int(search) if search is not None and search.isascii() and search.isdigit() and len(search) <= 12 else None
     rows = await conn.fetch(
         QUERIES["list_transactions"],
         page.cursor,
@@ -87,13 +90,18 @@ async def list_transactions(
         status,
         window.from_,
         window.to,
+        search,
+        amount,
     )
     return page.page(rows, transaction_from_row)
 
 
 async def get_transaction(conn: Connection, transaction_id: str) -> Transaction:
     """One transaction with the state of its soundbox announcement."""
-    transaction = transaction_from_row(await _transaction_row(conn, transaction_id))
+    row = await conn.fetchrow(QUERIES["transaction_view"], transaction_id)
+    if row is None:
+        raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+    transaction = transaction_from_row(row)
     transaction.notification = await _notification(conn, transaction_id)
     return transaction
 

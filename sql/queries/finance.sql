@@ -72,14 +72,15 @@ SELECT * FROM settlement_batches WHERE id = $1;
 SELECT * FROM settlement_batches WHERE id = $1 FOR UPDATE;
 
 -- list_settlement_batches --
--- $1 cursor, $2 limit+1, $3 merchant, $4 status, $5 from, $6 to (created_at)
-SELECT * FROM settlement_batches
-WHERE ($1::text IS NULL OR id < $1)
-  AND ($3::text IS NULL OR merchant_id = $3)
-  AND ($4::text IS NULL OR status = $4)
-  AND ($5::timestamptz IS NULL OR created_at >= $5)
-  AND ($6::timestamptz IS NULL OR created_at < $6)
-ORDER BY id DESC
+-- $1 cursor, $2 limit+1, $3 merchant, $4 status, $5 from, $6 to (created_at); with the merchant's name
+SELECT b.*, m.name AS merchant_name
+FROM settlement_batches b JOIN merchants m ON m.id = b.merchant_id
+WHERE ($1::text IS NULL OR b.id < $1)
+  AND ($3::text IS NULL OR b.merchant_id = $3)
+  AND ($4::text IS NULL OR b.status = $4)
+  AND ($5::timestamptz IS NULL OR b.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR b.created_at < $6)
+ORDER BY b.id DESC
 LIMIT $2;
 
 -- mark_settlement_batch_paid --
@@ -331,8 +332,10 @@ WHERE le.entry_type = 'merchant_payable' AND ($1::text IS NULL OR le.merchant_id
 SELECT COALESCE(sum(amount), 0)::bigint FROM ledger_entries WHERE entry_type = 'platform_fee';
 
 -- latest_settlement_batches --
--- $1 merchant or NULL, $2 limit
-SELECT * FROM settlement_batches WHERE ($1::text IS NULL OR merchant_id = $1) ORDER BY id DESC LIMIT $2;
+-- $1 merchant or NULL, $2 limit; with the merchant's name
+SELECT b.*, m.name AS merchant_name
+FROM settlement_batches b JOIN merchants m ON m.id = b.merchant_id
+WHERE ($1::text IS NULL OR b.merchant_id = $1) ORDER BY b.id DESC LIMIT $2;
 
 -- transactions_in_window --
 -- $1 from, $2 to, $3 merchant or NULL: created in the window, and paid in the window

@@ -21,11 +21,13 @@ SELECT * FROM merchants WHERE id = $1 OR code = upper($1);
 SELECT * FROM merchants WHERE nmid = $1;
 
 -- list_merchants --
--- $1 cursor, $2 limit + 1, $3 status filter, $4 merchant scope
+-- $1 cursor, $2 limit + 1, $3 status filter, $4 merchant scope,
+-- $5 search: a code or an NMID (whole), $6 the same search as an ILIKE pattern on the name
 SELECT * FROM merchants
 WHERE ($1::text IS NULL OR id < $1)
   AND ($3::text IS NULL OR status = $3)
   AND ($4::text IS NULL OR id = $4)
+  AND ($5::text IS NULL OR code = upper($5) OR nmid = $5 OR name ILIKE $6)
 ORDER BY id DESC LIMIT $2;
 
 -- update_merchant --
@@ -90,7 +92,8 @@ SELECT t.*, (SELECT jsonb_build_object('id', d.id, 'serial_number', d.serial_num
 FROM terminals t WHERE t.outlet_id = $1 AND t.name = $2 ORDER BY t.id LIMIT 1;
 
 -- list_terminals --
--- $1 cursor, $2 limit + 1, $3 merchant id filter, $4 outlet id filter, $5 status filter, $6 merchant scope
+-- $1 cursor, $2 limit + 1, $3 merchant id filter, $4 outlet id filter, $5 status filter, $6 merchant scope,
+-- $7 a terminal code (whole)
 SELECT t.*, (SELECT jsonb_build_object('id', d.id, 'serial_number', d.serial_number, 'model', d.model_id, 'status', d.status)
         FROM devices d WHERE d.terminal_id = t.id AND d.role = 'soundbox') AS bound_device
 FROM terminals t
@@ -99,4 +102,5 @@ WHERE ($1::text IS NULL OR t.id < $1)
   AND ($4::text IS NULL OR t.outlet_id = $4)
   AND ($5::text IS NULL OR t.status = $5)
   AND ($6::text IS NULL OR t.merchant_id = $6)
+  AND ($7::text IS NULL OR t.terminal_code = upper($7))
 ORDER BY t.id DESC LIMIT $2;

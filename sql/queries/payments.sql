@@ -27,16 +27,26 @@ SELECT * FROM transactions WHERE id = $1 FOR UPDATE;
 SELECT * FROM transaction_events WHERE transaction_id = $1 ORDER BY id;
 
 -- list_transactions --
--- $1 cursor, $2 limit+1, $3 merchant, $4 terminal, $5 status, $6 from, $7 to
-SELECT * FROM transactions
-WHERE ($1::text IS NULL OR id < $1)
-  AND ($3::text IS NULL OR merchant_id = $3)
-  AND ($4::text IS NULL OR terminal_id = $4)
-  AND ($5::text IS NULL OR status = $5)
-  AND ($6::timestamptz IS NULL OR created_at >= $6)
-  AND ($7::timestamptz IS NULL OR created_at < $7)
-ORDER BY id DESC
+-- $1 cursor, $2 limit+1, $3 merchant, $4 terminal, $5 status, $6 from, $7 to,
+-- $8 search: a reference or an RRN (whole), $9 search: an amount (NULL: the search is not a number).
+-- With the merchant's name and the terminal's code and name (transaction_view's columns).
+SELECT x.*, m.name AS merchant_name, t.terminal_code, t.name AS terminal_name
+FROM transactions x JOIN merchants m ON m.id = x.merchant_id JOIN terminals t ON t.id = x.terminal_id
+WHERE ($1::text IS NULL OR x.id < $1)
+  AND ($3::text IS NULL OR x.merchant_id = $3)
+  AND ($4::text IS NULL OR x.terminal_id = $4)
+  AND ($5::text IS NULL OR x.status = $5)
+  AND ($6::timestamptz IS NULL OR x.created_at >= $6)
+  AND ($7::timestamptz IS NULL OR x.created_at < $7)
+  AND ($8::text IS NULL OR x.reference = $8 OR x.provider_reference = $8 OR x.amount = $9::bigint)
+ORDER BY x.id DESC
 LIMIT $2;
+
+-- transaction_view --
+-- $1 = transaction id: the transaction with the names list_transactions gives
+SELECT x.*, m.name AS merchant_name, t.terminal_code, t.name AS terminal_name
+FROM transactions x JOIN merchants m ON m.id = x.merchant_id JOIN terminals t ON t.id = x.terminal_id
+WHERE x.id = $1;
 
 -- due_pending_transactions --
 -- $1 = limit: pending dynamic QRs past their expiry, oldest first, locked for the sweep

@@ -62,7 +62,7 @@ class Watched:
 @asynccontextmanager
 async def console_page(browser: Browser, running: RunningPlatform) -> AsyncIterator[tuple[Page, Watched]]:
     """A fresh browser context (its own sessionStorage) on the console; clean when it closes."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
     page = await context.new_page()
     page.set_default_timeout(15_000)
     watched = Watched(origin=running.http_url)
@@ -83,7 +83,7 @@ async def log_in(page: Page, running: RunningPlatform, kind: str, email: str, pa
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", password)
     await page.click("button[type=submit]")
-    landing = "admin-dashboard-overview" if kind == "admin" else "merchant-profile"
+    landing = "admin-dashboard-overview" if kind == "admin" else "merchant-today"
     await page.wait_for_url(f"**/ui/{landing}")
 
 

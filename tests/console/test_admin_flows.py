@@ -118,6 +118,7 @@ async def test_onboarding_a_merchant_down_to_a_terminal_shows_a_scannable_static
 async def approve_in_console(page: Page, running: RunningPlatform, merchant_id: str) -> None:
     await open_page(page, running, f"admin-merchant-detail?id={merchant_id}")
     await page.click("#approve")
+    await page.click("#confirm-yes")
     await expect(page.locator("[data-status=active]").first).to_be_visible()
 
 
@@ -142,9 +143,11 @@ async def test_rotating_a_credential_shows_the_secret_once_and_a_real_mqtt_clien
         await submit_dialog(page, "#register-device", serial_number="SB-CONSOLE-0001", model="generic-audio")
         await page.wait_for_url("**/ui/admin-device-detail?id=*")
         device_id = page.url.rsplit("=", 1)[1]
-        await submit_dialog(page, "#bind", terminal_id=ids["terminal_id"])
+        # Picked, not pasted: the merchant, then its terminal, from the API's lists.
+        await submit_dialog(page, "#bind", merchant_id=ids["merchant_id"], terminal_id=ids["terminal_id"])
         await page.wait_for_selector("#rotate")
         await page.click("#rotate")
+        await page.click("#confirm-yes")
         secret = await page.locator("#secret").inner_text()
         username = await page.locator("#mqtt-username").inner_text()
         host, port = (await page.locator("#broker").inner_text()).rsplit(":", 1)
@@ -194,7 +197,7 @@ async def test_a_viewer_sees_no_write_controls(running: RunningPlatform, browser
         await user_logged_in(page, running, "admin", "viewer")
         await open_page(page, running, f"admin-device-detail?id={device_id}")
         await expect(page.locator("dl [data-status=registered]")).to_be_visible()
-        assert await page.locator("#content button").count() == 0
+        assert await page.locator("#content button:not(.copy)").count() == 0
         for path in (
             f"admin-merchant-detail?id={ids['merchant_id']}",
             "admin-merchants",
@@ -203,7 +206,7 @@ async def test_a_viewer_sees_no_write_controls(running: RunningPlatform, browser
             "admin-reconciliation-management",
         ):
             await open_page(page, running, path)
-            assert await page.locator("#content button:not(.filters button)").count() == 0, path
+            assert await page.locator("#content button:not(.filters button, .copy)").count() == 0, path
 
 
 async def test_an_expired_session_returns_to_the_login_page(running: RunningPlatform, browser: Browser) -> None:

@@ -41,8 +41,9 @@ async def test_a_merchant_sees_only_its_own_batches_and_transactions(
     await post_callback(running, callback_body(amount=1_000, terminal_id=theirs["terminal_id"]))
     async with console_page(browser, running) as (page, watched):
         await user_logged_in(page, running, "merchant", "owner", mine["merchant_id"])
+        await open_page(page, running, "merchant-profile")
         await expect(page.locator("#content")).to_contain_text("Toko Saya")
-        await expect(page.locator("#nav a")).to_have_count(4)
+        await expect(page.locator("#nav a")).to_have_count(5)
 
         await open_page(page, running, "merchant-transactions")
         shown = set(await page.locator("table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)"))
@@ -92,6 +93,7 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
     await new_terminal(running, ids["outlet_id"], static_qris=STATIC_QRIS)
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "merchant", "ops", ids["merchant_id"])
+        await open_page(page, running, "merchant-profile")
         image = page.locator("[data-terminal] img.qr")
         await expect(image).to_have_count(1)
         await page.wait_for_function("() => document.querySelector('img.qr').complete")
@@ -108,6 +110,7 @@ async def test_a_merchant_sees_its_payout_account_masked(running: RunningPlatfor
     batch_id = made.json()["items"][0]["id"]
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "merchant", "owner", ids["merchant_id"])
+        await open_page(page, running, "merchant-profile")
         await expect(page.locator("#payout-account [data-account-number=masked]")).to_have_text("******3210")
         await expect(page.locator("#payout-account")).to_contain_text("TOKO REKENING")
         await open_page(page, running, f"merchant-settlement-batch-detail?id={batch_id}")

@@ -23,9 +23,15 @@ from tests.support import RunningPlatform
 
 
 async def shot(page: Page, name: str) -> None:
+    """The page at the desktop size and, as ``<name>-phone.png``, at a phone's (390 × 844)."""
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        desktop = page.viewport_size
         await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}-phone.png"), full_page=True)
+        if desktop:
+            await page.set_viewport_size(desktop)
 
 
 async def demo_world(running: RunningPlatform) -> dict[str, str]:
@@ -35,7 +41,7 @@ async def demo_world(running: RunningPlatform) -> dict[str, str]:
     ids = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Bu Sri")
     for number in ("0987654321", "1234567890"):
         await payout_account_set(running, ids["merchant_id"], "014", number, "Warung Bu Sri")
-    await new_terminal(running, ids["outlet_id"], name="Kasir Depan", static_qris=STATIC_QRIS)
+    sticker = await new_terminal(running, ids["outlet_id"], name="Kasir Depan", static_qris=STATIC_QRIS)
     device_id, _ = await provisioned_device(running, "generic-screen")
     bound = await running.http.post(
         f"/admin/devices/{device_id}/bind", json={"terminal_id": ids["terminal_id"]}, headers=admin
@@ -61,6 +67,7 @@ async def demo_world(running: RunningPlatform) -> dict[str, str]:
     return ids | {
         "report_id": report.json()["id"],
         "device_id": device_id,
+        "sticker_terminal_id": sticker["id"],
         "paid_id": paid[0],
         "dynamic_id": dynamic.json()["id"],
         "batch_id": batch.json()["items"][0]["id"],
@@ -76,8 +83,11 @@ def page_paths(world: dict[str, str]) -> dict[str, str]:
         "admin-settlement-batch-detail": world["batch_id"],
         "merchant-settlement-batch-detail": world["batch_id"],
         "admin-acquirer-report-detail": world["report_id"],
+        "admin-terminal-poster": world["sticker_terminal_id"],
+        "merchant-terminal-poster": world["sticker_terminal_id"],
     }
-    return {slug: f"{slug}?id={ids[slug]}" if slug in ids else slug for slug in PAGES}
+    paths = {slug: f"{slug}?id={ids[slug]}" if slug in ids else slug for slug in PAGES}
+    return paths | {"admin-search": "admin-search?q=warung"}
 
 
 async def visit_all(page: Page, running: RunningPlatform, paths: dict[str, str], audience: str) -> None:
@@ -93,7 +103,7 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
     world = await demo_world(running)
     paths = page_paths(world)
     async with console_page(browser, running) as (page, _):
-        await page.goto(f"{running.http_url}/ui")
+        await page.goto(f"{running.http_url}/ui/pages")
         await shot(page, "catalogue")
         await open_page(page, running, "admin-login")
         await shot(page, "admin-login")
@@ -101,6 +111,7 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
         await visit_all(page, running, paths, "admin")
         await open_page(page, running, f"admin-device-detail?id={world['device_id']}")
         await page.click("#rotate")
+        await page.click("#confirm-yes")
         await expect(page.locator("#secret")).to_be_visible()
         await shot(page, "admin-device-detail-rotate-credential")
         await page.click("#close-secret")

@@ -7,8 +7,13 @@ from qris_soundbox.control_plane.console import PAGES
 from tests.support import RunningPlatform
 
 
-async def test_the_catalogue_links_every_page_by_audience(running: RunningPlatform) -> None:
+async def test_the_console_address_opens_the_login_page(running: RunningPlatform) -> None:
     response = await running.http.get("/ui")
+    assert response.status_code == 302 and response.headers["location"] == "/ui/admin-login"
+
+
+async def test_the_catalogue_links_every_page_by_audience(running: RunningPlatform) -> None:
+    response = await running.http.get("/ui/pages")
     assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8"
     for slug in PAGES:
         assert f'href="/ui/{slug}"' in response.text
@@ -30,7 +35,7 @@ async def test_an_unknown_page_is_an_html_404_not_a_json_envelope(running: Runni
         response = await running.http.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html")
-        assert 'href="/ui"' in response.text
+        assert 'href="/ui/pages"' in response.text
 
 
 async def test_the_assets_are_served_with_their_types(running: RunningPlatform) -> None:
