@@ -1,4 +1,4 @@
-"""``qris-soundbox acquirer add|list|set|rotate-secrets``: the acquirer registry from a shell.
+"""``qris-soundbox acquirer add|list|set|rotate-secrets`` (and ``simulate``, tools/acquirer_simulator.py): the acquirer registry from a shell.
 
 Secrets are prompted for (not echoed) with ``--secret NAME``, or read from a
 file with ``--secret-file NAME=PATH`` (a PEM key); they never go on the command
@@ -23,6 +23,7 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.core.paging import page_query
+from qris_soundbox.tools import acquirer_simulator
 from qris_soundbox.tools.common import open_database, settings_or_exit
 
 CLI_ACTOR = AuditActor(actor_type="system", actor_id="cli")
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     for command in (add, change, listing, rotate):
         command.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL (default ./var)")
+    acquirer_simulator.register(commands)
     add.set_defaults(handler=_run(_add))
     change.set_defaults(handler=_run(_set))
     listing.set_defaults(handler=_run(_list))
