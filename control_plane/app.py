@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from qris_soundbox.control_plane import (
+    acquirers,
     audit,
     console,
     demo,
@@ -47,6 +48,7 @@ ROUTE_MODULES = [
     devices,
     device_config,
     payments,
+    acquirers,
     finance,
     merchant_portal,
     console,
