@@ -88,6 +88,20 @@ async def update_merchant(
         return await service.update_merchant(conn, audit_actor(request), merchant_id, changes)
 
 
+@patch(
+    "/admin/merchants/{merchant_id:str}/fees",
+    summary="Change what a merchant pays: its MDR category and fee_bps contract (finance)",
+    tags=["merchants"],
+    opt={"permission": "merchant:fees", **_WRITE},
+)
+async def update_merchant_fees(
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantFees]
+) -> s.Merchant:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    async with platform.db.transaction() as conn:
+        return await service.update_merchant(conn, audit_actor(request), merchant_id, changes)
+
+
 @post(
     "/admin/merchants/{merchant_id:str}/approve",
     status_code=200,
@@ -289,6 +303,7 @@ routes = [
     list_merchants,
     get_merchant,
     update_merchant,
+    update_merchant_fees,
     approve_merchant,
     reject_merchant,
     create_outlet,

@@ -87,6 +87,13 @@ class MerchantUpdate(Body, kw_only=True):
     postal_code: str | None | UnsetType = UNSET
 
 
+class MerchantFees(Body, kw_only=True):
+    """What a merchant pays (``merchant:fees``): only the fields present change (``fee_bps: null``: the schedule's)."""
+
+    mdr_category: str | UnsetType = UNSET
+    fee_bps: int | None | UnsetType = UNSET
+
+
 class MerchantReject(Body, kw_only=True):
     reason: str
 

@@ -156,6 +156,13 @@ async def test_pricing_a_merchant_needs_merchant_fees(running: RunningPlatform) 
     posted = await running.http.post("/admin/mdr-schedules", json=body, headers=ops.headers)
     assert posted.status_code == 403, posted.text
     assert (await running.http.get("/admin/mdr-schedules", headers=finance.headers)).status_code == 200
+    # Finance prices merchants through /fees (it has no merchant:write); field staff cannot.
+    fees = f"{url}/fees"
+    assert (await running.http.patch(fees, json={"mdr_category": "umi"}, headers=ops.headers)).status_code == 403
+    priced = await running.http.patch(fees, json={"mdr_category": "umi", "fee_bps": 20}, headers=finance.headers)
+    assert priced.status_code == 200 and (priced.json()["mdr_category"], priced.json()["fee_bps"]) == ("umi", 20)
+    other = await running.http.patch(fees, json={"city": "Bandung"}, headers=finance.headers)
+    assert other.status_code == 400, other.text
 
 
 async def test_a_new_schedule_applies_from_its_date_and_leaves_the_past(running: RunningPlatform) -> None:
