@@ -125,8 +125,8 @@ CREATE TRIGGER merchants_contract_within_schedule BEFORE INSERT OR UPDATE OF fee
 CREATE FUNCTION mdr_schedule_add(p_category text, p_from date, p_bands jsonb, p_source text)
 RETURNS SETOF mdr_schedules LANGUAGE plpgsql AS $$
 BEGIN
-    -- Serialise schedule changes of one category: two at once would both close the same rows.
-    PERFORM pg_advisory_xact_lock(hashtext('mdr_schedules:' || p_category));
+    -- Two at once: the second waits on the first's row locks, then finds nothing open to close and
+    -- its insert overlaps the first's rows, which the exclusion constraint refuses.
     UPDATE mdr_schedules SET valid = daterange(lower(valid), p_from)
     WHERE category = p_category AND upper_inf(valid) AND lower(valid) < p_from;
     RETURN QUERY

@@ -3,6 +3,7 @@ schedule, and a new schedule from Bank Indonesia applying from its date without 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -249,3 +250,18 @@ async def test_priced_schedule_rows_are_history(running: RunningPlatform) -> Non
             "INSERT INTO mdr_schedules (id, category, valid, amounts, bps, source)"
             " VALUES ('x', 'pso', daterange('2030-01-01', NULL), int8range(1, NULL), 10, 'x')"
         )
+
+
+async def test_two_schedules_posted_at_once_one_wins(running: RunningPlatform) -> None:
+    body = {
+        "category": "p2g",
+        "effective_from": (today() + timedelta(days=9)).isoformat(),
+        "bands": [{"bps": 5}],
+        "source": "race",
+    }
+    responses = await asyncio.gather(
+        *(running.http.post("/admin/mdr-schedules", json=body, headers=running.admin_headers) for _ in range(4))
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409], [r.text for r in responses]
+    rows = await schedules(running, category="p2g")
+    assert [(r["effective_to"], r["bps"]) for r in rows] == [(body["effective_from"], 0), (None, 5)]
