@@ -4,6 +4,7 @@ reconciliation and the dashboards. Thin: parse → core/finance → shape."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Annotated, Any
 
 import multipart
@@ -21,6 +22,7 @@ from qris_soundbox.core.finance import (
     csv_reports,
     dashboard,
     exports,
+    mdr,
     payout_accounts,
     reconciliation,
     settlements,
@@ -540,7 +542,36 @@ async def resolve_acquirer_report_exception(
         )
 
 
+@get(
+    "/admin/mdr-schedules",
+    summary="MDR schedule rows by category (on: only those in force that Jakarta day)",
+    opt={"permission": "merchant:read"},
+    tags=_TAGS,
+)
+async def list_mdr_schedules(
+    platform: Platform, category: FromQuery[str | None] = None, on: FromQuery[date | None] = None
+) -> s.MdrSchedules:
+    async with platform.db.transaction() as conn:
+        return s.MdrSchedules(items=await mdr.list_schedules(conn, category, on))
+
+
+@post(
+    "/admin/mdr-schedules",
+    status_code=201,
+    summary="A new MDR schedule for a category from a future day (closes the one in force there)",
+    opt={"permission": "merchant:fees", "idempotent": True},
+    tags=_TAGS,
+)
+async def create_mdr_schedule(
+    request: Request, platform: Platform, data: JSONBody[s.MdrScheduleCreate]
+) -> s.MdrSchedules:
+    async with platform.db.transaction() as conn:
+        return s.MdrSchedules(items=await mdr.add_schedule(conn, audit_actor(request), data))
+
+
 routes = [
+    list_mdr_schedules,
+    create_mdr_schedule,
     import_acquirer_report,
     list_acquirer_reports,
     get_acquirer_report,

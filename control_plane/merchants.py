@@ -13,6 +13,8 @@ from litestar import Request, Response, get, patch, post
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, search_parameter
 from qris_soundbox.core.auth import merchant_scope
+from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.finance.mdr import DEFAULT_MDR_CATEGORY
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
 from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
@@ -24,6 +26,19 @@ _WRITE = {"rate_limit": "admin_write"}
 # --- merchants (admin) ---
 
 
+# What a merchant pays, with the value that needs no permission on create.
+_FEE_FIELDS: dict[str, object] = {"fee_bps": None, "mdr_category": DEFAULT_MDR_CATEGORY}
+
+
+def _may_set_fees(request: Request[Any, Any, Any], fields: set[str]) -> None:
+    """Pricing a merchant is finance's (``merchant:fees``), not field staff's ``merchant:write``."""
+    if fields and not principal_of(request).may("merchant:fees"):
+        raise Forbidden(
+            f"changing {', '.join(sorted(fields))} needs the merchant:fees permission",
+            details={"permission": "merchant:fees", "fields": sorted(fields)},
+        )
+
+
 @post(
     "/admin/merchants",
     summary="Onboard a merchant (status pending_review)",
@@ -33,8 +48,10 @@ _WRITE = {"rate_limit": "admin_write"}
 async def create_merchant(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.MerchantCreate]
 ) -> s.Merchant:
+    fields = msgspec.structs.asdict(data)
+    _may_set_fees(request, {k for k, v in fields.items() if k in _FEE_FIELDS and v != _FEE_FIELDS[k]})
     async with platform.db.transaction() as conn:
-        return await service.create_merchant(conn, audit_actor(request), **msgspec.structs.asdict(data))
+        return await service.create_merchant(conn, audit_actor(request), **fields)
 
 
 @get(
@@ -69,6 +86,21 @@ async def get_merchant(platform: Platform, merchant_id: FromPath[str]) -> s.Merc
 )
 async def update_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantUpdate]
+) -> s.Merchant:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    _may_set_fees(request, changes.keys() & _FEE_FIELDS.keys())
+    async with platform.db.transaction() as conn:
+        return await service.update_merchant(conn, audit_actor(request), merchant_id, changes)
+
+
+@patch(
+    "/admin/merchants/{merchant_id:str}/fees",
+    summary="Change what a merchant pays: its MDR category and fee_bps contract (finance)",
+    tags=["merchants"],
+    opt={"permission": "merchant:fees", **_WRITE},
+)
+async def update_merchant_fees(
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantFees]
 ) -> s.Merchant:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     async with platform.db.transaction() as conn:
@@ -279,6 +311,7 @@ routes = [
     list_merchants,
     get_merchant,
     update_merchant,
+    update_merchant_fees,
     approve_merchant,
     reject_merchant,
     create_outlet,

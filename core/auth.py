@@ -44,6 +44,8 @@ _FINANCE_WRITES = frozenset(
         # Where merchants' money goes: read unmasked, and change (docs/finance.md).
         "payout_account:read",
         "payout_account:write",
+        # What a merchant pays: its fee_bps contract, its MDR category, the MDR schedules (docs/finance.md).
+        "merchant:fees",
     }
 )
 _FIELD_WRITES = frozenset(

@@ -38,7 +38,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     integration_webhook_secret: str | None = None
     # Fernet keys encrypting acquirer secrets at rest, comma-separated, newest first (core/acquirers/secrets.py).
     secrets_encryption_key: str | None = None
-    finance_platform_fee_bps: int = 70
+    # The largest single QRIS payment, whole rupiah (Bank Indonesia; docs/finance.md).
+    qris_max_amount: int = 10_000_000
     dynamic_qr_expiry_scheduler_enabled: bool = True
     dynamic_qr_expiry_sweep_interval_ms: int = 30_000
     dynamic_qr_expiry_sweep_limit: int = 500
@@ -136,13 +137,6 @@ def parse_port(raw: str) -> int:
     return value
 
 
-def parse_fee_bps(raw: str) -> int:
-    value = int(raw.strip())
-    if not 0 <= value <= 10_000:
-        raise ValueError("must be basis points between 0 and 10000")
-    return value
-
-
 def parse_body_limit(raw: str) -> int:
     """Accept bytes or the express-style sizes the seed used (``100kb``, ``1mb``)."""
     match = _SIZE.match(raw)
@@ -223,7 +217,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),
     "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
     "SECRETS_ENCRYPTION_KEY": ("secrets_encryption_key", parse_fernet_keys),
-    "FINANCE_PLATFORM_FEE_BPS": ("finance_platform_fee_bps", parse_fee_bps),
+    "QRIS_MAX_AMOUNT": ("qris_max_amount", parse_positive_int),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),
     "DYNAMIC_QR_EXPIRY_SWEEP_LIMIT": ("dynamic_qr_expiry_sweep_limit", parse_positive_int),
@@ -272,12 +266,22 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
+# Variables that no longer mean anything: refused loudly, so nobody believes one still applies.
+_RETIRED = {
+    "FINANCE_PLATFORM_FEE_BPS": "the fee is the merchant's MDR schedule by category (GET /admin/mdr-schedules), "
+    "or its fee_bps contract below it; remove the variable (docs/finance.md)",
+}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win.
 
     Empty variables count as unset, as they did in the seed's dotenv files.
     """
     env = os.environ if environ is None else environ
+    for name, why in _RETIRED.items():
+        if (env.get(name) or "").strip():
+            raise ConfigError(f"{name} is retired: {why}")
     values: dict[str, object] = {}
     for name, (field, parse) in _VARIABLES.items():
         raw = env.get(name)

@@ -22,12 +22,13 @@ async def onboarded_terminal(
     approve: bool = True,
     qris_ready: bool = False,
     fee_bps: int | None = None,
+    mdr_category: str | None = None,
     merchant_name: str = "Warung Test",
 ) -> dict[str, str]:
     """A fresh merchant (approved unless ``approve`` is false, with an NMID and a postal code only if
     ``qris_ready``), its outlet and its terminal: their ``merchant_id``, ``outlet_id``, ``terminal_id``."""
     made = await admin_api(running).onboard_terminal(
-        merchant_name, approve=approve, qris_ready=qris_ready, fee_bps=fee_bps
+        merchant_name, approve=approve, qris_ready=qris_ready, fee_bps=fee_bps, mdr_category=mdr_category
     )
     return {
         "merchant_id": made["merchant"]["id"],

@@ -158,19 +158,27 @@ class AdminApi:
         return await self.call("POST", f"/admin/outlets/{outlet_id}/terminals", json=fields)
 
     async def onboard_terminal(
-        self, merchant_name: str, *, approve: bool = True, qris_ready: bool = True, fee_bps: int | None = None
+        self,
+        merchant_name: str,
+        *,
+        approve: bool = True,
+        qris_ready: bool = True,
+        fee_bps: int | None = None,
+        mdr_category: str | None = None,
     ) -> dict[str, Any]:
         """A merchant, an outlet and a terminal, as an operator onboards them.
 
         The merchant is approved unless ``approve`` is false (``approved`` is then None), has the
-        NMID and postal code a dynamic QR needs unless ``qris_ready`` is false, and pays the
-        platform fee unless ``fee_bps`` overrides it.
+        NMID and postal code a dynamic QR needs unless ``qris_ready`` is false, and pays its MDR
+        category's schedule (``uke`` unless ``mdr_category`` says) or the ``fee_bps`` contract below it.
         """
         fields: dict[str, Any] = {"name": merchant_name, "city": "Jakarta", "mcc": "5499"}
         if qris_ready:
             fields |= {"nmid": random_nmid(), "postal_code": "10110"}
         if fee_bps is not None:
             fields["fee_bps"] = fee_bps
+        if mdr_category is not None:
+            fields["mdr_category"] = mdr_category
         merchant = await self.create_merchant(fields)
         approved = await self.approve_merchant(merchant["id"]) if approve else None
         outlet = await self.create_outlet(merchant["id"], {"name": "Outlet 1"})

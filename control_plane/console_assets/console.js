@@ -61,7 +61,8 @@ const EN = {
   "Peran": "Role", "Tanpa QRIS statis": "No static QRIS", "Buka": "Open", "Pilih baris untuk melihat payload.": "Pick a row to see its payload.",
   "Batch": "Batches", "Di halaman ini": "On this page", "Terakhir login": "Last login", "Diputar": "Rotated", "Percobaan": "Attempts",
   "Di-ack": "Acked", "Transaksi": "Transactions", "Arah": "Direction", "Topik": "Topic", "Sumber": "Source", "Versi": "Version",
-  "Terakhir": "Last", "Kode": "Code", "Biaya": "Fee", "Biaya (bps)": "Fee (bps)", "Diharapkan": "Expected", "Diterima": "Received",
+  "Terakhir": "Last", "Kode": "Code", "Biaya": "Fee", "Biaya (bps)": "Fee (bps)", "Kategori MDR": "MDR category", "Ubah biaya": "Change fee", "Biaya merchant": "Merchant fee",
+  "Kontrak (bps)": "Contract (bps)", "jadwal MDR": "MDR schedule", "Diharapkan": "Expected", "Diterima": "Received",
   "Kode pos": "Postal code", "Kedaluwarsa/gagal": "Expired/failed", "Tertunda": "Pending",
   "Rekening pencairan": "Payout account", "Bank": "Bank", "Nomor rekening": "Account number", "Nama pemilik rekening": "Account name",
   "Atur rekening": "Set account", "Ubah rekening": "Change account", "disamarkan": "masked",
@@ -735,8 +736,8 @@ async function merchantDetailPage() {
         async (v) => { await post(`/admin/outlets/${outlet.id}/terminals`, clean(v)); reload(); }), { class: "secondary", "data-new-terminal": outlet.id }) : null);
   });
   show(decisions, card("Detail", kv([["ID", copyable(merchant.id)], ["Kode", merchant.code], ["Status", badge(merchant.status)], ["Kota", merchant.city],
-    ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Biaya (bps)", merchant.fee_bps ?? "default"],
-    ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]])),
+    ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Kategori MDR", merchant.mdr_category], ["Biaya (bps)", merchant.fee_bps ?? "default"],
+    ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]]), feeAction(merchant)),
     payoutAccountCard(payoutBase, payout),
     h("h2", {}, t("Outlet")),
     outletCards.length ? outletCards : empty("Tidak ada outlet. Tambahkan outlet di bawah."),
@@ -744,6 +745,23 @@ async function merchantDetailPage() {
       [field("name", "Nama", { required: true }), field("address", "Alamat"), field("city", "Kota")],
       async (v) => { await post(`/admin/merchants/${id}/outlets`, clean(v)); reload(); }), { id: "new-outlet" }) : null,
     h("p", {}, link("admin-transactions", { merchant_id: id }, t("Transaksi")), " · ", link("admin-settlement-batches", { merchant_id: id }, t("Batch"))));
+}
+
+// What a merchant pays (docs/finance.md "MDR by merchant category"): its category and a contract below
+// the schedule; the API refuses a contract above it (fee_above_schedule) and the dialog shows that error.
+function feeAction(merchant) {
+  if (!may("merchant:fees")) return null;
+  return action("Ubah biaya", async () => {
+    const rows = await get("/admin/mdr-schedules");
+    const categories = [...new Set(rows.items.map((r) => r.category))];
+    formDialog("Biaya merchant", [
+      field("mdr_category", "Kategori MDR", { options: categories.map((c) => [c, c]), value: merchant.mdr_category }),
+      field("fee_bps", "Kontrak (bps)", { inputmode: "numeric", value: merchant.fee_bps ?? "", placeholder: "jadwal MDR" })],
+    async (v) => {
+      await api("PATCH", `/admin/merchants/${merchant.id}/fees`, { mdr_category: v.mdr_category, fee_bps: v.fee_bps === "" ? null : Number(v.fee_bps) });
+      location.reload();
+    });
+  }, { id: "edit-fees", class: "secondary" });
 }
 
 // Where a merchant is paid (docs/finance.md "Payout accounts"). The API masks the number for roles

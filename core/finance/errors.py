@@ -87,3 +87,19 @@ class AcquirerReportNotFound(NotFound):
 
 class ReportExceptionNotFound(NotFound):
     code = "report_exception_not_found"
+
+
+class UnknownMdrCategory(ValidationFailed):
+    code = "unknown_mdr_category"
+
+
+class MdrScheduleOverlap(Conflict):
+    """Another schedule already prices some of these payments (the same category, day and amount)."""
+
+    code = "mdr_schedule_overlap"
+
+
+class MdrScheduleInPast(ValidationFailed):
+    """A schedule starts today or later: repricing days already paid would rewrite history."""
+
+    code = "mdr_schedule_in_past"

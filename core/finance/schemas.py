@@ -385,3 +385,34 @@ class AcquirerReportException(Struct, kw_only=True):
 
 class ExceptionResolve(Body, kw_only=True):
     note: Text
+
+
+class MdrBand(Body, kw_only=True):
+    """One amount band of a new schedule: amounts up to ``max_amount`` (None: no upper bound) at ``bps``."""
+
+    max_amount: int | None = None
+    bps: int
+
+
+class MdrScheduleCreate(Body, kw_only=True):
+    category: str
+    effective_from: date
+    # Ascending, the last without max_amount: together they price every amount from Rp1.
+    bands: list[MdrBand]
+    source: str
+
+
+class MdrScheduleRow(Struct, kw_only=True):
+    id: str
+    category: str
+    effective_from: date
+    effective_to: date | None  # exclusive; None: in force until a newer schedule
+    min_amount: int
+    max_amount: int | None
+    bps: int
+    source: str
+    created_at: datetime
+
+
+class MdrSchedules(Struct, kw_only=True):
+    items: list[MdrScheduleRow]

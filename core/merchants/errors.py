@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qris_soundbox.core.errors import Conflict, InvalidState, NotFound
+from qris_soundbox.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
 
 
 class MerchantNotFound(NotFound):
@@ -36,3 +36,9 @@ class MerchantNotPendingReview(InvalidState):
 
 class MerchantClosedToChildren(InvalidState):
     """Outlets and terminals are added while a merchant is pending review or active."""
+
+
+class FeeAboveSchedule(ValidationFailed):
+    """A merchant's fee_bps contract may only be below its MDR category's schedule (SPEC §15)."""
+
+    code = "fee_above_schedule"

@@ -19,7 +19,8 @@ class Merchant(Struct, kw_only=True):
     mcc: str
     nmid: str | None
     email: str | None
-    fee_bps: int | None  # None: the platform default (FINANCE_PLATFORM_FEE_BPS)
+    fee_bps: int | None  # a contract below the MDR schedule; None: the schedule's rate
+    mdr_category: str  # umi | uke | ume | ube | education | spbu | ... (GET /admin/mdr-schedules)
     status: str  # pending_review | active | rejected | suspended
     rejection_reason: str | None
     approved_at: datetime | None
@@ -67,12 +68,13 @@ class MerchantCreate(Body, kw_only=True):
     nmid: str | None = None
     email: str | None = None
     fee_bps: int | None = None
+    mdr_category: str = "uke"
     legal_name: str | None = None
     postal_code: str | None = None
 
 
 class MerchantUpdate(Body, kw_only=True):
-    """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: platform fee)."""
+    """Only the fields present change; ``null`` clears an optional one (``fee_bps: null``: the schedule's rate)."""
 
     name: str | UnsetType = UNSET
     city: str | UnsetType = UNSET
@@ -80,8 +82,16 @@ class MerchantUpdate(Body, kw_only=True):
     nmid: str | None | UnsetType = UNSET
     email: str | None | UnsetType = UNSET
     fee_bps: int | None | UnsetType = UNSET
+    mdr_category: str | UnsetType = UNSET
     legal_name: str | None | UnsetType = UNSET
     postal_code: str | None | UnsetType = UNSET
+
+
+class MerchantFees(Body, kw_only=True):
+    """What a merchant pays (``merchant:fees``): only the fields present change (``fee_bps: null``: the schedule's)."""
+
+    mdr_category: str | UnsetType = UNSET
+    fee_bps: int | None | UnsetType = UNSET
 
 
 class MerchantReject(Body, kw_only=True):

@@ -14,7 +14,8 @@ terminals take payments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -24,9 +25,11 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.errors import NotFound
+from qris_soundbox.core.finance.mdr import DEFAULT_MDR_CATEGORY, check_category
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
 from qris_soundbox.core.merchants.errors import (
+    FeeAboveSchedule,
     MerchantClosedToChildren,
     MerchantNotEditable,
     MerchantNotFound,
@@ -60,6 +63,21 @@ def terminal_of(row: Any) -> Terminal:
     return from_row(Terminal, row, bound_device=msgspec.convert(bound, BoundDevice) if bound else None)
 
 
+@asynccontextmanager
+async def _fee_within_schedule(category: str) -> AsyncIterator[None]:
+    """The database refuses a fee_bps contract above the category's schedule (SQLSTATE QS003, sql/migrations/110)."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != "QS003":
+            raise
+        ceiling = int(getattr(exc, "detail", None) or 0)
+        raise FeeAboveSchedule(
+            f"fee_bps is a contract below the {category} schedule ({ceiling} bps)",
+            details={"field": "fee_bps", "mdr_category": category, "schedule_bps": ceiling},
+        ) from None
+
+
 async def _nmid_is_free(conn: Connection, nmid: str | None, merchant_id: str | None) -> None:
     if nmid is None:
         return
@@ -78,6 +96,7 @@ async def create_merchant(
     nmid: str | None = None,
     email: str | None = None,
     fee_bps: int | None = None,
+    mdr_category: str = DEFAULT_MDR_CATEGORY,
     legal_name: str | None = None,
     postal_code: str | None = None,
 ) -> Merchant:
@@ -90,10 +109,12 @@ async def create_merchant(
         "nmid": identity.nmid(nmid),
         "email": identity.email(email),
         "fee_bps": identity.fee_bps(fee_bps),
+        "mdr_category": await check_category(conn, mdr_category),
     }
     await _nmid_is_free(conn, identity.nmid(nmid), None)
     try:
-        row = await conn.fetchrow(QUERIES["insert_merchant"], new_id("mer"), *values.values())
+        async with _fee_within_schedule(mdr_category):
+            row = await conn.fetchrow(QUERIES["insert_merchant"], new_id("mer"), *values.values())
     except asyncpg.UniqueViolationError:
         # Two creates with one NMID racing: the loser gets the same answer as above.
         raise NmidTaken() from None
@@ -159,7 +180,7 @@ async def _locked(conn: Connection, merchant_id: str) -> asyncpg.Record:
 
 async def update_merchant(conn: Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]) -> Merchant:
     """Apply the fields present in ``changes``; ``None`` clears an optional field
-    (``fee_bps: null`` goes back to the platform fee)."""
+    (``fee_bps: null`` goes back to the schedule's rate)."""
     row = await _locked(conn, merchant_id)
     if row["status"] not in EDITABLE:
         raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
@@ -172,20 +193,23 @@ async def update_merchant(conn: Connection, actor: AuditActor, merchant_id: str,
         "nmid": identity.nmid,
         "email": identity.email,
         "fee_bps": identity.fee_bps,
+        "mdr_category": lambda v: v,  # checked against mdr_categories below
     }
     new = {field: row[field] for field in validators}
     for field, value in changes.items():
         if field not in validators:
             raise identity.invalid(field, "cannot be changed")
-        if value is None and field in ("name", "city", "mcc"):
+        if value is None and field in ("name", "city", "mcc", "mdr_category"):
             raise identity.invalid(field, "is required")
         new[field] = validators[field](value)
+    await check_category(conn, new["mdr_category"])
     changed = {field: {"from": row[field], "to": new[field]} for field in validators if new[field] != row[field]}
     if not changed:
         return merchant_of(row)
     await _nmid_is_free(conn, new["nmid"], merchant_id)
     try:
-        updated = await conn.fetchrow(QUERIES["update_merchant"], merchant_id, *new.values())
+        async with _fee_within_schedule(new["mdr_category"]):
+            updated = await conn.fetchrow(QUERIES["update_merchant"], merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
         raise NmidTaken() from None
     await audit.record(

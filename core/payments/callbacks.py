@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -123,6 +123,14 @@ async def receive_callback(
     return await handle_callback(db, settings, notification, actor, secret_index)
 
 
+class AboveLimit(msgspec.Struct, kw_only=True, frozen=True):
+    """The ``amount_above_limit`` reconciliation exception of a paid notification above the limit."""
+
+    id: str
+    max_amount: int
+    payload: dict[str, Any]
+
+
 class CallbackApplication(msgspec.Struct, kw_only=True, frozen=True):
     """Everything ``apply_callback`` (sql/migrations/080) needs that only Python knows: the ids, the
     static QR's new transaction, the transition with the announcement shaped for the device, the audit row."""
@@ -136,6 +144,9 @@ class CallbackApplication(msgspec.Struct, kw_only=True, frozen=True):
     new_transaction: txns.NewTransaction | None
     transition: txns.TransitionRequest
     audit: audit.AuditEntry
+    # Set when a paid amount is above QRIS_MAX_AMOUNT: the payment is applied (the money moved) and this
+    # reconciliation exception is written with it, in the same statement (sql/migrations/111).
+    above_limit: AboveLimit | None = None
 
 
 class Rejection(msgspec.Struct, kw_only=True, frozen=True):
@@ -187,9 +198,7 @@ def _application(
     new_transaction = None
     transaction_id = notification.transaction_id
     if notification.terminal_id is not None and context is not None:
-        new_transaction = txns.new_transaction(
-            settings, context, kind="static", amount=notification.amount, source="callback"
-        )
+        new_transaction = txns.new_transaction(context, kind="static", amount=notification.amount, source="callback")
         transaction_id = new_transaction.id
     soundbox = notifications.soundbox_of(context)
     downlink = None
@@ -202,6 +211,11 @@ def _application(
             paid_at=notification.paid_at,
         )
     reason = notification.failure_reason or (None if notification.status == "paid" else notification.status)
+    above_limit = None
+    if notification.status == "paid" and notification.amount > settings.qris_max_amount:
+        above_limit = AboveLimit(
+            id=new_id("rex"), max_amount=settings.qris_max_amount, payload=msgspec.to_builtins(notification)
+        )
     return CallbackApplication(
         event_id=notification.event_id,
         provider_reference=notification.provider_reference,
@@ -230,6 +244,7 @@ def _application(
                 "secret_index": secret_index,
             },
         ),
+        above_limit=above_limit,
     )
 
 

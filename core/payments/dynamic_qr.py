@@ -14,7 +14,7 @@ from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
 from qris_soundbox.core.payments import transactions as txns
-from qris_soundbox.core.payments.errors import MerchantQrisIncomplete
+from qris_soundbox.core.payments.errors import AmountAboveLimit, MerchantQrisIncomplete
 from qris_soundbox.core.payments.schemas import DynamicQr
 from qris_soundbox.core.qris import QrisInput, build_dynamic_qris
 
@@ -31,6 +31,11 @@ async def issue_dynamic_qr(
     audit: AuditEntry | None = None,
 ) -> asyncpg.Record:
     """The pending transaction of a new dynamic QR on ``terminal`` (a row ``txns.check_payable`` passed)."""
+    if amount > settings.qris_max_amount:
+        raise AmountAboveLimit(
+            f"amount {amount} is above the QRIS limit of {settings.qris_max_amount} for one payment",
+            details={"field": "amount", "max_amount": settings.qris_max_amount},
+        )
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
@@ -54,7 +59,6 @@ async def issue_dynamic_qr(
     return await txns.create_transaction(
         conn,
         txns.new_transaction(
-            settings,
             terminal,
             kind="dynamic",
             amount=amount,

@@ -68,3 +68,10 @@ class NothingToRetry(InvalidState):
     """Only a paid transaction with a bound soundbox can be announced again."""
 
     code = "nothing_to_retry"
+
+
+class AmountAboveLimit(DomainError):
+    """Above ``QRIS_MAX_AMOUNT``, Bank Indonesia's limit for one QRIS payment: no QR is made for it."""
+
+    code = "amount_above_limit"
+    status = 422

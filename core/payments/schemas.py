@@ -68,6 +68,8 @@ class LedgerEntry(Struct, kw_only=True):
     entry_type: str
     amount: int
     currency: str
+    # On the platform_fee row: the MDR schedule row that priced the payment (GET /admin/mdr-schedules).
+    mdr_schedule_id: str | None = None
     created_at: datetime
 
 

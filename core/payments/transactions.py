@@ -78,7 +78,6 @@ class NewTransaction(msgspec.Struct, kw_only=True, frozen=True):
     amount: int
     reference: str
     qr_payload: str | None
-    fee_bps: int
     expires_at: datetime | None
     source: str
     audit: AuditEntry | None = None  # written with it (its entity and merchant filled in by the database)
@@ -100,7 +99,6 @@ class TransitionRequest(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def new_transaction(
-    settings: Settings,
     terminal: asyncpg.Record,
     *,
     kind: str,
@@ -112,9 +110,8 @@ def new_transaction(
     expires_at: datetime | None = None,
     audit: AuditEntry | None = None,
 ) -> NewTransaction:
-    """A new ``pending`` transaction on a terminal (a ``payable_terminal`` or ``terminal_payment_context`` row)
-    at its merchant's fee, else the platform's."""
-    fee_bps = terminal["merchant_fee_bps"]
+    """A new ``pending`` transaction on a terminal (a ``payable_terminal`` or ``terminal_payment_context`` row).
+    Its fee is the database's: the merchant's MDR schedule (sql/migrations/110)."""
     return NewTransaction(
         id=new_id("txn"),
         event_id=new_id("tev"),
@@ -126,7 +123,6 @@ def new_transaction(
         amount=amount,
         reference=reference or new_reference(),
         qr_payload=qr_payload,
-        fee_bps=settings.finance_platform_fee_bps if fee_bps is None else fee_bps,
         expires_at=expires_at,
         source=source,
         audit=audit,

@@ -541,3 +541,21 @@ UPDATE acquirer_report_exceptions
 SET resolved_at = now(), resolution_note = $2, resolved_by_type = $3, resolved_by = $4
 WHERE id = $1
 RETURNING *;
+
+-- mdr_schedules --
+-- $1 category filter (NULL: all), $2 a Jakarta day the rows are in force on (NULL: every row): the MDR schedule rows
+SELECT id, category, lower(valid) AS effective_from, upper(valid) AS effective_to,
+       lower(amounts) AS min_amount, upper(amounts) - 1 AS max_amount, bps, source, created_at
+FROM mdr_schedules
+WHERE ($1::text IS NULL OR category = $1) AND ($2::date IS NULL OR valid @> $2::date)
+ORDER BY category, lower(valid), lower(amounts);
+
+-- mdr_schedule_add --
+-- $1 category, $2 effective_from, $3 bands jsonb, $4 source: a new schedule from that day (sql/migrations/110)
+SELECT id, category, lower(valid) AS effective_from, upper(valid) AS effective_to,
+       lower(amounts) AS min_amount, upper(amounts) - 1 AS max_amount, bps, source, created_at
+FROM mdr_schedule_add($1, $2, $3::jsonb, $4);
+
+-- mdr_category_exists --
+-- $1 category code
+SELECT EXISTS (SELECT 1 FROM mdr_categories WHERE code = $1);

@@ -1,7 +1,7 @@
 -- insert_merchant --
--- $1 id, $2 name, $3 legal_name, $4 city, $5 postal_code, $6 mcc, $7 nmid, $8 email, $9 fee_bps
-INSERT INTO merchants (id, code, name, legal_name, city, postal_code, mcc, nmid, email, fee_bps)
-VALUES ($1, 'M' || lpad(nextval('merchant_code_seq')::text, 6, '0'), $2, $3, $4, $5, $6, $7, $8, $9)
+-- $1 id, $2 name, $3 legal_name, $4 city, $5 postal_code, $6 mcc, $7 nmid, $8 email, $9 fee_bps, $10 mdr_category
+INSERT INTO merchants (id, code, name, legal_name, city, postal_code, mcc, nmid, email, fee_bps, mdr_category)
+VALUES ($1, 'M' || lpad(nextval('merchant_code_seq')::text, 6, '0'), $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING *;
 
 -- merchant_by_id --
@@ -31,10 +31,10 @@ WHERE ($1::text IS NULL OR id < $1)
 ORDER BY id DESC LIMIT $2;
 
 -- update_merchant --
--- $1 id, $2 name, $3 legal_name, $4 city, $5 postal_code, $6 mcc, $7 nmid, $8 email, $9 fee_bps
+-- $1 id, $2 name, $3 legal_name, $4 city, $5 postal_code, $6 mcc, $7 nmid, $8 email, $9 fee_bps, $10 mdr_category
 UPDATE merchants
 SET name = $2, legal_name = $3, city = $4, postal_code = $5, mcc = $6, nmid = $7, email = $8,
-    fee_bps = $9, updated_at = now()
+    fee_bps = $9, mdr_category = $10, updated_at = now()
 WHERE id = $1
 RETURNING *;
 

@@ -1,7 +1,7 @@
 -- terminal_for_payment --
--- $1 = terminal id: the terminal with its merchant's state and fee
+-- $1 = terminal id: the terminal with its merchant's state
 SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
-       m.status AS merchant_status, m.fee_bps AS merchant_fee_bps, m.name AS merchant_name,
+       m.status AS merchant_status, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid
 FROM terminals t JOIN merchants m ON m.id = t.merchant_id
 WHERE t.id = $1;
@@ -76,11 +76,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (kind, event_id) DO NOTHING;
 
 -- terminal_payment_context --
--- $1 terminal id, or NULL and $2 a transaction id (its terminal): the merchant's fee and the active
+-- $1 terminal id, or NULL and $2 a transaction id (its terminal): the active
 -- soundbox bound there (device_id NULL: none) with its model's capabilities, its configured
 -- preferences and the merchant's name (a core.payments.notifications.Soundbox). Read unlocked
 -- before a callback is applied: apply_callback re-checks everything that decides.
-SELECT t.id, t.outlet_id, t.merchant_id, m.fee_bps AS merchant_fee_bps,
+SELECT t.id, t.outlet_id, t.merchant_id,
        d.id AS device_id, dm.capabilities, m.name AS merchant_name, dc.desired AS config
 FROM terminals t
 JOIN merchants m ON m.id = t.merchant_id
@@ -98,7 +98,7 @@ SELECT apply_callback($1::jsonb);
 -- gives it (id NULL: bound to none), so a device's QR costs one read before its write
 SELECT d.status AS device_status, dm.capabilities,
        t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
-       m.status AS merchant_status, m.fee_bps AS merchant_fee_bps, m.name AS merchant_name,
+       m.status AS merchant_status, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid
 FROM devices d
 JOIN device_models dm ON dm.id = d.model_id

@@ -29,9 +29,9 @@ async def test_dashboard_totals_follow_the_batches(running: RunningPlatform) -> 
         "cancelled": 0,
     }
 
-    a = await merchant_with_payments(running, [100_000, 50_000], fee_bps=100)  # fees 1,000 + 500
-    b = await merchant_with_payments(running, [20_000], fee_bps=100)  # fee 200
-    c = await merchant_with_payments(running, [7_000], fee_bps=100)  # fee 70, left unbatched
+    a = await merchant_with_payments(running, [100_000, 50_000], fee_bps=50)  # fees 500 + 250
+    b = await merchant_with_payments(running, [20_000], fee_bps=50)  # fee 100
+    c = await merchant_with_payments(running, [7_000], fee_bps=50)  # fee 35, left unbatched
     batch_a = await batch_for(running, a["merchant_id"])
     batch_b = await batch_for(running, b["merchant_id"])
     await running.http.post(
@@ -51,12 +51,12 @@ async def test_dashboard_totals_follow_the_batches(running: RunningPlatform) -> 
     )
 
     summary = await get(running, "/admin/dashboard/summary")
-    assert summary["platform_fee_total"] == 1_000 + 500 + 200 + 70
-    assert summary["paid_payout_amount"] == 148_500
-    assert summary["settlement_adjusted_paid_amount"] == 148_500 - 2_500
-    assert summary["pending_payout_amount"] == 19_800 + 1_000
+    assert summary["platform_fee_total"] == 500 + 250 + 100 + 35
+    assert summary["paid_payout_amount"] == 149_250
+    assert summary["settlement_adjusted_paid_amount"] == 149_250 - 2_500
+    assert summary["pending_payout_amount"] == 19_900 + 1_000
     assert summary["settlement_adjustment_amount"] == -2_500 + 1_000
-    assert summary["unbatched_payable_amount"] == 6_930 and summary["unbatched_payable_count"] == 1
+    assert summary["unbatched_payable_amount"] == 6_965 and summary["unbatched_payable_count"] == 1
     assert summary["batch_counts"] == {"pending": 1, "paid": 1, "failed": 0, "cancelled": 0}
     assert [x["id"] for x in summary["latest_batches"]] == [batch_b["id"], batch_a["id"]]
     today = summary["today"]

@@ -109,7 +109,7 @@ async def test_create_validates_its_input(running: RunningPlatform) -> None:
 @given(
     day=st.lists(
         st.tuples(
-            st.integers(min_value=0, max_value=1_000),  # fee bps
+            st.integers(min_value=0, max_value=70),  # a fee_bps contract, at most the uke schedule
             st.lists(st.integers(min_value=1, max_value=5_000_000), min_size=1, max_size=6),
             st.lists(
                 st.tuples(st.sampled_from(sorted(SIGNS)), st.integers(min_value=1, max_value=2_000_000)), max_size=3

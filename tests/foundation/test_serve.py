@@ -63,7 +63,13 @@ async def test_mqtt_port_in_use_names_mqtt_flag(database_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("FINANCE_PLATFORM_FEE_BPS", "lots"), ("JSON_BODY_LIMIT", "huge"), ("TRUST_PROXY", "maybe"), ("PORT", "70000")],
+    [
+        ("QRIS_MAX_AMOUNT", "lots"),
+        ("FINANCE_PLATFORM_FEE_BPS", "70"),
+        ("JSON_BODY_LIMIT", "huge"),
+        ("TRUST_PROXY", "maybe"),
+        ("PORT", "70000"),
+    ],
 )
 async def test_bad_environment_value_stops_startup_naming_the_variable(variable: str, value: str) -> None:
     code, stderr = await _run_cli("serve", env={variable: value})

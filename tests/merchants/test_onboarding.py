@@ -75,16 +75,16 @@ async def test_mcc_defaults_and_fee_override_can_be_set_and_cleared(running: Run
     merchant = await new_merchant(running)
     assert merchant["mcc"] == "5499" and merchant["fee_bps"] is None
     url = f"/admin/merchants/{merchant['id']}"
-    changed = await running.http.patch(url, json={"fee_bps": 125, "city": "Surabaya"}, headers=running.admin_headers)
+    changed = await running.http.patch(url, json={"fee_bps": 45, "city": "Surabaya"}, headers=running.admin_headers)
     assert changed.status_code == 200, changed.text
-    assert changed.json()["fee_bps"] == 125 and changed.json()["city"] == "Surabaya"
+    assert changed.json()["fee_bps"] == 45 and changed.json()["city"] == "Surabaya"
     assert changed.json()["name"] == merchant["name"]  # untouched
     cleared = await running.http.patch(url, json={"fee_bps": None}, headers=running.admin_headers)
     assert cleared.json()["fee_bps"] is None
     rows = await audit_rows(running, entity_id=merchant["id"], action="merchant.update")
     assert [r["payload"]["changes"] for r in reversed(rows)] == [
-        {"city": {"from": "Bandung", "to": "Surabaya"}, "fee_bps": {"from": None, "to": 125}},
-        {"fee_bps": {"from": 125, "to": None}},
+        {"city": {"from": "Bandung", "to": "Surabaya"}, "fee_bps": {"from": None, "to": 45}},
+        {"fee_bps": {"from": 45, "to": None}},
     ]
 
 

@@ -109,17 +109,17 @@ def _without_platform_variables(environ: Mapping[str, str]) -> dict[str, str]:
 async def test_dot_env_in_the_working_directory_is_read_and_the_environment_wins(
     tmp_path: Path, database_url: str
 ) -> None:
-    _env_file(tmp_path, f"DATABASE_URL={database_url}\nFINANCE_PLATFORM_FEE_BPS=lots\n")
+    _env_file(tmp_path, f"DATABASE_URL={database_url}\nQRIS_MAX_AMOUNT=lots\n")
     code, _, err = await _cli("migrate", cwd=tmp_path)
-    assert code != 0 and "FINANCE_PLATFORM_FEE_BPS" in err and "Traceback" not in err
+    assert code != 0 and "QRIS_MAX_AMOUNT" in err and "Traceback" not in err
 
-    code, out, err = await _cli("migrate", cwd=tmp_path, env={"FINANCE_PLATFORM_FEE_BPS": "70"})
+    code, out, err = await _cli("migrate", cwd=tmp_path, env={"QRIS_MAX_AMOUNT": "5000000"})
     assert code == 0, err
     assert "migrations applied" in out
 
 
 async def test_env_file_option_replaces_dot_env(tmp_path: Path, database_url: str) -> None:
-    _env_file(tmp_path, "FINANCE_PLATFORM_FEE_BPS=lots\n")
+    _env_file(tmp_path, "QRIS_MAX_AMOUNT=lots\n")
     other = _env_file(tmp_path, f"DATABASE_URL='{database_url}'\n", name="production.env")
     code, out, err = await _cli("--env-file", str(other), "migrate", cwd=tmp_path)
     assert code == 0, err

@@ -28,6 +28,6 @@ async def pending_transaction(running: RunningPlatform, terminal_id: str, amount
     async with platform.db.transaction() as conn:
         terminal = await txns.payable_terminal(conn, terminal_id)
         row = await txns.create_transaction(
-            conn, txns.new_transaction(platform.settings, terminal, kind="dynamic", amount=amount, source="admin")
+            conn, txns.new_transaction(terminal, kind="dynamic", amount=amount, source="admin")
         )
     return row["id"]
