@@ -53,7 +53,12 @@ async def test_paid_callback_is_announced_and_acked(running: RunningPlatform) ->
             "text": "Pembayaran QRIS diterima, dua puluh lima ribu rupiah",
             "clips": ["pembayaran_qris_diterima", "dua", "puluh", "lima", "ribu", "rupiah"],
         }
-        assert await notification_status(running, result["transaction_id"]) == "sent"
+
+        # "sent" is recorded after the PUBLISH left, so the device can hear it first.
+        async def sent() -> bool:
+            return await notification_status(running, result["transaction_id"]) == "sent"
+
+        assert await eventually(sent)
         await device.publish(
             f"devices/{device_id}/uplink/payment/ack", msgspec.json.encode({"message_id": payload["message_id"]}), qos=1
         )
