@@ -36,6 +36,7 @@ from qris_soundbox.broker import amqtt_compat
 from qris_soundbox.broker.admission import Admission
 from qris_soundbox.broker.codec import UNSUBACK, ConnectRequest, encode_ack, encode_suback
 from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
+from qris_soundbox.broker.dialects import Dialect, DialectError, Dialects, Refused
 from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.subscriptions import SubscriptionIndex, valid_filter
@@ -63,6 +64,10 @@ class PlatformBroker(Broker):
     def __init__(self, config: dict[str, Any], platform: PlatformContext) -> None:
         self.platform = platform
         amqtt_config, settings = split_protocol_settings(config)
+        try:
+            self.dialects = Dialects.load()
+        except DialectError as exc:
+            raise BrokerConfigError(f"dialect file: {exc}") from None
         super().__init__(amqtt_config)
         self.subscription_index = SubscriptionIndex(self._subscriptions)
         # amqtt's dict, kept as the indexed kind (a typed reference for the lookups amqtt's dict lacks).
@@ -285,6 +290,14 @@ class PlatformBroker(Broker):
         if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
             return False
         qos = min(qos, MAX_QOS)
+        dialect = self._dialect_of(session)
+        if dialect is not None:
+            rendered = dialect.outbound(client_id, topic, payload)
+            if rendered is None:
+                log.info("downlink not carried by the dialect", extra={"client_id": client_id, "topic": topic})
+                return False
+            topic, payload = rendered
+            qos = min(qos, dialect.qos)
         connection = self._live_connection(session)
         if connection is None:
             if key is None and not session.clean_session and qos == QOS_1 and not session.is_anonymous:
@@ -381,6 +394,11 @@ class PlatformBroker(Broker):
             return None
         connection = self.sessions.get(session.client_id or "", (None, None))[1]
         return connection if isinstance(connection, Connection) and not connection.closed else None
+
+    def _dialect_of(self, session: Session) -> Dialect | None:
+        """The dialect a device session speaks (set by the device auth plugin); None for native."""
+        name = session.attributes.get("dialect")
+        return self.dialects.get(name) if isinstance(name, str) else None
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """Replaces ``Broker._topic_filtering``: same verdict, without a task per plugin per call.
@@ -547,6 +565,24 @@ class PlatformBroker(Broker):
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
+        dialect = self._dialect_of(session)
+        if dialect is not None:
+            translated = dialect.inbound(client_id, topic, payload)
+            if isinstance(translated, Refused):
+                log.warning(
+                    "dialect message refused",
+                    extra={
+                        "client_id": client_id,
+                        "dialect": dialect.id,
+                        "reason": translated.reason,
+                        "topic": topic[:256],
+                    },
+                )
+                # Counted as an ACL refusal: the dialect is this device's ACL.
+                self.platform.acl_denials.count(client_id)
+                self.platform.metrics.acl_denials.labels("publish").inc()
+                return
+            topic, payload = translated
         manager = self.plugins_manager
         message = None
         if amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED) or amqtt_compat.event_callbacks(
@@ -588,6 +624,10 @@ class PlatformBroker(Broker):
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
+        dialect = self._dialect_of(session)
+        if dialect is not None:
+            # The dialect's own topic stands for the device's native downlinks; any other filter meets the ACL.
+            topics = [(dialect.native_filter(client_id, f) or f, qos) for f, qos in topics]
         codes = [await self.add_subscription(subscription, session) for subscription in topics]
         connection.write(encode_suback(packet_id, codes))
         for (topic_filter, qos), code in zip(topics, codes, strict=True):
