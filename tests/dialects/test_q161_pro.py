@@ -128,3 +128,12 @@ async def test_bad_q161_pro_input_is_refused_and_the_broker_carries_on(running: 
             return await _denials(running, device_id) >= len(bad) + 2
 
         assert await eventually(counted)
+
+
+async def test_the_model_list_names_each_models_dialect(running: RunningPlatform) -> None:
+    models = (await running.http.get("/admin/device-models", headers=running.admin_headers)).json()
+    items = models["items"] if isinstance(models, dict) else models
+    dialects = {m["id"]: m["dialect"] for m in items}
+    assert dialects["q161-pro"] == "q161-pro" and dialects["generic-screen"] == "native"
+    q161 = next(m for m in items if m["id"] == "q161-pro")
+    assert q161["builtin"] and q161["capabilities"]["screen"] and q161["capabilities"]["dynamic_qr"]
