@@ -291,7 +291,9 @@ class PlatformBroker(Broker):
             return False
         qos = min(qos, MAX_QOS)
         dialect = self._dialect_of(session)
+        puback_ack = None
         if dialect is not None:
+            puback_ack = dialect.puback_ack(client_id, topic, payload)
             rendered = dialect.outbound(client_id, topic, payload)
             if rendered is None:
                 log.info("downlink not carried by the dialect", extra={"client_id": client_id, "topic": topic})
@@ -311,6 +313,10 @@ class PlatformBroker(Broker):
         if not await acknowledged:
             log.info("downlink not acknowledged", extra={"client_id": client_id, "topic": topic})
             return False
+        if puback_ack is not None:
+            # The dialect's device acks nothing itself: its PUBACK is handled as the native ack uplink.
+            ack = IncomingApplicationMessage(None, puback_ack[0], QOS_1, puback_ack[1], False)
+            self._fire(client_id, BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=ack)
         return True
 
     # -- subscriptions: indexed instead of scanned ---------------------------------------------

@@ -81,6 +81,8 @@ class Downlink:
     template: str | dict[str, Any]
     amount_scale: int
     clip_name: str
+    # The device's PUBACK stands for the native ack (a device that acks nothing would hear it resent until expiry).
+    acked_by_puback: bool
 
 
 class Refused(msgspec.Struct, frozen=True):
@@ -132,6 +134,15 @@ class Dialect:
         # The device sends no request id: each message is a new request (a resend asks for another QR).
         body = msgspec.json.encode({"request_id": new_id(f"dlc_{self.id.replace('-', '')}"), "amount": amount})
         return f"devices/{device_id}/uplink/{uplink.kind}", body
+
+    def puback_ack(self, device_id: str, topic: str, payload: bytes) -> tuple[str, bytes] | None:
+        """The native ack uplink the device's PUBACK of this native downlink stands for, if the dialect says so."""
+        prefix = f"devices/{device_id}/downlink/"
+        downlink = self.downlinks.get(topic[len(prefix) :]) if topic.startswith(prefix) else None
+        if downlink is None or not downlink.acked_by_puback:
+            return None
+        message_id = msgspec.json.decode(payload).get("message_id")
+        return f"devices/{device_id}/uplink/{downlink.kind}/ack", msgspec.json.encode({"message_id": message_id})
 
     def outbound(self, device_id: str, topic: str, payload: bytes) -> tuple[str, bytes] | None:
         """A native downlink rendered in the dialect, or None when the dialect does not carry it."""
@@ -313,7 +324,9 @@ def load_dialect(path: Path) -> Dialect:
         if kind not in down:
             continue
         field = f"downlinks.{kind}"
-        d = r.mapping(down[kind], field, {"topic", "codec", "template"}, {"amount_scale", "clip_name"})
+        d = r.mapping(
+            down[kind], field, {"topic", "codec", "template"}, {"amount_scale", "clip_name", "acked_by_puback"}
+        )
         topic = r.topic(d["topic"], f"{field}.topic")
         if topic.render("x") != subscribe.render("x"):
             raise r.fail(d["topic"], f"{field}.topic", "must be the topic the device subscribes to")
@@ -339,7 +352,10 @@ def load_dialect(path: Path) -> Dialect:
         clip_name = r.scalar(d["clip_name"], f"{field}.clip_name", str) if "clip_name" in d else "{clip}"
         if "{clip}" not in clip_name:
             raise r.fail(d["clip_name"], f"{field}.clip_name", "must hold {clip}")
-        downlinks[kind] = Downlink(kind, topic, codec, template, r.scale(d, field), clip_name)
+        acked = "acked_by_puback" in d and r.scalar(d["acked_by_puback"], f"{field}.acked_by_puback", bool)
+        if acked and kind != "payment":
+            raise r.fail(d["acked_by_puback"], f"{field}.acked_by_puback", "only a payment expects an ack")
+        downlinks[kind] = Downlink(kind, topic, codec, template, r.scale(d, field), clip_name, bool(acked))
 
     return Dialect(
         id=dialect_id,

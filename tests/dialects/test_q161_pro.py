@@ -64,6 +64,15 @@ async def test_a_q161_pro_gets_a_dynamic_qr_and_hears_its_payment(running: Runni
             ],
         }
 
+    # Its PUBACK was its ack: the announcement is not resent (the device cannot de-duplicate it).
+    async def acked() -> bool:
+        txn = (
+            await running.http.get(f"/admin/transactions/{transactions[0]['id']}", headers=running.admin_headers)
+        ).json()
+        return (txn.get("notification") or {}).get("status") == "acked"
+
+    assert await eventually(acked)
+
 
 async def test_a_q161_pro_cannot_ask_in_another_devices_name(running: RunningPlatform) -> None:
     victim_ids, victim_id, victim_secret = await _q161(running)
