@@ -58,9 +58,9 @@ BROKER_METHODS: dict[str, tuple[str, ...]] = {
     "retain_message": ("source_session", "topic_name", "data", "qos"),
 }
 
-# Broker attributes amqtt creates and PlatformBroker reads or replaces, with their types.
+# Broker attributes amqtt creates and PlatformBroker reads or replaces, with their types. The session table
+# is not among them: PlatformBroker reads and writes it through amqtt's public ``Broker.sessions``.
 BROKER_STATE: dict[str, type] = {
-    "_sessions": dict,  # client id -> (session, handler)
     "_subscriptions": dict,  # filter -> [(session, qos)]
     "_retained_messages": dict,  # topic -> RetainedApplicationMessage
     "_servers": dict,  # listener name -> Server

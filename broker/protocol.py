@@ -19,8 +19,8 @@ under a lock, and waits for each PUBACK with a ``wait_for`` timer. Here:
   (1.5 × the client's value) and the CONNECT timeout.
 
 An idle connection holds no task, no timer and no buffer. What the packets
-mean (sessions, routing, plugins) is ``server.PlatformBroker``'s: the
-``_client_*`` and ``_connection_closed`` methods called below.
+mean (sessions, routing, plugins) is a ``PacketHandler``'s, the Protocol
+below that ``server.PlatformBroker`` implements: this module knows no broker.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, cast
 
 from amqtt.session import OutgoingApplicationMessage
 
-from qris_soundbox.broker import amqtt_compat
 from qris_soundbox.broker.codec import (
     CONNECT,
     DISCONNECT,
@@ -66,7 +65,6 @@ from qris_soundbox.broker.session import QueuedMessage
 if TYPE_CHECKING:
     from amqtt.broker import Server
 
-    from qris_soundbox.broker.server import PlatformBroker
     from qris_soundbox.broker.session import DeviceSession
 
 log = logging.getLogger(__name__)
@@ -122,6 +120,33 @@ class InflightMessage(OutgoingApplicationMessage):
 # ---- what all connections share --------------------------------------------------------------------------------
 
 
+class PacketHandler(Protocol):
+    """What a connection hands up once a packet is parsed (and, for CONNECT, what answers it).
+
+    Each method is awaited in the connection's arrival order, one at a time;
+    an exception costs that connection only (it is closed). PUBACK/PUBREC of a
+    PUBLISH is the connection's, written after ``client_publish`` returns.
+    """
+
+    async def client_connect(self, connection: Connection, request: ConnectRequest) -> None:
+        """Admit or refuse: ``connection.accept`` or ``connection.refuse``, then ``connection.start_reading``."""
+
+    async def client_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """A PUBLISH from the connected client (topic already checked by the parser)."""
+
+    async def client_subscribe(self, connection: Connection, packet_id: int, topics: list[tuple[str, int]]) -> None:
+        """A SUBSCRIBE; the handler writes the SUBACK."""
+
+    async def client_unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
+        """An UNSUBSCRIBE; the handler writes the UNSUBACK."""
+
+    async def connection_closed(self, connection: Connection) -> None:
+        """The connection ended (DISCONNECT, network, take-over, keep-alive): will, events, session state."""
+
+    def listener_server(self, listener_name: str) -> Server | None:
+        """amqtt's bookkeeping of the listener (connection count against its limit), once it is serving."""
+
+
 class Hub:
     """What the connections of one broker share: settings, the one-second tick and the write flush.
 
@@ -131,8 +156,8 @@ class Hub:
     connections that have any (``unacked``).
     """
 
-    def __init__(self, broker: PlatformBroker, settings: ProtocolSettings) -> None:
-        self.broker = broker
+    def __init__(self, handler: PacketHandler, settings: ProtocolSettings) -> None:
+        self.handler = handler
         self.settings = settings
         self.tick = 0
         self.unacked: set[Connection] = set()
@@ -259,7 +284,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         # amqtt registers the listener's Server after it starts serving: the first connection may come earlier.
-        server = self._server = amqtt_compat.listener_server(self._hub.broker, self.listener_name)
+        server = self._server = self._hub.handler.listener_server(self.listener_name)
         if server is not None:
             server.conn_count += 1
             if 0 < server.max_connections < server.conn_count:
@@ -481,7 +506,7 @@ class Connection(asyncio.Protocol):
                 self._pause_reading()
 
     async def _work(self) -> None:
-        broker = self._hub.broker
+        handler = self._hub.handler
         try:
             while self._pending:
                 batch, self._pending = self._pending, None
@@ -489,23 +514,23 @@ class Connection(asyncio.Protocol):
                     try:
                         match item:
                             case PublishPacket():
-                                await broker._client_publish(self, item.topic, item.payload, item.qos, item.retain)
+                                await handler.client_publish(self, item.topic, item.payload, item.qos, item.retain)
                                 if item.qos == 1:
                                     self.write(encode_ack(PUBACK, item.packet_id))
                                 elif item.qos == 2:
                                     self.write(encode_ack(PUBREC, item.packet_id))
                             case SubscribePacket():
-                                await broker._client_subscribe(self, item.packet_id, item.topics)
+                                await handler.client_subscribe(self, item.packet_id, item.topics)
                             case UnsubscribePacket():
-                                await broker._client_unsubscribe(self, item.packet_id, item.filters)
+                                await handler.client_unsubscribe(self, item.packet_id, item.filters)
                             case ConnectRequest():
-                                await broker._client_connect(self, item)
+                                await handler.client_connect(self, item)
                             case _Signal(name="pingreq"):
                                 self.write(PINGRESP_PACKET)
                             case _Signal(name="disconnect"):
                                 self.close()
                             case _:
-                                await broker._connection_closed(self)
+                                await handler.connection_closed(self)
                                 self._finished()
                     except Exception:
                         log.exception(

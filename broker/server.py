@@ -4,16 +4,17 @@ Plugins are built by amqtt's plugin manager inside ``Broker.__init__``; they
 reach the database and settings through ``broker.platform`` (see
 ``plugins``), which is why it is set before ``super().__init__``.
 
-amqtt keeps: the plugin manager (authentication through ``map_plugin_auth``,
-topic plugins, events), configuration, listeners' lifecycle, retained
-messages, sessions (``self._sessions``: client id -> (session, handler)) and
-the subscription table's shape. The wire is ``protocol.Connection`` (the
-"handler" in ``self._sessions``), which calls the ``_client_*`` and
-``_connection_closed`` methods below. ``self._subscriptions`` keeps amqtt's
-shape (filter -> [(session, qos)]) for amqtt and its plugins, and two indexes
-sit beside it: a trie of the wildcard filters and, per client id, that
-client's own filters. Retained messages are kept in a dict that maintains a
-topic trie (``topics.RetainedMessages``). docs/broker.md is the overview.
+amqtt's (run as amqtt runs them): the plugin manager (authentication, topic
+plugins, events), configuration, listeners' lifecycle, and the session table
+(``self.sessions``, amqtt's public view of it: client id -> (session,
+handler)). The project's own: the wire (``protocol.Connection``, the
+"handler" in that table, which calls this broker through the
+``protocol.PacketHandler`` methods ``client_*`` and ``connection_closed``),
+CONNECT admission (``admission.py``), the subscription indexes
+(``subscriptions.py``, writing amqtt's table in its shape), routing, the
+lighter session (``session.py``) and retained messages kept with a topic trie
+(``topics.RetainedMessages``). Every other amqtt internal it touches goes
+through ``amqtt_compat``. docs/broker.md is the overview.
 """
 
 from __future__ import annotations
@@ -28,23 +29,26 @@ from amqtt.broker import AMQTT_MAGIC_VALUE_RET_SUBSCRIBED, Broker
 from amqtt.contexts import Action, ListenerType
 from amqtt.errors import BrokerError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.session import IncomingApplicationMessage, Session
-from amqtt.utils import gen_client_id
 
 from qris_soundbox.broker import amqtt_compat
+from qris_soundbox.broker.admission import Admission
 from qris_soundbox.broker.codec import UNSUBACK, ConnectRequest, encode_ack, encode_suback
 from qris_soundbox.broker.config import BrokerConfigError, split_protocol_settings
+from qris_soundbox.broker.dialects import Dialect, DialectError, Dialects, Refused
 from qris_soundbox.broker.protocol import LISTEN_BACKLOG, Connection, Hub
 from qris_soundbox.broker.session import DeviceSession
-from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles, certificate_names
-from qris_soundbox.broker.topics import FilterTrie, RetainedMessages, has_wildcard
+from qris_soundbox.broker.subscriptions import SubscriptionIndex, valid_filter
+from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles
+from qris_soundbox.broker.topics import RetainedMessages, has_wildcard
 from qris_soundbox.core.metrics import BrokerFigures
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
+
+    from amqtt.broker import Server
 
     from qris_soundbox.core.context import PlatformContext
 
@@ -54,36 +58,18 @@ log = logging.getLogger(__name__)
 TAKEOVER_TIMEOUT_S = 5.0
 # Outgoing QoS 2 is not implemented: subscriptions are granted at most QoS 1 (docs/broker.md).
 MAX_QOS = QOS_1
-_MQTT_PROTOCOL_LEVEL = 4
-
-
-def _valid_filter(topic_filter: str) -> bool:
-    levels = topic_filter.split("/")
-    last = len(levels) - 1
-    for index, level in enumerate(levels):
-        # [MQTT-4.7.1-2] '#' alone on the last level; [MQTT-4.7.1-3] '+' a whole level.
-        if "#" in level and (level != "#" or index != last):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
-# CONNACK refusal codes as the ``result`` label of ``qris_broker_connects_total``.
-_REFUSAL_NAMES = {
-    UNACCEPTABLE_PROTOCOL_VERSION: "protocol_version",
-    BAD_USERNAME_PASSWORD: "bad_username_password",
-    IDENTIFIER_REJECTED: "identifier_rejected",
-}
 
 
 class PlatformBroker(Broker):
     def __init__(self, config: dict[str, Any], platform: PlatformContext) -> None:
         self.platform = platform
-        self._wildcard_filters = FilterTrie()
-        self._filters_by_client: dict[str, dict[str, int]] = {}
         amqtt_config, settings = split_protocol_settings(config)
+        try:
+            self.dialects = Dialects.load()
+        except DialectError as exc:
+            raise BrokerConfigError(f"dialect file: {exc}") from None
         super().__init__(amqtt_config)
+        self.subscription_index = SubscriptionIndex(self._subscriptions)
         # amqtt's dict, kept as the indexed kind (a typed reference for the lookups amqtt's dict lacks).
         self._retained_messages = self._retained = RetainedMessages()
         self._hub = Hub(self, settings)
@@ -91,6 +77,13 @@ class PlatformBroker(Broker):
         self._tls: dict[str, ReloadableContext] = {}
         # Per client id, plugin events not yet delivered (see _fire).
         self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
+        self._admission = Admission(
+            tls=self._tls,
+            authenticate=lambda session, listener: self._authenticate(session, self.listeners_config[listener]),
+            may_publish=self._may_publish,
+            connects=platform.metrics.broker_connects,
+            max_queued_messages=settings.max_queued_messages,
+        )
         manager = self.plugins_manager
         for event in amqtt_compat.packet_event_listeners(manager):
             raise BrokerConfigError(
@@ -108,8 +101,7 @@ class PlatformBroker(Broker):
 
     async def start(self) -> None:
         # Broker.start clears the subscription table; the indexes beside it follow.
-        self._wildcard_filters.clear()
-        self._filters_by_client.clear()
+        self.subscription_index.clear()
         await super().start()
         self._hub.start()
 
@@ -213,7 +205,7 @@ class PlatformBroker(Broker):
         return BrokerFigures(
             connections=sum(server.conn_count for server in amqtt_compat.listener_servers(self)),
             sessions_connected=sum(
-                1 for session, _ in self._sessions.values() if session.transitions.state == "connected"
+                1 for session, _ in self.sessions.values() if session.transitions.state == "connected"
             ),
             inflight=inflight,
             queued=queued,
@@ -223,7 +215,7 @@ class PlatformBroker(Broker):
         )
 
     def is_device_online(self, client_id: str) -> bool:
-        session = self._sessions.get(client_id, (None, None))[0]
+        session = self.sessions.get(client_id, (None, None))[0]
         return session is not None and session.transitions.is_connected()
 
     async def disconnect_client(self, client_id: str) -> bool:
@@ -242,7 +234,7 @@ class PlatformBroker(Broker):
 
     def connected_since(self, client_id: str) -> datetime | None:
         """When the live connection of ``client_id`` was accepted; None when it has none."""
-        entry = self._sessions.get(client_id)
+        entry = self.sessions.get(client_id)
         if entry is None or self._live_connection(entry[0]) is None:
             return None
         return cast(DeviceSession, entry[0]).connected_at
@@ -253,7 +245,7 @@ class PlatformBroker(Broker):
         The outbox hands a device no more than this, so a slow reader's backlog
         stays in PostgreSQL rather than in broker memory.
         """
-        entry = self._sessions.get(client_id)
+        entry = self.sessions.get(client_id)
         if entry is None or self._live_connection(entry[0]) is None:
             return 0
         return cast(DeviceSession, entry[0]).room(self._hub.settings.max_inflight_messages)
@@ -265,7 +257,7 @@ class PlatformBroker(Broker):
 
     def holds_downlink(self, client_id: str, key: str) -> bool:
         """True while the message delivered with ``key`` is in flight or queued in ``client_id``'s session."""
-        entry = self._sessions.get(client_id)
+        entry = self.sessions.get(client_id)
         return entry is not None and cast(DeviceSession, entry[0]).holds(key)
 
     async def deliver_to_client(
@@ -290,14 +282,24 @@ class PlatformBroker(Broker):
         """
         if has_wildcard(topic) or not topic:
             raise ValueError(f"cannot publish to topic filter {topic!r}")
-        entry = self._sessions.get(client_id)
-        own = self._filters_by_client.get(client_id)
+        entry = self.sessions.get(client_id)
+        own = self.subscription_index.filters_of(client_id)
         if entry is None or not own or not any(self._matches(topic, f) for f in own):
             return False
         session = entry[0]
         if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
             return False
         qos = min(qos, MAX_QOS)
+        dialect = self._dialect_of(session)
+        puback_ack = None
+        if dialect is not None:
+            puback_ack = dialect.puback_ack(client_id, topic, payload)
+            rendered = dialect.outbound(client_id, topic, payload)
+            if rendered is None:
+                log.info("downlink not carried by the dialect", extra={"client_id": client_id, "topic": topic})
+                return False
+            topic, payload = rendered
+            qos = min(qos, dialect.qos)
         connection = self._live_connection(session)
         if connection is None:
             if key is None and not session.clean_session and qos == QOS_1 and not session.is_anonymous:
@@ -311,6 +313,10 @@ class PlatformBroker(Broker):
         if not await acknowledged:
             log.info("downlink not acknowledged", extra={"client_id": client_id, "topic": topic})
             return False
+        if puback_ack is not None:
+            # The dialect's device acks nothing itself: its PUBACK is handled as the native ack uplink.
+            ack = IncomingApplicationMessage(None, puback_ack[0], QOS_1, puback_ack[1], False)
+            self._fire(client_id, BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=ack)
         return True
 
     # -- subscriptions: indexed instead of scanned ---------------------------------------------
@@ -323,52 +329,24 @@ class PlatformBroker(Broker):
         (``MAX_QOS``).
         """
         topic_filter, qos = subscription
-        if not _valid_filter(topic_filter):
+        if not valid_filter(topic_filter):
             return AMQTT_MAGIC_VALUE_RET_SUBSCRIBED
         if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
             return AMQTT_MAGIC_VALUE_RET_SUBSCRIBED
         max_qos = self.config.get("max-qos", qos)
         qos = min(qos, max_qos if isinstance(max_qos, int) else qos, MAX_QOS)
 
-        client_id = session.client_id or ""
-        subscribers = self._subscriptions.get(topic_filter)
-        if subscribers is None:
-            subscribers = self._subscriptions[topic_filter] = []
-            if has_wildcard(topic_filter):
-                self._wildcard_filters.add(topic_filter)
-        own = self._filters_by_client.setdefault(client_id, {})
-        if topic_filter in own:
-            subscribers[:] = [(s, q) for s, q in subscribers if s.client_id != client_id]
-        subscribers.append((session, qos))
-        own[topic_filter] = qos
+        self.subscription_index.add(session, topic_filter, qos)
         return qos
 
     def _del_subscription(self, a_filter: str, session: Session) -> int:
-        """Replaces ``Broker._del_subscription``; also drops emptied filters from the table and the trie."""
-        client_id = session.client_id or ""
-        own = self._filters_by_client.get(client_id)
-        if own is None or own.pop(a_filter, None) is None:
-            return 0
-        if not own:
-            del self._filters_by_client[client_id]
-        subscribers = self._subscriptions.get(a_filter, [])
-        subscribers[:] = [(s, q) for s, q in subscribers if s.client_id != client_id]
-        if not subscribers:
-            self._subscriptions.pop(a_filter, None)
-            self._wildcard_filters.discard(a_filter)
-        return 1
+        """Replaces ``Broker._del_subscription``; emptied filters leave the table and the trie."""
+        return int(self.subscription_index.remove(session, a_filter))
 
     async def _del_all_subscriptions(self, session: Session) -> None:
         """Replaces ``Broker._del_all_subscriptions``: the session's own filters, not every filter."""
-        for topic_filter in list(self._filters_by_client.get(session.client_id or "", ())):
+        for topic_filter in list(self.subscription_index.filters_of(session.client_id or "")):
             self._del_subscription(topic_filter, session)
-
-    def _subscribers(self, topic: str) -> list[tuple[Session, int]]:
-        """(session, qos) of every subscription matching ``topic``: one dict lookup plus one trie walk."""
-        found = list(self._subscriptions.get(topic, ()))
-        for topic_filter in self._wildcard_filters.matching(topic):
-            found.extend(self._subscriptions.get(topic_filter, ()))
-        return found
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -400,7 +378,7 @@ class PlatformBroker(Broker):
         topic check, and queueing for an offline persistent non-anonymous
         session at QoS 1.
         """
-        for target, sub_qos in self._subscribers(topic):
+        for target, sub_qos in self.subscription_index.subscribers(topic):
             if self._filtering and not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
                 continue
             out_qos = force_qos if force_qos is not None else sub_qos if qos is None else min(qos, sub_qos)
@@ -420,8 +398,13 @@ class PlatformBroker(Broker):
         """
         if session.transitions.state != "connected":
             return None
-        connection = self._sessions.get(session.client_id or "", (None, None))[1]
+        connection = self.sessions.get(session.client_id or "", (None, None))[1]
         return connection if isinstance(connection, Connection) and not connection.closed else None
+
+    def _dialect_of(self, session: Session) -> Dialect | None:
+        """The dialect a device session speaks (set by the device auth plugin); None for native."""
+        name = session.attributes.get("dialect")
+        return self.dialects.get(name) if isinstance(name, str) else None
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """Replaces ``Broker._topic_filtering``: same verdict, without a task per plugin per call.
@@ -490,7 +473,10 @@ class PlatformBroker(Broker):
             if self._lanes.get(client_id) is lane:
                 del self._lanes[client_id]
 
-    # -- what clients send (called by protocol.Connection, in each connection's arrival order) -----
+    # -- what clients send: protocol.PacketHandler, called by each Connection in its arrival order -------
+
+    def listener_server(self, listener_name: str) -> Server | None:
+        return amqtt_compat.listener_server(self, listener_name)
 
     def create_offline_session(self, client_id: str) -> tuple[Any, Session]:
         """Replaces the stock version: the lighter session, and no handler until a connection serves it."""
@@ -499,99 +485,18 @@ class PlatformBroker(Broker):
         session.transitions.disconnect()
         return None, session
 
-    async def _client_connect(self, connection: Connection, request: ConnectRequest) -> None:
-        """CONNECT: amqtt's checks and refusal codes, then authenticate, and only then touch sessions.
-
-        amqtt 0.12.1 deleted the existing session of a clean-session CONNECT
-        and took over a connected one before asking the auth plugins: anyone
-        could knock a device offline or erase its session with its client id.
-        Here a refused CONNECT gets its CONNACK code and changes nothing.
-        """
-        incoming = await self._admit(connection, request)
+    async def client_connect(self, connection: Connection, request: ConnectRequest) -> None:
+        """CONNECT: admitted (``admission.py``: every check, and a refusal changes nothing), then installed."""
+        incoming = await self._admission.admit(connection, request)
         if incoming is not None and not connection.closed:
             await self._install_session(connection, incoming)
-
-    async def _admit(self, connection: Connection, request: ConnectRequest) -> DeviceSession | None:
-        """The session a CONNECT asks for, or None once it is refused (CONNACK sent, nothing else changed)."""
-        refusal = None
-        if request.protocol_level != _MQTT_PROTOCOL_LEVEL:
-            refusal = UNACCEPTABLE_PROTOCOL_VERSION
-        elif request.password is not None and request.username is None:
-            refusal = BAD_USERNAME_PASSWORD  # [MQTT-3.1.2-22]
-        elif not request.clean_session and not request.client_id:
-            refusal = IDENTIFIER_REJECTED  # [MQTT-3.1.3-8]
-        connects = self.platform.metrics.broker_connects
-        if refusal is not None:
-            log.warning(
-                "CONNECT refused",
-                extra={"client_id": request.client_id, "peer": connection.peer, "return_code": refusal},
-            )
-            connects.labels(_REFUSAL_NAMES[refusal]).inc()
-            connection.refuse(refusal)
-            return None
-        if not self._certificate_names_user(connection, request.username):
-            connection.refuse(NOT_AUTHORIZED)
-            return None
-        incoming = self._session_for(connection, request)
-        if not await self._authenticate(incoming, self.listeners_config[connection.listener_name]):
-            log.warning(
-                "CONNECT refused: not authorized", extra={"client_id": incoming.client_id, "peer": connection.peer}
-            )
-            connects.labels("not_authorized").inc()
-            connection.refuse(NOT_AUTHORIZED)
-            return None
-        if request.will_topic is not None and not await self._may_publish(incoming, request.will_topic):
-            # A will is a message the client leaves for the broker to publish later: a will it may not
-            # publish would reach another device's downlink with no PUBLISH check (docs/security.md).
-            log.warning(
-                "CONNECT refused: will topic not allowed",
-                extra={"client_id": incoming.client_id, "peer": connection.peer},
-            )
-            connects.labels("will_not_allowed").inc()
-            connection.refuse(NOT_AUTHORIZED)
-            return None
-        return incoming
-
-    def _certificate_names_user(self, connection: Connection, username: str | None) -> bool:
-        """On a mutual-TLS listener, the client certificate (already verified against the client CA in the
-        handshake) must name the user logging in, by CN or subjectAltName: a device's certificate cannot
-        log in as another device. True on other listeners."""
-        tls = self._tls.get(connection.listener_name)
-        if tls is None or not tls.requires_client_certificate:
-            return True
-        peercert = connection.transport.get_extra_info("peercert") if connection.transport else None
-        names = certificate_names(peercert)
-        if username is not None and username in names:
-            return True
-        log.warning(
-            "CONNECT refused: client certificate does not name the user",
-            extra={"client_id": username, "peer": connection.peer, "certificate_names": sorted(names)[:8]},
-        )
-        return False
-
-    def _session_for(self, connection: Connection, request: ConnectRequest) -> DeviceSession:
-        """A new session carrying what the CONNECT says, for the auth plugins to judge."""
-        incoming = DeviceSession(self._hub.settings.max_queued_messages)
-        incoming.client_id = request.client_id or gen_client_id()
-        incoming.clean_session = request.clean_session
-        incoming.will_flag = request.will_topic is not None
-        incoming.will_topic = request.will_topic
-        incoming.will_message = request.will_message
-        incoming.will_qos = request.will_qos
-        incoming.will_retain = request.will_retain
-        incoming.username = request.username
-        incoming.password = request.password
-        incoming.remote_address, incoming.remote_port = connection.peer or (None, None)
-        incoming.ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
-        incoming.keep_alive = request.keep_alive
-        return incoming
 
     async def _install_session(self, connection: Connection, incoming: DeviceSession) -> None:
         """An accepted CONNECT: take over a connected session (waiting for the displaced connection's end
         to be handled), delete (clean) or resume (persistent) the existing one, then CONNACK and resend."""
         client_id = incoming.client_id or ""
         for _ in range(3):  # another CONNECT for the same id may slip in while we wait
-            existing = self._sessions.get(client_id)
+            existing = self.sessions.get(client_id)
             if existing is None or existing[0].transitions.state != "connected":
                 break
             await self._take_over(client_id, existing[1])
@@ -599,7 +504,7 @@ class PlatformBroker(Broker):
             return
 
         session = incoming
-        existing = self._sessions.get(client_id)
+        existing = self.sessions.get(client_id)
         if incoming.clean_session and existing is not None:
             await self._delete_session(client_id)
         elif existing is not None:
@@ -627,7 +532,7 @@ class PlatformBroker(Broker):
             # The displaced connection's end was not handled within TAKEOVER_TIMEOUT_S.
             session.transitions.disconnect()
 
-        self._sessions[client_id] = (session, connection)  # type: ignore[assignment]
+        self.sessions[client_id] = (session, connection)  # type: ignore[assignment]
         session.connected_at = datetime.now(UTC)
         session.transitions.connect()
         connection.accept(session, bool(session.parent))
@@ -638,7 +543,7 @@ class PlatformBroker(Broker):
             for message in session.take_offline_messages():
                 # Queued for an established subscription, not retained: RETAIN=0 [MQTT-3.3.1-9].
                 connection.publish(message.topic, message.data, min(message.qos or 0, MAX_QOS), False)
-            for topic_filter in self._filters_by_client.get(client_id, ()):
+            for topic_filter in self.subscription_index.filters_of(client_id):
                 await self._send_retained(connection, topic_filter, QOS_0)
         connection.start_reading()
 
@@ -661,11 +566,29 @@ class PlatformBroker(Broker):
             await handler.handle_connection_closed()
             await handler.wait_closed(TAKEOVER_TIMEOUT_S)
 
-    async def _client_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    async def client_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         """PUBLISH from a client (topic already checked by the parser): events, PUBLISH check, routing, retain."""
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
+        dialect = self._dialect_of(session)
+        if dialect is not None:
+            translated = dialect.inbound(client_id, topic, payload)
+            if isinstance(translated, Refused):
+                log.warning(
+                    "dialect message refused",
+                    extra={
+                        "client_id": client_id,
+                        "dialect": dialect.id,
+                        "reason": translated.reason,
+                        "topic": topic[:256],
+                    },
+                )
+                # Counted as an ACL refusal: the dialect is this device's ACL.
+                self.platform.acl_denials.count(client_id)
+                self.platform.metrics.acl_denials.labels("publish").inc()
+                return
+            topic, payload = translated
         manager = self.plugins_manager
         message = None
         if amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED) or amqtt_compat.event_callbacks(
@@ -702,11 +625,15 @@ class PlatformBroker(Broker):
         if session.will_retain:
             await self.retain_message(session, topic, payload, qos)
 
-    async def _client_subscribe(self, connection: Connection, packet_id: int, topics: list[tuple[str, int]]) -> None:
+    async def client_subscribe(self, connection: Connection, packet_id: int, topics: list[tuple[str, int]]) -> None:
         """SUBSCRIBE: as amqtt's ``_handle_subscription``; retained messages at the granted QoS."""
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
+        dialect = self._dialect_of(session)
+        if dialect is not None:
+            # The dialect's own topic stands for the device's native downlinks; any other filter meets the ACL.
+            topics = [(dialect.native_filter(client_id, f) or f, qos) for f, qos in topics]
         codes = [await self.add_subscription(subscription, session) for subscription in topics]
         connection.write(encode_suback(packet_id, codes))
         for (topic_filter, qos), code in zip(topics, codes, strict=True):
@@ -714,7 +641,7 @@ class PlatformBroker(Broker):
                 self._fire(client_id, BrokerEvents.CLIENT_SUBSCRIBED, client_id=client_id, topic=topic_filter, qos=qos)
                 await self._send_retained(connection, topic_filter, code)
 
-    async def _client_unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
+    async def client_unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
         """UNSUBSCRIBE: as amqtt's ``_handle_unsubscription``."""
         session = connection.session
         assert session is not None
@@ -724,7 +651,7 @@ class PlatformBroker(Broker):
             self._fire(client_id, BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter)
         connection.write(encode_ack(UNSUBACK, packet_id))
 
-    async def _connection_closed(self, connection: Connection) -> None:
+    async def connection_closed(self, connection: Connection) -> None:
         """The end of an accepted connection: as amqtt's ``_handle_disconnect``, plus clean sessions end here.
 
         The will is published unless the client sent DISCONNECT (or the broker
@@ -737,7 +664,7 @@ class PlatformBroker(Broker):
         client_id = session.client_id or ""
         if not connection.graceful:
             await self._publish_will(session)
-        entry = self._sessions.get(client_id)
+        entry = self.sessions.get(client_id)
         if entry is not None and entry[1] is not connection:
             return
         session.transitions.disconnect()
@@ -748,14 +675,14 @@ class PlatformBroker(Broker):
     async def _cleanup_session(self, client_id: str) -> None:
         """Replaces the stock version: a live connection is closed and its end handled before the session goes.
 
-        Called on shutdown, for expired sessions, and by ``_connection_closed``
+        Called on shutdown, for expired sessions, and by ``connection_closed``
         for clean sessions.
         """
-        handler = self._sessions.get(client_id, (None, None))[1]
+        handler = self.sessions.get(client_id, (None, None))[1]
         if isinstance(handler, Connection) and not handler.closed:
             await handler.stop()
             await handler.wait_closed(TAKEOVER_TIMEOUT_S)
-        session = self._sessions.pop(client_id, (None, None))[0]
+        session = self.sessions.pop(client_id, (None, None))[0]
         if session is not None:
             await self._del_all_subscriptions(session)
             session.clear_queues()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from qris_soundbox.core.batching import Snapshot
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
+from qris_soundbox.core.devices.acl import AclDenialCounter
 from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.presence import HttpHeartbeats
@@ -52,6 +53,8 @@ class PlatformContext:
         self.observability: Snapshot[ObservabilitySummary] = Snapshot(max_age_s=OBSERVABILITY_MAX_AGE_S)
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
+        # Topic refusals per device, written to devices.acl_denials (the ACL plugin's and the broker's dialect edge's).
+        self.acl_denials = AclDenialCounter(db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.

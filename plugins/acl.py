@@ -17,7 +17,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
-from qris_soundbox.core.devices.acl import AclDenialCounter, AclRules
+from qris_soundbox.core.devices.acl import AclRules
 from qris_soundbox.plugins._platform import platform_of_broker_context
 
 log = logging.getLogger("qris_soundbox.broker.acl")
@@ -28,14 +28,13 @@ class DeviceTopicAclPlugin(BaseTopicPlugin):
     class Config:
         rules_file: str | None = None
         """ACL rules file (absolute, or relative to the working directory); default: the packaged acl/rules.yaml."""
-        flush_after_s: float = 0.5
-        """Denial counts are written to PostgreSQL at most this often."""
 
     def __init__(self, context: BrokerContext) -> None:
         super().__init__(context)
         self.rules = AclRules.load(self.config.rules_file)
         platform = platform_of_broker_context(context)
-        self.denials = AclDenialCounter(platform.db, self.config.flush_after_s)
+        # The process's one counter: the broker counts a refused dialect message there too.
+        self.denials = platform.acl_denials
         self.metrics = platform.metrics
 
     async def close(self) -> None:

@@ -97,6 +97,8 @@ class DeviceAuthPlugin(BaseAuthPlugin):
                 return False
             if self._generation.get(device_id, 0) == generation:
                 self._session_fingerprint[device_id] = verified.fingerprint
+                # The broker translates this device's messages at its edge (broker/dialects).
+                session.attributes["dialect"] = verified.dialect
                 return True
             # a change was announced while verifying: check again against the new state
         self._failed("credential_changing")

@@ -12,6 +12,12 @@ MQTT contract asks a device to (SPEC §5, §9):
 - a heartbeat goes out on connect and every ``--heartbeat-s``;
 - ``--dynamic-qr AMOUNT`` asks for a dynamic QR over MQTT and prints it.
 
+``--dialect q161-pro`` plays a Q161 Pro instead (docs/dialects.md): it listens
+on ``topic_<id>``, asks for a dynamic QR as ``"<id>|<amount in sen>"`` on the
+shared ``qris/request``, shows ``QR:...`` and plays the ``audio_sequence`` of a
+``PAYMENT_NOTIFICATION``; it sends no heartbeat or ack (the real one has none)
+and cannot de-duplicate (its messages carry no id).
+
 ``--fleet N`` runs N such sessions (connects bounded by
 ``--connect-concurrency``) as a load generator and prints a summary: sessions,
 messages, acks, duplicates and the payment latency (receive − ``paid_at``).
@@ -115,6 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--dynamic-qr", type=int, metavar="AMOUNT", help="request a dynamic QR for AMOUNT rupiah on connect"
     )
+    sim.add_argument(
+        "--dialect",
+        choices=("native", "q161-pro"),
+        default="native",
+        help="the wire protocol the device speaks (default native; q161-pro: docs/dialects.md)",
+    )
     sim.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     sim.add_argument("--verbose", action="store_true", help="in fleet mode, print every message too")
     sim.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -195,6 +207,10 @@ class Soundbox:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._started = time.monotonic()
 
+    @property
+    def downlink_filter(self) -> str:
+        return f"devices/{self.id}/downlink/#"
+
     def say(self, line: str) -> None:
         if self._say is not None:
             self._say(f"[{self.id}] {line}")
@@ -211,10 +227,10 @@ class Soundbox:
                         client = await stack.enter_async_context(
                             self.target.client(self.id, self.credential.secret, keepalive=60, timeout=10)
                         )
-                        await client.subscribe(f"devices/{self.id}/downlink/#", qos=1)
+                        await client.subscribe(self.downlink_filter, qos=1)
                     if first:
                         self.stats.connected += 1
-                        self.say(f"connected to {self.target.url}, listening on devices/{self.id}/downlink/#")
+                        self.say(f"connected to {self.target.url}, listening on {self.downlink_filter}")
                     else:
                         self.stats.reconnects += 1
                         self.say("reconnected")
@@ -349,6 +365,37 @@ class Soundbox:
         )
 
 
+class Q161ProSoundbox(Soundbox):
+    """A Q161 Pro on its vendor's protocol (SPEC §17), spoken here byte for byte as its firmware does."""
+
+    @property
+    def downlink_filter(self) -> str:
+        return f"topic_{self.id}"
+
+    async def _serve(self, client: aiomqtt.Client, first: bool) -> None:
+        if first and self.dynamic_qr:
+            await client.publish("qris/request", f"{self.id}|{self.dynamic_qr * 100}".encode(), qos=1)
+        async for message in client.messages:
+            await self._handle(client, message.topic.value, message.payload, datetime.now(UTC))
+
+    async def _handle(self, client: aiomqtt.Client, topic: str, payload: Any, received: datetime) -> None:
+        self.stats.messages += 1
+        raw = bytes(payload)
+        if raw.startswith(b"QR:"):
+            self._show_qr({"qr_payload": raw[3:].decode(errors="replace")})
+            return
+        try:
+            body = json.loads(raw)
+            if body["type"] != "PAYMENT_NOTIFICATION":
+                raise KeyError("type")
+            clips, amount_sen = list(body["audio_sequence"]), int(body["amount"])
+        except (ValueError, TypeError, KeyError):
+            self.say(f"unreadable message on {topic}: {raw[:120]!r}")
+            return
+        self.stats.announced += 1
+        self.say(f"plays {' '.join(clips)}  (Rp {amount_sen // 100}, {body.get('status')})")
+
+
 def read_devices_file(path: Path) -> list[DeviceCredential]:
     rows = []
     with path.open(newline="") as handle:
@@ -442,12 +489,14 @@ async def run_fleet(
     dynamic_qr: int | None,
     connect_concurrency: int,
     duration: float | None,
+    dialect: str = "native",
 ) -> dict[str, Any]:
     stats = FleetStats(sessions=len(credentials))
     say = (lambda line: print(line, flush=True)) if verbose or not fleet_mode else None
     slots = asyncio.Semaphore(max(1, connect_concurrency))
+    kind = Q161ProSoundbox if dialect == "q161-pro" else Soundbox
     boxes = [
-        Soundbox(
+        kind(
             c,
             target.host,
             target.port,
@@ -539,6 +588,7 @@ def _simulate(args: argparse.Namespace) -> None:
             dynamic_qr=args.dynamic_qr,
             connect_concurrency=args.connect_concurrency,
             duration=args.duration,
+            dialect=args.dialect,
         )
     )
     print(json.dumps(summary) if args.json else format_summary(summary), flush=True)

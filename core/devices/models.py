@@ -55,6 +55,7 @@ def model_from_row(row: asyncpg.Record) -> DeviceModel:
         vendor=row["vendor"],
         capabilities=msgspec.convert(row["capabilities"], Capabilities),
         builtin=row["builtin"],
+        dialect=row["dialect"],
         created_at=row["created_at"],
     )
 

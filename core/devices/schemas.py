@@ -43,6 +43,7 @@ class DeviceModel(Struct, kw_only=True):
     vendor: str | None
     capabilities: Capabilities
     builtin: bool
+    dialect: str  # the wire dialect its devices speak (docs/dialects.md); "native" is the platform's own
     created_at: datetime
 
 

@@ -30,6 +30,7 @@ class VerifiedDevice(msgspec.Struct, kw_only=True, frozen=True):
     device_id: str
     fingerprint: str | None  # None: authenticated by the legacy DEVICE_TOKEN (legacy_token.py)
     method: str  # "secret" | "legacy_token"
+    dialect: str = "native"  # the wire dialect of the device's model (a name the broker resolves)
 
 
 def _verify_hash(secret_hash: str, secret: str) -> bool:
@@ -80,7 +81,7 @@ class CredentialVerifier:
         cached = self._verified.get(device_id)
         if cached is not None and cached[0] == fingerprint and hmac.compare_digest(cached[1], digest):
             self.cached += 1
-            return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
+            return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret", dialect=row["dialect"])
         key = (device_id, fingerprint, digest)
         running = self._hashing.get(key)
         joined = running is not None
@@ -97,7 +98,7 @@ class CredentialVerifier:
         else:
             self._verified[device_id] = (fingerprint, digest)
             self.hashed += 1
-        return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret")
+        return VerifiedDevice(device_id=device_id, fingerprint=fingerprint, method="secret", dialect=row["dialect"])
 
     def forget(self, device_id: str | None = None) -> None:
         if device_id is None:

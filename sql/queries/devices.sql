@@ -1,16 +1,16 @@
 -- device_model_list --
 -- every model, built-in ones first
-SELECT id, name, vendor, capabilities, builtin, created_at FROM device_models ORDER BY builtin DESC, id;
+SELECT id, name, vendor, capabilities, builtin, dialect, created_at FROM device_models ORDER BY builtin DESC, id;
 
 -- device_model_by_id --
 -- $1 = model id
-SELECT id, name, vendor, capabilities, builtin, created_at FROM device_models WHERE id = $1;
+SELECT id, name, vendor, capabilities, builtin, dialect, created_at FROM device_models WHERE id = $1;
 
 -- insert_device_model --
 -- $1 id, $2 name, $3 vendor, $4 capabilities; no row back when the id is taken
 INSERT INTO device_models (id, name, vendor, capabilities) VALUES ($1, $2, $3, $4)
 ON CONFLICT (id) DO NOTHING
-RETURNING id, name, vendor, capabilities, builtin, created_at;
+RETURNING id, name, vendor, capabilities, builtin, dialect, created_at;
 
 -- insert_device --
 -- $1 id, $2 serial_number, $3 model_id; no row back when the serial number is taken
@@ -99,7 +99,8 @@ FROM devices WHERE id = ANY ($1::text[]);
 
 -- device_credentials --
 -- $1 device ids; what authentication needs, for every connect waiting at once
-SELECT id, status, credential_hash, credential_fingerprint FROM devices WHERE id = ANY ($1::text[]);
+SELECT d.id, d.status, d.credential_hash, d.credential_fingerprint, m.dialect
+FROM devices d JOIN device_models m ON m.id = d.model_id WHERE d.id = ANY ($1::text[]);
 
 -- device_notify_change --
 -- $1 = JSON payload for the broker process(es): {"device_id", "fingerprint", "status"}

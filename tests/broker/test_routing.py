@@ -124,9 +124,9 @@ async def test_persistent_session_gets_messages_sent_while_offline(mqtt: MqttFac
 async def test_clean_session_forgets_subscriptions(mqtt: MqttFactory, broker: PlatformBroker) -> None:
     async with mqtt("forgetful", clean_session=False) as sub:
         await sub.subscribe("devices/d9/downlink/#", qos=1)
-    assert "forgetful" in broker._filters_by_client
+    assert broker.subscription_index.holds_any("forgetful")
     async with mqtt("forgetful", clean_session=True):
-        assert "forgetful" not in broker._filters_by_client
+        assert not broker.subscription_index.holds_any("forgetful")
         assert "devices/d9/downlink/#" not in broker.subscriptions
 
 
@@ -176,5 +176,5 @@ async def test_disconnected_clean_sessions_leave_nothing_in_the_indexes(
             break
         await asyncio.sleep(0.1)
     assert not any(f.startswith("devices/transient-") for f in broker.subscriptions)
-    assert not any(c.startswith("transient-") for c in broker._filters_by_client)
-    assert broker._wildcard_filters.matching("devices/transient-3/downlink/payment") == []
+    assert not any(c.startswith("transient-") for c in broker.subscription_index.clients())
+    assert broker.subscription_index.wildcard_filters_matching("devices/transient-3/downlink/payment") == []

@@ -180,3 +180,30 @@ async def test_screen_device_shows_a_dynamic_qr_it_requested_over_mqtt(running: 
     assert code == 0, err
     assert "dynamic QR txn_" in out and "(Rp 12345 to Warung Sim, Jakarta;" in out
     assert json.loads(out.splitlines()[-1])["dynamic_qr"] == 1
+
+
+async def test_simulate_dialect_q161_pro_gets_its_qr_the_vendors_way(running: RunningPlatform) -> None:
+    terminal = await onboarded_terminal(running, qris_ready=True, merchant_name="Warung Q161")
+    code, out, err = await run_cli(
+        "simulate",
+        "--provision",
+        "1",
+        "--model",
+        "q161-pro",
+        "--dialect",
+        "q161-pro",
+        "--bind-terminal",
+        terminal["terminal_id"],
+        "--base-url",
+        running.http_url,
+        "--dynamic-qr",
+        "12345",
+        "--duration",
+        "4",
+        "--json",
+        env={"ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    assert code == 0, err
+    assert "listening on topic_dev_" in out and "(Rp 12345 to Warung Q161, Jakarta;" in out
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["dynamic_qr"] == 1 and summary["heartbeats"] == 0
