@@ -27,6 +27,7 @@ from qris_soundbox.control_plane import (
     merchants,
     metrics,
     openapi,
+    partners,
     payments,
     users,
 )
@@ -49,6 +50,7 @@ ROUTE_MODULES = [
     payments,
     finance,
     merchant_portal,
+    partners,
     console,
 ]
 # What a process without the api role serves on METRICS_PORT: its figures for Prometheus, and its health.
