@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from qris_soundbox.control_plane import (
+    acquirers,
     audit,
     console,
     demo,
@@ -48,6 +49,7 @@ ROUTE_MODULES = [
     devices,
     device_config,
     payments,
+    acquirers,
     finance,
     merchant_portal,
     partners,

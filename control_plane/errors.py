@@ -13,6 +13,7 @@ without one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from qris_soundbox.core.db import DatabaseUnreachable, error_for_database_failure
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import request_id_var
+from qris_soundbox.core.snap import codes as snap_codes
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +97,34 @@ def unexpected_error_handler(_: Request, exc: Exception) -> Response[dict[str, A
     return error_response(500, "internal_error", "internal error")
 
 
+def _snap_aware(handler: Callable[[Request, Any], Response[Any]]) -> Callable[[Request, Any], Response[Any]]:
+    """On a SNAP route (``opt["snap_service"]``) the same refusal in SNAP's shape: an acquirer's
+    client reads ``responseCode``, never the envelope (wrong content type, body too large or too deep...)."""
+
+    def answer(request: Request, exc: Any) -> Response[Any]:
+        response = handler(request, exc)
+        route = request.scope.get("route_handler")
+        service = route.opt.get("snap_service") if route is not None else None
+        if not isinstance(service, int):
+            return response
+        error = response.content["error"] if isinstance(response.content, dict) else {}
+        status = response.status_code or 500
+        code = snap_codes.response_code(status, service, 1 if status == 400 else 0)
+        body = {"responseCode": code, "responseMessage": str(error.get("message", "error"))}
+        return Response(body, status_code=status, headers=response.headers)
+
+    return answer
+
+
 EXCEPTION_HANDLERS = {
-    DomainError: domain_error_handler,
-    HTTPException: http_error_handler,
-    DatabaseUnreachable: database_error_handler,
-    asyncpg.PostgresError: database_error_handler,
-    asyncpg.InterfaceError: database_error_handler,
-    asyncpg.InternalClientError: database_error_handler,
-    Exception: unexpected_error_handler,
+    exception: _snap_aware(handler)  # type: ignore[arg-type]
+    for exception, handler in {
+        DomainError: domain_error_handler,
+        HTTPException: http_error_handler,
+        DatabaseUnreachable: database_error_handler,
+        asyncpg.PostgresError: database_error_handler,
+        asyncpg.InterfaceError: database_error_handler,
+        asyncpg.InternalClientError: database_error_handler,
+        Exception: unexpected_error_handler,
+    }.items()
 }

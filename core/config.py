@@ -10,6 +10,8 @@ variables the environment does not set: see ``apply_env_file``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -34,6 +36,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     device_auth_allow_legacy_token: bool = False
     # One or more HMAC keys of the acquirer callback, comma-separated (a rotation accepts old and new): webhook_secrets.
     integration_webhook_secret: str | None = None
+    # Fernet keys encrypting acquirer secrets at rest, comma-separated, newest first (core/acquirers/secrets.py).
+    secrets_encryption_key: str | None = None
     finance_platform_fee_bps: int = 70
     dynamic_qr_expiry_scheduler_enabled: bool = True
     dynamic_qr_expiry_sweep_interval_ms: int = 30_000
@@ -207,6 +211,19 @@ def parse_secret_list(raw: str) -> str:
     return ",".join(parse_secret(secret) for secret in secrets)
 
 
+def parse_fernet_keys(raw: str) -> str:
+    """Fernet keys (URL-safe Base64 of 32 bytes), comma-separated, the first encrypting: normalised to ``a,b``."""
+    keys = [part.strip() for part in raw.split(",")]
+    for key in keys:
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode()) if key else b""
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ValueError("each key must be URL-safe Base64 of 32 bytes (cryptography's Fernet.generate_key())")
+    return ",".join(keys)
+
+
 def secret_list(value: str | None) -> tuple[str, ...]:
     """The secrets of a comma-separated setting, in their order (``INTEGRATION_WEBHOOK_SECRET``)."""
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
@@ -219,6 +236,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DEVICE_TOKEN": ("device_token", parse_secret),
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),
     "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
+    "SECRETS_ENCRYPTION_KEY": ("secrets_encryption_key", parse_fernet_keys),
     "FINANCE_PLATFORM_FEE_BPS": ("finance_platform_fee_bps", parse_fee_bps),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),

@@ -29,6 +29,8 @@ DEMO_SECRETS = {
     "admin_token": "admin-dev-token",
     "device_token": "device-dev-token",
     "integration_webhook_secret": "dev-callback-secret",
+    # Fernet key of b"qris-soundbox-dev-secrets-key-32": public, so only for development data.
+    "secrets_encryption_key": "cXJpcy1zb3VuZGJveC1kZXYtc2VjcmV0cy1rZXktMzI=",
 }
 
 DEMO_ACTOR = AuditActor(actor_type="system", actor_id="demo-seed")

@@ -20,6 +20,8 @@ from qris_soundbox.tools.serve import ServeOptions, serve
 ADMIN_TOKEN = "test-admin-token"
 DEVICE_TOKEN = "test-device-token"  # the legacy shared token: set only by the tests about it
 WEBHOOK_SECRET = "test-webhook-secret"
+# A Fernet key (URL-safe Base64 of 32 bytes) for acquirer secrets at rest.
+SECRETS_ENCRYPTION_KEY = "dGVzdC1zZWNyZXRzLWVuY3J5cHRpb24ta2V5LTMyYiE="
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -38,6 +40,7 @@ def settings_for_tests(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "admin_token": ADMIN_TOKEN,
         "integration_webhook_secret": WEBHOOK_SECRET,
+        "secrets_encryption_key": SECRETS_ENCRYPTION_KEY,
         "log_level": "WARNING",
     }
     return load_settings({}, **(defaults | overrides))

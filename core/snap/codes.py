@@ -102,6 +102,12 @@ class InvalidAmount(SnapError):
     title = "Invalid Amount"
 
 
+class InconsistentRequest(SnapError):
+    status = 404
+    case = 18
+    title = "Inconsistent Request"
+
+
 class DuplicateExternalId(SnapError):
     status = 409
     case = 0

@@ -6,9 +6,7 @@ refused before anything is written leaves its id unused, one applied keeps it.
 
 from __future__ import annotations
 
-import asyncpg
-
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.snap.codes import DuplicateExternalId, InvalidFieldFormat, MissingMandatoryField
 from qris_soundbox.core.snap.tokens import ClientKind
 
@@ -23,11 +21,16 @@ def check_format(external_id: str | None) -> str:
     return external_id
 
 
-async def claim(conn: asyncpg.Connection, kind: ClientKind, client_id: str, external_id: str) -> None:
+async def claim(conn: Connection, kind: ClientKind, client_id: str, external_id: str) -> None:
     """``DuplicateExternalId`` when this client already used ``external_id`` today (WIB)."""
     if await conn.fetchval(QUERIES["claim_snap_external_id"], kind, client_id, external_id) is None:
         raise DuplicateExternalId(f"X-EXTERNAL-ID {external_id} was already used today")
 
 
-async def purge(conn: asyncpg.Connection) -> str:
+async def purge(conn: Connection) -> str:
     return await conn.execute(QUERIES["purge_snap_external_ids"])
+
+
+async def release(conn: Connection, kind: ClientKind, client_id: str, external_id: str) -> None:
+    """Undo a claim whose request was then refused, so the sender may retry with the same id."""
+    await conn.execute(QUERIES["release_snap_external_id"], kind, client_id, external_id)

@@ -14,9 +14,7 @@ import secrets
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
-
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.snap.codes import InvalidToken
 
 LIFETIME_S = 900
@@ -27,7 +25,7 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def issue(conn: asyncpg.Connection, kind: ClientKind, client_id: str) -> tuple[str, datetime]:
+async def issue(conn: Connection, kind: ClientKind, client_id: str) -> tuple[str, datetime]:
     """A new token for ``client_id`` and when it expires."""
     token = secrets.token_urlsafe(32)
     expires_at = await conn.fetchval(QUERIES["issue_snap_token"], _hash(token), kind, client_id, LIFETIME_S)
@@ -42,7 +40,7 @@ def bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-async def check(conn: asyncpg.Connection, token: str, kind: ClientKind, client_id: str) -> None:
+async def check(conn: Connection, token: str, kind: ClientKind, client_id: str) -> None:
     """``InvalidToken`` unless ``token`` is live and was issued to this very client."""
     holder = await conn.fetchrow(QUERIES["snap_token_holder"], _hash(token))
     if holder is None:
@@ -54,5 +52,5 @@ async def check(conn: asyncpg.Connection, token: str, kind: ClientKind, client_i
         raise InvalidToken("the access token was issued to another client")
 
 
-async def purge(conn: asyncpg.Connection) -> str:
+async def purge(conn: Connection) -> str:
     return await conn.execute(QUERIES["purge_snap_tokens"])

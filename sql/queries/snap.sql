@@ -21,3 +21,8 @@ RETURNING external_id;
 -- purge_snap_external_ids --
 -- Yesterday's ids can no longer collide with today's.
 DELETE FROM snap_external_ids WHERE day < (now() AT TIME ZONE 'Asia/Jakarta')::date - 1;
+
+-- release_snap_external_id --
+-- $1 client kind, $2 client id, $3 external id: the request it came with was refused, so it stays unused.
+DELETE FROM snap_external_ids
+WHERE client_kind = $1 AND client_id = $2 AND external_id = $3 AND day = (now() AT TIME ZONE 'Asia/Jakarta')::date;
