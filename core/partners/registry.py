@@ -79,6 +79,9 @@ async def create_partner(
     _check_public_key(data.public_key_pem)
     merchant_ids = sorted(set(data.merchant_ids))
     await _check_merchants(conn, merchant_ids)
+    if await conn.fetchrow(QUERIES["acquirer_by_client_key"], data.client_key) is not None:
+        # X-CLIENT-KEY is how the token endpoint tells a partner from an acquirer: it must name one of them.
+        raise ClientKeyTaken(f"client key {data.client_key} is taken", details={"field": "client_key"})
     secret = new_client_secret()
     partner_id = new_id("ptn")
     try:
