@@ -3,7 +3,7 @@
 Every request is appended to LOG as one JSON line (path, headers, the body's bytes
 as text), then answered as MODE says: ``ok`` (a SNAP success), ``fail:N`` (HTTP
 500 for the first N requests, then success), ``hang`` (never answers), ``500``,
-``non-success`` (HTTP 200 with ``responseCode`` 5005200), ``redirect`` (302 to
+``non-success`` (HTTP 200 with ``responseCode`` 5005200), ``redirect`` (307, method kept, to
 another path of this server, which would answer success).
 """
 
@@ -38,7 +38,7 @@ def main() -> None:
             if mode == "hang":
                 time.sleep(3600)
             if mode == "redirect" and self.path != "/followed":
-                self._answer(302, b"", {"Location": "/followed"})
+                self._answer(307, b"", {"Location": "/followed"})
             elif mode == "500" or (mode.startswith("fail:") and count <= int(mode.split(":")[1])):
                 self._answer(500, b'{"responseCode":"5005200","responseMessage":"General Error"}')
             elif mode == "non-success":
