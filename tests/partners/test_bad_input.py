@@ -6,7 +6,7 @@ import pytest
 
 from tests.onboarding import onboarded_terminal
 from tests.partners.helpers import GENERATE, QUERY, Partner, register_partner, snap_timestamp
-from tests.support import RunningPlatform
+from tests.support import PlatformFactory, RunningPlatform
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +140,13 @@ async def test_every_call_is_audited(running: RunningPlatform, setup) -> None:
         ("partner.snap.qr-mpm-query", "4045101"),
         ("partner.snap.qr-mpm-generate", "4014700"),
     ]
+
+
+async def test_each_partner_has_its_own_rate_limit(platform_factory: PlatformFactory) -> None:
+    limited = await platform_factory.start(rate_limit_partner_max=3)
+    ids = await onboarded_terminal(limited, qris_ready=True)
+    busy = await register_partner(limited, [ids["merchant_id"]])
+    calm = await register_partner(limited, [ids["merchant_id"]])
+    answers = [await busy.call(QUERY, {"originalReferenceNo": "txn_none"}) for _ in range(4)]
+    assert [answer.json()["responseCode"] for answer in answers] == ["4045101"] * 3 + ["4295100"]
+    assert (await calm.call(QUERY, {"originalReferenceNo": "txn_none"})).json()["responseCode"] == "4045101"
