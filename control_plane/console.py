@@ -37,6 +37,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-acquirer-report-detail": ("admin", "Detail laporan acquirer", "Acquirer report detail"),
     "admin-system-audit-logs": ("admin", "Log audit sistem", "System audit logs"),
     "admin-observability": ("admin", "Observabilitas", "Observability"),
+    "admin-partners": ("admin", "Partner", "Partners"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),
     "merchant-profile": ("merchant", "Profil merchant", "Merchant profile"),
     "merchant-settlement-summary": ("merchant", "Ringkasan settlement", "Settlement summary"),
