@@ -15,8 +15,8 @@ from litestar import Request, Response, get, patch, post, put
 
 from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, JSONBody, Paging, Platform
+from qris_soundbox.core.acquirers import older_formats, service, snap_in
 from qris_soundbox.core.acquirers import schemas as s
-from qris_soundbox.core.acquirers import service, snap_in
 from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.schemas import Page
@@ -173,6 +173,37 @@ async def snap_notify(request: Request[Any, Any, Any], platform: Platform) -> Re
     return Response(answer, status_code=200)
 
 
+@post(
+    "/integrations/acquirers/{code:str}/notify",
+    status_code=200,
+    tags=["acquirers"],
+    summary="An acquirer's notification in its own older format (midtrans, xendit, doku)",
+    opt={"public": True, "rate_limit": "callback"},
+)
+async def older_format_notify(
+    request: Request[Any, Any, Any], platform: Platform, code: FromPath[str]
+) -> Response[Any]:
+    counted = platform.metrics.callbacks
+    try:
+        result = await older_formats.receive(
+            platform.db,
+            platform.settings,
+            SecretBox.of(platform.settings),
+            code,
+            request.headers,
+            request.url.path,
+            await request.body(),
+            audit_actor(request),
+        )
+    except DomainError as error:
+        counted.labels("rejected", error.code).inc()
+        raise
+    if result is None:
+        return Response({"status": "acknowledged"}, status_code=200)
+    counted.labels("duplicate" if result.duplicate else result.status, "").inc()
+    return Response(result, status_code=200)
+
+
 routes = [
     create_acquirer,
     list_acquirers,
@@ -182,4 +213,5 @@ routes = [
     set_terminal_acquirer_id,
     snap_access_token,
     snap_notify,
+    older_format_notify,
 ]

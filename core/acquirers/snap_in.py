@@ -261,9 +261,9 @@ async def notify(
         paid_at = _paid_at(notify_body) if status == "paid" else None
         code = acquirer["code"]
         actor = msgspec.structs.replace(actor, actor_type="acquirer", actor_id=code)
-        async with conn.transaction():
-            await external_ids.claim(conn, "acquirer", code, external_id)
-            if status == "ignore":
+        if status == "ignore":
+            async with conn.transaction():
+                await external_ids.claim(conn, "acquirer", code, external_id)
                 await audit.record(
                     conn,
                     actor,
@@ -275,7 +275,10 @@ async def notify(
                         "reference": notify_body.originalReferenceNo,
                     },
                 )
-                return _success()
+            return _success()
+        # One statement, committed on its own (no BEGIN/COMMIT round trips on the hot path);
+        # a refusal below releases it.
+        await external_ids.claim(conn, "acquirer", code, external_id)
     notification = CallbackNotification(
         # One event per acquirer, reference and outcome: a resend with a new X-EXTERNAL-ID is a replay.
         event_id=f"snap:{code}:{notify_body.originalReferenceNo}:{status}",

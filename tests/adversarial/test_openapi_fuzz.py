@@ -50,6 +50,14 @@ def _problem(response: schemathesis.Response) -> str | None:
         body = response.json()
     except ValueError:
         return "4xx without a JSON body"
+    if response.request.url and "/v1.0/" in response.request.url:
+        # SNAP routes (SPEC §13) answer SNAP's own shape: the 7-digit code opens with the HTTP status.
+        code = body.get("responseCode") if isinstance(body, dict) else None
+        if set(body) != {"responseCode", "responseMessage"} or not isinstance(code, str):
+            return "4xx on a SNAP route that is not SNAP's answer"
+        if len(code) != 7 or not code.isdigit() or code[:3] != str(response.status_code):
+            return "4xx on a SNAP route whose responseCode does not carry its status"
+        return None
     if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
         return "4xx that is not the error envelope"
     error = body["error"]

@@ -1,0 +1,64 @@
+"""``qris-soundbox acquirer add|list|set|rotate-secrets`` as a real process on a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+from cryptography.fernet import Fernet
+
+from tests.support import SECRETS_ENCRYPTION_KEY
+
+
+def cli(database_url: str, *args: str, key: str = SECRETS_ENCRYPTION_KEY) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"DATABASE_URL": database_url, "SECRETS_ENCRYPTION_KEY": key, "LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "qris_soundbox.tools.cli", "acquirer", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+async def test_add_list_set_and_rotate(database_url: str, tmp_path: Path) -> None:
+    secret = tmp_path / "server_key"
+    secret.write_text("SB-Mid-server-abcdef")
+    made = cli(
+        database_url,
+        "add",
+        "--code",
+        "mid-cli",
+        "--name",
+        "Midtrans",
+        "--protocol",
+        "midtrans",
+        "--secret-file",
+        f"server_key={secret}",
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["settings"] == {"server_key": "********"}
+    assert "SB-Mid-server-abcdef" not in made.stdout + made.stderr
+    listed = cli(database_url, "list")
+    assert listed.returncode == 0 and "mid-cli\tmidtrans\tMidtrans" in listed.stdout
+    renamed = cli(database_url, "set", "mid-cli", "--name", "Midtrans ID")
+    assert renamed.returncode == 0 and json.loads(renamed.stdout)["name"] == "Midtrans ID"
+    refused = cli(database_url, "add", "--code", "x", "--name", "X", "--protocol", "xendit")
+    assert refused.returncode != 0 and "callback_token" in refused.stderr
+
+    new_key = Fernet.generate_key().decode()
+    rotated = cli(database_url, "rotate-secrets", key=f"{new_key},{SECRETS_ENCRYPTION_KEY}")
+    assert rotated.returncode == 0, rotated.stderr
+    conn = await asyncpg.connect(database_url)
+    try:
+        sealed = await conn.fetchval("SELECT secrets FROM acquirers WHERE code = 'mid-cli'")
+    finally:
+        await conn.close()
+    # Only the new key opens it now; the old one can be dropped.
+    assert json.loads(Fernet(new_key.encode()).decrypt(bytes(sealed))) == {"server_key": "SB-Mid-server-abcdef"}
+    after = cli(database_url, "set", "mid-cli", "--name", "Midtrans", key=new_key)
+    assert after.returncode == 0, after.stderr
