@@ -113,7 +113,7 @@ async def public_key(platform: Platform) -> Response[str]:
 
 
 @get(
-    "/snap/keys/{key_id:str}.pem",
+    "/snap/keys/{key_id:str}",
     summary="A published key by its X-KEY-ID (the current one, and the previous one during a rotation)",
     tags=["snap"],
     opt={"public": True},

@@ -7,7 +7,7 @@ fetch the public half at ``GET /snap/public-key.pem``; every notification names
 the key that signed it in ``X-KEY-ID`` (the first 16 hex digits of the SHA-256
 of its DER public key). Rotation with overlap: put the old public key at
 ``SNAP_PREVIOUS_PUBLIC_KEY_FILE`` and the new private key in place; both public
-keys are published (``GET /snap/keys/{key_id}.pem``) until the old one is
+keys are published (``GET /snap/keys/{key_id}``) until the old one is
 dropped (docs/partners.md).
 """
 
