@@ -28,6 +28,7 @@ from qris_soundbox.control_plane import (
     merchants,
     metrics,
     openapi,
+    partners,
     payments,
     users,
 )
@@ -51,6 +52,7 @@ ROUTE_MODULES = [
     acquirers,
     finance,
     merchant_portal,
+    partners,
     console,
 ]
 # What a process without the api role serves on METRICS_PORT: its figures for Prometheus, and its health.

@@ -66,7 +66,15 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _READ
     | _FINANCE_WRITES
     | _FIELD_WRITES
-    | {"merchant:approve", "device_model:write", "user:write", "seed:write", "payout_bank:write", "acquirer:manage"},
+    | {
+        "merchant:approve",
+        "device_model:write",
+        "user:write",
+        "seed:write",
+        "payout_bank:write",
+        "acquirer:manage",
+        "partner:manage",
+    },
     "finance": _READ | _FINANCE_WRITES,
     "ops": _READ | _FIELD_WRITES,
     "support": _READ | {"device:command", "device:config"},

@@ -70,6 +70,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_admin_write_max: int = 300
     rate_limit_callback_window_ms: int = 60_000
     rate_limit_callback_max: int = 3_000
+    # Per partner (its SNAP calls, core/partners/services.py).
+    rate_limit_partner_window_ms: int = 60_000
+    rate_limit_partner_max: int = 6_000
+    # The platform's RSA key signing notifications to partners (core/partners/platform_key.py).
+    # None: snap/platform-key.pem in the data dir, created on first start.
+    snap_private_key_file: str | None = None
+    snap_previous_public_key_file: str | None = None
+    # Notifications to partners (core/partners/notify.py): tries before dead-letter, the first
+    # back-off (doubled each try, with jitter, capped), how long a receiver may take, how often due rows are sought.
+    partner_notify_max_attempts: int = 10
+    partner_notify_backoff_ms: int = 1_000
+    partner_notify_backoff_max_ms: int = 600_000
+    partner_notify_timeout_ms: int = 5_000
+    partner_notify_interval_ms: int = 1_000
     trust_proxy: bool = False
     # Every process reports in this often; a broker node silent for 3 intervals is dead and its devices
     # offline (their pending downlinks go wherever they reconnect): docs/scaling.md.
@@ -244,6 +258,15 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_ADMIN_WRITE_MAX": ("rate_limit_admin_write_max", parse_positive_int),
     "RATE_LIMIT_CALLBACK_WINDOW_MS": ("rate_limit_callback_window_ms", parse_positive_int),
     "RATE_LIMIT_CALLBACK_MAX": ("rate_limit_callback_max", parse_positive_int),
+    "RATE_LIMIT_PARTNER_WINDOW_MS": ("rate_limit_partner_window_ms", parse_positive_int),
+    "RATE_LIMIT_PARTNER_MAX": ("rate_limit_partner_max", parse_positive_int),
+    "SNAP_PRIVATE_KEY_FILE": ("snap_private_key_file", str.strip),
+    "SNAP_PREVIOUS_PUBLIC_KEY_FILE": ("snap_previous_public_key_file", str.strip),
+    "PARTNER_NOTIFY_MAX_ATTEMPTS": ("partner_notify_max_attempts", parse_positive_int),
+    "PARTNER_NOTIFY_BACKOFF_MS": ("partner_notify_backoff_ms", parse_positive_int),
+    "PARTNER_NOTIFY_BACKOFF_MAX_MS": ("partner_notify_backoff_max_ms", parse_positive_int),
+    "PARTNER_NOTIFY_TIMEOUT_MS": ("partner_notify_timeout_ms", parse_positive_int),
+    "PARTNER_NOTIFY_INTERVAL_MS": ("partner_notify_interval_ms", parse_positive_int),
     "TRUST_PROXY": ("trust_proxy", parse_bool),
     "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
     "METRICS_TOKEN": ("metrics_token", parse_secret),

@@ -21,6 +21,7 @@ from qris_soundbox.core.ratelimit import rate_limiter_for
 
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
+    from qris_soundbox.core.partners.platform_key import PlatformKey
 
 ROLES = ("api", "broker", "worker")
 # How old the observability summary's database part may be (``generated_at`` says how old it is).
@@ -42,6 +43,8 @@ class PlatformContext:
         self.roles = roles
         self.instance_id = instance_id
         self.broker: PlatformBroker | None = None
+        # The RSA key signing notifications to partners; set by ``serve`` (core/partners/platform_key.py).
+        self.platform_key: PlatformKey | None = None
         # host, port this process's broker listens on; set by whoever starts ``broker``.
         self.broker_listener: tuple[str, int] | None = None
         # host, port of its MQTT-over-TLS listener, when it serves one.

@@ -113,6 +113,12 @@ class Metrics:
             buckets=ANNOUNCE_BUCKETS,
             registry=registry,
         )
+        self.partner_notifications = Counter(
+            "qris_partner_notifications",
+            "Attempts to deliver a notification to a partner: delivered, retry (to be tried again), dead",
+            ["outcome"],
+            registry=registry,
+        )
         self.auth_failures = Counter(
             "qris_auth_failures",
             "Refused credentials, by channel (mqtt, http) and reason",

@@ -1,4 +1,4 @@
-"""Rate limits per bucket (``login``, ``device``, ``admin_write``, ``callback``).
+"""Rate limits per bucket (``login``, ``device``, ``admin_write``, ``callback``, ``partner``).
 
 Fixed windows per key, sized by ``RATE_LIMIT_<BUCKET>_WINDOW_MS`` / ``_MAX``:
 enough to stop password guessing and runaway clients; a burst of up to 2×max
@@ -28,7 +28,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import RateLimited
 
-BUCKETS = ("login", "device", "admin_write", "callback")
+BUCKETS = ("login", "device", "admin_write", "callback", "partner")
 _SWEEP_EVERY = 1024  # hits between sweeps of finished windows
 
 

@@ -16,7 +16,7 @@ from qris_soundbox.core.context import ROLES
 from qris_soundbox.core.demo import demo_overrides
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.tools import acquirers as acquirers_tools
-from qris_soundbox.tools import backup, loadtest, seed, simulate, smoke, users
+from qris_soundbox.tools import backup, loadtest, partners, seed, simulate, smoke, users
 from qris_soundbox.tools import devices as devices_tools
 from qris_soundbox.tools.common import open_database, settings_or_exit
 
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Tool modules (tools/<name>.py), each with ``register(subparsers)``.
-TOOL_MODULES: list = [users, acquirers_tools, seed, devices_tools, backup, simulate, smoke, loadtest]
+TOOL_MODULES: list = [users, acquirers_tools, seed, devices_tools, backup, simulate, smoke, loadtest, partners]
 
 
 # Read when --env-file is not given, and only if it exists.

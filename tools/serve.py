@@ -40,6 +40,8 @@ from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import seed_demo
 from qris_soundbox.core.jobs import scheduled_jobs
 from qris_soundbox.core.net import PortInUse, bind_listener, ensure_port_free
+from qris_soundbox.core.partners.notify import PartnerNotifier
+from qris_soundbox.core.partners.platform_key import load_platform_key
 from qris_soundbox.tools.common import open_database
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,12 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
     except (PortInUse, BrokerConfigError) as exc:
         raise StartupError(str(exc)) from None
 
+    try:
+        # Read (or, the first time, created) before anything starts: a bad key file stops serve here.
+        platform_key = load_platform_key(settings, options.data_dir)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
     async with open_database(settings, options.data_dir, migrate_first=options.migrate) as db:
         platform = PlatformContext(
             settings=settings,
@@ -114,6 +122,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             roles=roles,
             instance_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
+        platform.platform_key = platform_key
         if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:
@@ -167,6 +176,11 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
                     )
                 scheduler.start()
                 stack.callback(scheduler.shutdown, wait=False)
+                # Partners' notifications: woken on commit (LISTEN), so not a scheduled job.
+                notifier = PartnerNotifier(platform, platform_key)
+                notifier_task = asyncio.create_task(notifier.run_forever())
+                stack.push_async_callback(notifier.close)
+                stack.callback(notifier_task.cancel)
 
             # Seeded before the HTTP server answers: a client that waits for /health finds the demo data.
             demo_lines = await seed_demo(platform) if options.demo else []

@@ -8,6 +8,10 @@
 // ---------------------------------------------------------------- language
 
 const EN = {
+  "Partner": "Partners", "Partner baru": "New partner", "Kunci klien": "Client key", "Kunci publik RSA (PEM)": "RSA public key (PEM)",
+  "URL notifikasi": "Notify URL", "ID merchant (dipisah koma)": "Merchant ids (comma-separated)",
+  "Rahasia klien (hanya ditampilkan sekali)": "Client secret (shown only once)", "Pengiriman notifikasi": "Notification deliveries",
+  "Kirim ulang": "Resend", "Percobaan": "Attempts", "Belum ada partner.": "No partners yet.", "Belum ada notifikasi.": "No notifications yet.",
   "Masuk": "Log in", "Kata sandi": "Password", "Masuk admin": "Admin login", "Masuk merchant": "Merchant login",
   "Keluar": "Log out", "Muat ulang": "Reload", "Berikutnya": "Next page", "Halaman pertama": "First page",
   "Filter": "Filter", "Hapus filter": "Clear filters", "Semua": "All", "Status": "Status", "Dibuat": "Created",
@@ -552,6 +556,7 @@ const NAV = {
     ["admin-device-registry", "Perangkat", "Devices"], ["admin-transactions", "Transaksi", "Transactions"],
     ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
+    ["admin-partners", "Partner", "Partners", "partner:manage"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
   merchant: [["merchant-today", "Hari ini", "Today"], ["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
@@ -1382,6 +1387,36 @@ async function merchantTransactionsPage() {
   }));
 }
 
+// ---------------------------------------------------------------- partners (docs/partners.md)
+
+// The registry with its create form; with ?id=, that partner's notifications and a resend for each.
+async function partnersPage() {
+  const secretBox = h("div", { id: "partner-secret" });
+  const create = action("Partner baru", () => formDialog("Partner baru", [
+    field("name", "Nama", { required: true }), field("client_key", "Kunci klien", { required: true }),
+    h("label", {}, t("Kunci publik RSA (PEM)"), h("textarea", { name: "public_key_pem", rows: 6, required: true })),
+    field("notify_url", "URL notifikasi", { required: true, type: "url" }), field("merchant_ids", "ID merchant (dipisah koma)")],
+  async (values) => {
+    const merchantIds = (values.merchant_ids || "").split(",").map((id) => id.trim()).filter(Boolean);
+    const partner = await post("/admin/partners", Object.assign({}, values, { merchant_ids: merchantIds }));
+    secretBox.replaceChildren(card("Rahasia klien (hanya ditampilkan sekali)", h("code", { "data-secret": partner.client_secret }, partner.client_secret)));
+  }), { id: "new-partner" });
+  const partners = await get("/admin/partners", { limit: 200 });
+  const id = query().get("id");
+  let deliveries = null;
+  if (id) {
+    const log = await get(`/admin/partners/${encodeURIComponent(id)}/deliveries`);
+    deliveries = card("Pengiriman notifikasi", log.notifications.length ? simpleTable(log.notifications, [
+      ["Dibuat", (n) => time(n.created_at)], ["Transaksi", (n) => n.transaction_id], ["Status", (n) => badge(n.status)],
+      ["Percobaan", (n) => String(n.attempts)], ["", (n) => n.last_error || ""],
+      ["", (n) => action("Kirim ulang", async () => { await post(`/admin/partners/${encodeURIComponent(id)}/notifications/${n.id}/resend`); location.reload(); })]], "partner-notifications")
+      : empty("Belum ada notifikasi."));
+  }
+  show(h("div", { class: "actions" }, create), secretBox, card("Partner", partners.items.length ? simpleTable(partners.items, [
+    ["Nama", (p) => link("admin-partners", { id: p.id }, p.name)], ["Kunci klien", (p) => p.client_key], ["Status", (p) => badge(p.status)],
+    ["URL notifikasi", (p) => p.notify_url], ["Merchant", (p) => p.merchant_ids.join(", ") || "—"]], "partners") : empty("Belum ada partner.")), deliveries);
+}
+
 // ---------------------------------------------------------------- start
 
 const PAGES = {
@@ -1392,6 +1427,7 @@ const PAGES = {
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
   "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
   "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
+  "admin-partners": partnersPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };

@@ -30,6 +30,7 @@ from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.errors import DomainError
+from qris_soundbox.core.partners.services import partner_for_token
 from qris_soundbox.core.payments import callbacks
 from qris_soundbox.core.payments import errors as payment_errors
 from qris_soundbox.core.payments.schemas import CallbackNotification
@@ -89,13 +90,35 @@ async def _acquirer_by_key(conn: Connection, client_key: str | None, header: str
     return row
 
 
+class TokenClient(msgspec.Struct, frozen=True):
+    """Who asks for a B2B token: an acquirer or a partner, told apart by ``X-CLIENT-KEY`` (SPEC §14)."""
+
+    kind: tokens.ClientKind
+    client_id: str
+    public_key_pem: str
+    entity_id: str
+
+
+async def _token_client(conn: Connection, client_key: str | None) -> TokenClient:
+    if not client_key:
+        raise codes.MissingMandatoryField("X-CLIENT-KEY is required")
+    acquirer = await conn.fetchrow(QUERIES["acquirer_by_client_key"], client_key)
+    if acquirer is not None:
+        return TokenClient("acquirer", acquirer["code"], acquirer["settings"]["public_key_pem"], acquirer["id"])
+    partner = await partner_for_token(conn, client_key)
+    if partner is not None:
+        return TokenClient("partner", partner["id"], partner["public_key_pem"], partner["id"])
+    # The same answer as a bad signature: a prober learns nothing about which keys exist.
+    raise codes.UnauthorizedSignature("unknown client or wrong signature")
+
+
 async def access_token(db: Database, headers: Headers, body: bytes, actor: AuditActor) -> TokenAnswer:
-    """``POST /v1.0/access-token/b2b``: the acquirer's RSA signature over ``client_key|X-TIMESTAMP``."""
+    """``POST /v1.0/access-token/b2b``: the acquirer's or partner's RSA signature over ``client_key|X-TIMESTAMP``."""
     async with db.pool.acquire() as conn:
-        acquirer = await _acquirer_by_key(conn, headers.client_key, "X-CLIENT-KEY")
+        client = await _token_client(conn, headers.client_key)
         assert headers.client_key is not None
         message = wire.token_string_to_sign(headers.client_key, headers.timestamp or "")
-        public_key = wire.load_public_key(acquirer["settings"]["public_key_pem"])
+        public_key = wire.load_public_key(client.public_key_pem)
         if not headers.signature or not wire.rsa_verify(public_key, message, headers.signature):
             raise codes.UnauthorizedSignature("unknown client or wrong signature")
         timestamps.check_window(headers.timestamp)
@@ -106,14 +129,14 @@ async def access_token(db: Database, headers: Headers, body: bytes, actor: Audit
         if (grant.grantType or grant.grant_type) != "client_credentials":
             raise codes.InvalidFieldFormat("grantType must be client_credentials")
         async with conn.transaction():
-            token, _ = await tokens.issue(conn, "acquirer", acquirer["code"])
+            token, _ = await tokens.issue(conn, client.kind, client.client_id)
             await audit.record(
                 conn,
                 actor,
                 "snap.token_issued",
-                entity_type="acquirer",
-                entity_id=acquirer["id"],
-                payload={"code": acquirer["code"]},
+                entity_type=client.kind,
+                entity_id=client.entity_id,
+                payload={"code" if client.kind == "acquirer" else "partner_id": client.client_id},
             )
     return TokenAnswer(
         responseCode=codes.response_code(200, codes.ACCESS_TOKEN, 0),
