@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test flake-hunt lint typecheck install install-test system-packages clean
+.PHONY: run test soak flake-hunt lint typecheck install install-test system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ run: install
 test: lint typecheck
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+# The soaks `make test` leaves out (the `soak` marker): a 200-device soak, killed past 15 minutes.
+soak: install-test
+	$(BIN)/python -m pytest -m soak tests/bench
 
 # The suite (or PYTEST_ARGS) RUNS times with one core kept busy; lists every test that failed in any run
 # and fails if there is one (docs/testing.md).
