@@ -17,6 +17,7 @@ from tests.broker.conftest import PASSWORD, MqttFactory, test_broker_config
 from tests.broker.raw_client import RawClient
 from tests.broker.recording_plugin import RecordingPlugin
 from tests.broker.test_routing import next_message
+from tests.devices.helpers import eventually
 from tests.support import PlatformFactory, RunningPlatform
 
 MAX_PACKET = 1024
@@ -373,8 +374,9 @@ async def test_plugins_hear_a_clients_events_in_arrival_order(
             ("broadcast", "ev", "devices/ev/uplink/heartbeat", payload),
         ]
     expected += [("unsubscribed", "ev", "devices/ev/downlink/#"), ("disconnected", "ev", "ev")]
-    for _ in range(100):
-        if len(recorder.of("ev")) >= len(expected):
-            break
-        await asyncio.sleep(0.05)
+
+    async def all_heard() -> bool:
+        return len(recorder.of("ev")) >= len(expected)
+
+    assert await eventually(all_heard)
     assert recorder.of("ev") == expected
