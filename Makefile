@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck install install-test system-packages clean
+.PHONY: run test soak flake-hunt lint typecheck install install-test system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,9 @@ install-test: $(VENV)/.installed-test system-packages
 # Programs the suite drives for real, from Debian's packages, installed when missing (as root, or
 # through sudo): Chromium for the console's browser tests (tests/console; Playwright cannot download
 # its own browser here), HAProxy in front of several nodes (tests/scaling), mosquitto_sub as a second
-# MQTT client over TLS (tests/tls).
-SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients
+# MQTT client over TLS (tests/tls), stress-ng as the CPU hog of `make flake-hunt`.
+SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients \
+	/usr/bin/stress-ng:stress-ng
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
 	test -x "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \
@@ -48,6 +49,16 @@ run: install
 test: lint typecheck
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+# The soaks `make test` leaves out (the `soak` marker): a 200-device soak, killed past 15 minutes.
+soak: install-test
+	$(BIN)/python -m pytest -m soak tests/bench
+
+# The suite (or PYTEST_ARGS) RUNS times with one core kept busy; lists every test that failed in any run
+# and fails if there is one (docs/testing.md).
+RUNS ?= 5
+flake-hunt: install-test
+	$(BIN)/python -m tests.flake_hunt --runs $(RUNS) -- $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff format --check --quiet .

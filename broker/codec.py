@@ -134,13 +134,19 @@ def read_packet_id(data: bytes, i: int, stop: int) -> int:
     return packet_id
 
 
-def client_topic_name(topic: str) -> str:
-    """A topic a client may send a message to (a PUBLISH or its will): no wildcard, no '$' topic."""
+def topic_name(topic: str) -> str:
+    """A topic name as MQTT allows one in a PUBLISH: not empty, no wildcard. A '$' topic is well formed: the
+    broker acknowledges such a PUBLISH and drops it (``PlatformBroker._client_publish``)."""
     if not topic:
         raise MalformedPacket("empty topic name [MQTT-4.7.3-1]")
     if "+" in topic or "#" in topic:
         raise MalformedPacket("wildcard in a topic name [MQTT-3.3.2-2]")
-    if topic[0] == "$":
+    return topic
+
+
+def client_topic_name(topic: str) -> str:
+    """A will's topic: a topic name, and no '$' topic (amqtt's rule; a CONNECT carries no packet to acknowledge)."""
+    if topic_name(topic)[0] == "$":
         raise MalformedPacket("clients may not publish to '$' topics (amqtt's rule)")
     return topic
 
@@ -186,7 +192,7 @@ def decode_publish(flags: int, data: bytes, i: int, stop: int) -> PublishPacket:
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
     topic, i = read_string(data, i, stop)
-    client_topic_name(topic)
+    topic_name(topic)
     packet_id = 0
     if qos:
         packet_id = read_packet_id(data, i, stop)

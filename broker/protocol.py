@@ -163,6 +163,8 @@ class Hub:
         self.unacked: set[Connection] = set()
         # QoS 1 messages dropped because a session's queue was full (the outbox delivers them again).
         self.dropped = 0
+        # PUBLISH packets from clients to '$' topics: acknowledged as any PUBLISH, then dropped.
+        self.refused_dollar = 0
         # PUBLISH packets received and sent (resends included), read by GET /metrics.
         self.messages_in = 0
         self.messages_out = 0

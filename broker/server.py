@@ -212,6 +212,7 @@ class PlatformBroker(Broker):
             messages_in=hub.messages_in,
             messages_out=hub.messages_out,
             dropped=hub.dropped,
+            refused_dollar=hub.refused_dollar,
         )
 
     def is_device_online(self, client_id: str) -> bool:
@@ -571,6 +572,12 @@ class PlatformBroker(Broker):
         session = connection.session
         assert session is not None
         client_id = session.client_id or ""
+        if topic[0] == "$":
+            # '$' topics are the broker's own [MQTT-4.7.2-1]: a client's is dropped here, but still PUBACKed by the
+            # caller, as every QoS 1 PUBLISH is whatever becomes of it (a client would keep it in flight for ever).
+            self._hub.refused_dollar += 1
+            log.info("publish to a '$' topic dropped", extra={"client_id": client_id, "topic": topic[:256]})
+            return
         dialect = self._dialect_of(session)
         if dialect is not None:
             translated = dialect.inbound(client_id, topic, payload)

@@ -15,7 +15,7 @@ from qris_soundbox.core.devices.presence import HttpHeartbeats
 from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
-from qris_soundbox.core.finance.schemas import ObservabilitySummary
+from qris_soundbox.core.finance.schemas import ObservabilitySummary, WorkerState
 from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import rate_limiter_for
 
@@ -54,6 +54,12 @@ class PlatformContext:
         self.http_heartbeats = HttpHeartbeats(db, self.uplink_writes)
         # GET /admin/observability/summary's database part, read at most that often (core/finance/dashboard.py).
         self.observability: Snapshot[ObservabilitySummary] = Snapshot(max_age_s=OBSERVABILITY_MAX_AGE_S)
+        # What this process's export worker last did (``exports.process``), shown by the observability summary.
+        self.export_worker = WorkerState(
+            enabled=settings.export_worker_enabled and "worker" in roles,
+            interval_ms=settings.export_worker_interval_ms,
+            batch_size=settings.export_worker_batch_size,
+        )
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # Topic refusals per device, written to devices.acl_denials (the ACL plugin's and the broker's dialect edge's).

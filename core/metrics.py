@@ -58,6 +58,7 @@ class BrokerFigures(msgspec.Struct, kw_only=True):
     messages_in: int
     messages_out: int
     dropped: int
+    refused_dollar: int
 
 
 class DatabaseFigures(msgspec.Struct, kw_only=True):
@@ -248,6 +249,12 @@ class _StateCollector(Collector):
                     "qris_broker_messages_dropped",
                     "QoS 1 messages dropped because a session's queue was full (the outbox sends them again)",
                     broker.dropped,
+                ),
+                (
+                    counter,
+                    "qris_broker_messages_refused_dollar",
+                    "PUBLISH packets from clients to '$' topics, acknowledged and dropped",
+                    broker.refused_dollar,
                 ),
             ]
         pool = metrics.pool_snapshot

@@ -21,6 +21,9 @@ from tests.devices.helpers import eventually
 from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET, free_port
 
 BANNER = "QRIS Soundbox Platform is running"
+# How long a device waits for the PUBACK of its ack before it reconnects and sends it again: generous,
+# because on a loaded 2-core machine a broker catching up after a restart can take seconds to answer.
+ACK_TIMEOUT_S = 30.0
 
 
 class Serve:
@@ -108,12 +111,18 @@ class Serve:
 class Device:
     """A soundbox: subscribes to its downlinks, acks every payment, reconnects whenever the broker goes away.
     Records the message ids heard per transaction, the ones whose ack the broker took (PUBACK), and
-    each time a message was heard again after its ack had been taken."""
+    each time a message was heard again after its ack had been taken.
+
+    Its acks are at least once, as a firmware's QoS 1 publishes are: an ack whose PUBACK did not come back
+    (the broker was killed after taking it, or was too slow to answer within the deadline) is published
+    again after the next connect. Without that, an ack the platform recorded but whose PUBACK was lost
+    would be missing from ``acked`` for ever: the platform never sends an acknowledged payment again."""
 
     def __init__(self, credential: DeviceCredential, port: int) -> None:
         self.credential, self.port = credential, port
         self.heard: dict[str, set[str]] = defaultdict(set)
         self.acked: set[str] = set()
+        self.unconfirmed: dict[str, None] = {}  # acks published whose PUBACK has not come back, in order
         self.heard_after_ack: list[str] = []
         self.sessions = 0
         self.subscribed = asyncio.Event()
@@ -133,6 +142,8 @@ class Device:
                     await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
                     self.sessions += 1
                     self.subscribed.set()
+                    for message_id in list(self.unconfirmed):
+                        await self._ack(client, message_id)
                     async for message in client.messages:
                         if not message.topic.matches(f"devices/{device_id}/downlink/payment"):
                             continue
@@ -140,15 +151,21 @@ class Device:
                         if body["message_id"] in self.acked:
                             self.heard_after_ack.append(body["message_id"])
                         self.heard[body["transaction_id"]].add(body["message_id"])
-                        await client.publish(
-                            f"devices/{device_id}/uplink/payment/ack",
-                            msgspec.json.encode({"message_id": body["message_id"]}),
-                            qos=1,
-                        )
-                        self.acked.add(body["message_id"])
+                        await self._ack(client, body["message_id"])
             except aiomqtt.MqttError:
                 self.subscribed.clear()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # a reconnect's back-off, as a device has: not a wait for a condition
+
+    async def _ack(self, client: aiomqtt.Client, message_id: str) -> None:
+        self.unconfirmed[message_id] = None
+        await client.publish(
+            f"devices/{self.credential.device_id}/uplink/payment/ack",
+            msgspec.json.encode({"message_id": message_id}),
+            qos=1,
+            timeout=ACK_TIMEOUT_S,
+        )
+        self.unconfirmed.pop(message_id, None)
+        self.acked.add(message_id)
 
 
 async def assert_books(db: asyncpg.Pool, terminal_id: str, answered: dict[str, str], amounts: dict[str, int]) -> None:

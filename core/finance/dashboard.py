@@ -19,7 +19,6 @@ import msgspec
 from qris_soundbox.core import runtime
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import QUERIES, Database, fetch_one
-from qris_soundbox.core.finance import exports
 from qris_soundbox.core.finance.schemas import (
     DashboardSummary,
     ExportJobsOverview,
@@ -112,7 +111,7 @@ async def observability_summary(platform: PlatformContext) -> ObservabilitySumma
     """The operations summary: its database part read at most every ``OBSERVABILITY_MAX_AGE_S`` per
     process (``generated_at`` says when), this process's own state (export worker, legacy token) now."""
     summary = await platform.observability.get(lambda: _read_observability(platform))
-    worker = msgspec.structs.replace(summary.export_jobs.worker, this_process=exports.worker_state(platform))
+    worker = msgspec.structs.replace(summary.export_jobs.worker, this_process=platform.export_worker)
     return msgspec.structs.replace(
         summary,
         export_jobs=msgspec.structs.replace(summary.export_jobs, worker=worker),
@@ -144,7 +143,7 @@ async def _read_observability(platform: PlatformContext) -> ObservabilitySummary
         export_jobs=ExportJobsOverview(
             counts={r["status"]: r["count"] for r in job_counts},
             worker=ExportWorkerOverview(
-                this_process=exports.worker_state(platform),
+                this_process=platform.export_worker,
                 oldest_pending_age_seconds=(now - oldest).total_seconds() if oldest else None,
                 stale_running_jobs=queue["stale_running"],
                 last_completed_at=queue["last_completed_at"],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance import csv_reports
 from qris_soundbox.core.finance.adjustments import check_filter_type
 from qris_soundbox.core.finance.errors import ExportExpired, ExportJobNotFound, ExportNotReady, ExportTooLarge
-from qris_soundbox.core.finance.schemas import AdjustmentFilters, ExportJob, WorkerState
+from qris_soundbox.core.finance.schemas import AdjustmentFilters, ExportJob
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import time_window
 from qris_soundbox.core.schemas import from_row
@@ -42,23 +41,6 @@ EXPORT_TYPES = ("settlement_adjustments",)
 MAX_ATTEMPTS = 3
 HEARTBEAT_EVERY_S = 2.0
 CLEANUP_BATCH = 100
-
-
-_worker_states: weakref.WeakKeyDictionary[PlatformContext, WorkerState] = weakref.WeakKeyDictionary()
-
-
-def worker_state(platform: PlatformContext) -> WorkerState:
-    settings = platform.settings
-    state = _worker_states.get(platform)
-    if state is None:
-        enabled = settings.export_worker_enabled and "worker" in platform.roles
-        state = WorkerState(
-            enabled=enabled,
-            interval_ms=settings.export_worker_interval_ms,
-            batch_size=settings.export_worker_batch_size,
-        )
-        _worker_states[platform] = state
-    return state
 
 
 def storage_dir(settings: Settings) -> Path:
@@ -140,7 +122,7 @@ async def process(platform: PlatformContext) -> int:
 
     Returns how many jobs this run finished (completed or failed)."""
     db, settings = platform.db, platform.settings
-    state = worker_state(platform)
+    state = platform.export_worker
     worker_id = platform.instance_id or f"worker-{os.getpid()}"
     try:
         await db.fetch("reclaim_stale_export_jobs", settings.export_job_stale_running_ms, MAX_ATTEMPTS)
@@ -149,7 +131,7 @@ async def process(platform: PlatformContext) -> int:
         for job in claimed:
             finished += await run_job(db, settings, job, worker_id)
         await remove_expired(db, settings)
-        state.last_error = None
+        state.last_processed, state.last_error = finished, None
         return finished
     except Exception as exc:
         state.last_error = type(exc).__name__

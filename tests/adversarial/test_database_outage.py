@@ -18,7 +18,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +156,10 @@ def _assert_unavailable(response: httpx.Response) -> None:
     assert int(response.headers["retry-after"]) > 0
 
 
-async def _wait_until(check, timeout: float = 30.0) -> None:
+async def _wait_until(check, timeout: float = 30.0, what: str = "the platform did not recover in time") -> None:
     deadline = time.monotonic() + timeout
     while not await check():
-        assert time.monotonic() < deadline, "the platform did not recover in time"
+        assert time.monotonic() < deadline, what
         await asyncio.sleep(0.2)
 
 
@@ -195,11 +195,17 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
             answers.append((body, (await _post_callback(running, body)).status_code))
             await asyncio.sleep(0.02)
 
+    def answered(status: int, after: int = 0) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return any(code == status for _, code in answers[after:])
+
+        return check
+
     traffic = asyncio.create_task(acquirer())
-    await asyncio.sleep(0.5)
+    await _wait_until(answered(200), what="no callback was answered 200 before the outage")
     await postgres.stop()
     try:
-        await asyncio.sleep(0.5)
+        await _wait_until(answered(503), what="the acquirer's callbacks never met the outage")
         for response in await representative_requests():
             _assert_unavailable(response)
         live = await running.http.get("/health")
@@ -217,7 +223,7 @@ async def test_database_outage_is_503_then_recovers_without_losing_a_callback(
         return (await running.http.get("/admin/merchants", headers=running.admin_headers)).status_code == 200
 
     await _wait_until(recovered)
-    await asyncio.sleep(0.5)
+    await _wait_until(answered(200, after=len(answers)), what="no callback was answered 200 after the recovery")
     stop_traffic.set()
     await traffic
 

@@ -9,7 +9,16 @@ import aiomqtt
 import pytest
 from aiomqtt.exceptions import MqttConnectError
 
-from tests.devices.helpers import admin_post, eventually, provisioned_device, register_device, rotate
+from tests.broker.raw_client import WAIT_S
+from tests.devices.helpers import (
+    admin_post,
+    device_detail,
+    eventually,
+    first_message,
+    provisioned_device,
+    register_device,
+    rotate,
+)
 from tests.support import PlatformFactory, RunningPlatform
 
 
@@ -38,10 +47,21 @@ async def _wait_disconnected(client: aiomqtt.Client, timeout: float) -> float:
 
 
 async def test_right_secret_connects_and_can_use_own_topics(running: RunningPlatform) -> None:
+    """Observed end to end: a PUBACK proves nothing (a refused publish is acknowledged too), so the platform must
+    have taken the heartbeat, and a downlink the platform sends must reach the subscription."""
     device_id, secret = await provisioned_device(running)
     async with running.mqtt(device_id, secret) as client:
         await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
-        await client.publish(f"devices/{device_id}/uplink/heartbeat", b'{"battery_level": 80}', qos=1)
+        await client.publish(f"devices/{device_id}/uplink/heartbeat", b'{"battery_level": 77}', qos=1)
+
+        async def heartbeat_taken() -> bool:
+            return (await device_detail(running, device_id))["battery_level"] == 77
+
+        assert await eventually(heartbeat_taken, timeout=WAIT_S)
+        sent = await admin_post(running, f"/admin/devices/{device_id}/commands", {"type": "play_test_sound"})
+        assert sent.status_code == 201, sent.text
+        message = await first_message(client, timeout=WAIT_S)
+        assert message is not None and message.topic.matches(f"devices/{device_id}/downlink/command")
 
 
 async def test_wrong_secret_is_refused(running: RunningPlatform) -> None:

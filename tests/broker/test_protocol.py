@@ -17,6 +17,7 @@ from tests.broker.conftest import PASSWORD, MqttFactory, test_broker_config
 from tests.broker.raw_client import RawClient
 from tests.broker.recording_plugin import RecordingPlugin
 from tests.broker.test_routing import next_message
+from tests.devices.helpers import eventually
 from tests.support import PlatformFactory, RunningPlatform
 
 MAX_PACKET = 1024
@@ -88,7 +89,6 @@ AFTER_CONNECT_VIOLATIONS = {
     "publish qos 3": bytes([0x36]) + raw.publish("a/b", b"x", 1, 1)[1:],
     "publish to a wildcard topic": raw.publish("a/+", b"x"),
     "publish to an empty topic": raw.publish("", b"x"),
-    "publish to a $ topic": raw.publish("$SYS/x", b"x"),
     "publish topic not utf-8": raw.publish(b"a/\xc3", b"x"),
     "publish topic with U+0000": raw.publish("a/\x00", b"x"),
     "publish qos 1 with packet id 0": raw.publish("a/b", b"x", 1, 0),
@@ -123,6 +123,27 @@ async def test_protocol_violation_after_connect_closes_the_connection(
     await client.closed_by_broker()
     await still_serving(broker_platform, "after")
     assert not broker.is_device_online("violator")
+
+
+async def test_every_qos1_publish_is_acknowledged_even_to_a_dollar_topic_which_is_dropped(
+    broker_platform: RunningPlatform, broker: PlatformBroker
+) -> None:
+    """A client keeps an unacknowledged QoS 1 PUBLISH in flight for ever: one the broker will not route (a '$'
+    topic is the broker's own) still gets its PUBACK, in order, and is dropped and counted."""
+    listener = await subscribed(broker_platform, "dollar-listener", "$SYS/#")
+    client = await connected(broker_platform, "dollar-publisher")
+    refused = broker._hub.refused_dollar
+    await client.send(raw.publish("$SYS/broker/load", b"forged", 1, 11) + raw.publish("$share/x", b"forged", 2, 12))
+    await client.send(raw.publish("sentinel/dollar", b"after", 1, 13))
+    answers = [await client.read() for _ in range(3)]
+    assert [(answer.kind, answer.packet_id) for answer in answers] == [(4, 11), (5, 12), (4, 13)]
+    assert broker._hub.refused_dollar == refused + 2
+    # Nothing reached the '$SYS/#' subscriber; the broker's own '$SYS' message still does.
+    await broker.internal_message_broadcast("$SYS/broker/uptime", b"1", 0)
+    delivered = await listener.read()
+    assert (delivered.topic, delivered.payload) == ("$SYS/broker/uptime", b"1")
+    await client.close()
+    await listener.close()
 
 
 async def test_unsupported_protocol_level_gets_connack_1_then_close(broker_platform: RunningPlatform) -> None:
@@ -353,8 +374,9 @@ async def test_plugins_hear_a_clients_events_in_arrival_order(
             ("broadcast", "ev", "devices/ev/uplink/heartbeat", payload),
         ]
     expected += [("unsubscribed", "ev", "devices/ev/downlink/#"), ("disconnected", "ev", "ev")]
-    for _ in range(100):
-        if len(recorder.of("ev")) >= len(expected):
-            break
-        await asyncio.sleep(0.05)
+
+    async def all_heard() -> bool:
+        return len(recorder.of("ev")) >= len(expected)
+
+    assert await eventually(all_heard)
     assert recorder.of("ev") == expected

@@ -16,6 +16,7 @@ import aiomqtt
 
 from qris_soundbox.broker.server import PlatformBroker
 from tests.broker.conftest import MqttFactory
+from tests.devices.helpers import eventually
 
 
 async def next_message(client: aiomqtt.Client, timeout: float = 5) -> aiomqtt.Message:
@@ -170,11 +171,11 @@ async def test_disconnected_clean_sessions_leave_nothing_in_the_indexes(
             await client.subscribe(f"devices/transient-{device}/downlink/#", qos=1)
     async with mqtt("transient-sentinel"):
         pass
+
     # The session monitor drops disconnected clean sessions within a second or so.
-    for _ in range(50):
-        if not any(f.startswith("devices/transient-") for f in broker.subscriptions):
-            break
-        await asyncio.sleep(0.1)
-    assert not any(f.startswith("devices/transient-") for f in broker.subscriptions)
+    async def dropped() -> bool:
+        return not any(f.startswith("devices/transient-") for f in broker.subscriptions)
+
+    assert await eventually(dropped)
     assert not any(c.startswith("transient-") for c in broker.subscription_index.clients())
     assert broker.subscription_index.wildcard_filters_matching("devices/transient-3/downlink/payment") == []

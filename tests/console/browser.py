@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, ConsoleMessage, Page, Request, Response
+from playwright.async_api import Browser, ConsoleMessage, Locator, Page, Request, Response, expect
 
 from tests.actors import PASSWORD, create_user
+from tests.qr_images import qr_text
 from tests.support import RunningPlatform
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -100,6 +102,28 @@ async def open_page(page: Page, running: RunningPlatform, path: str) -> None:
     """Open a console page and wait until its content has rendered (no more "loading")."""
     await page.goto(f"{running.http_url}/ui/{path}")
     await page.wait_for_selector("body[data-ready]", state="attached")
+
+
+async def click_and_reload(page: Page, selector: str) -> None:
+    """Click what reloads or leaves the page, and wait until the next page has rendered.
+
+    ``body[data-ready]`` is already on the page being left, so waiting on it alone can return before the
+    navigation starts, and reading the page then fails with "page is navigating"."""
+    async with page.expect_navigation():
+        await page.click(selector)
+    await page.wait_for_selector("body[data-ready]", state="attached")
+
+
+async def shown_qr(image: Locator) -> str:
+    """The text of the QR code an ``img.qr`` shows, read from a screenshot once the image is on screen.
+
+    The console creates the ``<img>`` first and sets its ``src`` when the fetch returns, and an ``<img>``
+    without a ``src`` counts as ``complete``: wait for the blob URL, for the image to be decoded, and for
+    two frames (painted), then screenshot at the device's scale."""
+    await expect(image).to_have_attribute("src", re.compile("^blob:"))
+    await image.evaluate("img => img.decode()")
+    await image.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    return qr_text(await image.screenshot(scale="device", animations="disabled"))
 
 
 async def submit_dialog(page: Page, opener: str, **fields: str) -> None:

@@ -12,7 +12,15 @@ from playwright.async_api import Browser, Page, expect
 
 from qris_soundbox.core.qris import parse_qris
 from tests.actors import bearer, create_user, logged_in
-from tests.console.browser import console_page, log_in, open_page, submit_dialog, user_logged_in
+from tests.console.browser import (
+    click_and_reload,
+    console_page,
+    log_in,
+    open_page,
+    shown_qr,
+    submit_dialog,
+    user_logged_in,
+)
 from tests.devices.helpers import eventually, first_message
 from tests.onboarding import onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
@@ -99,10 +107,7 @@ async def test_onboarding_a_merchant_down_to_a_terminal_shows_a_scannable_static
         await submit_dialog(page, "#new-outlet", name="Toko Konsol Pusat")
         await page.wait_for_selector("[data-new-terminal]")
         await submit_dialog(page, "[data-new-terminal]", name="Kasir Depan", static_qris=STATIC_QRIS)
-        image = page.locator("[data-terminal] img.qr")
-        await expect(image).to_have_attribute("src", re.compile("^blob:"))
-        await page.wait_for_function("() => document.querySelector('img.qr').complete")
-        shown = qr_text(await image.screenshot())
+        shown = await shown_qr(page.locator("[data-terminal] img.qr"))
         assert shown == STATIC_QRIS
         parsed = parse_qris(shown)
         assert parsed.point_of_initiation == "static" and parsed.merchant_name == "TOKO KONSOL"
@@ -154,8 +159,7 @@ async def test_rotating_a_credential_shows_the_secret_once_and_a_real_mqtt_clien
         assert username == device_id and len(secret) >= 32
         assert int(port) == running.mqtt_port
         await page.click("#copy-secret")
-        await page.click("#close-secret")
-        await page.wait_for_selector("body[data-ready]", state="attached")
+        await click_and_reload(page, "#close-secret")  # closing the dialog reloads the page
         # Closed: the secret is nowhere in the page or its storage.
         assert secret not in await page.content()
         storage = await page.evaluate("() => JSON.stringify([sessionStorage, localStorage])")
@@ -234,8 +238,7 @@ async def test_the_language_switch_turns_the_console_english(running: RunningPla
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "admin")
         await expect(page.locator("#title")).to_have_text("Ringkasan dasbor")
-        await page.click("#lang")
-        await page.wait_for_selector("body[data-ready]", state="attached")
+        await click_and_reload(page, "#lang")
         await expect(page.locator("#title")).to_have_text("Dashboard overview")
         await expect(page.locator("[data-kpi=paid_count] .label")).to_have_text("Paid today")
         await page.click("#lang")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, expect
 
-from tests.console.browser import console_page, open_page, user_logged_in
+from tests.console.browser import console_page, open_page, shown_qr, user_logged_in
 from tests.console.finance_data import payout_account_set
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
-from tests.qr_images import STATIC_QRIS, qr_text
+from tests.qr_images import STATIC_QRIS
 from tests.support import RunningPlatform
 
 
@@ -96,8 +96,7 @@ async def test_a_merchant_prints_its_terminals_static_qris(running: RunningPlatf
         await open_page(page, running, "merchant-profile")
         image = page.locator("[data-terminal] img.qr")
         await expect(image).to_have_count(1)
-        await page.wait_for_function("() => document.querySelector('img.qr').complete")
-        assert qr_text(await image.screenshot()) == STATIC_QRIS
+        assert await shown_qr(image) == STATIC_QRIS
 
 
 async def test_a_merchant_sees_its_payout_account_masked(running: RunningPlatform, browser: Browser) -> None:

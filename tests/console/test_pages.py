@@ -13,12 +13,12 @@ from playwright.async_api import Browser, Page, expect
 
 from qris_soundbox.control_plane.console import PAGES
 from qris_soundbox.core.qris import parse_qris
-from tests.console.browser import SCREENSHOTS, console_page, open_page, user_logged_in
+from tests.console.browser import SCREENSHOTS, click_and_reload, console_page, open_page, shown_qr, user_logged_in
 from tests.console.finance_data import payout_account_set, planted_report
 from tests.devices.helpers import provisioned_device
 from tests.onboarding import new_terminal, onboarded_terminal
 from tests.payments.helpers import callback_body, post_callback
-from tests.qr_images import STATIC_QRIS, qr_text
+from tests.qr_images import STATIC_QRIS
 from tests.support import RunningPlatform
 
 
@@ -129,15 +129,11 @@ async def test_a_dynamic_qr_transaction_shows_its_payload_as_a_qr_and_a_paid_one
     async with console_page(browser, running) as (page, _):
         await user_logged_in(page, running, "admin", "finance")
         await open_page(page, running, f"admin-transaction-detail?id={world['dynamic_id']}")
-        await page.wait_for_function(
-            "() => document.querySelector('img.qr') && document.querySelector('img.qr').complete"
-        )
-        parsed = parse_qris(qr_text(await page.locator("img.qr").screenshot()))
+        parsed = parse_qris(await shown_qr(page.locator("img.qr")))
         assert parsed.point_of_initiation == "dynamic" and parsed.amount == 42_000
         assert await page.locator("#retry-notification").count() == 0  # pending: nothing to announce yet
         await open_page(page, running, f"admin-transaction-detail?id={world['paid_id']}")
-        await page.click("#retry-notification")
-        await page.wait_for_selector("body[data-ready]", state="attached")
+        await click_and_reload(page, "#retry-notification")  # reloads once the API has taken the retry
         await expect(page.locator("#content")).to_contain_text("Rp25.000")
     logs = await running.http.get(
         "/admin/audit-logs", params={"action": "transaction.retry_notification"}, headers=running.admin_headers

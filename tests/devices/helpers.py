@@ -49,8 +49,9 @@ async def admin_post(running: RunningPlatform, path: str, body: Any = None) -> A
     return await running.http.post(path, json=body, headers=running.admin_headers)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.05) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` passes; returns the last result."""
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0, interval: float = 0.05) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes; returns the last result. The default deadline is
+    generous: it costs nothing when the check passes, and the suite runs on loaded 2-core machines."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if await check():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qris_soundbox.core.finance import exports
+from tests.devices.helpers import eventually
 from tests.finance.helpers import batch_for, merchant_with_payments, parse_csv
 from tests.support import PlatformFactory, RunningPlatform
 
@@ -67,12 +68,12 @@ async def job_of(running: RunningPlatform, job_id: str) -> dict:
 async def test_worker_completes_a_job_and_it_downloads(worker: RunningPlatform, storage: Path) -> None:
     merchant_id = await merchant_with_adjustments(worker, 3)
     job = await start_export(worker, {"merchant_id": merchant_id})
-    for _ in range(100):
-        current = await job_of(worker, job["id"])
-        if current["status"] == "completed":
-            break
-        await asyncio.sleep(0.1)
-    assert current["status"] == "completed", current
+
+    async def completed() -> bool:
+        return (await job_of(worker, job["id"]))["status"] == "completed"
+
+    assert await eventually(completed, timeout=30), await job_of(worker, job["id"])
+    current = await job_of(worker, job["id"])
     assert current["row_count"] == 3 and current["download_url"] == f"/admin/exports/{job['id']}/download"
     assert (storage / f"{job['id']}.csv").is_file()
     assert not list(storage.glob(".*partial"))
@@ -112,6 +113,21 @@ async def test_not_ready_then_expired_after_retention(manual: RunningPlatform, s
     assert not path.exists()
     gone = await manual.http.get(f"/admin/exports/{job['id']}/download", headers=manual.admin_headers)
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "export_expired"
+
+
+async def test_the_summary_says_how_many_jobs_the_workers_last_run_finished(manual: RunningPlatform) -> None:
+    async def last_processed() -> int:
+        summary = await manual.http.get("/admin/observability/summary", headers=manual.admin_headers)
+        assert summary.status_code == 200, summary.text
+        return summary.json()["export_jobs"]["worker"]["this_process"]["last_processed"]
+
+    merchant_id = await merchant_with_adjustments(manual, 1)
+    for _ in range(2):
+        await start_export(manual, {"merchant_id": merchant_id})
+    assert await exports.process(manual.platform) == 2
+    assert await last_processed() == 2
+    assert await exports.process(manual.platform) == 0
+    assert await last_processed() == 0
 
 
 async def test_too_many_rows_fails_the_job_with_a_clear_error(manual: RunningPlatform) -> None:
