@@ -113,6 +113,12 @@ async def fetch_one(conn: Connection, name: str, *args: Any) -> asyncpg.Record:
     return row
 
 
+def postgresql_version(server_version_num: int) -> str:
+    """``18.6`` for ``server_version_num`` 180006 (major × 10000 + minor since PostgreSQL 10): the one
+    spelling of the server's version, in ``/admin/health/deep`` as in a backup's manifest."""
+    return f"{server_version_num // 10000}.{server_version_num % 10000}"
+
+
 async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     """The pool's way to open a connection: any failure to open one is ``DatabaseUnreachable``."""
     try:
