@@ -27,8 +27,9 @@ install-test: $(VENV)/.installed-test system-packages
 # Programs the suite drives for real, from Debian's packages, installed when missing (as root, or
 # through sudo): Chromium for the console's browser tests (tests/console; Playwright cannot download
 # its own browser here), HAProxy in front of several nodes (tests/scaling), mosquitto_sub as a second
-# MQTT client over TLS (tests/tls).
-SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients
+# MQTT client over TLS (tests/tls), PgBouncer in transaction mode in front of PostgreSQL (tests/ops/test_pgbouncer.py).
+SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients \
+	/usr/sbin/pgbouncer:pgbouncer
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
 	test -x "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \

@@ -206,8 +206,9 @@ def _backup(args: argparse.Namespace) -> None:
             os.umask(PRIVATE_UMASK)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             dump = args.out / f"qris-soundbox-{stamp}.dump"
-            target = client_target(db.dsn)
-            async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # Direct, not through a pooler: the exported snapshot lives only as long as this session.
+            target = client_target(db.listen_dsn)
+            async with db.listen_pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 # pg_dump dumps the snapshot the counts were taken in: rows committed meanwhile are in neither.
                 snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
                 facts = await _facts(conn)
@@ -253,9 +254,13 @@ def _restore_plan(args: argparse.Namespace) -> None:
 
     async def target_dsn() -> str | None:
         async with open_database(settings, args.data_dir, pool_size=1, migrate_first=False) as db:
-            return db.dsn
+            return db.listen_dsn
 
-    dsn = asyncio.run(target_dsn()) if args.execute else (settings.database_url or "<embedded database in --data-dir>")
+    dsn = (
+        asyncio.run(target_dsn())
+        if args.execute
+        else (settings.database_listen_url or settings.database_url or "<embedded database in --data-dir>")
+    )
     target = client_target(dsn)
     command = [
         _client_tool("pg_restore"),
@@ -324,7 +329,7 @@ def _restore_validate(args: argparse.Namespace) -> None:
 
     async def run() -> DatabaseFacts:
         async with open_database(settings, args.data_dir, pool_size=1, migrate_first=False) as db:
-            async with db.pool.acquire() as conn:
+            async with db.listen_pool.acquire() as conn:  # direct: migrate() holds a session lock
                 identity, _ = await _identity(conn)
                 print(f"checking {_named(identity)}", flush=True)
                 if not args.allow_live:

@@ -34,14 +34,19 @@ async def open_database(
     if not external_database_configured(settings.database_url):
         embedded = EmbeddedPostgres(data_dir)
         dsn = await embedded.start()
+    # The migration lock is a session lock: it needs the direct connection (DATABASE_LISTEN_URL) when
+    # DATABASE_URL goes through a transaction-mode pooler.
+    direct = (settings.database_listen_url or dsn) if embedded is None else dsn
     try:
         if migrate_first:
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(direct)
             try:
                 await migrate(conn)
             finally:
                 await conn.close()
-        db = await Database.connect(dsn, max_size=pool_size)
+        db = await Database.connect(
+            dsn, max_size=pool_size, listen_dsn=direct, statement_cache_size=settings.database_statement_cache_size
+        )
         try:
             yield db
         finally:
