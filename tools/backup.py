@@ -181,9 +181,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _private_directory(path: Path) -> None:
+def _private_directory(path: Path, *, create: bool) -> None:
+    """Refuse a directory other users can enter; ``create`` it (0700) when missing."""
     if not path.exists():
-        path.mkdir(parents=True, mode=0o700)
+        if create:
+            path.mkdir(parents=True, mode=0o700)
         return
     if not path.is_dir():
         sys.exit(f"qris-soundbox: {path} is not a directory")
@@ -197,10 +199,11 @@ def _private_directory(path: Path) -> None:
 
 def _backup(args: argparse.Namespace) -> None:
     settings = settings_or_exit()
-    _private_directory(args.out)
+    _private_directory(args.out, create=False)  # before the database starts: a wrong directory costs nothing
 
     async def run() -> Path:
         async with open_database(settings, args.data_dir, pool_size=1) as db:
+            _private_directory(args.out, create=True)
             # Files pg_dump and this command create are the owner's only, from their first byte. Not
             # earlier: an embedded server started meanwhile needs its data directory's usual modes.
             os.umask(PRIVATE_UMASK)
