@@ -7,7 +7,6 @@ restore point, and the rows are as they were at that point: the ones before it t
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import asyncpg
 
 from qris_soundbox.core.embedded_pg import client_tool_path
 from qris_soundbox.core.migrations import migrate
+from tests.devices.helpers import eventually
 from tests.support import free_port
 
 # As root the server runs as the embedded server's own user (PostgreSQL refuses root).
@@ -32,13 +32,6 @@ def pg(tool: str, *args: str) -> None:
 
 async def connect(socket_dir: Path, port: int, database: str = "postgres") -> asyncpg.Connection:
     return await asyncpg.connect(host=str(socket_dir), port=port, user="postgres", database=database)
-
-
-async def until(check, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def merchant_names(conn: asyncpg.Connection) -> set[str]:
@@ -100,7 +93,7 @@ async def _recipe(base: Path) -> None:
             last = await conn.fetchval("SELECT last_archived_wal FROM pg_stat_archiver")
             return last is not None and last >= segment
 
-        await until(archived)
+        assert await eventually(archived, timeout=60)
         await conn.close()
     finally:
         pg("pg_ctl", "-D", str(primary), "-m", "fast", "-w", "stop")
@@ -122,7 +115,7 @@ async def _recipe(base: Path) -> None:
             async def promoted() -> bool:
                 return not await conn.fetchval("SELECT pg_is_in_recovery()")
 
-            await until(promoted)
+            assert await eventually(promoted, timeout=60)
             assert await merchant_names(conn) == {"Toko Sebelum Backup", "Toko Setelah Backup"}
         finally:
             await conn.close()
