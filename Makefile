@@ -27,9 +27,10 @@ install-test: $(VENV)/.installed-test system-packages
 # Programs the suite drives for real, from Debian's packages, installed when missing (as root, or
 # through sudo): Chromium for the console's browser tests (tests/console; Playwright cannot download
 # its own browser here), HAProxy in front of several nodes (tests/scaling), mosquitto_sub as a second
-# MQTT client over TLS (tests/tls), stress-ng as the CPU hog of `make flake-hunt`.
+# MQTT client over TLS (tests/tls), PgBouncer in transaction mode in front of PostgreSQL (tests/ops/test_pgbouncer.py),
+# stress-ng as the CPU hog of `make flake-hunt`.
 SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients \
-	/usr/bin/stress-ng:stress-ng
+	/usr/sbin/pgbouncer:pgbouncer /usr/bin/stress-ng:stress-ng
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
 	test -x "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \

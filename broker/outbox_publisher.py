@@ -114,7 +114,7 @@ class OutboxPublisher:
         if self._listener is not None and not self._listener.is_closed():
             return
         # One pooled connection is held for LISTEN for the publisher's lifetime.
-        self._listener = await self._db.pool.acquire()
+        self._listener = await self._db.acquire_listening()
         await self._listener.add_listener(outbox.CHANNEL, self._notified)
 
     async def _close_listener(self) -> None:

@@ -30,6 +30,12 @@ class ConfigError(Exception):
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_url: str | None = None
+    # A direct (not pooled) connection for what holds a session: LISTEN, the migration lock, pg_dump's
+    # snapshot. Unset: DATABASE_URL. Set when DATABASE_URL goes through PgBouncer in transaction mode.
+    database_listen_url: str | None = None
+    # asyncpg's prepared-statement cache per connection; 0 behind PgBouncer < 1.21 in transaction mode
+    # (Debian 12 ships 1.18), where a named statement may be run on another server connection.
+    database_statement_cache_size: int = 512
     admin_token: str | None = None
     device_token: str | None = None
     # The shared DEVICE_TOKEN lets its holder act as any device: off unless asked for (core/devices/legacy_token.py).
@@ -226,6 +232,8 @@ def secret_list(value: str | None) -> tuple[str, ...]:
 # env name -> (settings field, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("database_url", str.strip),
+    "DATABASE_LISTEN_URL": ("database_listen_url", str.strip),
+    "DATABASE_STATEMENT_CACHE_SIZE": ("database_statement_cache_size", parse_non_negative_int),
     "ADMIN_TOKEN": ("admin_token", parse_secret),
     "DEVICE_TOKEN": ("device_token", parse_secret),
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),

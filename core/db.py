@@ -100,6 +100,7 @@ log = logging.getLogger(__name__)
 QUERIES: Mapping[str, str] = MappingProxyType(load_queries())
 
 STATEMENT_CACHE_SIZE = 512
+LISTEN_POOL_SIZE = 3
 # What services run on: a connection of their own, or one lent by the pool (a proxy of it).
 Connection: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -111,6 +112,12 @@ async def fetch_one(conn: Connection, name: str, *args: Any) -> asyncpg.Record:
     if row is None:
         raise RuntimeError(f"query {name!r} returned no row")
     return row
+
+
+def postgresql_version(server_version_num: int) -> str:
+    """``18.6`` for ``server_version_num`` 180006 (major × 10000 + minor since PostgreSQL 10): the one
+    spelling of the server's version, in ``/admin/health/deep`` as in a backup's manifest."""
+    return f"{server_version_num // 10000}.{server_version_num % 10000}"
 
 
 async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
@@ -173,32 +180,71 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
+async def _create_pool(dsn: str | None, min_size: int, max_size: int, statement_cache_size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        connect=_connect,
+        reset=_keep_session,
+        # Every named query stays prepared on every connection (sql/queries holds about 200;
+        # asyncpg's default of 100 would re-prepare, a round trip, as a mixed load cycles them).
+        # 0 behind a transaction-mode PgBouncer older than 1.21: asyncpg then sends unnamed statements.
+        statement_cache_size=statement_cache_size,
+        timeout=CONNECT_TIMEOUT_S,
+    )
+
+
 class Database:
     """The asyncpg pool; ``fetch``/``fetchrow``/... run a named query on a pooled connection."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str | None = None,
+        *,
+        listen_pool: asyncpg.Pool | None = None,
+        listen_dsn: str | None = None,
+    ) -> None:
         self.pool = pool
         self.dsn = dsn  # None: the libpq PG* variables
+        # Session holders (LISTEN) borrow from here: the pool itself, or one on DATABASE_LISTEN_URL.
+        self.listen_pool = listen_pool or pool
+        self.listen_dsn = listen_dsn if listen_pool is not None else dsn
 
     @classmethod
-    async def connect(cls, dsn: str | None, *, min_size: int = 2, max_size: int = 10) -> Database:
+    async def connect(
+        cls,
+        dsn: str | None,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        listen_dsn: str | None = None,
+        statement_cache_size: int = STATEMENT_CACHE_SIZE,
+    ) -> Database:
+        """The pool on ``dsn`` and, when ``listen_dsn`` names another server (``dsn`` through PgBouncer
+        in transaction mode, ``listen_dsn`` direct), a small pool there for the LISTEN holders."""
         # dsn None: asyncpg reads the libpq PG* variables, as the seed did.
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min(min_size, max_size),
-            max_size=max_size,
-            init=_init_connection,
-            connect=_connect,
-            reset=_keep_session,
-            # Every named query stays prepared on every connection (sql/queries holds about 200;
-            # asyncpg's default of 100 would re-prepare, a round trip, as a mixed load cycles them).
-            statement_cache_size=STATEMENT_CACHE_SIZE,
-            timeout=CONNECT_TIMEOUT_S,
-        )
-        return cls(pool, dsn)
+        pool = await _create_pool(dsn, min(min_size, max_size), max_size, statement_cache_size)
+        listen_pool = None
+        if listen_dsn and listen_dsn != dsn:
+            try:
+                # Two holders (device changes, the outbox publisher), and room for one being replaced.
+                listen_pool = await _create_pool(listen_dsn, 0, LISTEN_POOL_SIZE, STATEMENT_CACHE_SIZE)
+            except BaseException:
+                await pool.close()
+                raise
+        return cls(pool, dsn, listen_pool=listen_pool, listen_dsn=listen_dsn)
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.listen_pool is not self.pool:
+            await self.listen_pool.close()
+
+    async def acquire_listening(self) -> asyncpg.pool.PoolConnectionProxy:
+        """A connection to LISTEN on, for as long as the holder listens; hand it back with ``release_listening``."""
+        return await self.listen_pool.acquire()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -216,7 +262,7 @@ class Database:
         try:
             for channel in channels:
                 await conn.remove_listener(channel, callback)
-            await self.pool.release(conn, timeout=5)
+            await self.listen_pool.release(conn, timeout=5)
         except Exception as exc:
             log.debug("listening connection not released cleanly", extra={"error": type(exc).__name__})
             with contextlib.suppress(Exception):

@@ -21,7 +21,7 @@ import asyncpg
 
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
-from qris_soundbox.core.db import QUERIES
+from qris_soundbox.core.db import QUERIES, postgresql_version
 from qris_soundbox.core.devices import presence
 from qris_soundbox.core.finance.schemas import RuntimeInstance
 from qris_soundbox.core.schemas import Struct
@@ -151,8 +151,7 @@ async def admin_deep_health(platform: PlatformContext) -> AdminDeepHealth:
     if report.database.status == "ok":
         try:
             async with platform.db.pool.acquire() as conn:
-                server = conn.get_server_version()
-                postgresql = f"{server.major}.{server.minor}"
+                postgresql = postgresql_version(await conn.fetchval(QUERIES["server_version_num"]))
                 rows = await conn.fetch(QUERIES["runtime_instances_overview"])
             instances = runtime_instances(rows)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

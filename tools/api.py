@@ -7,11 +7,11 @@ technician or an acquirer uses, so a tool never knows more than they do.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import hmac
 import os
 import secrets
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from qris_soundbox.tools.common import prompt_secret, secret_from_stdin
 
 
 def default_base_url() -> str:
@@ -30,18 +32,25 @@ BASE_URL_HELP = "the control plane (default: $BASE_URL or http://127.0.0.1:$PORT
 
 def admin_token(given: str | None) -> str:
     """``--admin-token``, else ``$ADMIN_TOKEN``, else a prompt (a person types it, so it is not echoed)."""
-    token = given or os.environ.get("ADMIN_TOKEN")
-    if not token:
-        token = getpass.getpass("admin token: ")
+    token = given if given is not None else os.environ.get("ADMIN_TOKEN")
+    if token is None:
+        token = prompt_secret("the admin token", "give --admin-token or set ADMIN_TOKEN")
+    if not token.strip():
+        # Said so here: sent as "Bearer ", it would read as an unreachable or refusing platform.
+        sys.exit("qris-soundbox: the admin token is empty")
     return token.strip()
 
 
-def webhook_secret() -> str:
+def webhook_secret(from_stdin: bool = False) -> str:
     """The key to sign test callbacks with: the first of ``INTEGRATION_WEBHOOK_SECRET``'s list (the current one)."""
-    secret = os.environ.get("INTEGRATION_WEBHOOK_SECRET")
-    if not secret:
-        secret = getpass.getpass("INTEGRATION_WEBHOOK_SECRET: ")
-    return secret.split(",")[0].strip()
+    label = "the webhook secret"
+    secret = secret_from_stdin(label) if from_stdin else os.environ.get("INTEGRATION_WEBHOOK_SECRET")
+    if secret is None:
+        secret = prompt_secret(label, "set INTEGRATION_WEBHOOK_SECRET or pipe it in with --webhook-secret-stdin")
+    first = secret.split(",")[0].strip()
+    if not first:
+        sys.exit(f"qris-soundbox: {label} is empty")
+    return first
 
 
 class ApiError(Exception):

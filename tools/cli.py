@@ -18,7 +18,7 @@ from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.tools import acquirers as acquirers_tools
 from qris_soundbox.tools import backup, loadtest, partners, seed, simulate, smoke, users
 from qris_soundbox.tools import devices as devices_tools
-from qris_soundbox.tools.common import open_database, settings_or_exit
+from qris_soundbox.tools.common import CannotOpenDatabase, open_database, settings_or_exit
 
 
 def _port(value: str) -> int:
@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     load_env_file(argv)
     args = build_parser().parse_args(argv)
-    args.handler(args)
+    try:
+        args.handler(args)
+    except CannotOpenDatabase as exc:
+        sys.exit(f"qris-soundbox: {exc}")
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import getpass
 import json
 import os
 import signal
@@ -65,6 +64,7 @@ from qris_soundbox.tools.api import (
     default_base_url,
     run_stamp,
 )
+from qris_soundbox.tools.common import prompt_secret
 from qris_soundbox.tools.mqtt_tls import MqttTarget, TlsOptions, add_tls_arguments, mqtt_target
 from qris_soundbox.tools.stats import latency_summary
 
@@ -457,7 +457,11 @@ def _credentials(args: argparse.Namespace) -> list[DeviceCredential]:
     if args.profile:
         return [read_profile(args.profile)]
     if args.device_id:
-        secret = args.secret or os.environ.get("DEVICE_SECRET") or getpass.getpass(f"secret of {args.device_id}: ")
+        secret = (
+            args.secret
+            or os.environ.get("DEVICE_SECRET")
+            or prompt_secret(f"the secret of {args.device_id}", "give --secret or set DEVICE_SECRET")
+        )
         return [DeviceCredential(device_id=args.device_id, secret=secret.strip())]
     if args.devices_file:
         try:

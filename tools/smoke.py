@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     smoke.add_argument("--base-url", default=default_base_url(), help=BASE_URL_HELP)
     smoke.add_argument("--admin-token", default=None, help="default: $ADMIN_TOKEN, else prompted")
+    smoke.add_argument(
+        "--webhook-secret-stdin",
+        action="store_true",
+        help="read the webhook secret from standard input (default: $INTEGRATION_WEBHOOK_SECRET, else prompted)",
+    )
     smoke.add_argument("--mqtt-host", default=None, help="default: the broker the credential rotation names")
     smoke.add_argument("--mqtt-port", type=int, default=None, help="default: the broker the credential rotation names")
     add_tls_arguments(smoke)
@@ -429,7 +434,7 @@ def _smoke(args: argparse.Namespace) -> None:
     smoke = Smoke(
         args.base_url,
         admin_token(args.admin_token),
-        webhook_secret(),
+        webhook_secret(args.webhook_secret_stdin),
         mqtt_host=args.mqtt_host,
         mqtt_port=args.mqtt_port,
         timeout=args.timeout,

@@ -1,7 +1,7 @@
 """``qris-soundbox admin create-user`` and ``qris-soundbox merchant create-user``.
 
-The password is prompted for (twice, not echoed) unless ``--password`` is
-given; ``--password`` stays for the earlier implementation's scripts, but it
+The password is prompted for (twice, not echoed) on a terminal, read from
+standard input with ``--password-stdin`` (scripts), or given as ``--password``, which stays for the earlier implementation's scripts, but it
 lands in shell history. ``--rotate-password`` sets a new password on an
 existing user and ends all of their sessions.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.core.merchants import service as merchants
 from qris_soundbox.core.users import service as users
 from qris_soundbox.core.users.passwords import check_policy
-from qris_soundbox.tools.common import open_database, settings_or_exit
+from qris_soundbox.tools.common import open_database, prompt_secret, secret_from_stdin, settings_or_exit
 
 CLI_ACTOR = AuditActor(actor_type="system", actor_id="cli")
 
@@ -40,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         create.add_argument("--email", required=True)
         create.add_argument("--name", required=True)
         create.add_argument("--role", required=True, choices=roles)
-        create.add_argument("--password", help="omit to be prompted (keeps it out of shell history)")
+        given = create.add_mutually_exclusive_group()
+        given.add_argument("--password", help="omit to be prompted (keeps it out of shell history)")
+        given.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
         create.add_argument(
             "--rotate-password", action="store_true", help="the user exists: set this password and end their sessions"
         )
@@ -48,17 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         create.set_defaults(handler=_create_user, kind=kind)
 
 
-def _prompt_password() -> str:
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
-        sys.exit("qris-soundbox: the passwords differ")
-    return first
-
-
 def _create_user(args: argparse.Namespace) -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level)
-    password = args.password if args.password is not None else _prompt_password()
+    if args.password_stdin:
+        password = secret_from_stdin("the password")
+    elif args.password is not None:
+        password = args.password
+    else:
+        password = prompt_secret("the password", "give --password-stdin (or --password)", confirm=True)
     try:
         check_policy(password)  # before the database starts: a typo costs nothing
         message = asyncio.run(_create_or_rotate(settings, args, password))

@@ -115,7 +115,7 @@ class DeviceChangeListener:
         while True:
             conn: asyncpg.pool.PoolConnectionProxy | None = None
             try:
-                conn = await self._db.pool.acquire()
+                conn = await self._db.acquire_listening()
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for channel in (CHANGE_CHANNEL, SESSION_CHANNEL):

@@ -21,3 +21,8 @@ ORDER BY last_seen_at DESC;
 -- prune_instances --
 -- $1 = seconds after which a silent instance is forgotten
 DELETE FROM runtime_instances WHERE last_seen_at < now() - make_interval(secs => $1);
+
+-- server_version_num --
+-- The server's version as the server counts it (180006 = 18.6); asyncpg's parse of server_version can
+-- differ (it read 18.0 where the manifest of a backup read 18.6).
+SELECT current_setting('server_version_num')::int;

@@ -7,19 +7,29 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+) -> tuple[int, str, str]:
+    """Exit code, stdout, stderr. stdin is a pipe (``stdin`` or nothing), never a terminal, as under cron or CI."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "qris_soundbox.tools.cli",
         *args,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), timeout=timeout)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
