@@ -15,6 +15,7 @@ from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
 from qris_soundbox.core.finance.schemas import ObservabilitySummary
+from qris_soundbox.core.idempotency import IdempotencyKeys
 from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import rate_limiter_for
 
@@ -50,6 +51,10 @@ class PlatformContext:
         self.http_heartbeats = HttpHeartbeats(db, self.uplink_writes)
         # GET /admin/observability/summary's database part, read at most that often (core/finance/dashboard.py).
         self.observability: Snapshot[ObservabilitySummary] = Snapshot(max_age_s=OBSERVABILITY_MAX_AGE_S)
+        # Idempotency-Key claims (leases) and the waiters on keys in progress of this process.
+        self.idempotency_keys = IdempotencyKeys(
+            db, ttl_s=settings.idempotency_key_ttl_seconds, lease_s=settings.idempotency_lease_seconds
+        )
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
