@@ -12,13 +12,15 @@ from litestar import Request, Response, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform
-from qris_soundbox.core.auth import merchant_scope
+from qris_soundbox.core.auth import merchant_scope, require
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
 from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
 from qris_soundbox.core.schemas import Page
 
 _WRITE = {"rate_limit": "admin_write"}
+# A fee override decides how each payment is split: beyond merchant:write, it needs this (finance, admin).
+FEES = "merchant:fees"
 
 
 # --- merchants (admin) ---
@@ -33,6 +35,8 @@ _WRITE = {"rate_limit": "admin_write"}
 async def create_merchant(
     platform: Platform, request: Request[Any, Any, Any], data: JSONBody[s.MerchantCreate]
 ) -> s.Merchant:
+    if data.fee_bps is not None:
+        require(principal_of(request), FEES)
     async with platform.db.transaction() as conn:
         return await service.create_merchant(conn, audit_actor(request), **msgspec.structs.asdict(data))
 
@@ -66,6 +70,8 @@ async def update_merchant(
     platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], data: JSONBody[s.MerchantUpdate]
 ) -> s.Merchant:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "fee_bps" in changes:
+        require(principal_of(request), FEES)
     async with platform.db.transaction() as conn:
         return await service.update_merchant(conn, audit_actor(request), merchant_id, changes)
 

@@ -44,6 +44,8 @@ _FINANCE_WRITES = frozenset(
         # Where merchants' money goes: read unmasked, and change (docs/finance.md).
         "payout_account:read",
         "payout_account:write",
+        # How a merchant's money is split (fee override): finance and admin, never field staff.
+        "merchant:fees",
     }
 )
 _FIELD_WRITES = frozenset(
@@ -91,6 +93,12 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     def may(self, permission: str) -> bool:
         table = ADMIN_PERMISSIONS if self.kind == "admin" else MERCHANT_PERMISSIONS
         return permission in table.get(self.role, frozenset())
+
+
+def require(principal: Principal, permission: str) -> None:
+    """Refuse (403) a principal without ``permission``: the route guard, and routes whose body needs more."""
+    if not principal.may(permission):
+        raise Forbidden(f"role {principal.role!r} lacks permission {permission!r}", details={"permission": permission})
 
 
 STATIC_ADMIN = Principal(kind="admin", id="static-admin-token", role="admin")
