@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import yaml
 
 from qris_soundbox.broker.tls import TlsConfigError, TlsFiles, server_context
+
+log = logging.getLogger(__name__)
 
 # The broker.yaml that ships inside the package: in a checkout, broker/broker.yaml is a
 # symlink to the repository root's file (the one to edit); a wheel carries a copy of it.
@@ -181,6 +184,12 @@ def resolve_listeners(config: dict[str, Any], choices: ListenerChoices) -> tuple
             "cafile": tls_files.client_cafile,
         }
         tls.setdefault("max_connections", default.get("max_connections", -1))
+    if plain_on and tls_files is not None and tls_files.client_cafile is not None:
+        # Mutual TLS makes a certificate part of a device's identity, but only on the TLS listener.
+        log.warning(
+            f"mutual TLS is configured, yet plain MQTT on {host}:{port} still accepts a device secret alone;"
+            " set MQTT_PLAIN_ENABLED=false to require a client certificate of every device"
+        )
     if not plain_on:
         if tls_address is None:
             raise BrokerConfigError(

@@ -28,7 +28,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from qris_soundbox.control_plane.device_auth import authenticate_device
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.auth import STATIC_ADMIN, Principal
+from qris_soundbox.core.auth import STATIC_ADMIN, Principal, require
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.errors import Forbidden, Unauthorized
 from qris_soundbox.core.logging import request_id_var
@@ -83,8 +83,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> Pr
     audience = route_audience(handler)
     if audience is not None and principal.kind != audience:
         raise Forbidden(f"{principal.kind} users cannot use {audience} routes", details={"permission": permission})
-    if not principal.may(permission):
-        raise Forbidden(f"role {principal.role!r} lacks permission {permission!r}", details={"permission": permission})
+    require(principal, permission)
     connection.state["principal"] = principal
     return principal
 

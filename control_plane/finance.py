@@ -37,7 +37,7 @@ ReportFormat = Annotated[str | None, QueryParameter(name="format")]
 def csv_stream(chunks: Any, filename: str) -> Stream:
     return Stream(
         chunks,
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to every text/* type
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
@@ -289,9 +289,7 @@ async def get_export(platform: Platform, job_id: FromPath[str]) -> s.ExportJob:
 )
 async def download_export(platform: Platform, job_id: FromPath[str]) -> File:
     path, job = await exports.download_path(platform.db, platform.settings, job_id)
-    return File(
-        path=path, filename=f"{job.export_type.replace('_', '-')}-{job.id}.csv", media_type="text/csv; charset=utf-8"
-    )
+    return File(path=path, filename=f"{job.export_type.replace('_', '-')}-{job.id}.csv", media_type="text/csv")
 
 
 @get(

@@ -12,8 +12,7 @@ from litestar import Request, Response, get, patch, post
 
 from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, search_parameter
-from qris_soundbox.core.auth import merchant_scope
-from qris_soundbox.core.errors import Forbidden
+from qris_soundbox.core.auth import merchant_scope, require
 from qris_soundbox.core.finance.mdr import DEFAULT_MDR_CATEGORY
 from qris_soundbox.core.merchants import schemas as s
 from qris_soundbox.core.merchants import service
@@ -21,6 +20,8 @@ from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
 from qris_soundbox.core.schemas import Page
 
 _WRITE = {"rate_limit": "admin_write"}
+# A fee override decides how each payment is split: beyond merchant:write, it needs this (finance, admin).
+FEES = "merchant:fees"
 
 
 # --- merchants (admin) ---
@@ -32,11 +33,8 @@ _FEE_FIELDS: dict[str, object] = {"fee_bps": None, "mdr_category": DEFAULT_MDR_C
 
 def _may_set_fees(request: Request[Any, Any, Any], fields: set[str]) -> None:
     """Pricing a merchant is finance's (``merchant:fees``), not field staff's ``merchant:write``."""
-    if fields and not principal_of(request).may("merchant:fees"):
-        raise Forbidden(
-            f"changing {', '.join(sorted(fields))} needs the merchant:fees permission",
-            details={"permission": "merchant:fees", "fields": sorted(fields)},
-        )
+    if fields:
+        require(principal_of(request), FEES)
 
 
 @post(

@@ -19,6 +19,9 @@ from qris_soundbox.control_plane.auth import bearer_token
 from qris_soundbox.control_plane.deps import Platform
 from qris_soundbox.core.errors import Unauthorized
 
+# Litestar appends "; charset=utf-8" to every text/* type itself: named once, not twice.
+PROMETHEUS_TEXT = "; ".join(p.strip() for p in CONTENT_TYPE_LATEST.split(";") if not p.strip().startswith("charset="))
+
 # Label values for requests no route matched, and methods outside HTTP's own: bounded label sets.
 UNMATCHED_ROUTE = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -37,7 +40,7 @@ def observe_request(scope: HTTPScope, status: int, duration_s: float) -> None:
     description="Prometheus text format. Open unless METRICS_TOKEN is set; then a bearer token equal to it.",
     tags=["health"],
     opt={"public": True},
-    media_type=CONTENT_TYPE_LATEST,
+    media_type=PROMETHEUS_TEXT,
 )
 async def metrics(request: Request, platform: Platform) -> Response[bytes]:
     required = platform.settings.metrics_token
@@ -48,7 +51,7 @@ async def metrics(request: Request, platform: Platform) -> Response[bytes]:
     metrics = platform.metrics
     await metrics.refresh_database(platform)
     metrics.snapshot_state()
-    return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE_LATEST)
+    return Response(await asyncio.to_thread(metrics.render), media_type=PROMETHEUS_TEXT)
 
 
 routes = [metrics]

@@ -94,23 +94,21 @@ async def _run_once(
     app: ASGIApp, request: Request[Any, Any, Any], principal: Principal | None, key: str, send: Send
 ) -> None:
     scope = request.scope
-    db = platform_of_connection(request).db
     caller = _caller(request, principal)
     request_fingerprint = idempotency.fingerprint(
         scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), await request.body()
     )
-    stored = await idempotency.begin(
-        db,
+    keys = platform_of_connection(request).idempotency_keys
+    claim = await keys.begin(
         caller=caller,
         key=key,
         request_fingerprint=request_fingerprint,
         method=scope["method"],
         path=scope["path"],
-        ttl_s=platform_of_connection(request).settings.idempotency_key_ttl_seconds,
         wait_s=IDEMPOTENCY_WAIT_S,
     )
-    if stored is not None:
-        await _replay(stored, send)
+    if isinstance(claim, idempotency.StoredResponse):
+        await _replay(claim, send)
         return
 
     status = 0
@@ -128,14 +126,14 @@ async def _run_once(
 
     finished = False
     try:
-        await app(scope, request.receive, capture)
+        async with keys.leased(claim):
+            await app(scope, request.receive, capture)
         if idempotency.storable(status):
-            response = idempotency.StoredResponse(status=status, headers=headers, body=b"".join(chunks))
-            await idempotency.finish(db, caller=caller, key=key, response=response)
+            await keys.finish(claim, idempotency.StoredResponse(status=status, headers=headers, body=b"".join(chunks)))
             finished = True
     finally:
         if not finished:
-            await idempotency.release(db, caller=caller, key=key)
+            await keys.release(claim)
 
 
 async def _replay(stored: idempotency.StoredResponse, send: Send) -> None:

@@ -103,6 +103,12 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return permission in table.get(self.role, frozenset())
 
 
+def require(principal: Principal, permission: str) -> None:
+    """Refuse (403) a principal without ``permission``: the route guard, and routes whose body needs more."""
+    if not principal.may(permission):
+        raise Forbidden(f"role {principal.role!r} lacks permission {permission!r}", details={"permission": permission})
+
+
 STATIC_ADMIN = Principal(kind="admin", id="static-admin-token", role="admin")
 
 

@@ -103,6 +103,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     json_body_limit: int = 1_048_576
     auth_token_ttl_seconds: int = 12 * 3600
     idempotency_key_ttl_seconds: int = 24 * 3600
+    # A claim of an Idempotency-Key is a lease this long, renewed while its request runs (core/idempotency.py).
+    idempotency_lease_seconds: int = 5
     log_level: str = "INFO"
     http_port: int = 8000
     # serve's processes on this machine (serve --workers): 1 runs everything in one process; N > 1 runs
@@ -282,6 +284,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "JSON_BODY_LIMIT": ("json_body_limit", parse_body_limit),
     "AUTH_TOKEN_TTL_SECONDS": ("auth_token_ttl_seconds", parse_positive_int),
     "IDEMPOTENCY_KEY_TTL_SECONDS": ("idempotency_key_ttl_seconds", parse_positive_int),
+    "IDEMPOTENCY_LEASE_SECONDS": ("idempotency_lease_seconds", parse_positive_int),
     "LOG_LEVEL": ("log_level", parse_log_level),
     "PORT": ("http_port", parse_port),
     "SERVE_WORKERS": ("serve_workers", parse_positive_int),

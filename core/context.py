@@ -16,6 +16,7 @@ from qris_soundbox.core.devices.schemas import BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
 from qris_soundbox.core.finance.schemas import ObservabilitySummary, WorkerState
+from qris_soundbox.core.idempotency import IdempotencyKeys
 from qris_soundbox.core.metrics import Metrics
 from qris_soundbox.core.ratelimit import rate_limiter_for
 
@@ -59,6 +60,10 @@ class PlatformContext:
             enabled=settings.export_worker_enabled and "worker" in roles,
             interval_ms=settings.export_worker_interval_ms,
             batch_size=settings.export_worker_batch_size,
+        )
+        # Idempotency-Key claims (leases) and the waiters on keys in progress of this process.
+        self.idempotency_keys = IdempotencyKeys(
+            db, ttl_s=settings.idempotency_key_ttl_seconds, lease_s=settings.idempotency_lease_seconds
         )
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)

@@ -48,7 +48,7 @@ ORDER BY e.ledger_entry_id;
 INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, payable_amount,
                                 adjustment_amount, created_by, reprocessed_from_batch_id, payout_account_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.id DESC LIMIT 1))
+        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.seq DESC LIMIT 1))
 RETURNING *;
 
 -- insert_settlement_batch_entries --
@@ -211,13 +211,13 @@ RETURNING *;
 -- $1 = merchant id: its payout accounts, newest (the one in force) first, with the bank's name
 SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
 WHERE a.merchant_id = $1
-ORDER BY a.id DESC;
+ORDER BY a.seq DESC;
 
 -- current_payout_account --
 -- $1 = merchant id: the account in force, with the bank's name
 SELECT a.*, k.name AS bank_name FROM merchant_payout_accounts a JOIN payout_banks k ON k.code = a.bank_code
 WHERE a.merchant_id = $1
-ORDER BY a.id DESC
+ORDER BY a.seq DESC  -- a database sequence, not the id (wall-clock time of some API node)
 LIMIT 1;
 
 -- payout_account_by_id --
