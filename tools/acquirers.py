@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.core.paging import page_query
 from qris_soundbox.tools import acquirer_simulator
-from qris_soundbox.tools.common import open_database, settings_or_exit
+from qris_soundbox.tools.common import add_registry_options, open_database, prompt_secret, registry_settings
 
 CLI_ACTOR = AuditActor(actor_type="system", actor_id="cli")
 PROTOCOLS = ("snap", "midtrans", "xendit", "doku", "platform")
@@ -50,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rotate-secrets", help="re-encrypt every secret under the first SECRETS_ENCRYPTION_KEY"
     )
     for command in (add, change, listing, rotate):
-        command.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL (default ./var)")
+        add_registry_options(command)
     acquirer_simulator.register(commands)
     add.set_defaults(handler=_run(_add))
     change.set_defaults(handler=_run(_set))
@@ -76,13 +75,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for name, path in _pairs(args.setting_file, "--setting-file") + _pairs(args.secret_file, "--secret-file"):
         settings[name] = Path(path).read_text()
     for name in args.secret:
-        settings[name] = getpass.getpass(f"{name}: ")
+        settings[name] = prompt_secret(name, f"or give it from a file with --secret-file {name}=PATH")
     return settings
 
 
 def _run(action: Any) -> Any:
     def handler(args: argparse.Namespace) -> None:
-        settings = settings_or_exit()
+        settings = registry_settings(args)
         configure_logging(settings.log_level)
         try:
             print(asyncio.run(action(settings, args)), flush=True)

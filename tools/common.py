@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import sys
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import asyncpg
 
 from qris_soundbox.core.config import ConfigError, Settings, load_settings
 from qris_soundbox.core.db import Database, DatabaseUnreachable
+from qris_soundbox.core.demo import DEMO_SECRETS
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres, external_database_configured
 from qris_soundbox.core.migrations import migrate
 
@@ -22,6 +24,25 @@ def settings_or_exit(**overrides: object) -> Settings:
         return load_settings(None, **overrides)
     except ConfigError as exc:
         sys.exit(f"qris-soundbox: {exc}")
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--demo`` of the tools that write a registry holding encrypted secrets."""
+    parser.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL (default ./var)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the development SECRETS_ENCRYPTION_KEY of `serve --demo` (make run) when none is set",
+    )
+
+
+def registry_settings(args: argparse.Namespace) -> Settings:
+    """Settings for a registry tool: with ``--demo`` and no key of the operator's, the key `serve --demo`
+    encrypts with, so what the tool writes is readable by the demo platform and the other way round."""
+    settings = settings_or_exit()
+    if args.demo and not settings.secrets_encryption_key:
+        settings = settings_or_exit(secrets_encryption_key=DEMO_SECRETS["secrets_encryption_key"])
+    return settings
 
 
 class CannotOpenDatabase(Exception):

@@ -20,7 +20,7 @@ from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.core.paging import page_query
 from qris_soundbox.core.partners import registry
 from qris_soundbox.core.partners import schemas as s
-from qris_soundbox.tools.common import open_database, settings_or_exit
+from qris_soundbox.tools.common import add_registry_options, open_database, registry_settings
 
 CLI_ACTOR = AuditActor(actor_type="system", actor_id="cli")
 
@@ -42,11 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rotate.add_argument("--overlap-seconds", type=int, default=86400, help="how long the current secret still works")
     rotate.set_defaults(handler=_rotate)
     for command in (add, listing, rotate):
-        command.add_argument("--data-dir", type=Path, default=Path("var"), help="embedded PostgreSQL (default ./var)")
+        add_registry_options(command)
 
 
 def _run(args: argparse.Namespace, work) -> None:
-    settings = settings_or_exit()
+    settings = registry_settings(args)
     configure_logging(settings.log_level)
 
     async def run() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -14,13 +15,16 @@ from cryptography.fernet import Fernet
 from tests.support import SECRETS_ENCRYPTION_KEY
 
 
-def cli(database_url: str, *args: str, key: str = SECRETS_ENCRYPTION_KEY) -> subprocess.CompletedProcess[str]:
+def cli(
+    database_url: str, *args: str, key: str = SECRETS_ENCRYPTION_KEY, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"DATABASE_URL": database_url, "SECRETS_ENCRYPTION_KEY": key, "LOG_LEVEL": "WARNING"}
     return subprocess.run(
         [sys.executable, "-m", "qris_soundbox.tools.cli", "acquirer", *args],
         capture_output=True,
         text=True,
         env=env,
+        input=stdin,
         timeout=120,
     )
 
@@ -62,3 +66,21 @@ async def test_add_list_set_and_rotate(database_url: str, tmp_path: Path) -> Non
     assert json.loads(Fernet(new_key.encode()).decrypt(bytes(sealed))) == {"server_key": "SB-Mid-server-abcdef"}
     after = cli(database_url, "set", "mid-cli", "--name", "Midtrans", key=new_key)
     assert after.returncode == 0, after.stderr
+
+
+async def test_demo_registers_with_the_key_serve_demo_reads(database_url: str) -> None:
+    """make run's platform encrypts with a public development key; `--demo` makes the CLI use the same one."""
+    args = ("add", "--code", "xen-demo", "--name", "Xendit", "--protocol", "xendit", "--secret", "callback_token")
+    without = cli(database_url, *args, key="", stdin="xnd-token-123\n")
+    assert without.returncode != 0 and "SECRETS_ENCRYPTION_KEY" in without.stderr
+    assert "Traceback" not in without.stderr
+    made = cli(database_url, *args, "--demo", key="", stdin="xnd-token-123\n")
+    assert made.returncode == 0, made.stderr
+    conn = await asyncpg.connect(database_url)
+    try:
+        sealed = await conn.fetchval("SELECT secrets FROM acquirers WHERE code = 'xen-demo'")
+    finally:
+        await conn.close()
+    # The development key, derived here from its documented bytes (core/demo.py says which).
+    demo_key = base64.urlsafe_b64encode(b"qris-soundbox-dev-secrets-key-32")
+    assert json.loads(Fernet(demo_key).decrypt(bytes(sealed))) == {"callback_token": "xnd-token-123"}
