@@ -60,7 +60,7 @@ async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
         value_date = (
             await running.http.get(f"/admin/settlement-batches/{batch_id}", headers=running.admin_headers)
         ).json()["value_date"]
-        await expect(page.locator("dl")).to_contain_text(value_date)
+        await expect(page.locator("dl").first).to_contain_text(value_date)
         await submit_dialog(page, "#adjust", adjustment_type="bank_fee", amount="-2500", reason="biaya transfer")
         await expect(page.locator("table[data-list=adjustments]")).to_contain_text("-Rp2.500")
         await submit_dialog(page, "#mark-paid", payout_reference="TRF-2026-0001")
