@@ -10,18 +10,22 @@ Expected dates are worked out by hand from the SKB 3 Menteri calendars that the
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import holidays
 import pytest
 
+from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import ConfigError, load_settings
 from qris_soundbox.core.finance.calendar import batch_value_date, value_date
 from qris_soundbox.core.finance.errors import FinanceInputInvalid
+from qris_soundbox.core.finance.settlements import build_batch_for_merchant
 from tests.finance.helpers import batch_for, merchant_with_payments
 from tests.support import RunningPlatform
 
 WIB = timezone(timedelta(hours=7))
+ADMIN = AuditActor(actor_type="admin", actor_id="test-calendar")
 
 
 def wib(year: int, month: int, day: int, hour: int = 17) -> datetime:
@@ -168,3 +172,25 @@ async def test_holidays_need_settlement_write(running: RunningPlatform) -> None:
     refused = await running.http.post("/admin/settlement-holidays", json=body, headers=viewer.headers)
     assert refused.status_code == 403, refused.text
     assert (await running.http.get("/admin/settlement-holidays", headers=viewer.headers)).status_code == 200
+
+
+async def test_a_day_added_while_a_batch_is_made_waits_and_then_sees_it(running: RunningPlatform) -> None:
+    """Last in the module: it leaves a batch paying far in the future."""
+    ids = await merchant_with_payments(running, [5_000])
+    db = running.platform.db
+    async with db.transaction() as conn:
+        # A batch being made, T+200, not committed yet: it holds the calendar's shared lock.
+        cutoff = await conn.fetchval("SELECT now()")
+        made = await build_batch_for_merchant(conn, ids["merchant_id"], cutoff, ADMIN, 200)
+        assert made is not None
+        adding = asyncio.create_task(post_holiday(running, {"day": made.value_date.isoformat(), "reason": "race"}))
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await db.pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+            assert asyncio.get_running_loop().time() < deadline, "the addition never waited for the calendar lock"
+            assert not adding.done(), (await adding).text
+            await asyncio.sleep(0.02)
+    response = await adding
+    assert response.status_code == 400 and response.json()["error"]["code"] == "settlement_holiday_batched", (
+        response.text
+    )
+    assert not await db.pool.fetchval("SELECT count(*) FROM settlement_holidays WHERE day = $1", made.value_date)
