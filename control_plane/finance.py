@@ -25,6 +25,7 @@ from qris_soundbox.core.finance import (
     mdr,
     payout_accounts,
     reconciliation,
+    settlement_holidays,
     settlements,
 )
 from qris_soundbox.core.finance import schemas as s
@@ -82,7 +83,11 @@ async def create_settlement_batches(
 ) -> s.SettlementBatchesCreated:
     body = data or s.SettlementBatchCreate()
     batches = await settlements.create_batches(
-        platform.db, audit_actor(request), merchant_id=body.merchant_id, cutoff=body.cutoff
+        platform.db,
+        audit_actor(request),
+        t_plus_days=platform.settings.settlement_t_plus_days,
+        merchant_id=body.merchant_id,
+        cutoff=body.cutoff,
     )
     return s.SettlementBatchesCreated(items=batches)
 
@@ -179,7 +184,9 @@ async def cancel(
 )
 async def reprocess(request: Request, platform: Platform, batch_id: FromPath[str]) -> s.SettlementBatch:
     async with platform.db.transaction() as conn:
-        return await settlements.reprocess(conn, batch_id, audit_actor(request))
+        return await settlements.reprocess(
+            conn, batch_id, audit_actor(request), t_plus_days=platform.settings.settlement_t_plus_days
+        )
 
 
 @patch(
@@ -567,7 +574,36 @@ async def create_mdr_schedule(
         return s.MdrSchedules(items=await mdr.add_schedule(conn, audit_actor(request), data))
 
 
+@get(
+    "/admin/settlement-holidays",
+    summary="Non-working days admins added to the settlement calendar (from: on or after that day)",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def list_settlement_holidays(
+    platform: Platform, from_: Annotated[date | None, QueryParameter(name="from")] = None
+) -> s.SettlementHolidays:
+    async with platform.db.pool.acquire() as conn:
+        return s.SettlementHolidays(items=await settlement_holidays.list_holidays(conn, from_))
+
+
+@post(
+    "/admin/settlement-holidays",
+    status_code=201,
+    summary="Add a non-working day to the settlement calendar (after today and every batch's value date)",
+    opt={"permission": "settlement:write", "idempotent": True},
+    tags=_TAGS,
+)
+async def create_settlement_holiday(
+    request: Request, platform: Platform, data: JSONBody[s.SettlementHolidayCreate]
+) -> s.SettlementHoliday:
+    async with platform.db.transaction() as conn:
+        return await settlement_holidays.add_holiday(conn, audit_actor(request), data)
+
+
 routes = [
+    list_settlement_holidays,
+    create_settlement_holiday,
     list_mdr_schedules,
     create_mdr_schedule,
     import_acquirer_report,

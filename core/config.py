@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # days after a payment's business day (Asia/Jakarta) the acquirer settles it.
     acquirer_report_max_bytes: int = 128 * 1024**2
     acquirer_settlement_lag_days: int = 0
+    # A settlement batch's value date: this many Indonesian working days after its cutoff (docs/finance.md).
+    settlement_t_plus_days: int = 1
     rate_limit_enabled: bool = True
     # memory: counts per process; postgres: one count shared by every API node (core/ratelimit.py).
     rate_limit_store: str = "memory"
@@ -257,6 +259,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "INSTANCE_HEARTBEAT_INTERVAL_MS": ("instance_heartbeat_interval_ms", parse_positive_int),
     "ACQUIRER_REPORT_MAX_BYTES": ("acquirer_report_max_bytes", parse_body_limit),
     "ACQUIRER_SETTLEMENT_LAG_DAYS": ("acquirer_settlement_lag_days", parse_non_negative_int),
+    "SETTLEMENT_T_PLUS_DAYS": ("settlement_t_plus_days", parse_non_negative_int),
     "RATE_LIMIT_ENABLED": ("rate_limit_enabled", parse_bool),
     "RATE_LIMIT_STORE": ("rate_limit_store", parse_rate_limit_store),
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),

@@ -40,7 +40,7 @@ const EN = {
   "Buat batch": "Create batches", "Tandai dibayar": "Mark paid", "Tandai gagal": "Mark failed", "Batalkan": "Cancel batch",
   "Proses ulang": "Reprocess", "Referensi payout": "Payout reference", "Catatan": "Note", "Entri": "Entries",
   "Tambah penyesuaian": "Add adjustment", "Jenis": "Type", "Riwayat": "History", "CSV standar": "Standard CSV",
-  "CSV bank": "Bank CSV", "Batas waktu": "Cutoff", "Tanpa merchant: semua merchant": "No merchant: all merchants",
+  "CSV bank": "Bank CSV", "Batas waktu": "Cutoff", "Tanggal valuta": "Value date", "Tanpa merchant: semua merchant": "No merchant: all merchants",
   "Ekspor penyesuaian": "Adjustment export", "Mulai ekspor": "Start export", "Unduh": "Download",
   "Pengecualian callback": "Callback exceptions", "Cocok": "Matched", "Tidak cocok": "Mismatched",
   "Preset peristiwa login": "Login events preset", "Cari di halaman ini": "Search this page", "Aksi audit": "Action",
@@ -1016,7 +1016,8 @@ const BATCH_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"],
 function batchColumns(detail) {
   return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_name || b.merchant_id],
     ["Status", (b) => badge(b.status)], ["Entri", (b) => String(b.entry_count), "num"], ["Jumlah", (b) => money(b.gross_amount), "num"],
-    ["Penyesuaian", (b) => money(b.adjustment_amount), "num"], ["Payout", (b) => money(b.adjusted_payable_amount), "num"]];
+    ["Penyesuaian", (b) => money(b.adjustment_amount), "num"], ["Payout", (b) => money(b.adjusted_payable_amount), "num"],
+    ["Tanggal valuta", (b) => b.value_date]];
 }
 
 async function batchesPage() {
@@ -1045,7 +1046,7 @@ function batchDetail(batch, csvBase, merchant) {
   return [card("Detail", kv([["ID", copyable(batch.id)], ["Merchant", merchant ? link("admin-merchant-detail", { id: merchant.id }, merchant.name) : null], ["Status", badge(batch.status)], ["Entri", String(batch.entry_count)],
     ["Jumlah", money(batch.gross_amount)], ["Biaya", money(batch.fee_amount)], ["Payable", money(batch.payable_amount)],
     ["Penyesuaian", money(batch.adjustment_amount)], ["Payout", money(batch.adjusted_payable_amount)], ["Referensi payout", batch.payout_reference],
-    ["Batas waktu", time(batch.cutoff)], ["Dibuat", time(batch.created_at)], ["Dibayar", time(batch.paid_at)],
+    ["Batas waktu", time(batch.cutoff)], ["Tanggal valuta", batch.value_date], ["Dibuat", time(batch.created_at)], ["Dibayar", time(batch.paid_at)],
     ["Alasan", batch.failure_reason || batch.cancellation_reason]])),
   csvBase ? h("div", { class: "actions" },
     action("CSV standar", () => download(csvBase + "?format=standard", `${batch.id}-standard.csv`), { class: "secondary", id: "csv-standard" }),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from qris_soundbox.core.db import QUERIES, Database
@@ -44,12 +44,14 @@ STANDARD_COLUMNS: tuple[str, ...] = (
     "adjusted_payable_amount",
     "status",
     "payout_reference",
+    "value_date",
 )
 ADJUSTMENT_COLUMNS = (
     "adjustment_id",
     "created_at",
     "batch_id",
     "batch_status",
+    "batch_value_date",
     "merchant_id",
     "merchant_name",
     "adjustment_type",
@@ -71,6 +73,8 @@ def safe_cell(value: Any) -> Any:
         return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
     text = str(value)
     if text.startswith(FORMULA_PREFIXES):
         return "'" + text
@@ -145,6 +149,7 @@ async def _standard_rows(conn: Any, batch_id: str) -> AsyncIterator[list[Any]]:
             "adjusted_payable_amount": batch["adjusted_payable_amount"],
             "status": batch["status"],
             "payout_reference": batch["payout_reference"],
+            "value_date": batch["value_date"],
         },
         STANDARD_COLUMNS,
     )

@@ -103,3 +103,19 @@ class MdrScheduleInPast(ValidationFailed):
     """A schedule starts today or later: repricing days already paid would rewrite history."""
 
     code = "mdr_schedule_in_past"
+
+
+class SettlementHolidayInPast(ValidationFailed):
+    """An added non-working day must be after today (Jakarta): the past has been paid by its own calendar."""
+
+    code = "settlement_holiday_in_past"
+
+
+class SettlementHolidayBatched(ValidationFailed):
+    """A batch already made pays on or after this day: adding it would make that batch's value date wrong."""
+
+    code = "settlement_holiday_batched"
+
+
+class SettlementHolidayExists(Conflict):
+    code = "settlement_holiday_exists"

@@ -29,6 +29,7 @@ class SettlementBatch(Struct, kw_only=True):
     adjusted_payable_amount: int
     currency: str
     cutoff: datetime
+    value_date: date  # the Jakarta day the money reaches the merchant (core/finance/calendar.py)
     payout_reference: str | None
     note: str | None
     failure_reason: str | None
@@ -416,3 +417,19 @@ class MdrScheduleRow(Struct, kw_only=True):
 
 class MdrSchedules(Struct, kw_only=True):
     items: list[MdrScheduleRow]
+
+
+class SettlementHolidayCreate(Body, kw_only=True):
+    day: date
+    reason: str
+
+
+class SettlementHoliday(Struct, kw_only=True):
+    day: date
+    reason: str
+    created_by: str | None
+    created_at: datetime
+
+
+class SettlementHolidays(Struct, kw_only=True):
+    items: list[SettlementHoliday]

@@ -16,7 +16,7 @@ then sees the first's entries as batched.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -25,6 +25,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.finance import payout_accounts
+from qris_soundbox.core.finance.calendar import batch_value_date
 from qris_soundbox.core.finance.errors import (
     AdjustedPayableNegative,
     FinanceInputInvalid,
@@ -77,9 +78,15 @@ async def append_event(
 
 
 async def create_batches(
-    db: Database, actor: AuditActor, *, merchant_id: str | None = None, cutoff: datetime | None = None
+    db: Database,
+    actor: AuditActor,
+    *,
+    t_plus_days: int,
+    merchant_id: str | None = None,
+    cutoff: datetime | None = None,
 ) -> list[SettlementBatch]:
-    """One pending batch per merchant with unbatched payables created up to ``cutoff``.
+    """One pending batch per merchant with unbatched payables created up to ``cutoff``, paying
+    ``t_plus_days`` working days after it (``SETTLEMENT_T_PLUS_DAYS``).
 
     A cut-off in the future is taken as now. Each merchant gets its own short
     transaction: one merchant's failure does not hold the others' batches.
@@ -96,20 +103,21 @@ async def create_batches(
     batches: list[SettlementBatch] = []
     for row in merchants:
         async with db.transaction() as conn:
-            batch = await build_batch_for_merchant(conn, row["merchant_id"], effective, actor)
+            batch = await build_batch_for_merchant(conn, row["merchant_id"], effective, actor, t_plus_days)
         if batch is not None:
             batches.append(batch)
     return batches
 
 
 async def build_batch_for_merchant(
-    conn: Connection, merchant_id: str, cutoff: datetime, actor: AuditActor
+    conn: Connection, merchant_id: str, cutoff: datetime, actor: AuditActor, t_plus_days: int
 ) -> SettlementBatch | None:
     await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
     entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
-    batch = await _insert_batch(conn, merchant_id, cutoff, entries, actor)
+    value_date = await batch_value_date(conn, cutoff, t_plus_days)
+    batch = await _insert_batch(conn, merchant_id, cutoff, value_date, entries, actor)
     await append_event(
         conn,
         batch.id,
@@ -120,6 +128,7 @@ async def build_batch_for_merchant(
             "entry_count": batch.entry_count,
             "payable_amount": batch.payable_amount,
             "cutoff": cutoff.isoformat(),
+            "value_date": value_date.isoformat(),
         },
     )
     await audit.record(
@@ -138,6 +147,7 @@ async def _insert_batch(
     conn: Connection,
     merchant_id: str,
     cutoff: datetime,
+    value_date: date,
     entries: list[asyncpg.Record],
     actor: AuditActor,
     *,
@@ -161,6 +171,7 @@ async def _insert_batch(
             adjustment_amount,
             actor.actor_id,
             reprocessed_from,
+            value_date,
         )
         await conn.execute(
             QUERIES["insert_settlement_batch_entries"],
@@ -293,9 +304,10 @@ async def _release(
     return batch_from_row(row)
 
 
-async def reprocess(conn: Connection, batch_id: str, actor: AuditActor) -> SettlementBatch:
+async def reprocess(conn: Connection, batch_id: str, actor: AuditActor, *, t_plus_days: int) -> SettlementBatch:
     """A failed or cancelled batch → a NEW pending batch with its still-unbatched
-    entries and copies of its adjustments. Answers the new batch."""
+    entries and copies of its adjustments. Answers the new batch. It keeps the old
+    cutoff, but its value date counts from now: the old one may have passed unpaid."""
     current = await locked_batch(conn, batch_id)
     require_status(current, ("failed", "cancelled"), "reprocess")
     if current["reprocessed_into_batch_id"] is not None:
@@ -319,10 +331,12 @@ async def reprocess(conn: Connection, batch_id: str, actor: AuditActor) -> Settl
             f"the reprocessed batch would pay {payable + adjustment_total} after its adjustments",
             details={"payable_amount": payable, "adjustment_amount": adjustment_total},
         )
+    now: datetime = await conn.fetchval(QUERIES["finance_now"])
     new_batch = await _insert_batch(
         conn,
         merchant_id,
         current["cutoff"],
+        await batch_value_date(conn, now, t_plus_days),
         entries,
         actor,
         adjustment_amount=adjustment_total,

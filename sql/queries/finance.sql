@@ -42,13 +42,14 @@ ORDER BY e.ledger_entry_id;
 
 -- insert_settlement_batch --
 -- $1 id, $2 merchant, $3 cutoff, $4 entry_count, $5 gross, $6 fee, $7 payable, $8 adjustment,
--- $9 created_by, $10 reprocessed_from
+-- $9 created_by, $10 reprocessed_from, $11 value_date
 -- The batch pays the merchant's payout account in force now (the caller holds the merchant's settlement lock,
 -- which an account change takes too).
 INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, payable_amount,
-                                adjustment_amount, created_by, reprocessed_from_batch_id, payout_account_id)
+                                adjustment_amount, created_by, reprocessed_from_batch_id, payout_account_id,
+                                value_date)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.seq DESC LIMIT 1))
+        (SELECT a.id FROM merchant_payout_accounts a WHERE a.merchant_id = $2 ORDER BY a.seq DESC LIMIT 1), $11)
 RETURNING *;
 
 -- insert_settlement_batch_entries --
@@ -169,7 +170,7 @@ WHERE ($1::text IS NULL OR a.merchant_id = $1)
 
 -- settlement_adjustments_for_export --
 -- $1 merchant, $2 adjustment_type, $3 from, $4 to, $5 row cap: oldest first, for a server-side cursor
-SELECT a.id, a.created_at, a.batch_id, b.status AS batch_status, a.merchant_id, m.name AS merchant_name,
+SELECT a.id, a.created_at, a.batch_id, b.status AS batch_status, b.value_date AS batch_value_date, a.merchant_id, m.name AS merchant_name,
        a.adjustment_type, a.amount, a.reason, a.actor_type, a.actor_id, a.carried_from_adjustment_id
 FROM settlement_batch_adjustments a
 JOIN settlement_batches b ON b.id = a.batch_id
@@ -559,3 +560,28 @@ FROM mdr_schedule_add($1, $2, $3::jsonb, $4);
 -- mdr_category_exists --
 -- $1 category code
 SELECT EXISTS (SELECT 1 FROM mdr_categories WHERE code = $1);
+
+-- read_settlement_calendar --
+-- A batch being made holds this (shared) until it commits: an admin adding a non-working day waits for it,
+-- so no batch can be made from a calendar that a concurrent addition has just made stale.
+SELECT pg_advisory_xact_lock_shared(hashtextextended('settlement_calendar', 0));
+
+-- change_settlement_calendar --
+SELECT pg_advisory_xact_lock(hashtextextended('settlement_calendar', 0));
+
+-- settlement_holiday_days --
+-- $1 = from day: the admin-added non-working days from there on
+SELECT day FROM settlement_holidays WHERE day >= $1 ORDER BY day;
+
+-- settlement_holidays --
+-- $1 = from day (NULL: all)
+SELECT * FROM settlement_holidays WHERE ($1::date IS NULL OR day >= $1) ORDER BY day;
+
+-- latest_settlement_value_date --
+SELECT max(value_date) FROM settlement_batches;
+
+-- insert_settlement_holiday --
+-- $1 day, $2 reason, $3 created_by; nothing when the day is already there
+INSERT INTO settlement_holidays (day, reason, created_by) VALUES ($1, $2, $3)
+ON CONFLICT (day) DO NOTHING
+RETURNING *;

@@ -57,6 +57,10 @@ async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
         batch_id = await batch_from_console(page, running, ids["merchant_id"])
         await expect(page.locator("#batch-payout-account")).to_contain_text("1234567890")
         await expect(page.locator("table[data-list=entries] tbody tr")).to_have_count(2)
+        value_date = (
+            await running.http.get(f"/admin/settlement-batches/{batch_id}", headers=running.admin_headers)
+        ).json()["value_date"]
+        await expect(page.locator("dl").first).to_contain_text(value_date)
         await submit_dialog(page, "#adjust", adjustment_type="bank_fee", amount="-2500", reason="biaya transfer")
         await expect(page.locator("table[data-list=adjustments]")).to_contain_text("-Rp2.500")
         await submit_dialog(page, "#mark-paid", payout_reference="TRF-2026-0001")
@@ -79,6 +83,7 @@ async def test_finance_batches_adjusts_pays_and_downloads_both_csv_formats(
     assert transfer["batch_id"] == batch_id and transfer["reference"] == "TRF-2026-0001"
     assert (transfer["beneficiary_bank_code"], transfer["beneficiary_account_number"]) == ("014", "1234567890")
     assert transfer["beneficiary_name"] == "WARUNG BU SITI"
+    assert transfer["value_date"] == value_date == detail.json()["value_date"]
     paid = detail.json()["adjusted_payable_amount"]
     assert int(transfer["amount"]) == paid == detail.json()["payable_amount"] - 2_500
     assert (trailer["record_count"], int(trailer["amount"])) == ("1", paid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 
@@ -24,6 +25,7 @@ def transfer(batch_id: str, amount: int, account_number: str) -> Transfer:
         account_name="WARUNG BU SITI",
         amount=amount,
         currency="IDR",
+        value_date=date(2026, 12, 28),
         reference=batch_id,
         description=f"QRIS settlement {batch_id}",
     )
@@ -41,6 +43,7 @@ def test_bank_generic_has_a_detail_row_per_transfer_and_a_control_total_trailer(
         "014",
         "125000",
         "IDR",
+        "2026-12-28",
         "stb_A",
         "QRIS settlement stb_A",
         "mer_1",
@@ -49,7 +52,7 @@ def test_bank_generic_has_a_detail_row_per_transfer_and_a_control_total_trailer(
         "",
     ]
     assert rows[2][0] == "D" and rows[2][3] == "0098765432"  # leading zeros kept: account numbers are text
-    assert rows[3] == ["T", "", "", "", "", "125007", "IDR", "", "", "", "", "", "2"]
+    assert rows[3] == ["T", "", "", "", "", "125007", "IDR", "", "", "", "", "", "", "2"]
     assert text.count("\r\n") == 4
 
 

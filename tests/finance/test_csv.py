@@ -55,6 +55,7 @@ async def test_standard_report_parses_back_and_matches_the_batch(running: Runnin
     assert sum(int(r["adjustment_amount"]) for r in adjustments) == current["adjustment_amount"] == -5_500
     assert int(summary["adjusted_payable_amount"]) == current["adjusted_payable_amount"]
     assert int(summary["entry_count"]) == 4 and summary["status"] == "pending"
+    assert summary["value_date"] == current["value_date"] == batch["value_date"]
     assert all(r["paid_at"].endswith("Z") for r in entries)
 
 
@@ -71,6 +72,7 @@ async def test_bank_generic_file_pays_the_adjusted_payable_to_the_batch_account(
     assert (detail["beneficiary_account_number"], detail["beneficiary_bank_code"]) == (account["account_number"], "014")
     assert detail["beneficiary_name"] == "WARUNG TEST" and detail["currency"] == "IDR"
     assert detail["reference"] == batch["id"] and detail["merchant_id"] == ids["merchant_id"]
+    assert detail["value_date"] == current["value_date"] == batch["value_date"]
     assert list(detail) == list(BANK_GENERIC_COLUMNS)
     # The trailer's control totals equal the detail rows and the batch.
     assert trailer["record_type"] == "T" and detail["record_type"] == "D"
@@ -169,6 +171,7 @@ async def test_adjustment_report_filters_and_matches_the_list(running: RunningPl
     assert sorted(r["adjustment_id"] for r in rows) == sorted(a["id"] for a in listed)
     assert sum(int(r["amount"]) for r in rows) == 1_000
     assert "promo ünïcode ✓" in {r["reason"] for r in rows}
+    assert {r["batch_value_date"] for r in rows} == {batch["value_date"]}
     only_fees = parse_csv(
         await get_csv(
             running,

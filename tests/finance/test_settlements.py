@@ -190,7 +190,7 @@ async def test_database_refuses_an_entry_in_two_live_batches(running: RunningPla
     async with db.transaction() as conn:
         await conn.execute(
             "INSERT INTO settlement_batches (id, merchant_id, cutoff, entry_count, gross_amount, fee_amount, "
-            "payable_amount) VALUES ('stb_rogue', $1, now(), 0, 0, 0, 0)",
+            "payable_amount, value_date) VALUES ('stb_rogue', $1, now(), 0, 0, 0, 0, current_date + 1)",
             ids["merchant_id"],
         )
     with pytest.raises(asyncpg.UniqueViolationError):

@@ -45,6 +45,7 @@ async def batch_transfer(conn: Connection, batch_id: str) -> Transfer:
         account_name=row["account_name"],
         amount=row["adjusted_payable_amount"],
         currency=row["currency"],
+        value_date=row["value_date"],
         reference=row["payout_reference"] or row["id"],
         description=f"QRIS settlement {row['id']}",
     )

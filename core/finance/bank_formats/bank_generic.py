@@ -20,6 +20,7 @@ COLUMNS: tuple[str, ...] = (
     "beneficiary_bank_code",
     "amount",
     "currency",
+    "value_date",
     "reference",
     "description",
     "merchant_id",
@@ -39,6 +40,7 @@ def render(transfers: Sequence[Transfer]) -> bytes:
             t.bank_code,
             t.amount,
             t.currency,
+            t.value_date,
             t.reference,
             t.description,
             t.merchant_id,
@@ -49,7 +51,7 @@ def render(transfers: Sequence[Transfer]) -> bytes:
         for t in transfers
     ]
     currency = transfers[0].currency if transfers else "IDR"
-    trailer = ("T", None, None, None, None, sum(t.amount for t in transfers), currency, *[None] * 5, len(details))
+    trailer = ("T", None, None, None, None, sum(t.amount for t in transfers), currency, *[None] * 6, len(details))
     return encode_rows([COLUMNS, *details, trailer])
 
 

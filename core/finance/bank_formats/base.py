@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from qris_soundbox.core.schemas import Value
 
@@ -21,6 +22,7 @@ class Transfer(Value, kw_only=True, frozen=True):
     account_name: str  # normalised for bank files (upper case, no refused characters)
     amount: int  # whole rupiah
     currency: str
+    value_date: date  # the day the bank is to credit the merchant (the batch's value date)
     reference: str  # the payout reference if set, else the batch id
     description: str
 
