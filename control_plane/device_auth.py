@@ -50,8 +50,12 @@ async def authenticate_device(connection: ASGIConnection) -> VerifiedDevice:
     if secret is not None:
         if not device_id:
             raise DeviceAuthFailed("X-Device-Id is required with X-Device-Secret")
+        # Past RATE_LIMIT_DEVICE_AUTH_MAX wrong secrets even the right one waits for the
+        # window: a guess then learns nothing, and the owner is back when it ends.
+        await platform.rate_limiter.check("device_auth", device_id)
         device = await platform.device_verifier.verify(device_id, secret)
         if device is None:
+            await platform.rate_limiter.hit("device_auth", device_id)
             raise DeviceAuthFailed("device credentials are invalid, or the device is not active")
     else:
         token = _bearer(connection)

@@ -25,6 +25,9 @@ async def _login(platform: Platform, request: Request[Any, Any, Any], kind: str,
         email=data.email,
         password=data.password,
         ttl_s=platform.settings.auth_token_ttl_seconds,
+        backoff=users.LoginBackoff(
+            platform.settings.login_backoff_free_failures, platform.settings.login_backoff_max_seconds
+        ),
     )
 
 

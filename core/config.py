@@ -72,8 +72,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Per client IP, whatever email is tried: the IP+email limit alone could be
     # dodged by cycling emails (password spraying).
     rate_limit_login_ip_max: int = 50
+    # Per account email, whatever the client address (core/users/service.py): after this many
+    # failures each further one doubles the wait from 1 s up to login_backoff_max_seconds.
+    login_backoff_free_failures: int = 5
+    login_backoff_max_seconds: int = 300
     rate_limit_device_window_ms: int = 60_000
     rate_limit_device_max: int = 600
+    # Wrong X-Device-Secret per device id (control_plane/device_auth.py): past it every
+    # attempt, right or wrong, is refused until the window ends.
+    rate_limit_device_auth_window_ms: int = 60_000
+    rate_limit_device_auth_max: int = 10
     rate_limit_admin_write_window_ms: int = 60_000
     rate_limit_admin_write_max: int = 300
     rate_limit_callback_window_ms: int = 60_000
@@ -265,8 +273,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_LOGIN_WINDOW_MS": ("rate_limit_login_window_ms", parse_positive_int),
     "RATE_LIMIT_LOGIN_MAX": ("rate_limit_login_max", parse_positive_int),
     "RATE_LIMIT_LOGIN_IP_MAX": ("rate_limit_login_ip_max", parse_positive_int),
+    "LOGIN_BACKOFF_FREE_FAILURES": ("login_backoff_free_failures", parse_positive_int),
+    "LOGIN_BACKOFF_MAX_SECONDS": ("login_backoff_max_seconds", parse_positive_int),
     "RATE_LIMIT_DEVICE_WINDOW_MS": ("rate_limit_device_window_ms", parse_positive_int),
     "RATE_LIMIT_DEVICE_MAX": ("rate_limit_device_max", parse_positive_int),
+    "RATE_LIMIT_DEVICE_AUTH_WINDOW_MS": ("rate_limit_device_auth_window_ms", parse_positive_int),
+    "RATE_LIMIT_DEVICE_AUTH_MAX": ("rate_limit_device_auth_max", parse_positive_int),
     "RATE_LIMIT_ADMIN_WRITE_WINDOW_MS": ("rate_limit_admin_write_window_ms", parse_positive_int),
     "RATE_LIMIT_ADMIN_WRITE_MAX": ("rate_limit_admin_write_max", parse_positive_int),
     "RATE_LIMIT_CALLBACK_WINDOW_MS": ("rate_limit_callback_window_ms", parse_positive_int),

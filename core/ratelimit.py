@@ -1,4 +1,4 @@
-"""Rate limits per bucket (``login``, ``device``, ``admin_write``, ``callback``, ``partner``).
+"""Rate limits per bucket (``login``, ``device``, ``device_auth``, ``admin_write``, ``callback``, ``partner``).
 
 Fixed windows per key, sized by ``RATE_LIMIT_<BUCKET>_WINDOW_MS`` / ``_MAX``:
 enough to stop password guessing and runaway clients; a burst of up to 2×max
@@ -14,7 +14,9 @@ Where the counts live is ``RATE_LIMIT_STORE``:
   WAL, and a crash of PostgreSQL forgetting them is harmless.
 
 HTTP routes opt in with ``opt={"rate_limit": "<bucket>"}``
-(``control_plane/policies.py``).
+(``control_plane/policies.py``). ``device_auth`` counts failures only: a
+wrong ``X-Device-Secret`` is counted with ``hit`` and every attempt first
+passes ``check`` (``control_plane/device_auth.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.errors import RateLimited
 
-BUCKETS = ("login", "device", "admin_write", "callback", "partner")
+BUCKETS = ("login", "device", "device_auth", "admin_write", "callback", "partner")
 _SWEEP_EVERY = 1024  # hits between sweeps of finished windows
 
 
@@ -83,21 +85,30 @@ class RateLimiter:
     async def hit(self, bucket: str, key: str) -> None:
         self.count(bucket, key)
 
+    async def check(self, bucket: str, key: str) -> None:
+        """Raise ``RateLimited`` if the key has used its window up, without counting."""
+        if self.enabled:
+            self._current(bucket, key, self._clock())
+
     def count(self, bucket: str, key: str) -> None:
         """Count one request; raise ``RateLimited`` (with Retry-After) over the limit."""
         if not self.enabled:
             return
-        limit = self.limits[bucket]  # an unknown bucket is a programming error: KeyError
         now = self._clock()
         self._hits += 1
         if self._hits % _SWEEP_EVERY == 0:
             self._sweep(now)
+        start, count = self._current(bucket, key, now)
+        self._windows[(bucket, key)] = (start, count + 1)
+
+    def _current(self, bucket: str, key: str, now: float) -> tuple[float, int]:
+        limit = self.limits[bucket]  # an unknown bucket is a programming error: KeyError
         start, count = self._windows.get((bucket, key), (now, 0))
         if now - start >= limit.window_s:
             start, count = now, 0
         if count >= limit.max:
             raise _refused(bucket, limit, start + limit.window_s - now)
-        self._windows[(bucket, key)] = (start, count + 1)
+        return start, count
 
     def _sweep(self, now: float) -> None:
         finished = [k for k, (start, _) in self._windows.items() if now - start >= self.limits[k[0]].window_s]
@@ -121,6 +132,15 @@ class SharedRateLimiter:
         row = await self._db.pool.fetchrow(QUERIES["rate_limit_hit"], bucket, key, limit.window_s)
         assert row is not None  # an upsert with RETURNING always returns its row
         if row["hits"] > limit.max:
+            raise _refused(bucket, limit, row["retry_after_s"])
+
+    async def check(self, bucket: str, key: str) -> None:
+        """Raise ``RateLimited`` if the key has used its window up, without counting."""
+        if not self.enabled:
+            return
+        limit = self.limits[bucket]
+        row = await self._db.pool.fetchrow(QUERIES["rate_limit_current"], bucket, key)
+        if row is not None and row["hits"] >= limit.max:
             raise _refused(bucket, limit, row["retry_after_s"])
 
 

@@ -216,6 +216,9 @@ def _paid_at(notify: NotifyBody) -> datetime:
     paid_at = timestamps.parse(notify.paidTime)
     if paid_at is None:
         raise codes.InvalidFieldFormat("paidTime must be ISO-8601 with Z or an offset")
+    problem = callbacks.paid_at_problem(paid_at)
+    if problem is not None:
+        raise codes.InvalidFieldFormat(f"paidTime {problem}")
     return paid_at
 
 

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -48,6 +49,10 @@ from qris_soundbox.core.payments.errors import (
 from qris_soundbox.core.payments.schemas import CallbackNotification, CallbackResult
 
 TIMESTAMP_WINDOW_S = 300
+# A payment's paid_at must fall between these: QRIS began in 2019, and the acquirer's clock
+# may run ahead of ours by as much as a callback timestamp may (9999-12-31 or 1970 is a bug or a forgery).
+PAID_AT_EARLIEST = datetime(2019, 1, 1, tzinfo=UTC)
+PAID_AT_MAX_AHEAD = timedelta(seconds=TIMESTAMP_WINDOW_S)
 
 
 def verify_signature(
@@ -95,7 +100,19 @@ def parse_notification(body: bytes) -> CallbackNotification:
             raise PaymentInputInvalid("paid_at is required when status is paid")
         if notification.paid_at.tzinfo is None:
             raise PaymentInputInvalid("paid_at must carry a time zone (ISO-8601 with Z or an offset)")
+        problem = paid_at_problem(notification.paid_at)
+        if problem is not None:
+            raise PaymentInputInvalid(f"paid_at {problem}", details={"field": "paid_at"})
     return notification
+
+
+def paid_at_problem(paid_at: datetime) -> str | None:
+    """Why ``paid_at`` (time-zone aware) cannot be a real payment's time, or None."""
+    if paid_at < PAID_AT_EARLIEST:
+        return f"is before {PAID_AT_EARLIEST.date().isoformat()}"
+    if paid_at > datetime.now(UTC) + PAID_AT_MAX_AHEAD:
+        return f"is more than {TIMESTAMP_WINDOW_S} s in the future"
+    return None
 
 
 async def receive_callback(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -19,7 +21,7 @@ from qris_soundbox.core import audit
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.auth import ADMIN_ROLES, MERCHANT_ROLES, Principal
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
-from qris_soundbox.core.errors import Unauthorized, ValidationFailed
+from qris_soundbox.core.errors import RateLimited, Unauthorized, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
 from qris_soundbox.core.users.errors import UserExists, UserNotFound
@@ -28,6 +30,18 @@ from qris_soundbox.core.users.schemas import LoginResult, User
 
 KINDS = ("admin", "merchant")
 _TOKEN_PREFIX = {"admin": "qsa_", "merchant": "qsm_"}
+# An account with no failed login for this long starts its backoff count again.
+LOGIN_BACKOFF_FORGET_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class LoginBackoff:
+    """Per-account backoff (``LOGIN_BACKOFF_*``): ``free`` failures, then waits of 1, 2, 4 … s up to ``max_s``."""
+
+    free: int
+    max_s: int
+
+
 _ROLES = {"admin": ADMIN_ROLES, "merchant": MERCHANT_ROLES}
 _Q = {  # per-kind query names
     "admin": {
@@ -151,15 +165,30 @@ async def get_user(conn: Connection, principal: Principal) -> User:
     return user_of(principal.kind, row)
 
 
-async def login(db: Database, actor: AuditActor, kind: str, *, email: str, password: str, ttl_s: int) -> LoginResult:
+async def login(
+    db: Database, actor: AuditActor, kind: str, *, email: str, password: str, ttl_s: int, backoff: LoginBackoff
+) -> LoginResult:
     """Exchange email + password for a token; success and failure are both audited.
 
     This service owns its transactions: no connection is held during the
     argon2 verification (tens of milliseconds), and a failure's audit row must
     commit even though the caller gets an error.
+
+    An account in backoff is refused before its password is checked, the
+    right one too (a guess then learns nothing); the wait is capped, so the
+    owner is never locked out for longer than ``backoff.max_s`` at a time.
     """
     email = email.strip()[:254]
+    account = email.lower()
     async with db.pool.acquire() as conn:
+        wait_s = await conn.fetchval(QUERIES["login_backoff_wait"], kind, account)
+        if wait_s is not None:
+            retry_after = max(1, math.ceil(wait_s))
+            raise RateLimited(
+                f"too many failed logins for this account; retry in {retry_after} s",
+                retry_after_s=retry_after,
+                details={"bucket": "login_account"},
+            )
         row = await conn.fetchrow(QUERIES[_Q[kind]["by_email"]], email)
     matches, new_hash = await verify_password(row["password_hash"] if row else None, password)
     reason = None
@@ -171,6 +200,9 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
         reason = "user_disabled"
     async with db.transaction() as conn:
         if reason is not None:
+            await conn.execute(
+                QUERIES["login_backoff_fail"], kind, account, backoff.free, backoff.max_s, LOGIN_BACKOFF_FORGET_S
+            )
             await audit.record(
                 conn,
                 actor,
@@ -187,6 +219,7 @@ async def login(db: Database, actor: AuditActor, kind: str, *, email: str, passw
                 conn, "insert_auth_token", new_id("tok"), token_digest(token), kind, row["id"], ttl_s, actor.ip
             )
             await conn.execute(QUERIES[_Q[kind]["touch"]], row["id"], new_hash)
+            await conn.execute(QUERIES["login_backoff_clear"], kind, account)
             user = user_of(kind, await conn.fetchrow(QUERIES[_Q[kind]["by_id"]], row["id"]))
             principal_actor = AuditActor(
                 actor_type=kind, actor_id=user.id, actor_role=user.role, request_id=actor.request_id, ip=actor.ip
@@ -231,4 +264,5 @@ async def logout(conn: Connection, actor: AuditActor, token: str) -> bool:
 
 
 async def purge_tokens(db: Database) -> str:
+    await db.execute("login_backoff_purge", LOGIN_BACKOFF_FORGET_S)
     return await db.execute("purge_auth_tokens", DEAD_TOKEN_RETENTION_S)

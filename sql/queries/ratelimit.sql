@@ -8,6 +8,12 @@ SET hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE
     window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s
 RETURNING hits, extract(epoch FROM r.window_start + make_interval(secs => r.window_s) - now())::float8 AS retry_after_s;
 
+-- rate_limit_current --
+-- $1 bucket, $2 key: the count of the window still running, if any (nothing is counted).
+SELECT hits, extract(epoch FROM window_start + make_interval(secs => window_s) - now())::float8 AS retry_after_s
+FROM rate_limit_counts
+WHERE bucket = $1 AND key = $2 AND window_start + make_interval(secs => window_s) > now();
+
 -- rate_limit_purge --
 -- Windows that have ended.
 DELETE FROM rate_limit_counts WHERE window_start + make_interval(secs => window_s) < now();

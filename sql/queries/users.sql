@@ -72,3 +72,30 @@ UPDATE auth_tokens SET revoked_at = now() WHERE user_kind = $1 AND user_id = $2 
 DELETE FROM auth_tokens
 WHERE expires_at < now() - make_interval(secs => $1)
    OR revoked_at < now() - make_interval(secs => $1);
+
+-- login_backoff_wait --
+-- $1 kind, $2 email (lower case): seconds the account must still wait before a login is tried, if any.
+SELECT extract(epoch FROM blocked_until - now())::float8 AS wait_s
+FROM login_backoff
+WHERE kind = $1 AND email = $2 AND blocked_until > now();
+
+-- login_backoff_fail --
+-- $1 kind, $2 email, $3 free failures, $4 longest wait (s), $5 forget after (s): count one failure; past
+-- the free ones the wait doubles from 1 s up to $4. A quiet spell of $5 starts the count again.
+INSERT INTO login_backoff AS b (kind, email, failures, last_failure_at)
+VALUES ($1, $2, 1, now())
+ON CONFLICT (kind, email) DO UPDATE
+SET failures = CASE WHEN b.last_failure_at < now() - make_interval(secs => $5) THEN 1 ELSE b.failures + 1 END,
+    last_failure_at = now(),
+    blocked_until = CASE
+        WHEN b.last_failure_at >= now() - make_interval(secs => $5) AND b.failures + 1 > $3
+        THEN now() + make_interval(secs => least($4::float8, power(2, least(b.failures + 1 - $3 - 1, 30))::float8))
+    END;
+
+-- login_backoff_clear --
+-- $1 kind, $2 email: a successful login starts the count again.
+DELETE FROM login_backoff WHERE kind = $1 AND email = $2;
+
+-- login_backoff_purge --
+-- $1 seconds: accounts quiet that long have nothing left to remember.
+DELETE FROM login_backoff WHERE last_failure_at < now() - make_interval(secs => $1);

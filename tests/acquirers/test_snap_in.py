@@ -320,6 +320,15 @@ async def test_field_refusals(running: RunningPlatform, world: World, kwargs: di
     await _refused(running, world, raw, world.sym.notify_headers(raw, token=token), code)
 
 
+@pytest.mark.parametrize("paid_time", ["9999-12-31T23:59:59+07:00", "1970-01-01T07:00:00+07:00"])
+async def test_an_implausible_paid_time_is_refused(running: RunningPlatform, world: World, paid_time: str) -> None:
+    # Issue 23, finding 7: before 2019 or past now + 300 s is no real payment's time.
+    token = await world.sym.access_token(running.http)
+    body = notify_body(reference=uuid.uuid4().hex[:20], terminal_id="TID-SYM-1") | {"paidTime": paid_time}
+    raw = minified(body)
+    await _refused(running, world, raw, world.sym.notify_headers(raw, token=token), "4005201")
+
+
 async def test_terminal_of_another_acquirer_is_unknown(running: RunningPlatform, world: World) -> None:
     token = await world.sym.access_token(running.http)
     raw = minified(notify_body(reference=uuid.uuid4().hex[:20], terminal_id="TID-ASYM-1"))

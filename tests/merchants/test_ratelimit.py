@@ -53,7 +53,7 @@ def test_limits_come_from_the_rate_limit_variables() -> None:
     limiter = RateLimiter(limits_from_settings(settings), enabled=settings.rate_limit_enabled)
     assert limiter.limits["login"] == Limit(7, 1.5)
     assert limiter.limits["login_ip"] == Limit(50, 1.5)
-    assert set(limiter.limits) == {"login", "login_ip", "device", "admin_write", "callback", "partner"}
+    assert set(limiter.limits) == {"login", "login_ip", "device", "device_auth", "admin_write", "callback", "partner"}
     for _ in range(20):
         limiter.count("login", "x")  # disabled: never refuses
 
