@@ -576,15 +576,17 @@ async def create_mdr_schedule(
 
 @get(
     "/admin/settlement-holidays",
-    summary="Non-working days admins added to the settlement calendar (from: on or after that day)",
+    summary="Non-working days admins added to the settlement calendar (since: on or after that day)",
     opt={"permission": "settlement:read"},
     tags=_TAGS,
 )
 async def list_settlement_holidays(
-    platform: Platform, from_: Annotated[date | None, QueryParameter(name="from")] = None
+    # A day, not the RFC 3339 instant every list's shared `from` is (docs/architecture.md, "Lists").
+    platform: Platform,
+    since: Annotated[date | None, QueryParameter(name="since")] = None,
 ) -> s.SettlementHolidays:
     async with platform.db.pool.acquire() as conn:
-        return s.SettlementHolidays(items=await settlement_holidays.list_holidays(conn, from_))
+        return s.SettlementHolidays(items=await settlement_holidays.list_holidays(conn, since))
 
 
 @post(

@@ -123,7 +123,7 @@ async def test_admin_days_are_added_listed_and_used(running: RunningPlatform) ->
     assert created.status_code == 201, created.text
     assert created.json()["day"] == day.isoformat() and created.json()["reason"] == "bank closure"
     listed = await running.http.get(
-        "/admin/settlement-holidays", params={"from": day.isoformat()}, headers=running.admin_headers
+        "/admin/settlement-holidays", params={"since": day.isoformat()}, headers=running.admin_headers
     )
     assert listed.status_code == 200, listed.text
     assert [h["day"] for h in listed.json()["items"]] == [day.isoformat()]

@@ -185,16 +185,6 @@ async def test_a_new_schedule_applies_from_its_date_and_leaves_the_past(running:
     assert old["effective_to"] == start.isoformat()
     assert [r["bps"] for r in await schedules(running, category="ume", on=start.isoformat())] == [0, 50]
 
-    # Paid on the new schedule's first Jakarta day (00:30 WIB) and the day before it (23:30 WIB).
-    first_day = datetime(start.year, start.month, start.day, tzinfo=UTC) - timedelta(hours=6, minutes=30)
-    last_old_day = first_day - timedelta(hours=1)
-    new = await fee_row(running, await pay(running, ids["terminal_id"], 200_000, paid_at=first_day.isoformat()))
-    last = await fee_row(running, await pay(running, ids["terminal_id"], 200_000, paid_at=last_old_day.isoformat()))
-    assert (new["amount"], new["mdr_schedule_id"]) == (1_000, bands[1]["id"])
-    assert (last["amount"], last["mdr_schedule_id"]) == (1_400, old["id"])
-    unchanged = await fee_row(running, before)
-    assert (unchanged["amount"], unchanged["mdr_schedule_id"]) == (86, old["id"])
-
     again = await running.http.post("/admin/mdr-schedules", json=body, headers=running.admin_headers)
     assert again.status_code == 409 and again.json()["error"]["code"] == "mdr_schedule_overlap", again.text
     earlier = body | {"effective_from": (start - timedelta(days=1)).isoformat()}
@@ -202,6 +192,31 @@ async def test_a_new_schedule_applies_from_its_date_and_leaves_the_past(running:
     assert overlapping.status_code == 409 and overlapping.json()["error"]["code"] == "mdr_schedule_overlap"
     assert len(await schedules(running, category="ume")) == 3  # nothing half-written
     assert (await schedules(running, category="ume"))[0]["effective_to"] == start.isoformat()
+
+    # Move time: callbacks refuse a paid_at in the future, so the schedule's first day is moved to today
+    # (Jakarta), as if two days had passed. The rows refuse changes (a trigger); replica mode skips it.
+    moved = start - timedelta(days=2)
+    async with running.platform.db.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            "UPDATE mdr_schedules SET valid = daterange(lower(valid), $1) WHERE category = 'ume' AND upper(valid) = $2",
+            moved,
+            start,
+        )
+        await conn.execute(
+            "UPDATE mdr_schedules SET valid = daterange($1, upper(valid)) WHERE category = 'ume' AND lower(valid) = $2",
+            moved,
+            start,
+        )
+    # Paid in the new schedule's first Jakarta second and in the last second of the day before it.
+    first_day = datetime(moved.year, moved.month, moved.day, tzinfo=UTC) - timedelta(hours=7) + timedelta(seconds=1)
+    last_old_day = first_day - timedelta(seconds=2)
+    new = await fee_row(running, await pay(running, ids["terminal_id"], 200_000, paid_at=first_day.isoformat()))
+    last = await fee_row(running, await pay(running, ids["terminal_id"], 200_000, paid_at=last_old_day.isoformat()))
+    assert (new["amount"], new["mdr_schedule_id"]) == (1_000, bands[1]["id"])
+    assert (last["amount"], last["mdr_schedule_id"]) == (1_400, old["id"])
+    unchanged = await fee_row(running, before)
+    assert (unchanged["amount"], unchanged["mdr_schedule_id"]) == (86, old["id"])
 
 
 @pytest.mark.parametrize(
