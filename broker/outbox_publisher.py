@@ -23,7 +23,9 @@ session still holds (awaiting PUBACK, or queued behind the in-flight window)
 is not handed over again — the broker resends it with DUP=1 under the same
 packet id — and a device gets no more rows than its session has room for, so
 a slow reader's backlog waits in PostgreSQL, not in broker memory. The SQL
-is in ``core/outbox.py``; this module is only the delivery loop.
+is in ``core/outbox.py``; this module is only the delivery loop. A signed kind
+(a payment announcement) is signed here, as it is handed over, with the
+counter its row was queued with (core/announcement_signing.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import asyncpg.pool
 import msgspec
 
 from qris_soundbox.core import outbox
+from qris_soundbox.core.announcement_signing import AnnouncementSigner
 from qris_soundbox.core.db import Database, error_for_database_failure
 from qris_soundbox.core.devices import trace
 from qris_soundbox.core.metrics import Metrics
@@ -71,8 +74,16 @@ class DeviceSessions(Protocol):
 
 
 class OutboxPublisher:
-    def __init__(self, db: Database, sessions: DeviceSessions, instance_id: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sessions: DeviceSessions,
+        instance_id: str,
+        metrics: Metrics,
+        signer: AnnouncementSigner,
+    ) -> None:
         self._db = db
+        self._signer = signer
         self._instance_id = instance_id
         self._sessions = sessions
         self._announcements = metrics.announcements
@@ -195,8 +206,18 @@ class OutboxPublisher:
                 if room[row.device_id] <= 0:
                     no_room.append(row.message_id)  # looked at again on the next tick
                     continue
+                try:
+                    signed = self._signer.sign_downlink(row.kind, row.device_id, row.payload, row.counter)
+                except ValueError as exc:
+                    # Unsigned it would be refused as a forgery: it waits (and expires) instead, loudly.
+                    log.error(
+                        "downlink cannot be signed",
+                        extra={"device_id": row.device_id, "message_id": row.message_id, "error": str(exc)},
+                    )
+                    no_room.append(row.message_id)
+                    continue
                 room[row.device_id] -= 1
-                data = msgspec.json.encode(row.payload)
+                data = msgspec.json.encode(signed)
                 # Not awaited: the PUBACK round trip must not hold the rows' locks or
                 # serialise devices. The device's own ack (or a retry) closes the row.
                 task = asyncio.create_task(

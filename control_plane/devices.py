@@ -15,6 +15,7 @@ from qris_soundbox.control_plane.deps import JSONBody, Paging, Platform, search_
 from qris_soundbox.control_plane.device_auth import device_of
 from qris_soundbox.core.devices import credentials, models, registry, trace
 from qris_soundbox.core.devices.schemas import (
+    AnnouncementKeys,
     BindRequest,
     Device,
     DeviceCreate,
@@ -180,9 +181,9 @@ async def retire_device(platform: Platform, request: Request, device_id: DeviceI
     opt={"permission": "device:credential"},
 )
 async def rotate_credential(platform: Platform, request: Request, device_id: DeviceId) -> IssuedCredential:
-    broker = platform.device_broker_address()
+    broker, keys = platform.device_broker_address(), platform.device_announcement_keys()
     async with platform.db.transaction() as conn:
-        return await credentials.rotate(conn, audit_actor(request), device_id, broker)
+        return await credentials.rotate(conn, audit_actor(request), device_id, broker, keys)
 
 
 @get(
@@ -216,6 +217,16 @@ async def device_heartbeat(platform: Platform, request: Request, data: JSONBody[
     return await platform.http_heartbeats.record(device.device_id, data)
 
 
+@get(
+    "/device/keys",
+    summary="The platform's public keys that sign announcements (Ed25519; docs/announcement-signing.md)",
+    tags=["device API"],
+    opt={"device": True, "rate_limit": "device"},
+)
+async def device_announcement_keys(platform: Platform) -> AnnouncementKeys:
+    return platform.device_announcement_keys()
+
+
 routes = [
     list_device_models,
     get_device_model,
@@ -231,4 +242,5 @@ routes = [
     rotate_credential,
     list_mqtt_messages,
     device_heartbeat,
+    device_announcement_keys,
 ]

@@ -93,6 +93,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # None: snap/platform-key.pem in the data dir, created on first start.
     snap_private_key_file: str | None = None
     snap_previous_public_key_file: str | None = None
+    # The Ed25519 key signing payment announcements to devices (core/announcement_signing.py).
+    # None: signing/announcement-key.pem in the data dir, created on first start.
+    announcement_signing_key_file: str | None = None
+    announcement_previous_public_key_file: str | None = None
     # Notifications to partners (core/partners/notify.py): tries before dead-letter, the first
     # back-off (doubled each try, with jitter, capped), how long a receiver may take, how often due rows are sought.
     partner_notify_max_attempts: int = 10
@@ -287,6 +291,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_PARTNER_MAX": ("rate_limit_partner_max", parse_positive_int),
     "SNAP_PRIVATE_KEY_FILE": ("snap_private_key_file", str.strip),
     "SNAP_PREVIOUS_PUBLIC_KEY_FILE": ("snap_previous_public_key_file", str.strip),
+    "ANNOUNCEMENT_SIGNING_KEY_FILE": ("announcement_signing_key_file", str.strip),
+    "ANNOUNCEMENT_PREVIOUS_PUBLIC_KEY_FILE": ("announcement_previous_public_key_file", str.strip),
     "PARTNER_NOTIFY_MAX_ATTEMPTS": ("partner_notify_max_attempts", parse_positive_int),
     "PARTNER_NOTIFY_BACKOFF_MS": ("partner_notify_backoff_ms", parse_positive_int),
     "PARTNER_NOTIFY_BACKOFF_MAX_MS": ("partner_notify_backoff_max_ms", parse_positive_int),

@@ -12,7 +12,7 @@ from qris_soundbox.core.devices.acl import AclDenialCounter
 from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.presence import HttpHeartbeats
-from qris_soundbox.core.devices.schemas import BrokerAddress
+from qris_soundbox.core.devices.schemas import AnnouncementKeys, BrokerAddress
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
 from qris_soundbox.core.finance.schemas import ObservabilitySummary, WorkerState
@@ -22,6 +22,7 @@ from qris_soundbox.core.ratelimit import rate_limiter_for
 
 if TYPE_CHECKING:
     from qris_soundbox.broker.server import PlatformBroker
+    from qris_soundbox.core.announcement_signing import AnnouncementSigner
     from qris_soundbox.core.partners.platform_key import PlatformKey
 
 ROLES = ("api", "broker", "worker")
@@ -46,6 +47,8 @@ class PlatformContext:
         self.broker: PlatformBroker | None = None
         # The RSA key signing notifications to partners; set by ``serve`` (core/partners/platform_key.py).
         self.platform_key: PlatformKey | None = None
+        # The Ed25519 key signing announcements to devices; set by ``serve`` (core/announcement_signing.py).
+        self.announcement_signer: AnnouncementSigner | None = None
         # host, port this process's broker listens on; set by whoever starts ``broker``.
         self.broker_listener: tuple[str, int] | None = None
         # host, port of its MQTT-over-TLS listener, when it serves one.
@@ -76,6 +79,12 @@ class PlatformContext:
         # This process's Prometheus metrics, on a registry of its own (GET /metrics).
         self.metrics = Metrics()
         self.metrics.attach(self)
+
+    def device_announcement_keys(self) -> AnnouncementKeys:
+        """The public keys devices verify announcements with (``GET /device/keys``, the connection profile)."""
+        if self.announcement_signer is None:
+            raise RuntimeError("the announcement signing key is not loaded (serve loads it at start)")
+        return self.announcement_signer.published
 
     def device_broker_address(self) -> BrokerAddress:
         """Where devices are told to connect and how they trust the broker (``credentials.broker_profile``):

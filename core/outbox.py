@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from qris_soundbox.core.announcement_signing import SIGNED_KINDS
 from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.ids import new_id
 
@@ -42,6 +43,9 @@ class NewDownlink(msgspec.Struct, kw_only=True):
     payload: dict[str, Any]
     expires_at: datetime
     transaction_id: str | None = None
+    # A kind that is signed (core/announcement_signing.py): enqueue_downlink gives it the device's next counter
+    # and the broker signs it when it hands it over (the payload stored is the unsigned one).
+    signed: bool = False
 
 
 class Downlink(NewDownlink, kw_only=True):
@@ -52,6 +56,7 @@ class Downlink(NewDownlink, kw_only=True):
     created_at: datetime
     sent_at: datetime | None
     acked_at: datetime | None
+    counter: int | None = None  # the announcement counter it is signed with (docs/announcement-signing.md)
 
 
 class NotificationState(msgspec.Struct, kw_only=True):
@@ -89,6 +94,7 @@ def new_downlink(
         payload={"message_id": message_id, **body},
         expires_at=expires_at,
         transaction_id=transaction_id,
+        signed=kind in SIGNED_KINDS,
     )
 
 
@@ -133,8 +139,10 @@ class DueDownlink(msgspec.Struct, frozen=True):
     id: str
     message_id: str
     device_id: str
+    kind: str
     topic: str
     payload: dict[str, Any]
+    counter: int | None  # a signed kind's (sql/migrations/220)
 
 
 async def expire_overdue(db: Database, limit: int) -> list[asyncpg.Record]:
@@ -164,7 +172,13 @@ async def claim_due(conn: Connection, device_ids: list[str], limit: int) -> list
     rows = await conn.fetch(QUERIES["open_downlinks_for_devices"], device_ids, limit)
     return [
         DueDownlink(
-            id=r["id"], message_id=r["message_id"], device_id=r["device_id"], topic=r["topic"], payload=r["payload"]
+            id=r["id"],
+            message_id=r["message_id"],
+            device_id=r["device_id"],
+            kind=r["kind"],
+            topic=r["topic"],
+            payload=r["payload"],
+            counter=r["counter"],
         )
         for r in rows
     ]

@@ -26,8 +26,11 @@ class OutboxPlugin(BasePlugin[BaseContext]):
 
     async def on_broker_post_start(self) -> None:
         broker = broker_of(self.context)
+        signer = broker.platform.announcement_signer
+        if signer is None:
+            raise RuntimeError("the outbox needs the announcement signing key: serve loads it before the broker")
         self._publisher = OutboxPublisher(
-            broker.platform.db, broker, broker.platform.instance_id, broker.platform.metrics
+            broker.platform.db, broker, broker.platform.instance_id, broker.platform.metrics, signer
         )
         await self._publisher.start()
 

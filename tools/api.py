@@ -82,6 +82,8 @@ class DeviceCredential:
     broker_port: int = 1883
     broker_scheme: str = "mqtt"  # mqtts: MQTT over TLS
     broker_ca_pem: str | None = None  # the CA of the broker's certificate, when the platform hands one out
+    # The platform's announcement keys (``AnnouncementKeys`` as JSON), when the profile carried them.
+    announcement_keys: dict[str, Any] | None = None
 
     @classmethod
     def from_issued(cls, issued: dict[str, Any]) -> DeviceCredential:
@@ -95,7 +97,22 @@ class DeviceCredential:
             broker_port=broker["port"],
             broker_scheme=broker.get("scheme", "mqtt"),
             broker_ca_pem=broker.get("ca_pem"),
+            announcement_keys=issued.get("announcement_keys"),
         )
+
+
+async def device_announcement_keys(base_url: str, credential: DeviceCredential) -> dict[str, Any]:
+    """``GET /device/keys`` as the device itself asks (its own secret): the keys its announcements are signed with."""
+    path = "/device/keys"
+    headers = {"X-Device-Id": credential.device_id, "X-Device-Secret": credential.secret}
+    try:
+        async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=15.0) as http:
+            response = await http.get(path, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ApiError("GET", path, None, "unreachable", f"cannot reach {base_url}: {exc}") from None
+    if response.status_code >= 400:
+        raise error_of("GET", path, response)
+    return response.json()
 
 
 class AdminApi:

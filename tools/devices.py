@@ -134,6 +134,7 @@ def connection_profile(issued: dict[str, Any]) -> dict[str, Any]:
         "publish": f"devices/{device_id}/uplink/#",
         "subscribe": f"devices/{device_id}/downlink/#",
         "http_headers": {"X-Device-Id": device_id, "X-Device-Secret": issued["mqtt_password"]},
+        "announcement_keys": issued.get("announcement_keys"),
         "warnings": broker.get("warnings", []),
     }
 
@@ -161,6 +162,9 @@ def format_profile(profile: dict[str, Any]) -> str:
         f"  HTTP headers   X-Device-Id: {device_id}",
         f"                 X-Device-Secret: {profile['password']}",
     ]
+    for key in (profile.get("announcement_keys") or {}).get("keys", []):
+        role = "current" if key["current"] else "previous, still accepted"
+        lines.append(f"  announcement key {key['kid']} ({role}): Ed25519 {key['public_key']}")
     if profile["client_certificate_required"]:
         lines.append(f"  client cert    required: signed by the fleet's device CA, CN or a SAN = {device_id}")
     if profile["ca_pem"]:

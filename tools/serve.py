@@ -35,6 +35,7 @@ from qris_soundbox.broker.config import (
 from qris_soundbox.broker.server import PlatformBroker
 from qris_soundbox.control_plane.app import METRICS_ONLY_MODULES, create_app
 from qris_soundbox.core import runtime
+from qris_soundbox.core.announcement_signing import load_announcement_signer
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import seed_demo
@@ -112,6 +113,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
     try:
         # Read (or, the first time, created) before anything starts: a bad key file stops serve here.
         platform_key = load_platform_key(settings, options.data_dir)
+        announcement_signer = load_announcement_signer(settings, options.data_dir)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
 
@@ -123,6 +125,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             instance_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
         platform.platform_key = platform_key
+        platform.announcement_signer = announcement_signer
         if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:

@@ -9,6 +9,13 @@ MQTT contract asks a device to (SPEC §5, §9):
 - config is acknowledged ``applied`` and commands ``succeeded``;
 - every downlink is de-duplicated by ``message_id``: delivery is at least
   once, so a resent message is acknowledged again but never played twice;
+- a signed kind (a payment announcement) is verified first
+  (docs/announcement-signing.md): unsigned, signed for another device, by an
+  unknown key, forged, or with a counter not above the last one played
+  (a replay) — it is refused, never played nor acknowledged, with a
+  ``REFUSED`` line, and counted in the summary (``refused_announcements``). The
+  platform's public keys come from the profile, provisioning, or
+  ``GET /device/keys`` on ``--base-url``;
 - a heartbeat goes out on connect and every ``--heartbeat-s``;
 - ``--dynamic-qr AMOUNT`` asks for a dynamic QR over MQTT and prints it.
 
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import csv
 import json
 import os
@@ -46,14 +54,17 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from qris_soundbox.core.announcement_signing import SIGNED_KINDS, canonical_bytes
 from qris_soundbox.core.qris import QrisError, parse_qris
 from qris_soundbox.tools.api import (
     BASE_URL_HELP,
@@ -62,6 +73,7 @@ from qris_soundbox.tools.api import (
     DeviceCredential,
     admin_token,
     default_base_url,
+    device_announcement_keys,
     run_stamp,
 )
 from qris_soundbox.tools.common import prompt_secret
@@ -146,6 +158,8 @@ class FleetStats:
     heartbeats: int = 0
     dynamic_qr: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # Announcements not played because they failed verification, by reason (AnnouncementVerifier).
+    refused_announcements: dict[str, int] = field(default_factory=dict)
 
     def summary(self, seconds: float) -> dict[str, Any]:
         return {
@@ -160,6 +174,7 @@ class FleetStats:
             "acks": self.acks,
             "heartbeats": self.heartbeats,
             "dynamic_qr": self.dynamic_qr,
+            "refused_announcements": dict(self.refused_announcements),
             "payment_latency": latency_summary(self.latencies_ms),
         }
 
@@ -178,6 +193,56 @@ def _age_ms(paid_at: Any, received: datetime) -> float | None:
         return (received - datetime.fromisoformat(paid_at)).total_seconds() * 1000
     except (TypeError, ValueError):
         return None
+
+
+class AnnouncementVerifier:
+    """What a device's firmware does before it plays a signed downlink (docs/announcement-signing.md).
+
+    ``keys`` is the platform's key set as ``GET /device/keys`` answers it. The counter is this device's
+    last played one: a lower or equal counter is a replay (a resend of a played message is a duplicate,
+    caught by its ``message_id`` before)."""
+
+    def __init__(self, device_id: str, keys: dict[str, Any] | None) -> None:
+        self.device_id = device_id
+        self.last_counter = 0
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        for key in (keys or {}).get("keys", []):
+            self._keys[key["kid"]] = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
+
+    def refusal(self, kind: str, body: dict[str, Any]) -> tuple[str, str] | None:
+        """Why ``body`` must not be played, as (reason, what to say); None: it is genuine and this device's."""
+        fields = SIGNED_KINDS[kind]
+        sig, kid, counter = body.get("sig"), body.get("kid"), body.get("counter")
+        if not isinstance(sig, str) or not isinstance(kid, str) or type(counter) is not int:
+            return "unsigned", "no sig, kid and counter"
+        if body.get("device_id") != self.device_id:
+            return "wrong_device", f"signed for another device ({body.get('device_id')})"
+        key = self._keys.get(kid)
+        if key is None:
+            return "unknown_key", f"signed by an unknown key {kid}"
+        try:
+            # Built from this device's own id and the kind it is about to act on, not the message's word.
+            message = canonical_bytes(
+                device_id=self.device_id,
+                message_id=body["message_id"],
+                kind=kind,
+                amount=body[fields.amount],
+                currency=body[fields.currency],
+                transaction_id=body[fields.transaction_id] if fields.transaction_id else "",
+                time=body[fields.time],
+                counter=counter,
+            )
+            key.verify(base64.b64decode(sig, validate=True), message)
+        except (KeyError, ValueError, TypeError, InvalidSignature):
+            return "forged", "the signature does not verify"
+        return None
+
+    def fresh_counter(self, counter: int) -> bool:
+        """A verified message's counter is above the last played one (then it becomes the last)."""
+        if counter <= self.last_counter:
+            return False
+        self.last_counter = counter
+        return True
 
 
 class Soundbox:
@@ -206,6 +271,7 @@ class Soundbox:
         self._connect_slots = connect_slots
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._started = time.monotonic()
+        self.verifier = AnnouncementVerifier(self.id, credential.announcement_keys)
 
     @property
     def downlink_filter(self) -> str:
@@ -307,10 +373,22 @@ class Soundbox:
         except (ValueError, TypeError, KeyError):
             self.say(f"unreadable downlink on {topic}: {bytes(payload)[:120]!r}")
             return
+        if kind in SIGNED_KINDS and (refusal := self.verifier.refusal(kind, body)) is not None:
+            self._refuse(kind, message_id, *refusal)
+            return
         fresh = self._first_time(message_id)
         if not fresh:
             self.stats.duplicates += 1
             self.say(f"duplicate {kind} {message_id}: acknowledged again, not repeated")
+        elif kind in SIGNED_KINDS and not self.verifier.fresh_counter(body["counter"]):
+            self._seen.pop(message_id)  # not played: should the genuine one come, it is not a duplicate
+            self._refuse(
+                kind,
+                message_id,
+                "replayed",
+                f"counter {body['counter']} is not above the last played, {self.verifier.last_counter}",
+            )
+            return
         if kind == "payment":
             if fresh:
                 self._announce(body, received)
@@ -334,6 +412,10 @@ class Soundbox:
                 self._show_qr(body)
         elif fresh:
             self.say(f"{kind}: {json.dumps(body)}")
+
+    def _refuse(self, kind: str, message_id: str, reason: str, detail: str) -> None:
+        self.stats.refused_announcements[reason] = self.stats.refused_announcements.get(reason, 0) + 1
+        self.say(f"REFUSED {kind} {message_id}: {reason} ({detail}); not played, not acknowledged")
 
     async def _ack(self, client: aiomqtt.Client, suffix: str, body: dict[str, Any]) -> None:
         await self._publish(client, suffix, body)
@@ -444,6 +526,7 @@ def read_profile(path: Path) -> DeviceCredential:
             broker_port=int(profile["port"]),
             broker_scheme=profile.get("scheme", "mqtt"),
             broker_ca_pem=profile.get("ca_pem"),
+            announcement_keys=profile.get("announcement_keys"),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         sys.exit(f"qris-soundbox: {path} is not a profile printed by `device provision --json`: {exc!r}")
@@ -572,9 +655,37 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
 
 
+def with_announcement_keys(credentials: list[DeviceCredential], base_url: str) -> list[DeviceCredential]:
+    """Credentials that did not come with the platform's keys get them from ``GET /device/keys``
+    (one call: every device of a platform verifies against the same keys)."""
+    missing = [c for c in credentials if c.announcement_keys is None]
+    if not missing:
+        return credentials
+    try:
+        keys = asyncio.run(device_announcement_keys(base_url, missing[0]))
+    except ApiError as exc:
+        # Still run (a CONNECT can be tried), but as firmware without keys would: nothing signed is played.
+        print(
+            f"qris-soundbox: cannot fetch the platform's announcement keys ({exc}); every payment announcement"
+            " will be refused: give --base-url (or --profile)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return credentials
+    return [c if c.announcement_keys is not None else replace(c, announcement_keys=keys) for c in credentials]
+
+
 def _simulate(args: argparse.Namespace) -> None:
     tls = TlsOptions.from_args(args)
     credentials = _credentials(args)
+    if args.dialect == "native":
+        credentials = with_announcement_keys(credentials, args.base_url)
+    else:
+        print(
+            f"{args.dialect}: its messages carry no signature, so this device cannot tell a forged"
+            " announcement from a real one (docs/announcement-signing.md)",
+            flush=True,
+        )
     if args.fleet is not None:
         if args.fleet < 1 or args.fleet > len(credentials):
             sys.exit(

@@ -31,7 +31,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.devices.changes import DeviceChange, announce_change
 from qris_soundbox.core.devices.errors import DeviceNotFound, DeviceStateInvalid
-from qris_soundbox.core.devices.schemas import BrokerAddress, IssuedCredential
+from qris_soundbox.core.devices.schemas import AnnouncementKeys, BrokerAddress, IssuedCredential
 
 SECRET_BYTES = 32
 # Machine-generated 256-bit secrets: the hash only has to be one-way, not slow.
@@ -115,11 +115,17 @@ def fingerprint_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-async def rotate(conn: Connection, actor: AuditActor, device_id: str, broker: BrokerAddress) -> IssuedCredential:
+async def rotate(
+    conn: Connection,
+    actor: AuditActor,
+    device_id: str,
+    broker: BrokerAddress,
+    announcement_keys: AnnouncementKeys,
+) -> IssuedCredential:
     """Issue a new secret; the old one stops working when this transaction commits.
 
-    ``broker`` is where the device is told to connect: the caller knows it
-    (``PlatformContext.device_broker_address``), not this module.
+    ``broker`` is where the device is told to connect and ``announcement_keys`` what it verifies
+    announcements with: the caller knows them (``PlatformContext``), not this module.
     """
     row = await conn.fetchrow(QUERIES["device_lock"], device_id)
     if row is None:
@@ -147,4 +153,5 @@ async def rotate(conn: Connection, actor: AuditActor, device_id: str, broker: Br
         fingerprint=fingerprint,
         rotated_at=updated["credential_rotated_at"],
         broker=broker,
+        announcement_keys=announcement_keys,
     )

@@ -29,7 +29,9 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
         device = await registry.get_device(conn, device_id)
         if device.terminal_id is None and device.status != "retired":
             await registry.bind(conn, SYSTEM, device_id, terminal_id)
-        issued = await credentials.rotate(conn, SYSTEM, device_id, platform.device_broker_address())
+        issued = await credentials.rotate(
+            conn, SYSTEM, device_id, platform.device_broker_address(), platform.device_announcement_keys()
+        )
     return [
         f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
         f"  MQTT {issued.broker.url}  username = client id = {device_id}",

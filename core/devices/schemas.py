@@ -134,6 +134,22 @@ class BrokerAddress(Struct, kw_only=True):
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
+class AnnouncementKey(Struct, kw_only=True):
+    """A public key the platform signs announcements with (docs/announcement-signing.md)."""
+
+    kid: str  # the first 16 hex digits of SHA-256 over the 32 raw public-key bytes
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    public_key: str  # the 32 raw bytes, standard Base64 (libsodium's crypto_sign_verify_detached takes them as is)
+    current: bool  # signs new announcements; the other one, during a rotation, still verifies
+
+
+class AnnouncementKeys(Struct, kw_only=True):
+    """``GET /device/keys`` and the connection profile: every key a device must accept."""
+
+    current_kid: str
+    keys: list[AnnouncementKey]
+
+
 class IssuedCredential(Struct, kw_only=True):
     """SPEC §9: the only time the secret is ever shown."""
 
@@ -144,6 +160,8 @@ class IssuedCredential(Struct, kw_only=True):
     fingerprint: str
     rotated_at: datetime
     broker: BrokerAddress
+    # The platform's public keys: the device verifies every payment announcement against them.
+    announcement_keys: AnnouncementKeys
 
 
 class Heartbeat(Body, kw_only=True):

@@ -14,7 +14,6 @@ dropped (docs/partners.md).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from qris_soundbox.core.config import Settings
+from qris_soundbox.core.key_files import read_or_create
 from qris_soundbox.core.snap import wire
 
 
@@ -41,21 +41,6 @@ class PlatformKey:
         return wire.rsa_sign(self.private_key, message)
 
 
-def _read_or_create(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = wire.generate_private_key_pem()
-        # O_EXCL: two processes starting together keep one key, the loser reads the winner's.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(pem)
-        return pem
-    return path.read_text()
-
-
 def load_platform_key(settings: Settings, data_dir: Path) -> PlatformKey:
     """The signing key, created when missing; ``ValueError`` (naming the file) when it is not an RSA key.
     ``serve`` reads it once at start (a bad file stops it there) and keeps it on the platform context."""
@@ -65,7 +50,7 @@ def load_platform_key(settings: Settings, data_dir: Path) -> PlatformKey:
         else data_dir / "snap" / "platform-key.pem"
     )
     try:
-        private_key = wire.load_private_key(_read_or_create(path))
+        private_key = wire.load_private_key(read_or_create(path, wire.generate_private_key_pem))
     except ValueError as exc:
         raise ValueError(f"SNAP_PRIVATE_KEY_FILE {path}: {exc}") from None
     current = wire.public_key_pem(private_key)

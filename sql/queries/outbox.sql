@@ -7,11 +7,12 @@ SELECT enqueue_downlink($1::jsonb);
 SELECT pg_notify('device_outbox', $1);
 
 -- open_downlinks_for_devices --
--- $1 device ids, $2 limit: what to (re)send now, oldest first, locked against a second publisher
-SELECT id, message_id, device_id, kind, topic, payload, attempts FROM device_outbox
+-- $1 device ids, $2 limit: what to (re)send now, oldest first, locked against a second publisher; signed
+-- rows in their counter's order (a device refuses a counter lower than one it has played)
+SELECT id, message_id, device_id, kind, topic, payload, attempts, counter FROM device_outbox
 WHERE device_id = ANY ($1::text[])
   AND status IN ('pending', 'sent') AND next_attempt_at <= now() AND expires_at > now()
-ORDER BY id
+ORDER BY counter NULLS FIRST, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
@@ -66,7 +67,7 @@ RETURNING id, message_id, kind, transaction_id, payload, created_at, acked_at;
 -- downlinks_for_device --
 -- $1 device, $2 kind or NULL, $3 cursor, $4 limit+1
 SELECT id, message_id, device_id, kind, topic, payload, status, transaction_id, attempts,
-       created_at, sent_at, acked_at, expires_at
+       created_at, sent_at, acked_at, expires_at, counter IS NOT NULL AS signed, counter
 FROM device_outbox
 WHERE device_id = $1 AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR id < $3)
 ORDER BY id DESC

@@ -77,6 +77,8 @@ async def test_simulate_with_tls_and_the_ca_from_the_provisioned_profile_speaks_
         "--tls",
         "--cafile",
         str(cafile),
+        "--base-url",
+        tls.running.http_url,
         "--heartbeat-s",
         "0",
         env={"DEVICE_SECRET": profile["password"]},
