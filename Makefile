@@ -28,12 +28,14 @@ install-test: $(VENV)/.installed-test system-packages
 # through sudo): Chromium for the console's browser tests (tests/console; Playwright cannot download
 # its own browser here), HAProxy in front of several nodes (tests/scaling), mosquitto_sub as a second
 # MQTT client over TLS (tests/tls), PgBouncer in transaction mode in front of PostgreSQL (tests/ops/test_pgbouncer.py),
-# stress-ng as the CPU hog of `make flake-hunt`.
+# stress-ng as the CPU hog of `make flake-hunt`, a C compiler and libsodium for the reference verifier of
+# signed announcements that firmware vendors are given (docs/announcement-signing.md, tests/announcements).
+# Each entry is a file the package installs, then the package.
 SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/sbin/haproxy:haproxy /usr/bin/mosquitto_sub:mosquitto-clients \
-	/usr/sbin/pgbouncer:pgbouncer /usr/bin/stress-ng:stress-ng
+	/usr/sbin/pgbouncer:pgbouncer /usr/bin/stress-ng:stress-ng /usr/bin/cc:gcc /usr/include/sodium.h:libsodium-dev
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
-	test -x "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \
+	test -e "$${entry%%:*}" || missing="$$missing $${entry#*:}"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing for the tests ..."; \
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get install -y -q $$missing > /dev/null 2>&1 || \

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
@@ -43,13 +44,18 @@ ShortText = Annotated[str | None, QueryParameter(max_length=64)]
 )
 async def list_device_models(platform: Platform) -> Page[DeviceModel]:
     async with platform.db.transaction() as conn:
-        return Page(items=await models.list_models(conn))
+        return Page(items=[_marked(platform, model) for model in await models.list_models(conn)])
 
 
 @get("/admin/device-models/{model_id:str}", summary="One device model", tags=TAGS, opt={"permission": "device:read"})
 async def get_device_model(platform: Platform, model_id: FromPath[str]) -> DeviceModel:
     async with platform.db.transaction() as conn:
-        return await models.get_model(conn, model_id)
+        return _marked(platform, await models.get_model(conn, model_id))
+
+
+def _marked(platform: Platform, model: DeviceModel) -> DeviceModel:
+    """The model, saying whether its dialect can carry the signature (core knows no dialect)."""
+    return msgspec.structs.replace(model, signs_announcements=model.dialect not in platform.unsigned_dialects)
 
 
 @post(

@@ -58,7 +58,7 @@ SIGNED_KINDS: dict[str, SignedFields] = {
 
 def _field(value: object, name: str) -> bytes:
     text = str(value)
-    if not text.isprintable() or "\n" in text:
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
         raise ValueError(f"{name} cannot be signed: it holds a control character")
     return text.encode()
 
@@ -82,6 +82,26 @@ def canonical_bytes(
     return b"\n".join([DOMAIN, *(_field(v, n) for v, n in zip(parts, names, strict=True))])
 
 
+def announcement_bytes(kind: str, device_id: str, payload: dict[str, Any], counter: int) -> bytes:
+    """``canonical_bytes`` of a message of a signed ``kind``, its fields read where that kind carries them;
+    ``ValueError`` when one is missing or cannot be signed. A verifier passes its own id and the kind it is
+    about to act on, never the message's word for them."""
+    fields = SIGNED_KINDS[kind]
+    try:
+        return canonical_bytes(
+            device_id=device_id,
+            message_id=payload["message_id"],
+            kind=kind,
+            amount=payload[fields.amount],
+            currency=payload[fields.currency],
+            transaction_id=payload[fields.transaction_id] if fields.transaction_id else "",
+            time=payload[fields.time],
+            counter=counter,
+        )
+    except KeyError as exc:
+        raise ValueError(f"a {kind} message without {exc.args[0]} cannot be signed") from None
+
+
 def raw_public_key(key: ed25519.Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -100,24 +120,11 @@ class AnnouncementSigner:
         """``payload`` as the device receives it: for a signed kind, with ``device_id``, ``counter``, ``kid``
         and ``sig`` added; any other kind unchanged. ``ValueError`` when a signed kind's field is missing
         or cannot be signed (the row is then not delivered: an unsigned announcement would be refused)."""
-        fields = SIGNED_KINDS.get(kind)
-        if fields is None:
+        if kind not in SIGNED_KINDS:
             return payload
         if counter is None:
             raise ValueError(f"a {kind} downlink without its counter cannot be signed")
-        try:
-            message = canonical_bytes(
-                device_id=device_id,
-                message_id=payload["message_id"],
-                kind=kind,
-                amount=payload[fields.amount],
-                currency=payload[fields.currency],
-                transaction_id=payload[fields.transaction_id] if fields.transaction_id else "",
-                time=payload[fields.time],
-                counter=counter,
-            )
-        except KeyError as exc:
-            raise ValueError(f"a {kind} downlink without {exc.args[0]} cannot be signed") from None
+        message = announcement_bytes(kind, device_id, payload, counter)
         signature = base64.b64encode(self.private_key.sign(message)).decode()
         return payload | {"device_id": device_id, "counter": counter, "kid": self.kid, "sig": signature}
 

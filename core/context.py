@@ -49,6 +49,9 @@ class PlatformContext:
         self.platform_key: PlatformKey | None = None
         # The Ed25519 key signing announcements to devices; set by ``serve`` (core/announcement_signing.py).
         self.announcement_signer: AnnouncementSigner | None = None
+        # The wire dialects whose payment message cannot carry that signature (set by ``serve`` from
+        # acl/dialects/): their devices can be tricked by a forged announcement, and the model list says so.
+        self.unsigned_dialects: frozenset[str] = frozenset()
         # host, port this process's broker listens on; set by whoever starts ``broker``.
         self.broker_listener: tuple[str, int] | None = None
         # host, port of its MQTT-over-TLS listener, when it serves one.

@@ -32,6 +32,7 @@ from qris_soundbox.broker.config import (
     load_broker_config,
     resolve_listeners,
 )
+from qris_soundbox.broker.dialects import DialectError, Dialects
 from qris_soundbox.broker.server import PlatformBroker
 from qris_soundbox.control_plane.app import METRICS_ONLY_MODULES, create_app
 from qris_soundbox.core import runtime
@@ -114,6 +115,9 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
         # Read (or, the first time, created) before anything starts: a bad key file stops serve here.
         platform_key = load_platform_key(settings, options.data_dir)
         announcement_signer = load_announcement_signer(settings, options.data_dir)
+        dialects = Dialects.load()
+    except DialectError as exc:
+        raise StartupError(f"dialect file: {exc}") from None
     except ValueError as exc:
         raise StartupError(str(exc)) from None
 
@@ -126,6 +130,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
         )
         platform.platform_key = platform_key
         platform.announcement_signer = announcement_signer
+        platform.unsigned_dialects = frozenset(d for d in dialects.ids() if not dialects.signs_announcements(d))
         if "api" in roles and settings.device_token and not settings.device_auth_allow_legacy_token:
             log.warning("DEVICE_TOKEN is set but refused on /device/*: DEVICE_AUTH_ALLOW_LEGACY_TOKEN is off")
         async with contextlib.AsyncExitStack() as stack:

@@ -64,7 +64,7 @@ from aiomqtt.exceptions import MqttConnectError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from qris_soundbox.core.announcement_signing import SIGNED_KINDS, canonical_bytes
+from qris_soundbox.core.announcement_signing import SIGNED_KINDS, announcement_bytes
 from qris_soundbox.core.qris import QrisError, parse_qris
 from qris_soundbox.tools.api import (
     BASE_URL_HELP,
@@ -211,7 +211,6 @@ class AnnouncementVerifier:
 
     def refusal(self, kind: str, body: dict[str, Any]) -> tuple[str, str] | None:
         """Why ``body`` must not be played, as (reason, what to say); None: it is genuine and this device's."""
-        fields = SIGNED_KINDS[kind]
         sig, kid, counter = body.get("sig"), body.get("kid"), body.get("counter")
         if not isinstance(sig, str) or not isinstance(kid, str) or type(counter) is not int:
             return "unsigned", "no sig, kid and counter"
@@ -222,16 +221,7 @@ class AnnouncementVerifier:
             return "unknown_key", f"signed by an unknown key {kid}"
         try:
             # Built from this device's own id and the kind it is about to act on, not the message's word.
-            message = canonical_bytes(
-                device_id=self.device_id,
-                message_id=body["message_id"],
-                kind=kind,
-                amount=body[fields.amount],
-                currency=body[fields.currency],
-                transaction_id=body[fields.transaction_id] if fields.transaction_id else "",
-                time=body[fields.time],
-                counter=counter,
-            )
+            message = announcement_bytes(kind, self.device_id, body, counter)
             key.verify(base64.b64decode(sig, validate=True), message)
         except (KeyError, ValueError, TypeError, InvalidSignature):
             return "forged", "the signature does not verify"

@@ -59,6 +59,9 @@ const EN = {
   "Belum ada perangkat. Daftarkan perangkat dengan nomor seri dan modelnya.":
     "No devices yet. Register one with its serial number and model.",
   "Belum ada merchant. Buat merchant baru untuk memulai.": "No merchants yet. Create one to start.",
+  "Model perangkat": "Device models", "Dialek": "Dialect", "Pengumuman bertanda tangan": "Signed announcements",
+  "Ya: pengumuman palsu ditolak": "Yes: forged announcements are refused",
+  "Tidak: bisa ditipu pengumuman palsu": "No: can be tricked by a forged announcement",
   "Tidak ada entri.": "No entries.", "Tidak ada perintah.": "No commands.", "Tidak ada notifikasi.": "No notifications.",
   "Tidak ada pesan MQTT.": "No MQTT messages.", "Tidak ada outlet. Tambahkan outlet di bawah.": "No outlets. Add one below.",
   "Tidak ada terminal.": "No terminals.", "Tidak ada pengecualian.": "No exceptions.", "Kirim perintah": "Send command",
@@ -869,7 +872,17 @@ async function deviceRegistryPage() {
       summary: healthSummary,
       emptyText: "Belum ada perangkat. Daftarkan perangkat dengan nomor seri dan modelnya.",
   });
-  show(h("div", { class: "actions" }, create, link("admin-device-registry", { drift: "true" }, t("Drift konfigurasi"))), list);
+  show(h("div", { class: "actions" }, create, link("admin-device-registry", { drift: "true" }, t("Drift konfigurasi"))), list,
+    await deviceModelsCard());
+}
+
+// The models and what their wire dialect can carry: a model whose announcements cannot be signed
+// plays a forged "payment received" like a real one (docs/announcement-signing.md).
+async function deviceModelsCard() {
+  const models = await get("/admin/device-models", { limit: 200 });
+  return card("Model perangkat", simpleTable(models.items, [["Model", (m) => m.name], ["ID", (m) => m.id], ["Dialek", (m) => m.dialect],
+    ["Pengumuman bertanda tangan", (m) => h("span", { class: "badge " + (m.signs_announcements ? "ok" : "bad"), "data-signed": String(m.signs_announcements) },
+      t(m.signs_announcements ? "Ya: pengumuman palsu ditolak" : "Tidak: bisa ditipu pengumuman palsu"))]], "device-models"));
 }
 
 // The health of the devices on this page, by status: what a technician looks at first.

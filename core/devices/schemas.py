@@ -45,6 +45,9 @@ class DeviceModel(Struct, kw_only=True):
     builtin: bool
     dialect: str  # the wire dialect its devices speak (docs/dialects.md); "native" is the platform's own
     created_at: datetime
+    # False: its dialect cannot carry the platform's announcement signature, so its devices cannot tell a
+    # forged "payment received" (docs/announcement-signing.md). Filled from the loaded dialects by the routes.
+    signs_announcements: bool = True
 
 
 class DeviceModelCreate(Body, kw_only=True):

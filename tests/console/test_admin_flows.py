@@ -191,6 +191,19 @@ async def test_rotating_a_credential_shows_the_secret_once_and_a_real_mqtt_clien
         watched.assert_clean()
 
 
+async def test_the_device_registry_shows_which_models_can_be_tricked_by_a_forged_announcement(
+    running: RunningPlatform, browser: Browser
+) -> None:
+    async with console_page(browser, running) as (page, _):
+        await user_logged_in(page, running, "admin", "viewer")
+        await open_page(page, running, "admin-device-registry")
+        models = page.locator("table[data-list=device-models]")
+        await expect(models.locator("tr[data-id=q161-pro] [data-signed=false]")).to_have_text(
+            "Tidak: bisa ditipu pengumuman palsu"
+        )
+        await expect(models.locator("tr[data-id=generic-audio] [data-signed=true]")).to_be_visible()
+
+
 async def test_a_viewer_sees_no_write_controls(running: RunningPlatform, browser: Browser) -> None:
     ids = await onboarded_terminal(running)
     device = await running.http.post(

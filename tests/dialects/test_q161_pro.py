@@ -146,3 +146,13 @@ async def test_the_model_list_names_each_models_dialect(running: RunningPlatform
     assert dialects["q161-pro"] == "q161-pro" and dialects["generic-screen"] == "native"
     q161 = next(m for m in items if m["id"] == "q161-pro")
     assert q161["builtin"] and q161["capabilities"]["screen"] and q161["capabilities"]["dynamic_qr"]
+
+
+async def test_the_model_list_marks_the_models_that_cannot_carry_a_signature(running: RunningPlatform) -> None:
+    items = (await running.http.get("/admin/device-models", headers=running.admin_headers)).json()["items"]
+    signed = {m["id"]: m["signs_announcements"] for m in items}
+    # The Q161 Pro's PAYMENT_NOTIFICATION has no field for it: a forged one sounds like a real one.
+    assert signed["q161-pro"] is False
+    assert signed["generic-audio"] is True and signed["generic-screen"] is True
+    one = await running.http.get("/admin/device-models/q161-pro", headers=running.admin_headers)
+    assert one.json()["signs_announcements"] is False
