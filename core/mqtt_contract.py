@@ -35,6 +35,11 @@ class PaymentDownlink(_Downlink, kw_only=True):
     currency: str
     paid_at: datetime
     announcement: Announcement
+    # The signature (docs/announcement-signing.md): verify it, with these, before playing.
+    device_id: str  # the device it was signed for
+    counter: int  # strictly increases per device: a lower or equal one is a replay
+    kid: str  # which published key (GET /device/keys) signed it
+    sig: str  # Ed25519 over the canonical bytes, standard Base64
 
 
 class DynamicQrError(Struct, kw_only=True, forbid_unknown_fields=True):
