@@ -42,9 +42,15 @@ broker with ``MQTT_PLAIN_ENABLED=false``, so every device handshakes): connect
 + subscribe rates, RSS per session and downlink latency, side by side,
 without Mosquitto and without the reconnect storm.
 
-Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth devices|test] [--tls] [--no-write]``.
-Writes the "Broker at fleet scale" section of docs/performance.md, or with
-``--tls`` its "Broker over TLS" section.
+``--dialect`` measures the dialect edge instead: one broker with native
+devices and Q161 Pros (docs/dialects.md) connected, signed payment downlinks
+at 1,000 msg/s to each side in alternating rounds, the p99 of each (target:
+the Q161 Pro within 1.5x of native; the exit status says whether it was), and
+what rendering and signing cost per message.
+
+Usage: ``.venv/bin/python bench/broker_scale.py [--quick] [--auth devices|test] [--tls | --dialect] [--no-write]``.
+Writes the "Broker at fleet scale" section of docs/performance.md, with
+``--tls`` its "Broker over TLS" section, with ``--dialect`` its "dialect edge" one.
 """
 
 from __future__ import annotations
@@ -360,7 +366,7 @@ def _hash_secret(secret: str) -> str:
 
 @asynccontextmanager
 async def provisioned_fleet(
-    workdir: Path, count: int, facts: dict[str, object]
+    workdir: Path, count: int, facts: dict[str, object], model_of: Callable[[int], str] = lambda _index: "generic-audio"
 ) -> AsyncIterator[tuple[object, Credentials]]:
     """The platform's database (DATABASE_URL, else embedded in ``workdir``), migrated, with ``count`` active devices.
 
@@ -389,12 +395,13 @@ async def provisioned_fleet(
         hashed = time.perf_counter()
         await db.pool.execute(
             "INSERT INTO devices (id, serial_number, model_id, status, credential_hash, credential_fingerprint,"
-            " credential_rotated_at) SELECT id, 'BENCH-' || $4 || '-' || n, 'generic-audio', 'active', h, f, now()"
-            " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t (id, h, f, n)",
+            " credential_rotated_at) SELECT id, 'BENCH-' || $4 || '-' || n, m, 'active', h, f, now()"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $5::text[]) WITH ORDINALITY AS t (id, h, f, m, n)",
             ids,
             hashes,
             [fingerprint_of(secret) for secret in secrets],
             run,
+            [model_of(index) for index in range(count)],
         )
         facts.update(
             provisioned=count,
@@ -409,7 +416,7 @@ async def provisioned_fleet(
         finally:
             if external:
                 async with db.transaction() as conn:
-                    for table in ("device_mqtt_messages", "device_outbox"):
+                    for table in ("device_mqtt_messages", "device_outbox", "device_announcement_counters"):
                         await conn.execute(f"DELETE FROM {table} WHERE device_id = ANY ($1::text[])", ids)
                     await conn.execute("DELETE FROM devices WHERE id = ANY ($1::text[])", ids)
 
@@ -562,9 +569,11 @@ async def reconnect_storm(fleet: Fleet, db: object | None) -> dict[str, float]:
 Sender = Callable[[int, int], None]  # (device index, sequence number): send one timestamped downlink
 
 
-async def downlink_latency(fleet: Fleet, send: Sender, rate: int, seconds: float) -> dict[str, float]:
-    """Paced QoS 1 downlinks, each to one device; latency measured at the device."""
-    sessions = len(fleet.clients)
+async def downlink_latency(
+    fleet: Fleet, send: Sender, rate: int, seconds: float, sessions: int | None = None
+) -> dict[str, float]:
+    """Paced QoS 1 downlinks, each to one device (of the first ``sessions``); latency measured at the device."""
+    sessions = sessions or len(fleet.clients)
     total = int(rate * seconds)
     fleet.latencies, fleet.received = [], 0
     start, sent = time.perf_counter(), 0
@@ -992,6 +1001,222 @@ def render_tls(
     return "\n".join(lines)
 
 
+# ---- the dialect edge: a Q161 Pro's downlink against a native one ----------------------------------------------
+
+DIALECT_BEGIN, DIALECT_END = "<!-- broker-dialect:begin -->", "<!-- broker-dialect:end -->"
+DIALECT_RATE, DIALECT_TARGET = 1_000, 1.5  # msg/s; the Q161 Pro's downlink p99 within 1.5x of native's
+DIALECT_ROUNDS = 2
+DIALECT_SETTLE_S = 3.0  # before each round: the previous round's acks are written, not carried into this one
+
+
+def payment_json(seq: int, device_id: str) -> bytes:
+    """A native payment downlink as the outbox hands it over (signed), its sequence number as the amount."""
+    return json.dumps(
+        {
+            "message_id": f"msg_bench{seq:012d}",
+            "type": "payment",
+            "transaction_id": f"txn_bench{seq:012d}",
+            "amount": seq + 1,
+            "currency": "IDR",
+            "paid_at": "2026-12-07T08:15:30.123456Z",
+            "announcement": {"format": "clips", "language": "id", "clips": ["received", "25", "thousand", "rupiah"]},
+            "device_id": device_id,
+            "counter": seq + 1,
+            "kid": "56475aa75463474c",
+            "sig": "hvz5hxv+eLTOp5+VXGuRQbtHNFAl/+RBnvBrdnQW0haVGY58UIZfVE53B67Fk/ov9qHklpk5v++8DPDYxP35Dw==",
+        }
+    ).encode()
+
+
+@dataclass
+class DialectFleet(Fleet):
+    """Native devices first, then Q161 Pros (``q161_from`` on): each listens where its dialect says and
+    decodes the JSON it gets. A native device acknowledges a payment on ``uplink/payment/ack`` as the
+    contract asks; a Q161 Pro's PUBACK stands for that ack (the broker turns it into the same uplink), so
+    both sides cost the platform one ack each."""
+
+    q161_from: int = 0
+    sent_at: dict[int, float] = field(default_factory=dict)
+    packet_ids: int = 0
+
+    def client_of(self, device_id: str) -> Client:
+        return self.clients[self.index_of[device_id]]
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        if not hasattr(self, "_index_of"):
+            self._index_of = {device: i for i, device in enumerate(self.credentials.ids)}
+        return self._index_of
+
+    def topic(self, index: int) -> str:
+        device = self.credentials.ids[index]
+        return f"topic_{device}" if index >= self.q161_from else f"devices/{device}/downlink/#"
+
+    def on_downlink(self, payload: bytes) -> None:
+        body = json.loads(payload)
+        # Native amounts are rupiah; the Q161 Pro's are sen (x100), PAYMENT_NOTIFICATION's form.
+        if body.get("type") == "PAYMENT_NOTIFICATION":
+            seq = body["amount"] // 100 - 1
+        else:
+            seq = body["amount"] - 1
+            self.packet_ids = self.packet_ids % 65535 + 1
+            ack = json.dumps({"message_id": body["message_id"]}).encode()
+            topic = f"devices/{body['device_id']}/uplink/payment/ack".encode()
+            self.client_of(body["device_id"]).write(publish_packet(topic, ack, 1, self.packet_ids))
+        self.latencies.append(time.perf_counter() - self.sent_at.pop(seq))
+        self.received += 1
+
+
+def per_message_us(work: Callable[[], object], count: int = 20_000) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        work()
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def edge_costs() -> dict[str, float]:
+    """In this process: what the broker's edge adds to one payment downlink, in microseconds."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from qris_soundbox.broker.dialects import Dialects
+    from qris_soundbox.core.announcement_signing import AnnouncementSigner
+    from qris_soundbox.core.devices.schemas import AnnouncementKeys
+
+    q161 = Dialects.load().get("q161-pro")
+    assert q161 is not None
+    payload = payment_json(24_999, "dev_bench")
+    body = json.loads(payload)
+    signer = AnnouncementSigner(Ed25519PrivateKey.generate(), "bench", AnnouncementKeys(current_kid="bench", keys=[]))
+    unsigned = {k: v for k, v in body.items() if k not in ("device_id", "counter", "kid", "sig")}
+    return {
+        "translate_us": per_message_us(
+            lambda: q161.outbound("dev_bench", "devices/dev_bench/downlink/payment", payload)
+        ),
+        "sign_us": per_message_us(lambda: signer.sign_downlink("payment", "dev_bench", unsigned, 7), 5_000),
+        "encode_us": per_message_us(lambda: json.dumps(body).encode()),
+    }
+
+
+async def run_dialect(args: argparse.Namespace) -> int:
+    """``--dialect``: downlink latency at DIALECT_RATE to native devices, then to Q161 Pros, on one broker."""
+    per_side = 300 if args.quick else 1_000
+    seconds = 5.0 if args.quick else 15.0
+    info, load_before, started = machine(), os.getloadavg(), time.perf_counter()
+    facts: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="broker-dialect-") as tmp:
+        workdir = Path(tmp)
+        async with contextlib.AsyncExitStack() as stack:
+            print(f"provisioning {per_side:,} native devices and {per_side:,} Q161 Pros ...", flush=True)
+            _db, credentials = await stack.enter_async_context(
+                provisioned_fleet(
+                    workdir, 2 * per_side, facts, lambda i: "q161-pro" if i >= per_side else "generic-audio"
+                )
+            )
+            broker = await start_platform_broker(args, workdir, facts.get("dsn"))  # type: ignore[arg-type]
+            stack.callback(broker.stop)
+            fleet = DialectFleet(broker, credentials, q161_from=per_side)
+            await fleet.grow(2 * per_side)
+            control = await Control.open(broker.control_port)  # type: ignore[arg-type]
+            stack.callback(control.close)
+            ids = [device.encode() for device in credentials.ids]
+            # Alternating rounds, pooled per side: the machine's load drifts (other processes), and a side
+            # measured only after the other would carry that drift as if it were its own cost.
+            pooled: dict[str, list[float]] = {"native": [], "q161-pro": []}
+            totals: dict[str, dict[str, float]] = {side: {"sent": 0, "lost": 0} for side in pooled}
+            sides = (("native", 0), ("q161-pro", per_side))
+            for round_ in range(DIALECT_ROUNDS):
+                # ABBA: neither side always follows the other (whose acks the platform may still be writing).
+                for side, offset in sides if round_ % 2 == 0 else sides[::-1]:
+
+                    def send(device: int, seq: int, offset: int = offset) -> None:
+                        fleet.sent_at[seq] = time.perf_counter()
+                        control.downlink(ids[offset + device], payment_json(seq, credentials.ids[offset + device]))
+
+                    if round_ == 0:
+                        await downlink_latency(fleet, send, DIALECT_RATE, 2.0, per_side)  # warm-up, not counted
+                        fleet.sent_at.clear()
+                    print(
+                        f"round {round_ + 1}: {side} downlinks at {DIALECT_RATE:,} msg/s for {seconds:.0f} s",
+                        flush=True,
+                    )
+                    await asyncio.sleep(DIALECT_SETTLE_S)
+                    result = await downlink_latency(fleet, send, DIALECT_RATE, seconds, per_side)
+                    pooled[side] += fleet.latencies
+                    totals[side]["sent"] += result["sent"]
+                    totals[side]["lost"] += result["lost"]
+                    fleet.sent_at.clear()
+            results = {side: {**totals[side], **latency_percentiles(pooled[side])} for side in pooled}
+            for client in fleet.clients:
+                client.close()
+    costs = edge_costs()
+    text = render_dialect(
+        args, per_side, seconds, results, costs, info, (load_before, os.getloadavg()), time.perf_counter() - started
+    )
+    print(text)
+    if not args.no_write:
+        write_section(text, DIALECT_BEGIN, DIALECT_END)
+        print(f"written to {DOC}")
+    native, q161 = results["native"]["p99"], results["q161-pro"]["p99"]
+    return 0 if q161 <= DIALECT_TARGET * native else 1
+
+
+def render_dialect(
+    args: argparse.Namespace,
+    per_side: int,
+    seconds: float,
+    results: dict[str, dict[str, float]],
+    costs: dict[str, float],
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    took: float,
+) -> str:
+    native, q161 = results["native"], results["q161-pro"]
+    ratio = q161["p99"] / native["p99"] if native["p99"] else float("nan")
+    verdict = "within" if ratio <= DIALECT_TARGET else "**outside**"
+    rows = [
+        f"| {name} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['sent']:,} / {r['lost']:,} |"
+        for name, r in (("native (`devices/<id>/downlink/payment`)", native), ("Q161 Pro (`topic_<id>`)", q161))
+    ]
+    return "\n".join(
+        [
+            DIALECT_BEGIN,
+            "",
+            "## The dialect edge: a Q161 Pro's downlink against a native one",
+            "",
+            f"`bench/broker_scale.py --dialect{' --quick' if args.quick else ''}`,"
+            f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {took:.0f} s. One PlatformBroker (broker.yaml's"
+            f" plugins on {facts_database(args)}) with {per_side:,} native devices and {per_side:,} Q161 Pros connected;"
+            f" {DIALECT_RATE:,} signed payment downlinks/s through `deliver_to_client` (the outbox publisher's call),"
+            f" {DIALECT_ROUNDS} rounds of {seconds:.0f} s to the native devices and {DIALECT_ROUNDS} to the Q161 Pros,"
+            " in ABBA order after a pause each (latencies pooled per side, so the machine's drifting load falls on both). The broker renders"
+            " the Q161 Pros' copies as `PAYMENT_NOTIFICATION` JSON on `topic_<id>`. Each native device acks on"
+            " `uplink/payment/ack` as the contract asks; a Q161 Pro acks nothing, so the broker turns its PUBACK into"
+            " that same ack uplink (docs/dialects.md): one ack handled per payment on both sides. Latency at the"
+            " device, ms.",
+            "",
+            *load_rows(info, load),
+            "",
+            "| downlinks to | p50 | p95 | p99 | max | sent / lost |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Q161 Pro p99 / native p99 = {ratio:.2f}x: {verdict} the target of {DIALECT_TARGET}x.",
+            "",
+            "What the edge adds to one message, measured in the load generator's process (one core, no broker):",
+            f"rendering a payment in the Q161 Pro's dialect {costs['translate_us']:.1f} µs"
+            f" (decode the native JSON, fill the template, encode), signing it (Ed25519 over the canonical bytes,"
+            f" done for every dialect by the outbox publisher) {costs['sign_us']:.1f} µs; for scale, encoding the"
+            f" native payload as JSON {costs['encode_us']:.1f} µs.",
+            "",
+            DIALECT_END,
+        ]
+    )
+
+
+def facts_database(args: argparse.Namespace) -> str:
+    return "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
+
+
 # ---- entry points ---------------------------------------------------------------------------------------------
 
 
@@ -1198,12 +1423,21 @@ def main() -> int:
         action="store_true",
         help="the project's broker over plain MQTT and over TLS side by side (no Mosquitto, no reconnect storm)",
     )
+    parser.add_argument(
+        "--dialect",
+        action="store_true",
+        help="the dialect edge: a Q161 Pro's downlink latency against a native one at 1,000 msg/s (its own section)",
+    )
     parser.add_argument("--profile", help="write a cProfile of the project's broker process to this file")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md alone")
     args = parser.parse_args()
     raise_fd_limit()
     import uvloop
 
+    if args.dialect:
+        if args.auth != "devices":
+            parser.error("--dialect needs --auth devices: a device's dialect comes from its model in the database")
+        return uvloop.run(run_dialect(args))
     return uvloop.run(run(args))
 
 

@@ -48,7 +48,14 @@ async def _payments(running: RunningPlatform, device_id: str, count: int) -> set
                 conn,
                 device_id=device_id,
                 kind="payment",
-                body={"type": "payment", "amount": 1000 + n},
+                # What a payment announcement carries, so that it can be signed (docs/announcement-signing.md).
+                body={
+                    "type": "payment",
+                    "amount": 1000 + n,
+                    "currency": "IDR",
+                    "transaction_id": f"txn_slow_reader_{n}",
+                    "paid_at": datetime.now(UTC).isoformat(),
+                },
                 expires_at=expires,
             )
             for n in range(count)
