@@ -1,7 +1,10 @@
 """Dynamic QRIS: one function issues a QR for an amount on a terminal.
 
-The admin API, the device HTTP API and the MQTT uplink all call
-``issue_dynamic_qr``, so the three paths cannot drift apart.
+The admin API, the device HTTP API, the MQTT uplink and the partners' generate all call
+``issue_dynamic_qr``, so the paths cannot drift apart. Who builds the QR content depends on the
+merchant's acquirer: the platform itself (no acquirer, or protocol ``platform``), or a SNAP
+acquirer through its ``qr-mpm-generate`` (``core/acquirers/issuing.py``), called before anything
+is written so a refused or failed call leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from qris_soundbox.core.acquirers import issuing
+from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
@@ -25,6 +30,7 @@ async def issue_dynamic_qr(
     terminal: asyncpg.Record,
     amount: int,
     *,
+    acquirers: AcquirerClients,
     source: str,
     device_id: str | None = None,
     ttl_s: int | None = None,
@@ -36,6 +42,22 @@ async def issue_dynamic_qr(
             f"amount {amount} is above the QRIS limit of {settings.qris_max_amount} for one payment",
             details={"field": "amount", "max_amount": settings.qris_max_amount},
         )
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
+    if terminal["acquirer_protocol"] == "snap":
+        return await issuing.issue_at_acquirer(
+            conn,
+            acquirers,
+            terminal,
+            txns.new_transaction(
+                terminal,
+                kind="dynamic",
+                amount=amount,
+                source=source,
+                device_id=device_id,
+                expires_at=expires_at,
+                audit=audit,
+            ),
+        )
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
@@ -43,7 +65,6 @@ async def issue_dynamic_qr(
             details={"merchant_id": terminal["merchant_id"], "missing": missing},
         )
     reference = txns.new_reference()
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
     payload = build_dynamic_qris(
         QrisInput(
             merchant_name=terminal["merchant_name"],
