@@ -2,8 +2,8 @@
 
 The admin API, the device HTTP API, the MQTT uplink and the partners' generate all call
 ``issue_dynamic_qr``, so the paths cannot drift apart. Who builds the QR content depends on the
-merchant's acquirer: the platform itself (no acquirer, or protocol ``platform``), or a SNAP
-acquirer through its ``qr-mpm-generate`` (``core/acquirers/issuing.py``), called before anything
+merchant's acquirer: the platform itself (no acquirer, another protocol, or a SNAP acquirer that
+only notifies: no ``base_url``), or a SNAP acquirer through its ``qr-mpm-generate`` (``core/acquirers/issuing.py``), called before anything
 is written so a refused or failed call leaves nothing behind.
 """
 
@@ -43,7 +43,7 @@ async def issue_dynamic_qr(
             details={"field": "amount", "max_amount": settings.qris_max_amount},
         )
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
-    if terminal["acquirer_protocol"] == "snap":
+    if terminal["acquirer_issues_qr"]:
         return await issuing.issue_at_acquirer(
             conn,
             acquirers,

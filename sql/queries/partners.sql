@@ -66,7 +66,7 @@ RETURNING id, previous_secret_until;
 SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.fee_bps AS merchant_fee_bps, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
-       a.protocol AS acquirer_protocol, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
        m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id,
        (SELECT d.id FROM devices d JOIN device_models dm ON dm.id = d.model_id
         WHERE d.terminal_id = t.id AND d.status = 'active'

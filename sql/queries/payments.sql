@@ -3,7 +3,7 @@
 SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
-       a.protocol AS acquirer_protocol, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
        m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id
 FROM terminals t JOIN merchants m ON m.id = t.merchant_id
 LEFT JOIN acquirers a ON a.code = m.acquirer_code
@@ -103,7 +103,7 @@ SELECT d.status AS device_status, dm.capabilities,
        t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
-       a.protocol AS acquirer_protocol, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
        m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id
 FROM devices d
 JOIN device_models dm ON dm.id = d.model_id
