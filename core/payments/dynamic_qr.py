@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from qris_soundbox.core.acquirers import issuing
 from qris_soundbox.core.acquirers.clients import AcquirerClients
@@ -42,29 +43,24 @@ async def issue_dynamic_qr(
             f"amount {amount} is above the QRIS limit of {settings.qris_max_amount} for one payment",
             details={"field": "amount", "max_amount": settings.qris_max_amount},
         )
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
+    # The QR content is filled in below, by the acquirer or by the platform's own QRIS.
+    transaction = txns.new_transaction(
+        terminal,
+        kind="dynamic",
+        amount=amount,
+        source=source,
+        device_id=device_id,
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds),
+        audit=audit,
+    )
     if terminal["acquirer_issues_qr"]:
-        return await issuing.issue_at_acquirer(
-            conn,
-            acquirers,
-            terminal,
-            txns.new_transaction(
-                terminal,
-                kind="dynamic",
-                amount=amount,
-                source=source,
-                device_id=device_id,
-                expires_at=expires_at,
-                audit=audit,
-            ),
-        )
+        return await issuing.issue_at_acquirer(conn, acquirers, terminal, transaction)
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
             f"merchant {terminal['merchant_id']} lacks {', '.join(missing)} needed in a QRIS payload",
             details={"merchant_id": terminal["merchant_id"], "missing": missing},
         )
-    reference = txns.new_reference()
     payload = build_dynamic_qris(
         QrisInput(
             merchant_name=terminal["merchant_name"],
@@ -73,24 +69,11 @@ async def issue_dynamic_qr(
             mcc=terminal["mcc"],
             nmid=terminal["nmid"],
             amount=amount,
-            bill_number=reference,
+            bill_number=transaction.reference,
             terminal_label=terminal["terminal_code"],
         )
     )
-    return await txns.create_transaction(
-        conn,
-        txns.new_transaction(
-            terminal,
-            kind="dynamic",
-            amount=amount,
-            source=source,
-            device_id=device_id,
-            qr_payload=payload,
-            reference=reference,
-            expires_at=expires_at,
-            audit=audit,
-        ),
-    )
+    return await txns.create_transaction(conn, msgspec.structs.replace(transaction, qr_payload=payload))
 
 
 def dynamic_qr_of(transaction: asyncpg.Record) -> DynamicQr:
