@@ -161,6 +161,7 @@ async def snap_notify(request: Request[Any, Any, Any], platform: Platform) -> Re
             _headers(request),
             await request.body(),
             audit_actor(request),
+            platform.metrics,
         )
     except codes.SnapError as error:
         counted.labels("rejected", error.code(codes.QR_MPM_NOTIFY)).inc()

@@ -100,6 +100,7 @@ async def create_transaction(
         return await service.create_transaction(
             conn,
             platform.settings,
+            platform.acquirer_clients,
             audit_actor(request),
             terminal_id=data.terminal_id,
             amount=data.amount,
@@ -190,7 +191,9 @@ async def device_dynamic_qr(
     device = device_of(request)
     # One write statement (payment_create): no explicit transaction, no BEGIN/COMMIT round trips.
     async with platform.db.pool.acquire() as conn:
-        qr = await device_requests.issue_for_device(conn, platform.settings, device.device_id, data.amount)
+        qr = await device_requests.issue_for_device(
+            conn, platform.settings, platform.acquirer_clients, device.device_id, data.amount
+        )
     return s.DeviceDynamicQr(request_id=data.request_id, **msgspec.structs.asdict(qr))
 
 

@@ -51,6 +51,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dynamic_qr_expiry_sweep_limit: int = 500
     dynamic_qr_ttl_seconds: int = 900
     payment_announcement_max_age_seconds: int = 300
+    # SNAP calls out to acquirers (docs/acquirers.md "Calls out"): one attempt's timeout, the circuit breaker,
+    # and the qr-mpm-query poller of live acquirer-issued QRs (how often one QR is asked about, how many a round).
+    acquirer_call_timeout_seconds: int = 10
+    acquirer_circuit_failures: int = 5
+    acquirer_circuit_open_seconds: int = 30
+    acquirer_query_interval_ms: int = 3_000
+    acquirer_query_batch: int = 50
+    # Job snap.purge: expired B2B tokens and old X-EXTERNAL-ID claims, at most this many of each a round.
+    snap_purge_interval_seconds: int = 300
+    snap_purge_batch: int = 5_000
     export_worker_enabled: bool = True
     export_worker_interval_ms: int = 5_000
     export_worker_batch_size: int = 5
@@ -261,6 +271,13 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DYNAMIC_QR_EXPIRY_SWEEP_LIMIT": ("dynamic_qr_expiry_sweep_limit", parse_positive_int),
     "DYNAMIC_QR_TTL_SECONDS": ("dynamic_qr_ttl_seconds", parse_positive_int),
     "PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS": ("payment_announcement_max_age_seconds", parse_positive_int),
+    "ACQUIRER_CALL_TIMEOUT_SECONDS": ("acquirer_call_timeout_seconds", parse_positive_int),
+    "ACQUIRER_CIRCUIT_FAILURES": ("acquirer_circuit_failures", parse_positive_int),
+    "ACQUIRER_CIRCUIT_OPEN_SECONDS": ("acquirer_circuit_open_seconds", parse_positive_int),
+    "ACQUIRER_QUERY_INTERVAL_MS": ("acquirer_query_interval_ms", parse_positive_int),
+    "ACQUIRER_QUERY_BATCH": ("acquirer_query_batch", parse_positive_int),
+    "SNAP_PURGE_INTERVAL_SECONDS": ("snap_purge_interval_seconds", parse_positive_int),
+    "SNAP_PURGE_BATCH": ("snap_purge_batch", parse_positive_int),
     "EXPORT_WORKER_ENABLED": ("export_worker_enabled", parse_bool),
     "EXPORT_WORKER_INTERVAL_MS": ("export_worker_interval_ms", parse_positive_int),
     "EXPORT_WORKER_BATCH_SIZE": ("export_worker_batch_size", parse_positive_int),

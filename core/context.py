@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.batching import Snapshot
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
@@ -82,6 +83,8 @@ class PlatformContext:
         # This process's Prometheus metrics, on a registry of its own (GET /metrics).
         self.metrics = Metrics()
         self.metrics.attach(self)
+        # One SNAP client per acquirer (its token, circuit breaker and connections), for the calls out.
+        self.acquirer_clients = AcquirerClients(settings, self.metrics)
 
     def device_announcement_keys(self) -> AnnouncementKeys:
         """The public keys devices verify announcements with (``GET /device/keys``, the connection profile)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -45,6 +45,10 @@ DATABASE_TIMEOUT_S = 2.0
 # HTTP latency: an API answer within milliseconds, a CSV export or a hashing login within a second or two.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Callback → device ack: the round trip over a cellular network, plus retries of a device that was away.
+# Calls out to an acquirer: tens of milliseconds on a good day, up to its timeout (10 s) on a bad one.
+ACQUIRER_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A payment's time at the acquirer to the platform learning of it: a notification within seconds, a query round later.
+ACQUIRER_LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 ANNOUNCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -138,6 +142,41 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.acquirer_calls = Counter(
+            "qris_acquirer_calls",
+            "SNAP calls out to an acquirer, by acquirer, operation (token, generate, query, cancel) and outcome"
+            " (ok, refused: a 4xx SNAP answer, error, circuit_open: not attempted)",
+            ["acquirer", "operation", "outcome"],
+            registry=registry,
+        )
+        self.acquirer_errors = Counter(
+            "qris_acquirer_errors",
+            "Failed attempts of calls out, by acquirer and reason (connect, timeout, transport, http_5xx,"
+            " bad_answer, bad_signature)",
+            ["acquirer", "reason"],
+            registry=registry,
+        )
+        self.acquirer_latency = Histogram(
+            "qris_acquirer_call_seconds",
+            "Time of one attempt of a call out to an acquirer",
+            ["acquirer", "operation"],
+            buckets=ACQUIRER_BUCKETS,
+            registry=registry,
+        )
+        self.acquirer_notification_lag = Histogram(
+            "qris_acquirer_notification_lag_seconds",
+            "From a payment's time at the acquirer to the platform applying it, by acquirer and source"
+            " (acquirer_notify, acquirer_query)",
+            ["acquirer", "source"],
+            buckets=ACQUIRER_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.acquirer_circuit_open = Gauge(
+            "qris_acquirer_circuit_open",
+            "1 while calls to this acquirer are refused by its circuit breaker (open or half-open), else 0",
+            ["acquirer"],
+            registry=registry,
+        )
         # The series a dashboard shows from the start are there at zero, not missing until the first event.
         for event in ("sent", "acked", "skipped_late"):
             self.announcements.labels(event)
@@ -196,6 +235,23 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(duration_s)
+
+    def observe_acquirer_call(
+        self,
+        acquirer: str,
+        operation: str,
+        outcome: str,
+        duration_s: float | None,
+        reason: str | None,
+        circuit: str,
+    ) -> None:
+        """One attempt of a call out (``core/acquirers/snap_out.py``); ``duration_s`` None: not attempted."""
+        self.acquirer_calls.labels(acquirer, operation, outcome).inc()
+        if reason is not None:
+            self.acquirer_errors.labels(acquirer, reason).inc()
+        if duration_s is not None:
+            self.acquirer_latency.labels(acquirer, operation).observe(duration_s)
+        self.acquirer_circuit_open.labels(acquirer).set(0 if circuit == "closed" else 1)
 
     def snapshot_state(self) -> None:
         """Read the broker's figures and the pool's size now, on the event loop that owns them.

@@ -8,7 +8,14 @@ getting a B2B token from the platform) or asymmetric:
 
 - ``--pay TERMINAL_ID:AMOUNT`` sends one notification for a static-QR payment and exits;
 - otherwise it serves, and ``POST /simulator/pay`` ``{"terminal_id" | "transaction_id", "amount",
-  "mode"?}`` sends one and answers the platform's reply; ``GET /simulator/stats`` counts the calls.
+  "mode"?}`` pays (a QR it generated for that transaction becomes paid, as its query answers)
+  and notifies, answering the platform's reply; ``GET /simulator/stats`` counts the calls;
+- ``POST /simulator/config`` ``{"notify"?: bool, "fault"?: null | "5xx" | "slow" | "bad_signature"
+  | "garbage", "slow_s"?: seconds}`` switches notifications off (the platform must then learn of
+  payments by polling qr-mpm-query, as ``--no-notify`` does) or makes its API misbehave.
+
+Its answers carry ``X-TIMESTAMP`` and ``X-SIGNATURE``: SHA256withRSA, its key, over
+``POST:<path>:lowerhex(SHA256(body)):<X-TIMESTAMP>`` (docs/acquirers.md "Calls out").
 
 On start it prints one JSON line: ``{"port", "client_key", "public_key_pem"}`` — what the
 platform's registry needs (with the ``--client-secret`` you chose, for symmetric).
@@ -42,9 +49,12 @@ class Simulator:
         self.client_secret: str | None = args.client_secret
         self.mode: str = args.mode
         self.notify = not args.no_notify
+        self.fault: str | None = None
+        self.slow_s = 15.0
         self.key = wire.load_private_key(_key_pem(args.key_file))
         self.calls: Counter[str] = Counter()
-        self.generated: dict[str, dict[str, Any]] = {}  # referenceNo → the QR and whether it is paid
+        # referenceNo → the QR and its state there: pending, paid or cancelled
+        self.generated: dict[str, dict[str, Any]] = {}
 
     # --- notifications to the platform ---
 
@@ -71,14 +81,23 @@ class Simulator:
         transaction_id: str | None = None,
         mode: str | None = None,
         reference: str | None = None,
-    ) -> httpx.Response:
+    ) -> httpx.Response | None:
+        """Pay, and notify the platform unless notifications are off (None then)."""
+        rrn = uuid.uuid4().hex[:12]
+        for reference_no, qr in self.generated.items():
+            if transaction_id is not None and qr["partnerReferenceNo"] == transaction_id:
+                # A QR it issued: paid here, whether or not the platform is told.
+                qr.update(state="paid", rrn=rrn, paid_time=timestamps.now_timestamp())
+                reference = reference_no
         body: dict[str, Any] = {
             "originalReferenceNo": reference or uuid.uuid4().hex[:20],
             "latestTransactionStatus": "00",
             "transactionStatusDesc": "Success",
             "amount": {"value": amounts.value(amount), "currency": "IDR"},
-            "additionalInfo": {"rrn": uuid.uuid4().hex[:12]},
+            "additionalInfo": {"rrn": rrn},
         }
+        if not self.notify:
+            return None
         if transaction_id:
             body["originalPartnerReferenceNo"] = transaction_id
         if terminal_id:
@@ -135,7 +154,7 @@ class Simulator:
         self.generated[reference] = {
             "partnerReferenceNo": body.get("partnerReferenceNo"),
             "amount": amount,
-            "paid": False,
+            "state": "pending",
         }
         return _snap(
             200,
@@ -151,16 +170,27 @@ class Simulator:
         qr = self.generated.get(body.get("originalReferenceNo", ""))
         if qr is None:
             return _snap(404, codes.QR_MPM_QUERY, case=1, message="Transaction Not Found")
+        paid = qr["state"] == "paid"
         return _snap(
             200,
             codes.QR_MPM_QUERY,
             originalReferenceNo=body["originalReferenceNo"],
-            latestTransactionStatus="00" if qr["paid"] else "03",
+            originalPartnerReferenceNo=qr["partnerReferenceNo"],
+            latestTransactionStatus={"paid": "00", "pending": "03", "cancelled": "05"}[qr["state"]],
+            transactionStatusDesc=qr["state"],
             amount={"value": amounts.value(qr["amount"]), "currency": "IDR"},
+            **({"paidTime": qr["paid_time"], "additionalInfo": {"rrn": qr["rrn"]}} if paid else {}),
         )
 
     async def cancel(self, request: web.Request) -> web.Response:
         self.calls["cancel"] += 1
+        body = await request.json()
+        qr = self.generated.get(body.get("originalReferenceNo", ""))
+        if qr is None:
+            return _snap(404, codes.QR_MPM_CANCEL, case=1, message="Transaction Not Found")
+        if qr["state"] == "paid":
+            return _snap(409, codes.QR_MPM_CANCEL, case=0, message="Transaction Already Paid")
+        qr["state"] = "cancelled"
         return _snap(200, codes.QR_MPM_CANCEL, cancelTime=timestamps.now_timestamp())
 
     async def refund(self, request: web.Request) -> web.Response:
@@ -178,13 +208,49 @@ class Simulator:
             transaction_id=order.get("transaction_id"),
             mode=order.get("mode"),
         )
+        if answer is None:
+            return web.json_response({"status": None, "notified": False})
         return web.json_response({"status": answer.status_code, "platform": answer.json()})
+
+    async def control_config(self, request: web.Request) -> web.Response:
+        order = await request.json()
+        if "notify" in order:
+            self.notify = bool(order["notify"])
+        if "fault" in order:
+            if order["fault"] not in (None, "5xx", "slow", "bad_signature", "garbage"):
+                return web.json_response({"error": f"unknown fault {order['fault']!r}"}, status=400)
+            self.fault = order["fault"]
+        self.slow_s = float(order.get("slow_s", self.slow_s))
+        return web.json_response({"notify": self.notify, "fault": self.fault, "slow_s": self.slow_s})
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(dict(self.calls))
 
+    @web.middleware
+    async def answers(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Its SNAP API's answers signed, or spoilt by the fault it was told to show."""
+        if request.path.startswith("/simulator/"):
+            return await handler(request)
+        if self.fault == "slow":
+            await asyncio.sleep(self.slow_s)
+        if self.fault == "5xx":
+            self.calls["fault"] += 1
+            return _snap(503, 0, message="Service Unavailable")
+        if self.fault == "garbage":
+            self.calls["fault"] += 1
+            return web.Response(text="<html>gateway</html>", content_type="text/html")
+        response = await handler(request)
+        assert isinstance(response, web.Response) and response.body is not None
+        raw = bytes(response.body)  # type: ignore[arg-type]
+        ts = timestamps.now_timestamp()
+        # bad_signature: signed for another path, as a confused or forging sender would.
+        path = request.path + "/other" if self.fault == "bad_signature" else request.path
+        response.headers["X-TIMESTAMP"] = ts
+        response.headers["X-SIGNATURE"] = wire.rsa_sign(self.key, wire.asymmetric_string_to_sign("POST", path, raw, ts))
+        return response
+
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.answers])
         app.add_routes(
             [
                 web.post("/v1.0/access-token/b2b", self.token),
@@ -193,6 +259,7 @@ class Simulator:
                 web.post("/v1.0/qr/qr-mpm-cancel", self.cancel),
                 web.post("/v1.0/qr/qr-mpm-refund", self.refund),
                 web.post("/simulator/pay", self.control_pay),
+                web.post("/simulator/config", self.control_config),
                 web.get("/simulator/stats", self.stats),
             ]
         )
@@ -201,7 +268,9 @@ class Simulator:
 
 def _snap(status: int, service: int, *, case: int = 0, message: str = "Successful", **fields: Any) -> web.Response:
     body = {"responseCode": codes.response_code(status, service, case), "responseMessage": message, **fields}
-    return web.json_response(body, status=status)
+    # Minified, raw UTF-8: the bytes it signs are the bytes it sends.
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return web.Response(text=raw, status=status, content_type="application/json")
 
 
 def _key_pem(path: Path) -> str:
@@ -232,7 +301,10 @@ def _simulate(args: argparse.Namespace) -> None:
         terminal, _, amount = args.pay.rpartition(":")
         if not terminal or not amount.isdigit():
             sys.exit("qris-soundbox: --pay takes TERMINAL_ID:AMOUNT, e.g. T001:25000")
+        if not simulator.notify:
+            sys.exit("qris-soundbox: --pay sends a notification; it cannot be combined with --no-notify")
         answer = asyncio.run(simulator.pay(amount=int(amount), terminal_id=terminal))
+        assert answer is not None
         print(answer.text, flush=True)
         sys.exit(0 if answer.status_code == 200 else 1)
     asyncio.run(_serve(simulator, args.host, args.port))

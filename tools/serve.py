@@ -138,6 +138,7 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
             # Then what HTTP heartbeats and uplinks left in the node's batch (the broker's plugin flushes
             # it too; an --only api process has no broker to do it).
             stack.push_async_callback(platform.uplink_writes.close)
+            stack.push_async_callback(platform.acquirer_clients.aclose)  # its HTTP pools to the acquirers
             # Registered before the broker listens: another node must see this one alive before it sees
             # devices online here, or it would take them for a dead node's.
             await runtime.register_instance(platform)

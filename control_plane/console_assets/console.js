@@ -12,6 +12,14 @@ const EN = {
   "URL notifikasi": "Notify URL", "ID merchant (dipisah koma)": "Merchant ids (comma-separated)",
   "Rahasia klien (hanya ditampilkan sekali)": "Client secret (shown only once)", "Pengiriman notifikasi": "Notification deliveries",
   "Kirim ulang": "Resend", "Percobaan": "Attempts", "Belum ada partner.": "No partners yet.", "Belum ada notifikasi.": "No notifications yet.",
+  "Acquirer": "Acquirers", "Acquirer baru": "New acquirer", "Kode": "Code", "Protokol": "Protocol", "Ubah": "Edit",
+  "Ubah acquirer": "Edit acquirer", "Rahasia tersimpan": "Secrets set", "Belum ada acquirer.": "No acquirers yet.",
+  "Tanda tangan notifikasi": "Notification signature", "URL API acquirer": "Acquirer API URL", "ID kanal": "Channel id",
+  "Rahasia (hanya ditulis, tidak pernah ditampilkan)": "Secrets (write-only, never shown)",
+  "Kosong: tidak berubah": "Empty: unchanged", "ID di acquirer": "Ids at the acquirer",
+  "ID merchant di acquirer": "Merchant id at the acquirer", "ID terminal di acquirer": "Terminal id at the acquirer",
+  "Simpan ID merchant": "Save merchant id", "Simpan ID terminal": "Save terminal id", "ID terminal": "Terminal id",
+  "Kunci privat platform (PEM)": "Platform private key (PEM)", "Tersimpan": "Saved",
   "Masuk": "Log in", "Kata sandi": "Password", "Masuk admin": "Admin login", "Masuk merchant": "Merchant login",
   "Keluar": "Log out", "Muat ulang": "Reload", "Berikutnya": "Next page", "Halaman pertama": "First page",
   "Filter": "Filter", "Hapus filter": "Clear filters", "Semua": "All", "Status": "Status", "Dibuat": "Created",
@@ -560,6 +568,7 @@ const NAV = {
     ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
     ["admin-partners", "Partner", "Partners", "partner:manage"],
+    ["admin-acquirers", "Acquirer", "Acquirers", "acquirer:manage"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
   merchant: [["merchant-today", "Hari ini", "Today"], ["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
@@ -1431,6 +1440,89 @@ async function partnersPage() {
     ["URL notifikasi", (p) => p.notify_url], ["Merchant", (p) => p.merchant_ids.join(", ") || "—"]], "partners") : empty("Belum ada partner.")), deliveries);
 }
 
+// ---------------------------------------------------------------- acquirers (docs/acquirers.md)
+
+// The registry: its list, a create form, an edit form per acquirer, and the ids merchants and
+// terminals carry at their acquirer. Secrets are write-only: the API answers them as "********",
+// the forms send one only when typed (an empty secret field leaves it unchanged).
+const ACQUIRER_SHOWN = [["client_key", "Kunci klien"], ["client_id", "Client id"], ["base_url", "URL API acquirer", "url"], ["channel_id", "ID kanal"]];
+const ACQUIRER_SECRETS = [["client_secret", "Client secret"], ["server_key", "Server key"], ["callback_token", "Callback token"], ["secret_key", "Secret key"]];
+
+function acquirerFields(current) {
+  const settings = (current && current.settings) || {};
+  const secretField = ([name, label]) => field(name, label, { type: "password", autocomplete: "new-password",
+    "data-secret-field": name, placeholder: settings[name] ? t("Kosong: tidak berubah") : "" });
+  return [
+    ...ACQUIRER_SHOWN.map(([name, label, type]) => field(name, label, { value: settings[name] || "", type: type || "text" })),
+    field("notify_signature", "Tanda tangan notifikasi", { options: [["", "—"], ["symmetric", "symmetric"], ["asymmetric", "asymmetric"]], value: settings.notify_signature || "" }),
+    h("label", {}, t("Kunci publik RSA (PEM)"), h("textarea", { name: "public_key_pem", rows: 5 }, settings.public_key_pem || "")),
+    h("fieldset", {}, h("legend", {}, t("Rahasia (hanya ditulis, tidak pernah ditampilkan)")), ...ACQUIRER_SECRETS.map(secretField),
+      h("label", {}, t("Kunci privat platform (PEM)"), h("textarea", { name: "private_key_pem", rows: 4, "data-secret-field": "private_key_pem",
+        placeholder: settings.private_key_pem ? t("Kosong: tidak berubah") : "" }))),
+  ];
+}
+
+// The settings a form changed: the filled shown fields that differ, every typed secret.
+function acquirerSettings(values, current) {
+  const before = (current && current.settings) || {};
+  const settings = {};
+  for (const name of [...ACQUIRER_SHOWN.map(([n]) => n), "notify_signature", "public_key_pem"]) {
+    if (values[name] && values[name] !== String(before[name] || "").trim()) settings[name] = values[name];
+  }
+  for (const name of [...ACQUIRER_SECRETS.map(([n]) => n), "private_key_pem"]) if (values[name]) settings[name] = values[name];
+  return settings;
+}
+
+async function acquirersPage() {
+  const protocols = ["snap", "midtrans", "xendit", "doku", "platform"].map((p) => [p, p]);
+  const create = action("Acquirer baru", () => formDialog("Acquirer baru", [
+    field("code", "Kode", { required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,31}" }), field("name", "Nama", { required: true }),
+    field("protocol", "Protokol", { options: protocols, value: "snap" }), ...acquirerFields(null)],
+  async (values) => {
+    await post("/admin/acquirers", { code: values.code, name: values.name, protocol: values.protocol, settings: acquirerSettings(values, null) });
+    location.reload();
+  }), { id: "new-acquirer" });
+  const edit = (acquirer) => action("Ubah", () => formDialog("Ubah acquirer", [field("name", "Nama", { required: true, value: acquirer.name }), ...acquirerFields(acquirer)],
+    async (values) => {
+      const body = { settings: acquirerSettings(values, acquirer) };
+      if (values.name !== acquirer.name) body.name = values.name;
+      await api("PATCH", `/admin/acquirers/${encodeURIComponent(acquirer.code)}`, body);
+      location.reload();
+    }), { "data-edit": acquirer.code });
+  const acquirers = await get("/admin/acquirers", { limit: 200 });
+  const secretsSet = (a) => Object.keys(a.settings).filter((k) => a.settings[k] === "********").join(", ") || "—";
+  const list = card("Acquirer", acquirers.items.length ? simpleTable(acquirers.items, [
+    ["Kode", (a) => h("code", {}, a.code)], ["Nama", (a) => a.name], ["Protokol", (a) => badge(a.protocol)],
+    ["Kunci klien", (a) => a.settings.client_key || "—"], ["URL API acquirer", (a) => a.settings.base_url || "—"],
+    ["Rahasia tersimpan", secretsSet], ["", edit]], "acquirers") : empty("Belum ada acquirer."));
+  const saved = h("p", { class: "muted", id: "ids-saved" });
+  const merchantPicker = searchableSelect({ name: "merchant_id", label: "Merchant", path: "/admin/merchants", render: (m) => m.name });
+  const merchantForm = h("form", { class: "dialog-form", id: "merchant-acquirer" }, merchantPicker,
+    field("acquirer_code", "Acquirer", { options: [["", "—"], ...acquirers.items.map((a) => [a.code, a.code])] }),
+    field("acquirer_merchant_id", "ID merchant di acquirer"), h("button", { type: "submit" }, t("Simpan ID merchant")));
+  merchantForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const v = formValues(merchantForm);
+    try {
+      await put(`/admin/merchants/${encodeURIComponent(v.merchant_id)}/acquirer`, { acquirer_code: v.acquirer_code || null, acquirer_merchant_id: v.acquirer_merchant_id || null });
+      saved.textContent = t("Tersimpan");
+    } catch (error) { flash(errorBox(error)); }
+  });
+  const terminalForm = h("form", { class: "dialog-form", id: "terminal-acquirer" },
+    field("terminal_id", "ID terminal", { required: true }), field("acquirer_terminal_id", "ID terminal di acquirer"),
+    h("button", { type: "submit" }, t("Simpan ID terminal")));
+  terminalForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const v = formValues(terminalForm);
+    try {
+      await put(`/admin/terminals/${encodeURIComponent(v.terminal_id)}/acquirer-id`, { acquirer_terminal_id: v.acquirer_terminal_id || null });
+      saved.textContent = t("Tersimpan");
+    } catch (error) { flash(errorBox(error)); }
+  });
+  show(h("div", { class: "actions" }, create), list, card("ID di acquirer", merchantForm, terminalForm, saved));
+  await merchantPicker.ready;
+}
+
 // ---------------------------------------------------------------- start
 
 const PAGES = {
@@ -1441,7 +1533,7 @@ const PAGES = {
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
   "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
   "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
-  "admin-partners": partnersPage,
+  "admin-partners": partnersPage, "admin-acquirers": acquirersPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qris_soundbox.core.errors import Conflict, NotFound, ValidationFailed
+from qris_soundbox.core.errors import Conflict, DomainError, InvalidState, NotFound, ValidationFailed
 
 
 class AcquirerNotFound(NotFound):
@@ -17,3 +17,16 @@ class AcquirerTaken(Conflict):
 
 class AcquirerSettingsInvalid(ValidationFailed):
     pass
+
+
+class AcquirerNotUsable(InvalidState):
+    """The merchant's acquirer issues its QRs, but its registry entry lacks what a call out needs."""
+
+    code = "acquirer_not_usable"
+
+
+class AcquirerAnswerInvalid(DomainError):
+    """The acquirer's generate answer is not a QR the platform can show (no referenceNo, wrong QRIS)."""
+
+    code = "acquirer_answer_invalid"
+    status = 502

@@ -206,4 +206,4 @@ async def receive(
         # One acquirer cannot pay another's transactions, whatever it signs.
         raise TransactionNotFound(f"no transaction {notification.transaction_id} of acquirer {code}")
     actor = msgspec.structs.replace(actor, actor_type="acquirer", actor_id=code)
-    return await callbacks.handle_callback(db, settings, notification, actor, 0)
+    return await callbacks.handle_callback(db, settings, notification, actor, 0, "acquirer_notify")

@@ -49,7 +49,9 @@ SECRET_FIELDS: dict[str, frozenset[str]] = {
     "platform": frozenset(),
 }
 SHOWN_FIELDS: dict[str, frozenset[str]] = {
-    "snap": frozenset({"client_key", "public_key_pem", "notify_signature", "base_url", "channel_id", "status_map"}),
+    "snap": frozenset(
+        {"client_key", "public_key_pem", "notify_signature", "base_url", "channel_id", "status_map", "answer_signature"}
+    ),
     "midtrans": frozenset(),
     "xendit": frozenset(),
     "doku": frozenset({"client_id"}),
@@ -91,6 +93,8 @@ def _check(protocol: str, shown: dict[str, Any], secrets: dict[str, str]) -> Non
         raise _invalid("notify_signature", "symmetric or asymmetric")
     if mode == "symmetric" and "client_secret" not in secrets:
         raise _invalid("client_secret", "required when notify_signature is symmetric")
+    if shown.get("answer_signature", "optional") not in ("optional", "required"):
+        raise _invalid("answer_signature", "optional (checked when the answer carries X-SIGNATURE) or required")
     if "base_url" in shown and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", shown["base_url"]):
         raise _invalid("base_url", "an http(s) URL")
     status_map = shown.get("status_map", {})

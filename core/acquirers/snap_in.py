@@ -18,7 +18,7 @@ Order of work on a notification, and why:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -36,6 +36,9 @@ from qris_soundbox.core.payments import errors as payment_errors
 from qris_soundbox.core.payments.schemas import CallbackNotification
 from qris_soundbox.core.schemas import Struct
 from qris_soundbox.core.snap import amounts, codes, external_ids, timestamps, tokens, wire
+
+if TYPE_CHECKING:
+    from qris_soundbox.core.metrics import Metrics
 
 NOTIFY_PATH = "/v1.0/qr/qr-mpm-notify"
 MAX_AMOUNT = 10_000_000_000
@@ -241,9 +244,16 @@ def snap_error_of(error: DomainError) -> codes.SnapError:
 
 
 async def notify(
-    db: Database, settings: Settings, box: SecretBox, headers: Headers, body: bytes, actor: AuditActor
+    db: Database,
+    settings: Settings,
+    box: SecretBox,
+    headers: Headers,
+    body: bytes,
+    actor: AuditActor,
+    metrics: Metrics | None = None,
 ) -> codes.SnapResponse:
-    """``POST /v1.0/qr/qr-mpm-notify``: verify, map, claim the external id, run the core callback path."""
+    """``POST /v1.0/qr/qr-mpm-notify``: verify, map, claim the external id, run the core callback path.
+    A payment applied now (not a replay) with its ``paidTime`` counts in the notification lag."""
     async with db.pool.acquire() as conn:
         acquirer = await _verify_notify(conn, box, headers, body)
         external_id = external_ids.check_format(headers.external_id)
@@ -295,11 +305,14 @@ async def notify(
         failure_reason=(notify_body.transactionStatusDesc or None) and notify_body.transactionStatusDesc[:256],
     )
     try:
-        await callbacks.handle_callback(db, settings, notification, actor, 0)
+        result = await callbacks.handle_callback(db, settings, notification, actor, 0, "acquirer_notify")
     except DomainError as error:
         async with db.pool.acquire() as conn:
             await external_ids.release(conn, "acquirer", code, external_id)
         raise snap_error_of(error) from None
+    if metrics is not None and paid_at is not None and notify_body.paidTime is not None and not result.duplicate:
+        lag = (datetime.now(UTC) - paid_at).total_seconds()
+        metrics.acquirer_notification_lag.labels(code, "acquirer_notify").observe(max(0.0, lag))
     return _success()
 
 

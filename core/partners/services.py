@@ -197,6 +197,7 @@ async def generate(
             platform.settings,
             terminal,
             amount,
+            acquirers=platform.acquirer_clients,
             source="partner",
             device_id=terminal["screen_device_id"],
             ttl_s=ttl_s,

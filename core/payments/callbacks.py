@@ -184,8 +184,19 @@ class _Outcome(msgspec.Struct, kw_only=True, frozen=True):
     response: CallbackResult | None = None
 
 
+# What brought a notification, kept as the ``source`` of the transaction event it writes (and on its
+# audit row): the platform's own callback (§4), an acquirer's notification (SNAP or an older format),
+# or an acquirer's qr-mpm-query answer found by the poller (core/acquirers/polling.py).
+CallbackSource = Literal["callback", "acquirer_notify", "acquirer_query"]
+
+
 async def handle_callback(
-    db: Database, settings: Settings, notification: CallbackNotification, actor: AuditActor, secret_index: int
+    db: Database,
+    settings: Settings,
+    notification: CallbackNotification,
+    actor: AuditActor,
+    secret_index: int,
+    source: CallbackSource = "callback",
 ) -> CallbackResult:
     """Two round trips and no explicit transaction: an unlocked read of what the announcement
     needs, then ``apply_callback``, one statement and so one transaction of its own."""
@@ -193,7 +204,7 @@ async def handle_callback(
         context = await conn.fetchrow(
             QUERIES["terminal_payment_context"], notification.terminal_id, notification.transaction_id
         )
-        application = _application(settings, notification, context, actor, secret_index)
+        application = _application(settings, notification, context, actor, secret_index, source)
         answer = await conn.fetchval(QUERIES["apply_callback"], application)
     outcome = msgspec.convert(answer, _Outcome)
     if outcome.outcome == "rejected":
@@ -211,11 +222,12 @@ def _application(
     context: asyncpg.Record | None,
     actor: AuditActor,
     secret_index: int,
+    source: CallbackSource,
 ) -> CallbackApplication:
     new_transaction = None
     transaction_id = notification.transaction_id
     if notification.terminal_id is not None and context is not None:
-        new_transaction = txns.new_transaction(context, kind="static", amount=notification.amount, source="callback")
+        new_transaction = txns.new_transaction(context, kind="static", amount=notification.amount, source=source)
         transaction_id = new_transaction.id
     soundbox = notifications.soundbox_of(context)
     downlink = None
@@ -243,7 +255,7 @@ def _application(
         new_transaction=new_transaction,
         transition=txns.transition_request(
             notification.status,
-            source="callback",
+            source=source,
             paid_at=notification.paid_at,
             provider_reference=notification.provider_reference,
             reason=reason,
@@ -259,6 +271,7 @@ def _application(
                 "status": notification.status,
                 "amount": notification.amount,
                 "secret_index": secret_index,
+                "source": source,
             },
         ),
         above_limit=above_limit,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qris_soundbox.core import outbox
+from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.errors import DeviceNotFound
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 ERROR_REPLY_TTL_S = 60
 
 
-async def issue_for_device(conn: Connection, settings: Settings, device_id: str, amount: int) -> DynamicQr:
+async def issue_for_device(
+    conn: Connection, settings: Settings, acquirers: AcquirerClients, device_id: str, amount: int
+) -> DynamicQr:
     """One read (the device with its terminal), then the transaction's one write."""
     device = await conn.fetchrow(QUERIES["device_for_dynamic_qr"], device_id)
     if device is None:
@@ -51,7 +54,11 @@ async def issue_for_device(conn: Connection, settings: Settings, device_id: str,
     if device["id"] is None:
         raise DeviceNotBound(f"device {device_id} is bound to no terminal")
     terminal = check_payable(device["id"], device)
-    return dynamic_qr_of(await issue_dynamic_qr(conn, settings, terminal, amount, source="device", device_id=device_id))
+    return dynamic_qr_of(
+        await issue_dynamic_qr(
+            conn, settings, terminal, amount, acquirers=acquirers, source="device", device_id=device_id
+        )
+    )
 
 
 def _iso(moment: datetime) -> str:
@@ -70,7 +77,7 @@ async def answer_dynamic_qr_request(
     if problem is None and amount is not None:
         try:
             async with db.transaction() as conn:
-                qr = await issue_for_device(conn, settings, device_id, amount)
+                qr = await issue_for_device(conn, settings, platform.acquirer_clients, device_id, amount)
                 body: dict[str, Any] = {
                     "request_id": request_id,
                     "transaction_id": qr.transaction_id,

@@ -1,7 +1,10 @@
 """Dynamic QRIS: one function issues a QR for an amount on a terminal.
 
-The admin API, the device HTTP API and the MQTT uplink all call
-``issue_dynamic_qr``, so the three paths cannot drift apart.
+The admin API, the device HTTP API, the MQTT uplink and the partners' generate all call
+``issue_dynamic_qr``, so the paths cannot drift apart. Who builds the QR content depends on the
+merchant's acquirer: the platform itself (no acquirer, another protocol, or a SNAP acquirer that
+only notifies: no ``base_url``), or a SNAP acquirer through its ``qr-mpm-generate`` (``core/acquirers/issuing.py``), called before anything
+is written so a refused or failed call leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
+from qris_soundbox.core.acquirers import issuing
+from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.audit import AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
@@ -25,6 +31,7 @@ async def issue_dynamic_qr(
     terminal: asyncpg.Record,
     amount: int,
     *,
+    acquirers: AcquirerClients,
     source: str,
     device_id: str | None = None,
     ttl_s: int | None = None,
@@ -36,14 +43,24 @@ async def issue_dynamic_qr(
             f"amount {amount} is above the QRIS limit of {settings.qris_max_amount} for one payment",
             details={"field": "amount", "max_amount": settings.qris_max_amount},
         )
+    # The QR content is filled in below, by the acquirer or by the platform's own QRIS.
+    transaction = txns.new_transaction(
+        terminal,
+        kind="dynamic",
+        amount=amount,
+        source=source,
+        device_id=device_id,
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds),
+        audit=audit,
+    )
+    if terminal["acquirer_issues_qr"]:
+        return await issuing.issue_at_acquirer(conn, acquirers, terminal, transaction)
     missing = [name for name in ("nmid", "postal_code") if not terminal[name]]
     if missing:
         raise MerchantQrisIncomplete(
             f"merchant {terminal['merchant_id']} lacks {', '.join(missing)} needed in a QRIS payload",
             details={"merchant_id": terminal["merchant_id"], "missing": missing},
         )
-    reference = txns.new_reference()
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s or settings.dynamic_qr_ttl_seconds)
     payload = build_dynamic_qris(
         QrisInput(
             merchant_name=terminal["merchant_name"],
@@ -52,24 +69,11 @@ async def issue_dynamic_qr(
             mcc=terminal["mcc"],
             nmid=terminal["nmid"],
             amount=amount,
-            bill_number=reference,
+            bill_number=transaction.reference,
             terminal_label=terminal["terminal_code"],
         )
     )
-    return await txns.create_transaction(
-        conn,
-        txns.new_transaction(
-            terminal,
-            kind="dynamic",
-            amount=amount,
-            source=source,
-            device_id=device_id,
-            qr_payload=payload,
-            reference=reference,
-            expires_at=expires_at,
-            audit=audit,
-        ),
-    )
+    return await txns.create_transaction(conn, msgspec.structs.replace(transaction, qr_payload=payload))
 
 
 def dynamic_qr_of(transaction: asyncpg.Record) -> DynamicQr:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncpg
 
 from qris_soundbox.core import audit, outbox
+from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
@@ -43,6 +44,7 @@ async def _notification(conn: Connection, transaction_id: str) -> NotificationSt
 async def create_transaction(
     conn: Connection,
     settings: Settings,
+    acquirers: AcquirerClients,
     actor: AuditActor,
     *,
     terminal_id: str,
@@ -57,6 +59,7 @@ async def create_transaction(
         settings,
         terminal,
         amount,
+        acquirers=acquirers,
         source="admin",
         ttl_s=expires_in_s,
         audit=audit.entry(

@@ -27,8 +27,9 @@ async def claim(conn: Connection, kind: ClientKind, client_id: str, external_id:
         raise DuplicateExternalId(f"X-EXTERNAL-ID {external_id} was already used today")
 
 
-async def purge(conn: Connection) -> str:
-    return await conn.execute(QUERIES["purge_snap_external_ids"])
+async def purge(conn: Connection, limit: int) -> int:
+    """At most ``limit`` rows no longer needed; how many went (job ``snap.purge``, core/jobs.py)."""
+    return int((await conn.execute(QUERIES["purge_snap_external_ids"], limit)).split()[-1])
 
 
 async def release(conn: Connection, kind: ClientKind, client_id: str, external_id: str) -> None:

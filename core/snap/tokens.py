@@ -52,5 +52,6 @@ async def check(conn: Connection, token: str, kind: ClientKind, client_id: str) 
         raise InvalidToken("the access token was issued to another client")
 
 
-async def purge(conn: Connection) -> str:
-    return await conn.execute(QUERIES["purge_snap_tokens"])
+async def purge(conn: Connection, limit: int) -> int:
+    """At most ``limit`` rows no longer needed; how many went (job ``snap.purge``, core/jobs.py)."""
+    return int((await conn.execute(QUERIES["purge_snap_tokens"], limit)).split()[-1])

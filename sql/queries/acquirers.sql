@@ -58,3 +58,46 @@ LIMIT 2;
 -- transaction_acquirer --
 -- $1 transaction id: the acquirer of its merchant
 SELECT m.acquirer_code FROM transactions x JOIN merchants m ON m.id = x.merchant_id WHERE x.id = $1;
+
+-- payment_create_acquired --
+-- $1 a core.payments.transactions.NewTransaction, $2 acquirer code, $3 the acquirer's referenceNo:
+-- the transaction of a QR the acquirer issued and its acquirer_qrs row, in one statement (one transaction).
+WITH created AS (SELECT * FROM payment_create($1::jsonb)),
+     issued AS (
+         INSERT INTO acquirer_qrs (transaction_id, acquirer_code, acquirer_reference)
+         SELECT id, $2, $3 FROM created
+     )
+SELECT * FROM created;
+
+-- claim_acquirer_qrs_due --
+-- $1 limit, $2 milliseconds until the next query of each. Claimed by moving next_query_at, so the
+-- rows a node took are not due for any other node until then (several workers share the table):
+-- live unpaid QRs to query, and QRs that ended here unpaid (expired, failed) to cancel at the acquirer.
+UPDATE acquirer_qrs q
+SET next_query_at = now() + make_interval(secs => $2 / 1000.0), queries = q.queries + 1
+FROM (
+    SELECT q2.transaction_id
+    FROM acquirer_qrs q2
+    WHERE q2.next_query_at <= now()
+    ORDER BY q2.next_query_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) due, transactions x, acquirers a
+WHERE q.transaction_id = due.transaction_id AND x.id = q.transaction_id AND a.code = q.acquirer_code
+RETURNING q.transaction_id, q.acquirer_code, q.acquirer_reference, q.queries, x.status, x.amount,
+          x.expires_at, a.updated_at AS acquirer_updated_at,
+          coalesce(a.settings -> 'status_map', '{}'::jsonb) AS status_map;
+
+-- acquirer_qr_queried --
+-- $1 transaction id, $2 the latestTransactionStatus answered
+UPDATE acquirer_qrs SET last_status = $2 WHERE transaction_id = $1;
+
+-- acquirer_qr_done --
+-- $1 transaction id, $2 true when it was cancelled at the acquirer: nothing left to ask about it.
+UPDATE acquirer_qrs
+SET next_query_at = NULL, cancelled_at = CASE WHEN $2 THEN now() ELSE cancelled_at END
+WHERE transaction_id = $1;
+
+-- acquirer_qr_of_transaction --
+-- $1 transaction id
+SELECT * FROM acquirer_qrs WHERE transaction_id = $1;

@@ -66,6 +66,8 @@ RETURNING id, previous_secret_until;
 SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.fee_bps AS merchant_fee_bps, m.name AS merchant_name,
        m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id,
        (SELECT d.id FROM devices d JOIN device_models dm ON dm.id = d.model_id
         WHERE d.terminal_id = t.id AND d.status = 'active'
           AND (dm.capabilities->>'screen')::boolean AND (dm.capabilities->>'dynamic_qr')::boolean
@@ -73,6 +75,7 @@ SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal
 FROM terminals t
 JOIN merchants m ON m.id = t.merchant_id
 JOIN partner_merchants pm ON pm.merchant_id = t.merchant_id AND pm.partner_id = $1
+LEFT JOIN acquirers a ON a.code = m.acquirer_code
 WHERE t.id = $2;
 
 -- record_partner_qr --

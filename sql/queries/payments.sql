@@ -2,8 +2,11 @@
 -- $1 = terminal id: the terminal with its merchant's state
 SELECT t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.name AS merchant_name,
-       m.city AS merchant_city, m.postal_code, m.mcc, m.nmid
+       m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id
 FROM terminals t JOIN merchants m ON m.id = t.merchant_id
+LEFT JOIN acquirers a ON a.code = m.acquirer_code
 WHERE t.id = $1;
 
 -- payment_create --
@@ -99,11 +102,14 @@ SELECT apply_callback($1::jsonb);
 SELECT d.status AS device_status, dm.capabilities,
        t.id, t.outlet_id, t.merchant_id, t.status AS terminal_status, t.terminal_code,
        m.status AS merchant_status, m.name AS merchant_name,
-       m.city AS merchant_city, m.postal_code, m.mcc, m.nmid
+       m.city AS merchant_city, m.postal_code, m.mcc, m.nmid,
+       coalesce(a.protocol = 'snap' AND a.settings ? 'base_url', false) AS acquirer_issues_qr, a.code AS acquirer_code, a.updated_at AS acquirer_updated_at,
+       m.acquirer_merchant_id, coalesce(t.acquirer_terminal_id, t.terminal_code) AS acquirer_terminal_id
 FROM devices d
 JOIN device_models dm ON dm.id = d.model_id
 LEFT JOIN terminals t ON t.id = d.terminal_id
 LEFT JOIN merchants m ON m.id = t.merchant_id
+LEFT JOIN acquirers a ON a.code = m.acquirer_code
 WHERE d.id = $1;
 
 -- latest_payment_downlink --

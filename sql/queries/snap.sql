@@ -9,7 +9,11 @@ RETURNING expires_at;
 SELECT client_kind, client_id FROM snap_access_tokens WHERE token_hash = $1 AND expires_at > now();
 
 -- purge_snap_tokens --
-DELETE FROM snap_access_tokens WHERE expires_at <= now() - interval '1 hour';
+-- $1 at most this many a run. Kept an hour past expiry, so a refusal can still be told "expired" from "unknown".
+DELETE FROM snap_access_tokens
+WHERE token_hash IN (
+    SELECT token_hash FROM snap_access_tokens WHERE expires_at <= now() - interval '1 hour' LIMIT $1
+);
 
 -- claim_snap_external_id --
 -- $1 client kind, $2 client id, $3 external id. A row only for the first use today (WIB).
@@ -19,8 +23,13 @@ ON CONFLICT DO NOTHING
 RETURNING external_id;
 
 -- purge_snap_external_ids --
--- Yesterday's ids can no longer collide with today's.
-DELETE FROM snap_external_ids WHERE day < (now() AT TIME ZONE 'Asia/Jakarta')::date - 1;
+-- $1 at most this many a run. Only today's ids can collide; yesterday's are kept a day for investigation.
+DELETE FROM snap_external_ids
+WHERE (client_kind, client_id, day, external_id) IN (
+    SELECT client_kind, client_id, day, external_id FROM snap_external_ids
+    WHERE day < (now() AT TIME ZONE 'Asia/Jakarta')::date - 1
+    LIMIT $1
+);
 
 -- release_snap_external_id --
 -- $1 client kind, $2 client id, $3 external id: the request it came with was refused, so it stays unused.

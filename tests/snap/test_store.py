@@ -67,3 +67,41 @@ def test_external_id_format() -> None:
     for bad in ("x" * 65, "ünï", "a\nb"):
         with pytest.raises(codes.InvalidFieldFormat):
             external_ids.check_format(bad)
+
+
+async def test_purge_takes_old_tokens_and_claims_a_bounded_batch_at_a_time(conn: asyncpg.Connection) -> None:
+    await conn.execute("DELETE FROM snap_access_tokens")
+    await conn.execute("DELETE FROM snap_external_ids")
+    live, _ = await tokens.issue(conn, "acquirer", "bank-p")
+    await conn.execute(
+        "INSERT INTO snap_access_tokens (token_hash, client_kind, client_id, issued_at, expires_at)"
+        " SELECT sha256(i::text::bytea), 'acquirer', 'bank-p', now() - interval '3 hours', now() - interval '2 hours'"
+        " FROM generate_series(1, 5) i"
+    )
+    await external_ids.claim(conn, "acquirer", "bank-p", "today-1")
+    await conn.execute(
+        "INSERT INTO snap_external_ids (client_kind, client_id, day, external_id)"
+        " SELECT 'acquirer', 'bank-p', (now() AT TIME ZONE 'Asia/Jakarta')::date - d, 'old-' || d"
+        " FROM generate_series(1, 5) d"
+    )
+    # Three a run: the backlog goes over several runs, never in one long DELETE.
+    assert await tokens.purge(conn, 3) == 3
+    assert await tokens.purge(conn, 3) == 2
+    assert await tokens.purge(conn, 3) == 0
+    await tokens.check(conn, live, "acquirer", "bank-p")  # a live token stays
+    # Yesterday's claims are kept (for investigation), older ones go, today's stay unique.
+    assert await external_ids.purge(conn, 3) == 3
+    assert await external_ids.purge(conn, 3) == 1
+    left = await conn.fetch("SELECT external_id FROM snap_external_ids ORDER BY external_id")
+    assert [r["external_id"] for r in left] == ["old-1", "today-1"]
+    with pytest.raises(codes.DuplicateExternalId):
+        await external_ids.claim(conn, "acquirer", "bank-p", "today-1")
+
+
+def test_purge_and_poll_are_scheduled() -> None:
+    from qris_soundbox.core.context import PlatformContext
+    from qris_soundbox.core.jobs import scheduled_jobs
+    from tests.support import settings_for_tests
+
+    names = {job.name for job in scheduled_jobs(PlatformContext(settings_for_tests("postgresql://unused/x"), None))}  # type: ignore[arg-type]
+    assert {"snap.purge", "acquirers.poll"} <= names
