@@ -122,7 +122,26 @@ const STATUS_TONE = {
   retired: "bad", mismatched: "bad", suspended: "bad", resolved: "ok", open: "warn",
   amount_mismatch: "bad", missing_in_ledger: "bad", missing_in_report: "bad",
 };
-const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status }, String(status));
+// Every status the console shows, in both languages (the one table: badges and status filters read it).
+// The API's value stays on the badge as data-status, so tests and styles do not depend on the language.
+const STATUS_LABEL = {
+  active: ["aktif", "active"], inactive: ["nonaktif", "inactive"], disabled: ["dinonaktifkan", "disabled"],
+  suspended: ["ditangguhkan", "suspended"], pending_review: ["menunggu tinjauan", "pending review"],
+  rejected: ["ditolak", "rejected"], registered: ["terdaftar", "registered"], retired: ["dipensiunkan", "retired"],
+  pending: ["menunggu", "pending"], paid: ["dibayar", "paid"], expired: ["kedaluwarsa", "expired"], failed: ["gagal", "failed"],
+  cancelled: ["dibatalkan", "cancelled"], running: ["berjalan", "running"], completed: ["selesai", "completed"],
+  queued: ["antre", "queued"], sent: ["terkirim", "sent"], delivered: ["tersampaikan", "delivered"], acked: ["dikonfirmasi", "acknowledged"],
+  skipped_late: ["dilewati (terlambat)", "skipped (late)"], superseded: ["digantikan", "superseded"], dead: ["gagal permanen", "dead"],
+  succeeded: ["berhasil", "succeeded"], applied: ["diterapkan", "applied"],
+  online: ["daring", "online"], offline: ["luring", "offline"], healthy: ["sehat", "healthy"], degraded: ["menurun", "degraded"],
+  critical: ["kritis", "critical"], ok: ["baik", "ok"], matched: ["cocok", "matched"], mismatched: ["tidak cocok", "mismatched"],
+  open: ["terbuka", "open"], resolved: ["selesai ditangani", "resolved"], amount_mismatch: ["jumlah berbeda", "amount mismatch"],
+  missing_in_ledger: ["tidak ada di ledger", "missing in ledger"], missing_in_report: ["tidak ada di laporan", "missing in report"],
+};
+const statusLabel = (status) => (STATUS_LABEL[status] ? STATUS_LABEL[status][lang === "en" ? 1 : 0] : String(status));
+const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status, title: String(status) }, statusLabel(status));
+// A status filter's options: "all", then each status by its label.
+const statusOptions = (...statuses) => [["", "Semua"], ...statuses.map((status) => [status, statusLabel(status)])];
 
 // ---------------------------------------------------------------- DOM
 
@@ -694,7 +713,7 @@ function batchTable(items, side) {
       h("td", { "data-label": t("Status") }, badge(b.status)), h("td", { class: "num", "data-label": t("Jumlah") }, money(b.adjusted_payable_amount))))));
 }
 
-const MERCHANT_STATUSES = [["", "Semua"], ["pending_review", "pending_review"], ["active", "active"], ["rejected", "rejected"], ["suspended", "suspended"]];
+const MERCHANT_STATUSES = statusOptions("pending_review", "active", "rejected", "suspended");
 
 async function merchantsPage() {
   const create = may("merchant:write") ? action("Merchant baru", () => formDialog("Merchant baru",
@@ -839,7 +858,7 @@ function qrImage(path, alt) {
   return img;
 }
 
-const DEVICE_STATUSES = [["", "Semua"], ["registered", "registered"], ["active", "active"], ["disabled", "disabled"], ["retired", "retired"]];
+const DEVICE_STATUSES = statusOptions("registered", "active", "disabled", "retired");
 const YES_NO = [["", "Semua"], ["true", "Ya / yes"], ["false", "Tidak / no"]];
 
 async function deviceRegistryPage() {
@@ -968,7 +987,7 @@ function rotated(credential) {
   dialog.showModal();
 }
 
-const TX_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["expired", "expired"], ["failed", "failed"]];
+const TX_STATUSES = statusOptions("pending", "paid", "expired", "failed");
 
 function transactionColumns(side) {
   return [["Dibuat", (tx) => time(tx.created_at)],
@@ -1011,7 +1030,7 @@ async function transactionDetailPage() {
     ["Status", (e) => `${e.from_status || "—"} → ${e.to_status || "—"}`], ["Sumber", (e) => e.source]], "events") : empty("Tidak ada entri.")));
 }
 
-const BATCH_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["failed", "failed"], ["cancelled", "cancelled"]];
+const BATCH_STATUSES = statusOptions("pending", "paid", "failed", "cancelled");
 
 function batchColumns(detail) {
   return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_name || b.merchant_id],
@@ -1128,7 +1147,7 @@ async function reconciliationPage() {
 // ---------------------------------------------------------------- acquirer settlement reports
 
 const REPORTS = "/admin/reconciliation/acquirer-reports";
-const EXCEPTION_KINDS = [["", "Semua"], ["amount_mismatch", "amount_mismatch"], ["missing_in_ledger", "missing_in_ledger"], ["missing_in_report", "missing_in_report"]];
+const EXCEPTION_KINDS = statusOptions("amount_mismatch", "missing_in_ledger", "missing_in_report");
 
 // The acquirer's daily settlement CSV, sent as multipart/form-data from a file input; the API
 // streams it, and importing the same file again changes nothing.
@@ -1272,7 +1291,7 @@ async function observabilityPage() {
   const stamp = poll(async () => {
     const o = await get("/admin/observability/summary");
     holder.replaceChildren(
-      h("div", { class: "grid" }, Object.entries(o.outbox).map(([status, count]) => h("div", { class: "card kpi" }, h("div", { class: "label" }, "outbox " + status),
+      h("div", { class: "grid" }, Object.entries(o.outbox).map(([status, count]) => h("div", { class: "card kpi" }, h("div", { class: "label" }, "outbox " + statusLabel(status)),
         h("div", { class: "value" }, String(count))))),
       card("Transaksi satu jam terakhir", simpleTable(Object.entries(o.transactions_last_hour).map(([status, v]) => ({ id: status, status, ...v })),
         [["Status", (r) => badge(r.status)], ["Count", (r) => String(r.count)], ["Jumlah", (r) => money(r.amount)]], "last-hour")),
