@@ -42,6 +42,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-system-audit-logs": ("admin", "Log audit sistem", "System audit logs"),
     "admin-observability": ("admin", "Observabilitas", "Observability"),
     "admin-partners": ("admin", "Partner", "Partners"),
+    "admin-users": ("admin", "Pengguna", "Users"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),
     "merchant-today": ("merchant", "Hari ini", "Today"),
     "merchant-profile": ("merchant", "Profil merchant", "Merchant profile"),

@@ -96,6 +96,18 @@ const EN = {
   "Kolom CSV: provider_reference, amount, settlement_date (wajib); fee, terminal_id, merchant_nmid (pilihan).":
     "CSV columns: provider_reference, amount, settlement_date (required); fee, terminal_id, merchant_nmid (optional).",
 };
+Object.assign(EN, {
+  "Undang admin": "Invite admin", "Undang pengguna merchant": "Invite merchant user", "Ubah peran": "Change role", "Peran": "Role",
+  "Nonaktifkan": "Disable", "Aktifkan": "Enable", "Atur ulang kata sandi": "Reset password", "Kata sandi sementara": "Temporary password",
+  "Kata sandi": "Password", "Masuk di": "Log in at", "Email atau nama": "Email or name", "Login terakhir": "Last login",
+  "Pengguna admin": "Admin users", "Pengguna merchant": "Merchant users", "Pengguna diundang.": "User invited.",
+  "Peran diubah.": "Role changed.", "Pengguna dinonaktifkan.": "User disabled.", "Pengguna diaktifkan.": "User enabled.",
+  "Kata sandi diatur ulang.": "Password reset.", "Nonaktifkan pengguna?": "Disable this user?", "Atur ulang kata sandi?": "Reset the password?",
+  "Semua sesi pengguna ini berakhir dan ia tidak bisa masuk lagi sampai diaktifkan.": "Every session of this user ends and they cannot log in until enabled again.",
+  "Kata sandi lama tidak berlaku lagi dan semua sesi pengguna ini berakhir.": "The old password stops working and every session of this user ends.",
+  "Belum ada pengguna admin.": "No admin users yet.", "Belum ada pengguna merchant. Undang pemilik atau kasir merchant.": "No merchant users yet. Invite the merchant's owner or cashiers.",
+  "Pengguna merchant ini": "This merchant's users",
+});
 const LANG_KEY = "qris.console.lang";
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
 const t = (text) => (lang === "en" && EN[text]) || text;
@@ -203,6 +215,7 @@ const ERROR_TEXT = {
   payout_account_missing: ["Merchant belum punya rekening pencairan.", "The merchant has no payout account."],
   idempotency_in_progress: ["Permintaan yang sama masih diproses.", "The same request is still being processed."],
   user_exists: ["Pengguna dengan email ini sudah ada.", "A user with this email exists."],
+  own_account: ["Anda tidak bisa menonaktifkan akun sendiri atau mengubah peran sendiri.", "You cannot disable your own account or change your own role."],
 };
 
 function errorBox(error) {
@@ -423,7 +436,8 @@ function formDialog(title, fields, submit) {
     submitButton.disabled = true;
     try {
       await submit(formValues(form));
-      dialog.close();
+      // Unless the submit put something else in the dialog (a password to hand over once).
+      if (dialog.contains(form)) dialog.close();
     } catch (error) {
       errors.replaceChildren(errorBox(error));
     } finally {
@@ -575,7 +589,7 @@ const NAV = {
     ["admin-device-registry", "Perangkat", "Devices"], ["admin-transactions", "Transaksi", "Transactions"],
     ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
-    ["admin-partners", "Partner", "Partners", "partner:manage"],
+    ["admin-partners", "Partner", "Partners", "partner:manage"], ["admin-users", "Pengguna", "Users", "user:read"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
   merchant: [["merchant-today", "Hari ini", "Today"], ["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
@@ -649,7 +663,7 @@ function loginPage(kind) {
       const role = result.user.role;
       const permissions = (ROLE_PERMISSIONS[kind] || {})[role] || [];
       sessionStorage.setItem(SESSION_KEY, JSON.stringify({
-        kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email,
+        kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email, user_id: result.user.id,
         merchant_id: result.user.merchant_id, permissions,
       }));
       const next = query().get("next");
@@ -763,6 +777,7 @@ async function merchantDetailPage() {
     ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Kategori MDR", merchant.mdr_category], ["Biaya (bps)", merchant.fee_bps ?? "default"],
     ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]]), feeAction(merchant)),
     payoutAccountCard(payoutBase, payout),
+    may("user:read") ? h("p", {}, link("admin-users", { kind: "merchant", merchant_id: merchant.id }, t("Pengguna merchant ini"))) : null,
     h("h2", {}, t("Outlet")),
     outletCards.length ? outletCards : empty("Tidak ada outlet. Tambahkan outlet di bawah."),
     may("outlet:write") ? action("Outlet baru", () => formDialog("Outlet baru",
@@ -964,27 +979,32 @@ function simpleTable(items, columns, name) {
     h("tbody", {}, items.map((item) => h("tr", { "data-id": item.id }, columns.map(([label, render]) => h("td", { "data-label": t(label) }, render(item)))))));
 }
 
-// The one time a device secret exists in the browser: in this dialog's DOM, never in storage.
-// Closing the dialog removes it; the API cannot show it again.
-function rotated(credential) {
+// The one time a secret (a device's, a user's temporary password) exists in the browser: in this dialog's
+// DOM, never in storage. Closing the dialog removes it and reloads; the API cannot show it again.
+function oneTimeSecret(title, value, pairs, message) {
   const dialog = $("dialog");
-  const secret = h("div", { class: "secret", id: "secret" }, credential.mqtt_password);
+  const secret = h("div", { class: "secret", id: "secret" }, value);
   const copy = h("button", { type: "button", class: "secondary", id: "copy-secret" }, t("Salin"));
   copy.addEventListener("click", async () => {
-    try { await navigator.clipboard.writeText(credential.mqtt_password); } catch (_) {
+    try { await navigator.clipboard.writeText(value); } catch (_) {
       const range = document.createRange(); range.selectNodeContents(secret); getSelection().removeAllRanges(); getSelection().addRange(range);
       document.execCommand("copy");
     }
     copy.textContent = t("Tersalin");
   });
-  dialog.replaceChildren(h("h2", {}, t("Kredensial baru")),
+  dialog.replaceChildren(h("h2", {}, t(title)),
     h("p", { class: "error" }, t("Rahasia ini hanya ditampilkan sekali. Salin sekarang; setelah dialog ditutup rahasia tidak dapat dipulihkan.")),
-    kv([["MQTT username", h("code", { id: "mqtt-username" }, credential.mqtt_username)], ["Client id", h("code", {}, credential.mqtt_client_id)],
-      ["Secret", secret], ["Broker", h("code", { id: "broker" }, credential.broker.host + ":" + credential.broker.port)],
-      ["Fingerprint", credential.fingerprint]]),
+    kv(pairs(secret)),
     h("div", { class: "actions" }, copy, h("button", { type: "button", id: "close-secret", onclick: () => dialog.close() }, t("Saya sudah menyimpannya"))));
-  dialog.addEventListener("close", () => { dialog.replaceChildren(); location.reload(); }, { once: true });
+  dialog.addEventListener("close", () => { dialog.replaceChildren(); message ? reloadDone(message) : location.reload(); }, { once: true });
   dialog.showModal();
+}
+
+function rotated(credential) {
+  oneTimeSecret("Kredensial baru", credential.mqtt_password, (secret) => [
+    ["MQTT username", h("code", { id: "mqtt-username" }, credential.mqtt_username)], ["Client id", h("code", {}, credential.mqtt_client_id)],
+    ["Secret", secret], ["Broker", h("code", { id: "broker" }, credential.broker.host + ":" + credential.broker.port)],
+    ["Fingerprint", credential.fingerprint]]);
 }
 
 const TX_STATUSES = statusOptions("pending", "paid", "expired", "failed");
@@ -1437,6 +1457,63 @@ async function partnersPage() {
     ["URL notifikasi", (p) => p.notify_url], ["Merchant", (p) => p.merchant_ids.join(", ") || "—"]], "partners") : empty("Belum ada partner.")), deliveries);
 }
 
+// ---------------------------------------------------------------- users (admin and merchant)
+
+const ROLE_LABEL = {
+  admin: ["admin", "admin"], finance: ["keuangan", "finance"], ops: ["operasional", "operations"], support: ["dukungan", "support"],
+  viewer: ["pemantau", "viewer"], owner: ["pemilik", "owner"],
+};
+const roleLabel = (role) => (ROLE_LABEL[role] ? ROLE_LABEL[role][lang === "en" ? 1 : 0] : role);
+const roleOptions = (kind) => Object.keys(ROLE_PERMISSIONS[kind] || {}).map((role) => [role, roleLabel(role)]);
+
+// Both kinds of users on one page (`kind=admin|merchant`); a merchant's users from its detail page.
+async function usersPage() {
+  const kind = query().get("kind") === "merchant" ? "merchant" : "admin";
+  const base = `/admin/${kind}-users`;
+  const writable = may("user:write");
+  const self = session();
+  const handOver = (issued, message) => oneTimeSecret("Kata sandi sementara", issued.temporary_password, (secret) => [
+    ["Email", h("code", { id: "user-email" }, issued.user.email)], ["Kata sandi", secret],
+    ["Masuk di", h("code", {}, location.origin + "/ui/" + kind + "-login")]], message);
+  const invite = writable ? action(kind === "admin" ? "Undang admin" : "Undang pengguna merchant", () => formDialog(
+    kind === "admin" ? "Undang admin" : "Undang pengguna merchant",
+    [kind === "merchant" ? merchantPicker() : null, field("email", "Email", { type: "email", required: true }), field("name", "Nama", { required: true }),
+      field("role", "Peran", { options: roleOptions(kind) })].filter(Boolean),
+    async (v) => handOver(await post(base, clean(v)), "Pengguna diundang.")), { id: "invite-user" }) : null;
+  const actions = (u) => {
+    if (!writable || (u.kind === self.kind && u.id === self.user_id)) return "—";
+    const where = `${base}/${encodeURIComponent(u.id)}`;
+    return h("div", { class: "actions" },
+      action("Ubah peran", () => formDialog("Ubah peran", [h("p", {}, u.email), field("role", "Peran", { options: roleOptions(kind), value: u.role })],
+        async (v) => { await api("PATCH", where, { role: v.role }); reloadDone("Peran diubah."); }), { class: "secondary", "data-role-user": u.id }),
+      u.status === "active"
+        ? action("Nonaktifkan", async () => {
+          if (!(await confirmed("Nonaktifkan pengguna?", "Semua sesi pengguna ini berakhir dan ia tidak bisa masuk lagi sampai diaktifkan."))) return;
+          await api("PATCH", where, { status: "disabled" });
+          reloadDone("Pengguna dinonaktifkan.");
+        }, { class: "secondary", "data-disable-user": u.id })
+        : action("Aktifkan", async () => { await api("PATCH", where, { status: "active" }); reloadDone("Pengguna diaktifkan."); },
+          { class: "secondary", "data-enable-user": u.id }),
+      action("Atur ulang kata sandi", async () => {
+        if (!(await confirmed("Atur ulang kata sandi?", "Kata sandi lama tidak berlaku lagi dan semua sesi pengguna ini berakhir."))) return;
+        handOver(await post(`${where}/reset-password`), "Kata sandi diatur ulang.");
+      }, { class: "secondary", "data-reset-user": u.id }));
+  };
+  const list = await listView({
+    path: base,
+    keep: ["kind"],
+    filters: [{ name: "q", label: "Email atau nama", attrs: { type: "search" } },
+      { name: "role", label: "Peran", attrs: { options: [["", "Semua"], ...roleOptions(kind)] } },
+      { name: "status", label: "Status", attrs: { options: statusOptions("active", "disabled") } },
+      ...(kind === "merchant" ? [{ name: "merchant_id", hidden: true }] : [])],
+    columns: [["Nama", (u) => u.name], ["Email", (u) => u.email], ...(kind === "merchant" ? [["Merchant", merchantLink]] : []),
+      ["Peran", (u) => roleLabel(u.role)], ["Status", (u) => badge(u.status)], ["Login terakhir", (u) => time(u.last_login_at)], ["", actions]],
+    emptyText: kind === "admin" ? "Belum ada pengguna admin." : "Belum ada pengguna merchant. Undang pemilik atau kasir merchant.",
+  });
+  const tab = (which, label) => h("a", { href: pageUrl("admin-users", { kind: which }), class: which === kind ? "current" : null, "data-kind": which }, t(label));
+  show(h("nav", { class: "tabs" }, tab("admin", "Pengguna admin"), " · ", tab("merchant", "Pengguna merchant")), h("div", { class: "actions" }, invite), list);
+}
+
 // ---------------------------------------------------------------- start
 
 const PAGES = {
@@ -1447,7 +1524,7 @@ const PAGES = {
   "admin-transaction-detail": transactionDetailPage, "admin-settlement-batches": batchesPage, "admin-settlement-batch-detail": batchDetailPage,
   "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
   "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
-  "admin-partners": partnersPage,
+  "admin-partners": partnersPage, "admin-users": usersPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };
