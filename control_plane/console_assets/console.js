@@ -107,6 +107,9 @@ Object.assign(EN, {
   "Kata sandi lama tidak berlaku lagi dan semua sesi pengguna ini berakhir.": "The old password stops working and every session of this user ends.",
   "Belum ada pengguna admin.": "No admin users yet.", "Belum ada pengguna merchant. Undang pemilik atau kasir merchant.": "No merchant users yet. Invite the merchant's owner or cashiers.",
   "Pengguna merchant ini": "This merchant's users",
+  "Tanpa rekening pencairan (batch dibuat, tetapi belum bisa dibayar)": "No payout account (the batch is made but cannot be paid yet)",
+  "Rekening": "Account", "tidak ada": "none",
+  "Tidak ada payable yang belum di-batch: tidak ada batch yang akan dibuat.": "No unbatched payables: no batch would be made.",
 });
 const LANG_KEY = "qris.console.lang";
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
@@ -1062,8 +1065,22 @@ function batchColumns(detail) {
 async function batchesPage() {
   const created = query().get("created");
   if (created !== null) notice(t("Berhasil.") + " " + created + " batch");
+  // Before anything is written: what the run would make (POST …/preview writes nothing), refreshed per pick.
+  const preview = h("div", { id: "batch-preview" }, h("p", { class: "muted" }, t("Memuat…")));
+  const showPreview = async (merchant) => {
+    const p = await post("/admin/settlement-batches/preview", clean({ merchant_id: merchant ? merchant.id : null }));
+    preview.replaceChildren(p.items.length ? h("div", {},
+      kv([["Merchant", String(p.items.length)], ["Entri", String(p.entry_count)], ["Payable", money(p.payable_amount)],
+        ["Batas waktu", time(p.cutoff)], ["Tanggal valuta", h("span", { "data-value-date": "" }, p.value_date)]]),
+      p.missing_payout_accounts ? h("div", { class: "error", "data-missing-payout": String(p.missing_payout_accounts) },
+        t("Tanpa rekening pencairan (batch dibuat, tetapi belum bisa dibayar)") + ": " + p.items.filter((x) => !x.has_payout_account).map((x) => x.merchant_name).join(", ")) : null,
+      simpleTable(p.items.map((x) => Object.assign({ id: x.merchant_id }, x)), [["Merchant", (x) => x.merchant_name + " · " + x.merchant_code],
+        ["Entri", (x) => String(x.entry_count)], ["Payable", (x) => money(x.payable_amount)],
+        ["Rekening", (x) => (x.has_payout_account ? "✓" : h("span", { class: "badge bad", "data-no-payout": "" }, t("tidak ada")))]], "batch-preview"))
+      : empty("Tidak ada payable yang belum di-batch: tidak ada batch yang akan dibuat."));
+  };
   const create = may("settlement:write") ? action("Buat batch", () => formDialog("Buat batch",
-    [merchantPicker({ optional: true })],
+    [merchantPicker({ optional: true, onpick: (m) => showPreview(m).catch((error) => preview.replaceChildren(errorBox(error))) }), preview],
     async (v) => {
       const created = await post("/admin/settlement-batches", clean(v));
       if (created.items.length === 1) location.assign(pageUrl("admin-settlement-batch-detail", { id: created.items[0].id }));
