@@ -120,7 +120,7 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
         await page.click("#confirm-yes")
         await expect(page.locator("#secret")).to_be_visible()
         await shot(page, "admin-device-detail-rotate-credential")
-        await page.click("#close-secret")
+        await click_and_reload(page, "#close-secret")
         await open_page(page, running, "admin-settlement-batches")
         await page.click("#create-batches")
         await expect(page.locator("#batch-preview table[data-list=batch-preview]")).to_be_visible()
