@@ -44,8 +44,11 @@ system-packages:
 # One process: on 2 cores shared with PostgreSQL, a second API process gained nothing once the payment
 # path was cheap (docs/operations.md); `make run SERVE_WORKERS=2` starts the supervised layout.
 SERVE_WORKERS ?= 1
+# `make run PORT=8100 MQTT_PORT=1884`: other HTTP and MQTT ports (a busy port's refusal names these).
+PORT ?=
+MQTT_PORT ?=
 run: install
-	$(BIN)/qris-soundbox serve --demo --workers $(SERVE_WORKERS)
+	$(BIN)/qris-soundbox serve --demo --workers $(SERVE_WORKERS) $(if $(PORT),--http-port $(PORT)) $(if $(MQTT_PORT),--mqtt-port $(MQTT_PORT))
 
 # Formatting and lint (ruff), then types (mypy), then the suite.
 # pytest exits 5 when it collected nothing: an empty suite is a failure, not a pass.

@@ -43,6 +43,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-observability": ("admin", "Observabilitas", "Observability"),
     "admin-partners": ("admin", "Partner", "Partners"),
     "admin-acquirers": ("admin", "Acquirer", "Acquirers"),
+    "admin-users": ("admin", "Pengguna", "Users"),
     "merchant-login": ("merchant", "Masuk merchant", "Merchant login"),
     "merchant-today": ("merchant", "Hari ini", "Today"),
     "merchant-profile": ("merchant", "Profil merchant", "Merchant profile"),

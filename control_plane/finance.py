@@ -92,6 +92,25 @@ async def create_settlement_batches(
     return s.SettlementBatchesCreated(items=batches)
 
 
+@post(
+    "/admin/settlement-batches/preview",
+    status_code=200,
+    summary="What building settlement batches with this body would make now: payables, missing payout accounts, value date (writes nothing)",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def preview_settlement_batches(
+    platform: Platform, data: JSONBody[s.SettlementBatchCreate | None] = None
+) -> s.SettlementBatchPreview:
+    body = data or s.SettlementBatchCreate()
+    return await settlements.preview_batches(
+        platform.db,
+        t_plus_days=platform.settings.settlement_t_plus_days,
+        merchant_id=body.merchant_id,
+        cutoff=body.cutoff,
+    )
+
+
 @get("/admin/settlement-batches", summary="List settlement batches", opt={"permission": "settlement:read"}, tags=_TAGS)
 async def list_settlement_batches(
     platform: Platform,
@@ -619,6 +638,7 @@ routes = [
     list_payout_banks,
     put_payout_bank,
     create_settlement_batches,
+    preview_settlement_batches,
     list_settlement_batches,
     get_settlement_batch,
     export_settlement_batch,

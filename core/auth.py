@@ -69,6 +69,8 @@ ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     | {
         "merchant:approve",
         "device_model:write",
+        # Both kinds of users: who they are (emails), invite, role, disable, reset password.
+        "user:read",
         "user:write",
         "seed:write",
         "payout_bank:write",

@@ -141,6 +141,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     mqtt_tls_cert_file: str | None = None
     mqtt_tls_key_file: str | None = None
     mqtt_tls_port: int | None = None  # None: broker.yaml's tls listener, else 8883
+    mqtt_port: int | None = None  # None: broker.yaml's plain listener (1883); `serve --mqtt-port` wins
     mqtt_tls_client_ca_file: str | None = None  # given: devices must present a certificate naming them
     mqtt_tls_server_ca_file: str | None = None  # the CA devices are told to trust (PEM and fingerprint)
     mqtt_plain_enabled: bool | None = None  # None: broker.yaml's word, which is on unless it says otherwise
@@ -331,6 +332,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "MQTT_TLS_CERT_FILE": ("mqtt_tls_cert_file", str.strip),
     "MQTT_TLS_KEY_FILE": ("mqtt_tls_key_file", str.strip),
     "MQTT_TLS_PORT": ("mqtt_tls_port", parse_port),
+    "MQTT_PORT": ("mqtt_port", parse_port),
     "MQTT_TLS_CLIENT_CA_FILE": ("mqtt_tls_client_ca_file", str.strip),
     "MQTT_TLS_SERVER_CA_FILE": ("mqtt_tls_server_ca_file", str.strip),
     "MQTT_PLAIN_ENABLED": ("mqtt_plain_enabled", parse_bool),

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-host", default="127.0.0.1")
     serve.add_argument("--http-port", type=_port, default=None, help="default: $PORT or 8000")
     serve.add_argument("--mqtt-host", default=None, help="default: from broker.yaml")
-    serve.add_argument("--mqtt-port", type=_port, default=None, help="default: from broker.yaml (1883)")
+    serve.add_argument("--mqtt-port", type=_port, default=None, help="default: $MQTT_PORT, else broker.yaml's (1883)")
     serve.add_argument(
         "--mqtt-tls-port",
         type=_port,
@@ -144,7 +145,7 @@ def _serve(args: argparse.Namespace) -> None:
         http_host=args.http_host,
         http_port=args.http_port or settings.http_port,
         mqtt_host=args.mqtt_host or mqtt_default_host,
-        mqtt_port=args.mqtt_port or mqtt_default_port,
+        mqtt_port=args.mqtt_port or settings.mqtt_port or mqtt_default_port,
         mqtt_tls_port=args.mqtt_tls_port,
         broker_config=args.broker_config,
         demo=args.demo,
@@ -168,6 +169,14 @@ def _print_banner(urls: dict[str, str], demo_lines: list[str]) -> None:
     lines += [f"  {name:<8} {url}" for name, url in urls.items()]
     if demo_lines:
         lines += ["", "Demo credentials (development only):"] + [f"  {line}" for line in demo_lines]
+        # The README's tour reads its ports from these, so it works on `make run PORT=... MQTT_PORT=...` too.
+        ports = {
+            name: urlsplit(urls[scheme]).port
+            for name, scheme in (("PORT", "http"), ("MQTT_PORT", "mqtt"))
+            if scheme in urls
+        }
+        if ports:
+            lines.append("  export " + " ".join(f"{name}={port}" for name, port in ports.items()))
     print("\n".join(lines) + "\n", flush=True)
 
 

@@ -41,7 +41,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import ROLES, PlatformContext
 from qris_soundbox.core.demo import seed_demo
 from qris_soundbox.core.jobs import scheduled_jobs
-from qris_soundbox.core.net import PortInUse, bind_listener, ensure_port_free
+from qris_soundbox.core.net import HTTP_PORT_FLAG, MQTT_PORT_FLAG, PortInUse, Wanted, bind_listeners
 from qris_soundbox.core.partners.notify import PartnerNotifier
 from qris_soundbox.core.partners.platform_key import load_platform_key
 from qris_soundbox.tools.common import open_database
@@ -91,23 +91,29 @@ async def serve(settings: Settings, options: ServeOptions, stop: asyncio.Event) 
     http_socket: socket.socket | None = None
     metrics_socket: socket.socket | None = None
     try:
+        # The broker's ports are only checked here (amqtt binds its own), the HTTP ones are kept bound.
+        probed: list[Wanted] = []
+        kept: list[Wanted] = []
         if "broker" in roles:
             broker_config, listeners = resolve_listeners(
                 load_broker_config(options.broker_config), listener_choices(settings, options)
             )
             if listeners.plain is not None:
-                ensure_port_free(*listeners.plain, "--mqtt-port")
+                probed.append(Wanted(*listeners.plain, MQTT_PORT_FLAG))
             if listeners.tls is not None:
-                ensure_port_free(*listeners.tls, "--mqtt-tls-port (or MQTT_TLS_PORT)")
+                probed.append(Wanted(*listeners.tls, "--mqtt-tls-port (or MQTT_TLS_PORT)"))
         if "api" in roles:
-            http_socket = bind_listener(
-                options.http_host, options.http_port, "--http-port (or PORT)", reuse_port=options.reuse_port
-            )
+            kept.append(Wanted(options.http_host, options.http_port, HTTP_PORT_FLAG, options.reuse_port))
             if options.metrics_port:
-                metrics_socket = bind_listener(options.http_host, options.metrics_port, "METRICS_PORT")
+                kept.append(Wanted(options.http_host, options.metrics_port, "METRICS_PORT"))
         elif settings.metrics_port:
             # No API in this process: its own figures (broker sessions, acks) still reach Prometheus.
-            http_socket = bind_listener(options.http_host, settings.metrics_port, "METRICS_PORT")
+            kept.append(Wanted(options.http_host, settings.metrics_port, "METRICS_PORT"))
+        sockets = bind_listeners([*kept, *probed])
+        for sock in sockets[len(kept) :]:
+            sock.close()
+        http_socket = sockets[0] if kept else None
+        metrics_socket = sockets[1] if len(kept) > 1 else None
     except (PortInUse, BrokerConfigError) as exc:
         raise StartupError(str(exc)) from None
 

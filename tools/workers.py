@@ -41,7 +41,7 @@ from qris_soundbox.broker.config import Listeners
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.logging import configure_logging
-from qris_soundbox.core.net import PortInUse, ensure_port_free
+from qris_soundbox.core.net import HTTP_PORT_FLAG, MQTT_PORT_FLAG, PortInUse, Wanted, ensure_ports_free
 from qris_soundbox.tools.common import open_database
 from qris_soundbox.tools.serve import ServeOptions, StartupError, run_until_signal
 
@@ -143,12 +143,16 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> None:
         layout = self.layout
         try:
-            ensure_port_free(layout.http_host, layout.http_port, "--http-port (or PORT)")
+            wanted = [
+                Wanted(layout.http_host, layout.http_port, HTTP_PORT_FLAG),
+                Wanted(layout.mqtt_host, layout.mqtt_port, MQTT_PORT_FLAG),
+            ]
             for child in self.api:
                 if child.metrics_port is not None:
                     if child.metrics_port > 65535:
                         raise StartupError(f"METRICS_PORT + {self.workers} is past 65535: choose a lower METRICS_PORT")
-                    ensure_port_free(layout.http_host, child.metrics_port, f"METRICS_PORT (+ {child.name})")
+                    wanted.append(Wanted(layout.http_host, child.metrics_port, f"METRICS_PORT (+ {child.name})"))
+            ensure_ports_free(wanted)
         except PortInUse as exc:
             raise StartupError(str(exc)) from None
         async with open_database(self.settings, layout.data_dir, pool_size=1) as db:

@@ -107,6 +107,21 @@ const EN = {
   "Kolom CSV: provider_reference, amount, settlement_date (wajib); fee, terminal_id, merchant_nmid (pilihan).":
     "CSV columns: provider_reference, amount, settlement_date (required); fee, terminal_id, merchant_nmid (optional).",
 };
+Object.assign(EN, {
+  "Undang admin": "Invite admin", "Undang pengguna merchant": "Invite merchant user", "Ubah peran": "Change role", "Peran": "Role",
+  "Nonaktifkan": "Disable", "Aktifkan": "Enable", "Atur ulang kata sandi": "Reset password", "Kata sandi sementara": "Temporary password",
+  "Kata sandi": "Password", "Masuk di": "Log in at", "Email atau nama": "Email or name", "Login terakhir": "Last login",
+  "Pengguna admin": "Admin users", "Pengguna merchant": "Merchant users", "Pengguna diundang.": "User invited.",
+  "Peran diubah.": "Role changed.", "Pengguna dinonaktifkan.": "User disabled.", "Pengguna diaktifkan.": "User enabled.",
+  "Kata sandi diatur ulang.": "Password reset.", "Nonaktifkan pengguna?": "Disable this user?", "Atur ulang kata sandi?": "Reset the password?",
+  "Semua sesi pengguna ini berakhir dan ia tidak bisa masuk lagi sampai diaktifkan.": "Every session of this user ends and they cannot log in until enabled again.",
+  "Kata sandi lama tidak berlaku lagi dan semua sesi pengguna ini berakhir.": "The old password stops working and every session of this user ends.",
+  "Belum ada pengguna admin.": "No admin users yet.", "Belum ada pengguna merchant. Undang pemilik atau kasir merchant.": "No merchant users yet. Invite the merchant's owner or cashiers.",
+  "Pengguna merchant ini": "This merchant's users",
+  "Tanpa rekening pencairan (batch dibuat, tetapi belum bisa dibayar)": "No payout account (the batch is made but cannot be paid yet)",
+  "Rekening": "Account", "tidak ada": "none",
+  "Tidak ada payable yang belum di-batch: tidak ada batch yang akan dibuat.": "No unbatched payables: no batch would be made.",
+});
 const LANG_KEY = "qris.console.lang";
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "id";
 const t = (text) => (lang === "en" && EN[text]) || text;
@@ -133,7 +148,26 @@ const STATUS_TONE = {
   retired: "bad", mismatched: "bad", suspended: "bad", resolved: "ok", open: "warn",
   amount_mismatch: "bad", missing_in_ledger: "bad", missing_in_report: "bad",
 };
-const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status }, String(status));
+// Every status the console shows, in both languages (the one table: badges and status filters read it).
+// The API's value stays on the badge as data-status, so tests and styles do not depend on the language.
+const STATUS_LABEL = {
+  active: ["aktif", "active"], inactive: ["nonaktif", "inactive"], disabled: ["dinonaktifkan", "disabled"],
+  suspended: ["ditangguhkan", "suspended"], pending_review: ["menunggu tinjauan", "pending review"],
+  rejected: ["ditolak", "rejected"], registered: ["terdaftar", "registered"], retired: ["dipensiunkan", "retired"],
+  pending: ["menunggu", "pending"], paid: ["dibayar", "paid"], expired: ["kedaluwarsa", "expired"], failed: ["gagal", "failed"],
+  cancelled: ["dibatalkan", "cancelled"], running: ["berjalan", "running"], completed: ["selesai", "completed"],
+  queued: ["antre", "queued"], sent: ["terkirim", "sent"], delivered: ["tersampaikan", "delivered"], acked: ["dikonfirmasi", "acknowledged"],
+  skipped_late: ["dilewati (terlambat)", "skipped (late)"], superseded: ["digantikan", "superseded"], dead: ["gagal permanen", "dead"],
+  succeeded: ["berhasil", "succeeded"], applied: ["diterapkan", "applied"],
+  online: ["daring", "online"], offline: ["luring", "offline"], healthy: ["sehat", "healthy"], degraded: ["menurun", "degraded"],
+  critical: ["kritis", "critical"], ok: ["baik", "ok"], matched: ["cocok", "matched"], mismatched: ["tidak cocok", "mismatched"],
+  open: ["terbuka", "open"], resolved: ["selesai ditangani", "resolved"], amount_mismatch: ["jumlah berbeda", "amount mismatch"],
+  missing_in_ledger: ["tidak ada di ledger", "missing in ledger"], missing_in_report: ["tidak ada di laporan", "missing in report"],
+};
+const statusLabel = (status) => (STATUS_LABEL[status] ? STATUS_LABEL[status][lang === "en" ? 1 : 0] : String(status));
+const badge = (status) => h("span", { class: "badge " + (STATUS_TONE[status] || ""), "data-status": status, title: String(status) }, statusLabel(status));
+// A status filter's options: "all", then each status by its label.
+const statusOptions = (...statuses) => [["", "Semua"], ...statuses.map((status) => [status, statusLabel(status)])];
 
 // ---------------------------------------------------------------- DOM
 
@@ -195,6 +229,7 @@ const ERROR_TEXT = {
   payout_account_missing: ["Merchant belum punya rekening pencairan.", "The merchant has no payout account."],
   idempotency_in_progress: ["Permintaan yang sama masih diproses.", "The same request is still being processed."],
   user_exists: ["Pengguna dengan email ini sudah ada.", "A user with this email exists."],
+  own_account: ["Anda tidak bisa menonaktifkan akun sendiri atau mengubah peran sendiri.", "You cannot disable your own account or change your own role."],
 };
 
 function errorBox(error) {
@@ -415,7 +450,8 @@ function formDialog(title, fields, submit) {
     submitButton.disabled = true;
     try {
       await submit(formValues(form));
-      dialog.close();
+      // Unless the submit put something else in the dialog (a password to hand over once).
+      if (dialog.contains(form)) dialog.close();
     } catch (error) {
       errors.replaceChildren(errorBox(error));
     } finally {
@@ -569,6 +605,7 @@ const NAV = {
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
     ["admin-partners", "Partner", "Partners", "partner:manage"],
     ["admin-acquirers", "Acquirer", "Acquirers", "acquirer:manage"],
+    ["admin-partners", "Partner", "Partners", "partner:manage"], ["admin-users", "Pengguna", "Users", "user:read"],
     ["admin-system-audit-logs", "Audit", "Audit"], ["admin-observability", "Observabilitas", "Observability"]],
   merchant: [["merchant-today", "Hari ini", "Today"], ["merchant-profile", "Profil", "Profile"], ["merchant-settlement-summary", "Settlement", "Settlement"],
     ["merchant-settlement-batches", "Batch", "Batches"], ["merchant-transactions", "Transaksi", "Transactions"]],
@@ -642,7 +679,7 @@ function loginPage(kind) {
       const role = result.user.role;
       const permissions = (ROLE_PERMISSIONS[kind] || {})[role] || [];
       sessionStorage.setItem(SESSION_KEY, JSON.stringify({
-        kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email,
+        kind, token: result.token, expires_at: result.expires_at, role, email: result.user.email, user_id: result.user.id,
         merchant_id: result.user.merchant_id, permissions,
       }));
       const next = query().get("next");
@@ -706,7 +743,7 @@ function batchTable(items, side) {
       h("td", { "data-label": t("Status") }, badge(b.status)), h("td", { class: "num", "data-label": t("Jumlah") }, money(b.adjusted_payable_amount))))));
 }
 
-const MERCHANT_STATUSES = [["", "Semua"], ["pending_review", "pending_review"], ["active", "active"], ["rejected", "rejected"], ["suspended", "suspended"]];
+const MERCHANT_STATUSES = statusOptions("pending_review", "active", "rejected", "suspended");
 
 async function merchantsPage() {
   const create = may("merchant:write") ? action("Merchant baru", () => formDialog("Merchant baru",
@@ -756,6 +793,7 @@ async function merchantDetailPage() {
     ["NMID", merchant.nmid], ["MCC", merchant.mcc], ["Email", merchant.email], ["Kategori MDR", merchant.mdr_category], ["Biaya (bps)", merchant.fee_bps ?? "default"],
     ["Alasan", merchant.rejection_reason], ["Dibuat", time(merchant.created_at)]]), feeAction(merchant)),
     payoutAccountCard(payoutBase, payout),
+    may("user:read") ? h("p", {}, link("admin-users", { kind: "merchant", merchant_id: merchant.id }, t("Pengguna merchant ini"))) : null,
     h("h2", {}, t("Outlet")),
     outletCards.length ? outletCards : empty("Tidak ada outlet. Tambahkan outlet di bawah."),
     may("outlet:write") ? action("Outlet baru", () => formDialog("Outlet baru",
@@ -851,7 +889,7 @@ function qrImage(path, alt) {
   return img;
 }
 
-const DEVICE_STATUSES = [["", "Semua"], ["registered", "registered"], ["active", "active"], ["disabled", "disabled"], ["retired", "retired"]];
+const DEVICE_STATUSES = statusOptions("registered", "active", "disabled", "retired");
 const YES_NO = [["", "Semua"], ["true", "Ya / yes"], ["false", "Tidak / no"]];
 
 async function deviceRegistryPage() {
@@ -967,30 +1005,35 @@ function simpleTable(items, columns, name) {
     h("tbody", {}, items.map((item) => h("tr", { "data-id": item.id }, columns.map(([label, render]) => h("td", { "data-label": t(label) }, render(item)))))));
 }
 
-// The one time a device secret exists in the browser: in this dialog's DOM, never in storage.
-// Closing the dialog removes it; the API cannot show it again.
-function rotated(credential) {
+// The one time a secret (a device's, a user's temporary password) exists in the browser: in this dialog's
+// DOM, never in storage. Closing the dialog removes it and reloads; the API cannot show it again.
+function oneTimeSecret(title, value, pairs, message) {
   const dialog = $("dialog");
-  const secret = h("div", { class: "secret", id: "secret" }, credential.mqtt_password);
+  const secret = h("div", { class: "secret", id: "secret" }, value);
   const copy = h("button", { type: "button", class: "secondary", id: "copy-secret" }, t("Salin"));
   copy.addEventListener("click", async () => {
-    try { await navigator.clipboard.writeText(credential.mqtt_password); } catch (_) {
+    try { await navigator.clipboard.writeText(value); } catch (_) {
       const range = document.createRange(); range.selectNodeContents(secret); getSelection().removeAllRanges(); getSelection().addRange(range);
       document.execCommand("copy");
     }
     copy.textContent = t("Tersalin");
   });
-  dialog.replaceChildren(h("h2", {}, t("Kredensial baru")),
+  dialog.replaceChildren(h("h2", {}, t(title)),
     h("p", { class: "error" }, t("Rahasia ini hanya ditampilkan sekali. Salin sekarang; setelah dialog ditutup rahasia tidak dapat dipulihkan.")),
-    kv([["MQTT username", h("code", { id: "mqtt-username" }, credential.mqtt_username)], ["Client id", h("code", {}, credential.mqtt_client_id)],
-      ["Secret", secret], ["Broker", h("code", { id: "broker" }, credential.broker.host + ":" + credential.broker.port)],
-      ["Fingerprint", credential.fingerprint]]),
+    kv(pairs(secret)),
     h("div", { class: "actions" }, copy, h("button", { type: "button", id: "close-secret", onclick: () => dialog.close() }, t("Saya sudah menyimpannya"))));
-  dialog.addEventListener("close", () => { dialog.replaceChildren(); location.reload(); }, { once: true });
+  dialog.addEventListener("close", () => { dialog.replaceChildren(); message ? reloadDone(message) : location.reload(); }, { once: true });
   dialog.showModal();
 }
 
-const TX_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["expired", "expired"], ["failed", "failed"]];
+function rotated(credential) {
+  oneTimeSecret("Kredensial baru", credential.mqtt_password, (secret) => [
+    ["MQTT username", h("code", { id: "mqtt-username" }, credential.mqtt_username)], ["Client id", h("code", {}, credential.mqtt_client_id)],
+    ["Secret", secret], ["Broker", h("code", { id: "broker" }, credential.broker.host + ":" + credential.broker.port)],
+    ["Fingerprint", credential.fingerprint]]);
+}
+
+const TX_STATUSES = statusOptions("pending", "paid", "expired", "failed");
 
 function transactionColumns(side) {
   return [["Dibuat", (tx) => time(tx.created_at)],
@@ -1033,7 +1076,7 @@ async function transactionDetailPage() {
     ["Status", (e) => `${e.from_status || "—"} → ${e.to_status || "—"}`], ["Sumber", (e) => e.source]], "events") : empty("Tidak ada entri.")));
 }
 
-const BATCH_STATUSES = [["", "Semua"], ["pending", "pending"], ["paid", "paid"], ["failed", "failed"], ["cancelled", "cancelled"]];
+const BATCH_STATUSES = statusOptions("pending", "paid", "failed", "cancelled");
 
 function batchColumns(detail) {
   return [["Dibuat", (b) => time(b.created_at)], ["Batch", (b) => link(detail, { id: b.id }, b.id)], ["Merchant", (b) => b.merchant_name || b.merchant_id],
@@ -1045,8 +1088,22 @@ function batchColumns(detail) {
 async function batchesPage() {
   const created = query().get("created");
   if (created !== null) notice(t("Berhasil.") + " " + created + " batch");
+  // Before anything is written: what the run would make (POST …/preview writes nothing), refreshed per pick.
+  const preview = h("div", { id: "batch-preview" }, h("p", { class: "muted" }, t("Memuat…")));
+  const showPreview = async (merchant) => {
+    const p = await post("/admin/settlement-batches/preview", clean({ merchant_id: merchant ? merchant.id : null }));
+    preview.replaceChildren(p.items.length ? h("div", {},
+      kv([["Merchant", String(p.items.length)], ["Entri", String(p.entry_count)], ["Payable", money(p.payable_amount)],
+        ["Batas waktu", time(p.cutoff)], ["Tanggal valuta", h("span", { "data-value-date": "" }, p.value_date)]]),
+      p.missing_payout_accounts ? h("div", { class: "error", "data-missing-payout": String(p.missing_payout_accounts) },
+        t("Tanpa rekening pencairan (batch dibuat, tetapi belum bisa dibayar)") + ": " + p.items.filter((x) => !x.has_payout_account).map((x) => x.merchant_name).join(", ")) : null,
+      simpleTable(p.items.map((x) => Object.assign({ id: x.merchant_id }, x)), [["Merchant", (x) => x.merchant_name + " · " + x.merchant_code],
+        ["Entri", (x) => String(x.entry_count)], ["Payable", (x) => money(x.payable_amount)],
+        ["Rekening", (x) => (x.has_payout_account ? "✓" : h("span", { class: "badge bad", "data-no-payout": "" }, t("tidak ada")))]], "batch-preview"))
+      : empty("Tidak ada payable yang belum di-batch: tidak ada batch yang akan dibuat."));
+  };
   const create = may("settlement:write") ? action("Buat batch", () => formDialog("Buat batch",
-    [merchantPicker({ optional: true })],
+    [merchantPicker({ optional: true, onpick: (m) => showPreview(m).catch((error) => preview.replaceChildren(errorBox(error))) }), preview],
     async (v) => {
       const created = await post("/admin/settlement-batches", clean(v));
       if (created.items.length === 1) location.assign(pageUrl("admin-settlement-batch-detail", { id: created.items[0].id }));
@@ -1150,7 +1207,7 @@ async function reconciliationPage() {
 // ---------------------------------------------------------------- acquirer settlement reports
 
 const REPORTS = "/admin/reconciliation/acquirer-reports";
-const EXCEPTION_KINDS = [["", "Semua"], ["amount_mismatch", "amount_mismatch"], ["missing_in_ledger", "missing_in_ledger"], ["missing_in_report", "missing_in_report"]];
+const EXCEPTION_KINDS = statusOptions("amount_mismatch", "missing_in_ledger", "missing_in_report");
 
 // The acquirer's daily settlement CSV, sent as multipart/form-data from a file input; the API
 // streams it, and importing the same file again changes nothing.
@@ -1294,7 +1351,7 @@ async function observabilityPage() {
   const stamp = poll(async () => {
     const o = await get("/admin/observability/summary");
     holder.replaceChildren(
-      h("div", { class: "grid" }, Object.entries(o.outbox).map(([status, count]) => h("div", { class: "card kpi" }, h("div", { class: "label" }, "outbox " + status),
+      h("div", { class: "grid" }, Object.entries(o.outbox).map(([status, count]) => h("div", { class: "card kpi" }, h("div", { class: "label" }, "outbox " + statusLabel(status)),
         h("div", { class: "value" }, String(count))))),
       card("Transaksi satu jam terakhir", simpleTable(Object.entries(o.transactions_last_hour).map(([status, v]) => ({ id: status, status, ...v })),
         [["Status", (r) => badge(r.status)], ["Count", (r) => String(r.count)], ["Jumlah", (r) => money(r.amount)]], "last-hour")),
@@ -1523,6 +1580,63 @@ async function acquirersPage() {
   await merchantPicker.ready;
 }
 
+// ---------------------------------------------------------------- users (admin and merchant)
+
+const ROLE_LABEL = {
+  admin: ["admin", "admin"], finance: ["keuangan", "finance"], ops: ["operasional", "operations"], support: ["dukungan", "support"],
+  viewer: ["pemantau", "viewer"], owner: ["pemilik", "owner"],
+};
+const roleLabel = (role) => (ROLE_LABEL[role] ? ROLE_LABEL[role][lang === "en" ? 1 : 0] : role);
+const roleOptions = (kind) => Object.keys(ROLE_PERMISSIONS[kind] || {}).map((role) => [role, roleLabel(role)]);
+
+// Both kinds of users on one page (`kind=admin|merchant`); a merchant's users from its detail page.
+async function usersPage() {
+  const kind = query().get("kind") === "merchant" ? "merchant" : "admin";
+  const base = `/admin/${kind}-users`;
+  const writable = may("user:write");
+  const self = session();
+  const handOver = (issued, message) => oneTimeSecret("Kata sandi sementara", issued.temporary_password, (secret) => [
+    ["Email", h("code", { id: "user-email" }, issued.user.email)], ["Kata sandi", secret],
+    ["Masuk di", h("code", {}, location.origin + "/ui/" + kind + "-login")]], message);
+  const invite = writable ? action(kind === "admin" ? "Undang admin" : "Undang pengguna merchant", () => formDialog(
+    kind === "admin" ? "Undang admin" : "Undang pengguna merchant",
+    [kind === "merchant" ? merchantPicker() : null, field("email", "Email", { type: "email", required: true }), field("name", "Nama", { required: true }),
+      field("role", "Peran", { options: roleOptions(kind) })].filter(Boolean),
+    async (v) => handOver(await post(base, clean(v)), "Pengguna diundang.")), { id: "invite-user" }) : null;
+  const actions = (u) => {
+    if (!writable || (u.kind === self.kind && u.id === self.user_id)) return "—";
+    const where = `${base}/${encodeURIComponent(u.id)}`;
+    return h("div", { class: "actions" },
+      action("Ubah peran", () => formDialog("Ubah peran", [h("p", {}, u.email), field("role", "Peran", { options: roleOptions(kind), value: u.role })],
+        async (v) => { await api("PATCH", where, { role: v.role }); reloadDone("Peran diubah."); }), { class: "secondary", "data-role-user": u.id }),
+      u.status === "active"
+        ? action("Nonaktifkan", async () => {
+          if (!(await confirmed("Nonaktifkan pengguna?", "Semua sesi pengguna ini berakhir dan ia tidak bisa masuk lagi sampai diaktifkan."))) return;
+          await api("PATCH", where, { status: "disabled" });
+          reloadDone("Pengguna dinonaktifkan.");
+        }, { class: "secondary", "data-disable-user": u.id })
+        : action("Aktifkan", async () => { await api("PATCH", where, { status: "active" }); reloadDone("Pengguna diaktifkan."); },
+          { class: "secondary", "data-enable-user": u.id }),
+      action("Atur ulang kata sandi", async () => {
+        if (!(await confirmed("Atur ulang kata sandi?", "Kata sandi lama tidak berlaku lagi dan semua sesi pengguna ini berakhir."))) return;
+        handOver(await post(`${where}/reset-password`), "Kata sandi diatur ulang.");
+      }, { class: "secondary", "data-reset-user": u.id }));
+  };
+  const list = await listView({
+    path: base,
+    keep: ["kind"],
+    filters: [{ name: "q", label: "Email atau nama", attrs: { type: "search" } },
+      { name: "role", label: "Peran", attrs: { options: [["", "Semua"], ...roleOptions(kind)] } },
+      { name: "status", label: "Status", attrs: { options: statusOptions("active", "disabled") } },
+      ...(kind === "merchant" ? [{ name: "merchant_id", hidden: true }] : [])],
+    columns: [["Nama", (u) => u.name], ["Email", (u) => u.email], ...(kind === "merchant" ? [["Merchant", merchantLink]] : []),
+      ["Peran", (u) => roleLabel(u.role)], ["Status", (u) => badge(u.status)], ["Login terakhir", (u) => time(u.last_login_at)], ["", actions]],
+    emptyText: kind === "admin" ? "Belum ada pengguna admin." : "Belum ada pengguna merchant. Undang pemilik atau kasir merchant.",
+  });
+  const tab = (which, label) => h("a", { href: pageUrl("admin-users", { kind: which }), class: which === kind ? "current" : null, "data-kind": which }, t(label));
+  show(h("nav", { class: "tabs" }, tab("admin", "Pengguna admin"), " · ", tab("merchant", "Pengguna merchant")), h("div", { class: "actions" }, invite), list);
+}
+
 // ---------------------------------------------------------------- start
 
 const PAGES = {
@@ -1534,6 +1648,7 @@ const PAGES = {
   "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
   "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
   "admin-partners": partnersPage, "admin-acquirers": acquirersPage,
+  "admin-users": usersPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };

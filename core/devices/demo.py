@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from qris_soundbox.core.audit import SYSTEM
 from qris_soundbox.core.context import PlatformContext
 from qris_soundbox.core.db import QUERIES
@@ -36,4 +38,6 @@ async def seed_demo_device(platform: PlatformContext, terminal_id: str) -> list[
         f"demo device  {device_id}  (generic-screen, serial {DEMO_SERIAL}, bound to terminal {terminal_id})",
         f"  MQTT {issued.broker.url}  username = client id = {device_id}",
         f"  password {issued.mqtt_password}",
+        # Pasted into a shell by the README's tour.
+        f"export DEV={device_id} PW={shlex.quote(issued.mqtt_password)} TER={terminal_id}",
     ]

@@ -302,6 +302,28 @@ class SettlementBatchCreate(Body, kw_only=True):
     cutoff: datetime | None = None
 
 
+class BatchPreviewMerchant(Struct, kw_only=True):
+    merchant_id: str
+    merchant_name: str
+    merchant_code: str
+    entry_count: int
+    gross_amount: int
+    fee_amount: int
+    payable_amount: int
+    has_payout_account: bool  # False: the batch is made, but cannot be marked paid until an account is set
+
+
+class SettlementBatchPreview(Struct, kw_only=True):
+    """What ``POST /admin/settlement-batches`` with the same body would make now; nothing is written."""
+
+    cutoff: datetime
+    value_date: date
+    items: list[BatchPreviewMerchant]
+    entry_count: int
+    payable_amount: int
+    missing_payout_accounts: int
+
+
 class SettlementBatchesCreated(Struct, kw_only=True):
     items: list[SettlementBatch]
 

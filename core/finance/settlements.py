@@ -37,11 +37,13 @@ from qris_soundbox.core.finance.errors import (
     SettlementStateInvalid,
 )
 from qris_soundbox.core.finance.schemas import (
+    BatchPreviewMerchant,
     SettlementAdjustment,
     SettlementBatch,
     SettlementBatchDetail,
     SettlementBatchEntry,
     SettlementBatchEvent,
+    SettlementBatchPreview,
 )
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
@@ -91,14 +93,7 @@ async def create_batches(
     A cut-off in the future is taken as now. Each merchant gets its own short
     transaction: one merchant's failure does not hold the others' batches.
     """
-    if cutoff is not None and cutoff.tzinfo is None:
-        raise FinanceInputInvalid(
-            "cutoff must carry a time zone (ISO-8601 with Z or an offset)", details={"field": "cutoff"}
-        )
-    if merchant_id is not None and await db.fetchrow("finance_merchant", merchant_id) is None:
-        raise MerchantNotFound(f"merchant {merchant_id} does not exist", details={"merchant_id": merchant_id})
-    now: datetime = await db.fetchval("finance_now")
-    effective = now if cutoff is None or cutoff > now else cutoff
+    effective = await _effective_cutoff(db, merchant_id, cutoff)
     merchants = await db.fetch("merchants_with_unbatched_payables", effective, merchant_id)
     batches: list[SettlementBatch] = []
     for row in merchants:
@@ -107,6 +102,40 @@ async def create_batches(
         if batch is not None:
             batches.append(batch)
     return batches
+
+
+async def _effective_cutoff(db: Database, merchant_id: str | None, cutoff: datetime | None) -> datetime:
+    """The batch run's cut-off: ``cutoff``, or now when it is absent or in the future."""
+    if cutoff is not None and cutoff.tzinfo is None:
+        raise FinanceInputInvalid(
+            "cutoff must carry a time zone (ISO-8601 with Z or an offset)", details={"field": "cutoff"}
+        )
+    if merchant_id is not None and await db.fetchrow("finance_merchant", merchant_id) is None:
+        raise MerchantNotFound(f"merchant {merchant_id} does not exist", details={"merchant_id": merchant_id})
+    now: datetime = await db.fetchval("finance_now")
+    return now if cutoff is None or cutoff > now else cutoff
+
+
+async def preview_batches(
+    db: Database, *, t_plus_days: int, merchant_id: str | None = None, cutoff: datetime | None = None
+) -> SettlementBatchPreview:
+    """What ``create_batches`` with the same arguments would make now, in a read-only transaction.
+
+    A payment arriving between the preview and the run lands in the run (its cut-off is taken again)."""
+    effective = await _effective_cutoff(db, merchant_id, cutoff)
+    async with db.transaction() as conn:
+        await conn.execute("SET TRANSACTION READ ONLY")
+        rows = await conn.fetch(QUERIES["settlement_batch_preview"], effective, merchant_id)
+        value_date = await batch_value_date(conn, effective, t_plus_days)
+    items = [from_row(BatchPreviewMerchant, row) for row in rows]
+    return SettlementBatchPreview(
+        cutoff=effective,
+        value_date=value_date,
+        items=items,
+        entry_count=sum(item.entry_count for item in items),
+        payable_amount=sum(item.payable_amount for item in items),
+        missing_payout_accounts=sum(not item.has_payout_account for item in items),
+    )
 
 
 async def build_batch_for_merchant(

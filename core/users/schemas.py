@@ -19,6 +19,7 @@ class User(Struct, kw_only=True):
     status: str
     last_login_at: datetime | None
     created_at: datetime
+    merchant_name: str | None = None  # merchant users, in lists: who they work for
 
 
 class LoginResult(Struct, kw_only=True):
@@ -40,3 +41,24 @@ class MerchantProfile(Struct, kw_only=True):
     user: User
     merchant: Merchant
     payout_account: PayoutAccount | None  # always masked for a merchant user
+
+
+class UserInvite(Body, kw_only=True):
+    """A new user; the answer carries a temporary password, shown once, to hand over."""
+
+    email: str
+    name: str
+    role: str
+    merchant_id: str | None = None  # merchant users: required
+
+
+class UserUpdate(Body, kw_only=True):
+    role: str | None = None
+    status: str | None = None  # active | disabled: disabling ends every session of the user
+
+
+class IssuedPassword(Struct, kw_only=True):
+    """An invited user or a reset password: ``temporary_password`` exists only in this answer."""
+
+    user: User
+    temporary_password: str

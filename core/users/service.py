@@ -24,9 +24,12 @@ from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.errors import RateLimited, Unauthorized, ValidationFailed
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
-from qris_soundbox.core.users.errors import UserExists, UserNotFound
+from qris_soundbox.core.merchants import service as merchants
+from qris_soundbox.core.paging import PageQuery, contains_pattern
+from qris_soundbox.core.schemas import Page
+from qris_soundbox.core.users.errors import OwnAccount, UserExists, UserNotFound
 from qris_soundbox.core.users.passwords import check_policy, hash_password, verify_password
-from qris_soundbox.core.users.schemas import LoginResult, User
+from qris_soundbox.core.users.schemas import IssuedPassword, LoginResult, User, UserInvite, UserUpdate
 
 KINDS = ("admin", "merchant")
 _TOKEN_PREFIX = {"admin": "qsa_", "merchant": "qsm_"}
@@ -62,6 +65,7 @@ DEAD_TOKEN_RETENTION_S = 7 * 24 * 3600
 
 
 def user_of(kind: str, row: Any) -> User:
+    keys = row.keys()
     return User(
         id=row["id"],
         kind=kind,
@@ -72,6 +76,7 @@ def user_of(kind: str, row: Any) -> User:
         status=row["status"],
         last_login_at=row["last_login_at"],
         created_at=row["created_at"],
+        merchant_name=row["merchant_name"] if "merchant_name" in keys else None,
     )
 
 
@@ -156,6 +161,103 @@ async def rotate_password(conn: Connection, actor: AuditActor, kind: str, user_i
         payload={"email": user.email},
     )
     return user
+
+
+USER_STATUSES = ("active", "disabled")
+# Temporary passwords: 128 random bits, well past the policy's minimum length.
+TEMPORARY_PASSWORD_BYTES = 16
+
+
+async def list_users(
+    conn: Connection,
+    kind: str,
+    page: PageQuery,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+    search: str | None = None,
+    merchant_id: str | None = None,
+) -> Page[User]:
+    """Newest first; ``search``: part of the email or the name."""
+    if status is not None and status not in USER_STATUSES:
+        raise ValidationFailed(f"status: one of {', '.join(USER_STATUSES)}", details={"field": "status"})
+    if role is not None:
+        _check_role(kind, role)
+    pattern = contains_pattern(search)
+    if kind == "admin":
+        rows = await conn.fetch(QUERIES["list_admin_users"], page.cursor, page.fetch_limit, status, role, pattern)
+    else:
+        rows = await conn.fetch(
+            QUERIES["list_merchant_users"], page.cursor, page.fetch_limit, status, role, pattern, merchant_id
+        )
+    return page.page(rows, lambda row: user_of(kind, row))
+
+
+async def invite_user(conn: Connection, actor: AuditActor, kind: str, data: UserInvite) -> IssuedPassword:
+    """A new user with a temporary password to hand over (the console shows it once; it is stored hashed)."""
+    if kind == "merchant":
+        if data.merchant_id is None:
+            raise ValidationFailed("merchant_id: required for a merchant user", details={"field": "merchant_id"})
+        await merchants.get_merchant(conn, data.merchant_id)  # 404 merchant_not_found, not a foreign key error
+    elif data.merchant_id is not None:
+        raise ValidationFailed("merchant_id: only for merchant users", details={"field": "merchant_id"})
+    password = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+    user = await create_user(
+        conn,
+        actor,
+        kind,
+        email=data.email,
+        name=data.name,
+        role=data.role,
+        password=password,
+        merchant_id=data.merchant_id,
+    )
+    return IssuedPassword(user=user, temporary_password=password)
+
+
+async def update_user(
+    conn: Connection, actor: AuditActor, acting: Principal, kind: str, user_id: str, data: UserUpdate
+) -> User:
+    """Change a user's role or status; disabling ends every session of the user at once."""
+    if data.role is not None:
+        _check_role(kind, data.role)
+    if data.status is not None and data.status not in USER_STATUSES:
+        raise ValidationFailed(f"status: one of {', '.join(USER_STATUSES)}", details={"field": "status"})
+    if (
+        acting.kind == kind
+        and acting.id == user_id
+        and (data.status == "disabled" or (data.role is not None and data.role != acting.role))
+    ):
+        raise OwnAccount("you cannot disable your own account or change your own role")
+    before = await conn.fetchrow(QUERIES[_Q[kind]["by_id"]], user_id)
+    if before is None:
+        raise UserNotFound(f"no such {kind} user")
+    row = await conn.fetchrow(QUERIES[f"update_{kind}_user"], user_id, data.role, data.status)
+    user = user_of(kind, row)
+    if data.status == "disabled":
+        await conn.execute(QUERIES["revoke_user_tokens"], kind, user_id)
+    changed = {
+        name: {"from": before[name], "to": getattr(user, name)}
+        for name in ("role", "status")
+        if before[name] != getattr(user, name)
+    }
+    await audit.record(
+        conn,
+        actor,
+        f"{kind}_user.update",
+        entity_type=f"{kind}_user",
+        entity_id=user_id,
+        merchant_id=user.merchant_id,
+        payload={"email": user.email, **changed},
+    )
+    return user
+
+
+async def reset_password(conn: Connection, actor: AuditActor, kind: str, user_id: str) -> IssuedPassword:
+    """A new temporary password (every session of the user ends), to hand over once."""
+    password = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+    user = await rotate_password(conn, actor, kind, user_id, password)
+    return IssuedPassword(user=user, temporary_password=password)
 
 
 async def get_user(conn: Connection, principal: Principal) -> User:

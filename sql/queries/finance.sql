@@ -17,6 +17,22 @@ WHERE le.entry_type = 'merchant_payable' AND le.created_at <= $1
   AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = le.id AND e.live)
 ORDER BY le.merchant_id;
 
+-- settlement_batch_preview --
+-- $1 cutoff, $2 merchant id or NULL: per merchant, what a batch made now would hold, and whether a payout
+-- account exists to pay it (the batch is made either way; marking it paid needs the account). Reads only.
+SELECT p.merchant_id, m.name AS merchant_name, m.code AS merchant_code, count(*)::int AS entry_count,
+       sum(g.amount)::bigint AS gross_amount, sum(f.amount)::bigint AS fee_amount, sum(p.amount)::bigint AS payable_amount,
+       EXISTS (SELECT 1 FROM merchant_payout_accounts a WHERE a.merchant_id = p.merchant_id) AS has_payout_account
+FROM ledger_entries p
+JOIN ledger_entries g ON g.transaction_id = p.transaction_id AND g.entry_type = 'gross_income'
+JOIN ledger_entries f ON f.transaction_id = p.transaction_id AND f.entry_type = 'platform_fee'
+JOIN merchants m ON m.id = p.merchant_id
+WHERE p.entry_type = 'merchant_payable' AND p.created_at <= $1
+  AND ($2::text IS NULL OR p.merchant_id = $2)
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = p.id AND e.live)
+GROUP BY p.merchant_id, m.name, m.code
+ORDER BY m.name, p.merchant_id;
+
 -- lock_merchant_settlement --
 -- $1 = merchant id: serialises batch building for one merchant until the transaction ends
 SELECT pg_advisory_xact_lock(hashtextextended('settlement:' || $1, 0));

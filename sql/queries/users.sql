@@ -99,3 +99,32 @@ DELETE FROM login_backoff WHERE kind = $1 AND email = $2;
 -- login_backoff_purge --
 -- $1 seconds: accounts quiet that long have nothing left to remember.
 DELETE FROM login_backoff WHERE last_failure_at < now() - make_interval(secs => $1);
+
+-- list_admin_users --
+-- $1 cursor, $2 limit + 1, $3 status filter, $4 role filter, $5 search as an ILIKE pattern on email and name
+SELECT *, NULL::text AS merchant_name FROM admin_users
+WHERE ($1::text IS NULL OR id < $1)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR role = $4)
+  AND ($5::text IS NULL OR email ILIKE $5 OR name ILIKE $5)
+ORDER BY id DESC LIMIT $2;
+
+-- list_merchant_users --
+-- $1 cursor, $2 limit + 1, $3 status filter, $4 role filter, $5 search pattern (email, name), $6 merchant id
+SELECT u.*, m.name AS merchant_name FROM merchant_users u JOIN merchants m ON m.id = u.merchant_id
+WHERE ($1::text IS NULL OR u.id < $1)
+  AND ($3::text IS NULL OR u.status = $3)
+  AND ($4::text IS NULL OR u.role = $4)
+  AND ($5::text IS NULL OR u.email ILIKE $5 OR u.name ILIKE $5)
+  AND ($6::text IS NULL OR u.merchant_id = $6)
+ORDER BY u.id DESC LIMIT $2;
+
+-- update_admin_user --
+-- $1 user id, $2 role (NULL: keep), $3 status (NULL: keep)
+UPDATE admin_users SET role = coalesce($2, role), status = coalesce($3, status), updated_at = now()
+WHERE id = $1 RETURNING *;
+
+-- update_merchant_user --
+-- $1 user id, $2 role (NULL: keep), $3 status (NULL: keep)
+UPDATE merchant_users SET role = coalesce($2, role), status = coalesce($3, status), updated_at = now()
+WHERE id = $1 RETURNING *;

@@ -35,7 +35,7 @@ async def test_an_uploaded_report_shows_its_differences_and_an_exception_is_reso
         mismatch = rows.filter(has_text=refs[1])
         await expect(mismatch).to_contain_text("Rp30.500")
         await expect(mismatch).to_contain_text("Rp30.000")
-        await expect(rows.filter(has_text=FORGED)).to_contain_text("missing_in_ledger")
+        await expect(rows.filter(has_text=FORGED).locator("[data-status=missing_in_ledger]")).to_be_visible()
 
         # Filters live in the URL, next to the report's id.
         await page.select_option("select[name=kind]", "amount_mismatch")

@@ -161,9 +161,9 @@ async def test_reconciliation_runs_the_adjustment_export_to_a_download(
         await submit_dialog(page, "#adjust", adjustment_type="bonus", amount="1000", reason="bonus promo konsol")
         await expect(page.locator("table[data-list=adjustments]")).to_contain_text("Rp1.000")
         await open_page(page, running, "admin-reconciliation-management")
-        await expect(page.locator(f"table[data-list=reconciliation] tr[data-id='{batch_id}']")).to_contain_text(
-            "matched"
-        )
+        await expect(
+            page.locator(f"table[data-list=reconciliation] tr[data-id='{batch_id}'] [data-status=matched]")
+        ).to_be_visible()
         await page.click("#start-export")
         await expect(page.locator("#download-export")).to_be_visible(timeout=30_000)
         async with page.expect_download() as export_info:

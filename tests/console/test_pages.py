@@ -58,6 +58,12 @@ async def demo_world(running: RunningPlatform) -> dict[str, str]:
         "/admin/transactions", json={"terminal_id": ids["terminal_id"], "amount": 42_000}, headers=admin
     )
     assert batch.status_code == 201 and dynamic.status_code == 201, dynamic.text
+    # Paid after the batch: what the batch dialog's preview shows.
+    await post_callback(running, callback_body(amount=12_500, terminal_id=ids["terminal_id"]))
+    invited = await running.http.post(
+        "/admin/admin-users", json={"email": "sari.ops@example.co.id", "name": "Sari", "role": "ops"}, headers=admin
+    )
+    assert invited.status_code in (201, 409), invited.text  # 409: a second test of the module made her
     await running.http.post("/admin/merchants", json={"name": "Toko Menunggu", "city": "Bogor"}, headers=admin)
     content, _ = await planted_report(running)
     report = await running.http.post(
@@ -114,7 +120,11 @@ async def test_every_page_renders_clean_with_data(running: RunningPlatform, brow
         await page.click("#confirm-yes")
         await expect(page.locator("#secret")).to_be_visible()
         await shot(page, "admin-device-detail-rotate-credential")
-        await page.click("#close-secret")
+        await click_and_reload(page, "#close-secret")
+        await open_page(page, running, "admin-settlement-batches")
+        await page.click("#create-batches")
+        await expect(page.locator("#batch-preview table[data-list=batch-preview]")).to_be_visible()
+        await shot(page, "admin-settlement-batches-preview")
     async with console_page(browser, running) as (page, _):
         await open_page(page, running, "merchant-login")
         await shot(page, "merchant-login")
