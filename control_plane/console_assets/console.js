@@ -928,7 +928,7 @@ async function deviceRegistryPage() {
 async function deviceModelsCard() {
   const models = await get("/admin/device-models", { limit: 200 });
   return card("Model perangkat", simpleTable(models.items, [["Model", (m) => m.name], ["ID", (m) => m.id], ["Dialek", (m) => m.dialect],
-    ["Pengumuman bertanda tangan", (m) => h("span", { class: "badge " + (m.signs_announcements ? "ok" : "bad"), "data-signed": String(m.signs_announcements) },
+    ["Pengumuman bertanda tangan", (m) => h("span", { class: "badge long " + (m.signs_announcements ? "ok" : "bad"), "data-signed": String(m.signs_announcements) },
       t(m.signs_announcements ? "Ya: pengumuman palsu ditolak" : "Tidak: bisa ditipu pengumuman palsu"))]], "device-models"));
 }
 

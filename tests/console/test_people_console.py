@@ -75,7 +75,7 @@ async def test_lists_show_names_and_codes_not_ids(running: RunningPlatform, brow
         await expect(table).to_contain_text(terminal["terminal_code"])
         assert world["merchant_id"] not in await table.inner_text()
         await open_page(page, running, "admin-device-registry")
-        await expect(page.locator("table")).to_contain_text(terminal["terminal_code"])
+        await expect(page.locator("table[data-list='/admin/devices']")).to_contain_text(terminal["terminal_code"])
         await open_page(page, running, "admin-settlement-batches")
         await expect(page.locator("table")).to_contain_text("Warung Bu Sri")
         # The id is still there to copy on a detail page.
