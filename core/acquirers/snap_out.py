@@ -128,6 +128,21 @@ class SnapClient:
             codes.QR_MPM_QUERY,
         )
 
+    async def refund(
+        self, *, original_reference: str, partner_refund_no: str, amount: int, reason: str
+    ) -> dict[str, Any]:
+        """``qr-mpm-refund`` (78) of a payment the acquirer knows by ``original_reference`` (its RRN)."""
+        return await self.call(
+            "/v1.0/qr/qr-mpm-refund",
+            {
+                "originalReferenceNo": original_reference,
+                "partnerRefundNo": partner_refund_no,
+                "refundAmount": {"value": amounts.value(amount), "currency": "IDR"},
+                "reason": reason,
+            },
+            codes.QR_MPM_REFUND,
+        )
+
     async def _post(self, path: str, raw: bytes, headers: dict[str, str], service: int) -> dict[str, Any]:
         try:
             response = await self._http.post(path, content=raw, headers={"Content-Type": "application/json", **headers})

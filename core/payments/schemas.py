@@ -36,6 +36,8 @@ class Transaction(Struct, kw_only=True):
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    # What succeeded refunds returned (docs/finance.md "Refunds"); status partially_refunded / refunded.
+    refunded_amount: int = 0
     # The soundbox announcement of this payment (detail view only).
     notification: NotificationState | None = None
     # Names for people (lists and the detail view; a transaction just written has none).
