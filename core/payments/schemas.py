@@ -72,6 +72,8 @@ class LedgerEntry(Struct, kw_only=True):
     currency: str
     # On the platform_fee row: the MDR schedule row that priced the payment (GET /admin/mdr-schedules).
     mdr_schedule_id: str | None = None
+    # On the refund_* rows: the refund they carry out (docs/finance.md "Refunds").
+    refund_id: str | None = None
     created_at: datetime
 
 

@@ -35,12 +35,13 @@ LIMIT $2;
 SELECT * FROM refunds WHERE partner_id = $1 AND partner_refund_no = $2;
 
 -- refund_acquirer --
--- $1 transaction id: the merchant's acquirer when it speaks SNAP and the platform can call it
--- (its refunds go through it), else no row
+-- $1 transaction id: the merchant's acquirer when it speaks SNAP and the platform can call it (its API's
+-- base_url, the HMAC secret and the platform's private key for it): its refunds go through it. Else no row
 SELECT a.code FROM transactions t
 JOIN merchants m ON m.id = t.merchant_id
 JOIN acquirers a ON a.code = m.acquirer_code
-WHERE t.id = $1 AND a.protocol = 'snap' AND a.settings ? 'base_url';
+WHERE t.id = $1 AND a.protocol = 'snap' AND a.settings ? 'base_url'
+  AND a.secret_names @> ARRAY['client_secret', 'private_key_pem'];
 
 -- refund_at_acquirer --
 -- $1 refund id: a pending refund with what its acquirer call needs
