@@ -94,6 +94,56 @@ def payment_downlink(
     )
 
 
+# What a soundbox says for a refund (SPEC §15). Only a model that speaks free text can say it: a
+# clip model has no recording of these words, and an amount-only one would sound like a payment.
+REFUND_SENTENCE = {"id": "Pengembalian dana QRIS, {amount_words}", "en": "QRIS refund, {amount_words}"}
+
+
+def refund_downlink(
+    settings: Settings, soundbox: Soundbox, *, transaction_id: str, refund_id: str, amount: int, refunded_at: datetime
+) -> outbox.NewDownlink | None:
+    """The refund announcement for ``soundbox`` on the payment topic (``type: "refund"``, acked like a
+    payment), or None when its model cannot say it whole: not a text model, or the sentence does not
+    fit its text limit (a cut sentence would be the amount alone, which a customer hears as paid)."""
+    capabilities = msgspec.convert(soundbox.capabilities, AnnouncementCapabilities)
+    if capabilities.announcement_format != "text":
+        return None
+    preferences = preferences_of(
+        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
+    )
+    sentence = REFUND_SENTENCE.get(preferences.language)
+    if sentence is None:
+        return None
+    try:
+        announcement = shape_announcement(
+            capabilities,
+            language=preferences.language,
+            amount=amount,
+            merchant_name=soundbox.merchant_name,
+            text_template=sentence,
+        )
+    except DomainError:
+        return None
+    if not (announcement.text or "").startswith(sentence.split("{", 1)[0]):
+        return None
+    body = {
+        "type": "refund",
+        "transaction_id": transaction_id,
+        "refund_id": refund_id,
+        "amount": amount,
+        "currency": "IDR",
+        "paid_at": refunded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "announcement": msgspec.to_builtins(announcement),
+    }
+    return outbox.new_downlink(
+        device_id=soundbox.device_id,
+        kind="payment",
+        body=body,
+        expires_at=refunded_at + timedelta(seconds=settings.payment_announcement_max_age_seconds),
+        transaction_id=transaction_id,
+    )
+
+
 def soundbox_of(context: asyncpg.Record | None) -> Soundbox | None:
     """The soundbox in a ``terminal_payment_context`` row; None when none is bound."""
     if context is None or context["device_id"] is None:

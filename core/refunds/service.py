@@ -16,6 +16,7 @@ operator returns the money through the acquirer's own channel, docs/finance.md).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,7 +27,9 @@ from qris_soundbox.core.audit import AuditActor, AuditEntry
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database, fetch_one
 from qris_soundbox.core.ids import new_id
+from qris_soundbox.core.outbox import NewDownlink
 from qris_soundbox.core.paging import PageQuery
+from qris_soundbox.core.payments import notifications
 from qris_soundbox.core.payments.errors import TransactionNotFound
 from qris_soundbox.core.refunds.errors import (
     RefundAmountInvalid,
@@ -93,6 +96,7 @@ class RefundOutcome(msgspec.Struct, kw_only=True, frozen=True):
     ledger_ids: list[str]
     failure_reason: str | None = None
     acquirer_refund_no: str | None = None
+    downlink: NewDownlink | None = None  # the soundbox's announcement of a success
 
 
 def refund_from_row(row: Any) -> Refund:
@@ -219,7 +223,28 @@ async def complete(
     failure_reason: str | None = None,
     acquirer_refund_no: str | None = None,
 ) -> asyncpg.Record:
-    """A pending refund's outcome: on success its ledger rows and the payment's new status."""
+    """A pending refund's outcome: on success its ledger rows, the payment's new status and, where the
+    terminal's soundbox can say it, the refund's announcement."""
+    downlink = None
+    if outcome == "succeeded":
+        refund = await conn.fetchrow(QUERIES["refund_by_id"], refund_id)
+        context = (
+            await conn.fetchrow(QUERIES["terminal_payment_context"], None, refund["transaction_id"])
+            if refund is not None
+            else None
+        )
+        soundbox = notifications.soundbox_of(context)
+        # A vendor dialect renders every payment downlink as a payment (docs/dialects.md): it has no
+        # form for a refund, so only a device on the platform's own wire hears one.
+        if refund is not None and soundbox is not None and context is not None and context["dialect"] == "native":
+            downlink = notifications.refund_downlink(
+                settings,
+                soundbox,
+                transaction_id=refund["transaction_id"],
+                refund_id=refund_id,
+                amount=refund["amount"],
+                refunded_at=datetime.now(UTC),
+            )
     return await _run(
         conn,
         "refund_complete",
@@ -232,6 +257,7 @@ async def complete(
             ledger_ids=[new_id("led") for _ in range(3)] if outcome == "succeeded" else [],
             failure_reason=failure_reason,
             acquirer_refund_no=acquirer_refund_no,
+            downlink=downlink,
         ),
         {"refund_id": refund_id},
     )
