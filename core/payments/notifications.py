@@ -20,7 +20,7 @@ from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
-from qris_soundbox.core.devices.config_shadow import preferences_of
+from qris_soundbox.core.devices.config_shadow import AnnouncementPreferences, preferences_of
 from qris_soundbox.core.devices.schemas import Capabilities
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
@@ -52,6 +52,13 @@ class Soundbox(msgspec.Struct, kw_only=True, frozen=True):
     config: dict[str, Any] | None  # the device's desired config; None when never configured
 
 
+def _preferences(soundbox: Soundbox) -> AnnouncementPreferences:
+    """The language and text template the device is configured with (its model's defaults when never configured)."""
+    return preferences_of(
+        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
+    )
+
+
 def payment_downlink(
     settings: Settings,
     soundbox: Soundbox,
@@ -67,9 +74,7 @@ def payment_downlink(
     It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
     ``not_before``, for an operator's retry). The body's ``currency`` is the
     transaction's: without ``currency``, ``payment_transition`` (sql/migrations/080) adds it."""
-    preferences = preferences_of(
-        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
-    )
+    preferences = _preferences(soundbox)
     announcement = payment_announcement(
         soundbox.capabilities,
         language=preferences.language,
@@ -108,9 +113,7 @@ def refund_downlink(
     capabilities = msgspec.convert(soundbox.capabilities, AnnouncementCapabilities)
     if capabilities.announcement_format != "text":
         return None
-    preferences = preferences_of(
-        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
-    )
+    preferences = _preferences(soundbox)
     sentence = REFUND_SENTENCE.get(preferences.language)
     if sentence is None:
         return None
