@@ -17,6 +17,9 @@ import pytest
 
 from qris_soundbox.core.snap import wire
 from tests.finance.helpers import merchant_with_payments
+from tests.onboarding import onboarded_terminal
+from tests.partners.helpers import REFUND, register_partner
+from tests.partners.test_refunds import paid_qr, refund_body
 from tests.refunds.helpers import ledger_rows, refund, transaction
 from tests.support import RunningPlatform
 
@@ -51,7 +54,7 @@ async def simulator() -> AsyncIterator[dict]:
             await process.wait()
 
 
-async def snap_merchant(running: RunningPlatform, simulator: dict, code: str, base_url: str) -> dict:
+async def snap_acquirer(running: RunningPlatform, simulator: dict, code: str, base_url: str) -> None:
     made = await running.http.post(
         "/admin/acquirers",
         json={
@@ -70,13 +73,21 @@ async def snap_merchant(running: RunningPlatform, simulator: dict, code: str, ba
         headers=running.admin_headers,
     )
     assert made.status_code == 201, made.text
-    ids = await merchant_with_payments(running, [100_000], fee_bps=70)
+
+
+async def attach(running: RunningPlatform, ids: dict, code: str) -> None:
     answer = await running.http.put(
         f"/admin/merchants/{ids['merchant_id']}/acquirer",
         json={"acquirer_code": code, "acquirer_merchant_id": f"M-{code}"},
         headers=running.admin_headers,
     )
     assert answer.status_code == 200, answer.text
+
+
+async def snap_merchant(running: RunningPlatform, simulator: dict, code: str, base_url: str) -> dict:
+    await snap_acquirer(running, simulator, code, base_url)
+    ids = await merchant_with_payments(running, [100_000], fee_bps=70)
+    await attach(running, ids, code)
     return ids
 
 
@@ -128,3 +139,23 @@ async def test_no_answer_leaves_the_refund_pending_until_a_retry(running: Runnin
     retry = await running.http.post(f"/admin/refunds/{pending['id']}/retry", headers=running.admin_headers)
     assert retry.status_code == 200 and retry.json()["status"] == "failed"
     assert (await transaction(running, txn_id))["status"] == "paid"
+
+
+async def test_a_partners_refund_answers_what_the_acquirer_said(running: RunningPlatform, simulator: dict) -> None:
+    await snap_acquirer(running, simulator, "partnerbank", simulator["url"])
+    await snap_acquirer(running, simulator, "silentbank", "http://127.0.0.1:9")
+    for code, value, expected in (
+        ("partnerbank", "10000.00", (200, "2007800")),
+        ("partnerbank", f"{REFUND_LIMIT + 1}.00", (403, "4037815")),
+        ("silentbank", "10000.00", (202, "2027800")),
+    ):
+        ids = await onboarded_terminal(running, qris_ready=True)
+        await attach(running, ids, code)
+        partner = await register_partner(running, [ids["merchant_id"]])
+        reference = await paid_qr(running, partner, ids, 50_000)
+        answer = await partner.call(REFUND, refund_body(reference, f"RF-{code}", value))
+        assert (answer.status_code, answer.json()["responseCode"]) == expected, answer.text
+        status = await running.platform.db.pool.fetchval(
+            "SELECT status FROM refunds WHERE transaction_id = $1", reference
+        )
+        assert status == {200: "succeeded", 403: "failed", 202: "pending"}[expected[0]]
