@@ -30,6 +30,7 @@ from qris_soundbox.control_plane import (
     openapi,
     partners,
     payments,
+    refunds,
     users,
 )
 from qris_soundbox.control_plane.auth import permission_guard
@@ -49,6 +50,7 @@ ROUTE_MODULES = [
     devices,
     device_config,
     payments,
+    refunds,
     acquirers,
     finance,
     merchant_portal,

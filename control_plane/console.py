@@ -34,6 +34,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin-transactions": ("admin", "Transaksi", "Transactions"),
     "admin-transaction-detail": ("admin", "Detail transaksi", "Transaction detail"),
     "admin-settlement-batches": ("admin", "Batch settlement", "Settlement batches"),
+    "admin-refunds": ("admin", "Pengembalian dana", "Refunds"),
     "admin-settlement-batch-detail": ("admin", "Detail batch settlement", "Settlement batch detail"),
     "admin-reconciliation-management": ("admin", "Rekonsiliasi", "Reconciliation"),
     "admin-acquirer-reports": ("admin", "Laporan settlement acquirer", "Acquirer settlement reports"),

@@ -82,14 +82,23 @@ async def create_settlement_batches(
     request: Request, platform: Platform, data: JSONBody[s.SettlementBatchCreate | None] = None
 ) -> s.SettlementBatchesCreated:
     body = data or s.SettlementBatchCreate()
-    batches = await settlements.create_batches(
+    return await settlements.create_batches(
         platform.db,
         audit_actor(request),
         t_plus_days=platform.settings.settlement_t_plus_days,
         merchant_id=body.merchant_id,
         cutoff=body.cutoff,
     )
-    return s.SettlementBatchesCreated(items=batches)
+
+
+@get(
+    "/admin/settlement-holds",
+    summary="Merchants held from settlement: their refunds outweigh what they are owed",
+    opt={"permission": "settlement:read"},
+    tags=_TAGS,
+)
+async def list_settlement_holds(platform: Platform) -> s.SettlementHolds:
+    return s.SettlementHolds(items=await settlements.settlement_holds(platform.db))
 
 
 @post(
@@ -639,6 +648,7 @@ routes = [
     put_payout_bank,
     create_settlement_batches,
     preview_settlement_batches,
+    list_settlement_holds,
     list_settlement_batches,
     get_settlement_batch,
     export_settlement_batch,

@@ -41,6 +41,8 @@ _FINANCE_WRITES = frozenset(
         "export:write",
         "transaction:write",
         "transaction:expire",
+        # Refund a paid payment; above REFUND_APPROVAL_ABOVE a second holder approves (docs/finance.md).
+        "transaction:refund",
         # Where merchants' money goes: read unmasked, and change (docs/finance.md).
         "payout_account:read",
         "payout_account:write",

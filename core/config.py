@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     secrets_encryption_key: str | None = None
     # The largest single QRIS payment, whole rupiah (Bank Indonesia; docs/finance.md).
     qris_max_amount: int = 10_000_000
+    # An operator's refund above this many rupiah waits for a second person's approval (docs/finance.md).
+    refund_approval_above: int = 1_000_000
+    # Give the merchant back the MDR of what it refunds (in proportion); Bank Indonesia's rule keeps it (SPEC §15).
+    finance_refund_returns_mdr: bool = False
     dynamic_qr_expiry_scheduler_enabled: bool = True
     dynamic_qr_expiry_sweep_interval_ms: int = 30_000
     dynamic_qr_expiry_sweep_limit: int = 500
@@ -267,6 +271,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
     "SECRETS_ENCRYPTION_KEY": ("secrets_encryption_key", parse_fernet_keys),
     "QRIS_MAX_AMOUNT": ("qris_max_amount", parse_positive_int),
+    "REFUND_APPROVAL_ABOVE": ("refund_approval_above", parse_non_negative_int),
+    "FINANCE_REFUND_RETURNS_MDR": ("finance_refund_returns_mdr", parse_bool),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),
     "DYNAMIC_QR_EXPIRY_SWEEP_INTERVAL_MS": ("dynamic_qr_expiry_sweep_interval_ms", parse_positive_int),
     "DYNAMIC_QR_EXPIRY_SWEEP_LIMIT": ("dynamic_qr_expiry_sweep_limit", parse_positive_int),

@@ -27,13 +27,15 @@ class _Downlink(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class PaymentDownlink(_Downlink, kw_only=True):
-    """``devices/<id>/downlink/payment``: play it, then ack ``message_id`` on ``uplink/payment/ack``."""
+    """``devices/<id>/downlink/payment``: play it, then ack ``message_id`` on ``uplink/payment/ack``.
+    ``type: "refund"`` (text models only): a refund of that payment, "Pengembalian dana QRIS, …"."""
 
-    type: Literal["payment"]
+    type: Literal["payment", "refund"]
     transaction_id: str
-    amount: int  # rupiah
+    refund_id: str | None = None  # a refund's id
+    amount: int  # rupiah (a refund: the amount refunded)
     currency: str
-    paid_at: datetime
+    paid_at: datetime  # a refund: when it succeeded
     announcement: Announcement
     # The signature (docs/announcement-signing.md): verify it, with these, before playing.
     device_id: str  # the device it was signed for

@@ -7,6 +7,9 @@ sends the platform signed ``qr-mpm-notify`` notifications, symmetric (after
 getting a B2B token from the platform) or asymmetric:
 
 - ``--pay TERMINAL_ID:AMOUNT`` sends one notification for a static-QR payment and exits;
+- refunds are remembered by ``partnerRefundNo`` (a retry answers the same ``refundNo``); with
+  ``--refund-limit AMOUNT`` a refund above it is refused (``4037814`` Insufficient Funds), so the
+  platform's failed path can be rehearsed;
 - otherwise it serves, and ``POST /simulator/pay`` ``{"terminal_id" | "transaction_id", "amount",
   "mode"?}`` pays (a QR it generated for that transaction becomes paid, as its query answers)
   and notifies, answering the platform's reply; ``GET /simulator/stats`` counts the calls;
@@ -55,6 +58,8 @@ class Simulator:
         self.calls: Counter[str] = Counter()
         # referenceNo → the QR and its state there: pending, paid or cancelled
         self.generated: dict[str, dict[str, Any]] = {}
+        self.refund_limit: int | None = args.refund_limit
+        self.refunds: dict[str, str] = {}  # partnerRefundNo → refundNo
 
     # --- notifications to the platform ---
 
@@ -196,7 +201,18 @@ class Simulator:
     async def refund(self, request: web.Request) -> web.Response:
         self.calls["refund"] += 1
         body = await request.json()
-        return _snap(200, codes.QR_MPM_REFUND, refundNo=uuid.uuid4().hex[:20], refundAmount=body.get("refundAmount"))
+        amount = body.get("refundAmount") or {}
+        if (
+            self.refund_limit is not None
+            and amounts.rupiah(amount.get("value"), amount.get("currency")) > self.refund_limit
+        ):
+            self.calls["refund_refused"] += 1
+            return _snap(403, codes.QR_MPM_REFUND, case=14, message="Insufficient Funds")
+        number = str(body.get("partnerRefundNo", ""))
+        refund_no = self.refunds.setdefault(number, uuid.uuid4().hex[:20])
+        return _snap(
+            200, codes.QR_MPM_REFUND, refundNo=refund_no, partnerRefundNo=number, refundAmount=body.get("refundAmount")
+        )
 
     # --- control ---
 
@@ -291,6 +307,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--key-file", type=Path, default=Path("var/acquirer-simulator.pem"))
     simulate.add_argument("--mode", choices=("symmetric", "asymmetric"), default="asymmetric")
     simulate.add_argument("--pay", metavar="TERMINAL_ID:AMOUNT", help="send one notification and exit")
+    simulate.add_argument("--refund-limit", type=int, help="refuse refunds above this many rupiah (4037814)")
     simulate.add_argument("--no-notify", action="store_true", help="never notify; the platform must poll qr-mpm-query")
     simulate.set_defaults(handler=_simulate)
 

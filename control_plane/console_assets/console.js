@@ -8,6 +8,12 @@
 // ---------------------------------------------------------------- language
 
 const EN = {
+  "Kembalikan dana": "Refund", "Pengembalian dana": "Refunds", "Alasan pengembalian": "Reason for the refund",
+  "Saya yakin: dana ini dikembalikan ke pelanggan": "I am sure: this money goes back to the customer",
+  "Sisa yang dapat dikembalikan": "Left to refund", "Dikembalikan": "Refunded", "Diminta oleh": "Asked for by",
+  "Diputuskan oleh": "Decided by", "Setujui": "Approve", "Tolak": "Reject", "Menunggu persetujuan": "Waiting for approval",
+  "Belum ada pengembalian dana.": "No refunds yet.", "Transaksi asal": "Payment",
+  "Pengembalian dana menunggu persetujuan orang kedua.": "The refund waits for a second person's approval.",
   "Partner": "Partners", "Partner baru": "New partner", "Kunci klien": "Client key", "Kunci publik RSA (PEM)": "RSA public key (PEM)",
   "URL notifikasi": "Notify URL", "ID merchant (dipisah koma)": "Merchant ids (comma-separated)",
   "Rahasia klien (hanya ditampilkan sekali)": "Client secret (shown only once)", "Pengiriman notifikasi": "Notification deliveries",
@@ -146,7 +152,7 @@ const STATUS_TONE = {
   pending: "warn", pending_review: "warn", queued: "warn", sent: "warn", running: "warn", degraded: "warn", registered: "warn",
   failed: "bad", expired: "bad", rejected: "bad", cancelled: "bad", critical: "bad", disabled: "bad", offline: "bad",
   retired: "bad", mismatched: "bad", suspended: "bad", resolved: "ok", open: "warn",
-  amount_mismatch: "bad", missing_in_ledger: "bad", missing_in_report: "bad",
+  pending_approval: "warn", partially_refunded: "warn", refunded: "warn", amount_mismatch: "bad", missing_in_ledger: "bad", missing_in_report: "bad",
 };
 // Every status the console shows, in both languages (the one table: badges and status filters read it).
 // The API's value stays on the badge as data-status, so tests and styles do not depend on the language.
@@ -159,6 +165,8 @@ const STATUS_LABEL = {
   queued: ["antre", "queued"], sent: ["terkirim", "sent"], delivered: ["tersampaikan", "delivered"], acked: ["dikonfirmasi", "acknowledged"],
   skipped_late: ["dilewati (terlambat)", "skipped (late)"], superseded: ["digantikan", "superseded"], dead: ["gagal permanen", "dead"],
   succeeded: ["berhasil", "succeeded"], applied: ["diterapkan", "applied"],
+  partially_refunded: ["dikembalikan sebagian", "partially refunded"], refunded: ["dikembalikan", "refunded"],
+  pending_approval: ["menunggu persetujuan", "pending approval"],
   online: ["daring", "online"], offline: ["luring", "offline"], healthy: ["sehat", "healthy"], degraded: ["menurun", "degraded"],
   critical: ["kritis", "critical"], ok: ["baik", "ok"], matched: ["cocok", "matched"], mismatched: ["tidak cocok", "mismatched"],
   open: ["terbuka", "open"], resolved: ["selesai ditangani", "resolved"], amount_mismatch: ["jumlah berbeda", "amount mismatch"],
@@ -227,6 +235,11 @@ const ERROR_TEXT = {
   nmid_taken: ["NMID ini sudah dipakai merchant lain.", "Another merchant already has this NMID."],
   payout_account_change_blocked: ["Rekening tidak dapat diubah selama ada batch tertunda.", "The account cannot change while a batch is pending."],
   payout_account_missing: ["Merchant belum punya rekening pencairan.", "The merchant has no payout account."],
+  refund_exceeds_remaining: ["Jumlah melebihi sisa yang dapat dikembalikan.", "The amount is above what is left to refund."],
+  refund_amount_invalid: ["Jumlah pengembalian harus lebih dari nol.", "A refund amount must be above zero."],
+  transaction_not_refundable: ["Hanya transaksi yang sudah dibayar dapat dikembalikan.", "Only a paid payment can be refunded."],
+  refund_self_approval: ["Pengembalian dana harus disetujui orang lain, bukan yang memintanya.", "Someone other than who asked for it must approve the refund."],
+  refund_state_invalid: ["Pengembalian dana ini tidak lagi menunggu keputusan.", "This refund no longer waits for a decision."],
   idempotency_in_progress: ["Permintaan yang sama masih diproses.", "The same request is still being processed."],
   user_exists: ["Pengguna dengan email ini sudah ada.", "A user with this email exists."],
   own_account: ["Anda tidak bisa menonaktifkan akun sendiri atau mengubah peran sendiri.", "You cannot disable your own account or change your own role."],
@@ -601,7 +614,8 @@ function poll(render) {
 const NAV = {
   admin: [["admin-dashboard-overview", "Dasbor", "Dashboard"], ["admin-merchants", "Merchant", "Merchants"],
     ["admin-device-registry", "Perangkat", "Devices"], ["admin-transactions", "Transaksi", "Transactions"],
-    ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
+    ["admin-settlement-batches", "Settlement", "Settlement"], ["admin-refunds", "Pengembalian dana", "Refunds"],
+    ["admin-reconciliation-management", "Rekonsiliasi", "Reconciliation"],
     ["admin-acquirer-reports", "Laporan acquirer", "Acquirer reports", "settlement:write"],
     ["admin-partners", "Partner", "Partners", "partner:manage"],
     ["admin-acquirers", "Acquirer", "Acquirers", "acquirer:manage"],
@@ -1033,7 +1047,7 @@ function rotated(credential) {
     ["Fingerprint", credential.fingerprint]]);
 }
 
-const TX_STATUSES = statusOptions("pending", "paid", "expired", "failed");
+const TX_STATUSES = statusOptions("pending", "paid", "expired", "failed", "partially_refunded", "refunded");
 
 function transactionColumns(side) {
   return [["Dibuat", (tx) => time(tx.created_at)],
@@ -1057,13 +1071,13 @@ async function transactionsPage() {
 async function transactionDetailPage() {
   const id = query().get("id");
   const base = "/admin/transactions/" + encodeURIComponent(id);
-  const [tx, events] = await Promise.all([get(base), get(base + "/events")]);
+  const [tx, events, refunds] = await Promise.all([get(base), get(base + "/events"), get(base + "/refunds", { limit: 200 })]);
   const device = tx.device_id ? await get("/admin/devices/" + encodeURIComponent(tx.device_id)) : null;
   setTitle(t("Transaksi") + " " + tx.reference);
   const note = tx.notification;
   show(h("div", { class: "actions" }, tx.status === "paid" && may("transaction:write") ? action("Ulangi notifikasi", async () => {
     await post(base + "/retry-notification"); reloadDone();
-  }, { id: "retry-notification" }) : null),
+  }, { id: "retry-notification" }) : null, refundButton(tx, base, refunds.items)),
   h("div", { class: "two" }, card("Detail", kv([["ID", copyable(tx.id)], ["Referensi", tx.reference], ["RRN", tx.provider_reference],
     ["Jumlah", money(tx.amount)], ["Status", badge(tx.status)],
     ["Jenis transaksi", tx.kind], ["Merchant", merchantLink(tx)], ["Terminal", [terminalLabel(tx), " ", copyable(tx.terminal_id)]],
@@ -1072,8 +1086,58 @@ async function transactionDetailPage() {
     ["Notifikasi", note ? [badge(note.status), " " + note.attempts + "× · ", time(note.acked_at)] : "—"]])),
   tx.qr_payload ? card("Payload QR dinamis", qrImage(base + "/qris.svg", "QRIS " + tx.reference), h("pre", {}, tx.qr_payload),
     action("Unduh PNG", () => download(base + "/qris.png", `qris-${tx.reference}.png`), { class: "secondary" })) : h("div", {})),
+  card("Pengembalian dana", refunds.items.length ? simpleTable(refunds.items, refundColumns(false), "refunds") : empty("Belum ada pengembalian dana.")),
   card("Kejadian", events.items.length ? simpleTable(events.items, [["Waktu", (e) => time(e.created_at)], ["Jenis", (e) => e.event_type],
     ["Status", (e) => `${e.from_status || "—"} → ${e.to_status || "—"}`], ["Sumber", (e) => e.source]], "events") : empty("Tidak ada entri.")));
+}
+
+// What is left of a payment once every refund not failed or rejected is counted (the database decides; this only fills the form).
+function refundable(tx, refunds) {
+  return tx.amount - refunds.filter((r) => !["failed", "rejected"].includes(r.status)).reduce((sum, r) => sum + r.amount, 0);
+}
+
+// The refund button: a form with the amount (the rest by default), the reason and a confirmation box.
+function refundButton(tx, base, refunds) {
+  if (!["paid", "partially_refunded"].includes(tx.status) || !may("transaction:refund")) return null;
+  const left = refundable(tx, refunds);
+  if (left <= 0) return null;
+  return action("Kembalikan dana", () => formDialog("Kembalikan dana", [
+    h("p", {}, t("Sisa yang dapat dikembalikan") + ": " + money(left)),
+    field("amount", "Jumlah", { type: "number", min: "1", max: String(left), step: "1", value: String(left), required: true }),
+    field("reason", "Alasan pengembalian", { maxlength: "500", required: true }),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "confirm", required: true }), t("Saya yakin: dana ini dikembalikan ke pelanggan")),
+  ], async (v) => {
+    const made = await post(base + "/refunds", { amount: Number(v.amount), reason: v.reason });
+    reloadDone(made.status === "pending_approval" ? "Pengembalian dana menunggu persetujuan orang kedua." : "Berhasil.");
+  }), { id: "refund" });
+}
+
+function refundColumns(withPayment) {
+  return [["Dibuat", (r) => time(r.created_at)],
+    ...(withPayment ? [["Transaksi asal", (r) => link("admin-transaction-detail", { id: r.transaction_id }, r.transaction_reference || r.transaction_id)],
+      ["Merchant", (r) => r.merchant_name || r.merchant_id]] : []),
+    ["Jumlah", (r) => money(r.amount), "num"], ["Status", (r) => badge(r.status)], ["Alasan", (r) => r.reason],
+    ["Diminta oleh", (r) => r.requested_by], ["Diputuskan oleh", (r) => r.decided_by || "—"]];
+}
+
+const REFUND_STATUSES = statusOptions("pending_approval", "pending", "succeeded", "failed", "rejected");
+
+// Refunds: first those waiting for a second person, to approve or reject (never one's own: the API
+// refuses it), then every refund with filters.
+async function refundsPage() {
+  const decide = (r, verb, label) => action(label, async () => {
+    await post(`/admin/refunds/${encodeURIComponent(r.id)}/${verb}`, {}); reloadDone();
+  }, { "data-decide": verb });
+  const waiting = await get("/admin/refunds", { status: "pending_approval", limit: 200 });
+  const columns = refundColumns(true);
+  const approvals = may("transaction:refund") ? [...columns, ["Aksi", (r) => [decide(r, "approve", "Setujui"), " ", decide(r, "reject", "Tolak")]]] : columns;
+  show(card("Menunggu persetujuan", waiting.items.length ? simpleTable(waiting.items, approvals, "refund-approvals") : empty("Belum ada pengembalian dana.")),
+    await listView({
+      path: "/admin/refunds",
+      filters: [{ name: "status", label: "Status", attrs: { options: REFUND_STATUSES } }, { name: "merchant_id", hidden: true }],
+      columns,
+      emptyText: "Belum ada pengembalian dana.",
+    }));
 }
 
 const BATCH_STATUSES = statusOptions("pending", "paid", "failed", "cancelled");
@@ -1648,7 +1712,7 @@ const PAGES = {
   "admin-reconciliation-management": reconciliationPage, "admin-acquirer-reports": acquirerReportsPage,
   "admin-acquirer-report-detail": acquirerReportDetailPage, "admin-system-audit-logs": auditPage, "admin-observability": observabilityPage,
   "admin-partners": partnersPage, "admin-acquirers": acquirersPage,
-  "admin-users": usersPage,
+  "admin-users": usersPage, "admin-refunds": refundsPage,
   "merchant-profile": merchantProfilePage, "merchant-settlement-summary": merchantSummaryPage, "merchant-settlement-batches": merchantBatchesPage,
   "merchant-settlement-batch-detail": merchantBatchDetailPage, "merchant-transactions": merchantTransactionsPage,
 };

@@ -41,6 +41,7 @@ TOKEN_PATH = "/v1.0/access-token/b2b"
 GENERATE_PATH = "/v1.0/qr/qr-mpm-generate"
 QUERY_PATH = "/v1.0/qr/qr-mpm-query"
 CANCEL_PATH = "/v1.0/qr/qr-mpm-cancel"
+REFUND_PATH = "/v1.0/qr/qr-mpm-refund"
 REFRESH_MARGIN_S = 60
 MASK = "********"
 RETRY_BACKOFF_S = 0.2
@@ -229,6 +230,26 @@ class SnapClient:
                 "reason": reason,
             },
             codes.QR_MPM_CANCEL,
+        )
+
+    async def refund(
+        self, *, original_reference: str, partner_refund_no: str, amount: int, reason: str
+    ) -> dict[str, Any]:
+        """``qr-mpm-refund`` (78) of a payment the acquirer knows by ``original_reference`` (its RRN).
+
+        Retried only when it was never sent: the acquirer deduplicates by ``partnerRefundNo``, but a
+        refund is money out, so an answer lost in flight is left to the operator's retry."""
+        return await self.call(
+            "refund",
+            REFUND_PATH,
+            {
+                "originalReferenceNo": original_reference,
+                "partnerRefundNo": partner_refund_no,
+                "refundAmount": {"value": amounts.value(amount), "currency": "IDR"},
+                "reason": reason,
+            },
+            codes.QR_MPM_REFUND,
+            "unsent",
         )
 
     async def _post(

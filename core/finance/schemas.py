@@ -324,8 +324,25 @@ class SettlementBatchPreview(Struct, kw_only=True):
     missing_payout_accounts: int
 
 
+class SettlementHold(Struct, kw_only=True):
+    """A merchant whose unbatched lines add up below zero (its refunds outweigh what it is owed): no
+    batch is made, nothing is paid, until its payments cover the refunds (docs/finance.md)."""
+
+    merchant_id: str
+    merchant_name: str | None = None
+    line_count: int
+    payable_amount: int  # below zero: what the merchant owes
+    reason: str = "refunds_exceed_payables"
+
+
+class SettlementHolds(Struct, kw_only=True):
+    items: list[SettlementHold]
+
+
 class SettlementBatchesCreated(Struct, kw_only=True):
     items: list[SettlementBatch]
+    # Merchants the run held instead of paying (refunds outweigh payables).
+    held: list[SettlementHold] = msgspec.field(default_factory=list)
 
 
 class MarkPaid(Body, kw_only=True):

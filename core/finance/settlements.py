@@ -16,6 +16,7 @@ then sees the first's entries as batched.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -42,12 +43,16 @@ from qris_soundbox.core.finance.schemas import (
     SettlementBatch,
     SettlementBatchDetail,
     SettlementBatchEntry,
+    SettlementBatchesCreated,
     SettlementBatchEvent,
     SettlementBatchPreview,
+    SettlementHold,
 )
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery, TimeWindow
 from qris_soundbox.core.schemas import Page, from_row
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "paid", "failed", "cancelled")
 
@@ -86,22 +91,25 @@ async def create_batches(
     t_plus_days: int,
     merchant_id: str | None = None,
     cutoff: datetime | None = None,
-) -> list[SettlementBatch]:
+) -> SettlementBatchesCreated:
     """One pending batch per merchant with unbatched payables created up to ``cutoff``, paying
-    ``t_plus_days`` working days after it (``SETTLEMENT_T_PLUS_DAYS``).
+    ``t_plus_days`` working days after it (``SETTLEMENT_T_PLUS_DAYS``); a merchant whose lines add
+    up below zero (refunds outweigh its payables) is held instead, and listed in ``held``.
 
     A cut-off in the future is taken as now. Each merchant gets its own short
     transaction: one merchant's failure does not hold the others' batches.
     """
     effective = await _effective_cutoff(db, merchant_id, cutoff)
     merchants = await db.fetch("merchants_with_unbatched_payables", effective, merchant_id)
-    batches: list[SettlementBatch] = []
+    made = SettlementBatchesCreated(items=[])
     for row in merchants:
         async with db.transaction() as conn:
             batch = await build_batch_for_merchant(conn, row["merchant_id"], effective, actor, t_plus_days)
-        if batch is not None:
-            batches.append(batch)
-    return batches
+        if isinstance(batch, SettlementHold):
+            made.held.append(batch)
+        elif batch is not None:
+            made.items.append(batch)
+    return made
 
 
 async def _effective_cutoff(db: Database, merchant_id: str | None, cutoff: datetime | None) -> datetime:
@@ -140,11 +148,17 @@ async def preview_batches(
 
 async def build_batch_for_merchant(
     conn: Connection, merchant_id: str, cutoff: datetime, actor: AuditActor, t_plus_days: int
-) -> SettlementBatch | None:
+) -> SettlementBatch | SettlementHold | None:
     await conn.execute(QUERIES["lock_merchant_settlement"], merchant_id)
     entries = await conn.fetch(QUERIES["unbatched_payables_for_merchant"], merchant_id, cutoff)
     if not entries:
         return None  # a concurrent run took them while this one waited for the lock
+    payable = sum(e["payable_amount"] for e in entries)
+    if payable < 0:
+        # Refunds (negative lines) outweigh what the merchant is owed: nothing to pay, and a batch
+        # below zero would be a debit no bank file carries. The lines wait for its next payments.
+        log.info("settlement held", extra={"merchant_id": merchant_id, "payable_amount": payable})
+        return SettlementHold(merchant_id=merchant_id, line_count=len(entries), payable_amount=payable)
     value_date = await batch_value_date(conn, cutoff, t_plus_days)
     batch = await _insert_batch(conn, merchant_id, cutoff, value_date, entries, actor)
     await append_event(
@@ -170,6 +184,11 @@ async def build_batch_for_merchant(
         payload={"entry_count": batch.entry_count, "payable_amount": batch.payable_amount},
     )
     return batch
+
+
+async def settlement_holds(db: Database) -> list[SettlementHold]:
+    """Every merchant held now: its unbatched lines add up below zero."""
+    return [from_row(SettlementHold, row) for row in await db.fetch("settlement_holds")]
 
 
 async def _insert_batch(

@@ -35,6 +35,22 @@ class DuplicatePartnerReference(SnapError):
     title = "Duplicate partnerReferenceNo"
 
 
+class DuplicatePartnerRefund(SnapError):
+    """The partner already used this partnerRefundNo for another refund."""
+
+    status = 409
+    case = 1
+    title = "Duplicate partnerRefundNo"
+
+
+class RequestInProgress(SnapError):
+    """Not a refusal: the acquirer has not answered yet (the refund stays pending, docs/partners.md)."""
+
+    status = 202
+    case = 0
+    title = "Request In Progress"
+
+
 class PaidBill(SnapError):
     status = 404
     case = 14

@@ -103,6 +103,14 @@ class GenerateRequest(Struct, kw_only=True):
     additionalInfo: dict[str, Any] | None = None
 
 
+class RefundRequest(Struct, kw_only=True):
+    """``qr-mpm-refund``'s own fields (the QR is named as in ``QrReference``)."""
+
+    partnerRefundNo: str
+    refundAmount: SnapAmount
+    reason: str | None = None
+
+
 class QrReference(Struct, kw_only=True):
     """query / cancel / refund name the QR by the platform's referenceNo or the partner's own."""
 

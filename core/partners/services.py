@@ -31,12 +31,23 @@ from qris_soundbox.core.partners import registry
 from qris_soundbox.core.partners import schemas as s
 from qris_soundbox.core.partners.errors import (
     DuplicatePartnerReference,
+    DuplicatePartnerRefund,
     FeatureNotAllowed,
     PaidBill,
+    RequestInProgress,
     TransactionExpired,
 )
 from qris_soundbox.core.payments import transactions as txns
 from qris_soundbox.core.payments.dynamic_qr import issue_dynamic_qr
+from qris_soundbox.core.refunds import service as refunds
+from qris_soundbox.core.refunds.acquirer import carry_out as refund_through_acquirer
+from qris_soundbox.core.refunds.errors import (
+    RefundAmountInvalid,
+    RefundExceedsRemaining,
+    RefundInputInvalid,
+    TransactionNotRefundable,
+)
+from qris_soundbox.core.refunds.schemas import Refund
 from qris_soundbox.core.snap import amounts, codes, external_ids, timestamps, tokens, wire
 from qris_soundbox.core.snap.codes import (
     InvalidFieldFormat,
@@ -56,7 +67,15 @@ log = logging.getLogger(__name__)
 MAX_VALIDITY_S = 24 * 3600
 MAX_REFERENCE_LENGTH = 64
 # latestTransactionStatus of a QR as a query answers it (cancelled: a failed QR its partner cancelled).
-QUERY_STATUS = {"paid": ("00", "Success"), "pending": ("03", "Pending"), "expired": ("06", "Expired")}
+QUERY_STATUS = {
+    "paid": ("00", "Success"),
+    "pending": ("03", "Pending"),
+    "expired": ("06", "Expired"),
+    "refunded": ("04", "Refunded"),
+    "partially_refunded": ("04", "Partially Refunded"),
+}
+# A QR whose customer paid, refunded since or not: cancelling it is refused, refunding it is not.
+PAID_STATUSES = ("paid", "partially_refunded", "refunded")
 CANCELLED_REASON = "cancelled"
 
 PATHS = {
@@ -246,7 +265,7 @@ async def _partner_qr(
 
 
 def _status(qr: asyncpg.Record) -> tuple[str, str]:
-    if qr["cancelled_at"] is not None and qr["status"] != "paid":
+    if qr["cancelled_at"] is not None and qr["status"] not in PAID_STATUSES:
         return "05", "Cancelled"
     return QUERY_STATUS.get(qr["status"], ("06", "Failed"))
 
@@ -277,7 +296,7 @@ async def cancel(
     """``qr-mpm-cancel``: the QR stops being payable (failed, reason ``cancelled``); a payment
     that still arrives is applied and becomes a reconciliation exception (sql/migrations/140)."""
     _, qr = await _partner_qr(conn, partner, call)
-    if qr["status"] == "paid":
+    if qr["status"] in PAID_STATUSES:
         raise PaidBill(f"QR {qr['id']} is already paid; refund it instead")
     if qr["status"] == "expired" or (qr["status"] == "failed" and qr["cancelled_at"] is None):
         raise TransactionExpired(f"QR {qr['id']} is already {qr['status']}")
@@ -297,13 +316,70 @@ async def cancel(
     }
 
 
+def _refunded(service: int, qr: asyncpg.Record, refund: Refund) -> dict[str, Any]:
+    return {
+        "responseCode": codes.response_code(200, service, 0),
+        "responseMessage": "Successful",
+        "originalReferenceNo": qr["id"],
+        "originalPartnerReferenceNo": qr["partner_reference_no"],
+        "refundNo": refund.id,
+        "partnerRefundNo": refund.partner_refund_no,
+        "refundAmount": _amount(refund.amount),
+        "refundTime": _iso(refund.completed_at or refund.created_at),
+    }
+
+
 async def refund(
     platform: PlatformContext, conn: Connection, partner: asyncpg.Record, call: SnapCall
 ) -> dict[str, Any]:
-    """``qr-mpm-refund``: refunds belong to the money core (its refund function), not merged yet;
-    until then the partner gets the standard's *not permitted* answer, never a half refund."""
-    await _partner_qr(conn, partner, call)
-    raise FeatureNotAllowed("refunds are not supported yet")
+    """``qr-mpm-refund``: a full or partial refund of the partner's paid QR, through the money
+    core (core/refunds: the amount left is the database's). ``partnerRefundNo`` is unique per
+    partner: the same one for the same QR and amount answers the refund it already made (a retry
+    after a lost answer); for anything else it is ``4097801``. Partners' refunds need no second
+    person's approval (docs/finance.md)."""
+    _, qr = await _partner_qr(conn, partner, call)
+    request: s.RefundRequest = _decode(call.body, s.RefundRequest)
+    refund_no = _reference(request.partnerRefundNo, "partnerRefundNo")
+    amount = amounts.rupiah(request.refundAmount.value, request.refundAmount.currency)
+    existing = await conn.fetchrow(QUERIES["partner_refund"], partner["id"], refund_no)
+    if existing is not None:
+        if existing["transaction_id"] == qr["id"] and existing["amount"] == amount:
+            return _refunded(call.service, qr, await refunds.get_refund(conn, existing["id"]))
+        raise DuplicatePartnerRefund(f"partnerRefundNo {refund_no} was used for another refund")
+    reason = request.reason.strip() if request.reason and request.reason.strip() else "refund asked for by the POS"
+    try:
+        made = await refunds.request_refund(
+            conn,
+            platform.settings,
+            _actor(call, partner["id"]),
+            qr["id"],
+            amount=amount,
+            reason=reason,
+            source="partner",
+            partner_id=partner["id"],
+            partner_refund_no=refund_no,
+        )
+    except (RefundAmountInvalid, RefundExceedsRemaining) as exc:
+        raise codes.InvalidAmount(exc.message) from None
+    except TransactionNotRefundable as exc:
+        raise FeatureNotAllowed(exc.message) from None
+    except RefundInputInvalid as exc:
+        raise InvalidFieldFormat(exc.message) from None
+    except asyncpg.UniqueViolationError:
+        # Another call with this partnerRefundNo committed between our read and our write.
+        raise DuplicatePartnerRefund(f"partnerRefundNo {refund_no} was used for another refund") from None
+    return _refunded(call.service, qr, made)
+
+
+async def refund_at_acquirer(platform: PlatformContext, answer: dict[str, Any]) -> dict[str, Any]:
+    """After the refund's transaction committed: one still pending goes to the merchant's SNAP
+    acquirer, and its answer is the partner's."""
+    made = await refund_through_acquirer(platform, answer["refundNo"])
+    if made.status == "failed":
+        raise FeatureNotAllowed(f"the acquirer refused the refund: {made.failure_reason}")
+    if made.status == "pending":
+        raise RequestInProgress("the acquirer has not answered yet; query again later")
+    return answer | {"refundTime": _iso(made.completed_at)}
 
 
 SERVICES = {
@@ -327,6 +403,8 @@ async def handle(platform: PlatformContext, call: SnapCall) -> tuple[int, dict[s
             await external_ids.claim(conn, "partner", partner_id, external_id)
             answer = await SERVICES[call.service](platform, conn, partner, call)
             await _audit(conn, call, partner_id, answer["responseCode"], answer)
+        if call.service == codes.QR_MPM_REFUND:
+            answer = await refund_at_acquirer(platform, answer)
         return 200, answer
     except SnapError as exc:
         error: SnapError = exc

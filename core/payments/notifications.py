@@ -20,7 +20,7 @@ from qris_soundbox.core import outbox
 from qris_soundbox.core.announcement import Announcement, AnnouncementCapabilities, shape_announcement
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
-from qris_soundbox.core.devices.config_shadow import preferences_of
+from qris_soundbox.core.devices.config_shadow import AnnouncementPreferences, preferences_of
 from qris_soundbox.core.devices.schemas import Capabilities
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.payments.errors import NothingToRetry
@@ -52,6 +52,13 @@ class Soundbox(msgspec.Struct, kw_only=True, frozen=True):
     config: dict[str, Any] | None  # the device's desired config; None when never configured
 
 
+def _preferences(soundbox: Soundbox) -> AnnouncementPreferences:
+    """The language and text template the device is configured with (its model's defaults when never configured)."""
+    return preferences_of(
+        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
+    )
+
+
 def payment_downlink(
     settings: Settings,
     soundbox: Soundbox,
@@ -67,9 +74,7 @@ def payment_downlink(
     It expires ``PAYMENT_ANNOUNCEMENT_MAX_AGE_SECONDS`` after ``paid_at`` (or after
     ``not_before``, for an operator's retry). The body's ``currency`` is the
     transaction's: without ``currency``, ``payment_transition`` (sql/migrations/080) adds it."""
-    preferences = preferences_of(
-        soundbox.config, msgspec.convert(soundbox.capabilities, Capabilities) if soundbox.config is None else None
-    )
+    preferences = _preferences(soundbox)
     announcement = payment_announcement(
         soundbox.capabilities,
         language=preferences.language,
@@ -90,6 +95,54 @@ def payment_downlink(
         body=body,
         expires_at=max(paid_at, not_before or paid_at)
         + timedelta(seconds=settings.payment_announcement_max_age_seconds),
+        transaction_id=transaction_id,
+    )
+
+
+# What a soundbox says for a refund (SPEC §15). Only a model that speaks free text can say it: a
+# clip model has no recording of these words, and an amount-only one would sound like a payment.
+REFUND_SENTENCE = {"id": "Pengembalian dana QRIS, {amount_words}", "en": "QRIS refund, {amount_words}"}
+
+
+def refund_downlink(
+    settings: Settings, soundbox: Soundbox, *, transaction_id: str, refund_id: str, amount: int, refunded_at: datetime
+) -> outbox.NewDownlink | None:
+    """The refund announcement for ``soundbox`` on the payment topic (``type: "refund"``, acked like a
+    payment), or None when its model cannot say it whole: not a text model, or the sentence does not
+    fit its text limit (a cut sentence would be the amount alone, which a customer hears as paid)."""
+    capabilities = msgspec.convert(soundbox.capabilities, AnnouncementCapabilities)
+    if capabilities.announcement_format != "text":
+        return None
+    preferences = _preferences(soundbox)
+    sentence = REFUND_SENTENCE.get(preferences.language)
+    if sentence is None:
+        return None
+    try:
+        announcement = shape_announcement(
+            capabilities,
+            language=preferences.language,
+            amount=amount,
+            merchant_name=soundbox.merchant_name,
+            text_template=sentence,
+        )
+    except DomainError:
+        return None
+    if not (announcement.text or "").startswith(sentence.split("{", 1)[0]):
+        return None
+    body = {
+        "type": "refund",
+        "transaction_id": transaction_id,
+        "refund_id": refund_id,
+        "amount": amount,
+        "currency": "IDR",
+        "paid_at": refunded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "announcement": msgspec.to_builtins(announcement),
+    }
+    return outbox.new_downlink(
+        device_id=soundbox.device_id,
+        kind="payment",
+        body=body,
+        expires_at=refunded_at + timedelta(seconds=settings.payment_announcement_max_age_seconds),
         transaction_id=transaction_id,
     )
 

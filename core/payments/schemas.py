@@ -36,6 +36,8 @@ class Transaction(Struct, kw_only=True):
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    # What succeeded refunds returned (docs/finance.md "Refunds"); status partially_refunded / refunded.
+    refunded_amount: int = 0
     # The soundbox announcement of this payment (detail view only).
     notification: NotificationState | None = None
     # Names for people (lists and the detail view; a transaction just written has none).
@@ -70,6 +72,8 @@ class LedgerEntry(Struct, kw_only=True):
     currency: str
     # On the platform_fee row: the MDR schedule row that priced the payment (GET /admin/mdr-schedules).
     mdr_schedule_id: str | None = None
+    # On the refund_* rows: the refund they carry out (docs/finance.md "Refunds").
+    refund_id: str | None = None
     created_at: datetime
 
 

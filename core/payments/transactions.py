@@ -29,7 +29,7 @@ from qris_soundbox.core.payments.errors import (
 )
 from qris_soundbox.core.payments.schemas import Transaction
 
-STATUSES = ("pending", "paid", "expired", "failed")
+STATUSES = ("pending", "paid", "expired", "failed", "partially_refunded", "refunded")
 # The ledger rows of a paid transaction (SPEC §6), written by ``payment_transition`` (sql/migrations/080):
 # gross = the amount paid; the fee at the transaction's rate, half up; payable = gross - fee.
 LEDGER_ENTRY_TYPES = ("gross_income", "platform_fee", "merchant_payable")

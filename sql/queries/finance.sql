@@ -10,9 +10,10 @@ SELECT id, code, name, legal_name, email, status FROM merchants WHERE id = $1;
 SELECT now();
 
 -- merchants_with_unbatched_payables --
--- $1 cutoff, $2 merchant id or NULL: merchants that have something to settle
+-- $1 cutoff, $2 merchant id or NULL: merchants that have something to settle (a refund's payable counts:
+-- it is a negative line of the next batch)
 SELECT DISTINCT le.merchant_id FROM ledger_entries le
-WHERE le.entry_type = 'merchant_payable' AND le.created_at <= $1
+WHERE le.entry_type IN ('merchant_payable', 'refund_payable') AND le.created_at <= $1
   AND ($2::text IS NULL OR le.merchant_id = $2)
   AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = le.id AND e.live)
 ORDER BY le.merchant_id;
@@ -38,7 +39,8 @@ ORDER BY m.name, p.merchant_id;
 SELECT pg_advisory_xact_lock(hashtextextended('settlement:' || $1, 0));
 
 -- unbatched_payables_for_merchant --
--- $1 merchant, $2 cutoff: its merchant_payable entries in no live batch, with their transaction's gross and fee
+-- $1 merchant, $2 cutoff: its merchant_payable entries in no live batch, with their transaction's gross and fee,
+-- and its refund_payable entries in no live batch as negative lines (minus the refund's gross, fee and payable)
 SELECT p.id AS ledger_entry_id, p.transaction_id, g.amount AS gross_amount, f.amount AS fee_amount,
        p.amount AS payable_amount
 FROM ledger_entries p
@@ -46,7 +48,25 @@ JOIN ledger_entries g ON g.transaction_id = p.transaction_id AND g.entry_type = 
 JOIN ledger_entries f ON f.transaction_id = p.transaction_id AND f.entry_type = 'platform_fee'
 WHERE p.merchant_id = $1 AND p.entry_type = 'merchant_payable' AND p.created_at <= $2
   AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = p.id AND e.live)
-ORDER BY p.id;
+UNION ALL
+SELECT p.id, p.transaction_id, -g.amount, -f.amount, -p.amount
+FROM ledger_entries p
+JOIN ledger_entries g ON g.refund_id = p.refund_id AND g.entry_type = 'refund_gross'
+JOIN ledger_entries f ON f.refund_id = p.refund_id AND f.entry_type = 'refund_fee'
+WHERE p.merchant_id = $1 AND p.entry_type = 'refund_payable' AND p.created_at <= $2
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = p.id AND e.live)
+ORDER BY ledger_entry_id;
+
+-- settlement_holds --
+-- Merchants whose unbatched lines add up below zero (refunds outweigh what they are owed): held, no batch
+SELECT le.merchant_id, m.name AS merchant_name, count(*)::integer AS line_count,
+       sum(CASE WHEN le.entry_type = 'merchant_payable' THEN le.amount ELSE -le.amount END)::bigint AS payable_amount
+FROM ledger_entries le JOIN merchants m ON m.id = le.merchant_id
+WHERE le.entry_type IN ('merchant_payable', 'refund_payable')
+  AND NOT EXISTS (SELECT 1 FROM settlement_batch_entries e WHERE e.ledger_entry_id = le.id AND e.live)
+GROUP BY le.merchant_id, m.name
+HAVING sum(CASE WHEN le.entry_type = 'merchant_payable' THEN le.amount ELSE -le.amount END) < 0
+ORDER BY le.merchant_id;
 
 -- reprocessable_entries --
 -- $1 = released batch: its entries that no live batch holds now

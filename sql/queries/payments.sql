@@ -81,10 +81,10 @@ ON CONFLICT (kind, event_id) DO NOTHING;
 -- terminal_payment_context --
 -- $1 terminal id, or NULL and $2 a transaction id (its terminal): the active
 -- soundbox bound there (device_id NULL: none) with its model's capabilities, its configured
--- preferences and the merchant's name (a core.payments.notifications.Soundbox). Read unlocked
--- before a callback is applied: apply_callback re-checks everything that decides.
+-- preferences and the merchant's name (a core.payments.notifications.Soundbox), and its model's wire
+-- dialect. Read unlocked before a callback is applied: apply_callback re-checks everything that decides.
 SELECT t.id, t.outlet_id, t.merchant_id,
-       d.id AS device_id, dm.capabilities, m.name AS merchant_name, dc.desired AS config
+       d.id AS device_id, dm.capabilities, dm.dialect, m.name AS merchant_name, dc.desired AS config
 FROM terminals t
 JOIN merchants m ON m.id = t.merchant_id
 LEFT JOIN devices d ON d.terminal_id = t.id AND d.role = 'soundbox' AND d.status = 'active'

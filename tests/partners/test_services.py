@@ -105,7 +105,7 @@ async def test_cancel_stops_the_qr_and_a_late_payment_is_a_reconciliation_except
     assert refused.status_code == 404 and refused.json()["responseCode"] == "4047714"
 
 
-async def test_refund_answers_not_supported_yet(running: RunningPlatform) -> None:
+async def test_refund_of_an_unpaid_qr_is_not_permitted(running: RunningPlatform) -> None:
     ids = await onboarded_terminal(running, qris_ready=True)
     partner = await register_partner(running, [ids["merchant_id"]])
     generated = (await partner.generate(ids)).json()

@@ -1,0 +1,1 @@
+"""Refunds of paid payments: asked for, approved, carried out, written to the ledger (docs/finance.md)."""
