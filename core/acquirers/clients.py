@@ -40,8 +40,10 @@ class AcquirerClients:
             return known[1]
         client = self._build(row)
         if known is not None:
-            # The breaker's memory is the acquirer's, not the settings': an edit does not close an open circuit.
-            client.breaker = known[1].breaker
+            # The breaker's memory is the endpoint's: an edit of the acquirer's other settings does not close an
+            # open circuit, a new base_url (the operator moved it) starts with a closed one.
+            if known[1].base_url == client.base_url:
+                client.breaker = known[1].breaker
             await known[1].aclose()
         self._clients[code] = (row["updated_at"], client)
         return client

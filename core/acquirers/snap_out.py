@@ -127,7 +127,8 @@ class SnapClient:
         self._acquirer_key = wire.load_public_key(public_key_pem) if public_key_pem else None
         self._answer_signature = answer_signature
         self._channel_id = channel_id
-        self._http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self.base_url = base_url.rstrip("/")
+        self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
         self.breaker = breaker or CircuitBreaker()
         self._metrics = metrics
         self._token: str | None = None

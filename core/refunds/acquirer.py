@@ -47,8 +47,11 @@ async def carry_out(platform: PlatformContext, refund_id: str) -> Refund:
         refund_no = answer.get("refundNo") if isinstance(answer.get("refundNo"), str) else None
     except AcquirerRefused as exc:
         outcome, failure = "failed", exc.message
-    except (AcquirerCallFailed, AcquirerCircuitOpen):
-        log.warning("refund left pending: no answer from its acquirer", extra={"refund_id": refund_id})
+    except (AcquirerCallFailed, AcquirerCircuitOpen) as exc:
+        log.warning(
+            "refund left pending: no answer from its acquirer",
+            extra={"refund_id": refund_id, "acquirer": row["acquirer_code"], "problem": exc.message},
+        )
         async with db.transaction() as conn:
             return await service.get_refund(conn, refund_id)
     async with db.transaction() as conn:

@@ -143,7 +143,8 @@ async def test_no_answer_leaves_the_refund_pending_until_a_retry(running: Runnin
 
 async def test_a_partners_refund_answers_what_the_acquirer_said(running: RunningPlatform, simulator: dict) -> None:
     await snap_acquirer(running, simulator, "partnerbank", simulator["url"])
-    await snap_acquirer(running, simulator, "silentbank", "http://127.0.0.1:9")
+    # silentbank issues the QR (its merchants' QRs come from its qr-mpm-generate), then goes silent.
+    await snap_acquirer(running, simulator, "silentbank", simulator["url"])
     for code, value, expected in (
         ("partnerbank", "10000.00", (200, "2007800")),
         ("partnerbank", f"{REFUND_LIMIT + 1}.00", (403, "4037815")),
@@ -153,6 +154,13 @@ async def test_a_partners_refund_answers_what_the_acquirer_said(running: Running
         await attach(running, ids, code)
         partner = await register_partner(running, [ids["merchant_id"]])
         reference = await paid_qr(running, partner, ids, 50_000)
+        if code == "silentbank":
+            gone = await running.http.patch(
+                "/admin/acquirers/silentbank",
+                json={"settings": {"base_url": "http://127.0.0.1:9"}},
+                headers=running.admin_headers,
+            )
+            assert gone.status_code == 200, gone.text
         answer = await partner.call(REFUND, refund_body(reference, f"RF-{code}", value))
         assert (answer.status_code, answer.json()["responseCode"]) == expected, answer.text
         status = await running.platform.db.pool.fetchval(
