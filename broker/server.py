@@ -42,6 +42,7 @@ from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.subscriptions import SubscriptionIndex, valid_filter
 from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles
 from qris_soundbox.broker.topics import RetainedMessages, has_wildcard
+from qris_soundbox.core.devices.uplink_budget import Verdict
 from qris_soundbox.core.metrics import BrokerFigures
 
 if TYPE_CHECKING:
@@ -610,6 +611,12 @@ class PlatformBroker(Broker):
                 self.platform.metrics.acl_denials.labels("publish").inc()
                 return
             topic, payload = translated
+        verdict = self.platform.uplink_budget.admit(client_id, topic)
+        if verdict is not Verdict.ADMIT:
+            # Past the device's budget for this kind: no plugin sees it (core/devices/uplink_budget.py).
+            if verdict is Verdict.DROP_TRACED:
+                self.platform.uplink_writes.trace_uplink(client_id, topic, payload, qos, datetime.now(UTC))
+            return
         manager = self.plugins_manager
         message = None
         if amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED) or amqtt_compat.event_callbacks(

@@ -170,6 +170,12 @@ UPDATE devices d SET acl_denials = d.acl_denials + c.n, last_acl_denial_at = now
 FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
 WHERE d.id = c.id;
 
+-- device_add_uplinks_dropped --
+-- $1 device ids, $2 counts (parallel arrays): uplinks the broker dropped past the device's budget
+UPDATE devices d SET uplinks_dropped = d.uplinks_dropped + c.n, last_uplink_drop_at = now()
+FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
+WHERE d.id = c.id;
+
 -- insert_device_mqtt_messages --
 -- Parallel arrays, one entry per message: $1 ids, $2 device ids, $3 directions, $4 topics, $5 qos, $6 message ids,
 -- $7 payloads, $8 payload bytes, $9 truncated, $10 when it was received (a broker node's uplinks, written together)
