@@ -135,7 +135,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # per window; past it the broker drops that kind until the window ends, counts it on the device,
     # and traces one dropped uplink in MQTT_UPLINK_TRACE_SAMPLE.
     mqtt_uplink_budget_window_ms: int = 60_000
-    mqtt_uplink_budget_max: int = 120
+    mqtt_uplink_budget_max: int = 600
     mqtt_uplink_trace_sample: int = 100
 
 
