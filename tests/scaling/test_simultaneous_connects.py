@@ -15,9 +15,11 @@ import contextlib
 from pathlib import Path
 
 import aiomqtt
+import pytest
 import yaml
 
 from qris_soundbox.broker.config import DEFAULT_CONFIG_PATH
+from qris_soundbox.tools.api import DeviceCredential
 from tests.broker.raw_client import WAIT_S
 from tests.devices.helpers import eventually
 from tests.scaling.test_broker_nodes import device_client, presence, provisioned
@@ -47,13 +49,22 @@ async def _one_session_and_the_registry_agrees(nodes: tuple[RunningPlatform, Run
     return await presence(nodes[0], device_id) == (True, holders[0].platform.instance_id)
 
 
-async def test_the_older_session_is_closed_when_the_newer_nodes_presence_commits_first(
+@pytest.fixture
+async def older_and_newer(
     platform_factory: PlatformFactory, tmp_path: Path
-) -> None:
-    # The older session's node writes its presence 1.5 s late: the newer node's batch commits first.
+) -> tuple[RunningPlatform, RunningPlatform, DeviceCredential]:
+    """Two nodes, the first writing its presence 1.5 s late (its batch commits after the second's), and a device."""
     older = await platform_factory.start(broker_config=_slow_presence_config(tmp_path, 1.5))
     newer = await platform_factory.start()
     credential, _ = await provisioned(older)
+    return older, newer, credential
+
+
+async def test_the_older_session_is_closed_when_the_newer_nodes_presence_commits_first(
+    older_and_newer: tuple[RunningPlatform, RunningPlatform, DeviceCredential],
+) -> None:
+    # The older session connects first; the newer node's batch commits first.
+    older, newer, credential = older_and_newer
     device_id = credential.device_id
     on_older, on_newer = device_client(older, credential), device_client(newer, credential)
     await on_older.__aenter__()
@@ -106,13 +117,11 @@ async def _offline_everywhere(nodes: tuple[RunningPlatform, RunningPlatform], de
 
 
 async def test_a_live_copy_is_never_shown_offline_when_the_newer_session_has_already_ended(
-    platform_factory: PlatformFactory, tmp_path: Path
+    older_and_newer: tuple[RunningPlatform, RunningPlatform, DeviceCredential],
 ) -> None:
     # The newer session comes and goes before the older node writes its presence: the registry's newest
     # event is then the newer session's offline, and the older node's copy is still live.
-    older = await platform_factory.start(broker_config=_slow_presence_config(tmp_path, 1.5))
-    newer = await platform_factory.start()
-    credential, _ = await provisioned(older)
+    older, newer, credential = older_and_newer
     device_id = credential.device_id
     on_older = device_client(older, credential)
     await on_older.__aenter__()
