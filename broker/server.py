@@ -42,6 +42,7 @@ from qris_soundbox.broker.session import DeviceSession
 from qris_soundbox.broker.subscriptions import SubscriptionIndex, valid_filter
 from qris_soundbox.broker.tls import ReloadableContext, TlsConfigError, TlsFiles
 from qris_soundbox.broker.topics import RetainedMessages, has_wildcard
+from qris_soundbox.core.devices.uplink_budget import Verdict
 from qris_soundbox.core.metrics import BrokerFigures
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 
 # How long a take-over (or shutdown) waits for a closed connection's end to be handled.
 TAKEOVER_TIMEOUT_S = 5.0
+# A plugin event waiting in a client's lane: the handlers, their keyword arguments, and the future
+# ``_fire(handled=True)`` returned, done once they have run.
+_LaneEvent = tuple[list[Any], dict[str, Any], "asyncio.Future[None] | None"]
 # Outgoing QoS 2 is not implemented: subscriptions are granted at most QoS 1 (docs/broker.md).
 MAX_QOS = QOS_1
 
@@ -76,7 +80,7 @@ class PlatformBroker(Broker):
         # Listener name -> its TLS context, for reloads and the client-certificate check (see _create_server_instance).
         self._tls: dict[str, ReloadableContext] = {}
         # Per client id, plugin events not yet delivered (see _fire).
-        self._lanes: dict[str, deque[tuple[list[Any], dict[str, Any]]]] = {}
+        self._lanes: dict[str, deque[_LaneEvent]] = {}
         self._admission = Admission(
             tls=self._tls,
             authenticate=lambda session, listener: self._authenticate(session, self.listeners_config[listener]),
@@ -438,7 +442,9 @@ class PlatformBroker(Broker):
 
     # -- plugin events ---------------------------------------------------------------------------
 
-    def _fire(self, lane_id: str, event: BrokerEvents, /, **kwargs: Any) -> None:
+    def _fire(
+        self, lane_id: str, event: BrokerEvents, /, *, handled: bool = False, **kwargs: Any
+    ) -> asyncio.Future[None] | None:
         """Fire a client's event to the plugins, after that client's earlier events.
 
         amqtt's ``fire_event`` starts a task per plugin per event, so one
@@ -448,28 +454,37 @@ class PlatformBroker(Broker):
         socket reader never waits for it; a slow plugin delays only that
         client's later events. The task is registered with the plugin manager,
         so shutdown waits for it as for amqtt's own.
+
+        ``handled=True`` returns a future done once every plugin has handled
+        the event (None when no plugin listens): what a PUBACK waits for.
         """
         callbacks = amqtt_compat.event_callbacks(self.plugins_manager, event)
         if not callbacks:
-            return
+            return None
         lane = self._lanes.get(lane_id)
         if lane is None:
             lane = self._lanes[lane_id] = deque()
             amqtt_compat.track_event_task(self.plugins_manager, asyncio.ensure_future(self._run_lane(lane_id, lane)))
-        lane.append((callbacks, kwargs))
+        done = asyncio.get_running_loop().create_future() if handled else None
+        lane.append((callbacks, kwargs, done))
+        return done
 
-    async def _run_lane(self, client_id: str, lane: deque[tuple[list[Any], dict[str, Any]]]) -> None:
+    async def _run_lane(self, client_id: str, lane: deque[_LaneEvent]) -> None:
         try:
             while lane:
-                callbacks, kwargs = lane.popleft()
-                for callback in callbacks:
-                    try:
-                        await callback(**kwargs)
-                    except Exception:
-                        log.exception(
-                            "plugin event handler failed",
-                            extra={"client_id": client_id, "handler": getattr(callback, "__qualname__", "")},
-                        )
+                callbacks, kwargs, done = lane.popleft()
+                try:
+                    for callback in callbacks:
+                        try:
+                            await callback(**kwargs)
+                        except Exception:
+                            log.exception(
+                                "plugin event handler failed",
+                                extra={"client_id": client_id, "handler": getattr(callback, "__qualname__", "")},
+                            )
+                finally:
+                    if done is not None and not done.done():
+                        done.set_result(None)
         finally:
             if self._lanes.get(client_id) is lane:
                 del self._lanes[client_id]
@@ -596,6 +611,12 @@ class PlatformBroker(Broker):
                 self.platform.metrics.acl_denials.labels("publish").inc()
                 return
             topic, payload = translated
+        verdict = self.platform.uplink_budget.admit(client_id, topic)
+        if verdict is not Verdict.ADMIT:
+            # Past the device's budget for this kind: no plugin sees it (core/devices/uplink_budget.py).
+            if verdict is Verdict.DROP_TRACED:
+                self.platform.uplink_writes.trace_uplink(client_id, topic, payload, qos, datetime.now(UTC))
+            return
         manager = self.plugins_manager
         message = None
         if amqtt_compat.event_callbacks(manager, BrokerEvents.MESSAGE_RECEIVED) or amqtt_compat.event_callbacks(
@@ -606,11 +627,19 @@ class PlatformBroker(Broker):
             self._fire(client_id, BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
         if not await self._may_publish(session, topic):
             return
+        handled = None
         if message is not None:
-            self._fire(client_id, BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+            # At QoS 1 the PUBACK (written when this returns) waits for the plugins: once a device has its
+            # PUBACK, what the uplink changes (a payment's ack) is committed, so a node killed just after
+            # cannot lose it while the device, holding its PUBACK, never sends it again.
+            handled = self._fire(
+                client_id, BrokerEvents.MESSAGE_BROADCAST, handled=qos > 0, client_id=client_id, message=message
+            )
         await self._route(session, topic, payload, qos=qos)
         if retain:
             await self.retain_message(session, topic, payload, qos)
+        if handled is not None:
+            await handled
 
     async def _may_publish(self, session: Session, topic: str) -> bool:
         """The PUBLISH check, on every message a client makes the broker route: its PUBLISHes and its will."""

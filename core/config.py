@@ -150,6 +150,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     mqtt_tls_server_ca_file: str | None = None  # the CA devices are told to trust (PEM and fingerprint)
     mqtt_plain_enabled: bool | None = None  # None: broker.yaml's word, which is on unless it says otherwise
     device_trace_retention_days: int = 14
+    # What one device may send over MQTT (core/devices/uplink_budget.py): per uplink kind, this many
+    # per window; past it the broker drops that kind until the window ends, counts it on the device,
+    # and traces one dropped uplink in MQTT_UPLINK_TRACE_SAMPLE.
+    mqtt_uplink_budget_window_ms: int = 60_000
+    mqtt_uplink_budget_max: int = 600
+    mqtt_uplink_trace_sample: int = 100
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -303,6 +309,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_LOGIN_IP_MAX": ("rate_limit_login_ip_max", parse_positive_int),
     "LOGIN_BACKOFF_FREE_FAILURES": ("login_backoff_free_failures", parse_positive_int),
     "LOGIN_BACKOFF_MAX_SECONDS": ("login_backoff_max_seconds", parse_positive_int),
+    "MQTT_UPLINK_BUDGET_WINDOW_MS": ("mqtt_uplink_budget_window_ms", parse_positive_int),
+    "MQTT_UPLINK_BUDGET_MAX": ("mqtt_uplink_budget_max", parse_positive_int),
+    "MQTT_UPLINK_TRACE_SAMPLE": ("mqtt_uplink_trace_sample", parse_positive_int),
     "RATE_LIMIT_DEVICE_WINDOW_MS": ("rate_limit_device_window_ms", parse_positive_int),
     "RATE_LIMIT_DEVICE_MAX": ("rate_limit_device_max", parse_positive_int),
     "RATE_LIMIT_DEVICE_AUTH_WINDOW_MS": ("rate_limit_device_auth_window_ms", parse_positive_int),

@@ -9,11 +9,12 @@ from qris_soundbox.core.acquirers.clients import AcquirerClients
 from qris_soundbox.core.batching import Snapshot
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Database
-from qris_soundbox.core.devices.acl import AclDenialCounter
+from qris_soundbox.core.devices.counters import DeviceCounter
 from qris_soundbox.core.devices.credentials import broker_profile
 from qris_soundbox.core.devices.legacy_token import LegacyDeviceToken
 from qris_soundbox.core.devices.presence import HttpHeartbeats
 from qris_soundbox.core.devices.schemas import AnnouncementKeys, BrokerAddress
+from qris_soundbox.core.devices.uplink_budget import UplinkBudget
 from qris_soundbox.core.devices.uplink_writes import UplinkWrites
 from qris_soundbox.core.devices.verifier import CredentialVerifier
 from qris_soundbox.core.finance.schemas import ObservabilitySummary, WorkerState
@@ -75,7 +76,7 @@ class PlatformContext:
         # One limiter per process (its counts in memory or shared in PostgreSQL: RATE_LIMIT_STORE).
         self.rate_limiter = rate_limiter_for(settings, db)
         # Topic refusals per device, written to devices.acl_denials (the ACL plugin's and the broker's dialect edge's).
-        self.acl_denials = AclDenialCounter(db)
+        self.acl_denials = DeviceCounter(db, "device_add_acl_denials")
         # One verifier (cache + hashing pool) per process, shared by the broker's auth plugin and /device/*.
         self.device_verifier = CredentialVerifier(db)
         # The shared legacy token on /device/*; its counts are this process's.
@@ -85,6 +86,14 @@ class PlatformContext:
         self.metrics.attach(self)
         # One SNAP client per acquirer (its token, circuit breaker and connections), for the calls out.
         self.acquirer_clients = AcquirerClients(settings, self.metrics)
+        # Each device's MQTT uplinks per kind and window, counted by its broker node (core/devices/uplink_budget.py).
+        self.uplink_budget = UplinkBudget(
+            max_per_window=settings.mqtt_uplink_budget_max,
+            window_s=settings.mqtt_uplink_budget_window_ms / 1000,
+            trace_sample=settings.mqtt_uplink_trace_sample,
+            dropped=DeviceCounter(db, "device_add_uplinks_dropped"),
+            metric=self.metrics.uplinks_dropped,
+        )
 
     def device_announcement_keys(self) -> AnnouncementKeys:
         """The public keys devices verify announcements with (``GET /device/keys``, the connection profile)."""

@@ -136,6 +136,12 @@ class Metrics:
             ["direction"],
             registry=registry,
         )
+        self.uplinks_dropped = Counter(
+            "qris_broker_uplinks_dropped",
+            "MQTT uplinks dropped past their device's budget (MQTT_UPLINK_BUDGET_*), by uplink kind",
+            ["kind"],
+            registry=registry,
+        )
         self.broker_connects = Counter(
             "qris_broker_connects",
             "MQTT CONNECTs by result (accepted, or the refusal)",

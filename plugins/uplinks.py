@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from amqtt.broker import BrokerContext
 from amqtt.session import ApplicationMessage
 
 from qris_soundbox.core.devices import commands, config_shadow, uplinks
@@ -28,9 +29,15 @@ HANDLERS: dict[str, UplinkHandler] = {
 
 
 class DeviceUplinksPlugin(PlatformPlugin):
+    def __init__(self, context: BrokerContext) -> None:
+        super().__init__(context)
+        # The broker holds each device to a budget per kind of uplink: one per handler, the rest as one.
+        self.platform.uplink_budget.track(HANDLERS)
+
     async def close(self) -> None:
         # What the last uplinks left pending is written before the broker's database goes.
         await self.platform.uplink_writes.close()
+        await self.platform.uplink_budget.dropped.close()
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
         # Fired only for messages the ACL let through (a refused publish never gets here).

@@ -115,7 +115,7 @@ class Device:
 
     Its acks are at least once, as a firmware's QoS 1 publishes are: an ack whose PUBACK did not come back
     (the broker was killed after taking it, or was too slow to answer within the deadline) is published
-    again after the next connect. Without that, an ack the platform recorded but whose PUBACK was lost
+    again after the next connect, before subscribing. Without that, an ack the platform recorded but whose PUBACK was lost
     would be missing from ``acked`` for ever: the platform never sends an acknowledged payment again."""
 
     def __init__(self, credential: DeviceCredential, port: int) -> None:
@@ -139,11 +139,14 @@ class Device:
                     identifier=device_id,
                     timeout=5,
                 ) as client:
+                    # The acks left unconfirmed go first: subscribing makes every unacked downlink due at once,
+                    # and a payment whose ack the platform does not have yet is rightly sent again (on the wire
+                    # before the ack's PUBACK: it would be taken for a repeat after the ack).
+                    for message_id in list(self.unconfirmed):
+                        await self._ack(client, message_id)
                     await client.subscribe(f"devices/{device_id}/downlink/#", qos=1)
                     self.sessions += 1
                     self.subscribed.set()
-                    for message_id in list(self.unconfirmed):
-                        await self._ack(client, message_id)
                     async for message in client.messages:
                         if not message.topic.matches(f"devices/{device_id}/downlink/payment"):
                             continue

@@ -8,8 +8,6 @@ topic is allowed if a granted filter matches it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +15,7 @@ from pathlib import Path
 import yaml
 
 import qris_soundbox.acl as acl_package
-from qris_soundbox.core.db import Database
 
-log = logging.getLogger(__name__)
 DEFAULT_RULES_PATH = Path(acl_package.__file__).parent / "rules.yaml"
 ACTIONS = ("publish", "subscribe", "receive")
 PLACEHOLDERS = ("%u", "%c")
@@ -173,48 +169,3 @@ def parse_mosquitto_acl(text: str) -> AclRules:
         else:
             raise AclRulesError(f"line {number}: not an ACL line: {line!r}")
     return AclRules(rules)
-
-
-class AclDenialCounter:
-    """Counts refusals per device in memory and adds them to ``devices.acl_denials``.
-
-    Writes are coalesced (one UPDATE for all devices every ``flush_after_s``)
-    so a device hammering forbidden topics cannot turn into a write storm.
-    """
-
-    def __init__(self, db: Database, flush_after_s: float = 0.5) -> None:
-        self._db = db
-        self._flush_after_s = flush_after_s
-        self._pending: dict[str, int] = {}
-        self.totals: dict[str, int] = {}
-        self._flush_task: asyncio.Task[None] | None = None
-
-    def count(self, device_id: str) -> None:
-        self._pending[device_id] = self._pending.get(device_id, 0) + 1
-        self.totals[device_id] = self.totals.get(device_id, 0) + 1
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        # Loops while denials keep coming: a count() made during a flush finds this
-        # task still running and schedules nothing, so this task must pick it up.
-        while self._pending:
-            await asyncio.sleep(self._flush_after_s)
-            await self.flush()
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        try:
-            await self._db.execute("device_add_acl_denials", list(pending), list(pending.values()))
-        except Exception as exc:
-            log.warning("could not persist ACL denial counts", extra={"error": repr(exc), "devices": len(pending)})
-            for device_id, count in pending.items():  # keep them for the next flush
-                self._pending[device_id] = self._pending.get(device_id, 0) + count
-
-    async def close(self) -> None:
-        if self._flush_task is not None and not self._flush_task.done():
-            self._flush_task.cancel()
-            await asyncio.gather(self._flush_task, return_exceptions=True)
-        await self.flush()

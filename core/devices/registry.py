@@ -78,6 +78,8 @@ def device_from_row(row: asyncpg.Record, pending_acks: int = 0, now: datetime | 
         terminal_name=row["terminal_name"],
         outlet_name=row["outlet_name"],
         merchant_name=row["merchant_name"],
+        uplinks_dropped=row["uplinks_dropped"],
+        last_uplink_drop_at=row["last_uplink_drop_at"],
     )
 
 

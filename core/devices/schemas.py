@@ -118,6 +118,9 @@ class Device(Struct, kw_only=True):
     terminal_name: str | None = None
     outlet_name: str | None = None
     merchant_name: str | None = None
+    # MQTT uplinks the broker dropped past the device's budget (core/devices/uplink_budget.py), and the last time.
+    uplinks_dropped: int = 0
+    last_uplink_drop_at: datetime | None = None
 
 
 class BrokerAddress(Struct, kw_only=True):

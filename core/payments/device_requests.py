@@ -21,7 +21,7 @@ from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
 from qris_soundbox.core.devices.errors import DeviceNotFound
 from qris_soundbox.core.devices.uplinks import Uplink, decode
-from qris_soundbox.core.errors import DomainError
+from qris_soundbox.core.errors import DomainError, RateLimited
 from qris_soundbox.core.payments.dynamic_qr import dynamic_qr_of, issue_dynamic_qr
 from qris_soundbox.core.payments.errors import CapabilityNotSupported, DeviceNotActive, DeviceNotBound
 from qris_soundbox.core.payments.schemas import DynamicQr, DynamicQrRequest, PaymentAck
@@ -118,12 +118,22 @@ def _request_id_of(payload: bytes) -> str | None:
 
 
 async def dynamic_qr_request_uplink(platform: PlatformContext, uplink: Uplink) -> None:
-    """``devices/<id>/uplink/dynamic-qr/request``: a reply is expected, so a malformed
-    request is answered with an error downlink rather than only logged."""
+    """``devices/<id>/uplink/dynamic-qr/request``: a reply is expected, so a malformed or
+    rate-limited request is answered with an error downlink rather than only logged.
+
+    Counted in the ``device`` rate-limit bucket under the device id, the bucket and key of
+    ``POST /device/transactions/dynamic-qr``: asking over MQTT and over HTTP is one budget of
+    transactions. The error replies are bounded by the broker's uplink budget
+    (core/devices/uplink_budget.py), which drops a flood before it gets here."""
     try:
         request = decode(uplink.payload, DynamicQrRequest)
     except DomainError as problem:
         await answer_dynamic_qr_request(platform, uplink.device_id, _request_id_of(uplink.payload), None, problem)
+        return
+    try:
+        await platform.rate_limiter.hit("device", uplink.device_id)
+    except RateLimited as refused:
+        await answer_dynamic_qr_request(platform, uplink.device_id, request.request_id, None, refused)
         return
     await answer_dynamic_qr_request(platform, uplink.device_id, request.request_id, request.amount)
 

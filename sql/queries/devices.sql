@@ -108,27 +108,42 @@ SELECT pg_notify('device_credentials', $1);
 
 -- device_presence --
 -- $1 device ids, $2 online, $3 event times (parallel arrays, one entry per device), $4 broker instance id.
--- An older event never overwrites a newer one, and an offline event from one node never overwrites the
--- device's session on another (the node a device moved away from closes its copy after the move).
--- A device now online here that was online on another node: that node is told to close its copy
--- (NOTIFY device_sessions, heard by every broker node). The device's state before the write comes from
--- the statement's snapshot. Two nodes writing overlapping batches can deadlock: PostgreSQL aborts one,
--- whose PresenceWriter keeps its events and writes them again a second later.
-WITH changed AS (
+-- An older event never overwrites a newer one, but for this: a live session here is recorded over a newer
+-- offline (the newer session elsewhere has ended, or its node was declared dead), so the registry never
+-- shows offline a device that has a live copy. An offline event from one node never overwrites the device's
+-- session on another (the node a device moved away from closes its copy after the move).
+-- One live session per client id across nodes, whichever node's batch commits first (NOTIFY
+-- device_sessions, heard by every broker node, closes the copies that connected before the time it names):
+-- - a device now online here that was online on another node: that node's copy is the older one;
+-- - an online event of this node older than a live session another node recorded (the newer node's
+--   batch committed first): this node's copy is the older one.
+-- The device rows are read locked, in id order: FOR UPDATE returns a row as another node's batch
+-- committed it even after this statement's snapshot was taken (a plain read would return the older
+-- row, and both nodes would miss each other), and two nodes' overlapping batches take their locks in
+-- one order instead of deadlocking.
+WITH events AS (
+    SELECT c.id, c.online, c.at FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
+), before AS (
+    SELECT d.id, d.online, d.broker_instance_id, d.presence_changed_at
+    FROM devices d WHERE d.id IN (SELECT id FROM events)
+    ORDER BY d.id
+    FOR UPDATE
+), changed AS (
     UPDATE devices d SET online = e.online, last_seen_at = e.at, presence_changed_at = e.at,
         broker_instance_id = CASE WHEN e.online THEN $4 ELSE d.broker_instance_id END
-    FROM (
-        SELECT c.id, c.online, c.at, before.online AS was_online, before.broker_instance_id AS was_on
-        FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS c (id, online, at)
-        JOIN devices before ON before.id = c.id
-    ) e
-    WHERE d.id = e.id AND (d.presence_changed_at IS NULL OR d.presence_changed_at <= e.at)
-      AND (e.online OR d.broker_instance_id IS NULL OR d.broker_instance_id = $4)
-    RETURNING d.id, e.online, e.at, e.was_online, e.was_on
+    FROM events e JOIN before b ON b.id = e.id
+    WHERE d.id = e.id AND (b.presence_changed_at IS NULL OR b.presence_changed_at <= e.at OR (e.online AND NOT b.online))
+      AND (e.online OR b.broker_instance_id IS NULL OR b.broker_instance_id = $4)
+    RETURNING d.id, e.online, e.at, b.online AS was_online, b.broker_instance_id AS was_on
 )
 SELECT pg_notify('device_sessions', json_build_object('device_id', id, 'instance_id', $4::text, 'connected_at', at)::text)
 FROM changed
-WHERE online AND was_online AND was_on IS DISTINCT FROM $4;
+WHERE online AND was_online AND was_on IS DISTINCT FROM $4
+UNION ALL
+SELECT pg_notify('device_sessions', json_build_object(
+    'device_id', b.id, 'instance_id', b.broker_instance_id, 'connected_at', b.presence_changed_at)::text)
+FROM events e JOIN before b ON b.id = e.id
+WHERE e.online AND b.online AND b.presence_changed_at > e.at AND b.broker_instance_id <> $4;
 
 -- device_presence_release_instance --
 -- $1 broker instance id: its devices are offline once it stops
@@ -167,6 +182,12 @@ WHERE d.id = c.id AND d.status IN ('registered', 'active');
 -- device_add_acl_denials --
 -- $1 device ids, $2 counts (parallel arrays)
 UPDATE devices d SET acl_denials = d.acl_denials + c.n, last_acl_denial_at = now()
+FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
+WHERE d.id = c.id;
+
+-- device_add_uplinks_dropped --
+-- $1 device ids, $2 counts (parallel arrays): uplinks the broker dropped past the device's budget
+UPDATE devices d SET uplinks_dropped = d.uplinks_dropped + c.n, last_uplink_drop_at = now()
 FROM unnest($1::text[], $2::bigint[]) AS c (id, n)
 WHERE d.id = c.id;
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from qris_soundbox.core.devices.acl import AclDenialCounter
+from qris_soundbox.core.devices.counters import DeviceCounter
 from tests.devices.helpers import eventually, register_device
 from tests.support import RunningPlatform
 
@@ -12,7 +12,7 @@ from tests.support import RunningPlatform
 async def test_denials_counted_during_a_flush_are_written_too(running: RunningPlatform) -> None:
     db = running.platform.db
     device_id = (await register_device(running))["id"]
-    counter = AclDenialCounter(db, flush_after_s=0.05)
+    counter = DeviceCounter(db, "device_add_acl_denials", flush_after_s=0.05)
 
     async def persisted() -> int:
         return await db.pool.fetchval("SELECT acl_denials FROM devices WHERE id = $1", device_id)
