@@ -42,7 +42,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     device_auth_allow_legacy_token: bool = False
     # One or more HMAC keys of the acquirer callback, comma-separated (a rotation accepts old and new): webhook_secrets.
     integration_webhook_secret: str | None = None
-    # Fernet keys encrypting acquirer secrets at rest, comma-separated, newest first (core/acquirers/secrets.py).
+    # Fernet keys encrypting acquirers' and partners' secrets at rest, comma-separated, newest first (core/secrets.py).
     secrets_encryption_key: str | None = None
     # The largest single QRIS payment, whole rupiah (Bank Indonesia; docs/finance.md).
     qris_max_amount: int = 10_000_000

@@ -24,7 +24,6 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core import audit
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.acquirers.service import DEFAULT_SNAP_STATUS_MAP
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
@@ -35,6 +34,7 @@ from qris_soundbox.core.payments import callbacks
 from qris_soundbox.core.payments import errors as payment_errors
 from qris_soundbox.core.payments.schemas import CallbackNotification
 from qris_soundbox.core.schemas import Struct
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import amounts, codes, external_ids, timestamps, tokens, wire
 
 NOTIFY_PATH = "/v1.0/qr/qr-mpm-notify"
