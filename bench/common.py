@@ -10,7 +10,8 @@ import socket
 from pathlib import Path
 
 HOST = "127.0.0.1"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 from common import DOC, machine_rows, write_section
-from http_payments import machine, uptime
+from serving import machine, uptime
 
 from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
