@@ -41,3 +41,12 @@ def write_section(text: str, begin: str, end: str) -> None:
     else:
         current = current.rstrip("\n") + "\n\n" + text + "\n"
     DOC.write_text(current)
+
+
+def publish(text: str, begin: str, end: str, *, no_write: bool) -> None:
+    """``--no-write``: print the section; else rewrite it in docs/performance.md and say so."""
+    if no_write:
+        print(text)
+    else:
+        write_section(text, begin, end)
+        print(f"wrote {DOC}")

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from common import DOC, machine_rows, write_section
+from common import machine_rows, publish
 from serving import ADMIN_TOKEN, machine, serve_process, uptime
 
 from qris_soundbox.core.db import QUERIES
@@ -268,11 +268,7 @@ def main() -> int:
     args = parser.parse_args()
     stages, load = asyncio.run(run(args.quick))
     text = render(stages, load)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(text, BEGIN, END)
-        print(f"wrote {DOC}")
+    publish(text, BEGIN, END, no_write=args.no_write)
     return 0
 
 
