@@ -33,7 +33,7 @@ import aiohttp
 import asyncpg
 import psutil
 from common import DOC, machine_rows, write_section
-from http_payments import ADMIN_TOKEN, machine, platform_process, uptime
+from serving import ADMIN_TOKEN, machine, platform_process, uptime
 
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
 from qris_soundbox.tools.api import AdminApi

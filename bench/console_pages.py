@@ -35,8 +35,8 @@ import asyncpg
 import httpx
 import msgspec
 from common import machine_rows, write_section
-from http_payments import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
 from playwright.async_api import Page, async_playwright
+from serving import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
 
 from qris_soundbox.control_plane.console import PAGES
 from qris_soundbox.core.audit import AuditActor

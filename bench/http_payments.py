@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform as py_platform
 import random
 import shlex
 import subprocess
@@ -53,10 +52,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -64,10 +62,18 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from broker_nodes import announcement_client, enable_pg_stat_statements
-from broker_scale import CONNECT_CONCURRENCY, Client, latency_percentiles, open_client, provisioned_fleet
-from broker_scale import publish_packet as mqtt_publish
-from common import DOC, HOST, free_port, machine_rows, write_section
+from common import DOC, HOST, machine_rows, write_section
+from fleet import (
+    CONNECT_CONCURRENCY,
+    Client,
+    announcement_client,
+    latency_percentiles,
+    open_client,
+    provisioned_fleet,
+    raise_fd_limit,
+)
+from fleet import publish_packet as mqtt_publish
+from serving import ADMIN_TOKEN, CONCURRENCY, WEBHOOK_SECRET, enable_pg_stat_statements, machine, serve_process, uptime
 
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.outbox import CHANNEL, downlink_topic
@@ -75,9 +81,6 @@ from qris_soundbox.tools.api import callback_body, callback_headers
 from qris_soundbox.tools.loadtest import Burst, LoadConfig, LoadTest, burst, expect_status, timed
 
 BEGIN, END = "<!-- http-payments:begin -->", "<!-- http-payments:end -->"
-ADMIN_TOKEN = "bench-admin-token"
-WEBHOOK_SECRET = "bench-webhook-secret"
-CONCURRENCY = 32
 CORES = os.cpu_count() or 1
 HEARTBEAT_DEVICES = 32
 PROBES = 4  # fleet devices bound to no terminal: the MQTT heartbeat probes
@@ -109,68 +112,6 @@ class Plan:
 
 FULL = Plan(seconds=20, rounds=4, devices=5_000, rate=200, announce_s=30, profile_s=10)
 QUICK = Plan(seconds=3, rounds=1, devices=300, rate=100, announce_s=4, profile_s=3)
-
-
-@dataclass(frozen=True)
-class Platform:
-    base_url: str
-    mqtt_port: int
-    pid: int  # the serve process (its children, if it starts any, are below it)
-
-
-@contextlib.asynccontextmanager
-async def serve_process(
-    workdir: Path, dsn: str | None = None, serve_args: Sequence[str] = ()
-) -> AsyncIterator[Platform]:
-    """``serve`` on free ports, on ``dsn`` or else with its own embedded PostgreSQL in ``workdir``."""
-    http_port, mqtt_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    if dsn is not None:
-        env["DATABASE_URL"] = dsn
-    env.update(
-        ADMIN_TOKEN=ADMIN_TOKEN,
-        INTEGRATION_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        RATE_LIMIT_ENABLED="false",
-        LOG_LEVEL="WARNING",
-        EXPORT_STORAGE_DIR=str(workdir / "exports"),
-    )
-    log = (workdir / "serve.log").open("wb")
-    command = [sys.executable, "-m", "qris_soundbox.tools.cli", "serve", "--data-dir", str(workdir / "var")]
-    command += ["--http-port", str(http_port), "--mqtt-host", HOST, "--mqtt-port", str(mqtt_port), *serve_args]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    base_url = f"http://{HOST}:{http_port}"
-    try:
-        deadline = time.monotonic() + 120
-        async with aiohttp.ClientSession() as http:
-            while True:
-                if process.poll() is not None:
-                    log.flush()
-                    raise RuntimeError(
-                        f"serve exited with {process.returncode}:\n{(workdir / 'serve.log').read_text()}"
-                    )
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base_url}/health/deep") as response:
-                        if response.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the platform did not become healthy within 120 s")
-                await asyncio.sleep(0.3)
-        yield Platform(base_url, mqtt_port, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@contextlib.asynccontextmanager
-async def platform_process(workdir: Path) -> AsyncIterator[str]:
-    """``serve`` with its own embedded PostgreSQL; yields its base URL (what the other benches start)."""
-    async with serve_process(workdir) as platform:
-        yield platform.base_url
 
 
 async def bind_fleet(pool: asyncpg.Pool, load: LoadTest, device_ids: list[str]) -> list[str]:
@@ -673,37 +614,6 @@ async def expect_ok(response_cm: Any) -> str | None:
 # ---- the report ------------------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu, ram = "unknown", "unknown"
-    with contextlib.suppress(OSError):
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            cpu,
-        )
-        kib = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        ram = f"{kib / 2**20:.1f} GiB"
-    return {
-        "CPU": cpu,
-        "cores": str(os.cpu_count()),
-        "RAM": ram,
-        "Python": py_platform.python_version(),
-        "litestar": version("litestar"),
-        "aiohttp (client)": version("aiohttp"),
-    }
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -939,7 +849,6 @@ def main() -> int:
     args = parser.parse_args()
     args.serve_args = [part for value in args.serve_arg for part in shlex.split(value)]
     plan = QUICK if args.quick else FULL
-    from broker_scale import raise_fd_limit
 
     raise_fd_limit()
     import uvloop

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,8 +30,8 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from common import DOC, machine_rows, write_section
-from http_payments import machine, uptime
+from common import machine_rows, publish
+from serving import ADMIN_TOKEN, machine, serve_process, uptime
 
 from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
@@ -175,10 +174,6 @@ async def http_burst(base_url: str, path: str, count: int, headers: dict[str, st
 
 
 async def run(quick: bool) -> tuple[list[dict[str, Any]], tuple[str, str]]:
-    sys.path.insert(0, str(ROOT))
-    from tests.serve_process import Serve
-    from tests.support import ADMIN_TOKEN
-
     history, recent = (20_000, 2_000) if quick else (200_000, 20_000)
     requests = 500 if quick else 3_000
     load_before = uptime()
@@ -186,42 +181,45 @@ async def run(quick: bool) -> tuple[list[dict[str, Any]], tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="qris-bench-observability-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp))
         dsn = await postgres.start()
-        serve = Serve(dsn, Path(tmp), env={"RATE_LIMIT_ENABLED": "false"})
         try:
-            await serve.start()
-            async with AdminApi(serve.url, ADMIN_TOKEN) as admin:
-                made = await admin.onboard_terminal("Bench Observability")
-            terminal = {
-                "merchant_id": made["merchant"]["id"],
-                "outlet_id": made["outlet"]["id"],
-                "terminal_id": made["terminal"]["id"],
-            }
-            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-            conn = await asyncpg.connect(dsn)
-            try:
-                now = datetime.now(UTC)
-                plan = [
-                    ("empty", 0, None),
-                    (f"+{history:,} of each over the previous 30 days", history, (now - timedelta(days=31), timedelta(days=30))),
-                    (f"+{recent:,} of each within the last hour", recent, (now - timedelta(minutes=50), timedelta(minutes=45))),
-                ]  # fmt: skip
-                for label, count, window in plan:
-                    if window is not None:
-                        await add_rows(conn, terminal, count, *window)
-                    rows = await conn.fetchrow(
-                        "SELECT (SELECT count(*) FROM transactions) AS transactions,"
-                        " (SELECT count(*) FROM device_outbox) AS outbox"
-                    )
-                    print(f"{label}: {rows['transactions']:,} transactions, {rows['outbox']:,} outbox rows", flush=True)
-                    read = await database_read(conn, 20 if quick else 50)
-                    health = await http_burst(serve.url, "/health", requests, {})
-                    summary = await http_burst(serve.url, "/admin/observability/summary", requests, headers)
-                    stages.append({"label": label, **dict(rows), "read": read, "health": health, "summary": summary})
-                    print(f"  read {read}, health {health['rps']} req/s, summary {summary}", flush=True)
-            finally:
-                await conn.close()
+            async with serve_process(Path(tmp), dsn) as serve:
+                async with AdminApi(serve.base_url, ADMIN_TOKEN) as admin:
+                    made = await admin.onboard_terminal("Bench Observability")
+                terminal = {
+                    "merchant_id": made["merchant"]["id"],
+                    "outlet_id": made["outlet"]["id"],
+                    "terminal_id": made["terminal"]["id"],
+                }
+                headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                conn = await asyncpg.connect(dsn)
+                try:
+                    now = datetime.now(UTC)
+                    plan = [
+                        ("empty", 0, None),
+                        (f"+{history:,} of each over the previous 30 days", history, (now - timedelta(days=31), timedelta(days=30))),
+                        (f"+{recent:,} of each within the last hour", recent, (now - timedelta(minutes=50), timedelta(minutes=45))),
+                    ]  # fmt: skip
+                    for label, count, window in plan:
+                        if window is not None:
+                            await add_rows(conn, terminal, count, *window)
+                        rows = await conn.fetchrow(
+                            "SELECT (SELECT count(*) FROM transactions) AS transactions,"
+                            " (SELECT count(*) FROM device_outbox) AS outbox"
+                        )
+                        print(
+                            f"{label}: {rows['transactions']:,} transactions, {rows['outbox']:,} outbox rows",
+                            flush=True,
+                        )
+                        read = await database_read(conn, 20 if quick else 50)
+                        health = await http_burst(serve.base_url, "/health", requests, {})
+                        summary = await http_burst(serve.base_url, "/admin/observability/summary", requests, headers)
+                        stages.append(
+                            {"label": label, **dict(rows), "read": read, "health": health, "summary": summary}
+                        )
+                        print(f"  read {read}, health {health['rps']} req/s, summary {summary}", flush=True)
+                finally:
+                    await conn.close()
         finally:
-            await serve.stop()
             await postgres.stop()
     return stages, (load_before, uptime())
 
@@ -270,11 +268,7 @@ def main() -> int:
     args = parser.parse_args()
     stages, load = asyncio.run(run(args.quick))
     text = render(stages, load)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(text, BEGIN, END)
-        print(f"wrote {DOC}")
+    publish(text, BEGIN, END, no_write=args.no_write)
     return 0
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from common import DOC, machine_rows, write_section
-from http_payments import machine, uptime
+from common import machine_rows, publish
+from serving import machine, uptime
 
 from qris_soundbox.core.db import QUERIES
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
@@ -197,11 +197,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes, results, load = asyncio.run(run(args.quick, args.runs))
     text = render(sizes, results, load, args.runs)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(text, BEGIN, END)
-        print(f"wrote {DOC}")
+    publish(text, BEGIN, END, no_write=args.no_write)
     return 0
 
 

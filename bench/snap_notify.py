@@ -39,7 +39,7 @@ import aiohttp
 from common import machine_rows, write_section
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from http_payments import ADMIN_TOKEN, CONCURRENCY, WEBHOOK_SECRET, machine, serve_process, uptime
+from serving import ADMIN_TOKEN, CONCURRENCY, WEBHOOK_SECRET, machine, serve_process, uptime
 
 from qris_soundbox.tools.api import AdminApi, callback_body, callback_headers
 from qris_soundbox.tools.loadtest import Burst, burst, expect_status

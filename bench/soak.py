@@ -67,19 +67,16 @@ import aiohttp
 import aiomqtt
 import asyncpg
 import psutil
-from broker_scale import raise_fd_limit
 from common import DOC, HOST, machine_rows, write_section
-from http_payments import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
+from fleet import raise_fd_limit
+from mqtt_wire import Packet
+from serving import ADMIN_TOKEN, WEBHOOK_SECRET, machine, platform_process, uptime
 
 from qris_soundbox.broker.outbox_publisher import FIRST_RETRY_S
 from qris_soundbox.core.embedded_pg import EmbeddedPostgres
 from qris_soundbox.tools.api import AdminApi, DeviceCredential, callback_body, callback_headers, run_stamp
 from qris_soundbox.tools.simulate import FleetStats, Soundbox
 from qris_soundbox.tools.stats import latency_summary
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the raw MQTT packet reader of the broker tests
-from tests.broker.raw_client import Packet  # noqa: E402
 
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 TERMINALS_PER_MERCHANT = 50

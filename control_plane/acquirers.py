@@ -17,9 +17,9 @@ from qris_soundbox.control_plane.auth import audit_actor
 from qris_soundbox.control_plane.deps import FromPath, JSONBody, Paging, Platform
 from qris_soundbox.core.acquirers import older_formats, service, snap_in
 from qris_soundbox.core.acquirers import schemas as s
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.schemas import Page
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import codes
 
 _MANAGE = {"permission": "acquirer:manage", "rate_limit": "admin_write"}

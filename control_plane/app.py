@@ -36,7 +36,7 @@ from qris_soundbox.control_plane import (
 from qris_soundbox.control_plane.auth import permission_guard
 from qris_soundbox.control_plane.deps import LIST_DEPENDENCIES
 from qris_soundbox.control_plane.errors import EXCEPTION_HANDLERS
-from qris_soundbox.control_plane.middleware import request_body_rules, request_context_middleware
+from qris_soundbox.control_plane.middleware import request_body_rules, request_context_middleware, strict_body
 from qris_soundbox.control_plane.policies import route_policies
 from qris_soundbox.core.context import PlatformContext
 
@@ -70,6 +70,8 @@ def create_app(platform: PlatformContext, modules: Sequence[ModuleType] = tuple(
     app = Litestar(
         route_handlers=handlers,
         guards=[permission_guard],
+        # After the guard: every JSON body is decoded strictly into the route's type first.
+        before_request=strict_body,
         # JSON bodies only, not nested too deep; then rate limits and Idempotency-Key,
         # for the routes that declare them in `opt`.
         middleware=[request_body_rules, route_policies],

@@ -250,6 +250,7 @@ async def create_adjustment(
             adjustment_type=data.adjustment_type,
             amount=data.amount,
             reason=data.reason,
+            max_amount=platform.settings.finance_max_adjustment,
         )
 
 

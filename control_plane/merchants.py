@@ -14,8 +14,8 @@ from qris_soundbox.control_plane.auth import audit_actor, principal_of
 from qris_soundbox.control_plane.deps import FromPath, FromQuery, JSONBody, Paging, Platform, search_parameter
 from qris_soundbox.core.auth import merchant_scope, require
 from qris_soundbox.core.finance.mdr import DEFAULT_MDR_CATEGORY
+from qris_soundbox.core.merchants import identity_changes, service
 from qris_soundbox.core.merchants import schemas as s
-from qris_soundbox.core.merchants import service
 from qris_soundbox.core.qr_image import MEDIA_TYPES, QrFormat, qr_image
 from qris_soundbox.core.schemas import Page
 
@@ -131,6 +131,70 @@ async def reject_merchant(
 ) -> s.Merchant:
     async with platform.db.transaction() as conn:
         return await service.reject_merchant(conn, audit_actor(request), merchant_id, data.reason)
+
+
+# --- identity changes of an approved merchant: one person proposes, another applies ---
+
+
+@post(
+    "/admin/merchants/{merchant_id:str}/identity-changes",
+    summary="Propose a change of an approved merchant's name, legal name, NMID or email",
+    tags=["merchants"],
+    opt={"permission": "merchant:write", **_WRITE},
+)
+async def propose_identity_change(
+    platform: Platform,
+    request: Request[Any, Any, Any],
+    merchant_id: FromPath[str],
+    data: JSONBody[s.IdentityChangeCreate],
+) -> s.IdentityChange:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    async with platform.db.transaction() as conn:
+        return await identity_changes.propose(conn, audit_actor(request), merchant_id, changes)
+
+
+@get(
+    "/admin/merchants/{merchant_id:str}/identity-changes",
+    summary="A merchant's identity changes, newest first",
+    tags=["merchants"],
+    opt={"permission": "merchant:read"},
+)
+async def list_identity_changes(platform: Platform, merchant_id: FromPath[str], page: Paging) -> Page[s.IdentityChange]:
+    async with platform.db.transaction() as conn:
+        return await identity_changes.list_changes(conn, merchant_id, page)
+
+
+@post(
+    "/admin/merchants/{merchant_id:str}/identity-changes/{change_id:str}/approve",
+    status_code=200,
+    summary="Apply a proposed identity change (someone other than its proposer)",
+    tags=["merchants"],
+    opt={"permission": "merchant:approve", **_WRITE},
+)
+async def approve_identity_change(
+    platform: Platform, request: Request[Any, Any, Any], merchant_id: FromPath[str], change_id: FromPath[str]
+) -> s.IdentityChange:
+    async with platform.db.transaction() as conn:
+        return await identity_changes.approve(conn, audit_actor(request), merchant_id, change_id)
+
+
+@post(
+    "/admin/merchants/{merchant_id:str}/identity-changes/{change_id:str}/reject",
+    status_code=200,
+    summary="Reject (or, as its proposer, withdraw) a proposed identity change",
+    tags=["merchants"],
+    opt={"permission": "merchant:approve", **_WRITE},
+)
+async def reject_identity_change(
+    platform: Platform,
+    request: Request[Any, Any, Any],
+    merchant_id: FromPath[str],
+    change_id: FromPath[str],
+    data: JSONBody[s.IdentityChangeDecision | None] = None,
+) -> s.IdentityChange:
+    reason = data.reason if data is not None else None
+    async with platform.db.transaction() as conn:
+        return await identity_changes.reject(conn, audit_actor(request), merchant_id, change_id, reason)
 
 
 # --- outlets and terminals (admin) ---
@@ -310,6 +374,10 @@ routes = [
     get_merchant,
     update_merchant,
     update_merchant_fees,
+    propose_identity_change,
+    list_identity_changes,
+    approve_identity_change,
+    reject_identity_change,
     approve_merchant,
     reject_merchant,
     create_outlet,

@@ -23,6 +23,11 @@ import msgspec
 
 T = TypeVar("T")
 
+# No QRIS amount comes near this (100 × Bank Indonesia's Rp10,000,000 cap for one payment): an amount
+# above it is malformed wherever it arrives (API body, callback, SNAP notify, adjustment), and no
+# setting goes above it. Held in the database too (sql/migrations/166).
+AMOUNT_CEILING = 1_000_000_000
+
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the variable."""
@@ -42,7 +47,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     device_auth_allow_legacy_token: bool = False
     # One or more HMAC keys of the acquirer callback, comma-separated (a rotation accepts old and new): webhook_secrets.
     integration_webhook_secret: str | None = None
-    # Fernet keys encrypting acquirer secrets at rest, comma-separated, newest first (core/acquirers/secrets.py).
+    # Fernet keys encrypting acquirers' and partners' secrets at rest, comma-separated, newest first (core/secrets.py).
     secrets_encryption_key: str | None = None
     # The largest single QRIS payment, whole rupiah (Bank Indonesia; docs/finance.md).
     qris_max_amount: int = 10_000_000
@@ -50,6 +55,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     refund_approval_above: int = 1_000_000
     # Give the merchant back the MDR of what it refunds (in proportion); Bank Indonesia's rule keeps it (SPEC §15).
     finance_refund_returns_mdr: bool = False
+    # The largest settlement adjustment, either sign, whole rupiah: a bigger correction is several rows.
+    finance_max_adjustment: int = 100_000_000
     dynamic_qr_expiry_scheduler_enabled: bool = True
     dynamic_qr_expiry_sweep_interval_ms: int = 30_000
     dynamic_qr_expiry_sweep_limit: int = 500
@@ -180,6 +187,14 @@ def parse_non_negative_int(raw: str) -> int:
     return value
 
 
+def parse_amount(raw: str) -> int:
+    """Whole rupiah, 1 to ``AMOUNT_CEILING``."""
+    value = parse_positive_int(raw)
+    if value > AMOUNT_CEILING:
+        raise ValueError(f"must be at most {AMOUNT_CEILING} (no QRIS amount comes near it)")
+    return value
+
+
 def parse_positive_int(raw: str) -> int:
     value = int(raw.strip())
     if value <= 0:
@@ -276,7 +291,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "DEVICE_AUTH_ALLOW_LEGACY_TOKEN": ("device_auth_allow_legacy_token", parse_bool),
     "INTEGRATION_WEBHOOK_SECRET": ("integration_webhook_secret", parse_secret_list),
     "SECRETS_ENCRYPTION_KEY": ("secrets_encryption_key", parse_fernet_keys),
-    "QRIS_MAX_AMOUNT": ("qris_max_amount", parse_positive_int),
+    "QRIS_MAX_AMOUNT": ("qris_max_amount", parse_amount),
+    "FINANCE_MAX_ADJUSTMENT": ("finance_max_adjustment", parse_amount),
     "REFUND_APPROVAL_ABOVE": ("refund_approval_above", parse_non_negative_int),
     "FINANCE_REFUND_RETURNS_MDR": ("finance_refund_returns_mdr", parse_bool),
     "DYNAMIC_QR_EXPIRY_SCHEDULER_ENABLED": ("dynamic_qr_expiry_scheduler_enabled", parse_bool),

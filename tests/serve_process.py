@@ -6,15 +6,19 @@ Shared by the tests that kill a process (SIGKILL) or run several nodes on one da
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
 import asyncpg
 import msgspec
+import psutil
 
 from qris_soundbox.tools.api import DeviceCredential
 from tests.devices.helpers import eventually
@@ -24,6 +28,45 @@ BANNER = "QRIS Soundbox Platform is running"
 # How long a device waits for the PUBACK of its ack before it reconnects and sends it again: generous,
 # because on a loaded 2-core machine a broker catching up after a restart can take seconds to answer.
 ACK_TIMEOUT_S = 30.0
+
+
+def embedded_env() -> dict[str, str]:
+    """The environment of a fresh machine: no DATABASE_URL / PG*, so serve starts its embedded PostgreSQL."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    return env | {"LOG_LEVEL": "WARNING"}
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The running postmaster of ``pgdata``, from its ``postmaster.pid``."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    try:
+        running = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return None
+    return pid if running else None
+
+
+@contextlib.contextmanager
+def embedded_data_dir_of(prefix: str) -> Iterator[Path]:
+    """A ``--data-dir`` for serve's embedded PostgreSQL outside pytest's tmp_path, which pytest keeps
+    private (0700) and the PostgreSQL system user of a root run cannot traverse (concurrent sessions
+    close /tmp/pytest-of-root again). A PostgreSQL a failing test leaves in it is stopped."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        pgdata = Path(tmp) / "var" / "postgres"
+        try:
+            yield pgdata.parent
+        finally:
+            left = postmaster_pid(pgdata)
+            if left is not None:  # a signal, not pg_ctl: pg_ctl refuses to run as root
+                postmaster = psutil.Process(left)
+                postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+                with contextlib.suppress(psutil.TimeoutExpired):
+                    postmaster.wait(timeout=20)
+                if postmaster.is_running():
+                    postmaster.kill()
 
 
 class Serve:

@@ -20,7 +20,7 @@ from qris_soundbox.tools.serve import ServeOptions, serve
 ADMIN_TOKEN = "test-admin-token"
 DEVICE_TOKEN = "test-device-token"  # the legacy shared token: set only by the tests about it
 WEBHOOK_SECRET = "test-webhook-secret"
-# A Fernet key (URL-safe Base64 of 32 bytes) for acquirer secrets at rest.
+# A Fernet key (URL-safe Base64 of 32 bytes) for acquirers' and partners' secrets at rest.
 SECRETS_ENCRYPTION_KEY = "dGVzdC1zZWNyZXRzLWVuY3J5cHRpb24ta2V5LTMyYiE="
 
 

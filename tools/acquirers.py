@@ -17,11 +17,12 @@ from typing import Any
 import msgspec
 
 from qris_soundbox.core.acquirers import service
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.logging import configure_logging
 from qris_soundbox.core.paging import page_query
+from qris_soundbox.core.partners import registry
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.tools import acquirer_simulator
 from qris_soundbox.tools.common import add_registry_options, open_database, prompt_secret, registry_settings
 
@@ -127,5 +128,10 @@ async def _list(settings: Any, args: argparse.Namespace) -> str:
 
 async def _rotate(settings: Any, args: argparse.Namespace) -> str:
     async with open_database(settings, args.data_dir, pool_size=1) as db, db.transaction() as conn:
-        count = await service.rotate_secrets(conn, SecretBox.of(settings))
-    return f"re-encrypted the secrets of {count} acquirer(s) under the first SECRETS_ENCRYPTION_KEY"
+        box = SecretBox.of(settings)
+        acquirers = await service.rotate_secrets(conn, box)
+        partners = await registry.rotate_secrets(conn, box)
+    return (
+        f"re-encrypted the secrets of {acquirers} acquirer(s) and {partners} partner(s) "
+        "under the first SECRETS_ENCRYPTION_KEY"
+    )

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from qris_soundbox.core.acquirers.errors import AcquirerNotUsable
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.acquirers.service import acquirer_row
 from qris_soundbox.core.acquirers.snap_out import CircuitBreaker, SnapClient
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import Connection
+from qris_soundbox.core.secrets import SecretBox
 
 if TYPE_CHECKING:
     from qris_soundbox.core.metrics import Metrics

@@ -19,7 +19,6 @@ from typing import Any
 
 import msgspec
 
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.acquirers.service import acquirer_row
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
@@ -27,6 +26,7 @@ from qris_soundbox.core.db import QUERIES, Database
 from qris_soundbox.core.payments import callbacks
 from qris_soundbox.core.payments.errors import CallbackSignatureInvalid, PaymentInputInvalid, TransactionNotFound
 from qris_soundbox.core.payments.schemas import CallbackNotification, CallbackResult
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import amounts, codes
 
 MIDTRANS_STATUSES = {"settlement": "paid", "capture": "paid", "expire": "expired", "cancel": "failed", "deny": "failed"}

@@ -16,13 +16,13 @@ import msgspec
 from qris_soundbox.core import audit
 from qris_soundbox.core.acquirers.errors import AcquirerNotFound, AcquirerSettingsInvalid, AcquirerTaken
 from qris_soundbox.core.acquirers.schemas import Acquirer, MerchantAcquirerAnswer, TerminalAcquirerIdAnswer
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.db import QUERIES, Connection, fetch_one
 from qris_soundbox.core.errors import NotFound
 from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.paging import PageQuery
 from qris_soundbox.core.schemas import Page
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import wire
 
 MASK = "********"
@@ -140,6 +140,14 @@ def _audit_payload(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+async def _client_key_not_a_partners(conn: Connection, shown: dict[str, Any]) -> None:
+    """X-CLIENT-KEY is how the token endpoint tells an acquirer from a partner: it must name one of them
+    (the partner registry refuses an acquirer's key the same way; migration 165 holds it under concurrency)."""
+    key = shown.get("client_key")
+    if key is not None and await conn.fetchrow(QUERIES["partner_by_client_key"], key) is not None:
+        raise AcquirerTaken(f"client key {key} is a partner's", details={"field": "settings.client_key"})
+
+
 async def create_acquirer(
     conn: Connection,
     box: SecretBox,
@@ -159,6 +167,7 @@ async def create_acquirer(
         raise AcquirerSettingsInvalid("name: 1–200 characters", details={"field": "name"})
     shown, secrets = _split(protocol, settings)
     _check(protocol, shown, secrets)
+    await _client_key_not_a_partners(conn, shown)
     try:
         row = await fetch_one(
             conn,
@@ -215,6 +224,7 @@ async def update_acquirer(
     new_name = row["name"] if name is None else name.strip()
     if not 1 <= len(new_name) <= 200:
         raise AcquirerSettingsInvalid("name: 1–200 characters", details={"field": "name"})
+    await _client_key_not_a_partners(conn, shown)
     try:
         updated = await fetch_one(conn, "update_acquirer", code, new_name, shown, box.seal(secrets), sorted(secrets))
     except asyncpg.UniqueViolationError:

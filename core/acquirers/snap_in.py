@@ -24,10 +24,9 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core import audit
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.acquirers.service import DEFAULT_SNAP_STATUS_MAP
 from qris_soundbox.core.audit import AuditActor
-from qris_soundbox.core.config import Settings
+from qris_soundbox.core.config import AMOUNT_CEILING, Settings
 from qris_soundbox.core.db import QUERIES, Connection, Database
 from qris_soundbox.core.errors import DomainError
 from qris_soundbox.core.partners.services import partner_for_token
@@ -35,13 +34,13 @@ from qris_soundbox.core.payments import callbacks
 from qris_soundbox.core.payments import errors as payment_errors
 from qris_soundbox.core.payments.schemas import CallbackNotification
 from qris_soundbox.core.schemas import Struct
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import amounts, codes, external_ids, timestamps, tokens, wire
 
 if TYPE_CHECKING:
     from qris_soundbox.core.metrics import Metrics
 
 NOTIFY_PATH = "/v1.0/qr/qr-mpm-notify"
-MAX_AMOUNT = 10_000_000_000
 
 
 class TokenRequest(Struct):
@@ -266,8 +265,8 @@ async def notify(
                 "is not in this acquirer's status table"
             )
         amount = amounts.rupiah(notify_body.amount.value, notify_body.amount.currency)
-        if not 1 <= amount <= MAX_AMOUNT:
-            raise codes.InvalidFieldFormat(f"amount.value must be between 1.00 and {MAX_AMOUNT}.00")
+        if not 1 <= amount <= AMOUNT_CEILING:
+            raise codes.InvalidFieldFormat(f"amount.value must be between 1.00 and {AMOUNT_CEILING}.00")
         if not 1 <= len(notify_body.originalReferenceNo) <= 64:
             raise codes.InvalidFieldFormat("originalReferenceNo must be 1–64 characters")
         transaction_id, terminal_id = await _target(conn, acquirer["code"], notify_body)

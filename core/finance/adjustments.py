@@ -26,17 +26,19 @@ from qris_soundbox.core.schemas import Page, from_row
 
 # type -> required sign: -1 negative, +1 positive, 0 either
 ADJUSTMENT_TYPES: dict[str, int] = {"bank_fee": -1, "chargeback": -1, "bonus": 1, "correction": 0}
-MAX_ABS_AMOUNT = 10_000_000_000
 
 
-def check_adjustment(adjustment_type: str, amount: int) -> None:
+def check_adjustment(adjustment_type: str, amount: int, max_amount: int) -> None:
+    """``max_amount``: FINANCE_MAX_ADJUSTMENT, at most AMOUNT_CEILING (which the database holds)."""
     if adjustment_type not in ADJUSTMENT_TYPES:
         raise FinanceInputInvalid(
             f"adjustment_type must be one of {', '.join(ADJUSTMENT_TYPES)}", details={"field": "adjustment_type"}
         )
-    if amount == 0 or abs(amount) > MAX_ABS_AMOUNT:
+    if amount == 0 or abs(amount) > max_amount:
         raise FinanceInputInvalid(
-            f"amount must be a non-zero whole number of rupiah within ±{MAX_ABS_AMOUNT}", details={"field": "amount"}
+            f"amount must be a non-zero whole number of rupiah within ±{max_amount} (FINANCE_MAX_ADJUSTMENT); "
+            "a bigger correction is several adjustments",
+            details={"field": "amount", "max_amount": max_amount},
         )
     sign = ADJUSTMENT_TYPES[adjustment_type]
     if sign * amount < 0:
@@ -61,8 +63,9 @@ async def add_adjustment(
     adjustment_type: str,
     amount: int,
     reason: str,
+    max_amount: int,
 ) -> SettlementAdjustmentCreated:
-    check_adjustment(adjustment_type, amount)
+    check_adjustment(adjustment_type, amount, max_amount)
     reason = clean_text(reason, "reason")
     current = await locked_batch(conn, batch_id)
     require_status(current, ("pending",), "adjust")

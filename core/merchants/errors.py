@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qris_soundbox.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from qris_soundbox.core.errors import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
 
 
 class MerchantNotFound(NotFound):
@@ -42,3 +42,37 @@ class FeeAboveSchedule(ValidationFailed):
     """A merchant's fee_bps contract may only be below its MDR category's schedule (SPEC §15)."""
 
     code = "fee_above_schedule"
+
+
+class IdentityChangeNeedsApproval(Conflict):
+    """An approved merchant's identity changes only through a proposal a second person applies."""
+
+    code = "identity_change_needs_approval"
+
+
+class IdentityChangePending(Conflict):
+    """The merchant already has an open identity change: decide it first."""
+
+    code = "identity_change_pending"
+
+
+class IdentityChangeNotFound(NotFound):
+    pass
+
+
+class IdentityChangeDecided(InvalidState):
+    """The change was already applied or rejected."""
+
+    code = "identity_change_decided"
+
+
+class IdentityChangeStale(Conflict):
+    """The merchant's identity moved since the proposal: reject it and propose again."""
+
+    code = "identity_change_stale"
+
+
+class SecondApproverRequired(Forbidden):
+    """Who proposed an identity change cannot apply it (four eyes)."""
+
+    code = "second_approver_required"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from msgspec import UNSET, UnsetType
 
@@ -96,6 +97,33 @@ class MerchantFees(Body, kw_only=True):
 
 class MerchantReject(Body, kw_only=True):
     reason: str
+
+
+class IdentityChangeCreate(Body, kw_only=True):
+    """An approved merchant's new identity: only the fields present change (``null`` clears an optional one)."""
+
+    name: str | UnsetType = UNSET
+    legal_name: str | None | UnsetType = UNSET
+    nmid: str | None | UnsetType = UNSET
+    email: str | None | UnsetType = UNSET
+
+
+class IdentityChangeDecision(Body, kw_only=True):
+    reason: str | None = None
+
+
+class IdentityChange(Struct, kw_only=True):
+    id: str
+    merchant_id: str
+    changes: dict[str, Any]  # {"field": {"from": old, "to": new}}
+    status: str  # pending | applied | rejected
+    proposed_by_type: str
+    proposed_by_id: str | None
+    decided_by_type: str | None
+    decided_by_id: str | None
+    decision_reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
 
 
 class OutletCreate(Body, kw_only=True):

@@ -30,6 +30,7 @@ from qris_soundbox.core.ids import new_id
 from qris_soundbox.core.merchants import identity
 from qris_soundbox.core.merchants.errors import (
     FeeAboveSchedule,
+    IdentityChangeNeedsApproval,
     MerchantClosedToChildren,
     MerchantNotEditable,
     MerchantNotFound,
@@ -78,7 +79,7 @@ async def _fee_within_schedule(category: str) -> AsyncIterator[None]:
         ) from None
 
 
-async def _nmid_is_free(conn: Connection, nmid: str | None, merchant_id: str | None) -> None:
+async def nmid_is_free(conn: Connection, nmid: str | None, merchant_id: str | None) -> None:
     if nmid is None:
         return
     holder = await conn.fetchrow(QUERIES["merchant_by_nmid"], nmid)
@@ -111,7 +112,7 @@ async def create_merchant(
         "fee_bps": identity.fee_bps(fee_bps),
         "mdr_category": await check_category(conn, mdr_category),
     }
-    await _nmid_is_free(conn, identity.nmid(nmid), None)
+    await nmid_is_free(conn, identity.nmid(nmid), None)
     try:
         async with _fee_within_schedule(mdr_category):
             row = await conn.fetchrow(QUERIES["insert_merchant"], new_id("mer"), *values.values())
@@ -171,47 +172,79 @@ async def list_merchants(
     return page.page(rows, merchant_of)
 
 
-async def _locked(conn: Connection, merchant_id: str) -> asyncpg.Record:
+async def locked(conn: Connection, merchant_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(QUERIES["merchant_by_id_for_update"], merchant_id)
     if row is None:
         raise MerchantNotFound("no such merchant", details={"merchant_id": merchant_id})
     return row
 
 
-async def update_merchant(conn: Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]) -> Merchant:
-    """Apply the fields present in ``changes``; ``None`` clears an optional field
-    (``fee_bps: null`` goes back to the schedule's rate)."""
-    row = await _locked(conn, merchant_id)
-    if row["status"] not in EDITABLE:
-        raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
-    validators: dict[str, Callable[[Any], Any]] = {
-        "name": identity.merchant_name,
-        "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
-        "city": identity.merchant_city,
-        "postal_code": identity.postal_code,
-        "mcc": identity.mcc,
-        "nmid": identity.nmid,
-        "email": identity.email,
-        "fee_bps": identity.fee_bps,
-        "mdr_category": lambda v: v,  # checked against mdr_categories below
-    }
-    new = {field: row[field] for field in validators}
+# What identifies a merchant: the name on its QR, its legal name, its QRIS NMID and the email of the bank
+# file's notices. Once approved, these change only through an identity change a second person applies
+# (core/merchants/identity_changes.py).
+IDENTITY_FIELDS = frozenset({"name", "legal_name", "nmid", "email"})
+APPROVED = ("active", "suspended")
+# Each field a change may carry, in the order of the update_merchant query's parameters.
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "name": identity.merchant_name,
+    "legal_name": lambda v: identity.plain_text("legal_name", v, 200),
+    "city": identity.merchant_city,
+    "postal_code": identity.postal_code,
+    "mcc": identity.mcc,
+    "nmid": identity.nmid,
+    "email": identity.email,
+    "fee_bps": identity.fee_bps,
+    "mdr_category": lambda v: v,  # checked against mdr_categories by the caller
+}
+
+
+def planned(row: asyncpg.Record, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every field's value once ``changes`` apply to ``row`` (validated), and ``{field: {from, to}}``
+    for those that differ."""
+    new = {field: row[field] for field in _VALIDATORS}
     for field, value in changes.items():
-        if field not in validators:
+        if field not in _VALIDATORS:
             raise identity.invalid(field, "cannot be changed")
         if value is None and field in ("name", "city", "mcc", "mdr_category"):
             raise identity.invalid(field, "is required")
-        new[field] = validators[field](value)
-    await check_category(conn, new["mdr_category"])
-    changed = {field: {"from": row[field], "to": new[field]} for field in validators if new[field] != row[field]}
-    if not changed:
-        return merchant_of(row)
-    await _nmid_is_free(conn, new["nmid"], merchant_id)
+        new[field] = _VALIDATORS[field](value)
+    changed = {field: {"from": row[field], "to": new[field]} for field in _VALIDATORS if new[field] != row[field]}
+    return new, changed
+
+
+async def write_merchant(conn: Connection, merchant_id: str, new: dict[str, Any]) -> asyncpg.Record:
+    """Store ``new`` (every field, as ``planned`` gives it) on the locked merchant row."""
+    await nmid_is_free(conn, new["nmid"], merchant_id)
     try:
         async with _fee_within_schedule(new["mdr_category"]):
-            updated = await conn.fetchrow(QUERIES["update_merchant"], merchant_id, *new.values())
+            return await fetch_one(conn, "update_merchant", merchant_id, *new.values())
     except asyncpg.UniqueViolationError:
         raise NmidTaken() from None
+
+
+def editable(row: asyncpg.Record) -> None:
+    if row["status"] not in EDITABLE:
+        raise MerchantNotEditable(f"a {row['status']} merchant cannot be changed", details={"status": row["status"]})
+
+
+async def update_merchant(conn: Connection, actor: AuditActor, merchant_id: str, changes: dict[str, Any]) -> Merchant:
+    """Apply the fields present in ``changes``; ``None`` clears an optional field
+    (``fee_bps: null`` goes back to the schedule's rate). An approved merchant's identity is refused
+    here: it changes through ``identity_changes.propose`` and a second person."""
+    row = await locked(conn, merchant_id)
+    editable(row)
+    new, changed = planned(row, changes)
+    await check_category(conn, new["mdr_category"])
+    if not changed:
+        return merchant_of(row)
+    identity_fields = sorted(changed.keys() & IDENTITY_FIELDS)
+    if row["status"] in APPROVED and identity_fields:
+        raise IdentityChangeNeedsApproval(
+            f"{', '.join(identity_fields)} of an approved merchant change only when a second person approves: "
+            f"propose it with POST /admin/merchants/{merchant_id}/identity-changes",
+            details={"fields": identity_fields},
+        )
+    updated = await write_merchant(conn, merchant_id, new)
     await audit.record(
         conn,
         actor,
@@ -232,7 +265,7 @@ async def _review(
     reason: str | None = None,
 ) -> Merchant:
     """approve (→ active) or reject (→ rejected): both only from pending_review."""
-    row = await _locked(conn, merchant_id)
+    row = await locked(conn, merchant_id)
     if row["status"] != "pending_review":
         raise MerchantNotPendingReview(
             f"only a merchant pending review can be {decision}d; this one is {row['status']}",
@@ -266,7 +299,7 @@ async def reject_merchant(conn: Connection, actor: AuditActor, merchant_id: str,
 
 async def _accepting_children(conn: Connection, merchant_id: str, what: str) -> asyncpg.Record:
     # FOR UPDATE: a concurrent reject waits for this insert, or this insert sees the rejection.
-    row = await _locked(conn, merchant_id)
+    row = await locked(conn, merchant_id)
     if row["status"] not in ACCEPTS_CHILDREN:
         raise MerchantClosedToChildren(
             f"cannot add {what} to a {row['status']} merchant", details={"status": row["status"]}

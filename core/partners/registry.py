@@ -1,8 +1,8 @@
 """The partner registry: who may call the SNAP services, with which keys, for which merchants.
 
 The ``client_secret`` is the HMAC key of the partner's symmetric signatures, so the
-platform needs it back: it is encrypted at rest (``SECRETS_ENCRYPTION_KEY``, the
-acquirers' ``SecretBox``), shown once at creation and at each rotation, never
+platform needs it back: it is encrypted at rest (``SECRETS_ENCRYPTION_KEY``,
+``core.secrets.SecretBox``), shown once at creation and at each rotation, never
 logged. A rotation keeps the previous secret valid for an overlap window, so a
 partner can roll its fleet of POS terminals over to the new one.
 """
@@ -16,7 +16,6 @@ import asyncpg
 import msgspec
 
 from qris_soundbox.core import audit
-from qris_soundbox.core.acquirers.secrets import SecretBox
 from qris_soundbox.core.audit import AuditActor
 from qris_soundbox.core.config import Settings
 from qris_soundbox.core.db import QUERIES, Connection
@@ -25,6 +24,7 @@ from qris_soundbox.core.paging import PageQuery
 from qris_soundbox.core.partners import schemas as s
 from qris_soundbox.core.partners.errors import ClientKeyTaken, PartnerInputInvalid, PartnerNotFound
 from qris_soundbox.core.schemas import Page, from_row
+from qris_soundbox.core.secrets import SecretBox
 from qris_soundbox.core.snap import wire
 
 _SECRET = "client_secret"
@@ -64,6 +64,20 @@ def secrets_of(settings: Settings, partner: asyncpg.Record, now: datetime | None
     if until is not None and until > (now or datetime.now(UTC)):
         valid.append(box.open(partner["previous_secret_enc"])[_SECRET])
     return valid
+
+
+async def rotate_secrets(conn: Connection, box: SecretBox) -> int:
+    """Re-encrypt every partner's secrets (the previous one too) under the newest key; how many partners."""
+    rows = await conn.fetch(QUERIES["sealed_partner_secrets"])
+    for row in rows:
+        previous = row["previous_secret_enc"]
+        await conn.execute(
+            QUERIES["reseal_partner_secrets"],
+            row["id"],
+            box.rotate(row["client_secret_enc"]),
+            box.rotate(previous) if previous is not None else None,
+        )
+    return len(rows)
 
 
 async def get_partner(conn: Connection, partner_id: str) -> s.Partner:

@@ -90,7 +90,11 @@ def parse_notification(body: bytes) -> CallbackNotification:
     try:
         notification = msgspec.json.decode(body, type=CallbackNotification)
     except msgspec.ValidationError as exc:
-        raise PaymentInputInvalid(f"invalid callback body: {exc}") from None
+        # msgspec names the field last: "Expected `int` <= 1000000000 - at `$.amount`".
+        field = str(exc).rpartition(" - at `$.")[2].rstrip("`") if " - at `$." in str(exc) else None
+        raise PaymentInputInvalid(
+            f"invalid callback body: {exc}", details={"field": field} if field else None
+        ) from None
     except msgspec.DecodeError:
         raise PaymentInputInvalid("the callback body is not valid JSON") from None
     if (notification.transaction_id is None) == (notification.terminal_id is None):

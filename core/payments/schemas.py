@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
+from qris_soundbox.core.config import AMOUNT_CEILING
 from qris_soundbox.core.outbox import NotificationState
 from qris_soundbox.core.schemas import Body, Struct
 
 MAX_TTL_S = 24 * 3600  # the longest a dynamic QR may be valid
-Amount = Annotated[int, Meta(gt=0, le=10_000_000_000)]  # rupiah
+Amount = Annotated[int, Meta(gt=0, le=AMOUNT_CEILING)]  # rupiah
 RequestId = Annotated[str, Meta(min_length=1, max_length=64)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 

@@ -104,3 +104,27 @@ WHERE ($1::text IS NULL OR t.id < $1)
   AND ($6::text IS NULL OR t.merchant_id = $6)
   AND ($7::text IS NULL OR t.terminal_code = upper($7))
 ORDER BY t.id DESC LIMIT $2;
+
+-- insert_identity_change --
+-- $1 id, $2 merchant id, $3 changes {"field": {"from", "to"}}, $4 proposer type, $5 proposer id
+INSERT INTO merchant_identity_changes (id, merchant_id, changes, proposed_by_type, proposed_by_id)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING *;
+
+-- identity_change_for_update --
+-- $1 change id, $2 merchant id
+SELECT * FROM merchant_identity_changes WHERE id = $1 AND merchant_id = $2 FOR UPDATE;
+
+-- decide_identity_change --
+-- $1 change id, $2 status (applied | rejected), $3 decider type, $4 decider id, $5 reason
+UPDATE merchant_identity_changes
+SET status = $2, decided_by_type = $3, decided_by_id = $4, decision_reason = $5, decided_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- list_identity_changes --
+-- $1 merchant id, $2 cursor (change id), $3 limit+1: newest first
+SELECT * FROM merchant_identity_changes
+WHERE merchant_id = $1 AND ($2::text IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;

@@ -156,3 +156,11 @@ SELECT pg_notify('partner_outbox', $1);
 -- $1 partner id, $2 limit
 SELECT id, outbox_id, attempt, http_status, response_code, outcome, error, latency_ms, attempted_at
 FROM partner_deliveries WHERE partner_id = $1 ORDER BY id DESC LIMIT $2;
+
+-- sealed_partner_secrets --
+-- Every partner's sealed secrets, locked while they are re-encrypted
+SELECT id, client_secret_enc, previous_secret_enc FROM partners ORDER BY id FOR UPDATE;
+
+-- reseal_partner_secrets --
+-- $1 id, $2 current secret and $3 previous one (NULL: none) re-encrypted under the newest key
+UPDATE partners SET client_secret_enc = $2, previous_secret_enc = $3 WHERE id = $1;

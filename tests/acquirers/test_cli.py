@@ -54,16 +54,36 @@ async def test_add_list_set_and_rotate(database_url: str, tmp_path: Path) -> Non
     refused = cli(database_url, "add", "--code", "x", "--name", "X", "--protocol", "xendit")
     assert refused.returncode != 0 and "callback_token" in refused.stderr
 
+    # A partner's secrets share the key: the same command must re-encrypt them, or dropping the old key breaks it.
+    old = Fernet(SECRETS_ENCRYPTION_KEY.encode())
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO partners (id, name, client_key, public_key_pem, client_secret_enc, previous_secret_enc,"
+            " previous_secret_until, notify_url)"
+            " VALUES ('ptn_cli', 'POS', 'pos-cli', 'unused', $1, $2, now() + interval '1 hour', 'http://pos.test')",
+            old.encrypt(b'{"client_secret":"now"}'),
+            old.encrypt(b'{"client_secret":"before"}'),
+        )
+    finally:
+        await conn.close()
     new_key = Fernet.generate_key().decode()
     rotated = cli(database_url, "rotate-secrets", key=f"{new_key},{SECRETS_ENCRYPTION_KEY}")
     assert rotated.returncode == 0, rotated.stderr
     conn = await asyncpg.connect(database_url)
     try:
         sealed = await conn.fetchval("SELECT secrets FROM acquirers WHERE code = 'mid-cli'")
+        partner = await conn.fetchrow(
+            "SELECT client_secret_enc, previous_secret_enc FROM partners WHERE id = 'ptn_cli'"
+        )
     finally:
         await conn.close()
-    # Only the new key opens it now; the old one can be dropped.
-    assert json.loads(Fernet(new_key.encode()).decrypt(bytes(sealed))) == {"server_key": "SB-Mid-server-abcdef"}
+    # Only the new key opens them now; the old one can be dropped.
+    new = Fernet(new_key.encode())
+    assert json.loads(new.decrypt(bytes(sealed))) == {"server_key": "SB-Mid-server-abcdef"}
+    assert json.loads(new.decrypt(bytes(partner["client_secret_enc"]))) == {"client_secret": "now"}
+    assert json.loads(new.decrypt(bytes(partner["previous_secret_enc"]))) == {"client_secret": "before"}
+    assert "1 partner(s)" in rotated.stdout
     after = cli(database_url, "set", "mid-cli", "--name", "Midtrans", key=new_key)
     assert after.returncode == 0, after.stderr
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from tests.acquirers.snap_client import new_key, public_pem
 from tests.actors import logged_in
+from tests.onboarding import onboarded_terminal
+from tests.partners.helpers import register_partner
 from tests.support import SECRETS_ENCRYPTION_KEY, RunningPlatform
 
 CLIENT_SECRET = "very-secret-hmac-key-42"
@@ -99,6 +102,31 @@ async def test_client_key_names_one_acquirer(running: RunningPlatform) -> None:
     second = first | {"code": "dup-2"}
     answer = await running.http.post("/admin/acquirers", json=second, headers=running.admin_headers)
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "acquirer_taken"
+
+
+async def test_a_partners_client_key_is_refused(running: RunningPlatform) -> None:
+    """The token endpoint tells a partner from an acquirer by X-CLIENT-KEY, so one key names one party."""
+    ids = await onboarded_terminal(running, qris_ready=True)
+    partner = await register_partner(running, [ids["merchant_id"]])
+    body = {"code": "pk-1", "name": "One", "protocol": "snap", "settings": snap_settings(partner.client_key)}
+    answer = await running.http.post("/admin/acquirers", json=body, headers=running.admin_headers)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "acquirer_taken"
+    assert answer.json()["error"]["details"] == {"field": "settings.client_key"}
+    made = body | {"settings": snap_settings("pk-own-key")}
+    assert (await running.http.post("/admin/acquirers", json=made, headers=running.admin_headers)).status_code == 201
+    moved = await running.http.patch(
+        "/admin/acquirers/pk-1", json={"settings": {"client_key": partner.client_key}}, headers=running.admin_headers
+    )
+    assert moved.status_code == 409 and moved.json()["error"]["code"] == "acquirer_taken", moved.text
+    # And the database holds it past the service's check (two registrations at once).
+    async with running.platform.db.transaction() as conn:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                "UPDATE acquirers SET settings = settings || jsonb_build_object('client_key', $1::text)"
+                " WHERE code = 'pk-1'",
+                partner.client_key,
+            )
 
 
 async def test_only_acquirer_manage_may_see_the_registry(running: RunningPlatform) -> None:

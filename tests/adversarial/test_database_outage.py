@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -109,14 +110,17 @@ class SlowCloseProxy:
 
 
 @pytest.fixture(scope="module")
-async def postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ControlledPostgres]:
-    server = await asyncio.to_thread(ControlledPostgres, tmp_path_factory.mktemp("outage-pg"))
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(Exception):
-            await server.start()  # a failed test may have left it stopped; cleanup stops it cleanly
-        await server.close()
+async def postgres() -> AsyncIterator[ControlledPostgres]:
+    # Not pytest's tmp_path: as root the server runs as another user, who cannot enter it once another
+    # pytest session closes /tmp/pytest-of-root again (tests/packaging/test_wheel.py).
+    with tempfile.TemporaryDirectory(prefix="qris-outage-pg-") as tmp:
+        server = await asyncio.to_thread(ControlledPostgres, Path(tmp))
+        try:
+            yield server
+        finally:
+            with contextlib.suppress(Exception):
+                await server.start()  # a failed test may have left it stopped; cleanup stops it cleanly
+            await server.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from qris_soundbox.core.demo import DEMO_OUTLET, DEMO_USERS
+from tests.serve_process import embedded_data_dir_of, embedded_env, postmaster_pid
 from tests.support import free_port
 
 DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD = next(
@@ -90,44 +88,6 @@ class ServeProcess:
             self.proc.wait()
 
 
-def embedded_env() -> dict[str, str]:
-    """The environment of a fresh machine: no DATABASE_URL / PG*, so serve starts its embedded PostgreSQL."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return env | {"LOG_LEVEL": "WARNING"}
-
-
-def postmaster_pid(pgdata: Path) -> int | None:
-    """The running postmaster of ``pgdata``, from its ``postmaster.pid``."""
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (FileNotFoundError, IndexError, ValueError):
-        return None
-    try:
-        running = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return None
-    return pid if running else None
-
-
-@pytest.fixture
-def embedded_data_dir() -> Iterator[Path]:
-    """A ``--data-dir`` outside pytest's tmp_path, which pytest keeps private (0700) and the PostgreSQL
-    system user of a root run cannot traverse. A PostgreSQL a failing test leaves in it is stopped."""
-    with tempfile.TemporaryDirectory(prefix="qris-serve-crash-") as tmp:
-        pgdata = Path(tmp) / "var" / "postgres"
-        try:
-            yield pgdata.parent
-        finally:
-            left = postmaster_pid(pgdata)
-            if left is not None:  # a signal, not pg_ctl: pg_ctl refuses to run as root
-                postmaster = psutil.Process(left)
-                postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-                with contextlib.suppress(psutil.TimeoutExpired):
-                    postmaster.wait(timeout=20)
-                if postmaster.is_running():
-                    postmaster.kill()
-
-
 async def test_health_answers_only_once_demo_data_is_seeded_and_broker_listens(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -166,6 +126,12 @@ async def test_health_answers_only_once_demo_data_is_seeded_and_broker_listens(
         assert serve.stop(signal.SIGTERM) == 0, serve.output()
     finally:
         serve.kill_if_running()
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    with embedded_data_dir_of("qris-serve-crash-") as data_dir:
+        yield data_dir
 
 
 async def test_graceful_stop_after_a_crash_stops_the_adopted_embedded_postgres(

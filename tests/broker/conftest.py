@@ -15,7 +15,7 @@ from qris_soundbox.broker.server import PlatformBroker
 from tests.support import PlatformFactory, RunningPlatform
 
 PASSWORD = "broker-test-password"
-PLUGIN = "tests.broker.auth_plugin.SharedPasswordAuthPlugin"
+PLUGIN = "bench.auth_plugin.SharedPasswordAuthPlugin"
 
 MqttFactory = Callable[..., AbstractAsyncContextManager[aiomqtt.Client]]
 

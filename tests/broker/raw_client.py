@@ -5,22 +5,10 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from bench.mqtt_wire import Packet, remaining_length, utf8
+
 # Generous bounds for the broker's one-second tick; tests wait on events, never assert durations.
 WAIT_S = 10.0
-
-
-def remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def utf8(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return struct.pack(">H", len(data)) + data
 
 
 def packet(first: int, body: bytes) -> bytes:
@@ -64,35 +52,6 @@ def ack(kind: int, packet_id: int) -> bytes:
 
 PINGREQ = b"\xc0\x00"
 DISCONNECT = b"\xe0\x00"
-
-
-class Packet:
-    def __init__(self, first: int, body: bytes) -> None:
-        self.kind, self.flags, self.body = first >> 4, first & 0x0F, body
-
-    @property
-    def packet_id(self) -> int:
-        if self.kind == 3:
-            start = 2 + struct.unpack_from(">H", self.body)[0]
-            return struct.unpack_from(">H", self.body, start)[0]
-        return struct.unpack_from(">H", self.body)[0]
-
-    @property
-    def topic(self) -> str:
-        return self.body[2 : 2 + struct.unpack_from(">H", self.body)[0]].decode()
-
-    @property
-    def payload(self) -> bytes:
-        start = 2 + struct.unpack_from(">H", self.body)[0]
-        return self.body[start + (2 if self.qos else 0) :]
-
-    @property
-    def qos(self) -> int:
-        return (self.flags >> 1) & 3
-
-    @property
-    def dup(self) -> bool:
-        return bool(self.flags & 0x08)
 
 
 class RawClient:

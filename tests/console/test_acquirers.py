@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, expect
 
-from qris_soundbox.core.acquirers.secrets import SecretBox
+from qris_soundbox.core.secrets import SecretBox
 from tests.console.browser import click_and_reload, console_page, open_page, user_logged_in
 from tests.console.test_people_console import PHONE, assert_no_sideways_scroll
 from tests.onboarding import onboarded_terminal

@@ -30,10 +30,9 @@ import psutil
 import pytest
 
 from qris_soundbox.tools.api import AdminApi, callback_body, callback_headers
-from tests.adversarial.test_serve_lifecycle import postmaster_pid
 from tests.broker.raw_client import WAIT_S
 from tests.devices.helpers import eventually
-from tests.serve_process import BANNER, Device, Serve
+from tests.serve_process import BANNER, Device, Serve, embedded_data_dir_of, postmaster_pid
 from tests.support import ADMIN_TOKEN, WEBHOOK_SECRET
 
 LOGIN_MAX = 3
@@ -199,12 +198,18 @@ async def test_a_killed_api_process_is_restarted_while_the_other_answers(cluster
     assert exited[0]["child"] == "api-1" and exited[0]["reason"] == "killed by SIGKILL"
 
 
-async def test_sigterm_stops_every_process_and_the_embedded_postgresql(tmp_path: Path) -> None:
-    serve = Serve("", tmp_path, workers=2, args=("--demo",))  # no DATABASE_URL: the embedded PostgreSQL
+async def test_sigterm_stops_every_process_and_the_embedded_postgresql() -> None:
+    with embedded_data_dir_of("qris-workers-") as data_dir:
+        data_dir.mkdir()
+        await _sigterm_stops_every_process_and_the_embedded_postgresql(data_dir)
+
+
+async def _sigterm_stops_every_process_and_the_embedded_postgresql(data_dir: Path) -> None:
+    serve = Serve("", data_dir, workers=2, args=("--demo",))  # no DATABASE_URL: the embedded PostgreSQL
     await serve.start()
     try:
         assert serve.proc is not None
-        postmaster = postmaster_pid(tmp_path / "postgres")
+        postmaster = postmaster_pid(data_dir / "postgres")
         assert postmaster is not None
         processes = [psutil.Process(serve.proc.pid), *children(serve).values(), psutil.Process(postmaster)]
         assert len(processes) == 5

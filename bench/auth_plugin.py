@@ -1,4 +1,4 @@
-"""Test-only amqtt auth plugin: one shared password for every client (also used by bench/ with ``--auth test``).
+"""amqtt auth plugin of the benchmarks and the broker tests: one shared password for every client.
 
 Not anonymous access: a CONNECT without a username or with another password is
 refused, so the broker's refusal paths are exercised too.
