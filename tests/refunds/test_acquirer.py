@@ -4,10 +4,6 @@ no answer leaves it pending (reserved) until a retry gets one."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -16,6 +12,7 @@ import httpx
 import pytest
 
 from qris_soundbox.core.snap import wire
+from tests.acquirers.simulator import simulator_process
 from tests.finance.helpers import merchant_with_payments
 from tests.onboarding import onboarded_terminal
 from tests.partners.helpers import REFUND, register_partner
@@ -29,29 +26,9 @@ REFUND_LIMIT = 30_000
 @pytest.fixture(scope="module")
 async def simulator() -> AsyncIterator[dict]:
     with TemporaryDirectory() as directory:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "qris_soundbox.tools.cli",
-            "acquirer",
-            "simulate",
-            "--port",
-            "0",
-            "--no-notify",
-            "--refund-limit",
-            str(REFUND_LIMIT),
-            "--key-file",
-            str(Path(directory) / "sim.pem"),
-            stdout=asyncio.subprocess.PIPE,
-            env=os.environ | {"LOG_LEVEL": "WARNING"},
-        )
-        try:
-            assert process.stdout is not None
-            started = json.loads(await asyncio.wait_for(process.stdout.readline(), timeout=60))
-            yield started | {"url": f"http://127.0.0.1:{started['port']}"}
-        finally:
-            process.terminate()
-            await process.wait()
+        args = ("--no-notify", "--refund-limit", str(REFUND_LIMIT))
+        async with simulator_process(Path(directory) / "sim.pem", *args) as started:
+            yield {"url": started.url, "client_key": started.client_key, "public_key_pem": started.public_key_pem}
 
 
 async def snap_acquirer(running: RunningPlatform, simulator: dict, code: str, base_url: str) -> None:
