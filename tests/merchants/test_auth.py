@@ -36,6 +36,7 @@ async def test_admin_login_returns_an_expiring_token_that_authorizes(running: Ru
         "status": "active",
         "last_login_at": None,
         "created_at": None,
+        "merchant_name": None,
     }
     assert "password" not in response.text and "argon2" not in response.text
     listed = await running.http.get("/admin/merchants", headers=bearer(body["token"]))
